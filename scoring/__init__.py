@@ -1,0 +1,1 @@
+"""Pure statistics for pairwise evaluation: rankings and inter-rater agreement. No Django here."""
