@@ -1,0 +1,350 @@
+"""Stream a campaign's ratings as datasets: ratings, Arena battles, TRL preference pairs, AlpacaEval records.
+
+Rows come from one SQL query per export through a server-side cursor in chunks, and each chunk is encoded to
+JSON Lines, CSV or Parquet (a pyarrow RecordBatch per chunk), so memory stays bounded whatever the campaign's size.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from annotation.models import Campaign
+from evalplatform.exceptions import DomainError
+from results.raters import RaterSelection
+from results.selectors import A_LEFT_SQL, OUTPUT_JOINS, PUBLIC_RATER_SQL, VALUE_SQL, ratings_from, stream_rows
+
+FILE_TYPES = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+CONTENT_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
+AGGREGATES = ("majority", "unanimous", "each")
+
+STR, INT, FLOAT = pa.string(), pa.int64(), pa.float64()
+
+PROMPT_JOIN = OUTPUT_JOINS + "\n    JOIN annotation_prompt p ON p.id = c.prompt_id"
+LEFT_SQL = f"CASE WHEN {A_LEFT_SQL} THEN 'a' ELSE 'b' END"
+ISO_SQL = """to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """An export: its columns with their Arrow types and the query that yields them in that order."""
+
+    name: str
+    columns: tuple[tuple[str, pa.DataType], ...]
+    query: Callable[[Campaign, RaterSelection, str], tuple[str, list[Any]]]
+    aggregates: tuple[str, ...] = ("each",)
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.columns]
+
+    @property
+    def schema(self) -> pa.Schema:
+        return pa.schema(list(self.columns))
+
+
+def ratings_query(campaign: Campaign, selection: RaterSelection, aggregate: str) -> tuple[str, list[Any]]:
+    """Return the query of one row per rating, with texts, model names and the rater's pseudonym."""
+    source, params = ratings_from(campaign, selection, joins=PROMPT_JOIN)
+    sql = f"""SELECT r.id, c.id, p.external_id, p.text, c.output_a_id, c.output_b_id, xa.model_name, xb.model_name,
+                     xa.text, xb.text, rr.pseudonym, r.rater_kind, r.source, r.verdict, {VALUE_SQL},
+                     CASE WHEN r.verdict = 'win' AND r.winner_id = c.output_a_id THEN xa.model_name
+                          WHEN r.verdict = 'win' THEN xb.model_name END,
+                     {LEFT_SQL},
+                     CASE WHEN r.verdict <> 'win' THEN r.verdict
+                          WHEN r.winner_id = COALESCE(r.left_output_id, c.output_a_id) THEN 'left' ELSE 'right' END,
+                     r.strength, r.rationale, r.time_ms, {ISO_SQL}
+              {source} ORDER BY r.id"""
+    return sql, params
+
+
+RATINGS = ExportFormat(
+    name="ratings",
+    columns=(
+        ("rating_id", INT),
+        ("comparison_id", INT),
+        ("question_id", STR),
+        ("prompt", STR),
+        ("output_a_id", INT),
+        ("output_b_id", INT),
+        ("model_a", STR),
+        ("model_b", STR),
+        ("output_a", STR),
+        ("output_b", STR),
+        ("rater", STR),
+        ("rater_kind", STR),
+        ("source", STR),
+        ("verdict", STR),
+        ("choice", STR),
+        ("winner_model", STR),
+        ("shown_left", STR),
+        ("choice_side", STR),
+        ("strength", INT),
+        ("rationale", STR),
+        ("time_ms", INT),
+        ("created_at", STR),
+    ),
+    query=ratings_query,
+)
+
+
+def arena_query(campaign: Campaign, selection: RaterSelection, aggregate: str) -> tuple[str, list[Any]]:
+    """Return the query of one Chatbot Arena battle per rating whose outputs both have a model name."""
+    source, params = ratings_from(campaign, selection, joins=PROMPT_JOIN)
+    sql = f"""SELECT CASE WHEN {A_LEFT_SQL} THEN xa.model_name ELSE xb.model_name END,
+                     CASE WHEN {A_LEFT_SQL} THEN xb.model_name ELSE xa.model_name END,
+                     CASE WHEN r.verdict = 'tie' THEN 'tie' WHEN r.verdict = 'both_bad' THEN 'tie (bothbad)'
+                          WHEN r.winner_id = COALESCE(r.left_output_id, c.output_a_id) THEN 'model_a'
+                          ELSE 'model_b' END,
+                     {PUBLIC_RATER_SQL}, p.external_id, extract(epoch FROM r.created_at)::float8
+              {source} AND xa.model_name IS NOT NULL AND xb.model_name IS NOT NULL ORDER BY r.id"""
+    return sql, params
+
+
+ARENA = ExportFormat(
+    name="arena",
+    columns=(
+        ("model_a", STR),
+        ("model_b", STR),
+        ("winner", STR),
+        ("judge", STR),
+        ("question_id", STR),
+        ("tstamp", FLOAT),
+    ),
+    query=arena_query,
+)
+
+
+def alpaca_eval_query(campaign: Campaign, selection: RaterSelection, aggregate: str) -> tuple[str, list[Any]]:
+    """Return the query of one AlpacaEval annotation per rating: output_1 is the output shown first (left)."""
+    source, params = ratings_from(campaign, selection, joins=PROMPT_JOIN)
+    sql = f"""SELECT p.text,
+                     CASE WHEN {A_LEFT_SQL} THEN xa.text ELSE xb.text END,
+                     CASE WHEN {A_LEFT_SQL} THEN xb.text ELSE xa.text END,
+                     CASE WHEN {A_LEFT_SQL} THEN xa.model_name ELSE xb.model_name END,
+                     CASE WHEN {A_LEFT_SQL} THEN xb.model_name ELSE xa.model_name END,
+                     CASE WHEN r.verdict <> 'win' THEN 1.5::float8
+                          WHEN r.winner_id = COALESCE(r.left_output_id, c.output_a_id) THEN 1.0::float8 ELSE 2.0::float8 END,
+                     {PUBLIC_RATER_SQL}, p.external_id, c.id, r.id
+              {source} ORDER BY r.id"""
+    return sql, params
+
+
+ALPACA_EVAL = ExportFormat(
+    name="alpaca_eval",
+    columns=(
+        ("instruction", STR),
+        ("output_1", STR),
+        ("output_2", STR),
+        ("generator_1", STR),
+        ("generator_2", STR),
+        ("preference", FLOAT),
+        ("annotator", STR),
+        ("question_id", STR),
+        ("comparison_id", INT),
+        ("rating_id", INT),
+    ),
+    query=alpaca_eval_query,
+)
+
+
+def dpo_query(campaign: Campaign, selection: RaterSelection, aggregate: str) -> tuple[str, list[Any]]:
+    """Return the query of TRL preference pairs under an aggregation policy (see DPO_POLICIES)."""
+    if aggregate == "each":
+        return dpo_each_query(campaign, selection)
+    source, params = ratings_from(campaign, selection)
+    keep = "v.a * 2 > v.n OR v.b * 2 > v.n" if aggregate == "majority" else "v.a = v.n OR v.b = v.n"
+    sql = f"""WITH v AS (
+                SELECT r.comparison_id AS id, count(*) AS n,
+                       count(*) FILTER (WHERE r.verdict = 'win' AND r.winner_id = c.output_a_id) AS a,
+                       count(*) FILTER (WHERE r.verdict = 'win' AND r.winner_id = c.output_b_id) AS b,
+                       count(*) FILTER (WHERE r.verdict = 'tie') AS t,
+                       count(*) FILTER (WHERE r.verdict = 'both_bad') AS bb
+                {source} GROUP BY r.comparison_id)
+              SELECT p.text,
+                     CASE WHEN v.a > v.b THEN xa.text ELSE xb.text END,
+                     CASE WHEN v.a > v.b THEN xb.text ELSE xa.text END,
+                     CASE WHEN v.a > v.b THEN xa.model_name ELSE xb.model_name END,
+                     CASE WHEN v.a > v.b THEN xb.model_name ELSE xa.model_name END,
+                     p.external_id, c.id, %s, v.n, GREATEST(v.a, v.b), LEAST(v.a, v.b), v.t, v.bb, NULL, NULL
+              FROM v JOIN annotation_comparison c ON c.id = v.id {PROMPT_JOIN}
+              WHERE {keep} ORDER BY c.id"""
+    return sql, [*params, aggregate]
+
+
+def dpo_each_query(campaign: Campaign, selection: RaterSelection) -> tuple[str, list[Any]]:
+    """Return the query of one preference pair per decisive rating."""
+    source, params = ratings_from(campaign, selection, joins=PROMPT_JOIN)
+    sql = f"""SELECT p.text,
+                     CASE WHEN r.winner_id = c.output_a_id THEN xa.text ELSE xb.text END,
+                     CASE WHEN r.winner_id = c.output_a_id THEN xb.text ELSE xa.text END,
+                     CASE WHEN r.winner_id = c.output_a_id THEN xa.model_name ELSE xb.model_name END,
+                     CASE WHEN r.winner_id = c.output_a_id THEN xb.model_name ELSE xa.model_name END,
+                     p.external_id, c.id, 'each', 1, 1, 0, 0, 0, {PUBLIC_RATER_SQL}, r.id
+              {source} AND r.verdict = 'win' ORDER BY r.id"""
+    return sql, params
+
+
+DPO = ExportFormat(
+    name="dpo",
+    columns=(
+        ("prompt", STR),
+        ("chosen", STR),
+        ("rejected", STR),
+        ("chosen_model", STR),
+        ("rejected_model", STR),
+        ("question_id", STR),
+        ("comparison_id", INT),
+        ("policy", STR),
+        ("n_ratings", INT),
+        ("votes_chosen", INT),
+        ("votes_rejected", INT),
+        ("votes_tie", INT),
+        ("votes_both_bad", INT),
+        ("rater", STR),
+        ("rating_id", INT),
+    ),
+    query=dpo_query,
+    aggregates=AGGREGATES,
+)
+
+FORMATS = {f.name: f for f in (RATINGS, ARENA, DPO, ALPACA_EVAL)}
+
+
+def file_type_for(path: str | Path) -> str:
+    """Return the file type (jsonl, csv, parquet) named by a file's extension."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FILE_TYPES:
+        raise DomainError(f"{path}: unknown file type {suffix or '(none)'}; use .jsonl, .csv or .parquet", field="out")
+    return FILE_TYPES[suffix]
+
+
+def export_format(name: str, aggregate: str | None) -> tuple[ExportFormat, str]:
+    """Return the named export and the aggregation policy to use, raising DomainError for bad names."""
+    if name not in FORMATS:
+        raise DomainError(f"format: unknown export {name!r}; use one of {', '.join(FORMATS)}", field="format")
+    fmt = FORMATS[name]
+    policy = aggregate or fmt.aggregates[0]
+    if policy not in fmt.aggregates:
+        allowed = ", ".join(fmt.aggregates)
+        raise DomainError(f"aggregate: {name} exports take {allowed}, not {policy!r}", field="aggregate")
+    return fmt, policy
+
+
+def iter_export(
+    campaign: Campaign,
+    *,
+    format: str,
+    file_type: str,
+    selection: RaterSelection,
+    aggregate: str | None = None,
+    chunk: int = 10_000,
+    counter: RowCounter | None = None,
+) -> Iterator[bytes]:
+    """Yield an export of the campaign's selected ratings as encoded bytes, chunk by chunk."""
+    fmt, policy = export_format(format, aggregate)
+    sql, params = fmt.query(campaign, selection, policy)
+    chunks = stream_rows(sql, params, chunk=chunk)
+    yield from ENCODERS[file_type](fmt, (counter or RowCounter()).count(chunks))
+
+
+def write_export(
+    campaign: Campaign, *, format: str, out: str | Path, selection: RaterSelection, aggregate: str | None = None
+) -> int:
+    """Write an export to a file whose extension gives its type; return the number of rows written."""
+    file_type = file_type_for(out)
+    export_format(format, aggregate)  # fail on bad names before creating the file
+    counter = RowCounter()
+    with open(out, "wb") as handle:
+        for data in iter_export(
+            campaign, format=format, file_type=file_type, selection=selection, aggregate=aggregate, counter=counter
+        ):
+            handle.write(data)
+    return counter.rows
+
+
+class RowCounter:
+    """Count the rows flowing through a stream of chunks."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+
+    def count(self, chunks: Iterable[list[tuple[Any, ...]]]) -> Iterator[list[tuple[Any, ...]]]:
+        for rows in chunks:
+            self.rows += len(rows)
+            yield rows
+
+
+def encode_jsonl(fmt: ExportFormat, chunks: Iterable[list[tuple[Any, ...]]]) -> Iterator[bytes]:
+    """Encode rows as JSON Lines, one object per row with the format's column names."""
+    names = fmt.names
+    dumps = json.JSONEncoder(ensure_ascii=False).encode
+    for rows in chunks:
+        yield "".join(dumps(dict(zip(names, row, strict=True))) + "\n" for row in rows).encode()
+
+
+def encode_csv(fmt: ExportFormat, chunks: Iterable[list[tuple[Any, ...]]]) -> Iterator[bytes]:
+    """Encode rows as CSV with a header line."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(fmt.names)
+    for rows in chunks:
+        writer.writerows(rows)
+        yield buffer.getvalue().encode()
+        buffer.seek(0)
+        buffer.truncate()
+    if buffer.tell():
+        yield buffer.getvalue().encode()
+
+
+class _Drain(io.RawIOBase):
+    """A write-only sink whose written bytes are taken out after each batch."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.position = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        self.parts.append(chunk)
+        self.position += len(chunk)
+        return len(chunk)
+
+    def tell(self) -> int:
+        return self.position
+
+    def take(self) -> bytes:
+        data, self.parts = b"".join(self.parts), []
+        return data
+
+
+def encode_parquet(fmt: ExportFormat, chunks: Iterable[list[tuple[Any, ...]]]) -> Iterator[bytes]:
+    """Encode rows as Parquet, one row group per chunk."""
+    sink = _Drain()
+    schema = fmt.schema
+    writer = pq.ParquetWriter(sink, schema, compression="zstd")
+    for rows in chunks:
+        columns = list(zip(*rows, strict=True))
+        arrays = [pa.array(list(col), type=schema.field(i).type) for i, col in enumerate(columns)]
+        writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=schema))
+        yield sink.take()
+    writer.close()
+    yield sink.take()
+
+
+ENCODERS: dict[str, Callable[[ExportFormat, Iterable[list[tuple[Any, ...]]]], Iterator[bytes]]] = {
+    "jsonl": encode_jsonl,
+    "csv": encode_csv,
+    "parquet": encode_parquet,
+}

@@ -1,0 +1,36 @@
+"""Helpers shared by the results commands."""
+
+from __future__ import annotations
+
+from django.core.management.base import CommandError, CommandParser
+
+from annotation.models import Campaign
+from results.raters import RaterSelection, parse_raters
+from results.selectors import check_rater_names
+
+
+def add_rater_arguments(parser: CommandParser) -> None:
+    """Add the campaign argument and the --raters option."""
+    parser.add_argument("campaign", help="Campaign slug (or id).")
+    parser.add_argument(
+        "--raters",
+        default="all",
+        help="humans, judges, all (default) or a comma-separated list of rater names or pseudonyms.",
+    )
+
+
+def get_campaign(ref: str) -> Campaign:
+    """Return the campaign with this slug or id, or raise CommandError."""
+    campaign = Campaign.objects.filter(slug=ref).first()
+    if campaign is None and ref.isdigit():
+        campaign = Campaign.objects.filter(pk=int(ref)).first()
+    if campaign is None:
+        raise CommandError(f"no campaign {ref!r} (give its slug or id)")
+    return campaign
+
+
+def get_selection(raters: str, exclude: list[str] | None = None) -> RaterSelection:
+    """Parse and check a rater selection."""
+    selection = parse_raters(raters, exclude)
+    check_rater_names(selection)
+    return selection

@@ -1,0 +1,41 @@
+"""manage.py export CAMPAIGN --format ratings|arena|dpo|alpaca_eval --out FILE [--raters ...] [--aggregate ...]."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from evalplatform.exceptions import DomainError
+from results.exports import AGGREGATES, FORMATS, write_export
+from results.management.commands._common import add_rater_arguments, get_campaign, get_selection
+
+
+class Command(BaseCommand):
+    help = "Export a campaign's ratings as a dataset; the file type (.jsonl, .csv, .parquet) comes from --out."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        add_rater_arguments(parser)
+        parser.add_argument("--format", required=True, choices=sorted(FORMATS))
+        parser.add_argument("--out", required=True, help="Output file: .jsonl, .csv or .parquet.")
+        parser.add_argument(
+            "--aggregate",
+            choices=AGGREGATES,
+            help="dpo only: majority (default; a strict majority of all ratings), unanimous, or each rating.",
+        )
+        parser.add_argument("--exclude-raters", action="append", help="Leave out raters whose name matches GLOB.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        campaign = get_campaign(options["campaign"])
+        try:
+            selection = get_selection(options["raters"], options["exclude_raters"])
+            rows = write_export(
+                campaign,
+                format=options["format"],
+                out=options["out"],
+                selection=selection,
+                aggregate=options["aggregate"],
+            )
+        except DomainError as exc:
+            raise CommandError(exc.message) from exc
+        self.stderr.write(f"wrote {rows} rows to {options['out']}")

@@ -1,0 +1,64 @@
+"""Which raters a report counts: humans, judges, everyone, or named raters, minus excluded name patterns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from evalplatform.exceptions import DomainError
+
+KINDS = {"humans": "human", "judges": "judge"}
+
+
+@dataclass(frozen=True)
+class RaterSelection:
+    """A rater filter: a kind (human/judge) or named raters, minus names matching exclusion globs."""
+
+    kind: str | None = None
+    names: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """Return a stable text form, for cache keys and report headers."""
+        base = ",".join(self.names) if self.names else {None: "all", "human": "humans", "judge": "judges"}[self.kind]
+        return base + "".join(f" -{glob}" for glob in self.exclude)
+
+    def sql(self, alias: str = "rr") -> tuple[str, list[Any]]:
+        """Return a SQL condition on the rater table (aliased ``alias``) and its parameters."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if self.kind:
+            clauses.append(f"{alias}.kind = %s")
+            params.append(self.kind)
+        if self.names:
+            clauses.append(f"({alias}.name = ANY(%s) OR {alias}.pseudonym = ANY(%s))")
+            params += [list(self.names), list(self.names)]
+        for glob in self.exclude:
+            clauses.append(f"{alias}.name NOT LIKE %s ESCAPE '\\'")
+            params.append(glob_to_like(glob))
+        return (" AND ".join(clauses) or "TRUE"), params
+
+
+def glob_to_like(glob: str) -> str:
+    """Translate a shell glob (``*``, ``?``) into a SQL LIKE pattern."""
+    escaped = glob.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%").replace("?", "_")
+
+
+def parse_raters(
+    raters: str | None = "all", exclude: str | list[str] | tuple[str, ...] | None = None
+) -> RaterSelection:
+    """Parse ``humans|judges|all|NAME,...`` and comma-separated exclusion globs into a RaterSelection."""
+    text = (raters or "all").strip()
+    if isinstance(exclude, str):
+        exclude = [exclude]
+    globs = tuple(g.strip() for item in (exclude or ()) for g in item.split(",") if g.strip())
+    if text in KINDS:
+        return RaterSelection(kind=KINDS[text], exclude=globs)
+    if text in ("all", "everyone"):
+        return RaterSelection(exclude=globs)
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    if not names:
+        raise DomainError("raters: give humans, judges, all or a comma-separated list of rater names", field="raters")
+    return RaterSelection(names=names, exclude=globs)

@@ -1,0 +1,227 @@
+"""Read ratings into plain tuples for scoring: aggregated in SQL, streamed with server-side cursors.
+
+Conventions shared by every report:
+- a rating becomes an Arena battle: model_a is the model of the output shown on the left (output_a when the order is
+  unknown), model_b the other, winner "model_a" / "model_b" / "tie" / "tie (bothbad)";
+- for agreement a rating's value is canonical, relative to the comparison's stored outputs, not the shown sides:
+  "a" (output_a won), "b", "tie" or "both_bad".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Count, Q, QuerySet
+
+from annotation.models import Campaign, Comparison, Rater, Rating
+from evalplatform.exceptions import DomainError
+from results.raters import RaterSelection
+
+FETCH_ROWS = 10_000
+
+# The ratings of one campaign that a selection keeps; every query below starts from it.
+RATINGS_FROM = """
+    FROM annotation_rating r
+    JOIN annotation_comparison c ON c.id = r.comparison_id
+    JOIN annotation_rater rr ON rr.id = r.rater_id{joins}
+    WHERE c.campaign_id = %s AND {rater_filter}
+"""
+
+# Canonical value of a rating relative to output_a / output_b.
+VALUE_SQL = """CASE WHEN r.verdict = 'win' AND r.winner_id = c.output_a_id THEN 'a'
+                    WHEN r.verdict = 'win' THEN 'b' ELSE r.verdict END"""
+# True when output_a was shown on the left (or the order is unknown).
+A_LEFT_SQL = "(COALESCE(r.left_output_id, c.output_a_id) = c.output_a_id)"
+
+
+OUTPUT_JOINS = """
+    JOIN annotation_output xa ON xa.id = c.output_a_id
+    JOIN annotation_output xb ON xb.id = c.output_b_id"""
+
+
+def ratings_from(campaign: Campaign, selection: RaterSelection, *, joins: str = "") -> tuple[str, list[Any]]:
+    """Return the FROM/WHERE clause of a campaign's selected ratings (plus ``joins``) and its parameters."""
+    condition, params = selection.sql("rr")
+    return RATINGS_FROM.format(rater_filter=condition, joins=joins), [campaign.pk, *params]
+
+
+def stream_rows(sql: str, params: Sequence[Any], *, chunk: int = FETCH_ROWS) -> Iterator[list[tuple[Any, ...]]]:
+    """Yield the rows of a query in chunks through a server-side cursor, so memory stays bounded."""
+    # Inside a transaction the cursor is declared WITHOUT HOLD; in autocommit mode PostgreSQL would first
+    # materialise the whole result.
+    with transaction.atomic(), connection.chunked_cursor() as cursor:
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(chunk):
+            yield rows
+
+
+def fetch_all(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """Return all rows of a small (aggregated) query."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+
+
+def check_rater_names(selection: RaterSelection) -> None:
+    """Raise DomainError naming the raters of a selection that do not exist."""
+    if not selection.names:
+        return
+    known = set(
+        Rater.objects.filter(Q(name__in=selection.names) | Q(pseudonym__in=selection.names))
+        .values_list("name", "pseudonym")
+        .iterator()
+    )
+    found = {n for pair in known for n in pair}
+    missing = [n for n in selection.names if n not in found]
+    if missing:
+        raise DomainError(f"raters: no rater named {', '.join(missing)}", field="raters")
+
+
+@dataclass(frozen=True)
+class RatingsVersion:
+    """A cheap fingerprint of a campaign's ratings: it changes whenever a rating is added or removed."""
+
+    count: int
+    max_id: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.count}-{self.max_id}"
+
+
+def ratings_version(campaign: Campaign) -> RatingsVersion:
+    """Return the number and the largest id of the campaign's ratings."""
+    rows = fetch_all(
+        """SELECT count(*), COALESCE(max(r.id), 0) FROM annotation_rating r
+           JOIN annotation_comparison c ON c.id = r.comparison_id WHERE c.campaign_id = %s""",
+        [campaign.pk],
+    )
+    return RatingsVersion(count=rows[0][0], max_id=rows[0][1])
+
+
+@dataclass
+class BattleTally:
+    """Battles per (model_a, model_b, winner) label, plus the ratings that could not become battles."""
+
+    counts: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    skipped_unnamed: int = 0
+
+    @property
+    def n_battles(self) -> int:
+        return sum(self.counts.values())
+
+
+WINNER_LABEL = {"tie": "tie", "both_bad": "tie (bothbad)"}
+
+
+def battle_tally(campaign: Campaign, selection: RaterSelection) -> BattleTally:
+    """Count the campaign's selected ratings as Arena battles, grouped in SQL by models, order and outcome."""
+    source, params = ratings_from(campaign, selection, joins=OUTPUT_JOINS)
+    rows = fetch_all(
+        f"""SELECT xa.model_name, xb.model_name, {A_LEFT_SQL} AS a_left, {VALUE_SQL} AS value, count(*)
+            {source} GROUP BY 1, 2, 3, 4""",
+        params,
+    )
+    tally = BattleTally()
+    for model_a, model_b, a_left, value, n in rows:
+        if model_a is None or model_b is None:
+            tally.skipped_unnamed += n
+            continue
+        left, right = (model_a, model_b) if a_left else (model_b, model_a)
+        winner = WINNER_LABEL.get(value) or ("model_a" if (value == "a") == a_left else "model_b")
+        key = (left, right, winner)
+        tally.counts[key] = tally.counts.get(key, 0) + n
+    return tally
+
+
+@dataclass(frozen=True)
+class RatingRow:
+    """One rating as agreement statistics see it."""
+
+    rating_id: int
+    comparison_id: int
+    rater_id: int
+    rater: str
+    kind: str
+    value: str
+    a_left: bool
+    time_ms: int | None
+    gold: str | None
+
+
+GOLD_SQL = """CASE WHEN c.gold_verdict = 'win' AND c.gold_winner_id = c.output_a_id THEN 'a'
+                   WHEN c.gold_verdict = 'win' THEN 'b' ELSE c.gold_verdict END"""
+
+
+def rating_rows(campaign: Campaign, selection: RaterSelection) -> list[RatingRow]:
+    """Return the campaign's selected ratings, in id order, as RatingRow values (rater = public label)."""
+    source, params = ratings_from(campaign, selection)
+    sql = f"""SELECT r.id, r.comparison_id, r.rater_id, {PUBLIC_RATER_SQL}, r.rater_kind, {VALUE_SQL},
+                     {A_LEFT_SQL}, r.time_ms, {GOLD_SQL}
+              {source} ORDER BY r.id"""
+    return [RatingRow(*row) for chunk in stream_rows(sql, params) for row in chunk]
+
+
+# Judges and imported raters are shown by name (a judge configuration or a public dataset id); raters with an
+# account here only by pseudonym, so exports and reports never carry a user's name or email.
+PUBLIC_RATER_SQL = "CASE WHEN rr.user_id IS NULL THEN rr.name ELSE rr.pseudonym END"
+
+
+def judge_raters(campaign: Campaign, selection: RaterSelection) -> list[tuple[int, str]]:
+    """Return (id, name) of the judges with selected ratings in the campaign."""
+    source, params = ratings_from(campaign, selection)
+    return [
+        (rid, name)
+        for rid, name in fetch_all(
+            f"SELECT DISTINCT rr.id, rr.name {source} AND rr.kind = 'judge' ORDER BY rr.name", params
+        )
+    ]
+
+
+def comparisons(
+    campaign: Campaign, *, model: str | None = None, prompt: str | None = None, gold: bool | None = None
+) -> QuerySet[Comparison]:
+    """Return the campaign's comparisons with their prompt, outputs and rating count, filtered."""
+    qs = Comparison.objects.filter(campaign=campaign).select_related("prompt", "output_a", "output_b")
+    if model:
+        qs = qs.filter(Q(output_a__model_name=model) | Q(output_b__model_name=model))
+    if prompt:
+        qs = qs.filter(prompt__external_id=prompt)
+    if gold is not None:
+        qs = qs.filter(gold_verdict__isnull=not gold)
+    return qs.annotate(n_ratings=Count("ratings")).order_by("id")
+
+
+def ratings(
+    campaign: Campaign,
+    selection: RaterSelection,
+    *,
+    comparison: int | None = None,
+    verdict: str | None = None,
+    source: str | None = None,
+) -> QuerySet[Rating]:
+    """Return the campaign's selected ratings with rater and comparison loaded, filtered."""
+    qs = Rating.objects.filter(comparison__campaign=campaign).select_related("rater", "comparison")
+    if selection.kind:
+        qs = qs.filter(rater_kind=selection.kind)
+    if selection.names:
+        qs = qs.filter(Q(rater__name__in=selection.names) | Q(rater__pseudonym__in=selection.names))
+    for glob in selection.exclude:
+        qs = qs.exclude(rater__name__regex=glob_regex(glob))
+    if comparison is not None:
+        qs = qs.filter(comparison_id=comparison)
+    if verdict:
+        qs = qs.filter(verdict=verdict)
+    if source:
+        qs = qs.filter(source=source)
+    return qs.order_by("id")
+
+
+def glob_regex(glob: str) -> str:
+    """Translate a shell glob into an anchored PostgreSQL regular expression."""
+    special = set(".^$+{}[]()|\\")
+    body = "".join(".*" if ch == "*" else "." if ch == "?" else ("\\" + ch if ch in special else ch) for ch in glob)
+    return f"^{body}$"
