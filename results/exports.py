@@ -132,7 +132,8 @@ def alpaca_eval_query(campaign: Campaign, selection: RaterSelection, aggregate: 
                      CASE WHEN {A_LEFT_SQL} THEN xa.model_name ELSE xb.model_name END,
                      CASE WHEN {A_LEFT_SQL} THEN xb.model_name ELSE xa.model_name END,
                      CASE WHEN r.verdict <> 'win' THEN 1.5::float8
-                          WHEN r.winner_id = COALESCE(r.left_output_id, c.output_a_id) THEN 1.0::float8 ELSE 2.0::float8 END,
+                          WHEN r.winner_id = COALESCE(r.left_output_id, c.output_a_id) THEN 1.0::float8
+                          ELSE 2.0::float8 END,
                      {PUBLIC_RATER_SQL}, p.external_id, c.id, r.id
               {source} ORDER BY r.id"""
     return sql, params

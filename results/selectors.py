@@ -16,7 +16,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import Count, Q, QuerySet
 
-from annotation.models import Campaign, Comparison, Rater, Rating
+from annotation.models import Campaign, Comparison, Output, Rater, Rating
 from evalplatform.exceptions import DomainError
 from results.raters import RaterSelection
 
@@ -225,3 +225,26 @@ def glob_regex(glob: str) -> str:
     special = set(".^$+{}[]()|\\")
     body = "".join(".*" if ch == "*" else "." if ch == "?" else ("\\" + ch if ch in special else ch) for ch in glob)
     return f"^{body}$"
+
+
+def campaign_summary(campaign: Campaign) -> dict[str, Any]:
+    """Return the campaign's settings with its numbers of prompts, comparisons and ratings and its models."""
+    models = (
+        Output.objects.filter(prompt__campaign=campaign, model_name__isnull=False)
+        .values_list("model_name", flat=True)
+        .distinct()
+        .order_by("model_name")
+    )
+    return {
+        "slug": campaign.slug,
+        "name": campaign.name,
+        "status": campaign.status,
+        "label_scheme": campaign.label_scheme,
+        "ratings_per_comparison": campaign.ratings_per_comparison,
+        "instructions": campaign.instructions,
+        "created_at": campaign.created_at,
+        "n_prompts": campaign.prompts.count(),
+        "n_comparisons": campaign.comparisons.count(),
+        "n_ratings": ratings_version(campaign).count,
+        "models": list(models),
+    }

@@ -1,5 +1,25 @@
+"""Researcher API routes, mounted under /api/v1/."""
+
 from __future__ import annotations
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from results import api
+
+app_name = "results-api"
+
+CAMPAIGN = "research/campaigns/<slug:slug>/"
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("research/campaigns/", api.CampaignListApi.as_view(), name="campaign-list"),
+    path(CAMPAIGN, api.CampaignDetailApi.as_view(), name="campaign-detail"),
+    path(CAMPAIGN + "comparisons/", api.ComparisonListApi.as_view(), name="comparison-list"),
+    path(CAMPAIGN + "ratings/", api.RatingListApi.as_view(), name="rating-list"),
+    path(CAMPAIGN + "leaderboard/", api.LeaderboardApi.as_view(), name="leaderboard"),
+    path(CAMPAIGN + "agreement/", api.AgreementApi.as_view(), name="agreement"),
+    path(
+        CAMPAIGN + "export/<str:dataset>.<str:file_type>",
+        api.ExportDownloadApi.as_view(),
+        name="export",
+    ),
+]

@@ -1,0 +1,293 @@
+"""Agreement reports of a campaign: human-human, each judge against the humans, per annotator, rater by rater.
+
+Conventions (documented in the README):
+- unit = comparison; value = the rating's verdict relative to the comparison's stored outputs ("a", "b", "tie",
+  "both_bad"), never the shown side, so votes given in either order are comparable;
+- a rater with several ratings of one comparison (judges rate both orders) counts once for unit-level metrics:
+  their common value when the ratings agree, "tie" when they contradict each other (MT-Bench's convention for
+  inconsistent judges); MT-Bench vote-pair agreement instead pairs every vote, as the paper does;
+- MT-Bench agreement counts "both_bad" as a tie (the paper has three classes); the ordinal scale for Krippendorff's
+  alpha is a < tie = both_bad < b (both_bad sits with tie: neither output is preferred).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from itertools import combinations
+from statistics import median
+from typing import Any
+
+import numpy as np
+
+import scoring
+from annotation.models import Campaign
+from results.leaderboards import cached
+from results.raters import RaterSelection
+from results.selectors import RatingRow, rating_rows, ratings_version
+
+Triple = tuple[int, str, str]
+ORDINAL = {"a": 0, "tie": 1, "both_bad": 1, "b": 2}
+DECISIVE = ("a", "b")
+HEATMAP_RATERS = 30
+
+
+def campaign_agreement(
+    campaign: Campaign, selection: RaterSelection, *, bootstrap: int = 200, seed: int = 0
+) -> dict[str, Any]:
+    """Return the campaign's agreement report, from the cache when the ratings are unchanged."""
+    version = ratings_version(campaign)
+    key = f"results:agreement:{campaign.pk}:{selection.key}:{bootstrap}:{seed}:{version.key}"
+    return dict(cached(key, lambda: compute_agreement(campaign, selection, bootstrap=bootstrap, seed=seed)))
+
+
+def compute_agreement(
+    campaign: Campaign, selection: RaterSelection, *, bootstrap: int = 200, seed: int = 0
+) -> dict[str, Any]:
+    """Compute the agreement report from the campaign's selected ratings."""
+    rows = rating_rows(campaign, selection)
+    humans = [r for r in rows if r.kind == "human"]
+    report = human_agreement(humans, bootstrap=bootstrap, seed=seed)
+    report.update(campaign=campaign.slug, raters=selection.key)
+    report["judges"] = [
+        judge_report(name, [r for r in rows if r.rater == name], humans, bootstrap=bootstrap, seed=seed)
+        for name in sorted({r.rater for r in rows if r.kind == "judge"})
+    ]
+    report["annotators"] = annotator_reports(rows)
+    report["rater_heatmap"] = rater_heatmap(rows)
+    return report
+
+
+def collapse(rows: Iterable[RatingRow]) -> list[Triple]:
+    """Return one (unit, rater, value) per rater and comparison; contradicting repeat ratings become "tie"."""
+    values: dict[tuple[int, str], set[str]] = defaultdict(set)
+    for row in rows:
+        values[(row.comparison_id, row.rater)].add(row.value)
+    return [(unit, rater, next(iter(v)) if len(v) == 1 else "tie") for (unit, rater), v in values.items()]
+
+
+def mtbench_votes(rows: Iterable[RatingRow]) -> list[Triple]:
+    """Return every vote as (unit, rater, value) with both_bad counted as a tie."""
+    return [(r.comparison_id, r.rater, "tie" if r.value == "both_bad" else r.value) for r in rows]
+
+
+def human_agreement(rows: Sequence[RatingRow], *, bootstrap: int, seed: int) -> dict[str, Any]:
+    """Return the human-human metrics, each with its bootstrap interval over comparisons."""
+    triples = collapse(rows)
+    votes = mtbench_votes(rows)
+    rng = np.random.default_rng(seed)
+    ordinal = [(u, r, ORDINAL[v]) for u, r, v in triples]
+    return {
+        "n_units": len({u for u, _, _ in triples}),
+        "n_raters": len({r for _, r, _ in triples}),
+        "n_ratings": len(rows),
+        "krippendorff_alpha": {
+            "nominal": metric("krippendorff_alpha", triples, bootstrap, rng, level="nominal"),
+            "ordinal": metric("krippendorff_alpha", ordinal, bootstrap, rng, level="ordinal"),
+        },
+        "fleiss_kappa": metric("fleiss_kappa", triples, bootstrap, rng),
+        "percent_agreement": metric("percent_agreement", triples, bootstrap, rng),
+        "mtbench_agreement": {
+            "with_ties": metric("mtbench_agreement", votes, bootstrap, rng, ties=True),
+            "without_ties": metric("mtbench_agreement", votes, bootstrap, rng, ties=False),
+        },
+        "loo_mode_agreement": metric("loo_mode_agreement", loo_input(rows), bootstrap, rng),
+    }
+
+
+def loo_input(rows: Sequence[RatingRow]) -> list[Triple]:
+    """Return AlpacaEval's leave-one-out input: collapsed votes, the first four raters of each comparison."""
+    kept: dict[int, list[Triple]] = defaultdict(list)
+    for unit, rater, value in collapse(rows):
+        if len(kept[unit]) < 4:
+            kept[unit].append((unit, rater, value))
+    return [t for unit_rows in kept.values() for t in unit_rows]
+
+
+def metric(
+    name: str, triples: Sequence[tuple[int, str, Any]], bootstrap: int, rng: Any, **options: Any
+) -> dict[str, Any]:
+    """Compute one scoring metric with its bootstrap interval as a JSON-ready dict (value None when undefined)."""
+    return scoring_metric(name, triples, bootstrap=bootstrap, rng=rng, **options)
+
+
+def scoring_metric(
+    name: str, triples: Sequence[tuple[int, str, Any]], *, bootstrap: int, rng: Any, **options: Any
+) -> dict[str, Any]:
+    """Call scoring's metric of that name and normalise its result."""
+    function = getattr(scoring, name)
+    result = function(list(triples), **options)
+    payload = as_payload(result)
+    if bootstrap and triples:
+        ci = scoring.bootstrap_ci(
+            lambda sample: as_payload(function(sample, **options))["value"], list(triples), n=bootstrap, rng=rng
+        )
+        payload["ci"] = [finite_or_none(ci[0]), finite_or_none(ci[1])]
+    else:
+        payload.setdefault("ci", None)
+    return payload
+
+
+def as_payload(result: Any) -> dict[str, Any]:
+    """Return a metric result as a dict with at least "value"."""
+    if isinstance(result, dict):
+        payload = dict(result)
+    elif hasattr(result, "to_dict"):
+        payload = dict(result.to_dict())
+    elif hasattr(result, "__dataclass_fields__"):
+        payload = {k: getattr(result, k) for k in result.__dataclass_fields__}
+    else:
+        payload = {"value": result}
+    payload["value"] = finite_or_none(payload.get("value"))
+    return payload
+
+
+def finite_or_none(value: Any) -> float | None:
+    """Return a rounded float, or None for a missing or nan value."""
+    if value is None:
+        return None
+    number = float(value)
+    return None if np.isnan(number) else round(number, 6)
+
+
+def strict_mode(values: Iterable[str]) -> str | None:
+    """Return the most common value when it is strictly more common than every other, else None."""
+    ranked = Counter(values).most_common(2)
+    if not ranked or (len(ranked) == 2 and ranked[0][1] == ranked[1][1]):
+        return None
+    return ranked[0][0]
+
+
+def agreement_counts(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """Return agreement with and without ties over (first, second) value pairs, with counts."""
+    pairs = list(pairs)
+    decisive = [(x, y) for x, y in pairs if x in DECISIVE and y in DECISIVE]
+    return {
+        "with_ties": share(sum(x == y for x, y in pairs), len(pairs)),
+        "without_ties": share(sum(x == y for x, y in decisive), len(decisive)),
+    }
+
+
+def share(agree: int, total: int) -> dict[str, Any]:
+    return {"agree": agree, "pairs": total, "value": round(agree / total, 6) if total else None}
+
+
+def tie_class(value: str) -> str:
+    return "tie" if value == "both_bad" else value
+
+
+def judge_report(
+    name: str, judge_rows: Sequence[RatingRow], humans: Sequence[RatingRow], *, bootstrap: int, seed: int
+) -> dict[str, Any]:
+    """Compare one judge with the human majority on the comparisons both rated; give the human ceiling there."""
+    judge = {unit: tie_class(value) for unit, _, value in collapse(judge_rows)}
+    by_unit: dict[int, list[str]] = defaultdict(list)
+    for unit, _, value in collapse(humans):
+        if unit in judge:
+            by_unit[unit].append(tie_class(value))
+    majority = {unit: m for unit, values in by_unit.items() if (m := strict_mode(values)) is not None}
+    pairs = [(judge[u], majority[u]) for u in sorted(majority)]
+    shared_humans = [r for r in humans if r.comparison_id in judge]
+    rng = np.random.default_rng(seed)
+    kappa_input = [(u, "judge", judge[u]) for u in sorted(majority)]
+    kappa_input += [(u, "humans", majority[u]) for u in sorted(majority)]
+    return {
+        "judge": name,
+        "n_comparisons": len(judge),
+        "n_with_human_majority": len(majority),
+        "agreement_with_human_majority": agreement_counts(pairs),
+        "cohen_kappa": metric("cohen_kappa", kappa_input, 0, rng) if majority else {"value": None, "ci": None},
+        "human_ceiling": {
+            "mtbench_agreement": {
+                "with_ties": metric("mtbench_agreement", mtbench_votes(shared_humans), bootstrap, rng, ties=True),
+                "without_ties": metric("mtbench_agreement", mtbench_votes(shared_humans), bootstrap, rng, ties=False),
+            },
+            "agreement_with_majority_of_others": loo_counts(shared_humans),
+        },
+        "position_consistency": position_consistency(judge_rows),
+    }
+
+
+def position_consistency(rows: Sequence[RatingRow]) -> dict[str, Any]:
+    """Return the share of comparisons rated in both orders whose verdicts agree."""
+    orders: dict[int, dict[bool, str]] = defaultdict(dict)
+    for row in rows:
+        orders[row.comparison_id][row.a_left] = row.value
+    both = [o for o in orders.values() if len(o) == 2]
+    consistent = sum(o[True] == o[False] for o in both)
+    return share(consistent, len(both))
+
+
+def loo_counts(rows: Sequence[RatingRow]) -> dict[str, Any]:
+    """Return each rating's agreement with the strict mode of the other raters of its comparison."""
+    by_unit: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    for unit, rater, value in collapse(rows):
+        by_unit[unit].append((rater, value))
+    agree = total = 0
+    for votes in by_unit.values():
+        for i, (_, value) in enumerate(votes):
+            mode = strict_mode(v for j, (_, v) in enumerate(votes) if j != i)
+            if mode is not None:
+                total += 1
+                agree += mode == value
+    return share(agree, total)
+
+
+def annotator_reports(rows: Sequence[RatingRow]) -> list[dict[str, Any]]:
+    """Return per rater: agreement with the others' consensus, gold accuracy, median time and share of "left"."""
+    triples = collapse(rows)
+    by_unit: dict[int, dict[str, str]] = defaultdict(dict)
+    for unit, rater, value in triples:
+        by_unit[unit][rater] = value
+    by_rater: dict[str, list[RatingRow]] = defaultdict(list)
+    for row in rows:
+        by_rater[row.rater].append(row)
+    return [annotator_report(name, own, by_unit) for name, own in sorted(by_rater.items())]
+
+
+def annotator_report(name: str, own: Sequence[RatingRow], by_unit: dict[int, dict[str, str]]) -> dict[str, Any]:
+    """Return one rater's quality figures."""
+    consensus = []
+    for unit in {r.comparison_id for r in own}:
+        others = [v for rater, v in by_unit[unit].items() if rater != name]
+        mode = strict_mode(others) if others else None
+        if mode is not None:
+            consensus.append((by_unit[unit][name], mode))
+    gold = [r.value == r.gold for r in own if r.gold is not None]
+    times = [r.time_ms for r in own if r.time_ms is not None]
+    decisive = [r for r in own if r.value in DECISIVE]
+    left = sum((r.value == "a") == r.a_left for r in decisive)
+    return {
+        "rater": name,
+        "kind": own[0].kind,
+        "n_ratings": len(own),
+        "agreement_with_consensus": share(sum(x == y for x, y in consensus), len(consensus)),
+        "gold_accuracy": share(sum(gold), len(gold)),
+        "median_time_ms": median(times) if times else None,
+        "left_share": share(left, len(decisive)),
+    }
+
+
+def rater_heatmap(rows: Sequence[RatingRow], *, limit: int = HEATMAP_RATERS) -> dict[str, Any]:
+    """Return pairwise agreement (share of shared comparisons with the same value) of the most active raters."""
+    triples = collapse(rows)
+    activity = Counter(rater for _, rater, _ in triples)
+    raters = sorted(name for name, _ in activity.most_common(limit))
+    index = {name: i for i, name in enumerate(raters)}
+    n = len(raters)
+    agree = np.zeros((n, n), dtype=np.int64)
+    shared = np.zeros((n, n), dtype=np.int64)
+    by_unit: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for unit, rater, value in triples:
+        if rater in index:
+            by_unit[unit].append((index[rater], value))
+    for votes in by_unit.values():
+        for (i, x), (j, y) in combinations(votes, 2):
+            shared[i, j] += 1
+            shared[j, i] += 1
+            agree[i, j] += x == y
+            agree[j, i] += x == y
+    matrix = [
+        [round(agree[i, j] / shared[i, j], 4) if shared[i, j] and i != j else None for j in range(n)] for i in range(n)
+    ]
+    return {"raters": raters, "matrix": matrix, "shared": shared.tolist()}

@@ -1,0 +1,202 @@
+"""Researcher API: campaigns, comparisons, ratings, leaderboard, agreement and export downloads.
+
+Only a campaign's owner, its researchers and superusers reach it; the campaign's annotators get 403, anyone else 404.
+Raters appear by pseudonym (judges and imported raters by name), never by a user's name or email.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Count
+from django.http import StreamingHttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotation.models import Rating
+from results import selectors
+from results.access import access_campaign_results, researcher_campaigns
+from results.agreement import campaign_agreement
+from results.exports import CONTENT_TYPES, export_format, file_type_for, iter_export
+from results.leaderboards import campaign_leaderboard, side_by_side
+from results.raters import RaterSelection, parse_raters
+
+RATERS_PARAM = OpenApiParameter("raters", str, description="humans, judges, all (default) or NAME,NAME,...")
+EXCLUDE_PARAM = OpenApiParameter("exclude_raters", str, description="Leave out raters whose name matches this glob.")
+
+
+def selection_from(request: Request) -> RaterSelection:
+    """Parse and check the rater selection of a request's query string."""
+    selection = parse_raters(request.query_params.get("raters"), request.query_params.getlist("exclude_raters"))
+    selectors.check_rater_names(selection)
+    return selection
+
+
+def public_rater(rating: Rating) -> str:
+    """Return how a rater may appear in results: a pseudonym for account holders, else the rater's name."""
+    return rating.rater.pseudonym if rating.rater.user_id else rating.rater.name
+
+
+class CampaignOutput(serializers.Serializer[Any]):
+    slug = serializers.CharField()
+    name = serializers.CharField()
+    status = serializers.CharField()
+    label_scheme = serializers.CharField()
+    ratings_per_comparison = serializers.IntegerField()
+    n_comparisons = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+
+
+class CampaignListApi(APIView):
+    @extend_schema(responses=CampaignOutput(many=True))
+    def get(self, request: Request) -> Response:
+        campaigns = researcher_campaigns(request.user).annotate(n_comparisons=Count("comparisons")).order_by("-id")
+        return Response(CampaignOutput(campaigns, many=True).data)
+
+
+class CampaignDetailApi(APIView):
+    class Output(CampaignOutput):
+        instructions = serializers.CharField()
+        n_prompts = serializers.IntegerField()
+        n_ratings = serializers.IntegerField()
+        models = serializers.ListField(child=serializers.CharField())
+
+    @extend_schema(responses=Output)
+    def get(self, request: Request, slug: str) -> Response:
+        campaign = access_campaign_results(user=request.user, slug=slug)
+        return Response(self.Output(selectors.campaign_summary(campaign)).data)
+
+
+class ComparisonListApi(APIView):
+    class Output(serializers.Serializer[Any]):
+        id = serializers.IntegerField()
+        question_id = serializers.CharField(source="prompt.external_id")
+        prompt = serializers.CharField(source="prompt.text")
+        output_a_id = serializers.IntegerField()
+        output_b_id = serializers.IntegerField()
+        model_a = serializers.CharField(source="output_a.model_name", allow_null=True)
+        model_b = serializers.CharField(source="output_b.model_name", allow_null=True)
+        gold_verdict = serializers.CharField(allow_null=True)
+        n_ratings = serializers.IntegerField()
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("model", str),
+            OpenApiParameter("question_id", str),
+            OpenApiParameter("gold", bool),
+        ],
+        responses=Output(many=True),
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        campaign = access_campaign_results(user=request.user, slug=slug)
+        gold = request.query_params.get("gold")
+        rows = selectors.comparisons(
+            campaign,
+            model=request.query_params.get("model"),
+            prompt=request.query_params.get("question_id"),
+            gold=None if gold is None else gold.lower() in ("1", "true", "yes"),
+        )
+        return paginate(request, self, rows, self.Output)
+
+
+class RatingListApi(APIView):
+    class Output(serializers.Serializer[Any]):
+        id = serializers.IntegerField()
+        comparison_id = serializers.IntegerField()
+        rater = serializers.SerializerMethodField()
+        rater_kind = serializers.CharField()
+        source = serializers.CharField()  # type: ignore[assignment]
+        verdict = serializers.CharField()
+        winner_id = serializers.IntegerField(allow_null=True)
+        left_output_id = serializers.IntegerField(allow_null=True)
+        strength = serializers.IntegerField(allow_null=True)
+        rationale = serializers.CharField()
+        time_ms = serializers.IntegerField(allow_null=True)
+        created_at = serializers.DateTimeField()
+
+        def get_rater(self, rating: Rating) -> str:
+            return public_rater(rating)
+
+    @extend_schema(
+        parameters=[
+            RATERS_PARAM,
+            EXCLUDE_PARAM,
+            OpenApiParameter("comparison", int),
+            OpenApiParameter("verdict", str, enum=["win", "tie", "both_bad"]),
+            OpenApiParameter("source", str, enum=["annotator", "judge", "import"]),
+        ],
+        responses=Output(many=True),
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        campaign = access_campaign_results(user=request.user, slug=slug)
+        comparison = request.query_params.get("comparison")
+        rows = selectors.ratings(
+            campaign,
+            selection_from(request),
+            comparison=int(comparison) if comparison and comparison.isdigit() else None,
+            verdict=request.query_params.get("verdict"),
+            source=request.query_params.get("source"),
+        )
+        return paginate(request, self, rows, self.Output)
+
+
+def paginate(request: Request, view: APIView, rows: Any, output: type[serializers.Serializer[Any]]) -> Response:
+    """Return one limit/offset page of rows, serialized."""
+    paginator = LimitOffsetPagination()
+    page: list[Any] | None = paginator.paginate_queryset(rows, request, view=view)
+    return paginator.get_paginated_response(output(page, many=True).data)
+
+
+class LeaderboardApi(APIView):
+    @extend_schema(
+        parameters=[RATERS_PARAM, EXCLUDE_PARAM, OpenApiParameter("bootstrap", int), OpenApiParameter("seed", int)],
+        responses=dict,
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        campaign = access_campaign_results(user=request.user, slug=slug)
+        bootstrap = min(int_param(request, "bootstrap", 0), 2000)
+        board = campaign_leaderboard(
+            campaign, selection_from(request), bootstrap=bootstrap, seed=int_param(request, "seed", 0)
+        )
+        board["side_by_side"] = side_by_side(campaign, selection_from(request))
+        return Response(board)
+
+
+class AgreementApi(APIView):
+    @extend_schema(parameters=[RATERS_PARAM, EXCLUDE_PARAM, OpenApiParameter("bootstrap", int)], responses=dict)
+    def get(self, request: Request, slug: str) -> Response:
+        campaign = access_campaign_results(user=request.user, slug=slug)
+        bootstrap = min(int_param(request, "bootstrap", 200), 2000)
+        return Response(campaign_agreement(campaign, selection_from(request), bootstrap=bootstrap))
+
+
+def int_param(request: Request, name: str, default: int) -> int:
+    """Return a non-negative integer query parameter, or the default when absent or malformed."""
+    value = request.query_params.get(name, "")
+    return int(value) if value.isdigit() else default
+
+
+class ExportDownloadApi(APIView):
+    @extend_schema(
+        parameters=[
+            RATERS_PARAM,
+            EXCLUDE_PARAM,
+            OpenApiParameter("aggregate", str, enum=["majority", "unanimous", "each"]),
+        ],
+        responses={(200, "application/octet-stream"): bytes},
+    )
+    def get(self, request: Request, slug: str, dataset: str, file_type: str) -> StreamingHttpResponse:
+        campaign = access_campaign_results(user=request.user, slug=slug)
+        aggregate = request.query_params.get("aggregate")
+        file_type = file_type_for(f"{dataset}.{file_type}")
+        export_format(dataset, aggregate)
+        stream = iter_export(
+            campaign, format=dataset, file_type=file_type, selection=selection_from(request), aggregate=aggregate
+        )
+        response = StreamingHttpResponse(stream, content_type=CONTENT_TYPES[file_type])
+        response["Content-Disposition"] = f'attachment; filename="{campaign.slug}-{dataset}.{file_type}"'
+        return response

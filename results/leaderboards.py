@@ -1,0 +1,161 @@
+"""Leaderboards of a campaign: Bradley-Terry with intervals, online Elo, win rates, and judges beside humans.
+
+Freshness: a leaderboard is cached under the campaign, the rater selection, the options and the ratings version
+(count and largest id of the campaign's ratings). A request after new ratings finds no entry for the new version
+and recomputes (the cost is one SQL aggregation plus a fit on per-pair counts); ``results.refresh_leaderboards``
+(a Celery task enqueued on commit by ``schedule_refresh``) recomputes in the background so that pages find the
+entry warm. Rating is never blocked: nothing here runs inside the rating transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+from django.core.cache import cache
+from scipy import stats
+
+import scoring
+from annotation.models import Campaign
+from results.raters import RaterSelection
+from results.selectors import (
+    A_LEFT_SQL,
+    OUTPUT_JOINS,
+    VALUE_SQL,
+    BattleTally,
+    battle_tally,
+    judge_raters,
+    ratings_from,
+    ratings_version,
+    stream_rows,
+)
+from scoring.battles import counts_from_tally
+
+CACHE_SECONDS = 24 * 3600
+
+
+def cached(key: str, compute: Any) -> Any:
+    """Return the cached value under key, computing and storing it when absent."""
+    value = cache.get(key)
+    if value is None:
+        value = compute()
+        cache.set(key, value, CACHE_SECONDS)
+    return value
+
+
+def campaign_leaderboard(
+    campaign: Campaign, selection: RaterSelection, *, bootstrap: int = 0, seed: int = 0, with_elo: bool = True
+) -> dict[str, Any]:
+    """Return the campaign's leaderboard under a rater selection, from the cache when the ratings are unchanged."""
+    version = ratings_version(campaign)
+    key = f"results:leaderboard:{campaign.pk}:{selection.key}:{bootstrap}:{seed}:{int(with_elo)}:{version.key}"
+    return dict(
+        cached(key, lambda: compute_leaderboard(campaign, selection, bootstrap=bootstrap, seed=seed, with_elo=with_elo))
+    )
+
+
+def compute_leaderboard(
+    campaign: Campaign, selection: RaterSelection, *, bootstrap: int = 0, seed: int = 0, with_elo: bool = True
+) -> dict[str, Any]:
+    """Fit Bradley-Terry (and online Elo) to the campaign's selected ratings; return a JSON-ready report."""
+    started = time.perf_counter()
+    tally = battle_tally(campaign, selection)
+    report: dict[str, Any] = {
+        "campaign": campaign.slug,
+        "raters": selection.key,
+        "n_battles": tally.n_battles,
+        "skipped_unnamed": tally.skipped_unnamed,
+        "bootstrap": bootstrap,
+        "ratings": [],
+        "models": [],
+        "warnings": [],
+    }
+    if not tally.counts:
+        report["warnings"].append("no ratings between named models")
+        return report
+    counts = counts_from_tally(tally.counts)
+    board = scoring.bradley_terry_from_counts(counts, bootstrap=bootstrap, rng=np.random.default_rng(seed))
+    report.update(board.to_dict())
+    report.update(campaign=campaign.slug, raters=selection.key, skipped_unnamed=tally.skipped_unnamed)
+    report["win_rate"] = win_rate_matrix(counts)
+    if with_elo:
+        elo = scoring.elo(elo_battles(campaign, selection))
+        ratings = elo.as_dict()
+        for row in report["ratings"]:
+            row["elo"] = ratings.get(row["model"])
+    report["models"] = [row["model"] for row in report["ratings"]]
+    report["seconds"] = round(time.perf_counter() - started, 4)
+    return report
+
+
+def win_rate_matrix(counts: scoring.BattleCounts) -> dict[str, Any]:
+    """Return the observed win rate of each model against each other (ties count half), in ``counts`` order."""
+    totals = counts.totals.astype(float)
+    score = counts.wins + 0.5 * counts.all_ties
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.where(totals > 0, score / np.where(totals > 0, totals, 1), np.nan)
+    matrix = [[None if np.isnan(x) else round(float(x), 4) for x in row] for row in rate]
+    return {"models": list(counts.models), "matrix": matrix, "battles": counts.totals.tolist()}
+
+
+def elo_battles(campaign: Campaign, selection: RaterSelection) -> Iterator[tuple[str, str, str]]:
+    """Yield the selected ratings as battles in the order they were given (online Elo depends on it)."""
+    source, params = ratings_from(campaign, selection, joins=OUTPUT_JOINS)
+    sql = f"""SELECT xa.model_name, xb.model_name, {A_LEFT_SQL}, {VALUE_SQL}
+              {source} AND xa.model_name IS NOT NULL AND xb.model_name IS NOT NULL ORDER BY r.created_at, r.id"""
+    labels = {"tie": "tie", "both_bad": "tie (bothbad)"}
+    for rows in stream_rows(sql, params, chunk=50_000):
+        for model_a, model_b, a_left, value in rows:
+            winner = labels.get(value) or ("model_a" if (value == "a") == a_left else "model_b")
+            yield (model_a, model_b, winner) if a_left else (model_b, model_a, winner)
+
+
+def rater_groups(campaign: Campaign, selection: RaterSelection) -> list[tuple[str, RaterSelection]]:
+    """Return the groups ranked side by side: humans, then each judge with ratings in the campaign."""
+    groups = [("humans", RaterSelection(kind="human", exclude=selection.exclude))]
+    for _, name in judge_raters(campaign, selection):
+        groups.append((name, RaterSelection(names=(name,), exclude=selection.exclude)))
+    return groups
+
+
+def side_by_side(campaign: Campaign, selection: RaterSelection) -> dict[str, Any]:
+    """Rank the campaign by humans and by each judge, with rank correlations of each judge against the humans."""
+    version = ratings_version(campaign)
+    key = f"results:side_by_side:{campaign.pk}:{selection.key}:{version.key}"
+    return dict(cached(key, lambda: compute_side_by_side(campaign, selection)))
+
+
+def compute_side_by_side(campaign: Campaign, selection: RaterSelection) -> dict[str, Any]:
+    """Fit one leaderboard per rater group and correlate each group's ratings with the humans'."""
+    boards: dict[str, dict[str, float]] = {}
+    for label, group in rater_groups(campaign, selection):
+        tally: BattleTally = battle_tally(campaign, group)
+        if tally.counts:
+            board = scoring.bradley_terry_from_counts(counts_from_tally(tally.counts))
+            boards[label] = {row.model: row.rating for row in board.ratings}
+    models = sorted(
+        {m for ratings in boards.values() for m in ratings}, key=lambda m: -boards.get("humans", {}).get(m, 0)
+    )
+    human = boards.get("humans", {})
+    correlations = {label: rank_correlation(human, ratings) for label, ratings in boards.items() if label != "humans"}
+    return {"groups": list(boards), "models": models, "ratings": boards, "correlation_with_humans": correlations}
+
+
+def rank_correlation(first: dict[str, float], second: dict[str, float]) -> dict[str, Any]:
+    """Return Spearman's rho and Kendall's tau between two rating maps over their common models."""
+    common = sorted(set(first) & set(second))
+    result: dict[str, Any] = {"n_models": len(common), "spearman": None, "kendall": None}
+    if len(common) >= 3:
+        x = [first[m] for m in common]
+        y = [second[m] for m in common]
+        result["spearman"] = finite(stats.spearmanr(x, y).statistic)
+        result["kendall"] = finite(stats.kendalltau(x, y).statistic)
+    return result
+
+
+def finite(value: Any) -> float | None:
+    """Return a float, or None for nan."""
+    number = float(value)
+    return None if np.isnan(number) else round(number, 4)
