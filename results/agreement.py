@@ -87,59 +87,54 @@ def human_agreement(rows: Sequence[RatingRow], *, bootstrap: int, seed: int) -> 
         },
         "fleiss_kappa": metric("fleiss_kappa", triples, bootstrap, rng),
         "percent_agreement": metric("percent_agreement", triples, bootstrap, rng),
-        "mtbench_agreement": {
-            "with_ties": metric("mtbench_agreement", votes, bootstrap, rng, ties=True),
-            "without_ties": metric("mtbench_agreement", votes, bootstrap, rng, ties=False),
-        },
-        "loo_mode_agreement": metric("loo_mode_agreement", loo_input(rows), bootstrap, rng),
+        "mtbench_agreement": mtbench(votes, bootstrap, rng),
+        "loo_mode_agreement": metric("loo_mode_agreement", triples, bootstrap, rng, max_per_unit=4),
     }
 
 
-def loo_input(rows: Sequence[RatingRow]) -> list[Triple]:
-    """Return AlpacaEval's leave-one-out input: collapsed votes, the first four raters of each comparison."""
-    kept: dict[int, list[Triple]] = defaultdict(list)
-    for unit, rater, value in collapse(rows):
-        if len(kept[unit]) < 4:
-            kept[unit].append((unit, rater, value))
-    return [t for unit_rows in kept.values() for t in unit_rows]
+def mtbench(votes: Sequence[Triple], bootstrap: int, rng: Any) -> dict[str, Any]:
+    """Return MT-Bench vote-pair agreement split into with_ties and without_ties, each with counts and interval."""
+    both = metric("mtbench_agreement", votes, bootstrap, rng, ties=("tie", "both_bad"))
+    if both["value"] is None and "pairs" not in both:
+        return {"with_ties": both, "without_ties": dict(both)}
+    return {
+        "with_ties": {"value": both["value"], "agree": both["agree"], "pairs": both["pairs"], "ci": both["ci"]},
+        "without_ties": {
+            "value": finite_or_none(both["value_without_ties"]),
+            "agree": both["agree_without_ties"],
+            "pairs": both["pairs_without_ties"],
+            "ci": finite_pair(both["ci_without_ties"]),
+        },
+    }
 
 
-def metric(
-    name: str, triples: Sequence[tuple[int, str, Any]], bootstrap: int, rng: Any, **options: Any
-) -> dict[str, Any]:
+def metric(name: str, triples: Sequence[tuple[int, str, Any]], bootstrap: int, rng: Any, **options: Any) -> dict[str, Any]:
     """Compute one scoring metric with its bootstrap interval as a JSON-ready dict (value None when undefined)."""
-    return scoring_metric(name, triples, bootstrap=bootstrap, rng=rng, **options)
-
-
-def scoring_metric(
-    name: str, triples: Sequence[tuple[int, str, Any]], *, bootstrap: int, rng: Any, **options: Any
-) -> dict[str, Any]:
-    """Call scoring's metric of that name and normalise its result."""
-    function = getattr(scoring, name)
-    result = function(list(triples), **options)
-    payload = as_payload(result)
-    if bootstrap and triples:
-        ci = scoring.bootstrap_ci(
-            lambda sample: as_payload(function(sample, **options))["value"], list(triples), n=bootstrap, rng=rng
-        )
-        payload["ci"] = [finite_or_none(ci[0]), finite_or_none(ci[1])]
-    else:
-        payload.setdefault("ci", None)
-    return payload
+    try:
+        result = getattr(scoring, name)(list(triples), bootstrap=bootstrap, rng=rng, **options)
+    except ValueError as exc:  # too few raters or units: the metric is undefined, say why
+        return {"value": None, "ci": None, "undefined": str(exc)}
+    return as_payload(result)
 
 
 def as_payload(result: Any) -> dict[str, Any]:
-    """Return a metric result as a dict with at least "value"."""
-    if isinstance(result, dict):
-        payload = dict(result)
-    elif hasattr(result, "to_dict"):
+    """Return a scoring result as a JSON-ready dict: value, ci, and counts (agree, pairs...) inlined."""
+    if hasattr(result, "to_dict"):
         payload = dict(result.to_dict())
-    elif hasattr(result, "__dataclass_fields__"):
-        payload = {k: getattr(result, k) for k in result.__dataclass_fields__}
     else:
-        payload = {"value": result}
+        payload = {k: getattr(result, k) for k in result.__dataclass_fields__ if k != "counts"}
+        payload.update(dict(result.counts))
     payload["value"] = finite_or_none(payload.get("value"))
+    payload["ci"] = finite_pair(payload.get("ci"))
+    for key in ("observed", "expected"):
+        if key in payload:
+            payload[key] = finite_or_none(payload[key])
     return payload
+
+
+def finite_pair(pair: Sequence[Any] | None) -> list[float | None] | None:
+    """Return an interval as a JSON-ready pair."""
+    return None if pair is None else [finite_or_none(pair[0]), finite_or_none(pair[1])]
 
 
 def finite_or_none(value: Any) -> float | None:
@@ -198,10 +193,7 @@ def judge_report(
         "agreement_with_human_majority": agreement_counts(pairs),
         "cohen_kappa": metric("cohen_kappa", kappa_input, 0, rng) if majority else {"value": None, "ci": None},
         "human_ceiling": {
-            "mtbench_agreement": {
-                "with_ties": metric("mtbench_agreement", mtbench_votes(shared_humans), bootstrap, rng, ties=True),
-                "without_ties": metric("mtbench_agreement", mtbench_votes(shared_humans), bootstrap, rng, ties=False),
-            },
+            "mtbench_agreement": mtbench(mtbench_votes(shared_humans), bootstrap, rng),
             "agreement_with_majority_of_others": loo_counts(shared_humans),
         },
         "position_consistency": position_consistency(judge_rows),

@@ -47,5 +47,5 @@ def rated(campaign: Campaign, annotator: User) -> Rated:
         rate(comparison, alice, better, left=worse, time_ms=1000 + i)
         rate(comparison, expert, "tie" if i % 4 == 0 else better, left=better, time_ms=3000)
         rate(comparison, judge, better, left=better)
-        rate(comparison, judge, worse if i % 3 == 0 else better, left=worse)
+        rate(comparison, judge, worse if i % 5 == 0 else better, left=worse)
     return Rated(campaign, comparisons, alice, expert, judge)

@@ -54,7 +54,7 @@ def test_arena_export_gives_battles_with_the_shown_left_model_as_model_a(rated: 
 def test_dpo_majority_keeps_comparisons_a_strict_majority_of_ratings_prefers(rated: Rated, tmp_path: Path) -> None:
     rows = read_jsonl(export(rated, tmp_path, "dpo", "d.jsonl"))
 
-    # alice, the expert (ties on every 4th) and the judge twice (reversed on every 3rd): 4 votes each.
+    # alice, the expert (ties on every 4th) and the judge twice (reversed on every 5th): 4 votes each.
     assert len(rows) == len(rated.comparisons) - 1  # comparison 0: 2 of 4 for the better model, no majority
     assert all(r["chosen_model"] < r["rejected_model"] for r in rows)
     assert {r["policy"] for r in rows} == {"majority"}
@@ -66,7 +66,7 @@ def test_dpo_unanimous_and_each_policies(rated: Rated, tmp_path: Path) -> None:
     each = read_jsonl(export(rated, tmp_path, "dpo", "e.jsonl", "--aggregate", "each", "--raters", "alice"))
 
     n = len(rated.comparisons)
-    assert len(unanimous) == len([i for i in range(n) if i % 4 and i % 3])
+    assert len(unanimous) == len([i for i in range(n) if i % 4 and i % 5])
     assert len(each) == n
     assert {r["rater"] for r in each} == {rated.alice.pseudonym}
 

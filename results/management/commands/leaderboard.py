@@ -1,0 +1,66 @@
+"""manage.py leaderboard CAMPAIGN [--raters humans|judges|all|NAME,...] [--bootstrap N] [--json]."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from evalplatform.exceptions import DomainError
+from results.leaderboards import campaign_leaderboard, side_by_side
+from results.management.commands._common import add_rater_arguments, get_campaign, get_selection
+
+
+class Command(BaseCommand):
+    help = "Print a campaign's Bradley-Terry leaderboard with 95% intervals, rank bounds and online Elo."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        add_rater_arguments(parser)
+        parser.add_argument("--bootstrap", type=int, default=0, help="Bootstrap rounds (0: sandwich intervals).")
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--exclude-raters", action="append", help="Leave out raters whose name matches GLOB.")
+        parser.add_argument("--side-by-side", action="store_true", help="Also rank by humans and each judge.")
+        parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        campaign = get_campaign(options["campaign"])
+        if options["bootstrap"] < 0:
+            raise CommandError("--bootstrap must be 0 or more")
+        try:
+            selection = get_selection(options["raters"], options["exclude_raters"])
+            board = campaign_leaderboard(campaign, selection, bootstrap=options["bootstrap"], seed=options["seed"])
+            if options["side_by_side"]:
+                board["side_by_side"] = side_by_side(campaign, selection)
+        except DomainError as exc:
+            raise CommandError(exc.message) from exc
+        self.stdout.write(json.dumps(board, indent=2) if options["json"] else table(board))
+
+
+def table(board: dict[str, Any]) -> str:
+    """Return the leaderboard as a text table for people."""
+    lines = [
+        f"{board['campaign']}: {board['n_battles']} battles, raters {board['raters']}"
+        + (
+            f", {board['skipped_unnamed']} ratings skipped (outputs without model names)"
+            if board["skipped_unnamed"]
+            else ""
+        ),
+        f"{'rank':>4} {'ub':>3}  {'model':<28} {'rating':>8} {'95% interval':>19} {'elo':>7} {'votes':>6} "
+        f"{'wins':>5} {'losses':>6} {'ties':>5}",
+    ]
+    for row in board["ratings"]:
+        elo = f"{row['elo']:.1f}" if row.get("elo") is not None else "-"
+        lines.append(
+            f"{row['rank']:>4} {row['rank_ub']:>3}  {row['model']:<28} {row['rating']:>8.1f} "
+            f"[{row['lower']:>7.1f}, {row['upper']:>7.1f}] {elo:>7} {row['votes']:>6} {row['wins']:>5} "
+            f"{row['losses']:>6} {row['ties']:>5}"
+        )
+    lines += [f"warning: {w}" for w in board.get("warnings", [])]
+    sbs = board.get("side_by_side")
+    if sbs:
+        for label, corr in sbs["correlation_with_humans"].items():
+            lines.append(
+                f"{label} vs humans: spearman {corr['spearman']}, kendall {corr['kendall']} ({corr['n_models']} models)"
+            )
+    return "\n".join(lines)

@@ -1,0 +1,15 @@
+"""Researcher pages, mounted under /results/."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from results import views
+
+app_name = "results"
+
+urlpatterns = [
+    path("", views.campaign_index, name="index"),
+    path("<slug:slug>/", views.leaderboard_page, name="leaderboard"),
+    path("<slug:slug>/agreement/", views.agreement_page, name="agreement"),
+]

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from annotation.models import Output
+from results.leaderboards import campaign_leaderboard, compute_leaderboard
+from results.raters import parse_raters
+from results.selectors import battle_tally
+from tests import factories
+from tests.results.conftest import Rated, rate
+
+
+def leaderboard_json(rated: Rated, *args: str, capsys: pytest.CaptureFixture[str]) -> dict:
+    call_command("leaderboard", rated.campaign.slug, "--json", *args)
+    return json.loads(capsys.readouterr().out)
+
+
+def test_battle_tally_turns_ratings_into_arena_battles_by_shown_side(rated: Rated) -> None:
+    tally = battle_tally(rated.campaign, parse_raters("alice"))
+
+    # alice saw the worse model on the left and always chose the better one (model-x < model-y < model-z).
+    assert tally.counts == {
+        ("model-y", "model-x", "model_b"): 4,
+        ("model-z", "model-x", "model_b"): 4,
+        ("model-z", "model-y", "model_b"): 4,
+    }
+    assert tally.skipped_unnamed == 0
+
+
+def test_leaderboard_ranks_models_with_intervals_counts_and_elo(rated: Rated, capsys: pytest.CaptureFixture[str]) -> None:
+    board = leaderboard_json(rated, "--raters", "humans", "--bootstrap", "50", capsys=capsys)
+
+    assert [row["model"] for row in board["ratings"]] == ["model-x", "model-y", "model-z"]
+    top = board["ratings"][0]
+    assert top["lower"] <= top["rating"] <= top["upper"]
+    assert top["rank"] == 1
+    assert top["votes"] == 16  # 8 comparisons with model-x, rated by alice and the expert
+    assert top["wins"] + top["losses"] + top["ties"] == top["votes"]
+    assert top["elo"] > 1000 > board["ratings"][-1]["elo"]
+    assert board["n_battles"] == 24
+    assert board["bootstrap"] == 50
+    assert len(board["win_probability"]["matrix"]) == 3
+
+
+def test_leaderboard_reports_ratings_of_outputs_without_model_names(rated: Rated) -> None:
+    comparison = rated.comparisons[0]
+    unnamed = Output.objects.create(prompt=comparison.prompt, model_name=None, text="anonymous answer")
+    pair = factories.make_comparison(comparison.prompt, comparison.output_a, unnamed)
+    rate(pair, rated.expert, "tie")
+
+    board = compute_leaderboard(rated.campaign, parse_raters("humans"))
+
+    assert board["skipped_unnamed"] == 1
+    assert board["n_battles"] == 24
+
+
+def test_leaderboard_is_recomputed_when_a_rating_arrives(rated: Rated) -> None:
+    before = campaign_leaderboard(rated.campaign, parse_raters("humans"), with_elo=False)
+    again = campaign_leaderboard(rated.campaign, parse_raters("humans"), with_elo=False)
+    rate(rated.comparisons[1], factories.RaterFactory.create(name="late"), "tie")
+    after = campaign_leaderboard(rated.campaign, parse_raters("humans"), with_elo=False)
+
+    assert again == before
+    assert after["n_battles"] == before["n_battles"] + 1
+
+
+def test_side_by_side_ranks_humans_and_each_judge_with_rank_correlation(
+    rated: Rated, capsys: pytest.CaptureFixture[str]
+) -> None:
+    board = leaderboard_json(rated, "--side-by-side", capsys=capsys)
+
+    side = board["side_by_side"]
+    assert side["groups"] == ["humans", "gpt-judge"]
+    corr = side["correlation_with_humans"]["gpt-judge"]
+    assert corr["n_models"] == 3
+    assert corr["spearman"] == pytest.approx(1.0)
+    assert corr["kendall"] == pytest.approx(1.0)
+
+
+def test_leaderboard_table_and_errors(rated: Rated, capsys: pytest.CaptureFixture[str]) -> None:
+    call_command("leaderboard", rated.campaign.slug, "--raters", "judges")
+    out = capsys.readouterr().out
+    assert "model-x" in out
+    assert "raters judges" in out
+    with pytest.raises(CommandError, match="no campaign 'nope'"):
+        call_command("leaderboard", "nope")
+    with pytest.raises(CommandError, match="no rater named ghost"):
+        call_command("leaderboard", rated.campaign.slug, "--raters", "gpt-judge,ghost")
