@@ -47,16 +47,28 @@ class CampaignReportAdmin(admin.ModelAdmin[CampaignReport]):
 
     @admin.display(description="Leaderboard")
     def leaderboard_link(self, obj: CampaignReport) -> str:
-        return format_html('<a href="{}">Leaderboard</a>', reverse("admin:results_campaignreport_leaderboard", args=[obj.pk]))
+        return format_html(
+            '<a href="{}">Leaderboard</a>', reverse("admin:results_campaignreport_leaderboard", args=[obj.pk])
+        )
 
     @admin.display(description="Agreement")
     def agreement_link(self, obj: CampaignReport) -> str:
-        return format_html('<a href="{}">Agreement</a>', reverse("admin:results_campaignreport_agreement", args=[obj.pk]))
+        return format_html(
+            '<a href="{}">Agreement</a>', reverse("admin:results_campaignreport_agreement", args=[obj.pk])
+        )
 
     def get_urls(self) -> list[URLPattern]:
         own = [
-            path("<int:pk>/leaderboard/", self.admin_site.admin_view(self.leaderboard_view), name="results_campaignreport_leaderboard"),
-            path("<int:pk>/agreement/", self.admin_site.admin_view(self.agreement_view), name="results_campaignreport_agreement"),
+            path(
+                "<int:pk>/leaderboard/",
+                self.admin_site.admin_view(self.leaderboard_view),
+                name="results_campaignreport_leaderboard",
+            ),
+            path(
+                "<int:pk>/agreement/",
+                self.admin_site.admin_view(self.agreement_view),
+                name="results_campaignreport_agreement",
+            ),
         ]
         return own + super().get_urls()  # type: ignore[operator]
 

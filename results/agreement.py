@@ -108,7 +108,9 @@ def mtbench(votes: Sequence[Triple], bootstrap: int, rng: Any) -> dict[str, Any]
     }
 
 
-def metric(name: str, triples: Sequence[tuple[int, str, Any]], bootstrap: int, rng: Any, **options: Any) -> dict[str, Any]:
+def metric(
+    name: str, triples: Sequence[tuple[int, str, Any]], bootstrap: int, rng: Any, **options: Any
+) -> dict[str, Any]:
     """Compute one scoring metric with its bootstrap interval as a JSON-ready dict (value None when undefined)."""
     try:
         result = getattr(scoring, name)(list(triples), bootstrap=bootstrap, rng=rng, **options)
@@ -164,7 +166,8 @@ def agreement_counts(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
 
 
 def share(agree: int, total: int) -> dict[str, Any]:
-    return {"agree": agree, "pairs": total, "value": round(agree / total, 6) if total else None}
+    """Return a proportion with its counts (value None when there is nothing to count)."""
+    return {"agree": agree, "n": total, "value": round(agree / total, 6) if total else None}
 
 
 def tie_class(value: str) -> str:
@@ -191,7 +194,7 @@ def judge_report(
         "n_comparisons": len(judge),
         "n_with_human_majority": len(majority),
         "agreement_with_human_majority": agreement_counts(pairs),
-        "cohen_kappa": metric("cohen_kappa", kappa_input, 0, rng) if majority else {"value": None, "ci": None},
+        "cohen_kappa": metric("cohen_kappa", kappa_input, bootstrap, rng),
         "human_ceiling": {
             "mtbench_agreement": mtbench(mtbench_votes(shared_humans), bootstrap, rng),
             "agreement_with_majority_of_others": loo_counts(shared_humans),
@@ -249,6 +252,7 @@ def annotator_report(name: str, own: Sequence[RatingRow], by_unit: dict[int, dic
     times = [r.time_ms for r in own if r.time_ms is not None]
     decisive = [r for r in own if r.value in DECISIVE]
     left = sum((r.value == "a") == r.a_left for r in decisive)
+    left_share = {"left": left, "n": len(decisive), "value": round(left / len(decisive), 6) if decisive else None}
     return {
         "rater": name,
         "kind": own[0].kind,
@@ -256,7 +260,7 @@ def annotator_report(name: str, own: Sequence[RatingRow], by_unit: dict[int, dic
         "agreement_with_consensus": share(sum(x == y for x, y in consensus), len(consensus)),
         "gold_accuracy": share(sum(gold), len(gold)),
         "median_time_ms": median(times) if times else None,
-        "left_share": share(left, len(decisive)),
+        "left_share": left_share,
     }
 
 

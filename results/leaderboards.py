@@ -9,6 +9,7 @@ entry warm. Rating is never blocked: nothing here runs inside the rating transac
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -38,6 +39,7 @@ CACHE_SECONDS = 24 * 3600
 
 def cached(key: str, compute: Any) -> Any:
     """Return the cached value under key, computing and storing it when absent."""
+    key = "results:" + hashlib.sha256(key.encode()).hexdigest()  # rater names may hold any character
     value = cache.get(key)
     if value is None:
         value = compute()

@@ -21,6 +21,8 @@ def figure(item: dict[str, Any] | None) -> str:
         text += f" [{ci[0]:.3f}, {ci[1]:.3f}]"
     if "pairs" in item:
         text += f" ({item['agree']}/{item['pairs']})"
+    elif "n" in item:
+        text += f" ({item.get('agree', item.get('left'))}/{item['n']})"
     return text
 
 

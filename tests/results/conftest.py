@@ -49,3 +49,9 @@ def rated(campaign: Campaign, annotator: User) -> Rated:
         rate(comparison, judge, better, left=better)
         rate(comparison, judge, worse if i % 5 == 0 else better, left=worse)
     return Rated(campaign, comparisons, alice, expert, judge)
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings: Any) -> None:
+    """Hash the personas' passwords cheaply: these tests never log in with a password."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

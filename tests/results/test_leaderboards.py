@@ -30,7 +30,9 @@ def test_battle_tally_turns_ratings_into_arena_battles_by_shown_side(rated: Rate
     assert tally.skipped_unnamed == 0
 
 
-def test_leaderboard_ranks_models_with_intervals_counts_and_elo(rated: Rated, capsys: pytest.CaptureFixture[str]) -> None:
+def test_leaderboard_ranks_models_with_intervals_counts_and_elo(
+    rated: Rated, capsys: pytest.CaptureFixture[str]
+) -> None:
     board = leaderboard_json(rated, "--raters", "humans", "--bootstrap", "50", capsys=capsys)
 
     assert [row["model"] for row in board["ratings"]] == ["model-x", "model-y", "model-z"]

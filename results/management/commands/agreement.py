@@ -43,6 +43,8 @@ def figure(item: dict[str, Any]) -> str:
         text += f" [{low if low is None else round(low, 4)}, {high if high is None else round(high, 4)}]"
     if "pairs" in item:
         text += f" ({item['agree']}/{item['pairs']})"
+    elif "n" in item:
+        text += f" ({item['agree']}/{item['n']})"
     return text
 
 
