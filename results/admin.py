@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -70,7 +71,7 @@ class CampaignReportAdmin(admin.ModelAdmin[CampaignReport]):
                 name="results_campaignreport_agreement",
             ),
         ]
-        return own + super().get_urls()  # type: ignore[operator]
+        return own + super().get_urls()
 
     def report(self, request: HttpRequest, pk: int, template: str, context: dict[str, Any]) -> HttpResponse:
         """Render a report page in the admin's frame."""
@@ -93,14 +94,16 @@ class CampaignReportAdmin(admin.ModelAdmin[CampaignReport]):
         return self.report(request, pk, "admin/results/agreement.html", agreement_context(campaign, selection))
 
     @admin.action(description="Download ratings of the selected campaign (JSON Lines)")
-    def download_ratings(self, request: HttpRequest, queryset: QuerySet[CampaignReport]) -> HttpResponse | None:
+    def download_ratings(self, request: HttpRequest, queryset: QuerySet[CampaignReport]) -> HttpResponseBase | None:
         return self.download(request, queryset, "ratings")
 
     @admin.action(description="Download DPO preference pairs of the selected campaign (majority, JSON Lines)")
-    def download_dpo(self, request: HttpRequest, queryset: QuerySet[CampaignReport]) -> HttpResponse | None:
+    def download_dpo(self, request: HttpRequest, queryset: QuerySet[CampaignReport]) -> HttpResponseBase | None:
         return self.download(request, queryset, "dpo")
 
-    def download(self, request: HttpRequest, queryset: QuerySet[CampaignReport], dataset: str) -> HttpResponse | None:
+    def download(
+        self, request: HttpRequest, queryset: QuerySet[CampaignReport], dataset: str
+    ) -> HttpResponseBase | None:
         """Stream one campaign's export; ask for exactly one campaign."""
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one campaign to download.", messages.WARNING)

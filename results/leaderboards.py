@@ -117,13 +117,16 @@ def elo_battles(campaign: Campaign, selection: RaterSelection) -> Iterator[tuple
 def rater_groups(campaign: Campaign, selection: RaterSelection) -> list[tuple[str, RaterSelection]]:
     """Return the groups ranked side by side: humans, then each judge with ratings in the campaign."""
     groups = [("humans", RaterSelection(kind="human", exclude=selection.exclude))]
-    for _, name in judge_raters(campaign, selection):
+    for _, name in judge_raters(campaign, RaterSelection(kind="judge", exclude=selection.exclude)):
         groups.append((name, RaterSelection(names=(name,), exclude=selection.exclude)))
     return groups
 
 
 def side_by_side(campaign: Campaign, selection: RaterSelection) -> dict[str, Any]:
-    """Rank the campaign by humans and by each judge, with rank correlations of each judge against the humans."""
+    """Rank the campaign by humans and by each judge, with rank correlations of each judge against the humans.
+
+    Only the selection's exclusion globs apply: the groups themselves are fixed.
+    """
     version = ratings_version(campaign)
     key = f"results:side_by_side:{campaign.pk}:{selection.key}:{version.key}"
     return dict(cached(key, lambda: compute_side_by_side(campaign, selection)))

@@ -12,7 +12,8 @@ from tests.results.conftest import Rated, rate
 
 def agreement_json(rated: Rated, *args: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
     call_command("agreement", rated.campaign.slug, "--json", "--bootstrap", "50", *args)
-    return json.loads(capsys.readouterr().out)
+    report: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return report
 
 
 def test_agreement_report_holds_every_metric_with_its_interval(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -13,9 +14,10 @@ from tests import factories
 from tests.results.conftest import Rated, rate
 
 
-def leaderboard_json(rated: Rated, *args: str, capsys: pytest.CaptureFixture[str]) -> dict:
+def leaderboard_json(rated: Rated, *args: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
     call_command("leaderboard", rated.campaign.slug, "--json", *args)
-    return json.loads(capsys.readouterr().out)
+    board: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return board
 
 
 def test_battle_tally_turns_ratings_into_arena_battles_by_shown_side(rated: Rated) -> None:

@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from django.contrib.auth.models import User
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from tests import factories
+from tests.results.conftest import Rated, streamed
+
+ClientFor = Callable[[User | None], APIClient]
+
+
+def url(rated: Rated, tail: str = "") -> str:
+    return f"/api/v1/research/campaigns/{rated.campaign.slug}/{tail}"
+
+
+def test_researcher_lists_only_the_campaigns_they_research(
+    rated: Rated, researcher: User, outsider: User, api_client_for: ClientFor
+) -> None:
+    factories.CampaignFactory.create(slug="someone-elses")
+    shared = factories.CampaignFactory.create(slug="shared-with-rita")
+    shared.researchers.add(researcher)
+
+    slugs = {c["slug"] for c in api_client_for(researcher).get("/api/v1/research/campaigns/").json()}
+
+    assert slugs == {rated.campaign.slug, "shared-with-rita"}
+    assert api_client_for(outsider).get("/api/v1/research/campaigns/").json() == []
+
+
+@pytest.mark.parametrize("tail", ["", "comparisons/", "ratings/", "leaderboard/", "agreement/", "export/ratings.jsonl"])
+def test_annotators_get_403_and_strangers_404_on_every_endpoint(
+    rated: Rated, annotator: User, outsider: User, api_client_for: ClientFor, tail: str
+) -> None:
+    assert api_client_for(annotator).get(url(rated, tail)).status_code == 403
+    assert api_client_for(outsider).get(url(rated, tail)).status_code == 404
+    assert api_client_for(None).get(url(rated, tail)).status_code in (401, 403)
+
+
+def test_superuser_reads_any_campaign(rated: Rated, api_client_for: ClientFor) -> None:
+    admin = factories.UserFactory.create(username="root", is_superuser=True, is_staff=True)
+
+    response = api_client_for(admin).get(url(rated))
+
+    assert response.status_code == 200
+    assert response.json()["models"] == ["model-x", "model-y", "model-z"]
+    assert response.json()["n_ratings"] == 48
+
+
+def test_token_authentication_reaches_the_api(rated: Rated, researcher: User) -> None:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=researcher).key}")
+
+    assert client.get(url(rated)).status_code == 200
+
+
+def test_ratings_are_paginated_filterable_and_show_pseudonyms_without_n_plus_1(
+    rated: Rated, researcher: User, api_client_for: ClientFor, django_assert_max_num_queries: Any
+) -> None:
+    client = api_client_for(researcher)
+    with django_assert_max_num_queries(8):
+        page = client.get(url(rated, "ratings/"), {"limit": 30}).json()
+    humans = client.get(url(rated, "ratings/"), {"raters": "humans", "verdict": "tie"}).json()
+
+    assert page["count"] == 48
+    assert len(page["results"]) == 30
+    assert page["next"]
+    assert rated.alice.pseudonym in {r["rater"] for r in page["results"]}
+    assert "alice" not in json.dumps(page)
+    assert humans["count"] == 3
+    assert {r["rater"] for r in humans["results"]} == {"expert_1"}
+
+
+def test_comparisons_are_filtered_by_model_with_their_rating_counts_without_n_plus_1(
+    rated: Rated, researcher: User, api_client_for: ClientFor, django_assert_max_num_queries: Any
+) -> None:
+    with django_assert_max_num_queries(8):
+        body = api_client_for(researcher).get(url(rated, "comparisons/"), {"model": "model-z"}).json()
+
+    assert body["count"] == 8
+    assert all("model-z" in (c["model_a"], c["model_b"]) for c in body["results"])
+    assert {c["n_ratings"] for c in body["results"]} == {4}
+
+
+def test_leaderboard_and_agreement_endpoints(rated: Rated, researcher: User, api_client_for: ClientFor) -> None:
+    client = api_client_for(researcher)
+    board = client.get(url(rated, "leaderboard/"), {"raters": "humans", "bootstrap": "20"}).json()
+    agreement = client.get(url(rated, "agreement/"), {"bootstrap": "20"}).json()
+
+    assert [r["model"] for r in board["ratings"]] == ["model-x", "model-y", "model-z"]
+    assert board["side_by_side"]["groups"] == ["humans", "gpt-judge"]
+    assert agreement["mtbench_agreement"]["with_ties"]["pairs"] == 12
+    bad = client.get(url(rated, "leaderboard/"), {"raters": "nobody"})
+    assert bad.status_code == 400
+    assert "nobody" in bad.json()["raters"][0]
+
+
+def test_export_download_streams_jsonl_and_parquet(rated: Rated, researcher: User, api_client_for: ClientFor) -> None:
+    client = api_client_for(researcher)
+    jsonl = client.get(url(rated, "export/dpo.jsonl"), {"aggregate": "each", "raters": "humans"})
+    parquet = client.get(url(rated, "export/arena.parquet"))
+
+    assert jsonl.status_code == 200
+    assert jsonl.streaming
+    assert "attachment" in jsonl["Content-Disposition"]
+    rows = [json.loads(line) for line in streamed(jsonl).splitlines()]
+    assert len(rows) == 12 + 9
+    table = pq.read_table(io.BytesIO(streamed(parquet)))
+    assert table.num_rows == 48
+    assert client.get(url(rated, "export/ratings.txt")).status_code == 400
+    assert client.get(url(rated, "export/secrets.jsonl")).status_code == 400
+
+
+def test_openapi_schema_lists_the_researcher_api(researcher: User, api_client_for: ClientFor) -> None:
+    schema = api_client_for(researcher).get("/api/schema/", {"format": "json"}).json()
+
+    paths = set(schema["paths"])
+    assert "/api/v1/research/campaigns/{slug}/leaderboard/" in paths
+    assert "/api/v1/research/campaigns/{slug}/export/{dataset}.{file_type}" in paths

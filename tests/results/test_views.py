@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from django.contrib.auth.models import User
+from django.test import Client
+
+from tests import factories
+from tests.results.conftest import Rated, streamed
+
+
+def client_for(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_leaderboard_page_shows_the_table_and_inline_svg_pictures(rated: Rated, researcher: User) -> None:
+    page = client_for(researcher).get(f"/results/{rated.campaign.slug}/", {"raters": "humans"}).content.decode()
+
+    assert page.count("<svg") == 3
+    assert "Predicted probability that row beats column" in page
+    assert "model-x" in page
+    assert "Humans and judges side by side" in page
+    assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")  # nothing from a network
+
+
+def test_agreement_page_shows_metrics_and_the_rater_heatmap(rated: Rated, researcher: User) -> None:
+    page = client_for(researcher).get(f"/results/{rated.campaign.slug}/agreement/").content.decode()
+
+    assert "Krippendorff" in page
+    assert "0.750 " in page
+    assert "Agreement between raters" in page
+    assert rated.alice.pseudonym in page
+    assert ">alice<" not in page
+
+
+def test_results_pages_refuse_annotators_strangers_and_anonymous_visitors(
+    rated: Rated, annotator: User, outsider: User
+) -> None:
+    path = f"/results/{rated.campaign.slug}/"
+    assert client_for(annotator).get(path).status_code == 403
+    assert client_for(outsider).get(path).status_code == 404
+    assert Client().get(path).status_code == 302
+
+
+def test_index_lists_the_researchers_campaigns(rated: Rated, researcher: User) -> None:
+    factories.CampaignFactory.create(name="Hidden campaign")
+
+    page = client_for(researcher).get("/results/").content.decode()
+
+    assert rated.campaign.name in page
+    assert "Hidden campaign" not in page
+
+
+def test_admin_lists_campaign_reports_with_leaderboard_and_agreement(rated: Rated, researcher: User) -> None:
+    client = client_for(researcher)
+    changelist = client.get("/admin/results/campaignreport/")
+    report_url = f"/admin/results/campaignreport/{rated.campaign.pk}/leaderboard/"
+    leaderboard = client.get(report_url)
+    agreement = client.get(f"/admin/results/campaignreport/{rated.campaign.pk}/agreement/")
+
+    assert changelist.status_code == 200
+    assert report_url in changelist.content.decode()
+    assert leaderboard.status_code == 200
+    assert leaderboard.content.decode().count('<svg xmlns="http://www.w3.org/2000/svg" role="img"') == 3
+    assert agreement.status_code == 200
+
+
+def test_admin_action_streams_one_campaigns_ratings(rated: Rated, researcher: User) -> None:
+    response = client_for(researcher).post(
+        "/admin/results/campaignreport/",
+        {"action": "download_ratings", "_selected_action": [rated.campaign.pk]},
+    )
+
+    assert response.status_code == 200
+    assert len(streamed(response).splitlines()) == 48
+
+
+def test_admin_hides_other_campaigns_reports(rated: Rated, researcher: User) -> None:
+    other = factories.CampaignFactory.create()
+
+    response = client_for(researcher).get(f"/admin/results/campaignreport/{other.pk}/leaderboard/")
+
+    assert response.status_code == 404
