@@ -138,7 +138,10 @@ def aggregate_battles(battles: Iterable[Battle]) -> BattleCounts:
 
 
 def aggregate_codes(
-    names: Sequence[str], first: NDArray[np.integer], second: NDArray[np.integer], outcome: NDArray[np.integer]
+    names: Sequence[str],
+    first: NDArray[np.integer],
+    second: NDArray[np.integer],
+    outcome: NDArray[np.integer],
 ) -> BattleCounts:
     """Aggregate integer-coded battles (model indices into ``names`` and outcome codes 0-3)."""
     m = len(names)

@@ -1,6 +1,7 @@
 """Bradley-Terry leaderboards on the Chatbot Arena scale, with bootstrap and sandwich intervals.
 
-Ratings are ``1000 + 400 * log10`` odds (``RATING_SCALE`` times the natural log-strength), centred at a mean of
+Ratings are ``1000 + 400 * log10`` odds (``RATING_SCALE`` times the natural log-strength), centred at a
+mean of
 1000 within each connected component unless an anchor is given. Ties count half a win each way (Chatbot Arena)
 or follow Davidson's (1970) model. When the maximum-likelihood estimate does not exist (a model, or a group of
 models, never loses or never wins against the rest of its component) every model gets ``prior`` virtual ties
@@ -18,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from scoring import bt_fit
+from scoring import bt_fit, graph
 from scoring.battles import Battle, BattleCounts, aggregate_battles
 from scoring.bt_fit import RATING_SCALE
 
@@ -108,7 +109,13 @@ def bradley_terry(
 ) -> Leaderboard:
     """Fit a Bradley-Terry leaderboard to (model_a, model_b, winner) battles."""
     return bradley_terry_from_counts(
-        aggregate_battles(battles), ties=ties, anchor=anchor, bootstrap=bootstrap, rng=rng, prior=prior, tol=tol
+        aggregate_battles(battles),
+        ties=ties,
+        anchor=anchor,
+        bootstrap=bootstrap,
+        rng=rng,
+        prior=prior,
+        tol=tol,
     )
 
 
@@ -165,7 +172,9 @@ def bradley_terry_from_counts(
 def _effective_mode(counts: BattleCounts, ties: TieMode, warnings: list[str]) -> TieMode:
     """Return the tie mode to fit, falling back to half ties when Davidson has no ties to estimate nu."""
     if ties == "davidson" and not counts.all_ties.any():
-        warnings.append("no ties in the data: the Davidson tie parameter is zero, fitted as plain Bradley-Terry")
+        warnings.append(
+            "no ties in the data: the Davidson tie parameter is zero, fitted as plain Bradley-Terry"
+        )
         return "half"
     return ties
 
@@ -182,25 +191,32 @@ def _matrices(counts: BattleCounts, mode: TieMode) -> tuple[NDArray[np.float64],
 def _point_fit(counts: BattleCounts, mode: TieMode, prior: float, tol: float, warnings: list[str]) -> _Fit:
     """Fit the point estimate, applying the prior only when the MLE does not exist."""
     win, tie = _matrices(counts, mode)
-    n_comp, labels = bt_fit.component_labels(counts.totals)
+    n_comp, labels = graph.component_labels(counts.totals > 0)
     if n_comp > 1:
         warnings.append(
-            f"the comparison graph has {n_comp} disconnected components; ratings are comparable only "
-            "within a component and each component is centred separately"
+            f"the comparison graph falls apart into {n_comp} components: {_name_groups(counts, labels)}; "
+            "ratings are comparable only within a component and each component is centred separately"
         )
     used_prior = 0.0
-    if not bt_fit.mle_exists(win > 0 if tie is None else (win > 0) | (tie > 0)):
+    if not graph.mle_exists(win > 0 if tie is None else (win > 0) | (tie > 0)):
         if prior <= 0:
             raise ValueError("the maximum-likelihood estimate does not exist and prior=0 was requested")
         used_prior = prior
         warnings.append(
-            "the maximum-likelihood estimate does not exist (some models never lose or never win against the "
-            f"rest of their component); every model got {prior:g} virtual tie(s) against a 1000-rated opponent"
+            "the maximum-likelihood estimate does not exist (some models never lose or never win against "
+            f"the rest of their component); every model got {prior:g} virtual tie(s) against a 1000-rated "
+            "opponent"
         )
     m = len(counts.models)
     log_nu0 = None if tie is None else np.array([_initial_log_nu(tie, counts)])
     result = bt_fit.newton(
-        win[None], None if tie is None else tie[None], labels, np.array([used_prior]), np.zeros((1, m)), log_nu0, tol
+        win[None],
+        None if tie is None else tie[None],
+        labels,
+        np.array([used_prior]),
+        np.zeros((1, m)),
+        log_nu0,
+        tol,
     )
     if not result.converged.all():
         warnings.append("the Newton iterations did not converge to the requested tolerance")
@@ -220,8 +236,10 @@ def bootstrap_thetas(
 ) -> NDArray[np.float64]:
     """Refit ``rounds`` multinomial resamples of the aggregated counts, warm-started at the point fit.
 
-    Each resample redistributes all battles over the (pair, outcome) cells in proportion to their counts. Rounds
-    are solved with chord-Newton steps that reuse the point fit's inverse Hessian (one matrix product per step).
+    Each resample redistributes all battles over the (pair, outcome) cells in proportion to their counts.
+    Rounds
+    are solved with chord-Newton steps that reuse the point fit's inverse Hessian (one matrix product per
+    step).
     """
     m = len(counts.models)
     pair_i, pair_j = np.nonzero(np.triu(counts.totals) > 0)
@@ -231,7 +249,7 @@ def bootstrap_thetas(
     keep = np.flatnonzero(cells)
     n_total = int(cells.sum())
     pvals = cells[keep] / n_total
-    solver = _ChordSolver(counts, fit, mode, pair_i, pair_j, tol)
+    solver = _ChordSolver(counts, fit, mode, pair_i, pair_j, cells.reshape(-1, 3), tol)
     chunk = max(1, min(rounds, 2_000_000 // max(len(cells), 1)))
     out = np.empty((rounds, m))
     for start in range(0, rounds, chunk):
@@ -252,9 +270,10 @@ class _ChordSolver:
         mode: TieMode,
         pair_i: NDArray[np.intp],
         pair_j: NDArray[np.intp],
+        cells: NDArray[np.int64],
         tol: float,
     ) -> None:
-        self.fit, self.mode, self.tol = fit, mode, tol
+        self.fit, self.mode, self.tol, self.cells = fit, mode, tol, cells
         self.pair_i, self.pair_j, self.m = pair_i, pair_j, len(counts.models)
         incidence = np.zeros((len(pair_i), self.m))
         incidence[np.arange(len(pair_i)), pair_i] = 1.0
@@ -269,27 +288,40 @@ class _ChordSolver:
             log_nu = np.array([fit.log_nu], dtype=np.float64)
             neg_hess = bt_fit.davidson_terms(fit.theta[None], log_nu, win[None], tie[None], prior).neg_hess[0]
             self.x0 = np.append(fit.theta, fit.log_nu)
-        self.inv_hess = np.linalg.pinv(neg_hess, hermitian=True) if fit.prior == 0.0 else np.linalg.inv(neg_hess)
+        self.inv_hess = (
+            np.linalg.pinv(neg_hess, hermitian=True) if fit.prior == 0.0 else np.linalg.inv(neg_hess)
+        )
 
     def solve(self, draws: NDArray[np.float64]) -> NDArray[np.float64]:
         """Return centred thetas for one chunk of resampled (pair, outcome) counts."""
         size = draws.shape[0]
-        wins, ties = self._dense(draws)
-        needs_prior = _rounds_without_mle(wins, ties, self.fit.labels) if self.fit.prior == 0.0 else []
+        suspicious = self._lost_edges(draws) if self.fit.prior == 0.0 else np.zeros(size, dtype=bool)
+        won = draws[:, :, 0] + draws[:, :, 2] / 2
+        total = draws.sum(axis=2)
         x = np.repeat(self.x0[None], size, axis=0)
-        active = np.ones(size, dtype=bool)
-        active[needs_prior] = False
+        active = ~suspicious
         for _ in range(100):
             idx = np.flatnonzero(active)
             if not len(idx):
                 break
-            step = self._gradient(x[idx], draws[idx], wins[idx], ties[idx]) @ self.inv_hess
+            step = self._gradient(x[idx], draws[idx], won[idx], total[idx]) @ self.inv_hess
             x[idx] += step
             active[idx[np.abs(step[:, : self.m]).max(axis=1) * RATING_SCALE < self.tol]] = False
-        redo = np.union1d(np.flatnonzero(active), np.asarray(needs_prior, dtype=np.intp))
+        redo = np.flatnonzero(active | suspicious)
         if len(redo):
-            x[redo] = self._newton(wins[redo], ties[redo], x[redo], len(needs_prior) > 0)
+            x[redo] = self._newton(draws[redo], x[redo])
         return bt_fit.center(x[:, : self.m], self.fit.labels)
+
+    def _lost_edges(self, draws: NDArray[np.float64]) -> NDArray[np.bool_]:
+        """Return the rounds where a 'won or tied against' edge of the data vanished from the resample."""
+        forward = draws[:, :, 0] + draws[:, :, 2]
+        backward = draws[:, :, 1] + draws[:, :, 2]
+        had_forward = self.cells[:, 0] + self.cells[:, 2] > 0
+        had_backward = self.cells[:, 1] + self.cells[:, 2] > 0
+        lost: NDArray[np.bool_] = ((forward == 0) & had_forward).any(axis=1) | (
+            (backward == 0) & had_backward
+        ).any(axis=1)
+        return lost
 
     def _dense(self, draws: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Return dense win and tie matrices of a chunk."""
@@ -301,50 +333,48 @@ class _ChordSolver:
         return wins, ties
 
     def _gradient(
-        self, x: NDArray[np.float64], draws: NDArray[np.float64], wins: NDArray[np.float64], ties: NDArray[np.float64]
+        self,
+        x: NDArray[np.float64],
+        draws: NDArray[np.float64],
+        won: NDArray[np.float64],
+        total: NDArray[np.float64],
     ) -> NDArray[np.float64]:
         """Return the log-likelihood gradient of each round."""
-        prior = np.full(len(x), self.fit.prior)
         if self.mode == "davidson":
+            wins, ties = self._dense(draws)
+            prior = np.full(len(x), self.fit.prior)
             return bt_fit.davidson_terms(x[:, : self.m], x[:, self.m], wins, ties, prior).grad
-        diff = x[:, self.pair_i] - x[:, self.pair_j]
-        p = 1.0 / (1.0 + np.exp(-diff))
-        won = draws[:, :, 0] + draws[:, :, 2] / 2
-        total = draws.sum(axis=2)
+        p = 1.0 / (1.0 + np.exp(x[:, self.pair_j] - x[:, self.pair_i]))
         grad: NDArray[np.float64] = (won - total * p) @ self.incidence
         if self.fit.prior:
-            q = 1.0 / (1.0 + np.exp(-x))
-            grad += self.fit.prior * (0.5 - q)
+            grad += self.fit.prior * (0.5 - 1.0 / (1.0 + np.exp(-x)))
         return grad
 
-    def _newton(
-        self, wins: NDArray[np.float64], ties: NDArray[np.float64], x: NDArray[np.float64], with_prior: bool
-    ) -> NDArray[np.float64]:
-        """Fit the given rounds by full Newton (with the default prior where their MLE does not exist)."""
-        prior = np.full(len(x), self.fit.prior if self.fit.prior or not with_prior else DEFAULT_PRIOR)
-        if with_prior and not self.fit.prior:
-            prior[:] = [DEFAULT_PRIOR if not bt_fit.mle_exists((w > 0) | (t > 0)) else 0.0 for w, t in zip(wins, ties)]
+    def _newton(self, draws: NDArray[np.float64], x: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Fit the given rounds by full Newton, with the default prior where their MLE does not exist."""
+        wins, ties = self._dense(draws)
+        prior = np.full(len(x), self.fit.prior)
+        if not self.fit.prior:
+            prior[_rounds_without_mle(wins, ties, self.fit.labels)] = DEFAULT_PRIOR
         theta0 = x[:, : self.m]
         if self.mode == "half":
-            result = bt_fit.newton(wins + ties / 2, None, self.fit.labels, prior, theta0, None, self.tol)
-            return result.theta
+            return bt_fit.newton(wins + ties / 2, None, self.fit.labels, prior, theta0, None, self.tol).theta
         result = bt_fit.newton(wins, ties, self.fit.labels, prior, theta0, x[:, self.m], self.tol)
         assert result.log_nu is not None
         return np.concatenate([result.theta, result.log_nu[:, None]], axis=1)
 
 
-def _rounds_without_mle(wins: NDArray[np.float64], ties: NDArray[np.float64], labels: NDArray[np.int32]) -> list[int]:
-    """Return the rounds whose resample lost an edge the MLE needs (checked exactly only when edges vanish)."""
+def _rounds_without_mle(
+    wins: NDArray[np.float64], ties: NDArray[np.float64], labels: NDArray[np.int32]
+) -> list[int]:
+    """Return the rounds whose resample has no finite MLE or splits a component of the original data."""
     beats = (wins > 0) | (ties > 0)
-    reference = beats.any(axis=0)
-    suspicious = np.flatnonzero((reference[None] & ~beats).any(axis=(1, 2)))
     n_comp = len(np.unique(labels))
-    bad = []
-    for b in suspicious:
-        n_weak, _ = bt_fit.component_labels(beats[b] | beats[b].T)
-        if n_weak != n_comp or not bt_fit.mle_exists(beats[b]):
-            bad.append(int(b))
-    return bad
+    return [
+        b
+        for b in range(len(beats))
+        if graph.component_labels(beats[b])[0] != n_comp or not graph.mle_exists(beats[b])
+    ]
 
 
 def _to_ratings(
@@ -439,6 +469,15 @@ def _assemble(
         iterations=fit.iterations,
         bootstrap_ratings=None if boot is None else boot[:, order],
     )
+
+
+def _name_groups(counts: BattleCounts, labels: NDArray[np.int32]) -> str:
+    """Return the components as '{a, b, ...}; {c}' (at most five names each)."""
+    parts = []
+    for group in _components(counts, labels):
+        shown = ", ".join(group[:5]) + (f", ... ({len(group)} models)" if len(group) > 5 else "")
+        parts.append("{" + shown + "}")
+    return "; ".join(parts)
 
 
 def _components(counts: BattleCounts, labels: NDArray[np.int32]) -> list[list[str]]:

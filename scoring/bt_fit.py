@@ -1,12 +1,15 @@
 """Batched Newton solver for Bradley-Terry (ties as half wins) and Davidson likelihoods.
 
 All arrays carry a leading batch axis ``B`` so that the point fit and every bootstrap round share one code
-path: ``win[b, i, j]`` is the (possibly fractional) number of wins of ``i`` over ``j`` and ``tie[b, i, j]`` the
+path: ``win[b, i, j]`` is the (possibly fractional) number of wins of ``i`` over ``j`` and ``tie[b, i, j]``
+the
 symmetric number of ties (Davidson only). Parameters are natural log-strengths ``theta`` (plus ``log nu`` for
 Davidson). Where the comparison graph has several components the likelihood is flat along each component's
 ones-vector; the solver adds that direction's outer product to the negative Hessian so that every step keeps
-each component's mean fixed. A ``prior`` weight > 0 adds, for every model, one (or ``prior``) virtual tie against
-a fixed opponent of strength 0, which keeps the estimate finite when the maximum-likelihood estimate does not exist.
+each component's mean fixed. A ``prior`` weight > 0 adds, for every model, one (or ``prior``) virtual tie
+against
+a fixed opponent of strength 0, which keeps the estimate finite when the maximum-likelihood estimate does
+not exist.
 """
 
 from __future__ import annotations
@@ -16,8 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import connected_components
 
 Array = NDArray[np.float64]
 RATING_SCALE = 400.0 / math.log(10.0)
@@ -105,20 +106,6 @@ def davidson_terms(theta: Array, log_nu: Array, win: Array, tie: Array, prior: A
     return Terms(loglik + p_loglik, grad, neg_hess)
 
 
-def component_labels(total: NDArray[np.floating] | NDArray[np.integer]) -> tuple[int, NDArray[np.int32]]:
-    """Return the number of connected components of the comparison graph and each model's label."""
-    n, labels = connected_components(csr_matrix(np.asarray(total) > 0), directed=False)
-    return int(n), labels.astype(np.int32)
-
-
-def mle_exists(beats: NDArray[np.bool_]) -> bool:
-    """Return whether every weak component of the 'won or tied against' digraph is strongly connected."""
-    graph = csr_matrix(beats)
-    n_weak = connected_components(graph, directed=True, connection="weak")[0]
-    n_strong = connected_components(graph, directed=True, connection="strong")[0]
-    return bool(n_weak == n_strong)
-
-
 def centering_matrix(labels: NDArray[np.int32], extra: int) -> Array:
     """Return the sum over components of 1_c 1_c^T / |c|, padded with ``extra`` zero rows/columns."""
     m = len(labels)
@@ -190,7 +177,14 @@ def _terms(x: Array, m: int, win: Array, tie: Array | None, prior: Array) -> Ter
 
 
 def _backtrack(
-    x: Array, step: Array, loglik: Array, m: int, win: Array, tie: Array | None, idx: NDArray[np.intp], prior: Array
+    x: Array,
+    step: Array,
+    loglik: Array,
+    m: int,
+    win: Array,
+    tie: Array | None,
+    idx: NDArray[np.intp],
+    prior: Array,
 ) -> Array:
     """Return x + t * step with t halved until the likelihood does not decrease."""
     scale = np.ones(len(x))

@@ -76,7 +76,11 @@ def run_rank(args: argparse.Namespace) -> str:
     """Return the rendered leaderboard for the ``rank`` command."""
     counts = read_battle_counts(args.file)
     board = bradley_terry_from_counts(
-        counts, ties=args.ties, anchor=args.anchor, bootstrap=args.bootstrap, rng=np.random.default_rng(args.seed)
+        counts,
+        ties=args.ties,
+        anchor=args.anchor,
+        bootstrap=args.bootstrap,
+        rng=np.random.default_rng(args.seed),
     )
     payload = board.to_dict()
     payload["seed"] = args.seed

@@ -35,7 +35,12 @@ class EloResult:
 
 
 def elo(
-    battles: Iterable[Battle], *, k: float = 4.0, base: float = 10.0, scale: float = 400.0, initial: float = 1000.0
+    battles: Iterable[Battle],
+    *,
+    k: float = 4.0,
+    base: float = 10.0,
+    scale: float = 400.0,
+    initial: float = 1000.0,
 ) -> EloResult:
     """Run online Elo over battles in the given order; ties (both labels) score one half."""
     rating: dict[str, float] = {}
@@ -52,4 +57,3 @@ def elo(
     rows = [EloRating(model, value, votes[model]) for model, value in rating.items()]
     rows.sort(key=lambda row: (-row.rating, row.model))
     return EloResult(rows, k, base, scale, initial)
-

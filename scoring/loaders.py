@@ -12,6 +12,7 @@ from scoring.battles import Battle, BattleCounts, counts_from_tally, outcome_cod
 
 BATTLE_FIELDS = ("model_a", "model_b", "winner")
 RATING_FIELDS = ("unit", "rater", "value")
+BLOCK_SIZE = 1 << 23
 
 
 class InputError(ValueError):
@@ -94,20 +95,47 @@ def _array_battles(data: bytes) -> list[Battle]:
     return out
 
 
+def _line_counts(path: str | Path, first: bytes) -> Counter[bytes]:
+    """Count identical lines of a JSON Lines file, reading it in blocks to bound memory."""
+    counts: Counter[bytes] = Counter()
+    carry = b""
+    with Path(path).open("rb") as handle:
+        block = first
+        while block:
+            lines = (carry + block).split(b"\n")
+            carry = lines.pop()
+            counts.update(lines)
+            block = handle.read(BLOCK_SIZE)
+    counts[carry] += 1
+    return counts
+
+
+def _first_line_number(path: str | Path, content: bytes) -> int:
+    """Return the 1-based number of the first line equal to ``content``."""
+    with Path(path).open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.rstrip(b"\n") == content:
+                return number
+    return 0
+
+
 def read_battle_counts(path: str | Path) -> BattleCounts:
     """Read an Arena battle log and aggregate it; identical lines are parsed once."""
-    data = _read_bytes(path)
-    tally: Counter[Battle] = Counter()
-    if _is_json_array(data):
-        tally.update(_array_battles(data))
-    else:
-        lines = data.split(b"\n")
-        for content, count in Counter(lines).items():
-            if content.strip():
-                try:
-                    tally[_battle_from_line(content)] += count
-                except ValueError as exc:
-                    raise InputError(f"line {lines.index(content) + 1}: {exc}") from None
+    try:
+        with Path(path).open("rb") as handle:
+            first = handle.read(BLOCK_SIZE)
+        tally: Counter[Battle] = Counter()
+        if _is_json_array(first):
+            tally.update(_array_battles(_read_bytes(path)))
+        else:
+            for content, count in _line_counts(path, first).items():
+                if content.strip():
+                    try:
+                        tally[_battle_from_line(content)] += count
+                    except ValueError as exc:
+                        raise InputError(f"line {_first_line_number(path, content)}: {exc}") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
     if not tally:
         raise InputError("no battles in the file")
     return counts_from_tally(tally)
