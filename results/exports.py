@@ -1,32 +1,30 @@
 """Stream a campaign's ratings as datasets: ratings, Arena battles, TRL preference pairs, AlpacaEval records.
 
-Rows come from one SQL query per export through a server-side cursor in chunks, and each chunk is encoded to
-JSON Lines, CSV or Parquet (a pyarrow RecordBatch per chunk), so memory stays bounded whatever the campaign's size.
+Each export is one SQL query streamed with ``COPY (...) TO STDOUT``: PostgreSQL writes the CSV (or, with
+``row_to_json``, the JSON Lines) one row message at a time, and Parquet is that CSV parsed block by block by
+pyarrow's streaming reader into row groups. Python never holds more than a batch, whatever the campaign's size.
 """
 
 from __future__ import annotations
 
-import csv
 import io
-import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+from django.db import connection
 
 from annotation.models import Campaign
 from evalplatform.exceptions import DomainError
 from results.raters import RaterSelection
-from results.selectors import A_LEFT_SQL, OUTPUT_JOINS, PUBLIC_RATER_SQL, VALUE_SQL, ratings_from, stream_rows
+from results.selectors import A_LEFT_SQL, OUTPUT_JOINS, PUBLIC_RATER_SQL, VALUE_SQL, ratings_from
 
 FILE_TYPES = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 CONTENT_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
 AGGREGATES = ("majority", "unanimous", "each")
 
-STR, INT, FLOAT = pa.string(), pa.int64(), pa.float64()
+STR, INT, FLOAT = "string", "int64", "float64"
 
 PROMPT_JOIN = OUTPUT_JOINS + "\n    JOIN annotation_prompt p ON p.id = c.prompt_id"
 LEFT_SQL = f"CASE WHEN {A_LEFT_SQL} THEN 'a' ELSE 'b' END"
@@ -38,17 +36,13 @@ class ExportFormat:
     """An export: its columns with their Arrow types and the query that yields them in that order."""
 
     name: str
-    columns: tuple[tuple[str, pa.DataType], ...]
+    columns: tuple[tuple[str, str], ...]
     query: Callable[[Campaign, RaterSelection, str], tuple[str, list[Any]]]
     aggregates: tuple[str, ...] = ("each",)
 
     @property
     def names(self) -> list[str]:
         return [name for name, _ in self.columns]
-
-    @property
-    def schema(self) -> pa.Schema:
-        return pa.schema(list(self.columns))
 
 
 def ratings_query(campaign: Campaign, selection: RaterSelection, aggregate: str) -> tuple[str, list[Any]]:
@@ -247,14 +241,12 @@ def iter_export(
     file_type: str,
     selection: RaterSelection,
     aggregate: str | None = None,
-    chunk: int = 10_000,
     counter: RowCounter | None = None,
 ) -> Iterator[bytes]:
-    """Yield an export of the campaign's selected ratings as encoded bytes, chunk by chunk."""
+    """Yield an export of the campaign's selected ratings as encoded bytes, piece by piece."""
     fmt, policy = export_format(format, aggregate)
     sql, params = fmt.query(campaign, selection, policy)
-    chunks = stream_rows(sql, params, chunk=chunk)
-    yield from ENCODERS[file_type](fmt, (counter or RowCounter()).count(chunks))
+    yield from ENCODERS[file_type](fmt, sql, params, counter or RowCounter())
 
 
 def write_export(
@@ -273,41 +265,84 @@ def write_export(
 
 
 class RowCounter:
-    """Count the rows flowing through a stream of chunks."""
+    """Count the rows an export wrote."""
 
     def __init__(self) -> None:
         self.rows = 0
 
-    def count(self, chunks: Iterable[list[tuple[Any, ...]]]) -> Iterator[list[tuple[Any, ...]]]:
-        for rows in chunks:
-            self.rows += len(rows)
-            yield rows
+
+def named(fmt: ExportFormat, sql: str, select: str = "t.*") -> str:
+    """Wrap an export query so that its columns carry the format's names."""
+    return f"SELECT {select} FROM ({sql}) AS t({', '.join(fmt.names)})"
 
 
-def encode_jsonl(fmt: ExportFormat, chunks: Iterable[list[tuple[Any, ...]]]) -> Iterator[bytes]:
-    """Encode rows as JSON Lines, one object per row with the format's column names."""
-    names = fmt.names
-    dumps = json.JSONEncoder(ensure_ascii=False).encode
-    for rows in chunks:
-        yield "".join(dumps(dict(zip(names, row, strict=True))) + "\n" for row in rows).encode()
+def copy_out(sql: str, params: Sequence[Any], options: str) -> Iterator[bytes]:
+    """Yield the output of ``COPY (sql) TO STDOUT`` as PostgreSQL sends it: one message per row."""
+    # Take this thread's connection now: pyarrow may pull the rows from one of its own threads.
+    connection.ensure_connection()
+    return _copy_rows(connection.connection, f"COPY ({sql}) TO STDOUT {options}", params)
 
 
-def encode_csv(fmt: ExportFormat, chunks: Iterable[list[tuple[Any, ...]]]) -> Iterator[bytes]:
-    """Encode rows as CSV with a header line."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(fmt.names)
-    for rows in chunks:
-        writer.writerows(rows)
-        yield buffer.getvalue().encode()
-        buffer.seek(0)
-        buffer.truncate()
-    if buffer.tell():
-        yield buffer.getvalue().encode()
+def _copy_rows(raw: Any, statement: str, params: Sequence[Any]) -> Iterator[bytes]:
+    with raw.cursor() as cursor, cursor.copy(statement, params) as copy:
+        for data in copy:
+            yield bytes(data)
+
+
+def encode_jsonl(fmt: ExportFormat, sql: str, params: Sequence[Any], counter: RowCounter) -> Iterator[bytes]:
+    """Yield JSON Lines built by PostgreSQL (row_to_json), batched into larger writes."""
+    rows = copy_out(named(fmt, sql, "row_to_json(t)::text"), params, "")
+    # COPY's text format escapes backslashes; JSON text has no other character it escapes (no raw tab or newline).
+    for batch in batched(rows):
+        counter.rows += len(batch)
+        yield b"".join(batch).replace(b"\\\\", b"\\")
+
+
+def encode_csv(fmt: ExportFormat, sql: str, params: Sequence[Any], counter: RowCounter) -> Iterator[bytes]:
+    """Yield CSV with a header line, written by PostgreSQL's COPY."""
+    rows = copy_out(named(fmt, sql), params, "WITH (FORMAT csv, HEADER)")
+    for batch in batched(rows):
+        counter.rows += len(batch)
+        yield b"".join(batch)
+    counter.rows -= 1  # the header
+
+
+def batched(messages: Iterable[bytes], size: int = 2000) -> Iterator[list[bytes]]:
+    """Group row messages into lists of at most size."""
+    batch: list[bytes] = []
+    for message in messages:
+        batch.append(message)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class _StreamReader(io.RawIOBase):
+    """A readable file over an iterator of byte strings (for pyarrow's streaming CSV reader)."""
+
+    def __init__(self, parts: Iterator[bytes]) -> None:
+        self.parts = parts
+        self.buffer = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        while not self.buffer:
+            part = next(self.parts, None)
+            if part is None:
+                return 0
+            self.buffer = part
+        n = min(len(target), len(self.buffer))
+        target[:n] = self.buffer[:n]
+        self.buffer = self.buffer[n:]
+        return n
 
 
 class _Drain(io.RawIOBase):
-    """A write-only sink whose written bytes are taken out after each batch."""
+    """A write-only sink whose written bytes are taken out after each row group."""
 
     def __init__(self) -> None:
         self.parts: list[bytes] = []
@@ -330,21 +365,33 @@ class _Drain(io.RawIOBase):
         return data
 
 
-def encode_parquet(fmt: ExportFormat, chunks: Iterable[list[tuple[Any, ...]]]) -> Iterator[bytes]:
-    """Encode rows as Parquet, one row group per chunk."""
+def encode_parquet(fmt: ExportFormat, sql: str, params: Sequence[Any], counter: RowCounter) -> Iterator[bytes]:
+    """Yield Parquet: PostgreSQL's CSV parsed by pyarrow's streaming reader, one row group per block."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([(name, pa.type_for_alias(kind)) for name, kind in fmt.columns])
+    source = io.BufferedReader(_StreamReader(copy_out(named(fmt, sql), params, "WITH (FORMAT csv)")), 1 << 20)
+    reader = pacsv.open_csv(
+        source,
+        read_options=pacsv.ReadOptions(column_names=fmt.names, block_size=8 << 20, use_threads=False),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types=schema, strings_can_be_null=True, quoted_strings_can_be_null=False
+        ),
+    )
     sink = _Drain()
-    schema = fmt.schema
     writer = pq.ParquetWriter(sink, schema, compression="zstd")
-    for rows in chunks:
-        columns = list(zip(*rows, strict=True))
-        arrays = [pa.array(list(col), type=schema.field(i).type) for i, col in enumerate(columns)]
-        writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=schema))
+    for batch in reader:
+        counter.rows += batch.num_rows
+        writer.write_batch(batch)
         yield sink.take()
     writer.close()
     yield sink.take()
 
 
-ENCODERS: dict[str, Callable[[ExportFormat, Iterable[list[tuple[Any, ...]]]], Iterator[bytes]]] = {
+ENCODERS: dict[str, Callable[[ExportFormat, str, Sequence[Any], RowCounter], Iterator[bytes]]] = {
     "jsonl": encode_jsonl,
     "csv": encode_csv,
     "parquet": encode_parquet,

@@ -92,3 +92,18 @@ def test_export_rejects_an_unknown_file_type_and_an_unknown_rater(rated: Rated, 
     with pytest.raises(CommandError, match="ratings exports take each"):
         export(rated, tmp_path, "ratings", "r.jsonl", "--aggregate", "majority")
     assert not (tmp_path / "r.txt").exists()
+
+
+def test_exports_keep_quotes_backslashes_newlines_and_unicode_intact(rated: Rated, tmp_path: Path) -> None:
+    tricky = 'He said "no"\\n, then\ttabbed\nnewline \\ backslash, café 😀, comma,'
+    rated.comparisons[0].prompt.__class__.objects.filter(pk=rated.comparisons[0].prompt_id).update(text=tricky)
+
+    jsonl = read_jsonl(export(rated, tmp_path, "ratings", "t.jsonl"))
+    with export(rated, tmp_path, "ratings", "t.csv").open(newline="") as handle:
+        csv_rows = list(csv.DictReader(handle))
+    table = pq.read_table(export(rated, tmp_path, "ratings", "t.parquet")).to_pylist()
+
+    assert jsonl[0]["prompt"] == csv_rows[0]["prompt"] == table[0]["prompt"] == tricky
+    assert jsonl[0]["rationale"] == table[0]["rationale"] == ""
+    assert jsonl[0]["strength"] is None
+    assert table[0]["strength"] is None
