@@ -192,15 +192,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base, base_mb = child(["--sample", str(sample), "--child", "baseline", campaign.slug, f"{tmp}/naive.jsonl"])
         base_rate = base["rows"] / base["seconds"]
-        print(f"baseline  naive ORM + json.dumps: {base['rows']:>9} rows {base_rate:>10,.0f} rows/s  "
-              f"peak RSS {base_mb:6.0f} MB (extrapolated to {n:,} rows: {n / base_rate:.1f} s)")
+        print(
+            f"baseline  naive ORM + json.dumps: {base['rows']:>9} rows {base_rate:>10,.0f} rows/s  "
+            f"peak RSS {base_mb:6.0f} MB (extrapolated to {n:,} rows: {n / base_rate:.1f} s)"
+        )
         for file_type in ("jsonl", "csv", "parquet"):
             out = f"{tmp}/ratings.{file_type}"
             result, peak_mb = child(["--child", file_type, campaign.slug, out])
             rate = result["rows"] / result["seconds"]
             size = Path(out).stat().st_size / 1e6
-            print(f"export    ratings.{file_type:<8}: {result['rows']:>9} rows {rate:>10,.0f} rows/s  "
-                  f"peak RSS {peak_mb:6.0f} MB  {size:7.0f} MB file  {rate / base_rate:5.1f}x baseline")
+            print(
+                f"export    ratings.{file_type:<8}: {result['rows']:>9} rows {rate:>10,.0f} rows/s  "
+                f"peak RSS {peak_mb:6.0f} MB  {size:7.0f} MB file  {rate / base_rate:5.1f}x baseline"
+            )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import numpy as np
 
 import scoring
 from annotation.models import Campaign
-from results.leaderboards import cached
+from results.leaderboards import cache_key, cached
 from results.raters import RaterSelection
 from results.selectors import RatingRow, rating_rows, ratings_version
 
@@ -37,7 +37,7 @@ def campaign_agreement(
 ) -> dict[str, Any]:
     """Return the campaign's agreement report, from the cache when the ratings are unchanged."""
     version = ratings_version(campaign)
-    key = f"results:agreement:{campaign.pk}:{selection.key}:{bootstrap}:{seed}:{version.key}"
+    key = cache_key("agreement", campaign.pk, selection.key, bootstrap, seed, version.key)
     return dict(cached(key, lambda: compute_agreement(campaign, selection, bootstrap=bootstrap, seed=seed)))
 
 

@@ -375,7 +375,7 @@ def encode_parquet(fmt: ExportFormat, sql: str, params: Sequence[Any], counter: 
     source = io.BufferedReader(_StreamReader(copy_out(named(fmt, sql), params, "WITH (FORMAT csv)")), 1 << 20)
     reader = pacsv.open_csv(
         source,
-        read_options=pacsv.ReadOptions(column_names=fmt.names, block_size=8 << 20, use_threads=False),
+        read_options=pacsv.ReadOptions(column_names=fmt.names, block_size=4 << 20, use_threads=False),
         parse_options=pacsv.ParseOptions(newlines_in_values=True),
         convert_options=pacsv.ConvertOptions(
             column_types=schema, strings_can_be_null=True, quoted_strings_can_be_null=False

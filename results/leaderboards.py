@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 from django.core.cache import cache
-from scipy import stats
 
 import scoring
 from annotation.models import Campaign
@@ -35,11 +34,16 @@ from results.selectors import (
 from scoring.battles import counts_from_tally
 
 CACHE_SECONDS = 24 * 3600
+ELO_SYNC_LIMIT = 200_000
+
+
+def cache_key(*parts: object) -> str:
+    """Return a cache key for these parts (hashed: rater names may hold any character)."""
+    return "results:" + hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()
 
 
 def cached(key: str, compute: Any) -> Any:
     """Return the cached value under key, computing and storing it when absent."""
-    key = "results:" + hashlib.sha256(key.encode()).hexdigest()  # rater names may hold any character
     value = cache.get(key)
     if value is None:
         value = compute()
@@ -48,13 +52,32 @@ def cached(key: str, compute: Any) -> Any:
 
 
 def campaign_leaderboard(
-    campaign: Campaign, selection: RaterSelection, *, bootstrap: int = 0, seed: int = 0, with_elo: bool = True
+    campaign: Campaign,
+    selection: RaterSelection,
+    *,
+    bootstrap: int = 0,
+    seed: int = 0,
+    with_elo: bool | None = None,
 ) -> dict[str, Any]:
-    """Return the campaign's leaderboard under a rater selection, from the cache when the ratings are unchanged."""
+    """Return the campaign's leaderboard under a rater selection, from the cache when the ratings are unchanged.
+
+    Online Elo replays every rating in order, so by default (``with_elo=None``) a request computes it only for
+    campaigns of at most ELO_SYNC_LIMIT ratings; for larger ones it is served when the background refresh has
+    cached it, and left out otherwise.
+    """
     version = ratings_version(campaign)
-    key = f"results:leaderboard:{campaign.pk}:{selection.key}:{bootstrap}:{seed}:{int(with_elo)}:{version.key}"
+
+    def key(elo: bool) -> str:
+        return cache_key("leaderboard", campaign.pk, selection.key, bootstrap, seed, int(elo), version.key)
+
+    if with_elo is None:
+        warm = cache.get(key(True))
+        if warm is not None:
+            return dict(warm)
+        with_elo = version.count <= ELO_SYNC_LIMIT
+    elo = with_elo
     return dict(
-        cached(key, lambda: compute_leaderboard(campaign, selection, bootstrap=bootstrap, seed=seed, with_elo=with_elo))
+        cached(key(elo), lambda: compute_leaderboard(campaign, selection, bootstrap=bootstrap, seed=seed, with_elo=elo))
     )
 
 
@@ -128,7 +151,7 @@ def side_by_side(campaign: Campaign, selection: RaterSelection) -> dict[str, Any
     Only the selection's exclusion globs apply: the groups themselves are fixed.
     """
     version = ratings_version(campaign)
-    key = f"results:side_by_side:{campaign.pk}:{selection.key}:{version.key}"
+    key = cache_key("side_by_side", campaign.pk, selection.key, version.key)
     return dict(cached(key, lambda: compute_side_by_side(campaign, selection)))
 
 
@@ -153,6 +176,8 @@ def rank_correlation(first: dict[str, float], second: dict[str, float]) -> dict[
     common = sorted(set(first) & set(second))
     result: dict[str, Any] = {"n_models": len(common), "spearman": None, "kendall": None}
     if len(common) >= 3:
+        from scipy import stats  # imported here: scipy is large and only this function needs it
+
         x = [first[m] for m in common]
         y = [second[m] for m in common]
         result["spearman"] = finite(stats.spearmanr(x, y).statistic)

@@ -22,7 +22,7 @@ def refresh_leaderboards(campaign_id: int) -> None:
         return
     cache.delete(pending_key(campaign_id))
     for selection in STANDARD_SELECTIONS:
-        campaign_leaderboard(campaign, selection)
+        campaign_leaderboard(campaign, selection, with_elo=True)
     side_by_side(campaign, RaterSelection())
 
 
