@@ -38,7 +38,7 @@ def naive(campaign_id: int, sample: int) -> tuple[float, int]:
         winner = {"tie": "tie", "both_bad": "tie (bothbad)"}.get(r.verdict) or (
             "model_a" if r.winner_id == left.pk else "model_b"
         )
-        battles.append((left.model_name, right.model_name, winner))
+        battles.append((left.model_name or "", right.model_name or "", winner))
     bradley_terry(battles)
     return time.perf_counter() - started, len(battles)
 
