@@ -100,6 +100,7 @@ def _line_counts(path: str | Path, first: bytes) -> Counter[bytes]:
     counts: Counter[bytes] = Counter()
     carry = b""
     with Path(path).open("rb") as handle:
+        handle.seek(len(first))
         block = first
         while block:
             lines = (carry + block).split(b"\n")
