@@ -285,9 +285,10 @@ class _ChordSolver:
             neg_hess = bt_fit.half_terms(fit.theta[None], win[None], prior).neg_hess[0]
             self.x0 = fit.theta
         else:
+            assert fit.log_nu is not None
             log_nu = np.array([fit.log_nu], dtype=np.float64)
             neg_hess = bt_fit.davidson_terms(fit.theta[None], log_nu, win[None], tie[None], prior).neg_hess[0]
-            self.x0 = np.append(fit.theta, fit.log_nu)
+            self.x0 = np.append(fit.theta, log_nu)
         self.inv_hess = (
             np.linalg.pinv(neg_hess, hermitian=True) if fit.prior == 0.0 else np.linalg.inv(neg_hess)
         )

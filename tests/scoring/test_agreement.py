@@ -187,7 +187,8 @@ def test_bootstrap_intervals_are_seeded_and_contain_the_estimate() -> None:
     first = gwet_ac1(table, bootstrap=300, rng=np.random.default_rng(1))
     second = gwet_ac1(table, bootstrap=300, rng=np.random.default_rng(1))
     assert first.ci == second.ci
-    assert first.ci is not None and first.ci[0] <= first.value <= first.ci[1]
+    assert first.ci is not None
+    assert first.ci[0] <= first.value <= first.ci[1]
     assert bootstrap_ci(gwet_ac1, table, n=300, rng=np.random.default_rng(1)) == first.ci
 
 

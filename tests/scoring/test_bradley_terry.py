@@ -117,7 +117,8 @@ def test_ties_count_half_a_win_each_way() -> None:
     a, b = board.rating("a"), board.rating("b")
     # a scored 1 + 1.5 = 2.5 of 4, so P(a beats b) = 0.625.
     assert a.rating - b.rating == pytest.approx(400 * math.log10(0.625 / 0.375))
-    assert a.ties == 3 and a.ties_bothbad == 1
+    assert a.ties == 3
+    assert a.ties_bothbad == 1
 
 
 def test_anchor_pins_the_anchor_model_and_keeps_differences() -> None:

@@ -16,7 +16,10 @@ def test_elo_updates_by_k_times_surprise_with_arena_defaults() -> None:
     assert ratings["a"] == pytest.approx(first_a + 4 * (0.5 - expected_a))
     assert ratings["b"] == pytest.approx(first_b - 4 * (0.5 - expected_a))
     assert [row.model for row in result.ratings] == ["a", "b"]
-    assert result.k == 4 and result.base == 10 and result.scale == 400 and result.initial == 1000
+    assert result.k == 4
+    assert result.base == 10
+    assert result.scale == 400
+    assert result.initial == 1000
 
 
 def test_elo_treats_bothbad_as_a_tie_and_rejects_unknown_labels() -> None:

@@ -69,4 +69,5 @@ def test_alpha_bootstrap_is_seeded() -> None:
     first = krippendorff_alpha(table, level="interval", bootstrap=200, rng=np.random.default_rng(3))
     second = krippendorff_alpha(table, level="interval", bootstrap=200, rng=np.random.default_rng(3))
     assert first.ci == second.ci
-    assert first.ci is not None and first.ci[0] < first.value <= first.ci[1]
+    assert first.ci is not None
+    assert first.ci[0] < first.value <= first.ci[1]

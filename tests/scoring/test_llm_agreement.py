@@ -93,5 +93,6 @@ def test_agreement_requires_two_raters_and_bootstraps_over_units() -> None:
     with pytest.raises(ValueError, match="at least 2 raters"):
         mtbench_agreement([("q", "r", "a"), ("q", "r", "b")])
     result = mtbench_agreement(mtbench_ratings(), bootstrap=200, rng=np.random.default_rng(0))
-    assert result.ci is not None and result.ci[0] < result.value < result.ci[1]
+    assert result.ci is not None
+    assert result.ci[0] < result.value < result.ci[1]
     assert result.ci_without_ties is not None
