@@ -1,0 +1,341 @@
+"""Campaigns, the prompts and outputs they compare, raters, assignments and ratings.
+
+Invariants are database constraints. Two of them span tables and live in migration 0002 as raw SQL:
+a comparison's outputs belong to its prompt and its prompt to its campaign (composite foreign keys), and a
+rating's winner and shown-left output are outputs of its comparison (a trigger).
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.db import models
+from django.db.models import F, Q
+
+
+def new_random_key() -> float:
+    return random.random()
+
+
+def new_pseudonym() -> str:
+    return "rater-" + secrets.token_hex(5)
+
+
+class Verdict(models.TextChoices):
+    """What a rating says, independent of where the outputs were shown."""
+
+    WIN = "win", "One output is better"
+    TIE = "tie", "Tie"
+    BOTH_BAD = "both_bad", "Both are bad"
+
+
+class Campaign(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        ACTIVE = "active", "Active"
+        PAUSED = "paused", "Paused"
+        CLOSED = "closed", "Closed"
+
+    class LabelScheme(models.TextChoices):
+        BINARY = "binary", "Left / right"
+        THREE_WAY = "three_way", "Left / right / tie"
+        FOUR_WAY = "four_way", "Left / right / tie / both bad"
+
+    class PairingStrategy(models.TextChoices):
+        ALL_PAIRS = "all_pairs", "All pairs of models per prompt"
+        RANDOM_K = "random_k", "k random pairs per prompt"
+        BASELINE = "baseline", "Every model against a baseline model"
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    instructions = models.TextField(blank=True, help_text="Markdown, shown to annotators on demand.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    label_scheme = models.CharField(max_length=10, choices=LabelScheme.choices, default=LabelScheme.FOUR_WAY)
+    strength_levels = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="0: no strength; 2: slightly / clearly better; 3: slightly / clearly / much better.",
+    )
+    require_rationale = models.BooleanField(default=False)
+    ratings_per_comparison = models.PositiveSmallIntegerField(default=3)
+    pairing_strategy = models.CharField(
+        max_length=10, choices=PairingStrategy.choices, default=PairingStrategy.ALL_PAIRS
+    )
+    pairs_per_prompt = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="k, for the random-pairs strategy."
+    )
+    baseline_model = models.CharField(max_length=200, blank=True, help_text="For the baseline strategy.")
+    lease_seconds = models.PositiveIntegerField(default=600, help_text="How long an assignment is held.")
+    quota_per_annotator = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Most ratings one annotator may give; empty for no limit."
+    )
+    gold_rate = models.FloatField(default=0.1, help_text="Share of assignments drawn from gold comparisons.")
+    gold_min_answered = models.PositiveSmallIntegerField(
+        default=5, help_text="Gold answers needed before an annotator can be paused for low accuracy."
+    )
+    gold_min_accuracy = models.FloatField(default=0.6)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_campaigns")
+    researchers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="research_campaigns",
+        help_text="Besides the owner.",
+    )
+    annotator_group = models.ForeignKey(
+        Group,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        help_text="Members of this group may annotate.",
+    )
+    annotators = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="annotation_campaigns",
+        help_text="Also may annotate.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(ratings_per_comparison__gte=1), name="campaign_needs_a_rating"),
+            models.CheckConstraint(condition=Q(lease_seconds__gte=30), name="campaign_lease_at_least_30s"),
+            models.CheckConstraint(condition=Q(gold_rate__gte=0, gold_rate__lte=1), name="campaign_gold_rate_0_1"),
+            models.CheckConstraint(
+                condition=Q(gold_min_accuracy__gte=0, gold_min_accuracy__lte=1),
+                name="campaign_gold_accuracy_0_1",
+            ),
+            models.CheckConstraint(condition=Q(strength_levels__lte=5), name="campaign_strength_levels_max_5"),
+            models.CheckConstraint(
+                condition=~Q(pairing_strategy="random_k") | Q(pairs_per_prompt__gte=1),
+                name="campaign_random_k_needs_k",
+            ),
+            models.CheckConstraint(
+                condition=~Q(pairing_strategy="baseline") | ~Q(baseline_model=""),
+                name="campaign_baseline_needs_model",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def choices(self) -> list[str]:
+        """Return the choices an annotator may give under this campaign's label scheme."""
+        return {
+            self.LabelScheme.BINARY: ["left", "right"],
+            self.LabelScheme.THREE_WAY: ["left", "right", "tie"],
+            self.LabelScheme.FOUR_WAY: ["left", "right", "tie", "both_bad"],
+        }[self.LabelScheme(self.label_scheme)]
+
+
+class Prompt(models.Model):
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="prompts")
+    external_id = models.CharField(max_length=200)
+    text = models.TextField(blank=True)
+    reference_answer = models.TextField(blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "external_id"], name="prompt_unique_external_id"),
+        ]
+
+    def __str__(self) -> str:
+        return self.external_id
+
+
+class Output(models.Model):
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="outputs")
+    model_name = models.CharField(max_length=200, null=True, blank=True, help_text="Empty when unknown.")
+    text = models.TextField(blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["prompt", "model_name"],
+                condition=Q(model_name__isnull=False),
+                name="output_one_per_model_and_prompt",
+            ),
+            models.CheckConstraint(condition=~Q(model_name=""), name="output_model_name_null_not_empty"),
+        ]
+        indexes = [models.Index(fields=["model_name"], name="output_model_name_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.model_name or 'output'} #{self.pk}"
+
+
+class Comparison(models.Model):
+    """Two outputs for one prompt. Stored with output_a.id < output_b.id; sides are drawn per assignment."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="comparisons")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="comparisons")
+    output_a = models.ForeignKey(Output, on_delete=models.CASCADE, related_name="+")
+    output_b = models.ForeignKey(Output, on_delete=models.CASCADE, related_name="+")
+    gold_verdict = models.CharField(
+        max_length=10,
+        choices=Verdict.choices,
+        null=True,
+        blank=True,
+        help_text="Known answer for gold pairs.",
+    )
+    gold_winner = models.ForeignKey(Output, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    random_key = models.FloatField(default=new_random_key, help_text="Uniform in [0, 1): sampling order.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(output_a__lt=F("output_b")), name="comparison_outputs_ordered"),
+            models.UniqueConstraint(fields=["output_a", "output_b"], name="comparison_unique_pair"),
+            models.CheckConstraint(
+                condition=Q(gold_verdict="win", gold_winner__isnull=False)
+                | (~Q(gold_verdict="win") & Q(gold_winner__isnull=True))
+                | Q(gold_verdict__isnull=True, gold_winner__isnull=True),
+                name="comparison_gold_winner_iff_win",
+            ),
+            models.CheckConstraint(
+                condition=Q(gold_winner__isnull=True) | Q(gold_winner=F("output_a")) | Q(gold_winner=F("output_b")),
+                name="comparison_gold_winner_is_an_output",
+            ),
+            models.CheckConstraint(condition=Q(random_key__gte=0, random_key__lt=1), name="comparison_random_key_unit"),
+        ]
+        indexes = [
+            models.Index(fields=["campaign", "random_key"], name="comparison_sampling_idx"),
+            models.Index(fields=["prompt"], name="comparison_prompt_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"comparison #{self.pk}"
+
+    @property
+    def is_gold(self) -> bool:
+        return self.gold_verdict is not None
+
+
+class Rater(models.Model):
+    """Anyone who rates: a human (with or without an account here) or an LLM judge configuration."""
+
+    class Kind(models.TextChoices):
+        HUMAN = "human", "Human"
+        JUDGE = "judge", "LLM judge"
+
+    kind = models.CharField(max_length=5, choices=Kind.choices)
+    name = models.CharField(max_length=200, unique=True, help_text="Username, imported rater id or judge name.")
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="rater"
+    )
+    pseudonym = models.CharField(max_length=40, unique=True, default=new_pseudonym, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(kind="human") | Q(user__isnull=True), name="rater_judge_has_no_user"),
+            # Target of Rating's composite foreign key (rater_id, rater_kind).
+            models.UniqueConstraint(fields=["id", "kind"], name="rater_id_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Assignment(models.Model):
+    """A comparison leased to one rater, with the side each output is shown on."""
+
+    class State(models.TextChoices):
+        LEASED = "leased", "Leased"
+        RATED = "rated", "Rated"
+        SKIPPED = "skipped", "Skipped"
+        EXPIRED = "expired", "Expired"
+
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="assignments")
+    rater = models.ForeignKey(Rater, on_delete=models.CASCADE, related_name="assignments")
+    left_output = models.ForeignKey(Output, on_delete=models.CASCADE, related_name="+")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.LEASED)
+    lease_expires_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["comparison", "rater"], name="assignment_once_per_rater"),
+        ]
+        indexes = [
+            models.Index(fields=["comparison", "state"], name="assignment_comparison_state"),
+            models.Index(fields=["rater", "state"], name="assignment_rater_state"),
+        ]
+
+    def __str__(self) -> str:
+        return f"assignment #{self.pk}"
+
+
+class Rating(models.Model):
+    """One rater's verdict on a comparison: the winning output (not a side) and what was shown on the left."""
+
+    class Source(models.TextChoices):
+        ANNOTATOR = "annotator", "Annotator in the platform"
+        JUDGE = "judge", "LLM judge"
+        IMPORT = "import", "Imported"
+
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="ratings")
+    rater = models.ForeignKey(Rater, on_delete=models.PROTECT, related_name="ratings")
+    rater_kind = models.CharField(max_length=5, choices=Rater.Kind.choices, editable=False)
+    source = models.CharField(max_length=10, choices=Source.choices)
+    assignment = models.OneToOneField(
+        Assignment, null=True, blank=True, on_delete=models.PROTECT, related_name="rating"
+    )
+    verdict = models.CharField(max_length=10, choices=Verdict.choices)
+    winner = models.ForeignKey(Output, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    left_output = models.ForeignKey(Output, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    strength = models.PositiveSmallIntegerField(null=True, blank=True)
+    rationale = models.TextField(blank=True)
+    time_ms = models.PositiveIntegerField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(verdict="win", winner__isnull=False) | (~Q(verdict="win") & Q(winner__isnull=True)),
+                name="rating_winner_iff_win",
+            ),
+            # One rating per annotator and comparison for ratings given in the platform; judges and imported
+            # raters (MT-Bench authors voted both orders) may rate each order once.
+            models.UniqueConstraint(
+                fields=["comparison", "rater"],
+                condition=Q(source="annotator"),
+                name="rating_once_per_annotator",
+            ),
+            models.UniqueConstraint(
+                fields=["comparison", "rater", "left_output"],
+                nulls_distinct=False,
+                name="rating_once_per_rater_and_order",
+            ),
+            models.CheckConstraint(
+                condition=~Q(source="judge") | Q(rater_kind="judge"), name="rating_judge_source_is_judge"
+            ),
+            models.CheckConstraint(
+                condition=~Q(source="annotator") | Q(rater_kind="human", assignment__isnull=False),
+                name="rating_annotator_has_assignment",
+            ),
+            models.CheckConstraint(condition=Q(time_ms__gte=0) | Q(time_ms__isnull=True), name="rating_time_ms"),
+        ]
+        indexes = [
+            models.Index(fields=["comparison"], name="rating_comparison_idx"),
+            models.Index(fields=["rater"], name="rating_rater_idx"),
+            models.Index(fields=["created_at"], name="rating_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"rating #{self.pk}"

@@ -1,0 +1,3 @@
+"""LLM judge configurations, runs and verdicts (issue 5)."""
+
+from __future__ import annotations
