@@ -160,9 +160,7 @@ def newton(
         step: Array = np.asarray(np.linalg.solve(system, terms.grad[:, :, None])[:, :, 0], dtype=np.float64)
         biggest = np.abs(step).max(axis=1)
         step *= np.minimum(1.0, MAX_STEP / np.maximum(biggest, 1e-300))[:, None]
-        x[idx] = _backtrack(
-            x[idx], step, terms.loglik, m, win[idx], None if tie is None else tie[idx], prior[idx]
-        )
+        x[idx] = _backtrack(x[idx], step, terms.loglik, m, win[idx], None if tie is None else tie[idx], prior[idx])
         done = np.abs(step[:, :m]).max(axis=1) * RATING_SCALE < tol
         active[idx[done]] = False
         if not active.any():

@@ -29,9 +29,7 @@ def load(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text())
 
 
-def table_to_ratings(
-    counts: list[list[int]], categories: list[str] | None = None
-) -> list[tuple[int, str, Any]]:
+def table_to_ratings(counts: list[list[int]], categories: list[str] | None = None) -> list[tuple[int, str, Any]]:
     """Expand a two-rater contingency table into (unit, rater, value) triples."""
     out: list[tuple[int, str, Any]] = []
     unit = 0

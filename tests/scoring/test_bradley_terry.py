@@ -39,9 +39,7 @@ def choix_ratings(battles: list[tuple[str, str, str]]) -> dict[str, float]:
     data = []
     for a, b, w in battles:
         i, j = index[a], index[b]
-        data += (
-            [(i, j), (i, j)] if w == "model_a" else [(j, i), (j, i)] if w == "model_b" else [(i, j), (j, i)]
-        )
+        data += [(i, j), (i, j)] if w == "model_a" else [(j, i), (j, i)] if w == "model_b" else [(i, j), (j, i)]
     params = choix.ilsr_pairwise(len(names), data, alpha=0, tol=1e-12, max_iter=10_000)
     params -= params.mean()
     return {n: 1000 + SCALE * params[i] for i, n in enumerate(names)}
@@ -111,9 +109,7 @@ def test_leaderboard_rows_carry_counts_ranks_and_intervals() -> None:
 
 
 def test_ties_count_half_a_win_each_way() -> None:
-    board = bradley_terry(
-        [("a", "b", "model_a"), ("a", "b", "tie"), ("a", "b", "tie (bothbad)"), ("b", "a", "tie")]
-    )
+    board = bradley_terry([("a", "b", "model_a"), ("a", "b", "tie"), ("a", "b", "tie (bothbad)"), ("b", "a", "tie")])
     a, b = board.rating("a"), board.rating("b")
     # a scored 1 + 1.5 = 2.5 of 4, so P(a beats b) = 0.625.
     assert a.rating - b.rating == pytest.approx(400 * math.log10(0.625 / 0.375))

@@ -14,17 +14,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     """Run ``python -m scoring`` from the repository root."""
-    return subprocess.run(
-        [sys.executable, "-m", "scoring", *args], cwd=REPO_ROOT, capture_output=True, text=True
-    )
+    return subprocess.run([sys.executable, "-m", "scoring", *args], cwd=REPO_ROOT, capture_output=True, text=True)
 
 
 @pytest.fixture
 def battle_log(tmp_path: Path) -> Path:
     """Write a small battle log."""
-    rows = (
-        [("gpt", "llama", "model_a")] * 6 + [("llama", "gpt", "model_a")] * 2 + [("gpt", "llama", "tie")] * 2
-    )
+    rows = [("gpt", "llama", "model_a")] * 6 + [("llama", "gpt", "model_a")] * 2 + [("gpt", "llama", "tie")] * 2
     rows += [("llama", "mistral", "model_a")] * 3 + [
         ("mistral", "llama", "tie (bothbad)"),
         ("mistral", "gpt", "model_a"),
@@ -67,9 +63,7 @@ def test_rank_options_anchor_davidson_elo_and_table(battle_log: Path) -> None:
         ('{"model_a": "x", "model_b": "y", "winner": "win"}\n', "line 1: unknown winner label 'win'"),
     ],
 )
-def test_rank_reports_bad_input_on_one_line_without_traceback(
-    tmp_path: Path, content: str, message: str
-) -> None:
+def test_rank_reports_bad_input_on_one_line_without_traceback(tmp_path: Path, content: str, message: str) -> None:
     path = tmp_path / "bad.jsonl"
     path.write_text(content)
     done = run("rank", str(path))
@@ -134,18 +128,14 @@ def test_agreement_options_level_weights_and_categories(tmp_path: Path, rating_f
         run("agreement", str(rating_file), "--metric", "krippendorff_alpha", "--level", "interval").stdout
     )
     assert alpha["value"] is not None
-    wide = json.loads(
-        run("agreement", str(rating_file), "--metric", "gwet_ac1", "--categories", "0,1,2,3").stdout
-    )
+    wide = json.loads(run("agreement", str(rating_file), "--metric", "gwet_ac1", "--categories", "0,1,2,3").stdout)
     narrow = json.loads(run("agreement", str(rating_file), "--metric", "gwet_ac1").stdout)
     # AC1's chance agreement divides by q - 1: an unused fourth category turns 1/2 into 1/3.
     assert wide["expected"] == pytest.approx(narrow["expected"] * 2 / 3)
     two = tmp_path / "two.jsonl"
     two.write_text(
         "".join(
-            json.dumps({"unit": u, "rater": r, "value": (u * (r == "a")) % 3}) + "\n"
-            for u in range(9)
-            for r in "ab"
+            json.dumps({"unit": u, "rater": r, "value": (u * (r == "a")) % 3}) + "\n" for u in range(9) for r in "ab"
         )
     )
     weighted = run("agreement", str(two), "--metric", "cohen_kappa", "--weights", "quadratic")

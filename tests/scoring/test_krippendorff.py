@@ -17,9 +17,7 @@ FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "scoring" / "krippe
 def example() -> tuple[np.ndarray, dict[str, float]]:
     """Return Krippendorff's observers x units example and the printed alphas."""
     case = json.loads(FIXTURE.read_text())
-    data = np.array(
-        [[np.nan if v is None else v for v in row] for row in case["reliability_data"]], dtype=float
-    )
+    data = np.array([[np.nan if v is None else v for v in row] for row in case["reliability_data"]], dtype=float)
     return data, case["expected"]
 
 

@@ -53,8 +53,7 @@ def test_loo_mode_agreement_reproduces_alpacaevals_human_agreement() -> None:
     expected = PUBLISHED["alpacaeval"]["expected"]
     records = json.loads(needs(PUBLISHED["alpacaeval"]["file"]).read_text())
     ratings = [
-        ((r["instruction"], r["output_1"], r["output_2"]), r["annotator_index"], r["preference"])
-        for r in records
+        ((r["instruction"], r["output_1"], r["output_2"]), r["annotator_index"], r["preference"]) for r in records
     ]
     result = loo_mode_agreement(ratings, max_per_unit=4)
     assert result.compared == expected["compared"]

@@ -17,9 +17,7 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_jsonl_and_json_array_give_the_same_counts(tmp_path: Path) -> None:
-    battles = [
-        {"model_a": "x", "model_b": "y", "winner": w} for w in ["model_a", "tie", "model_a", "model_b"]
-    ]
+    battles = [{"model_a": "x", "model_b": "y", "winner": w} for w in ["model_a", "tie", "model_a", "model_b"]]
     lines = write(tmp_path / "b.jsonl", "\n".join(json.dumps(b) for b in battles) + "\n\n")
     array = write(tmp_path / "b.json", json.dumps(battles, indent=2))
     left, right = read_battle_counts(lines), read_battle_counts(array)
