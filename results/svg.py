@@ -25,7 +25,7 @@ def interval_chart(rows: Sequence[dict[str, Any]], *, title: str = "Rating with 
         return label_w + (value - low) / span * plot_w
 
     height = top + row_h * len(rows) + 26
-    parts = [svg_open(label_w + plot_w + 20, height, title), text(8, 18, title, weight="bold")]
+    parts = [svg_open(label_w + plot_w + 30, height, title), text(8, 18, title, weight="bold")]
     for i, row in enumerate(rows):
         y = top + i * row_h + row_h / 2
         parts.append(text(label_w - 8, y + 4, str(row["model"]), anchor="end"))
@@ -58,7 +58,8 @@ def heatmap(
         return mark_safe("")
     cell, label_w, top = 44, 160, 130
     n = len(labels)
-    width, height = label_w + n * cell + 10, top + n * cell + 10
+    # Room for the title and for the last rotated column label.
+    width, height = max(label_w + n * cell + 90, 7 * len(title) + 20), top + n * cell + 10
     parts = [svg_open(width, height, title), text(8, 18, title, weight="bold")]
     for j, name in enumerate(labels):
         cx = label_w + j * cell + cell / 2
