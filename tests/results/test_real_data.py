@@ -22,7 +22,7 @@ def load_votes(owner: User, slug: str, votes: list[dict[str, Any]]) -> Campaign:
     campaign = factories.CampaignFactory.create(owner=owner, slug=slug)
     prompts: dict[str, Prompt] = {}
     outputs: dict[tuple[str, str], Output] = {}
-    comparisons: dict[tuple[str, frozenset[str]], Comparison] = {}
+    comparisons: dict[tuple[str, frozenset[int]], Comparison] = {}
     raters: dict[str, Rater] = {}
     ratings = []
     for vote in votes:
