@@ -42,6 +42,9 @@ def public_rater(rating: Rating) -> str:
 
 
 class CampaignOutput(serializers.Serializer[Any]):
+    class Meta:
+        ref_name = "ResearchCampaign"
+
     slug = serializers.CharField()
     name = serializers.CharField()
     status = serializers.CharField()
@@ -60,6 +63,9 @@ class CampaignListApi(APIView):
 
 class CampaignDetailApi(APIView):
     class Output(CampaignOutput):
+        class Meta:
+            ref_name = "ResearchCampaignDetail"
+
         instructions = serializers.CharField()
         n_prompts = serializers.IntegerField()
         n_ratings = serializers.IntegerField()
@@ -73,6 +79,9 @@ class CampaignDetailApi(APIView):
 
 class ComparisonListApi(APIView):
     class Output(serializers.Serializer[Any]):
+        class Meta:
+            ref_name = "ResearchComparison"
+
         id = serializers.IntegerField()
         question_id = serializers.CharField(source="prompt.external_id")
         prompt = serializers.CharField(source="prompt.text")
@@ -105,6 +114,9 @@ class ComparisonListApi(APIView):
 
 class RatingListApi(APIView):
     class Output(serializers.Serializer[Any]):
+        class Meta:
+            ref_name = "ResearchRating"
+
         id = serializers.IntegerField()
         comparison_id = serializers.IntegerField()
         rater = serializers.SerializerMethodField()
@@ -159,10 +171,9 @@ class LeaderboardApi(APIView):
     def get(self, request: Request, slug: str) -> Response:
         campaign = access_campaign_results(user=request.user, slug=slug)
         bootstrap = min(int_param(request, "bootstrap", 0), 2000)
-        board = campaign_leaderboard(
-            campaign, selection_from(request), bootstrap=bootstrap, seed=int_param(request, "seed", 0)
-        )
-        board["side_by_side"] = side_by_side(campaign, selection_from(request))
+        selection = selection_from(request)
+        board = campaign_leaderboard(campaign, selection, bootstrap=bootstrap, seed=int_param(request, "seed", 0))
+        board["side_by_side"] = side_by_side(campaign, selection)
         return Response(board)
 
 
