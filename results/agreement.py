@@ -36,7 +36,7 @@ def campaign_agreement(
     campaign: Campaign, selection: RaterSelection, *, bootstrap: int = 200, seed: int = 0
 ) -> dict[str, Any]:
     """Return the campaign's agreement report, from the cache when the ratings are unchanged."""
-    version = ratings_version(campaign)
+    version = ratings_version()
     key = cache_key("agreement", campaign.pk, selection.key, bootstrap, seed, version.key)
     return dict(cached(key, lambda: compute_agreement(campaign, selection, bootstrap=bootstrap, seed=seed)))
 

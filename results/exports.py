@@ -284,9 +284,14 @@ def copy_out(sql: str, params: Sequence[Any], options: str) -> Iterator[bytes]:
 
 
 def _copy_rows(raw: Any, statement: str, params: Sequence[Any]) -> Iterator[bytes]:
-    with raw.cursor() as cursor, cursor.copy(statement, params) as copy:
-        for data in copy:
-            yield bytes(data)
+    with raw.cursor() as cursor:
+        cursor.execute("SET jit = off")  # see selectors.no_jit; reset below as the connection is reused
+        try:
+            with cursor.copy(statement, params) as copy:
+                for data in copy:
+                    yield bytes(data)
+        finally:
+            cursor.execute("RESET jit")
 
 
 def encode_jsonl(fmt: ExportFormat, sql: str, params: Sequence[Any], counter: RowCounter) -> Iterator[bytes]:

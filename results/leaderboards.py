@@ -1,10 +1,11 @@
 """Leaderboards of a campaign: Bradley-Terry with intervals, online Elo, win rates, and judges beside humans.
 
 Freshness: a leaderboard is cached under the campaign, the rater selection, the options and the ratings version
-(count and largest id of the campaign's ratings). A request after new ratings finds no entry for the new version
-and recomputes (the cost is one SQL aggregation plus a fit on per-pair counts); ``results.refresh_leaderboards``
-(a Celery task enqueued on commit by ``schedule_refresh``) recomputes in the background so that pages find the
-entry warm. Rating is never blocked: nothing here runs inside the rating transaction.
+(largest rating id plus PostgreSQL's update and delete counts, read in constant time). A request after new ratings
+finds no entry for the new version and recomputes (the cost is one SQL aggregation plus a fit on per-pair
+counts); ``results.refresh_leaderboards`` (a Celery task enqueued on commit by ``schedule_refresh``) recomputes in
+the background so that pages find the entry warm, Elo included. Rating is never blocked: nothing here runs inside
+the rating transaction.
 """
 
 from __future__ import annotations
@@ -65,26 +66,33 @@ def campaign_leaderboard(
     campaigns of at most ELO_SYNC_LIMIT ratings; for larger ones it is served when the background refresh has
     cached it, and left out otherwise.
     """
-    version = ratings_version(campaign)
+    version = ratings_version()
 
-    def key(elo: bool) -> str:
-        return cache_key("leaderboard", campaign.pk, selection.key, bootstrap, seed, int(elo), version.key)
+    def key(elo: bool | None) -> str:
+        return cache_key("leaderboard", campaign.pk, selection.key, bootstrap, seed, elo, version.key)
 
-    if with_elo is None:
-        warm = cache.get(key(True))
-        if warm is not None:
-            return dict(warm)
-        with_elo = version.count <= ELO_SYNC_LIMIT
-    elo = with_elo
+    if with_elo is None and (warm := cache.get(key(True))) is not None:
+        return dict(warm)
     return dict(
-        cached(key(elo), lambda: compute_leaderboard(campaign, selection, bootstrap=bootstrap, seed=seed, with_elo=elo))
+        cached(
+            key(with_elo),
+            lambda: compute_leaderboard(campaign, selection, bootstrap=bootstrap, seed=seed, with_elo=with_elo),
+        )
     )
 
 
 def compute_leaderboard(
-    campaign: Campaign, selection: RaterSelection, *, bootstrap: int = 0, seed: int = 0, with_elo: bool = True
+    campaign: Campaign,
+    selection: RaterSelection,
+    *,
+    bootstrap: int = 0,
+    seed: int = 0,
+    with_elo: bool | None = True,
 ) -> dict[str, Any]:
-    """Fit Bradley-Terry (and online Elo) to the campaign's selected ratings; return a JSON-ready report."""
+    """Fit Bradley-Terry (and online Elo) to the campaign's selected ratings; return a JSON-ready report.
+
+    ``with_elo=None`` adds Elo when there are at most ELO_SYNC_LIMIT battles.
+    """
     started = time.perf_counter()
     tally = battle_tally(campaign, selection)
     report: dict[str, Any] = {
@@ -105,7 +113,7 @@ def compute_leaderboard(
     report.update(board.to_dict())
     report.update(campaign=campaign.slug, raters=selection.key, skipped_unnamed=tally.skipped_unnamed)
     report["win_rate"] = win_rate_matrix(counts)
-    if with_elo:
+    if with_elo or (with_elo is None and tally.n_battles <= ELO_SYNC_LIMIT):
         elo = scoring.elo(elo_battles(campaign, selection))
         ratings = elo.as_dict()
         for row in report["ratings"]:
@@ -150,7 +158,7 @@ def side_by_side(campaign: Campaign, selection: RaterSelection) -> dict[str, Any
 
     Only the selection's exclusion globs apply: the groups themselves are fixed.
     """
-    version = ratings_version(campaign)
+    version = ratings_version()
     key = cache_key("side_by_side", campaign.pk, selection.key, version.key)
     return dict(cached(key, lambda: compute_side_by_side(campaign, selection)))
 
