@@ -112,7 +112,10 @@ def _campaign(slug: str, owner: User | None) -> tuple[Campaign, bool]:
         check_campaign_accepts_imports(campaign)
         return campaign, False
     if owner is None:
-        raise DomainError(f"campaign {slug} does not exist and there is no owner for it: pass --owner USERNAME or create a superuser first")
+        raise DomainError(
+            f"campaign {slug} does not exist and there is no owner for it: "
+            "pass --owner USERNAME or create a superuser first"
+        )
     return Campaign.objects.create(name=slug, slug=slug, owner=owner), True
 
 
