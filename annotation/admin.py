@@ -259,8 +259,7 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
                 request, campaign, "import.html", spec.title, form=ImportUploadForm(), refused=refused, **page
             )
         except DomainError as error:
-            form.add_error(None, error.message)
-            return self._page(request, campaign, "import.html", spec.title, form=form, **page)
+            return self._page(request, campaign, "import.html", spec.title, form=form, error=error.message, **page)
         token = staging.stage_upload(
             name=name, data=data, campaign_id=campaign.pk, kind=kind, user_id=_user_id(request)
         )
@@ -283,8 +282,7 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
             )
         except DomainError as error:
             upload = ImportUploadForm()
-            upload.add_error(None, error.message)
-            return self._page(request, campaign, "import.html", spec.title, form=upload, **page)
+            return self._page(request, campaign, "import.html", spec.title, form=upload, error=error.message, **page)
         staging.discard_staged(token)
         self.log_change(request, campaign, f"{spec.title}: {summary.describe()}")
         self.message_user(request, summary.describe(), messages.SUCCESS)

@@ -58,7 +58,7 @@ class Battle:
         if self.question_id is not None:
             return self.question_id
         # Every field of the battle, so that only an exact duplicate maps to the same prompt (and is refused).
-        fields = [self.model_a, self.model_b, self.winner, self.judge, self.created_at, self.prompt_text]
+        fields: list[Any] = [self.model_a, self.model_b, self.winner, self.judge, self.created_at, self.prompt_text]
         fields += [self.conversation_a, self.conversation_b, self.metadata]
         digest = hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()
         return f"battle-{digest[:16]}"

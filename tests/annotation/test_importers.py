@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -20,7 +21,13 @@ from annotation.models import Campaign, Comparison, Output, Prompt, Rating
 from tests import factories
 
 
-def _jsonl(*rows: dict[str, object]) -> bytes:
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: Any) -> None:
+    """Hash the personas' passwords cheaply: the default hasher makes each user cost half a second."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def _jsonl(*rows: dict[str, Any]) -> bytes:
     return "\n".join(json.dumps(row) for row in rows).encode()
 
 
