@@ -45,6 +45,10 @@ def _run_alpaca(campaign: Campaign, name: str, data: bytes, dry_run: bool) -> im
     return importers.import_alpaca_eval(campaign_slug=campaign.slug, plan=plan, owner=campaign.owner, dry_run=dry_run)
 
 
+def _run_gold(campaign: Campaign, name: str, data: bytes, dry_run: bool) -> importers.ImportSummary:
+    return importers.import_gold(campaign=campaign, parsed=importers.parse_gold(name, data), dry_run=dry_run)
+
+
 IMPORT_KINDS = {
     "outputs": ImportKind(
         "Import outputs",
@@ -65,6 +69,19 @@ IMPORT_KINDS = {
         "optional generator_1, generator_2. Each row becomes a rating.",
         _run_alpaca,
     ),
+    "gold": ImportKind(
+        "Import gold answers",
+        "prompt_id, model_a, model_b, gold (model_a, model_b, tie or both_bad): the known answer of an existing "
+        "comparison, for checking annotators. Generate the comparisons first.",
+        _run_gold,
+    ),
+}
+
+
+STATUS_VERBS: dict[str, str] = {
+    Campaign.Status.ACTIVE: "Open",
+    Campaign.Status.PAUSED: "Pause",
+    Campaign.Status.CLOSED: "Close",
 }
 
 
@@ -214,7 +231,9 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
         if obj is not None:
             context["import_kinds"] = [(kind, spec.title) for kind, spec in IMPORT_KINDS.items()]
             context["next_statuses"] = [
-                (status, Campaign.Status(status).label) for status in sorted(campaign_setup.TRANSITIONS[obj.status])
+                (status, STATUS_VERBS[status])
+                for status in STATUS_VERBS
+                if status in campaign_setup.TRANSITIONS[obj.status]
             ]
         return super().render_change_form(request, context, add, change, form_url, obj)
 
@@ -285,7 +304,7 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
             return self._page(request, campaign, "import.html", spec.title, form=upload, error=error.message, **page)
         staging.discard_staged(token)
         self.log_change(request, campaign, f"{spec.title}: {summary.describe()}")
-        self.message_user(request, summary.describe(), messages.SUCCESS)
+        self.message_user(request, f"{spec.title}: {summary.describe()}", messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:annotation_campaign_change", args=[campaign.pk]))
 
     def generate_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
@@ -330,9 +349,8 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
                 self.log_change(request, campaign, f"Status: {status}")
                 self.message_user(request, f"{campaign} is now {label.lower()}.", messages.SUCCESS)
             return HttpResponseRedirect(reverse("admin:annotation_campaign_change", args=[campaign.pk]))
-        return self._page(
-            request, campaign, "status.html", f"Make {campaign} {label.lower()}", status=status, label=label
-        )
+        title = f"{STATUS_VERBS.get(status, 'Change')} {campaign}"
+        return self._page(request, campaign, "status.html", title, status=status, label=label)
 
 
 @admin.register(Prompt)

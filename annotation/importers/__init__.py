@@ -9,6 +9,7 @@ from __future__ import annotations
 from annotation.importers.alpaca_eval import AlpacaVote, import_alpaca_eval, parse_alpaca_eval
 from annotation.importers.battles import Battle, import_battles, parse_battles
 from annotation.importers.errors import ImportRefused, LineError
+from annotation.importers.gold import GoldFile, import_gold, parse_gold
 from annotation.importers.outputs import OutputsFile, import_outputs, parse_outputs
 from annotation.importers.ratings import RatingsPlan
 from annotation.importers.summary import ImportSummary
@@ -16,6 +17,7 @@ from annotation.importers.summary import ImportSummary
 __all__ = [
     "AlpacaVote",
     "Battle",
+    "GoldFile",
     "ImportRefused",
     "ImportSummary",
     "LineError",
@@ -23,8 +25,10 @@ __all__ = [
     "RatingsPlan",
     "import_alpaca_eval",
     "import_battles",
+    "import_gold",
     "import_outputs",
     "parse_alpaca_eval",
     "parse_battles",
+    "parse_gold",
     "parse_outputs",
 ]

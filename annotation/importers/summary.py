@@ -33,7 +33,7 @@ class ImportSummary:
                 ("raters", self.raters),
                 ("ratings", self.ratings),
             )
-            if count or name in {"prompts", "outputs"}
+            if count or name == "prompts"
         ]
         new = ", ".join(f"{count} {name}" for name, count in self.created.items())
         verb = "would create" if self.dry_run else "created"

@@ -12,6 +12,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.db.models import Count, F
+from django.test import Client
 
 from annotation.models import Campaign, Comparison, Output, Prompt, Rater, Rating
 from tests import factories
@@ -222,3 +223,26 @@ def test_import_outputs_refuses_a_file_that_changes_a_stored_output(researcher: 
     message = _refused("import_outputs", campaign.slug, str(path))
 
     assert f"{path}:2: output: model m1 already has a different output for prompt_id p1" in message
+
+
+def test_setup_demo_builds_an_open_campaign_with_accounts_and_gold_pairs_and_can_run_again(client: Client) -> None:
+    first = _run("setup_demo")
+    before = _table_counts()
+    _run("setup_demo")
+
+    campaign = Campaign.objects.get(slug="demo")
+    assert _table_counts() == before
+    assert campaign.status == "active"
+    assert campaign.prompts.count() == 22
+    assert Output.objects.filter(prompt__campaign=campaign).values("model_name").distinct().count() == 4
+    assert campaign.comparisons.count() == 22 * 6
+    assert campaign.comparisons.filter(gold_verdict__isnull=False).count() == 5
+    assert "researcher   password demo-password" in first
+    assert "annotator1   password demo-password" in first
+
+    assert client.login(username="researcher", password="demo-password")
+    assert client.get("/admin/annotation/campaign/").status_code == 200
+    assert client.login(username="annotator1", password="demo-password")
+    assert client.get("/admin/").status_code == 403
+    assert campaign.annotator_group is not None
+    assert set(campaign.annotator_group.user_set.values_list("username", flat=True)) == {"annotator1", "annotator2"}

@@ -12,9 +12,11 @@ from annotation.importers import (
     ImportRefused,
     import_alpaca_eval,
     import_battles,
+    import_gold,
     import_outputs,
     parse_alpaca_eval,
     parse_battles,
+    parse_gold,
     parse_outputs,
 )
 from annotation.models import Campaign, Comparison, Output, Prompt, Rating
@@ -259,3 +261,40 @@ def test_a_refused_rating_import_leaves_no_new_campaign(researcher: User) -> Non
 
     assert refused.value.lines == ["a.jsonl:1: rater: alpaca_eval:gpt4 is an LLM judge's rater name, not a human's"]
     assert not Campaign.objects.filter(slug="alp").exists()
+
+
+# Gold answers.
+
+
+def test_parse_gold_reports_unknown_labels_and_repeated_pairs() -> None:
+    data = _jsonl(
+        {"prompt_id": "p1", "model_a": "m1", "model_b": "m2", "gold": "model_a"},
+        {"prompt_id": "p1", "model_a": "m2", "model_b": "m1", "gold": "tie"},
+        {"prompt_id": "p2", "model_a": "m1", "model_b": "m2", "gold": "left"},
+    )
+
+    assert _errors(parse_gold, "g.jsonl", data) == [
+        "g.jsonl:2: model_b: duplicate row: the same pair as line 1",
+        "g.jsonl:3: gold: unknown label 'left' (expected both_bad, model_a, model_b, tie)",
+    ]
+
+
+@pytest.mark.django_db
+def test_import_gold_sets_known_answers_and_refuses_pairs_without_a_comparison(campaign: Campaign) -> None:
+    ok = parse_gold(
+        "g.csv", b"prompt_id,model_a,model_b,gold\nq0,model-z,model-x,model_a\nq1,model-x,model-y,both_bad\n"
+    )
+    missing = parse_gold("g.csv", b"prompt_id,model_a,model_b,gold\nq0,model-x,model-w,tie\n")
+
+    import_gold(campaign=campaign, parsed=ok)
+    with pytest.raises(ImportRefused) as refused:
+        import_gold(campaign=campaign, parsed=missing)
+
+    gold = {
+        c.prompt.external_id: (c.gold_verdict, c.gold_winner) for c in campaign.comparisons.exclude(gold_verdict=None)
+    }
+    assert gold == {
+        "q0": ("win", Output.objects.get(prompt__external_id="q0", model_name="model-z")),
+        "q1": ("both_bad", None),
+    }
+    assert refused.value.lines == ["g.csv:2: model_b: no output of model-w for q0"]
