@@ -16,7 +16,13 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
 from annotation import campaign_setup, importers
-from annotation.forms import ComparisonAdminForm, GenerateComparisonsForm, ImportConfirmForm, ImportUploadForm
+from annotation.forms import (
+    CampaignAdminForm,
+    ComparisonAdminForm,
+    GenerateComparisonsForm,
+    ImportConfirmForm,
+    ImportUploadForm,
+)
 from annotation.importers import staging
 from annotation.models import Campaign, Comparison, Output, Prompt, Rater, Rating
 from evalplatform.exceptions import DomainError
@@ -98,6 +104,7 @@ def _count(queryset: QuerySet[Any], group_by: str, aggregate: Any) -> Coalesce:
 
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin[Campaign]):
+    form = CampaignAdminForm
     list_display = [
         "name",
         "slug",

@@ -11,6 +11,43 @@ from annotation.models import Campaign, Comparison, Output, Verdict
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 
 
+class CampaignAdminForm(forms.ModelForm[Campaign]):
+    """The campaign form, saying in words what the database constraints on pairing settings require."""
+
+    class Meta:
+        model = Campaign
+        fields = [
+            "name",
+            "slug",
+            "owner",
+            "instructions",
+            "label_scheme",
+            "strength_levels",
+            "require_rationale",
+            "ratings_per_comparison",
+            "pairing_strategy",
+            "pairs_per_prompt",
+            "baseline_model",
+            "lease_seconds",
+            "quota_per_annotator",
+            "gold_rate",
+            "gold_min_answered",
+            "gold_min_accuracy",
+            "annotator_group",
+            "annotators",
+            "researchers",
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        strategy = data.get("pairing_strategy")
+        if strategy == Campaign.PairingStrategy.RANDOM_K and not data.get("pairs_per_prompt"):
+            self.add_error("pairs_per_prompt", "The random-pairs strategy needs k, the number of pairs per prompt.")
+        if strategy == Campaign.PairingStrategy.BASELINE and not data.get("baseline_model"):
+            self.add_error("baseline_model", "The baseline strategy needs the name of the baseline model.")
+        return data
+
+
 class ImportUploadForm(forms.Form):
     file = forms.FileField(help_text="JSONL, JSON or CSV, UTF-8.")
 

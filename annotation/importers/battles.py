@@ -91,7 +91,7 @@ def _battle(record: Record, errors: ErrorCollector) -> Battle | None:
     winner = record.data.get("winner")
     if winner is None:
         errors.add(record.line, "winner", "missing field")
-    elif winner not in WINNERS:
+    elif not isinstance(winner, str) or winner not in WINNERS:
         errors.add(record.line, "winner", f"unknown label {winner!r} (expected {', '.join(sorted(WINNERS))})")
     if model_a is not None and model_a == model_b:
         errors.add(record.line, "model_b", "the same model as model_a")

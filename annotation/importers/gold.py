@@ -41,9 +41,9 @@ def parse_gold(name: str, data: bytes) -> GoldFile:
         gold = record.data.get("gold")
         if gold in (None, ""):
             errors.add(record.line, "gold", "missing field")
-        elif gold not in LABELS:
+        elif not isinstance(gold, str) or gold not in LABELS:
             errors.add(record.line, "gold", f"unknown label {gold!r} (expected {', '.join(sorted(LABELS))})")
-        if prompt_id is None or model_a is None or model_b is None or gold not in LABELS:
+        if prompt_id is None or model_a is None or model_b is None or not isinstance(gold, str) or gold not in LABELS:
             continue
         key = (prompt_id, frozenset((model_a, model_b)))
         if key in seen:

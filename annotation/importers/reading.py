@@ -75,7 +75,8 @@ def read_records(name: str, data: bytes, errors: ErrorCollector) -> list[Record]
 
 def _read_json_lines(text: str, errors: ErrorCollector) -> list[Record]:
     records: list[Record] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Split on "\n" only: str.splitlines() would also split inside strings holding U+2028 and friends.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:

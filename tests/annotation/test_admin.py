@@ -232,3 +232,10 @@ def test_gold_answers_are_set_on_the_comparison_page(rita: Client, campaign: Cam
     assert right.status_code == 302
     comparison.refresh_from_db()
     assert comparison.gold_winner_id == comparison.output_b_id
+
+
+def test_the_campaign_form_explains_what_the_baseline_strategy_needs(rita: Client, draft: Campaign) -> None:
+    response = rita.post(_url("add"), {"name": "B", "slug": "b", "pairing_strategy": "baseline"})
+
+    assert b"The baseline strategy needs the name of the baseline model." in response.content
+    assert not Campaign.objects.filter(slug="b").exists()

@@ -185,6 +185,46 @@ def test_import_alpaca_eval_refuses_a_malformed_file_naming_the_line_and_writes_
     assert f"{path}{expected}" in message
 
 
+ROW = {"prompt_id": "p1", "prompt": "Hi?", "model": "m1", "output": "Hello"}
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (json.dumps(ROW).encode() + b'\n{"prompt_id": "p2" "prompt": "Q"}\n', ":2: json: invalid JSON"),
+        (json.dumps(ROW).encode() + b"\n" + json.dumps({**ROW, "model": None}).encode(), ":2: model: missing field"),
+        (
+            json.dumps(ROW).encode() + b"\n" + json.dumps({**ROW, "model": "m2", "output": ""}).encode(),
+            ":2: output: empty text",
+        ),
+        (json.dumps(ROW).encode() + b"\n" + json.dumps(ROW).encode(), ":2: model: duplicate row"),
+        (
+            json.dumps(ROW).encode() + b"\n" + json.dumps({**ROW, "model": "m2", "prompt": "Hey?"}).encode(),
+            ":2: prompt: conflicting text",
+        ),
+        (b"prompt_id,prompt,model,output\np1,Caf\xe9?,m1,Oui\n", ":2: encoding: not UTF-8: byte 0xE9"),
+        (b"", ":1: file: the file is empty"),
+    ],
+    ids=[
+        "bad-json",
+        "missing-field",
+        "empty-text",
+        "duplicate-row",
+        "conflicting-prompt",
+        "wrong-encoding",
+        "empty-file",
+    ],
+)
+def test_import_outputs_refuses_a_malformed_file_naming_the_line_and_writes_nothing(
+    researcher: User, tmp_path: Path, content: bytes, expected: str
+) -> None:
+    campaign = factories.CampaignFactory.create(owner=researcher)
+    path = tmp_path / ("outputs.csv" if content.startswith(b"prompt_id,") else "outputs.jsonl")
+    path.write_bytes(content)
+
+    assert f"{path}{expected}" in _refused("import_outputs", campaign.slug, str(path))
+
+
 def test_import_outputs_loads_a_long_jsonl_file_and_reimporting_it_changes_nothing(
     researcher: User, tmp_path: Path
 ) -> None:

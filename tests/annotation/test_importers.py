@@ -298,3 +298,11 @@ def test_import_gold_sets_known_answers_and_refuses_pairs_without_a_comparison(c
         "q1": ("both_bad", None),
     }
     assert refused.value.lines == ["g.csv:2: model_b: no output of model-w for q0"]
+
+
+def test_line_numbers_survive_blank_lines_and_unicode_line_separators() -> None:
+    csv_data = b"prompt_id,prompt,model,output\n\np1,Q,m1,A\n\np2,Q,m1,\n"
+    jsonl = '{"prompt_id": "p1", "prompt": "a\u2028b", "model": "m", "output": "A"}\n\n{"prompt_id": "p2"}\n'.encode()
+
+    assert _errors(parse_outputs, "o.csv", csv_data) == ["o.csv:5: output: empty text"]
+    assert _errors(parse_outputs, "o.jsonl", jsonl)[0] == "o.jsonl:3: prompt: missing field"
