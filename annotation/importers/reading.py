@@ -133,11 +133,10 @@ def _append_object(records: list[Record], line: int, value: Any, errors: ErrorCo
 def _read_csv(text: str, errors: ErrorCollector) -> list[Record]:
     reader = csv.DictReader(io.StringIO(text, newline=""), restkey="\0extra")
     records: list[Record] = []
-    end_of_previous = 1  # the header
     try:
         for row in reader:
-            start = end_of_previous + 1
-            end_of_previous = reader.line_num
+            # line_num is the row's last line; quoted cells may span lines and blank lines are skipped.
+            start = reader.line_num - sum(v.count("\n") for v in row.values() if isinstance(v, str))
             if "\0extra" in row:
                 errors.add(start, "csv", "more cells than header columns")
                 continue
