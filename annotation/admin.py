@@ -102,6 +102,25 @@ def _count(queryset: QuerySet[Any], group_by: str, aggregate: Any) -> Coalesce:
     return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
 
+def visible_campaigns(request: HttpRequest) -> QuerySet[Any, Any] | None:
+    """Return the campaigns a non-superuser may manage (owner or researcher); None means every campaign."""
+    user = request.user
+    if not isinstance(user, User) or user.is_superuser:
+        return None
+    return Campaign.objects.filter(Q(owner=user) | Q(researchers=user)).values("pk")
+
+
+class CampaignScopedAdmin(admin.ModelAdmin[Any]):
+    """Show researchers only the rows of their own campaigns."""
+
+    campaign_path = "campaign"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        queryset = super().get_queryset(request)
+        mine = visible_campaigns(request)
+        return queryset if mine is None else queryset.filter(**{f"{self.campaign_path}__in": mine})
+
+
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin[Campaign]):
     form = CampaignAdminForm
@@ -151,11 +170,8 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
                 ),
             )
         )
-        user = request.user
-        if isinstance(user, User) and not user.is_superuser:
-            mine = Campaign.objects.filter(Q(owner=user) | Q(researchers=user)).values("pk")
-            queryset = queryset.filter(pk__in=mine)
-        return queryset
+        mine = visible_campaigns(request)
+        return queryset if mine is None else queryset.filter(pk__in=mine)
 
     @admin.display(description="prompts", ordering="prompt_count")
     def prompt_count(self, campaign: Any) -> int:
@@ -361,7 +377,7 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
 
 
 @admin.register(Prompt)
-class PromptAdmin(admin.ModelAdmin[Prompt]):
+class PromptAdmin(CampaignScopedAdmin):
     list_display = ["external_id", "campaign", "short_text"]
     list_filter = ["campaign"]
     list_select_related = ["campaign"]
@@ -374,7 +390,8 @@ class PromptAdmin(admin.ModelAdmin[Prompt]):
 
 
 @admin.register(Output)
-class OutputAdmin(admin.ModelAdmin[Output]):
+class OutputAdmin(CampaignScopedAdmin):
+    campaign_path = "prompt__campaign"
     list_display = ["id", "model_name", "prompt"]
     list_filter = ["model_name"]
     list_select_related = ["prompt"]
@@ -396,7 +413,7 @@ class GoldFilter(admin.SimpleListFilter):
 
 
 @admin.register(Comparison)
-class ComparisonAdmin(admin.ModelAdmin[Comparison]):
+class ComparisonAdmin(CampaignScopedAdmin):
     """Comparisons come from generation and imports; here researchers set gold answers."""
 
     form = ComparisonAdminForm
@@ -426,7 +443,8 @@ class RaterAdmin(admin.ModelAdmin[Rater]):
 
 
 @admin.register(Rating)
-class RatingAdmin(admin.ModelAdmin[Rating]):
+class RatingAdmin(CampaignScopedAdmin):
+    campaign_path = "comparison__campaign"
     list_display = ["id", "comparison", "rater", "verdict", "winner", "source", "created_at"]
     list_filter = ["source", "verdict", "comparison__campaign"]
     list_select_related = ["comparison", "rater", "winner"]

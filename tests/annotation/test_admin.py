@@ -239,3 +239,15 @@ def test_the_campaign_form_explains_what_the_baseline_strategy_needs(rita: Clien
 
     assert b"The baseline strategy needs the name of the baseline model." in response.content
     assert not Campaign.objects.filter(slug="b").exists()
+
+
+def test_a_researcher_sees_only_the_comparisons_and_prompts_of_their_campaigns(
+    rita: Client, campaign: Campaign
+) -> None:
+    stranger = factories.CampaignFactory.create()
+    factories.populate_campaign(stranger, prompts=2, models=["a", "b"])
+
+    comparisons = rita.get(reverse("admin:annotation_comparison_changelist")).context["cl"].result_count
+    prompts = rita.get(reverse("admin:annotation_prompt_changelist")).context["cl"].result_count
+
+    assert (comparisons, prompts) == (12, 4)
