@@ -28,6 +28,9 @@ def decode(data: bytes, errors: ErrorCollector) -> str:
         return data.decode("utf-8").removeprefix(BOM)
     except UnicodeDecodeError:
         pass
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        errors.add(1, "encoding", "the file is UTF-16: save it as UTF-8")
+        return ""
     offset = 0
     for number, raw in enumerate(data.split(b"\n"), start=1):
         try:

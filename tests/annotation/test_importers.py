@@ -105,6 +105,12 @@ def test_parse_outputs_reports_a_non_utf8_line_and_byte() -> None:
     ]
 
 
+def test_parse_outputs_names_a_utf16_file_instead_of_listing_every_line() -> None:
+    data = "prompt_id,prompt,model,output\np1,Q,m,A\n".encode("utf-16")
+
+    assert _errors(parse_outputs, "o.csv", data) == ["o.csv:1: encoding: the file is UTF-16: save it as UTF-8"]
+
+
 def test_parse_outputs_refuses_an_empty_file() -> None:
     assert _errors(parse_outputs, "o.csv", b"  \n") == ["o.csv:1: file: the file is empty"]
 
