@@ -39,29 +39,39 @@ SCALE = 400.0 / math.log(10.0)
 
 
 def make_battles(path: Path, n_battles: int, n_models: int, seed: int) -> None:
-    """Write synthetic Arena battles (about 10% ties) as JSON Lines."""
+    """Write synthetic Arena battles (about 10% ties) as JSON Lines, in blocks to keep memory small."""
     rng = np.random.default_rng(seed)
     strength = rng.normal(0.0, 0.8, n_models)
     names = np.array([f"model-{i:03d}" for i in range(n_models)])
-    a = rng.integers(0, n_models, n_battles)
-    b = (a + rng.integers(1, n_models, n_battles)) % n_models
-    p_a = expit(strength[a] - strength[b]) * 0.9
-    u = rng.random(n_battles)
-    winner = np.where(
-        u < p_a, "model_a", np.where(u < 0.9, "model_b", np.where(u < 0.97, "tie", "tie (bothbad)"))
-    )
+    labels = np.array(["model_a", "model_b", "tie", "tie (bothbad)"])
     with path.open("w") as handle:
-        for x, y, w in zip(names[a].tolist(), names[b].tolist(), winner.tolist(), strict=True):
-            handle.write(f'{{"model_a": "{x}", "model_b": "{y}", "winner": "{w}"}}\n')
+        for start in range(0, n_battles, 100_000):
+            size = min(100_000, n_battles - start)
+            a = rng.integers(0, n_models, size)
+            b = (a + rng.integers(1, n_models, size)) % n_models
+            p_a = expit(strength[a] - strength[b]) * 0.9
+            u = rng.random(size)
+            outcome = np.where(u < p_a, 0, np.where(u < 0.9, 1, np.where(u < 0.97, 2, 3)))
+            rows = zip(names[a].tolist(), names[b].tolist(), labels[outcome].tolist(), strict=True)
+            handle.write("".join(f'{{"model_a": "{x}", "model_b": "{y}", "winner": "{w}"}}\n' for x, y, w in rows))
 
 
 def run_ours(path: Path, rounds: int) -> tuple[float, float, dict[str, Any]]:
-    """Time ``python -m scoring rank`` as a subprocess; return seconds, peak RSS (MB) and its JSON."""
+    """Time ``python -m scoring rank`` as a subprocess; return seconds, peak RSS (MB) and its JSON.
+
+    Peak RSS comes from GNU time when available: RUSAGE_CHILDREN would also count the pages a forked child
+    inherits from this (larger) benchmark process before it execs.
+    """
     command = [sys.executable, "-m", "scoring", "rank", str(path), "--bootstrap", str(rounds), "--seed", "0"]
+    gnu_time = Path("/usr/bin/time")
+    prefix = [str(gnu_time), "-f", "%M"] if gnu_time.exists() else []
     start = time.perf_counter()
-    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, check=True)
+    done = subprocess.run(prefix + command, cwd=REPO_ROOT, capture_output=True, check=True, text=True)
     seconds = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    if prefix:
+        peak_mb = int(done.stderr.strip().splitlines()[-1]) / 1024
+    else:
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return seconds, peak_mb, json.loads(done.stdout)
 
 
@@ -133,9 +143,7 @@ def exact_ml(path: Path) -> dict[str, float]:
         np.fill_diagonal(h, -h.sum(axis=1))
         return h + 1.0 / m
 
-    result = minimize(
-        negloglik, np.zeros(m), jac=True, hess=hess, method="trust-exact", options={"gtol": 1e-10}
-    )
+    result = minimize(negloglik, np.zeros(m), jac=True, hess=hess, method="trust-exact", options={"gtol": 1e-10})
     x = result.x - result.x.mean()
     return dict(zip(models, 1000.0 + SCALE * x, strict=True))
 
@@ -164,9 +172,7 @@ def main() -> None:
         make_battles(path, n_battles, n_models, seed=0)
         print(f"battles: {n_battles:,} among {n_models} models, file {path.stat().st_size / 1e6:.1f} MB")
         ours_s, peak_mb, ours = run_ours(path, rounds)
-        print(
-            f"ours:     python -m scoring rank --bootstrap {rounds}: {ours_s:8.2f} s, peak RSS {peak_mb:.0f} MB"
-        )
+        print(f"ours:     python -m scoring rank --bootstrap {rounds}: {ours_s:8.2f} s, peak RSS {peak_mb:.0f} MB")
         base_s, models, base_point = run_baseline(path, 100, seed=0)
         print(f"baseline: FastChat-style, 100 bootstrap rounds:       {base_s:8.2f} s")
         print(f"speed-up: {base_s / ours_s:.1f}x (ours does {rounds} rounds, the baseline 100)")

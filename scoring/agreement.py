@@ -63,9 +63,7 @@ def require_raters(table: RatingTable, needed: int, metric: str) -> None:
     """Raise ValueError unless the table has at least ``needed`` raters."""
     if len(table.raters) < needed:
         found = ", ".join(repr(r) for r in table.raters) or "none"
-        raise ValueError(
-            f"{metric} needs ratings from at least {needed} raters; found {len(table.raters)} ({found})"
-        )
+        raise ValueError(f"{metric} needs ratings from at least {needed} raters; found {len(table.raters)} ({found})")
 
 
 def _result(
@@ -266,9 +264,7 @@ def _two_rater(
 
     if not len(counts):
         nan = float("nan")
-        return AgreementResult(
-            metric, nan, len(table.units), 2, table.n_ratings, ci=(nan, nan) if bootstrap else None
-        )
+        return AgreementResult(metric, nan, len(table.units), 2, table.n_ratings, ci=(nan, nan) if bootstrap else None)
     return _result(metric, table, features, counts, finalize, bootstrap, rng)
 
 

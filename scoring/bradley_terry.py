@@ -21,11 +21,10 @@ from numpy.typing import NDArray
 
 from scoring import bt_fit, graph
 from scoring.battles import Battle, BattleCounts, aggregate_battles
+from scoring.bt_bootstrap import DEFAULT_PRIOR, PointFit, TieMode, bootstrap_thetas, fit_matrices
 from scoring.bt_fit import RATING_SCALE
 
-TieMode = Literal["half", "davidson"]
 Z95 = 1.959963984540054
-DEFAULT_PRIOR = 1.0
 
 
 @dataclass(frozen=True)
@@ -119,17 +118,6 @@ def bradley_terry(
     )
 
 
-@dataclass(frozen=True)
-class _Fit:
-    """Point estimate on the natural scale plus diagnostics."""
-
-    theta: NDArray[np.float64]
-    log_nu: float | None
-    labels: NDArray[np.int32]
-    prior: float
-    iterations: int
-
-
 def bradley_terry_from_counts(
     counts: BattleCounts,
     *,
@@ -172,25 +160,14 @@ def bradley_terry_from_counts(
 def _effective_mode(counts: BattleCounts, ties: TieMode, warnings: list[str]) -> TieMode:
     """Return the tie mode to fit, falling back to half ties when Davidson has no ties to estimate nu."""
     if ties == "davidson" and not counts.all_ties.any():
-        warnings.append(
-            "no ties in the data: the Davidson tie parameter is zero, fitted as plain Bradley-Terry"
-        )
+        warnings.append("no ties in the data: the Davidson tie parameter is zero, fitted as plain Bradley-Terry")
         return "half"
     return ties
 
 
-def _matrices(counts: BattleCounts, mode: TieMode) -> tuple[NDArray[np.float64], NDArray[np.float64] | None]:
-    """Return the win matrix (with halves for ties in 'half' mode) and the tie matrix for Davidson."""
-    wins = counts.wins.astype(np.float64)
-    all_ties = counts.all_ties.astype(np.float64)
-    if mode == "half":
-        return wins + all_ties / 2, None
-    return wins, all_ties
-
-
-def _point_fit(counts: BattleCounts, mode: TieMode, prior: float, tol: float, warnings: list[str]) -> _Fit:
+def _point_fit(counts: BattleCounts, mode: TieMode, prior: float, tol: float, warnings: list[str]) -> PointFit:
     """Fit the point estimate, applying the prior only when the MLE does not exist."""
-    win, tie = _matrices(counts, mode)
+    win, tie = fit_matrices(counts, mode)
     n_comp, labels = graph.component_labels(counts.totals > 0)
     if n_comp > 1:
         warnings.append(
@@ -222,159 +199,13 @@ def _point_fit(counts: BattleCounts, mode: TieMode, prior: float, tol: float, wa
         warnings.append("the Newton iterations did not converge to the requested tolerance")
     log_nu = None if result.log_nu is None else float(result.log_nu[0])
     theta = bt_fit.center(result.theta, labels)[0]
-    return _Fit(theta, log_nu, labels, used_prior, result.iterations)
+    return PointFit(theta, log_nu, labels, used_prior, result.iterations)
 
 
 def _initial_log_nu(tie: NDArray[np.float64], counts: BattleCounts) -> float:
     """Return log nu matching the overall tie rate between equal models (P(tie) = nu / (2 + nu))."""
     rate = min(max(float(tie.sum()) / max(float(counts.totals.sum()), 1.0), 1e-3), 0.999)
     return math.log(2 * rate / (1 - rate))
-
-
-def bootstrap_thetas(
-    counts: BattleCounts, fit: _Fit, mode: TieMode, rounds: int, rng: np.random.Generator, tol: float = 1e-6
-) -> NDArray[np.float64]:
-    """Refit ``rounds`` multinomial resamples of the aggregated counts, warm-started at the point fit.
-
-    Each resample redistributes all battles over the (pair, outcome) cells in proportion to their counts.
-    Rounds
-    are solved with chord-Newton steps that reuse the point fit's inverse Hessian (one matrix product per
-    step).
-    """
-    m = len(counts.models)
-    pair_i, pair_j = np.nonzero(np.triu(counts.totals) > 0)
-    cells = np.stack(
-        [counts.wins[pair_i, pair_j], counts.wins[pair_j, pair_i], counts.all_ties[pair_i, pair_j]], axis=1
-    ).ravel()
-    keep = np.flatnonzero(cells)
-    n_total = int(cells.sum())
-    pvals = cells[keep] / n_total
-    solver = _ChordSolver(counts, fit, mode, pair_i, pair_j, cells.reshape(-1, 3), tol)
-    chunk = max(1, min(rounds, 2_000_000 // max(len(cells), 1)))
-    out = np.empty((rounds, m))
-    for start in range(0, rounds, chunk):
-        size = min(chunk, rounds - start)
-        draws = np.zeros((size, len(cells)))
-        draws[:, keep] = rng.multinomial(n_total, pvals, size=size)
-        out[start : start + size] = solver.solve(draws.reshape(size, -1, 3))
-    return out
-
-
-class _ChordSolver:
-    """Solve resampled likelihoods by chord-Newton steps with the point fit's inverse Hessian."""
-
-    def __init__(
-        self,
-        counts: BattleCounts,
-        fit: _Fit,
-        mode: TieMode,
-        pair_i: NDArray[np.intp],
-        pair_j: NDArray[np.intp],
-        cells: NDArray[np.int64],
-        tol: float,
-    ) -> None:
-        self.fit, self.mode, self.tol, self.cells = fit, mode, tol, cells
-        self.pair_i, self.pair_j, self.m = pair_i, pair_j, len(counts.models)
-        incidence = np.zeros((len(pair_i), self.m))
-        incidence[np.arange(len(pair_i)), pair_i] = 1.0
-        incidence[np.arange(len(pair_i)), pair_j] = -1.0
-        self.incidence = incidence
-        win, tie = _matrices(counts, mode)
-        prior = np.array([fit.prior])
-        if tie is None:
-            neg_hess = bt_fit.half_terms(fit.theta[None], win[None], prior).neg_hess[0]
-            self.x0 = fit.theta
-        else:
-            log_nu = np.array([fit.log_nu], dtype=np.float64)
-            neg_hess = bt_fit.davidson_terms(fit.theta[None], log_nu, win[None], tie[None], prior).neg_hess[0]
-            self.x0 = np.append(fit.theta, fit.log_nu)
-        self.inv_hess = (
-            np.linalg.pinv(neg_hess, hermitian=True) if fit.prior == 0.0 else np.linalg.inv(neg_hess)
-        )
-
-    def solve(self, draws: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Return centred thetas for one chunk of resampled (pair, outcome) counts."""
-        size = draws.shape[0]
-        suspicious = self._lost_edges(draws) if self.fit.prior == 0.0 else np.zeros(size, dtype=bool)
-        won = draws[:, :, 0] + draws[:, :, 2] / 2
-        total = draws.sum(axis=2)
-        x = np.repeat(self.x0[None], size, axis=0)
-        active = ~suspicious
-        for _ in range(100):
-            idx = np.flatnonzero(active)
-            if not len(idx):
-                break
-            step = self._gradient(x[idx], draws[idx], won[idx], total[idx]) @ self.inv_hess
-            x[idx] += step
-            active[idx[np.abs(step[:, : self.m]).max(axis=1) * RATING_SCALE < self.tol]] = False
-        redo = np.flatnonzero(active | suspicious)
-        if len(redo):
-            x[redo] = self._newton(draws[redo], x[redo])
-        return bt_fit.center(x[:, : self.m], self.fit.labels)
-
-    def _lost_edges(self, draws: NDArray[np.float64]) -> NDArray[np.bool_]:
-        """Return the rounds where a 'won or tied against' edge of the data vanished from the resample."""
-        forward = draws[:, :, 0] + draws[:, :, 2]
-        backward = draws[:, :, 1] + draws[:, :, 2]
-        had_forward = self.cells[:, 0] + self.cells[:, 2] > 0
-        had_backward = self.cells[:, 1] + self.cells[:, 2] > 0
-        lost: NDArray[np.bool_] = ((forward == 0) & had_forward).any(axis=1) | (
-            (backward == 0) & had_backward
-        ).any(axis=1)
-        return lost
-
-    def _dense(self, draws: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """Return dense win and tie matrices of a chunk."""
-        size, i, j = draws.shape[0], self.pair_i, self.pair_j
-        wins = np.zeros((size, self.m, self.m))
-        wins[:, i, j], wins[:, j, i] = draws[:, :, 0], draws[:, :, 1]
-        ties = np.zeros((size, self.m, self.m))
-        ties[:, i, j] = ties[:, j, i] = draws[:, :, 2]
-        return wins, ties
-
-    def _gradient(
-        self,
-        x: NDArray[np.float64],
-        draws: NDArray[np.float64],
-        won: NDArray[np.float64],
-        total: NDArray[np.float64],
-    ) -> NDArray[np.float64]:
-        """Return the log-likelihood gradient of each round."""
-        if self.mode == "davidson":
-            wins, ties = self._dense(draws)
-            prior = np.full(len(x), self.fit.prior)
-            return bt_fit.davidson_terms(x[:, : self.m], x[:, self.m], wins, ties, prior).grad
-        p = 1.0 / (1.0 + np.exp(x[:, self.pair_j] - x[:, self.pair_i]))
-        grad: NDArray[np.float64] = (won - total * p) @ self.incidence
-        if self.fit.prior:
-            grad += self.fit.prior * (0.5 - 1.0 / (1.0 + np.exp(-x)))
-        return grad
-
-    def _newton(self, draws: NDArray[np.float64], x: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Fit the given rounds by full Newton, with the default prior where their MLE does not exist."""
-        wins, ties = self._dense(draws)
-        prior = np.full(len(x), self.fit.prior)
-        if not self.fit.prior:
-            prior[_rounds_without_mle(wins, ties, self.fit.labels)] = DEFAULT_PRIOR
-        theta0 = x[:, : self.m]
-        if self.mode == "half":
-            return bt_fit.newton(wins + ties / 2, None, self.fit.labels, prior, theta0, None, self.tol).theta
-        result = bt_fit.newton(wins, ties, self.fit.labels, prior, theta0, x[:, self.m], self.tol)
-        assert result.log_nu is not None
-        return np.concatenate([result.theta, result.log_nu[:, None]], axis=1)
-
-
-def _rounds_without_mle(
-    wins: NDArray[np.float64], ties: NDArray[np.float64], labels: NDArray[np.int32]
-) -> list[int]:
-    """Return the rounds whose resample has no finite MLE or splits a component of the original data."""
-    beats = (wins > 0) | (ties > 0)
-    n_comp = len(np.unique(labels))
-    return [
-        b
-        for b in range(len(beats))
-        if graph.component_labels(beats[b])[0] != n_comp or not graph.mle_exists(beats[b])
-    ]
 
 
 def _to_ratings(
@@ -417,7 +248,7 @@ def _flags(totals: dict[str, NDArray[np.int64]], i: int) -> tuple[str, ...]:
 
 def _assemble(
     counts: BattleCounts,
-    fit: _Fit,
+    fit: PointFit,
     ties: TieMode,
     anchor: tuple[str, float] | None,
     bootstrap: int,

@@ -157,10 +157,10 @@ def newton(
         idx = np.flatnonzero(active)
         terms = _terms(x[idx], m, win[idx], None if tie is None else tie[idx], prior[idx])
         system = terms.neg_hess + np.where(constrained[idx], fixup[None, :, :], 0.0)
-        step = np.linalg.solve(system, terms.grad[:, :, None])[:, :, 0]
+        step: Array = np.asarray(np.linalg.solve(system, terms.grad[:, :, None])[:, :, 0], dtype=np.float64)
         biggest = np.abs(step).max(axis=1)
         step *= np.minimum(1.0, MAX_STEP / np.maximum(biggest, 1e-300))[:, None]
-        x[idx] = _backtrack(x[idx], step, terms.loglik, m, win[idx], tie, idx, prior[idx])
+        x[idx] = _backtrack(x[idx], step, terms.loglik, m, win[idx], None if tie is None else tie[idx], prior[idx])
         done = np.abs(step[:, :m]).max(axis=1) * RATING_SCALE < tol
         active[idx[done]] = False
         if not active.any():
@@ -183,15 +183,13 @@ def _backtrack(
     m: int,
     win: Array,
     tie: Array | None,
-    idx: NDArray[np.intp],
     prior: Array,
 ) -> Array:
     """Return x + t * step with t halved until the likelihood does not decrease."""
     scale = np.ones(len(x))
-    tie_sub = None if tie is None else tie[idx]
     for _ in range(60):
         candidate = x + scale[:, None] * step
-        new = _loglik(candidate, m, win, tie_sub, prior)
+        new = _loglik(candidate, m, win, tie, prior)
         worse = new < loglik - 1e-10 * np.maximum(1.0, np.abs(loglik))
         if not worse.any():
             return candidate

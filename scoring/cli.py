@@ -19,7 +19,7 @@ from scoring.loaders import InputError, read_battle_counts, read_battles
 class _Parser(argparse.ArgumentParser):
     """ArgumentParser whose errors are one line on stderr."""
 
-    def error(self, message: str) -> Any:  # type: ignore[override]
+    def error(self, message: str) -> Any:
         """Print a one-line usage error and exit with status 2."""
         self.exit(2, f"{self.prog}: error: {message}\n")
 

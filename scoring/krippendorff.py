@@ -70,8 +70,9 @@ def _fixed_alpha(sums: Array, delta2: Array) -> Array:
     """Return alpha for a level with fixed distances from summed [disagreement, margins] features."""
     margins = sums[:, 1:]
     n = margins.sum(axis=1)
-    expected = np.einsum("bc,ck,bk->b", margins, delta2, margins)
-    return 1.0 - (n - 1) * safe_ratio(sums[:, 0], expected)
+    expected: Array = np.einsum("bc,ck,bk->b", margins, delta2, margins)
+    alpha: Array = 1.0 - (n - 1) * safe_ratio(sums[:, 0], expected)
+    return alpha
 
 
 def _ordinal_alpha(sums: Array, q: int) -> Array:
@@ -81,8 +82,9 @@ def _ordinal_alpha(sums: Array, q: int) -> Array:
     n = margins.sum(axis=1)
     d2 = ordinal_distances(margins)
     observed = (coinc * d2).sum(axis=(1, 2))
-    expected = np.einsum("bc,bck,bk->b", margins, d2, margins)
-    return 1.0 - (n - 1) * safe_ratio(observed, expected)
+    expected: Array = np.einsum("bc,bck,bk->b", margins, d2, margins)
+    alpha: Array = 1.0 - (n - 1) * safe_ratio(observed, expected)
+    return alpha
 
 
 def krippendorff_alpha(

@@ -133,12 +133,8 @@ def mtbench_agreement(
     per_unit = np.array([_unit_counts(votes, tie_set) for votes in groups.values()], dtype=np.int64)
     features, weights = unique_rows(per_unit)
     totals = weights @ features
-    with_ties = unit_bootstrap(
-        features.astype(float), weights, lambda s: safe_ratio(s[:, 0], s[:, 1]), bootstrap, rng
-    )
-    without = unit_bootstrap(
-        features.astype(float), weights, lambda s: safe_ratio(s[:, 2], s[:, 3]), bootstrap, rng
-    )
+    with_ties = unit_bootstrap(features.astype(float), weights, lambda s: safe_ratio(s[:, 0], s[:, 1]), bootstrap, rng)
+    without = unit_bootstrap(features.astype(float), weights, lambda s: safe_ratio(s[:, 2], s[:, 3]), bootstrap, rng)
     return MTBenchAgreement(
         value=with_ties[0],
         agree=int(totals[0]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -79,8 +80,22 @@ def _battle(values: tuple[Any, ...]) -> Battle:
     return model_a, model_b, winner
 
 
+_SIMPLE_BATTLE = re.compile(
+    rb'[ \t]*\{[ \t]*"model_a"[ \t]*:[ \t]*"([^"\\\x00-\x1f]*)"[ \t]*,[ \t]*"model_b"[ \t]*:[ \t]*'
+    rb'"([^"\\\x00-\x1f]*)"[ \t]*,[ \t]*"winner"[ \t]*:[ \t]*"([^"\\\x00-\x1f]*)"[ \t]*\}[ \t\r]*'
+)
+
+
 def _battle_from_line(content: bytes) -> Battle:
-    """Parse and validate one JSON Lines battle."""
+    """Parse and validate one JSON Lines battle (flat records in the usual key order skip the JSON parser)."""
+    simple = _SIMPLE_BATTLE.fullmatch(content)
+    if simple is not None:
+        try:
+            a, b, winner = (field.decode("utf-8") for field in simple.groups())
+        except UnicodeDecodeError:
+            pass
+        else:
+            return _battle((a, b, winner))
     return _battle(_parse_line(content, BATTLE_FIELDS))
 
 
@@ -100,6 +115,7 @@ def _line_counts(path: str | Path, first: bytes) -> Counter[bytes]:
     counts: Counter[bytes] = Counter()
     carry = b""
     with Path(path).open("rb") as handle:
+        handle.seek(len(first))
         block = first
         while block:
             lines = (carry + block).split(b"\n")

@@ -119,7 +119,7 @@ def rating_table_from_matrix(
     keep = present.any(axis=1)
     unit_ids = tuple(range(values.shape[0])) if units is None else tuple(units)
     rater_ids = tuple(range(values.shape[1])) if raters is None else tuple(raters)
-    kept = [bool(k) for k in keep.tolist()]
+    kept = [bool(k) for k in np.asarray(keep).ravel()]
     return RatingTable(
         tuple(u for u, k in zip(unit_ids, kept, strict=True) if k),
         rater_ids,
