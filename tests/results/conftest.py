@@ -51,12 +51,6 @@ def rated(campaign: Campaign, annotator: User) -> Rated:
     return Rated(campaign, comparisons, alice, expert, judge)
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings: Any) -> None:
-    """Hash the personas' passwords cheaply: these tests never log in with a password."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def streamed(response: Any) -> bytes:
     """Return the whole body of a streaming response."""
     return b"".join(response.streaming_content)
