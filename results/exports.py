@@ -23,6 +23,8 @@ from results.selectors import A_LEFT_SQL, OUTPUT_JOINS, PUBLIC_RATER_SQL, VALUE_
 FILE_TYPES = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 CONTENT_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
 AGGREGATES = ("majority", "unanimous", "each")
+PARQUET_BLOCK_BYTES = 1 << 20  # CSV bytes per Parquet row group: bounds memory
+LONG_TEXT = {"prompt", "output_a", "output_b", "rationale", "chosen", "rejected", "instruction", "output_1", "output_2"}
 
 STR, INT, FLOAT = "string", "int64", "float64"
 
@@ -380,14 +382,16 @@ def encode_parquet(fmt: ExportFormat, sql: str, params: Sequence[Any], counter: 
     source = io.BufferedReader(_StreamReader(copy_out(named(fmt, sql), params, "WITH (FORMAT csv)")), 1 << 20)
     reader = pacsv.open_csv(
         source,
-        read_options=pacsv.ReadOptions(column_names=fmt.names, block_size=4 << 20, use_threads=False),
+        read_options=pacsv.ReadOptions(column_names=fmt.names, block_size=PARQUET_BLOCK_BYTES, use_threads=False),
         parse_options=pacsv.ParseOptions(newlines_in_values=True),
         convert_options=pacsv.ConvertOptions(
             column_types=schema, strings_can_be_null=True, quoted_strings_can_be_null=False
         ),
     )
     sink = _Drain()
-    writer = pq.ParquetWriter(sink, schema, compression="zstd")
+    small = [name for name, kind in fmt.columns if kind != "string" or name not in LONG_TEXT]
+    # Min/max statistics of long texts would grow the footer with every row group.
+    writer = pq.ParquetWriter(sink, schema, compression="zstd", write_statistics=small)
     for batch in reader:
         counter.rows += batch.num_rows
         writer.write_batch(batch)
