@@ -135,7 +135,7 @@ def win_rate_matrix(counts: scoring.BattleCounts) -> dict[str, Any]:
 
 def elo_battles(campaign: Campaign, selection: RaterSelection) -> Iterator[tuple[str, str, str]]:
     """Yield the selected ratings as battles in the order they were given (online Elo depends on it)."""
-    source, params = ratings_from(campaign, selection, joins=OUTPUT_JOINS)
+    source, params = ratings_from(campaign, selection, joins=OUTPUT_JOINS, rater=False)
     sql = f"""SELECT xa.model_name, xb.model_name, {A_LEFT_SQL}, {VALUE_SQL}
               {source} AND xa.model_name IS NOT NULL AND xb.model_name IS NOT NULL ORDER BY r.created_at, r.id"""
     labels = {"tie": "tie", "both_bad": "tie (bothbad)"}

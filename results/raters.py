@@ -19,17 +19,22 @@ class RaterSelection:
     exclude: tuple[str, ...] = ()
 
     @property
+    def needs_rater_table(self) -> bool:
+        """Return whether the condition reads the rater table (names or exclusions)."""
+        return bool(self.names or self.exclude)
+
+    @property
     def key(self) -> str:
         """Return a stable text form, for cache keys and report headers."""
         base = ",".join(self.names) if self.names else {None: "all", "human": "humans", "judge": "judges"}[self.kind]
         return base + "".join(f" -{glob}" for glob in self.exclude)
 
     def sql(self, alias: str = "rr") -> tuple[str, list[Any]]:
-        """Return a SQL condition on the rater table (aliased ``alias``) and its parameters."""
+        """Return a SQL condition on the rating ``r`` and the rater table (aliased ``alias``) and its parameters."""
         clauses: list[str] = []
         params: list[Any] = []
         if self.kind:
-            clauses.append(f"{alias}.kind = %s")
+            clauses.append("r.rater_kind = %s")  # copied onto the rating: no join needed
             params.append(self.kind)
         if self.names:
             clauses.append(f"({alias}.name = ANY(%s) OR {alias}.pseudonym = ANY(%s))")

@@ -25,8 +25,7 @@ FETCH_ROWS = 10_000
 # The ratings of one campaign that a selection keeps; every query below starts from it.
 RATINGS_FROM = """
     FROM annotation_rating r
-    JOIN annotation_comparison c ON c.id = r.comparison_id
-    JOIN annotation_rater rr ON rr.id = r.rater_id{joins}
+    JOIN annotation_comparison c ON c.id = r.comparison_id{rater_join}{joins}
     WHERE c.campaign_id = %s AND {rater_filter}
 """
 
@@ -42,10 +41,17 @@ OUTPUT_JOINS = """
     JOIN annotation_output xb ON xb.id = c.output_b_id"""
 
 
-def ratings_from(campaign: Campaign, selection: RaterSelection, *, joins: str = "") -> tuple[str, list[Any]]:
-    """Return the FROM/WHERE clause of a campaign's selected ratings (plus ``joins``) and its parameters."""
+def ratings_from(
+    campaign: Campaign, selection: RaterSelection, *, joins: str = "", rater: bool = True
+) -> tuple[str, list[Any]]:
+    """Return the FROM/WHERE clause of a campaign's selected ratings (plus ``joins``) and its parameters.
+
+    The rater table is joined as ``rr`` when ``rater`` is true or the selection needs it.
+    """
     condition, params = selection.sql("rr")
-    return RATINGS_FROM.format(rater_filter=condition, joins=joins), [campaign.pk, *params]
+    rater_join = "\n    JOIN annotation_rater rr ON rr.id = r.rater_id" if rater or selection.needs_rater_table else ""
+    sql = RATINGS_FROM.format(rater_filter=condition, rater_join=rater_join, joins=joins)
+    return sql, [campaign.pk, *params]
 
 
 def stream_rows(sql: str, params: Sequence[Any], *, chunk: int = FETCH_ROWS) -> Iterator[list[tuple[Any, ...]]]:
@@ -138,7 +144,7 @@ WINNER_LABEL = {"tie": "tie", "both_bad": "tie (bothbad)"}
 
 def battle_tally(campaign: Campaign, selection: RaterSelection) -> BattleTally:
     """Count the campaign's selected ratings as Arena battles, grouped in SQL by models, order and outcome."""
-    source, params = ratings_from(campaign, selection, joins=OUTPUT_JOINS)
+    source, params = ratings_from(campaign, selection, joins=OUTPUT_JOINS, rater=False)
     rows = fetch_all(
         f"""SELECT xa.model_name, xb.model_name, {A_LEFT_SQL} AS a_left, {VALUE_SQL} AS value, count(*)
             {source} GROUP BY 1, 2, 3, 4""",
