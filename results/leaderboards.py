@@ -20,13 +20,12 @@ from django.core.cache import cache
 
 import scoring
 from annotation.models import Campaign
+from results.counts import BattleTally, battle_tally
 from results.raters import RaterSelection
 from results.selectors import (
     A_LEFT_SQL,
     OUTPUT_JOINS,
     VALUE_SQL,
-    BattleTally,
-    battle_tally,
     judge_raters,
     ratings_from,
     ratings_version,
@@ -43,9 +42,9 @@ def cache_key(*parts: object) -> str:
     return "results:" + hashlib.sha256(":".join(map(str, parts)).encode()).hexdigest()
 
 
-def cached(key: str, compute: Any) -> Any:
-    """Return the cached value under key, computing and storing it when absent."""
-    value = cache.get(key)
+def cached(key: str, compute: Any, *, force: bool = False) -> Any:
+    """Return the cached value under key, computing and storing it when absent (or when forced)."""
+    value = None if force else cache.get(key)
     if value is None:
         value = compute()
         cache.set(key, value, CACHE_SECONDS)
@@ -59,6 +58,7 @@ def campaign_leaderboard(
     bootstrap: int = 0,
     seed: int = 0,
     with_elo: bool | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Return the campaign's leaderboard under a rater selection, from the cache when the ratings are unchanged.
 
@@ -71,12 +71,13 @@ def campaign_leaderboard(
     def key(elo: bool | None) -> str:
         return cache_key("leaderboard", campaign.pk, selection.key, bootstrap, seed, elo, version.key)
 
-    if with_elo is None and (warm := cache.get(key(True))) is not None:
+    if with_elo is None and not force and (warm := cache.get(key(True))) is not None:
         return dict(warm)
     return dict(
         cached(
             key(with_elo),
             lambda: compute_leaderboard(campaign, selection, bootstrap=bootstrap, seed=seed, with_elo=with_elo),
+            force=force,
         )
     )
 
@@ -153,14 +154,14 @@ def rater_groups(campaign: Campaign, selection: RaterSelection) -> list[tuple[st
     return groups
 
 
-def side_by_side(campaign: Campaign, selection: RaterSelection) -> dict[str, Any]:
+def side_by_side(campaign: Campaign, selection: RaterSelection, *, force: bool = False) -> dict[str, Any]:
     """Rank the campaign by humans and by each judge, with rank correlations of each judge against the humans.
 
     Only the selection's exclusion globs apply: the groups themselves are fixed.
     """
     version = ratings_version()
     key = cache_key("side_by_side", campaign.pk, selection.key, version.key)
-    return dict(cached(key, lambda: compute_side_by_side(campaign, selection)))
+    return dict(cached(key, lambda: compute_side_by_side(campaign, selection), force=force))
 
 
 def compute_side_by_side(campaign: Campaign, selection: RaterSelection) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.db import models
+
 from annotation.models import Campaign
 
 
@@ -10,3 +12,21 @@ class CampaignReport(Campaign):
         proxy = True
         verbose_name = "campaign report"
         verbose_name_plural = "campaign reports"
+
+
+class BattleCountSnapshot(models.Model):
+    """A campaign's battle counts per rater, model pair (as shown) and outcome, up to a rating id.
+
+    Requests add the ratings past ``max_rating_id`` (a primary-key range scan) instead of re-aggregating every
+    rating; a change in PostgreSQL's update/delete counts of the ratings table, or the background refresh,
+    recounts from scratch.
+    """
+
+    campaign = models.OneToOneField(Campaign, on_delete=models.CASCADE, related_name="+")
+    max_rating_id = models.BigIntegerField(default=0)
+    changes = models.BigIntegerField(default=0, help_text="Updated plus deleted ratings when last counted.")
+    rows = models.JSONField(default=list, help_text="[rater id, left model, right model, winner, count], ...")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"battle counts of campaign #{self.campaign_id}"

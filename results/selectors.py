@@ -9,8 +9,8 @@ Conventions shared by every report:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
@@ -127,39 +127,37 @@ def ratings_version() -> RatingsVersion:
     return RatingsVersion(max_id=rows[0][0], updated=rows[0][1], deleted=rows[0][2])
 
 
-@dataclass
-class BattleTally:
-    """Battles per (model_a, model_b, winner) label, plus the ratings that could not become battles."""
-
-    counts: dict[tuple[str, str, str], int] = field(default_factory=dict)
-    skipped_unnamed: int = 0
-
-    @property
-    def n_battles(self) -> int:
-        return sum(self.counts.values())
-
-
 WINNER_LABEL = {"tie": "tie", "both_bad": "tie (bothbad)"}
+# (rater id, left model, right model, Arena winner label, count); a model is None when its output has no name.
+BattleRow = tuple[int, str | None, str | None, str, int]
 
 
-def battle_tally(campaign: Campaign, selection: RaterSelection) -> BattleTally:
-    """Count the campaign's selected ratings as Arena battles, grouped in SQL by models, order and outcome."""
-    source, params = ratings_from(campaign, selection, joins=OUTPUT_JOINS, rater=False)
+def rater_battle_rows(campaign: Campaign, *, after_id: int, upto_id: int) -> list[BattleRow]:
+    """Count the campaign's ratings with after_id < id <= upto_id per rater, shown models and outcome, in SQL."""
+    source, params = ratings_from(campaign, RaterSelection(), joins=OUTPUT_JOINS, rater=False)
     rows = fetch_all(
-        f"""SELECT xa.model_name, xb.model_name, {A_LEFT_SQL} AS a_left, {VALUE_SQL} AS value, count(*)
-            {source} GROUP BY 1, 2, 3, 4""",
-        params,
+        f"""SELECT r.rater_id, xa.model_name, xb.model_name, {A_LEFT_SQL} AS a_left, {VALUE_SQL} AS value, count(*)
+            {source} AND r.id > %s AND r.id <= %s GROUP BY 1, 2, 3, 4, 5""",
+        [*params, after_id, upto_id],
     )
-    tally = BattleTally()
-    for model_a, model_b, a_left, value, n in rows:
-        if model_a is None or model_b is None:
-            tally.skipped_unnamed += n
-            continue
+    result: list[BattleRow] = []
+    for rater_id, model_a, model_b, a_left, value, n in rows:
         left, right = (model_a, model_b) if a_left else (model_b, model_a)
         winner = WINNER_LABEL.get(value) or ("model_a" if (value == "a") == a_left else "model_b")
-        key = (left, right, winner)
-        tally.counts[key] = tally.counts.get(key, 0) + n
-    return tally
+        result.append((rater_id, left, right, winner, n))
+    return result
+
+
+def selected_rater_ids(selection: RaterSelection, candidates: Iterable[int]) -> set[int]:
+    """Return the ids among candidates that the selection keeps."""
+    raters = Rater.objects.filter(pk__in=list(candidates))
+    if selection.kind:
+        raters = raters.filter(kind=selection.kind)
+    if selection.names:
+        raters = raters.filter(Q(name__in=selection.names) | Q(pseudonym__in=selection.names))
+    for glob in selection.exclude:
+        raters = raters.exclude(name__regex=glob_regex(glob))
+    return set(raters.values_list("pk", flat=True))
 
 
 @dataclass(frozen=True)

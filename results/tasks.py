@@ -7,6 +7,7 @@ from django.core.cache import cache
 from django.db import transaction
 
 from annotation.models import Campaign
+from results.counts import rater_counts
 from results.leaderboards import campaign_leaderboard, side_by_side
 from results.raters import RaterSelection
 
@@ -21,9 +22,10 @@ def refresh_leaderboards(campaign_id: int) -> None:
     if campaign is None:
         return
     cache.delete(pending_key(campaign_id))
+    rater_counts(campaign, full=True)  # recount: catches ratings committed after a larger id was counted
     for selection in STANDARD_SELECTIONS:
-        campaign_leaderboard(campaign, selection, with_elo=True)
-    side_by_side(campaign, RaterSelection())
+        campaign_leaderboard(campaign, selection, with_elo=True, force=True)
+    side_by_side(campaign, RaterSelection(), force=True)
 
 
 def pending_key(campaign_id: int) -> str:

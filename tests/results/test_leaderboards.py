@@ -6,10 +6,11 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
-from annotation.models import Output
+from annotation.models import Output, Rating
+from results.counts import battle_tally
 from results.leaderboards import campaign_leaderboard, compute_leaderboard
+from results.models import BattleCountSnapshot
 from results.raters import parse_raters
-from results.selectors import battle_tally
 from tests import factories
 from tests.results.conftest import Rated, rate
 
@@ -93,3 +94,18 @@ def test_leaderboard_table_and_errors(rated: Rated, capsys: pytest.CaptureFixtur
         call_command("leaderboard", "nope")
     with pytest.raises(CommandError, match="no rater named ghost"):
         call_command("leaderboard", rated.campaign.slug, "--raters", "gpt-judge,ghost")
+
+
+def test_battle_counts_are_brought_up_to_date_incrementally(rated: Rated) -> None:
+    before = battle_tally(rated.campaign, parse_raters("humans"))
+    snapshot = BattleCountSnapshot.objects.get(campaign=rated.campaign)
+    rate(rated.comparisons[0], rated.expert, "model-y", left="model-y")  # second order by the expert
+    after = battle_tally(rated.campaign, parse_raters("humans"))
+
+    assert after.n_battles == before.n_battles + 1
+    assert (
+        after.counts[("model-y", "model-x", "model_a")] == before.counts.get(("model-y", "model-x", "model_a"), 0) + 1
+    )
+    snapshot.refresh_from_db()
+    assert snapshot.max_rating_id == Rating.objects.latest("id").pk
+    assert battle_tally(rated.campaign, parse_raters("humans"), full=True).counts == after.counts
