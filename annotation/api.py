@@ -46,7 +46,7 @@ def _progress(campaign: Campaign, request: Request) -> selectors.Progress:
 
 
 class CampaignMineListApi(APIView):
-    class OutputSerializer(serializers.Serializer[Any]):
+    class AnnotatorCampaignSerializer(serializers.Serializer[Any]):
         id = serializers.IntegerField()
         name = serializers.CharField()
         status = serializers.CharField()
@@ -54,14 +54,14 @@ class CampaignMineListApi(APIView):
         progress = ProgressSerializer()
         available = serializers.IntegerField(help_text="Comparisons still open to this annotator (an upper bound).")
 
-    @extend_schema(operation_id="annotator_campaigns_list", responses=OutputSerializer(many=True))
+    @extend_schema(operation_id="annotator_campaigns_list", responses=AnnotatorCampaignSerializer(many=True))
     def get(self, request: Request) -> Response:
         cards = selectors.my_campaigns(request.user)
-        return Response(self.OutputSerializer(cards, many=True).data)
+        return Response(self.AnnotatorCampaignSerializer(cards, many=True).data)
 
 
 class AssignmentNextApi(APIView):
-    class InputSerializer(serializers.Serializer[Any]):
+    class NextInputSerializer(serializers.Serializer[Any]):
         exclude = serializers.ListField(
             child=serializers.IntegerField(),
             required=False,
@@ -72,7 +72,7 @@ class AssignmentNextApi(APIView):
 
     @extend_schema(
         operation_id="assignment_next",
-        request=InputSerializer,
+        request=NextInputSerializer,
         responses={
             200: AssignmentOutputSerializer,
             204: OpenApiResponse(description="Nothing left for this annotator (or the campaign is not active)."),
@@ -81,7 +81,7 @@ class AssignmentNextApi(APIView):
         },
     )
     def post(self, request: Request, campaign_id: int) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = self.NextInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         campaign = access_campaign_for_annotation(user=request.user, campaign_id=campaign_id)
         assignment = services.claim_next(
@@ -96,7 +96,7 @@ class AssignmentNextApi(APIView):
 
 
 class RatingCreateApi(APIView):
-    class InputSerializer(serializers.Serializer[Any]):
+    class RatingInputSerializer(serializers.Serializer[Any]):
         choice = serializers.ChoiceField(choices=CHOICES)
         strength = serializers.IntegerField(required=False, allow_null=True, default=None)
         rationale = serializers.CharField(required=False, allow_blank=True, default="", trim_whitespace=False)
@@ -109,7 +109,7 @@ class RatingCreateApi(APIView):
             help_text="Repeat a request with the same key to get the stored rating back (200) instead of a 409.",
         )
 
-    class OutputSerializer(serializers.Serializer[Any]):
+    class RatingOutputSerializer(serializers.Serializer[Any]):
         assignment = serializers.IntegerField(source="assignment_id")
         choice = serializers.SerializerMethodField()
         strength = serializers.IntegerField(allow_null=True)
@@ -127,25 +127,25 @@ class RatingCreateApi(APIView):
 
     @extend_schema(
         operation_id="rating_create",
-        request=InputSerializer,
+        request=RatingInputSerializer,
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
         responses={
-            201: OutputSerializer,
-            200: OpenApiResponse(OutputSerializer, description="Replay of an accepted request (same idempotency key)."),
+            201: RatingOutputSerializer,
+            200: OpenApiResponse(RatingOutputSerializer, description="Replay of an accepted request (same idempotency key)."),
             400: OpenApiResponse(description="Field errors: a choice outside the scheme, a missing rationale."),
             404: OpenApiResponse(description="Not your assignment."),
             409: OpenApiResponse(description="The lease expired or the comparison is already rated."),
         },
     )
     def post(self, request: Request, assignment_id: int) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = self.RatingInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         assignment = access_own_assignment(user=request.user, assignment_id=assignment_id)
         fields = dict(data.validated_data)
         fields["idempotency_key"] = fields["idempotency_key"] or request.headers.get("Idempotency-Key", "")[:100]
         result = services.submit_rating(assignment=assignment, answer=services.RatingInput(**fields))
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
-        return Response(self.OutputSerializer(result.rating).data, status=code)
+        return Response(self.RatingOutputSerializer(result.rating).data, status=code)
 
 
 class AssignmentSkipApi(APIView):
@@ -177,16 +177,16 @@ class RatingUndoApi(APIView):
 
 
 class LeaseRenewApi(APIView):
-    class OutputSerializer(serializers.Serializer[Any]):
+    class LeaseSerializer(serializers.Serializer[Any]):
         assignment = serializers.IntegerField(source="pk")
         lease_expires = serializers.DateTimeField(source="lease_expires_at")
 
     @extend_schema(
         operation_id="lease_renew",
         request=None,
-        responses={200: OutputSerializer, 409: OpenApiResponse(description="The lease has expired.")},
+        responses={200: LeaseSerializer, 409: OpenApiResponse(description="The lease has expired.")},
     )
     def post(self, request: Request, assignment_id: int) -> Response:
         assignment = access_own_assignment(user=request.user, assignment_id=assignment_id)
         assignment = services.renew_lease(assignment=assignment)
-        return Response(self.OutputSerializer(assignment).data)
+        return Response(self.LeaseSerializer(assignment).data)
