@@ -131,7 +131,7 @@ class RatingCreateApi(APIView):
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
         responses={
             201: RatingOutputSerializer,
-            200: OpenApiResponse(RatingOutputSerializer, description="Replay of an accepted request (same idempotency key)."),
+            200: OpenApiResponse(RatingOutputSerializer, description="Replay of an accepted request."),
             400: OpenApiResponse(description="Field errors: a choice outside the scheme, a missing rationale."),
             404: OpenApiResponse(description="Not your assignment."),
             409: OpenApiResponse(description="The lease expired or the comparison is already rated."),

@@ -17,7 +17,6 @@ from tests import factories
 pytestmark = pytest.mark.django_db
 
 
-
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings: Any) -> None:
     # Personas are created per test; the default PBKDF2 cost dominated this module's run time.
@@ -62,7 +61,8 @@ def test_reopening_returns_the_same_lease_renewed(campaign: Campaign, annotator:
     first = services.claim_next(campaign=campaign, user=annotator, now=T0)
     again = services.claim_next(campaign=campaign, user=annotator, now=T0 + timedelta(seconds=100))
 
-    assert first is not None and again is not None
+    assert first is not None
+    assert again is not None
     assert again.pk == first.pk
     assert again.lease_expires_at == T0 + timedelta(seconds=100 + campaign.lease_seconds)
 
@@ -243,7 +243,8 @@ def test_undo_within_15_seconds_deletes_the_rating_and_leases_the_comparison_aga
     assert undone.lease_expires_at == T0 + timedelta(seconds=14 + campaign.lease_seconds)
     assert AnnotatorStatus.objects.get(campaign=campaign).rated_count == 0
     again = services.claim_next(campaign=campaign, user=annotator, now=T0 + timedelta(seconds=15))
-    assert again is not None and again.pk == assignment.pk
+    assert again is not None
+    assert again.pk == assignment.pk
 
 
 def test_undo_after_15_seconds_is_refused(campaign: Campaign, annotator: User) -> None:
@@ -301,7 +302,8 @@ def _gold_campaign(researcher: User, annotator: User, golds: int) -> Campaign:
 
 def _answer_gold(campaign: Campaign, annotator: User, *, correct: bool) -> None:
     assignment = services.claim_next(campaign=campaign, user=annotator, now=T0)
-    assert assignment is not None and assignment.comparison.is_gold
+    assert assignment is not None
+    assert assignment.comparison.is_gold
     shows_gold_left = assignment.left_output_id == assignment.comparison.gold_winner_id
     choice = "left" if shows_gold_left == correct else "right"
     services.submit_rating(assignment=assignment, answer=services.RatingInput(choice), now=T0)
@@ -330,16 +332,15 @@ def test_an_annotator_below_the_gold_threshold_is_paused_with_the_reason(researc
 
     status = AnnotatorStatus.objects.get(campaign=campaign)
     assert status.paused
-    assert "1/3" in status.paused_reason and "50%" in status.paused_reason
+    assert "1/3" in status.paused_reason
+    assert "50%" in status.paused_reason
     assert services.claim_next(campaign=campaign, user=annotator, now=T0) is None
     prefetched.refresh_from_db()
     assert prefetched.state == Assignment.State.EXPIRED
     assert Comparison.objects.get(pk=prefetched.comparison_id).filled == 0
 
 
-def test_gold_is_only_mixed_in_never_served_once_the_regular_work_is_done(
-    researcher: User, annotator: User
-) -> None:
+def test_gold_is_only_mixed_in_never_served_once_the_regular_work_is_done(researcher: User, annotator: User) -> None:
     campaign = _gold_campaign(researcher, annotator, golds=3)
     Campaign.objects.filter(pk=campaign.pk).update(gold_rate=0.0)
     campaign.refresh_from_db()
