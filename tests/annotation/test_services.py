@@ -10,7 +10,7 @@ from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
 from annotation import services
-from annotation.models import AnnotatorStatus, Assignment, Campaign, Comparison, Rater, Rating
+from annotation.models import AnnotatorStatus, Assignment, Campaign, Comparison, Output, Rater, Rating
 from evalplatform.exceptions import Conflict, DomainError
 from tests import factories
 
@@ -234,7 +234,7 @@ def test_undo_within_15_seconds_deletes_the_rating_and_leases_the_comparison_aga
     campaign: Campaign, annotator: User
 ) -> None:
     rating = _rate(campaign, annotator)
-    assignment = Assignment.objects.get(pk=rating.assignment_id)
+    assignment = Assignment.objects.get(rating=rating)
 
     undone = services.undo_rating(assignment=assignment, now=T0 + timedelta(seconds=14))
 
@@ -249,7 +249,7 @@ def test_undo_within_15_seconds_deletes_the_rating_and_leases_the_comparison_aga
 
 def test_undo_after_15_seconds_is_refused(campaign: Campaign, annotator: User) -> None:
     rating = _rate(campaign, annotator)
-    assignment = Assignment.objects.get(pk=rating.assignment_id)
+    assignment = Assignment.objects.get(rating=rating)
 
     with pytest.raises(Conflict, match="15 seconds"):
         services.undo_rating(assignment=assignment, now=T0 + timedelta(seconds=16))
@@ -283,7 +283,7 @@ def test_each_model_is_shown_on_the_left_about_half_the_time(researcher: User, a
     campaign.annotators.add(annotator)
     factories.populate_campaign(campaign, prompts=40, models=["m-one", "m-two"])
 
-    lefts = [_rate(campaign, annotator).left_output.model_name for _ in range(40)]
+    lefts = [Output.objects.get(pk=_rate(campaign, annotator).left_output_id).model_name for _ in range(40)]
 
     assert 8 <= lefts.count("m-one") <= 32  # binomial(40, 1/2): outside this range with p < 1e-4
 
