@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -116,6 +116,12 @@ class RatingCreateApi(APIView):
         time_ms = serializers.IntegerField(allow_null=True)
         created_at = serializers.DateTimeField()
         undo_until = serializers.SerializerMethodField()
+        progress = serializers.SerializerMethodField()
+
+        @extend_schema_field(ProgressSerializer)
+        def get_progress(self, rating: Rating) -> dict[str, Any]:
+            progress = selectors.progress_of(campaign=rating.comparison.campaign, rater=rating.rater)
+            return dict(ProgressSerializer(progress).data)
 
         def get_choice(self, rating: Rating) -> str:
             if rating.verdict != "win":
