@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Dialog, Page, expect
 
 from annotation.models import Campaign, Output, Prompt, Rating
 from tests import factories
@@ -73,7 +73,7 @@ def test_an_annotator_rates_three_with_the_keyboard_undoes_one_and_sees_progress
     expect(page.locator("#status")).to_contain_text("Undone")
     assert Rating.objects.filter(comparison__campaign=campaign).count() == 2
     undone = comparison.get_attribute("data-assignment")
-    assert not Rating.objects.filter(assignment_id=undone).exists()
+    assert not Rating.objects.filter(assignment_id=int(undone or 0)).exists()
     _assert_blind(page)
 
     page.keyboard.press("?")
@@ -105,7 +105,12 @@ def test_an_output_with_script_and_onerror_payloads_renders_as_text_and_runs_not
 ) -> None:
     _, annotator = _campaign(prompts=1, texts=(XSS, "Plain answer with `code` and a [link](https://example.org)."))
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def record(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", record)
     _log_in(page, live_server, annotator)
     page.click("text=Start rating")
 
