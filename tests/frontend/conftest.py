@@ -43,12 +43,12 @@ def page(browser: Any) -> Iterator[Any]:
     page.set_default_timeout(10_000)
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on(
-        "console",
-        lambda message: (
-            message.type == "error" and "favicon" not in message.location.get("url", "") and errors.append(message.text)
-        ),
-    )
+
+    def record_console_error(message: Any) -> None:
+        if message.type == "error" and "favicon" not in message.location.get("url", ""):
+            errors.append(message.text)
+
+    page.on("console", record_console_error)
     yield page
-    assert errors == [], errors
     context.close()
+    assert errors == [], errors
