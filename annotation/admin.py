@@ -46,3 +46,25 @@ class RatingAdmin(admin.ModelAdmin[Rating]):
     list_display = ["id", "comparison", "rater", "verdict", "winner", "source", "created_at"]
     list_filter = ["source", "verdict", "comparison__campaign"]
     raw_id_fields = ["comparison", "rater", "assignment", "winner", "left_output"]
+
+
+# --- Annotator status (assignment engine) ---
+from django.db.models import QuerySet  # noqa: E402
+from django.http import HttpRequest  # noqa: E402
+
+from annotation.models import AnnotatorStatus  # noqa: E402
+
+
+@admin.register(AnnotatorStatus)
+class AnnotatorStatusAdmin(admin.ModelAdmin[AnnotatorStatus]):
+    list_display = ["rater", "campaign", "rated_count", "gold_answered", "gold_correct", "paused", "paused_reason"]
+    list_filter = ["paused", "campaign"]
+    search_fields = ["rater__name"]
+    readonly_fields = ["rated_count", "gold_answered", "gold_correct", "paused", "paused_reason", "paused_at"]
+    raw_id_fields = ["campaign", "rater"]
+    actions = ["resume"]
+
+    @admin.action(description="Resume the selected annotators (clear the pause)")
+    def resume(self, request: HttpRequest, queryset: QuerySet[AnnotatorStatus]) -> None:
+        resumed = queryset.filter(paused=True).update(paused=False, paused_reason="", paused_at=None)
+        self.message_user(request, f"Resumed {resumed} annotator(s).")

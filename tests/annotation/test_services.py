@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group, Permission, User
 from django.utils import timezone
 
 from annotation import services
@@ -350,3 +350,18 @@ def test_gold_is_only_mixed_in_never_served_once_the_regular_work_is_done(resear
 
     assert [comparison.is_gold for comparison in served] == [False, False]
     assert services.claim_next(campaign=campaign, user=annotator, now=T0) is None
+
+
+def test_the_researcher_sees_why_an_annotator_was_paused_in_the_admin(
+    researcher: User, annotator: User, client: Any
+) -> None:
+    campaign = _gold_campaign(researcher, annotator, golds=3)
+    for _ in range(3):
+        _answer_gold(campaign, annotator, correct=False)
+    researcher.user_permissions.add(Permission.objects.get(codename="view_annotatorstatus"))
+    client.force_login(researcher)
+
+    page = client.get("/admin/annotation/annotatorstatus/").content.decode()
+
+    assert "alice" in page
+    assert "Gold accuracy 0/3 (0%) is below the campaign&#x27;s minimum of 50%" in page
