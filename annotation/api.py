@@ -41,8 +41,11 @@ class AssignmentOutputSerializer(serializers.Serializer[Any]):
     progress = ProgressSerializer()
 
 
-def _progress(campaign: Campaign, request: Request) -> selectors.Progress:
-    return selectors.progress_of(campaign=campaign, rater=services.rater_for_user(request.user))  # type: ignore[arg-type]
+def _lease_response(lease: services.Lease, campaign: Campaign) -> Response:
+    if lease.assignment is None:
+        return Response(status=status.HTTP_204_NO_CONTENT)
+    progress = selectors.progress_from(campaign=campaign, status=lease.status)
+    return Response(AssignmentOutputSerializer(selectors.assignment_view(lease.assignment, progress=progress)).data)
 
 
 class CampaignMineListApi(APIView):
@@ -84,15 +87,12 @@ class AssignmentNextApi(APIView):
         data = self.NextInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         campaign = access_campaign_for_annotation(user=request.user, campaign_id=campaign_id)
-        assignment = services.claim_next(
+        lease = services.claim_next(
             campaign=campaign,
             user=request.user,  # type: ignore[arg-type]
             exclude=set(data.validated_data["exclude"]),
         )
-        if assignment is None:
-            return Response(status=status.HTTP_204_NO_CONTENT)
-        view = selectors.assignment_view(assignment, progress=_progress(campaign, request))
-        return Response(AssignmentOutputSerializer(view).data)
+        return _lease_response(lease, campaign)
 
 
 class RatingCreateApi(APIView):
@@ -120,8 +120,7 @@ class RatingCreateApi(APIView):
 
         @extend_schema_field(ProgressSerializer)
         def get_progress(self, rating: Rating) -> dict[str, Any]:
-            progress = selectors.progress_of(campaign=rating.comparison.campaign, rater=rating.rater)
-            return dict(ProgressSerializer(progress).data)
+            return dict(ProgressSerializer(self.context["progress"]).data)
 
         def get_choice(self, rating: Rating) -> str:
             if rating.verdict != "win":
@@ -151,7 +150,8 @@ class RatingCreateApi(APIView):
         fields["idempotency_key"] = fields["idempotency_key"] or request.headers.get("Idempotency-Key", "")[:100]
         result = services.submit_rating(assignment=assignment, answer=services.RatingInput(**fields))
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
-        return Response(self.RatingOutputSerializer(result.rating).data, status=code)
+        progress = selectors.progress_from(campaign=assignment.comparison.campaign, status=result.status)
+        return Response(self.RatingOutputSerializer(result.rating, context={"progress": progress}).data, status=code)
 
 
 class AssignmentSkipApi(APIView):
@@ -177,9 +177,8 @@ class RatingUndoApi(APIView):
     )
     def post(self, request: Request, assignment_id: int) -> Response:
         assignment = access_own_assignment(user=request.user, assignment_id=assignment_id)
-        assignment = services.undo_rating(assignment=assignment)
-        progress = _progress(assignment.comparison.campaign, request)
-        return Response(AssignmentOutputSerializer(selectors.assignment_view(assignment, progress=progress)).data)
+        lease = services.undo_rating(assignment=assignment)
+        return _lease_response(lease, assignment.comparison.campaign)
 
 
 class LeaseRenewApi(APIView):

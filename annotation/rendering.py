@@ -8,6 +8,8 @@ nothing in a rendered output can run or load anything.
 
 from __future__ import annotations
 
+import threading
+
 import markdown
 import nh3
 from markdown.extensions import Extension
@@ -28,14 +30,27 @@ class _EscapeRawHtml(Extension):  # type: ignore[misc]
         md.inlinePatterns.deregister("html")
 
 
+_local = threading.local()
+
+
+def _converter() -> markdown.Markdown:
+    # Building a Markdown instance loads every extension; reuse one per thread (instances are not thread-safe).
+    converter: markdown.Markdown | None = getattr(_local, "converter", None)
+    if converter is None:
+        converter = markdown.Markdown(
+            extensions=["fenced_code", "tables", "sane_lists", "codehilite", _EscapeRawHtml()],
+            extension_configs={"codehilite": {"guess_lang": False, "css_class": "codehilite"}},
+            output_format="html",
+        )
+        _local.converter = converter
+    return converter
+
+
 def render_markdown(text: str) -> str:
     """Return safe HTML for untrusted markdown text."""
-    html = markdown.markdown(
-        text,
-        extensions=["fenced_code", "tables", "sane_lists", "codehilite", _EscapeRawHtml()],
-        extension_configs={"codehilite": {"guess_lang": False, "css_class": "codehilite"}},
-        output_format="html",
-    )
+    if not text:
+        return ""
+    html = _converter().reset().convert(text)
     return nh3.clean(
         html,
         tags=ALLOWED_TAGS,

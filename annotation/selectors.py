@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from annotation.access import User, annotatable_campaigns
-from annotation.models import AnnotatorStatus, Assignment, Campaign, Comparison, Output, Rater
+from annotation.models import AnnotatorStatus, Assignment, Campaign, Comparison, Rater
 from annotation.rendering import render_markdown
 
 
@@ -42,16 +42,18 @@ def _side(text: str) -> Side:
 
 
 def assignment_view(assignment: Assignment, *, progress: Progress) -> AssignmentView:
-    """Return the blind view of an assignment: prompt, left and right texts (raw and rendered)."""
-    comparison = Comparison.objects.select_related("prompt").get(pk=assignment.comparison_id)
-    pair = [comparison.output_a_id, comparison.output_b_id]
-    texts = dict(Output.objects.filter(pk__in=pair).values_list("pk", "text"))
-    right_id = comparison.output_b_id if assignment.left_output_id == comparison.output_a_id else comparison.output_a_id
+    """Return the blind view of an assignment: prompt, left and right texts (raw and rendered).
+
+    Load the assignment with services.SHOWN_WITH to read it in one query.
+    """
+    comparison = assignment.comparison
+    a, b = comparison.output_a, comparison.output_b
+    left, right = (a, b) if assignment.left_output_id == a.pk else (b, a)
     return AssignmentView(
         assignment=assignment.pk,
         prompt=_side(comparison.prompt.text),
-        left=_side(texts[assignment.left_output_id]),
-        right=_side(texts[right_id]),
+        left=_side(left.text),
+        right=_side(right.text),
         lease_expires=assignment.lease_expires_at,
         progress=progress,
     )
@@ -60,6 +62,11 @@ def assignment_view(assignment: Assignment, *, progress: Progress) -> Assignment
 def progress_of(*, campaign: Campaign, rater: Rater | None) -> Progress:
     """Return ratings given, the quota and what is left to do (None when there is no quota)."""
     status = AnnotatorStatus.objects.filter(campaign=campaign, rater=rater).first() if rater else None
+    return progress_from(campaign=campaign, status=status)
+
+
+def progress_from(*, campaign: Campaign, status: AnnotatorStatus | None) -> Progress:
+    """Return the progress an annotator status row describes."""
     done = status.rated_count if status else 0
     quota = campaign.quota_per_annotator
     remaining = None if quota is None else max(quota - done, 0)

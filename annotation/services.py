@@ -151,51 +151,71 @@ def status_for(*, campaign: Campaign, rater: Rater) -> AnnotatorStatus:
 
 
 def _locked_status(*, campaign: Campaign, rater: Rater) -> AnnotatorStatus:
-    status_for(campaign=campaign, rater=rater)
-    return AnnotatorStatus.objects.select_for_update().get(campaign=campaign, rater=rater)
+    """Return the rater's status row locked for this transaction: it serialises one annotator's writes."""
+    status = AnnotatorStatus.objects.select_for_update().filter(campaign=campaign, rater=rater).first()
+    if status is None:
+        status_for(campaign=campaign, rater=rater)
+        status = AnnotatorStatus.objects.select_for_update().get(campaign=campaign, rater=rater)
+    status.campaign = campaign
+    status.rater = rater
+    return status
+
+
+# What the page needs to show an assignment, loaded in the same query.
+SHOWN_WITH = ("comparison__prompt", "comparison__output_a", "comparison__output_b")
 
 
 def live_leases(*, campaign: Campaign, rater: Rater, now: datetime) -> list[Assignment]:
     """Return the rater's unexpired leases in the campaign, oldest first."""
     return list(
-        Assignment.objects.filter(
-            rater=rater, comparison__campaign=campaign, state=Assignment.State.LEASED, lease_expires_at__gt=now
-        ).order_by("id")
+        Assignment.objects.select_related(*SHOWN_WITH)
+        .filter(rater=rater, comparison__campaign=campaign, state=Assignment.State.LEASED, lease_expires_at__gt=now)
+        .order_by("id")
     )
 
 
 def release_expired_leases(*, now: datetime | None = None, limit: int = EXPIRED_SWEEP_BATCH) -> None:
     """Return up to `limit` expired leases to the pool (the claim calls this; no scheduler needed)."""
-    with transaction.atomic(), connection.cursor() as cursor:
+    with connection.cursor() as cursor:  # one statement: atomic on its own
         cursor.execute(SWEEP_SQL, {"now": now or timezone.now(), "limit": limit})
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A comparison leased to an annotator, and the annotator's standing after the claim."""
+
+    assignment: Assignment | None
+    status: AnnotatorStatus | None
 
 
 def claim_next(
     *, campaign: Campaign, user: AbstractBaseUser, exclude: Collection[int] = (), now: datetime | None = None
-) -> Assignment | None:
-    """Return the annotator's current lease (renewed) or lease them a new comparison; None when nothing is left.
+) -> Lease:
+    """Return the annotator's current lease (renewed) or lease them a new comparison; no assignment when done.
 
     `exclude` lists assignment ids the client already shows (the page prefetches the next comparison).
     """
     now = now or timezone.now()
     if campaign.status != Campaign.Status.ACTIVE:
-        return None
+        return Lease(assignment=None, status=None)
     rater = rater_for_user(user)
     release_expired_leases(now=now)
     with transaction.atomic():
         status = _locked_status(campaign=campaign, rater=rater)
         if status.paused:
-            return None
+            return Lease(assignment=None, status=status)
         held = live_leases(campaign=campaign, rater=rater, now=now)
         for assignment in held:
             if assignment.pk not in exclude:
-                return _renew(assignment, campaign=campaign, now=now)
+                return Lease(assignment=_renew(assignment, campaign=campaign, now=now), status=status)
         if len(held) >= MAX_LIVE_LEASES:
             raise Conflict(f"You already hold {len(held)} comparisons; rate or skip one first.")
         if campaign.quota_per_annotator is not None and status.rated_count + len(held) >= campaign.quota_per_annotator:
-            return None
+            return Lease(assignment=None, status=status)
         assignment_id = _claim(campaign=campaign, rater=rater, now=now)
-    return None if assignment_id is None else Assignment.objects.get(pk=assignment_id)
+    if assignment_id is None:
+        return Lease(assignment=None, status=status)
+    return Lease(assignment=Assignment.objects.select_related(*SHOWN_WITH).get(pk=assignment_id), status=status)
 
 
 def _claim(*, campaign: Campaign, rater: Rater, now: datetime) -> int | None:
@@ -235,8 +255,7 @@ def renew_lease(*, assignment: Assignment, now: datetime | None = None) -> Assig
     ).update(lease_expires_at=expires, updated_at=now)
     if not updated:
         raise Conflict("This lease has expired or the comparison is no longer yours to rate.")
-    assignment.refresh_from_db()
-    return assignment
+    return Assignment.objects.select_related(*SHOWN_WITH, "comparison__campaign").get(pk=assignment.pk)
 
 
 @dataclass(frozen=True)
@@ -274,6 +293,7 @@ def check_rating_input(*, campaign: Campaign, answer: RatingInput) -> None:
 class RatingResult:
     rating: Rating
     created: bool
+    status: AnnotatorStatus
 
 
 @transaction.atomic
@@ -292,7 +312,7 @@ def submit_rating(*, assignment: Assignment, answer: RatingInput, now: datetime 
         state=Assignment.State.RATED, updated_at=now
     )
     if not taken:
-        return RatingResult(rating=_replayed_rating(assignment, answer), created=False)
+        return RatingResult(rating=_replayed_rating(assignment, answer), created=False, status=status)
     rating = Rating.objects.create(
         comparison=comparison,
         rater=assignment.rater,
@@ -309,7 +329,7 @@ def submit_rating(*, assignment: Assignment, answer: RatingInput, now: datetime 
         created_at=now,
     )
     _count_rating(status, comparison=comparison, rating=rating, sign=1, now=now)
-    return RatingResult(rating=rating, created=True)
+    return RatingResult(rating=rating, created=True, status=status)
 
 
 def _replayed_rating(assignment: Assignment, answer: RatingInput) -> Rating:
@@ -378,7 +398,7 @@ def skip_assignment(*, assignment: Assignment, now: datetime | None = None) -> N
 
 
 @transaction.atomic
-def undo_rating(*, assignment: Assignment, now: datetime | None = None) -> Assignment:
+def undo_rating(*, assignment: Assignment, now: datetime | None = None) -> Lease:
     """Delete the annotator's rating given less than 15 seconds ago and lease the comparison to them again."""
     now = now or timezone.now()
     comparison = assignment.comparison
@@ -396,5 +416,5 @@ def undo_rating(*, assignment: Assignment, now: datetime | None = None) -> Assig
     Assignment.objects.filter(pk=assignment.pk).update(
         state=Assignment.State.LEASED, lease_expires_at=now + timedelta(seconds=campaign.lease_seconds), updated_at=now
     )
-    assignment.refresh_from_db()
-    return assignment
+    leased = Assignment.objects.select_related(*SHOWN_WITH, "comparison__campaign").get(pk=assignment.pk)
+    return Lease(assignment=leased, status=status)

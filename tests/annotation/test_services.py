@@ -35,13 +35,13 @@ def _one_comparison_campaign(researcher: User, *users: User, **fields: Any) -> C
 
 
 def _rate(campaign: Campaign, user: User, choice: str = "left", *, now: datetime = T0, **answer: Any) -> Rating:
-    assignment = services.claim_next(campaign=campaign, user=user, now=now)
+    assignment = services.claim_next(campaign=campaign, user=user, now=now).assignment
     assert assignment is not None
     return services.submit_rating(assignment=assignment, answer=services.RatingInput(choice, **answer), now=now).rating
 
 
 def test_claim_leases_a_comparison_for_the_campaigns_lease_time(campaign: Campaign, annotator: User) -> None:
-    assignment = services.claim_next(campaign=campaign, user=annotator, now=T0)
+    assignment = services.claim_next(campaign=campaign, user=annotator, now=T0).assignment
 
     assert assignment is not None
     assert assignment.state == Assignment.State.LEASED
@@ -58,8 +58,8 @@ def test_first_claim_creates_a_human_rater_named_after_the_user(campaign: Campai
 
 
 def test_reopening_returns_the_same_lease_renewed(campaign: Campaign, annotator: User) -> None:
-    first = services.claim_next(campaign=campaign, user=annotator, now=T0)
-    again = services.claim_next(campaign=campaign, user=annotator, now=T0 + timedelta(seconds=100))
+    first = services.claim_next(campaign=campaign, user=annotator, now=T0).assignment
+    again = services.claim_next(campaign=campaign, user=annotator, now=T0 + timedelta(seconds=100)).assignment
 
     assert first is not None
     assert again is not None
@@ -68,9 +68,9 @@ def test_reopening_returns_the_same_lease_renewed(campaign: Campaign, annotator:
 
 
 def test_prefetch_gets_a_second_comparison_but_never_a_third_lease(campaign: Campaign, annotator: User) -> None:
-    first = services.claim_next(campaign=campaign, user=annotator, now=T0)
+    first = services.claim_next(campaign=campaign, user=annotator, now=T0).assignment
     assert first is not None
-    second = services.claim_next(campaign=campaign, user=annotator, exclude={first.pk}, now=T0)
+    second = services.claim_next(campaign=campaign, user=annotator, exclude={first.pk}, now=T0).assignment
     assert second is not None
 
     assert second.comparison_id != first.comparison_id
@@ -82,7 +82,7 @@ def test_an_annotator_gets_every_comparison_once_then_nothing(campaign: Campaign
     seen = [_rate(campaign, annotator).comparison_id for _ in range(campaign.comparisons.count())]
 
     assert sorted(seen) == sorted(campaign.comparisons.values_list("pk", flat=True))
-    assert services.claim_next(campaign=campaign, user=annotator, now=T0) is None
+    assert services.claim_next(campaign=campaign, user=annotator, now=T0).assignment is None
 
 
 def test_a_comparison_is_never_leased_beyond_its_required_count(
@@ -90,9 +90,9 @@ def test_a_comparison_is_never_leased_beyond_its_required_count(
 ) -> None:
     campaign = _one_comparison_campaign(researcher, annotator, other_annotator, outsider, ratings_per_comparison=2)
 
-    assert services.claim_next(campaign=campaign, user=annotator, now=T0) is not None
-    assert services.claim_next(campaign=campaign, user=other_annotator, now=T0) is not None
-    assert services.claim_next(campaign=campaign, user=outsider, now=T0) is None
+    assert services.claim_next(campaign=campaign, user=annotator, now=T0).assignment is not None
+    assert services.claim_next(campaign=campaign, user=other_annotator, now=T0).assignment is not None
+    assert services.claim_next(campaign=campaign, user=outsider, now=T0).assignment is None
 
 
 def test_started_comparisons_are_finished_before_new_ones(
@@ -100,7 +100,7 @@ def test_started_comparisons_are_finished_before_new_ones(
 ) -> None:
     rated = _rate(campaign, annotator)
 
-    offered = services.claim_next(campaign=campaign, user=other_annotator, now=T0)
+    offered = services.claim_next(campaign=campaign, user=other_annotator, now=T0).assignment
 
     assert offered is not None
     assert offered.comparison_id == rated.comparison_id
@@ -110,12 +110,12 @@ def test_an_expired_lease_returns_to_the_pool_and_can_no_longer_be_rated(
     researcher: User, annotator: User, other_annotator: User
 ) -> None:
     campaign = _one_comparison_campaign(researcher, annotator, other_annotator, ratings_per_comparison=1)
-    held = services.claim_next(campaign=campaign, user=annotator, now=T0)
+    held = services.claim_next(campaign=campaign, user=annotator, now=T0).assignment
     assert held is not None
-    assert services.claim_next(campaign=campaign, user=other_annotator, now=T0) is None
+    assert services.claim_next(campaign=campaign, user=other_annotator, now=T0).assignment is None
 
     later = T0 + timedelta(seconds=campaign.lease_seconds + 1)
-    taken_over = services.claim_next(campaign=campaign, user=other_annotator, now=later)
+    taken_over = services.claim_next(campaign=campaign, user=other_annotator, now=later).assignment
 
     assert taken_over is not None
     assert taken_over.comparison_id == held.comparison_id
@@ -127,7 +127,7 @@ def test_an_expired_lease_returns_to_the_pool_and_can_no_longer_be_rated(
 
 
 def test_heartbeat_extends_a_live_lease_and_refuses_an_expired_one(campaign: Campaign, annotator: User) -> None:
-    assignment = services.claim_next(campaign=campaign, user=annotator, now=T0)
+    assignment = services.claim_next(campaign=campaign, user=annotator, now=T0).assignment
     assert assignment is not None
 
     renewed = services.renew_lease(assignment=assignment, now=T0 + timedelta(seconds=500))
@@ -141,13 +141,13 @@ def test_the_quota_stops_an_annotator(campaign: Campaign, annotator: User) -> No
     campaign.quota_per_annotator = 2
     campaign.save()
     _rate(campaign, annotator)
-    held = services.claim_next(campaign=campaign, user=annotator, now=T0)
+    held = services.claim_next(campaign=campaign, user=annotator, now=T0).assignment
     assert held is not None
 
     # The held lease counts against the quota: no prefetch past it.
-    assert services.claim_next(campaign=campaign, user=annotator, exclude={held.pk}, now=T0) is None
+    assert services.claim_next(campaign=campaign, user=annotator, exclude={held.pk}, now=T0).assignment is None
     services.submit_rating(assignment=held, answer=services.RatingInput("tie"), now=T0)
-    assert services.claim_next(campaign=campaign, user=annotator, now=T0) is None
+    assert services.claim_next(campaign=campaign, user=annotator, now=T0).assignment is None
 
 
 @pytest.mark.parametrize("state", ["paused", "closed", "draft"])
@@ -155,11 +155,11 @@ def test_only_active_campaigns_hand_out_work(campaign: Campaign, annotator: User
     campaign.status = state
     campaign.save()
 
-    assert services.claim_next(campaign=campaign, user=annotator, now=T0) is None
+    assert services.claim_next(campaign=campaign, user=annotator, now=T0).assignment is None
 
 
 def test_a_rating_stores_the_chosen_output_and_the_shown_left_one(campaign: Campaign, annotator: User) -> None:
-    assignment = services.claim_next(campaign=campaign, user=annotator, now=T0)
+    assignment = services.claim_next(campaign=campaign, user=annotator, now=T0).assignment
     assert assignment is not None
     comparison = assignment.comparison
     right_id = ({comparison.output_a_id, comparison.output_b_id} - {assignment.left_output_id}).pop()
@@ -196,7 +196,7 @@ def test_answers_outside_the_campaigns_scheme_are_refused_and_nothing_is_written
 ) -> None:
     Campaign.objects.filter(pk=campaign.pk).update(**fields)
     campaign.refresh_from_db()
-    assignment = services.claim_next(campaign=campaign, user=annotator, now=T0)
+    assignment = services.claim_next(campaign=campaign, user=annotator, now=T0).assignment
     assert assignment is not None
 
     with pytest.raises(DomainError) as error:
@@ -216,7 +216,7 @@ def test_a_strength_within_the_campaigns_levels_is_stored(campaign: Campaign, an
 
 
 def test_a_repeated_request_with_the_same_key_returns_the_stored_rating(campaign: Campaign, annotator: User) -> None:
-    assignment = services.claim_next(campaign=campaign, user=annotator, now=T0)
+    assignment = services.claim_next(campaign=campaign, user=annotator, now=T0).assignment
     assert assignment is not None
     answer = services.RatingInput("left", idempotency_key="k-1")
 
@@ -236,13 +236,14 @@ def test_undo_within_15_seconds_deletes_the_rating_and_leases_the_comparison_aga
     rating = _rate(campaign, annotator)
     assignment = Assignment.objects.get(rating=rating)
 
-    undone = services.undo_rating(assignment=assignment, now=T0 + timedelta(seconds=14))
+    undone = services.undo_rating(assignment=assignment, now=T0 + timedelta(seconds=14)).assignment
+    assert undone is not None
 
     assert not Rating.objects.exists()
     assert undone.state == Assignment.State.LEASED
     assert undone.lease_expires_at == T0 + timedelta(seconds=14 + campaign.lease_seconds)
     assert AnnotatorStatus.objects.get(campaign=campaign).rated_count == 0
-    again = services.claim_next(campaign=campaign, user=annotator, now=T0 + timedelta(seconds=15))
+    again = services.claim_next(campaign=campaign, user=annotator, now=T0 + timedelta(seconds=15)).assignment
     assert again is not None
     assert again.pk == assignment.pk
 
@@ -260,13 +261,13 @@ def test_skip_frees_the_slot_and_the_comparison_is_not_offered_again(
     researcher: User, annotator: User, other_annotator: User
 ) -> None:
     campaign = _one_comparison_campaign(researcher, annotator, other_annotator, ratings_per_comparison=1)
-    assignment = services.claim_next(campaign=campaign, user=annotator, now=T0)
+    assignment = services.claim_next(campaign=campaign, user=annotator, now=T0).assignment
     assert assignment is not None
 
     services.skip_assignment(assignment=assignment, now=T0)
 
-    assert services.claim_next(campaign=campaign, user=annotator, now=T0) is None
-    assert services.claim_next(campaign=campaign, user=other_annotator, now=T0) is not None
+    assert services.claim_next(campaign=campaign, user=annotator, now=T0).assignment is None
+    assert services.claim_next(campaign=campaign, user=other_annotator, now=T0).assignment is not None
 
 
 def test_members_of_the_annotator_group_may_annotate(campaign: Campaign, outsider: User) -> None:
@@ -275,7 +276,7 @@ def test_members_of_the_annotator_group_may_annotate(campaign: Campaign, outside
     campaign.annotator_group = group
     campaign.save()
 
-    assert services.claim_next(campaign=campaign, user=outsider, now=T0) is not None
+    assert services.claim_next(campaign=campaign, user=outsider, now=T0).assignment is not None
 
 
 def test_each_model_is_shown_on_the_left_about_half_the_time(researcher: User, annotator: User) -> None:
@@ -302,7 +303,7 @@ def _gold_campaign(researcher: User, annotator: User, golds: int) -> Campaign:
 
 
 def _answer_gold(campaign: Campaign, annotator: User, *, correct: bool) -> None:
-    assignment = services.claim_next(campaign=campaign, user=annotator, now=T0)
+    assignment = services.claim_next(campaign=campaign, user=annotator, now=T0).assignment
     assert assignment is not None
     assert assignment.comparison.is_gold
     shows_gold_left = assignment.left_output_id == assignment.comparison.gold_winner_id
@@ -324,9 +325,9 @@ def test_an_annotator_below_the_gold_threshold_is_paused_with_the_reason(researc
     campaign = _gold_campaign(researcher, annotator, golds=4)
     _answer_gold(campaign, annotator, correct=True)
     _answer_gold(campaign, annotator, correct=False)
-    held = services.claim_next(campaign=campaign, user=annotator, now=T0)
+    held = services.claim_next(campaign=campaign, user=annotator, now=T0).assignment
     assert held is not None
-    prefetched = services.claim_next(campaign=campaign, user=annotator, exclude={held.pk}, now=T0)
+    prefetched = services.claim_next(campaign=campaign, user=annotator, exclude={held.pk}, now=T0).assignment
     assert prefetched is not None
 
     services.submit_rating(assignment=held, answer=services.RatingInput("tie"), now=T0)
@@ -335,7 +336,7 @@ def test_an_annotator_below_the_gold_threshold_is_paused_with_the_reason(researc
     assert status.paused
     assert "1/3" in status.paused_reason
     assert "50%" in status.paused_reason
-    assert services.claim_next(campaign=campaign, user=annotator, now=T0) is None
+    assert services.claim_next(campaign=campaign, user=annotator, now=T0).assignment is None
     prefetched.refresh_from_db()
     assert prefetched.state == Assignment.State.EXPIRED
     assert Comparison.objects.get(pk=prefetched.comparison_id).filled == 0
@@ -349,7 +350,7 @@ def test_gold_is_only_mixed_in_never_served_once_the_regular_work_is_done(resear
     served = [_rate(campaign, annotator).comparison for _ in range(2)]
 
     assert [comparison.is_gold for comparison in served] == [False, False]
-    assert services.claim_next(campaign=campaign, user=annotator, now=T0) is None
+    assert services.claim_next(campaign=campaign, user=annotator, now=T0).assignment is None
 
 
 def test_the_researcher_sees_why_an_annotator_was_paused_in_the_admin(
