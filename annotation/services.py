@@ -14,6 +14,7 @@ import random
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
@@ -32,18 +33,23 @@ MAX_TIME_MS = 24 * 3600 * 1000
 
 _rng = random.Random()
 
-# One statement: pick the first free comparison after a random point, lock it, take a slot, lease it.
-CLAIM_SQL = """
-WITH pick AS (
+# One statement: lock the first free comparison in the first arm that has one, take a slot, lease it.
+# Each arm is a CTE walking an index from a random point; PostgreSQL only evaluates a CTE as far as its reader
+# pulls, so the UNION ALL ... LIMIT 1 stops at the first arm that finds a comparison.
+ARM_SQL = """
+arm{n} AS (
     SELECT c.id, c.output_a_id, c.output_b_id
     FROM annotation_comparison c
-    WHERE c.campaign_id = %(campaign)s AND {condition}
-      AND c.random_key >= %(lo)s AND c.random_key < %(hi)s
+    WHERE c.campaign_id = %(campaign)s AND {condition} AND c.random_key {side} %(start)s
       AND NOT EXISTS (SELECT 1 FROM annotation_assignment a WHERE a.comparison_id = c.id AND a.rater_id = %(rater)s)
     ORDER BY c.random_key
     LIMIT 1
     FOR NO KEY UPDATE SKIP LOCKED
-), bump AS (
+)"""
+CLAIM_SQL = """
+WITH {arms},
+pick AS ({union} LIMIT 1),
+bump AS (
     UPDATE annotation_comparison c SET filled = c.filled + 1 FROM pick WHERE c.id = pick.id
     RETURNING c.id, c.output_a_id, c.output_b_id
 )
@@ -54,7 +60,7 @@ SELECT id, %(rater)s, CASE WHEN %(left_is_a)s THEN output_a_id ELSE output_b_id 
 FROM bump
 RETURNING id
 """
-REGULAR_CONDITION = "c.gold_verdict IS NULL AND c.filled = %(level)s"
+REGULAR_CONDITION = "c.gold_verdict IS NULL AND c.filled = {level:d}"
 # Gold comparisons test annotators rather than collect data: each annotator may answer each one once, uncapped.
 GOLD_CONDITION = "c.gold_verdict IS NOT NULL"
 
@@ -90,31 +96,28 @@ class ClaimRequest:
     start: float
 
 
+def claim_sql(*, required: int, gold: bool) -> str:
+    """Return the claim statement: fullest unfinished level first, each from the random start, then wrapping."""
+    conditions = [GOLD_CONDITION] if gold else [REGULAR_CONDITION.format(level=k) for k in range(required - 1, -1, -1)]
+    arms = [(condition, side) for condition in conditions for side in (">=", "<")]
+    return CLAIM_SQL.format(
+        arms=",".join(ARM_SQL.format(n=n, condition=c, side=side) for n, (c, side) in enumerate(arms)),
+        union=" UNION ALL ".join(f"SELECT * FROM arm{n}" for n in range(len(arms))),
+    )
+
+
 def claim_comparison(request: ClaimRequest) -> int | None:
-    """Lease one comparison to the rater, fullest unfinished first; return the new assignment id or None."""
-    levels = [None] if request.gold else list(range(request.required - 1, -1, -1))
-    for level in levels:
-        for lo, hi in ((request.start, 1.0), (0.0, request.start)):
-            assignment_id = _run_claim(request, level=level, lo=lo, hi=hi)
-            if assignment_id is not None:
-                return assignment_id
-    return None
-
-
-def _run_claim(request: ClaimRequest, *, level: int | None, lo: float, hi: float) -> int | None:
-    sql = CLAIM_SQL.format(condition=GOLD_CONDITION if level is None else REGULAR_CONDITION)
-    params = {
+    """Lease one comparison to the rater in one statement; return the new assignment id or None."""
+    params: dict[str, Any] = {
         "campaign": request.campaign_id,
         "rater": request.rater_id,
-        "level": level,
-        "lo": lo,
-        "hi": hi,
+        "start": request.start,
         "left_is_a": request.left_is_a,
         "expires": request.expires,
         "now": request.now,
     }
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(claim_sql(required=request.required, gold=request.gold), params)
         row = cursor.fetchone()
     return None if row is None else int(row[0])
 
