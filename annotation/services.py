@@ -155,8 +155,9 @@ def status_for(*, campaign: Campaign, rater: Rater) -> AnnotatorStatus:
 
 def _locked_status(*, campaign: Campaign, rater: Rater) -> AnnotatorStatus:
     """Return the rater's status row locked for this transaction: it serialises one annotator's writes."""
-    status = AnnotatorStatus.objects.select_for_update().filter(campaign=campaign, rater=rater).first()
-    if status is None:
+    try:
+        status = AnnotatorStatus.objects.select_for_update().get(campaign=campaign, rater=rater)
+    except AnnotatorStatus.DoesNotExist:
         status_for(campaign=campaign, rater=rater)
         status = AnnotatorStatus.objects.select_for_update().get(campaign=campaign, rater=rater)
     status.campaign = campaign
