@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, Permission, User
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from annotation import services
@@ -366,3 +367,12 @@ def test_the_researcher_sees_why_an_annotator_was_paused_in_the_admin(
 
     assert "alice" in page
     assert "Gold accuracy 0/3 (0%) is below the campaign&#x27;s minimum of 50%" in page
+
+
+def test_the_database_refuses_more_slots_than_required_on_a_comparison(campaign: Campaign) -> None:
+    comparison = campaign.comparisons.first()
+    assert comparison is not None
+
+    Comparison.objects.filter(pk=comparison.pk).update(filled=campaign.ratings_per_comparison)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Comparison.objects.filter(pk=comparison.pk).update(filled=campaign.ratings_per_comparison + 1)
