@@ -231,6 +231,21 @@ def start_server(url: str, port: int, claim_function: str) -> subprocess.Popen[b
     raise RuntimeError("gunicorn did not start")
 
 
+def process_tree_cpu_seconds(root: int) -> float:
+    """Return the user+system CPU seconds used so far by a process and its children (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(stat.parent.name), int(fields[1])
+        if pid == root or ppid == root:
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
 # ---- clients ---------------------------------------------------------------------------------------------------
 
 
@@ -244,7 +259,7 @@ class Samples:
 
 def call(port: int, token: str, path: str, body: dict[str, Any]) -> tuple[int, Any, float]:
     started = time.perf_counter()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     headers = {"Authorization": f"Token {token}", "Content-Type": "application/json", "Host": "127.0.0.1"}
     conn.request("POST", path, body=json.dumps(body), headers=headers)
     response = conn.getresponse()
@@ -255,6 +270,16 @@ def call(port: int, token: str, path: str, body: dict[str, Any]) -> tuple[int, A
 
 
 def client(port: int, token: str, campaign_id: int, stop_at: float, samples: Samples, lock: threading.Lock) -> None:
+    try:
+        _round_trips(port, token, campaign_id, stop_at, samples, lock)
+    except OSError as error:  # a timeout is a result to report, not a crash
+        with lock:
+            samples.errors.append(repr(error))
+
+
+def _round_trips(
+    port: int, token: str, campaign_id: int, stop_at: float, samples: Samples, lock: threading.Lock
+) -> None:
     choices = ["left", "right", "tie", "both_bad"]
     n = 0
     while time.perf_counter() < stop_at:
@@ -323,7 +348,9 @@ def measure(
     try:
         run_load(args.port, tokens[:4], campaign_id, 1.0)  # warm the workers' connections and caches
         reset(campaign_id)
+        cpu_before = process_tree_cpu_seconds(server.pid)
         samples, elapsed = run_load(args.port, tokens, campaign_id, args.seconds)
+        server_cpu = process_tree_cpu_seconds(server.pid) - cpu_before
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -335,12 +362,14 @@ def measure(
         "p99": p99,
         "rt_p95": r95,
         "rate": samples.ratings / elapsed,
+        "cpu_ms": server_cpu * 1000 / max(samples.ratings, 1),
     }
     print(
         f"{name:>8}: {samples.ratings:6d} ratings in {elapsed:5.1f} s = {result['rate']:7.1f} ratings/s | "
         f"request latency ms p50 {p50:6.1f} p95 {p95:6.1f} p99 {p99:6.1f} | "
         f"next+rating round trip ms p50 {r50:6.1f} p95 {r95:6.1f} p99 {r99:6.1f} | errors {len(samples.errors)}"
     )
+    print(f"          gunicorn CPU per rating (next + rating): {result['cpu_ms']:.1f} ms")
     if samples.errors:
         print("          first errors:", samples.errors[:5])
     print("         ", check_invariants(campaign_id))
