@@ -1,0 +1,15 @@
+"""Entry point of ``python -m scoring``."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Our matrices are small: threaded BLAS only adds contention (notably on busy machines).
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+
+from scoring.cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""The ``agreement`` subcommand: dispatch a metric name to its function with the options it accepts."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Hashable, Sequence
+from typing import Any
+
+import numpy as np
+
+from scoring import agreement
+from scoring.krippendorff import krippendorff_alpha
+from scoring.llm_agreement import loo_mode_agreement, mtbench_agreement
+from scoring.loaders import read_ratings
+from scoring.ratings import rating_table
+
+METRICS = (
+    "krippendorff_alpha",
+    "cohen_kappa",
+    "scott_pi",
+    "fleiss_kappa",
+    "conger_kappa",
+    "gwet_ac1",
+    "brennan_prediger",
+    "percent_agreement",
+    "mtbench_agreement",
+    "loo_mode_agreement",
+)
+
+
+def _match_categories(given: Sequence[str] | None, values: list[Hashable]) -> list[Hashable] | None:
+    """Map command-line category strings onto the data's value types (e.g. '1' -> 1)."""
+    if given is None:
+        return None
+    by_text = {str(v): v for v in values}
+    out: list[Hashable] = []
+    for text in given:
+        if text in by_text:
+            out.append(by_text[text])
+            continue
+        try:
+            number = float(text)
+        except ValueError:
+            out.append(text)
+            continue
+        out.append(int(number) if number.is_integer() and all(isinstance(v, int) for v in values) else number)
+    return out
+
+
+def agreement_payload(args: argparse.Namespace) -> dict[str, Any]:
+    """Compute the requested metric over the file's ratings and return its JSON-ready dict."""
+    if args.metric not in METRICS:
+        raise ValueError(f"unknown metric {args.metric!r} (expected one of {', '.join(METRICS)})")
+    ratings = read_ratings(args.file)
+    rng = np.random.default_rng(args.seed)
+    common: dict[str, Any] = {"bootstrap": args.bootstrap, "rng": rng}
+    if args.metric == "mtbench_agreement":
+        return mtbench_agreement(ratings, **common).to_dict()
+    if args.metric == "loo_mode_agreement":
+        return loo_mode_agreement(ratings, max_per_unit=args.max_per_unit, **common).to_dict()
+    categories = _match_categories(args.categories, [v for _, _, v in ratings])
+    table = rating_table(ratings, categories=categories)
+    if args.metric == "krippendorff_alpha":
+        return krippendorff_alpha(table, level=args.level, **common).to_dict()
+    if args.metric in ("cohen_kappa", "scott_pi"):
+        return getattr(agreement, args.metric)(table, weights=args.weights, **common).to_dict()  # type: ignore[no-any-return]
+    if args.metric in ("gwet_ac1", "brennan_prediger"):
+        return getattr(agreement, args.metric)(table, **common).to_dict()  # type: ignore[no-any-return]
+    return getattr(agreement, args.metric)(table, **common).to_dict()  # type: ignore[no-any-return]

@@ -1,0 +1,265 @@
+"""Batched Newton solver for Bradley-Terry (ties as half wins) and Davidson likelihoods.
+
+All arrays carry a leading batch axis ``B`` so that the point fit and every bootstrap round share one code
+path: ``win[b, i, j]`` is the (possibly fractional) number of wins of ``i`` over ``j`` and ``tie[b, i, j]``
+the
+symmetric number of ties (Davidson only). Parameters are natural log-strengths ``theta`` (plus ``log nu`` for
+Davidson). Where the comparison graph has several components the likelihood is flat along each component's
+ones-vector; the solver adds that direction's outer product to the negative Hessian so that every step keeps
+each component's mean fixed. A ``prior`` weight > 0 adds, for every model, one (or ``prior``) virtual tie
+against
+a fixed opponent of strength 0, which keeps the estimate finite when the maximum-likelihood estimate does
+not exist.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+Array = NDArray[np.float64]
+RATING_SCALE = 400.0 / math.log(10.0)
+MAX_STEP = 4.0
+
+
+@dataclass(frozen=True)
+class Terms:
+    """Log-likelihood, gradient and negative Hessian for a batch."""
+
+    loglik: Array
+    grad: Array
+    neg_hess: Array
+
+
+def log_sigmoid(x: Array) -> Array:
+    """Return log(1 / (1 + exp(-x))) without overflow."""
+    return -np.logaddexp(0.0, -x)
+
+
+def sigmoid(x: Array) -> Array:
+    """Return the logistic function."""
+    out: Array = np.exp(log_sigmoid(x))
+    return out
+
+
+def _prior_terms(theta: Array, prior: Array) -> tuple[Array, Array, Array]:
+    """Return loglik, gradient and curvature of one virtual tie per model against strength 0."""
+    p = sigmoid(theta)
+    weight = prior[:, None]
+    loglik = (weight * 0.5 * (log_sigmoid(theta) + log_sigmoid(-theta))).sum(axis=1)
+    return loglik, weight * (0.5 - p), weight * p * (1.0 - p)
+
+
+def half_terms(theta: Array, win: Array, prior: Array) -> Terms:
+    """Return terms of the Bradley-Terry likelihood where ties were folded into ``win`` as halves."""
+    diff = theta[:, :, None] - theta[:, None, :]
+    p = sigmoid(diff)
+    total = win + np.swapaxes(win, 1, 2)
+    loglik = (win * log_sigmoid(diff)).sum(axis=(1, 2))
+    grad = (win - total * p).sum(axis=2)
+    curv = total * p * (1.0 - p)
+    neg_hess = -curv
+    idx = np.arange(theta.shape[1])
+    neg_hess[:, idx, idx] = curv.sum(axis=2)
+    p_loglik, p_grad, p_curv = _prior_terms(theta, prior)
+    neg_hess[:, idx, idx] += p_curv
+    return Terms(loglik + p_loglik, grad + p_grad, neg_hess)
+
+
+def _davidson_parts(theta: Array, log_nu: Array) -> tuple[Array, Array, Array, Array]:
+    """Return d, log D, sinh(d/2)/D and cosh(d/2)/D for every ordered pair."""
+    diff = np.clip(theta[:, :, None] - theta[:, None, :], -600.0, 600.0)
+    log_d = np.logaddexp(np.logaddexp(diff / 2, -diff / 2), log_nu[:, None, None])
+    sinh_d = np.sinh(diff / 2) * np.exp(-log_d)
+    cosh_d = np.cosh(diff / 2) * np.exp(-log_d)
+    return diff, log_d, sinh_d, cosh_d
+
+
+def davidson_terms(theta: Array, log_nu: Array, win: Array, tie: Array, prior: Array) -> Terms:
+    """Return terms of the Davidson (1970) tie model in the parameters (theta, log nu)."""
+    m = theta.shape[1]
+    diff, log_d, s, c = _davidson_parts(theta, log_nu)
+    nu = np.exp(log_nu)[:, None, None]
+    total = win + np.swapaxes(win, 1, 2) + tie
+    loglik = (win * (diff / 2 - log_d)).sum(axis=(1, 2)) + 0.5 * (tie * (log_nu[:, None, None] - log_d)).sum(
+        axis=(1, 2)
+    )
+    grad = np.empty((theta.shape[0], m + 1))
+    grad[:, :m] = ((win - np.swapaxes(win, 1, 2)) / 2 - total * s).sum(axis=2)
+    grad[:, m] = 0.5 * (tie - total * nu * np.exp(-log_d)).sum(axis=(1, 2))
+    curv = total * (c / 2 - s * s)
+    neg_hess = np.zeros((theta.shape[0], m + 1, m + 1))
+    idx = np.arange(m)
+    neg_hess[:, :m, :m] = -curv
+    neg_hess[:, idx, idx] = curv.sum(axis=2)
+    inv_d = np.exp(-log_d)
+    cross = -(total * s * nu * inv_d).sum(axis=2)
+    neg_hess[:, :m, m] = cross
+    neg_hess[:, m, :m] = cross
+    neg_hess[:, m, m] = 0.5 * (total * nu * inv_d * (1.0 - nu * inv_d)).sum(axis=(1, 2))
+    p_loglik, p_grad, p_curv = _prior_terms(theta, prior)
+    grad[:, :m] += p_grad
+    neg_hess[:, idx, idx] += p_curv
+    return Terms(loglik + p_loglik, grad, neg_hess)
+
+
+def centering_matrix(labels: NDArray[np.int32], extra: int) -> Array:
+    """Return the sum over components of 1_c 1_c^T / |c|, padded with ``extra`` zero rows/columns."""
+    m = len(labels)
+    same = (labels[:, None] == labels[None, :]).astype(np.float64)
+    sizes = same.sum(axis=1)
+    out = np.zeros((m + extra, m + extra))
+    out[:m, :m] = same / sizes[None, :]
+    return out
+
+
+def center(theta: Array, labels: NDArray[np.int32]) -> Array:
+    """Shift ``theta`` so that each component has mean zero."""
+    out = theta.copy()
+    for comp in np.unique(labels):
+        members = labels == comp
+        out[:, members] -= out[:, members].mean(axis=1, keepdims=True)
+    return out
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """Fitted parameters for a batch."""
+
+    theta: Array
+    log_nu: Array | None
+    iterations: int
+    converged: NDArray[np.bool_]
+
+
+def newton(
+    win: Array,
+    tie: Array | None,
+    labels: NDArray[np.int32],
+    prior: Array,
+    theta0: Array,
+    log_nu0: Array | None = None,
+    tol: float = 1e-6,
+    max_iter: int = 200,
+) -> FitResult:
+    """Maximise the batched likelihood by damped Newton steps; ``tol`` is in rating points."""
+    davidson = tie is not None
+    m = theta0.shape[1]
+    x = theta0.copy() if not davidson else np.concatenate([theta0, np.asarray(log_nu0)[:, None]], axis=1)
+    fixup = centering_matrix(labels, 1 if davidson else 0)
+    constrained = (prior == 0.0)[:, None, None]
+    active = np.ones(len(x), dtype=bool)
+    iterations = 0
+    for iterations in range(1, max_iter + 1):  # noqa: B007
+        idx = np.flatnonzero(active)
+        terms = _terms(x[idx], m, win[idx], None if tie is None else tie[idx], prior[idx])
+        system = terms.neg_hess + np.where(constrained[idx], fixup[None, :, :], 0.0)
+        step: Array = np.asarray(np.linalg.solve(system, terms.grad[:, :, None])[:, :, 0], dtype=np.float64)
+        biggest = np.abs(step).max(axis=1)
+        step *= np.minimum(1.0, MAX_STEP / np.maximum(biggest, 1e-300))[:, None]
+        x[idx] = _backtrack(x[idx], step, terms.loglik, m, win[idx], None if tie is None else tie[idx], prior[idx])
+        done = np.abs(step[:, :m]).max(axis=1) * RATING_SCALE < tol
+        active[idx[done]] = False
+        if not active.any():
+            break
+    theta = x[:, :m]
+    return FitResult(theta, x[:, m] if davidson else None, iterations, ~active)
+
+
+def _terms(x: Array, m: int, win: Array, tie: Array | None, prior: Array) -> Terms:
+    """Dispatch to the half-tie or Davidson likelihood terms."""
+    if tie is None:
+        return half_terms(x, win, prior)
+    return davidson_terms(x[:, :m], x[:, m], win, tie, prior)
+
+
+def _backtrack(
+    x: Array,
+    step: Array,
+    loglik: Array,
+    m: int,
+    win: Array,
+    tie: Array | None,
+    prior: Array,
+) -> Array:
+    """Return x + t * step with t halved until the likelihood does not decrease."""
+    scale = np.ones(len(x))
+    for _ in range(60):
+        candidate = x + scale[:, None] * step
+        new = _loglik(candidate, m, win, tie, prior)
+        worse = new < loglik - 1e-10 * np.maximum(1.0, np.abs(loglik))
+        if not worse.any():
+            return candidate
+        scale[worse] /= 2.0
+    return x + scale[:, None] * step
+
+
+def _loglik(x: Array, m: int, win: Array, tie: Array | None, prior: Array) -> Array:
+    """Return only the log-likelihood (cheaper than full terms)."""
+    p_loglik = _prior_terms(x[:, :m], prior)[0]
+    if tie is None:
+        diff = x[:, :, None] - x[:, None, :]
+        ll: Array = (win * log_sigmoid(diff)).sum(axis=(1, 2))
+        return ll + p_loglik
+    diff, log_d, _, _ = _davidson_parts(x[:, :m], x[:, m])
+    log_nu = x[:, m][:, None, None]
+    ll = (win * (diff / 2 - log_d)).sum(axis=(1, 2)) + 0.5 * (tie * (log_nu - log_d)).sum(axis=(1, 2))
+    return ll + p_loglik
+
+
+def sandwich_cov(
+    theta: Array, log_nu: float | None, wins: Array, ties: Array, labels: NDArray[np.int32], prior: float
+) -> Array:
+    """Return the sandwich covariance H^-1 J H^-1 of (theta[, log nu]) for one fitted model.
+
+    ``wins`` are pure wins and ``ties`` all ties; J sums the outer products of per-battle scores.
+    """
+    m = len(theta)
+    if log_nu is None:
+        terms = half_terms(theta[None], (wins + ties / 2)[None], np.array([prior]))
+        meat = _half_meat(theta, wins, ties)
+    else:
+        terms = davidson_terms(theta[None], np.array([log_nu]), wins[None], ties[None], np.array([prior]))
+        meat = _davidson_meat(theta, log_nu, wins, ties)
+    bread = terms.neg_hess[0]
+    inv = np.linalg.pinv(bread, hermitian=True) if prior == 0.0 else np.linalg.inv(bread)
+    cov: Array = inv @ meat @ inv
+    return cov[: m + (0 if log_nu is None else 1), : m + (0 if log_nu is None else 1)]
+
+
+def _laplacian(weights: Array) -> Array:
+    """Return diag(row sums) - weights."""
+    out = -weights.copy()
+    np.fill_diagonal(out, weights.sum(axis=1))
+    return out
+
+
+def _half_meat(theta: Array, wins: Array, ties: Array) -> Array:
+    """Return J for Bradley-Terry with ties scored as one half."""
+    p = sigmoid(theta[:, None] - theta[None, :])
+    weights = wins * (1 - p) ** 2 + wins.T * p**2 + ties * (0.5 - p) ** 2
+    np.fill_diagonal(weights, 0.0)
+    return _laplacian(weights)
+
+
+def _davidson_meat(theta: Array, log_nu: float, wins: Array, ties: Array) -> Array:
+    """Return J for the Davidson model in (theta, log nu)."""
+    m = len(theta)
+    diff, log_d, s, _ = _davidson_parts(theta[None], np.array([log_nu]))
+    s, inv_d = s[0], np.exp(-log_d[0])
+    b_win = -np.exp(log_nu) * inv_d
+    a_i, a_j, a_t, b_t = 0.5 - s, -0.5 - s, -s, 1.0 + b_win
+    weights = wins * a_i**2 + wins.T * a_j**2 + ties * a_t**2
+    np.fill_diagonal(weights, 0.0)
+    cross = wins * a_i * b_win + wins.T * a_j * b_win + ties * a_t * b_t
+    np.fill_diagonal(cross, 0.0)
+    meat = np.zeros((m + 1, m + 1))
+    meat[:m, :m] = _laplacian(weights)
+    meat[:m, m] = meat[m, :m] = cross.sum(axis=1)
+    off = ~np.eye(m, dtype=bool)
+    meat[m, m] = 0.5 * ((wins + wins.T) * b_win**2 + ties * b_t**2)[off].sum()
+    del diff
+    return meat

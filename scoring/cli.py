@@ -1,0 +1,152 @@
+"""Command line: ``python -m scoring rank FILE`` and ``python -m scoring agreement FILE --metric NAME``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from scoring.bradley_terry import Leaderboard, bradley_terry_from_counts
+from scoring.elo import elo
+from scoring.loaders import InputError, read_battle_counts, read_battles
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors are one line on stderr."""
+
+    def error(self, message: str) -> Any:
+        """Print a one-line usage error and exit with status 2."""
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of ``python -m scoring``."""
+    parser = _Parser(prog="python -m scoring", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    rank = commands.add_parser("rank", help="Bradley-Terry leaderboard from an Arena battle log")
+    rank.add_argument("file")
+    rank.add_argument("--bootstrap", type=_non_negative, default=0, metavar="N")
+    rank.add_argument("--seed", type=int, default=None, metavar="S")
+    rank.add_argument("--ties", choices=("half", "davidson"), default="half")
+    rank.add_argument("--anchor", type=_anchor, default=None, metavar="MODEL=RATING")
+    rank.add_argument("--elo", action="store_true", help="also report online Elo (K=4)")
+    rank.add_argument("--format", choices=("json", "table"), default="json")
+    agreement = commands.add_parser("agreement", help="inter-rater agreement from (unit, rater, value) JSONL")
+    agreement.add_argument("file")
+    agreement.add_argument("--metric", required=True)
+    agreement.add_argument("--level", choices=("nominal", "ordinal", "interval", "ratio"), default="nominal")
+    agreement.add_argument("--weights", choices=("linear", "quadratic"), default=None)
+    agreement.add_argument("--categories", type=_categories, default=None, metavar="A,B,C")
+    agreement.add_argument("--max-per-unit", type=_non_negative, default=None, metavar="N")
+    agreement.add_argument("--bootstrap", type=_non_negative, default=0, metavar="N")
+    agreement.add_argument("--seed", type=int, default=None, metavar="S")
+    return parser
+
+
+def _non_negative(text: str) -> int:
+    """Parse a non-negative integer."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return value
+
+
+def _anchor(text: str) -> tuple[str, float]:
+    """Parse MODEL=RATING."""
+    model, sep, rating = text.rpartition("=")
+    if not sep or not model:
+        raise argparse.ArgumentTypeError("expected MODEL=RATING")
+    try:
+        return model, float(rating)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"rating {rating!r} is not a number") from None
+
+
+def _categories(text: str) -> list[str]:
+    """Parse a comma-separated category list."""
+    return [item for item in text.split(",") if item]
+
+
+def run_rank(args: argparse.Namespace) -> str:
+    """Return the rendered leaderboard for the ``rank`` command."""
+    counts = read_battle_counts(args.file)
+    board = bradley_terry_from_counts(
+        counts,
+        ties=args.ties,
+        anchor=args.anchor,
+        bootstrap=args.bootstrap,
+        rng=np.random.default_rng(args.seed),
+    )
+    payload = board.to_dict()
+    payload["seed"] = args.seed
+    if args.elo:
+        ratings = elo(read_battles(args.file)).as_dict()
+        for row in payload["ratings"]:
+            row["elo"] = ratings[row["model"]]
+    if args.format == "table":
+        return _table(board, payload)
+    return json.dumps(_finite(payload), indent=1)
+
+
+def _table(board: Leaderboard, payload: dict[str, Any]) -> str:
+    """Render the leaderboard for people."""
+    width = max([len(row.model) for row in board.ratings] + [5])
+    elo_col = any("elo" in row for row in payload["ratings"])
+    head = f"{'rank':>4} {'ub':>3}  {'model':<{width}}  {'rating':>8}  {'95% CI':>17}  {'votes':>7}  W/L/T"
+    lines = [head + ("      elo" if elo_col else ""), "-" * (len(head) + (9 if elo_col else 6))]
+    for row, item in zip(board.ratings, payload["ratings"], strict=True):
+        line = (
+            f"{row.rank:>4} {row.rank_ub:>3}  {row.model:<{width}}  {row.rating:8.1f}  "
+            f"[{row.lower:7.1f}, {row.upper:7.1f}]  {row.votes:>7}  {row.wins}/{row.losses}/{row.ties}"
+        )
+        if elo_col:
+            line += f"  {item['elo']:7.1f}"
+        if row.flags:
+            line += "  (" + ", ".join(row.flags) + ")"
+        lines.append(line)
+    lines.append(f"{board.n_battles} battles, ties={board.ties}, interval={board.interval}")
+    lines.extend(f"warning: {text}" for text in board.warnings)
+    return "\n".join(lines)
+
+
+def run_agreement(args: argparse.Namespace) -> str:
+    """Return the JSON result of the ``agreement`` command."""
+    from scoring.agreement_cli import agreement_payload
+
+    return json.dumps(_finite(agreement_payload(args)), indent=1)
+
+
+def _finite(value: Any) -> Any:
+    """Replace nan/inf by None so the output is strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        output = run_rank(args) if args.command == "rank" else run_agreement(args)
+    except (InputError, ValueError) as exc:
+        print(f"error: {_one_line(str(exc))}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print("error: out of memory", file=sys.stderr)
+        return 1
+    print(output)
+    return 0
+
+
+def _one_line(text: str) -> str:
+    """Collapse a message to one line."""
+    return " ".join(text.split())

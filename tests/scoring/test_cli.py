@@ -1,0 +1,158 @@
+"""The ``python -m scoring`` command line, run as a subprocess like its users do."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m scoring`` from the repository root."""
+    return subprocess.run([sys.executable, "-m", "scoring", *args], cwd=REPO_ROOT, capture_output=True, text=True)
+
+
+@pytest.fixture
+def battle_log(tmp_path: Path) -> Path:
+    """Write a small battle log."""
+    rows = [("gpt", "llama", "model_a")] * 6 + [("llama", "gpt", "model_a")] * 2 + [("gpt", "llama", "tie")] * 2
+    rows += [("llama", "mistral", "model_a")] * 3 + [
+        ("mistral", "llama", "tie (bothbad)"),
+        ("mistral", "gpt", "model_a"),
+    ]
+    path = tmp_path / "battles.jsonl"
+    path.write_text("".join(json.dumps({"model_a": a, "model_b": b, "winner": w}) + "\n" for a, b, w in rows))
+    return path
+
+
+def test_rank_prints_the_documented_json(battle_log: Path) -> None:
+    done = run("rank", str(battle_log), "--bootstrap", "50", "--seed", "1")
+    assert done.returncode == 0, done.stderr
+    payload = json.loads(done.stdout)
+    keys = {"model", "rating", "lower", "upper", "rank", "rank_ub", "votes", "wins", "losses", "ties"}
+    assert [row["model"] for row in payload["ratings"]] == ["gpt", "llama", "mistral"]
+    assert all(keys <= set(row) for row in payload["ratings"])
+    assert payload["interval"] == "bootstrap"
+    again = json.loads(run("rank", str(battle_log), "--bootstrap", "50", "--seed", "1").stdout)
+    assert again == payload
+
+
+def test_rank_options_anchor_davidson_elo_and_table(battle_log: Path) -> None:
+    done = run("rank", str(battle_log), "--anchor", "llama=1100", "--ties", "davidson", "--elo")
+    payload = json.loads(done.stdout)
+    llama = next(row for row in payload["ratings"] if row["model"] == "llama")
+    assert llama["rating"] == pytest.approx(1100)
+    assert "elo" in llama
+    assert payload["ties"] == "davidson"
+    table = run("rank", str(battle_log), "--format", "table")
+    assert table.returncode == 0
+    assert "gpt" in table.stdout
+    assert "rating" in table.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"model_a": "x", "model_b": "y", "winner": "model_a"}\n{oops}\n', "line 2: invalid JSON"),
+        ('{"model_a": "x", "winner": "model_a"}\n', "line 1: missing field 'model_b'"),
+        ('{"model_a": "x", "model_b": "y", "winner": "win"}\n', "line 1: unknown winner label 'win'"),
+    ],
+)
+def test_rank_reports_bad_input_on_one_line_without_traceback(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content)
+    done = run("rank", str(path))
+    assert done.returncode != 0
+    assert message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in done.stderr
+
+
+def test_unreadable_file_and_bad_options_exit_non_zero(tmp_path: Path) -> None:
+    done = run("rank", str(tmp_path / "nope.jsonl"))
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: cannot read")
+    bad_anchor = run("rank", str(tmp_path / "nope.jsonl"), "--anchor", "gpt")
+    assert bad_anchor.returncode == 2
+    assert len(bad_anchor.stderr.strip().splitlines()) == 1
+
+
+@pytest.fixture
+def rating_file(tmp_path: Path) -> Path:
+    """Write (unit, rater, value) ratings by three raters."""
+    rows = [(u, r, (u + (r == "c")) % 3) for u in range(12) for r in ("a", "b", "c")]
+    path = tmp_path / "ratings.jsonl"
+    path.write_text("".join(json.dumps({"unit": u, "rater": r, "value": v}) + "\n" for u, r, v in rows))
+    return path
+
+
+@pytest.mark.parametrize(
+    "metric",
+    [
+        "krippendorff_alpha",
+        "fleiss_kappa",
+        "conger_kappa",
+        "gwet_ac1",
+        "brennan_prediger",
+        "percent_agreement",
+    ],
+)
+def test_agreement_prints_the_documented_json(rating_file: Path, metric: str) -> None:
+    done = run("agreement", str(rating_file), "--metric", metric, "--bootstrap", "100", "--seed", "2")
+    assert done.returncode == 0, done.stderr
+    payload = json.loads(done.stdout)
+    assert {"metric", "value", "n_units", "n_raters", "n_ratings", "ci"} <= set(payload)
+    assert (payload["metric"], payload["n_units"], payload["n_raters"], payload["n_ratings"]) == (
+        metric,
+        12,
+        3,
+        36,
+    )
+    assert len(payload["ci"]) == 2
+
+
+def test_agreement_llm_metrics_report_their_counts(rating_file: Path) -> None:
+    payload = json.loads(run("agreement", str(rating_file), "--metric", "mtbench_agreement").stdout)
+    assert {"agree", "pairs", "agree_without_ties", "pairs_without_ties"} <= set(payload)
+    payload = json.loads(run("agreement", str(rating_file), "--metric", "loo_mode_agreement").stdout)
+    assert {"agree", "compared"} <= set(payload)
+
+
+def test_agreement_options_level_weights_and_categories(tmp_path: Path, rating_file: Path) -> None:
+    alpha = json.loads(
+        run("agreement", str(rating_file), "--metric", "krippendorff_alpha", "--level", "interval").stdout
+    )
+    assert alpha["value"] is not None
+    wide = json.loads(run("agreement", str(rating_file), "--metric", "gwet_ac1", "--categories", "0,1,2,3").stdout)
+    narrow = json.loads(run("agreement", str(rating_file), "--metric", "gwet_ac1").stdout)
+    # AC1's chance agreement divides by q - 1: an unused fourth category turns 1/2 into 1/3.
+    assert wide["expected"] == pytest.approx(narrow["expected"] * 2 / 3)
+    two = tmp_path / "two.jsonl"
+    two.write_text(
+        "".join(
+            json.dumps({"unit": u, "rater": r, "value": (u * (r == "a")) % 3}) + "\n" for u in range(9) for r in "ab"
+        )
+    )
+    weighted = run("agreement", str(two), "--metric", "cohen_kappa", "--weights", "quadratic")
+    assert weighted.returncode == 0, weighted.stderr
+
+
+def test_agreement_errors_are_one_line(tmp_path: Path) -> None:
+    single = tmp_path / "single.jsonl"
+    single.write_text('{"unit": 1, "rater": "a", "value": 1}\n{"unit": 2, "rater": "a", "value": 2}\n')
+    done = run("agreement", str(single), "--metric", "fleiss_kappa")
+    assert done.returncode == 1
+    assert "at least 2 raters" in done.stderr
+    unknown = run("agreement", str(single), "--metric", "kendall_w")
+    assert unknown.returncode == 1
+    assert "unknown metric 'kendall_w'" in unknown.stderr
+    missing = tmp_path / "missing.jsonl"
+    missing.write_text('{"unit": 1, "rater": "a"}\n')
+    done = run("agreement", str(missing), "--metric", "fleiss_kappa")
+    assert done.returncode == 1
+    assert "line 1: missing field 'value'" in done.stderr

@@ -1,0 +1,60 @@
+"""Reading battle logs and rating files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from scoring.loaders import InputError, read_battle_counts, read_battles, read_ratings
+
+
+def write(path: Path, text: str) -> Path:
+    """Write text and return the path."""
+    path.write_text(text)
+    return path
+
+
+def test_jsonl_and_json_array_give_the_same_counts(tmp_path: Path) -> None:
+    battles = [{"model_a": "x", "model_b": "y", "winner": w} for w in ["model_a", "tie", "model_a", "model_b"]]
+    lines = write(tmp_path / "b.jsonl", "\n".join(json.dumps(b) for b in battles) + "\n\n")
+    array = write(tmp_path / "b.json", json.dumps(battles, indent=2))
+    left, right = read_battle_counts(lines), read_battle_counts(array)
+    assert left.wins.tolist() == right.wins.tolist() == [[0, 2], [1, 0]]
+    assert read_battles(lines) == read_battles(array)
+    assert [b[2] for b in read_battles(lines)] == ["model_a", "tie", "model_a", "model_b"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"model_a": "x", "model_b": "y", "winner": "model_a"}\n{"model_a": "x"', "line 2: invalid JSON"),
+        (
+            '{"model_a": "x", "model_b": "y", "winner": "model_a"}\n{"model_a": "x", "model_b": "y"}',
+            "line 2: missing",
+        ),
+        ('\n{"model_a": "x", "model_b": "y", "winner": "draw"}', "line 2: unknown winner label 'draw'"),
+        ('{"model_a": "x", "model_b": "x", "winner": "tie"}', "line 1: battle of model 'x' against itself"),
+        ("[1, 2]", "record 1: expected a JSON object"),
+        ("", "no battles"),
+    ],
+)
+def test_bad_battle_files_name_the_line(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path / "bad.jsonl", text)
+    with pytest.raises(InputError, match=message):
+        read_battle_counts(path)
+    with pytest.raises(InputError, match=message):
+        read_battles(path)
+
+
+def test_unreadable_file_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="cannot read"):
+        read_battle_counts(tmp_path / "missing.jsonl")
+
+
+def test_read_ratings_turns_lists_into_tuples(tmp_path: Path) -> None:
+    path = write(tmp_path / "r.jsonl", '{"unit": [1, "a"], "rater": "r", "value": 2}\n')
+    assert read_ratings(path) == [((1, "a"), "r", 2)]
+    with pytest.raises(InputError, match="line 1: missing field 'value'"):
+        read_ratings(write(tmp_path / "bad.jsonl", '{"unit": 1, "rater": "r"}\n'))
