@@ -6,7 +6,6 @@ import io
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -18,12 +17,6 @@ from annotation.models import Campaign, Comparison, Output, Prompt, Rater, Ratin
 from tests import factories
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings: Any) -> None:
-    """Hash the personas' passwords cheaply: the default hasher makes each user cost half a second."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 MT_BENCH = factories.SHARED_DATA / "mt_bench_human_judgments_turn1.jsonl"

@@ -23,12 +23,6 @@ from annotation.models import Campaign, Comparison, Output, Prompt, Rating
 from tests import factories
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings: Any) -> None:
-    """Hash the personas' passwords cheaply: the default hasher makes each user cost half a second."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def _jsonl(*rows: dict[str, Any]) -> bytes:
     return "\n".join(json.dumps(row) for row in rows).encode()
 
