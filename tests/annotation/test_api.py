@@ -18,11 +18,6 @@ pytestmark = pytest.mark.django_db
 ClientFor = Callable[[User | None], APIClient]
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings: Any) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def _next(client: APIClient, campaign: Campaign, **body: Any) -> Any:
     return client.post(f"/api/v1/campaigns/{campaign.pk}/next/", body, format="json")
 

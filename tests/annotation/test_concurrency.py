@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -16,11 +15,6 @@ from tests import factories
 
 CLIENTS = 10
 REQUIRED = 3
-
-
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings: Any) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def _annotate_until_done(user: User, campaign_id: int, accepted: list[int], errors: list[str]) -> None:

@@ -18,12 +18,6 @@ from tests import factories
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings: Any) -> None:
-    # Personas are created per test; the default PBKDF2 cost dominated this module's run time.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 T0 = timezone.make_aware(datetime(2026, 1, 5, 9, 0, 0))
 
 
