@@ -25,8 +25,8 @@ from annotation.models import AnnotatorStatus, Assignment, Campaign, Comparison,
 from evalplatform.exceptions import Conflict, DomainError
 
 UNDO_WINDOW = timedelta(seconds=15)
-# The page shows one comparison and prefetches the next: an annotator holds at most two leases at a time.
-MAX_LIVE_LEASES = 2
+# The page shows one comparison, prefetches the next, and may have a rating of a third still in flight.
+MAX_LIVE_LEASES = 3
 EXPIRED_SWEEP_BATCH = 50
 MAX_RATIONALE_CHARS = 10_000
 MAX_TIME_MS = 24 * 3600 * 1000

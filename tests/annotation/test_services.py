@@ -62,15 +62,16 @@ def test_reopening_returns_the_same_lease_renewed(campaign: Campaign, annotator:
     assert again.lease_expires_at == T0 + timedelta(seconds=100 + campaign.lease_seconds)
 
 
-def test_prefetch_gets_a_second_comparison_but_never_a_third_lease(campaign: Campaign, annotator: User) -> None:
-    first = services.claim_next(campaign=campaign, user=annotator, now=T0).assignment
-    assert first is not None
-    second = services.claim_next(campaign=campaign, user=annotator, exclude={first.pk}, now=T0).assignment
-    assert second is not None
+def test_prefetch_gets_more_comparisons_up_to_three_leases_at_once(campaign: Campaign, annotator: User) -> None:
+    held: set[int] = set()
+    for _ in range(services.MAX_LIVE_LEASES):
+        assignment = services.claim_next(campaign=campaign, user=annotator, exclude=held, now=T0).assignment
+        assert assignment is not None
+        held.add(assignment.pk)
 
-    assert second.comparison_id != first.comparison_id
+    assert len({a.comparison_id for a in Assignment.objects.filter(pk__in=held)}) == 3
     with pytest.raises(Conflict):
-        services.claim_next(campaign=campaign, user=annotator, exclude={first.pk, second.pk}, now=T0)
+        services.claim_next(campaign=campaign, user=annotator, exclude=held, now=T0)
 
 
 def test_an_annotator_gets_every_comparison_once_then_nothing(campaign: Campaign, annotator: User) -> None:

@@ -21,10 +21,12 @@
   let choice = null;
   let strength = null;
   let lastRated = null;        // {view, item, at}: what Z brings back
+  const pending = new Set();   // assignments whose rating or skip is still on its way: never fetch them again
   let exhausted = false;
   let visibleSince = null;     // time on task counts only while the tab is visible
   let visibleMs = 0;
   let outbox = loadOutbox();
+  outbox.forEach((item) => pending.add(item.assignment));
   let flushing = false;
 
   function csrfToken() {
@@ -64,7 +66,7 @@
   // ---- fetching comparisons -------------------------------------------------------------------------------
 
   function heldIds() {
-    return (current ? [current.assignment] : []).concat(queue.map((v) => v.assignment));
+    return (current ? [current.assignment] : []).concat(queue.map((v) => v.assignment), Array.from(pending));
   }
 
   async function fetchNext() {
@@ -187,7 +189,7 @@
   }
 
   function submit() {
-    if (!current || choice === null) return;
+    if (!current || choice === null || pending.has(current.assignment)) return;
     const rationale = els.rationale.value;
     if (config.requireRationale && !rationale.trim()) {
       say("This campaign asks for a rationale: write it, then press Ctrl+Enter.", "error");
@@ -202,6 +204,7 @@
       },
     };
     outbox.push(item);
+    pending.add(item.assignment);
     saveOutbox();
     lastRated = { view: current, item: item, at: Date.now() };
     setTimeout(render, config.undoSeconds * 1000 + 50);
@@ -211,12 +214,17 @@
   }
 
   async function skip() {
-    if (!current) return;
+    if (!current || pending.has(current.assignment)) return;
     const id = current.assignment;
+    pending.add(id);
     advance();
-    for (let attempt = 0; attempt < 5; attempt++) {
-      try { await post(assignmentUrl(id, "skip")); return; }
-      catch (e) { await sleep(500 * 2 ** attempt); }
+    try {
+      for (let attempt = 0; attempt < 5; attempt++) {
+        try { await post(assignmentUrl(id, "skip")); return; }
+        catch (e) { await sleep(500 * 2 ** attempt); }
+      }
+    } finally {
+      pending.delete(id);
     }
   }
 
@@ -228,9 +236,10 @@
     if (!canUndo()) { say("Nothing to undo (a rating can be undone within " + config.undoSeconds + " s).", "error"); return; }
     const rated = lastRated;
     lastRated = null;
-    const pending = outbox.indexOf(rated.item);
-    if (pending >= 0 && !rated.item.sending) {
-      outbox.splice(pending, 1);  // never sent: just forget it
+    const unsent = outbox.indexOf(rated.item);
+    if (unsent >= 0 && !rated.item.sending) {
+      outbox.splice(unsent, 1);  // never sent: just forget it
+      pending.delete(rated.item.assignment);
       saveOutbox();
       restore(rated.view);
       return;
@@ -283,6 +292,7 @@
         }
         delay = 500;
         outbox.shift();
+        pending.delete(item.assignment);
         saveOutbox();
         if (result.status === 200 || result.status === 201) {
           showProgress(result.data.progress);
