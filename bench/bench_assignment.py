@@ -218,11 +218,11 @@ def start_server(url: str, port: int, claim_function: str) -> subprocess.Popen[b
     gunicorn = Path(sys.executable).with_name("gunicorn")
     command = [str(gunicorn), "evalplatform.wsgi", "--workers", "4", "--bind", f"127.0.0.1:{port}"]
     server = subprocess.Popen(command, cwd=REPO, env=env)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/api/schema/")
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("GET", "/api/v1/annotator/campaigns/")  # a cheap 403 once a worker answers
             conn.getresponse().read()
             return server
         except OSError:
