@@ -319,7 +319,8 @@
   // ---- leases ----------------------------------------------------------------------------------------------
 
   function heartbeat() {
-    heldIds().forEach((id) => { post(assignmentUrl(id, "heartbeat")).catch(() => null); });
+    const shown = (current ? [current] : []).concat(queue);  // not the pending ones: they are being rated or skipped
+    shown.forEach((view) => { post(assignmentUrl(view.assignment, "heartbeat")).catch(() => null); });
   }
   setInterval(heartbeat, Math.max(10, Math.floor(config.leaseSeconds / 3)) * 1000);
 
