@@ -6,10 +6,9 @@ Run from the repository root::
     python bench/bench_scoring.py --quick    # 100,000 battles, 30 models, 200 rounds
 
 The baseline follows the public description of Chatbot Arena's pipeline (FastChat / lmarena notebooks):
-``pandas.read_json(lines=True)``, unique (model_a, model_b, outcome) rows weighted by their counts, L-BFGS
-on the
-Bradley-Terry log-likelihood (ties as half a win), and a 100-round multinomial bootstrap over the unique rows,
-run single-process in this benchmark's own process. It is written here from that description.
+``pandas.read_json(lines=True)``, unique (model_a, model_b, outcome) rows weighted by their counts, L-BFGS on
+the Bradley-Terry log-likelihood (ties as half a win), and a 100-round multinomial bootstrap over the unique
+rows, run single-process in this benchmark's own process. It is written here from that description.
 """
 
 from __future__ import annotations

@@ -2,13 +2,11 @@
 
 Conventions follow Gwet (2014), *Handbook of Inter-Rater Reliability*, 4th ed., and his irrCAC package for
 multiple raters with missing ratings: the observed agreement ``pa`` averages, over units with at least two
-ratings, the share of agreeing ordered pairs of ratings; category prevalences average each unit's shares
-over all
-units with at least one rating. Two-rater coefficients (Cohen, Scott) use the units both raters rated.
+ratings, the share of agreeing ordered pairs of ratings; category prevalences average each unit's shares over
+all units with at least one rating. Two-rater coefficients (Cohen, Scott) use the units both raters rated.
 Every function returns ``nan`` when no unit has two ratings (or chance agreement is 1), and raises ValueError
-when fewer raters than the coefficient needs are present. ``bootstrap=N`` adds a 95% percentile interval
-from N
-resamples of units (``rng`` makes it reproducible).
+when fewer raters than the coefficient needs are present. ``bootstrap=N`` adds a 95% percentile interval from
+N resamples of units (``rng`` makes it reproducible).
 """
 
 from __future__ import annotations

@@ -24,9 +24,9 @@ IntMatrix = NDArray[np.int64]
 class BattleCounts:
     """Battle counts per ordered model pair.
 
-    ``wins[i, j]`` counts battles model ``i`` won against model ``j`` (from either side);
-    ``ties`` and ``ties_bothbad`` are the symmetric matrices of the two tie labels. Which side a model
-    was shown on is not kept: the Bradley-Terry model has no position term.
+    ``wins[i, j]`` counts battles model ``i`` won against model ``j`` (from either side); ``ties`` and
+    ``ties_bothbad`` are the symmetric matrices of the two tie labels. Which side a model was shown on is not
+    kept: the Bradley-Terry model has no position term.
     """
 
     models: tuple[str, ...]

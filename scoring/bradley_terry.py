@@ -1,12 +1,11 @@
 """Bradley-Terry leaderboards on the Chatbot Arena scale, with bootstrap and sandwich intervals.
 
-Ratings are ``1000 + 400 * log10`` odds (``RATING_SCALE`` times the natural log-strength), centred at a
-mean of
-1000 within each connected component unless an anchor is given. Ties count half a win each way (Chatbot Arena)
-or follow Davidson's (1970) model. When the maximum-likelihood estimate does not exist (a model, or a group of
-models, never loses or never wins against the rest of its component) every model gets ``prior`` virtual ties
-against a 1000-rated opponent; the leaderboard says so in ``warnings`` and flags models with only wins
-(``only_wins``) or only losses (``only_losses``).
+Ratings are ``1000 + 400 * log10`` odds (``RATING_SCALE`` times the natural log-strength), centred at a mean
+of 1000 within each connected component unless an anchor is given. Ties count half a win each way (Chatbot
+Arena) or follow Davidson's (1970) model. When the maximum-likelihood estimate does not exist (a model, or a
+group of models, never loses or never wins against the rest of its component) every model gets ``prior``
+virtual ties against a 1000-rated opponent; the leaderboard says so in ``warnings`` and flags models with only
+wins (``only_wins``) or only losses (``only_losses``).
 """
 
 from __future__ import annotations

@@ -42,9 +42,8 @@ def bootstrap_thetas(
     """Refit ``rounds`` multinomial resamples of the aggregated counts, warm-started at the point fit.
 
     Each resample redistributes all battles over the (pair, outcome) cells in proportion to their counts.
-    Rounds
-    are solved with chord-Newton steps that reuse the point fit's inverse Hessian (one matrix product per
-    step).
+    Rounds are solved with chord-Newton steps that reuse the point fit's inverse Hessian (one matrix product
+    per step).
     """
     m = len(counts.models)
     pair_i, pair_j = np.nonzero(np.triu(counts.totals) > 0)

@@ -2,14 +2,12 @@
 
 All arrays carry a leading batch axis ``B`` so that the point fit and every bootstrap round share one code
 path: ``win[b, i, j]`` is the (possibly fractional) number of wins of ``i`` over ``j`` and ``tie[b, i, j]``
-the
-symmetric number of ties (Davidson only). Parameters are natural log-strengths ``theta`` (plus ``log nu`` for
-Davidson). Where the comparison graph has several components the likelihood is flat along each component's
+the symmetric number of ties (Davidson only). Parameters are natural log-strengths ``theta`` (plus ``log nu``
+for Davidson). Where the comparison graph has several components the likelihood is flat along each component's
 ones-vector; the solver adds that direction's outer product to the negative Hessian so that every step keeps
 each component's mean fixed. A ``prior`` weight > 0 adds, for every model, one (or ``prior``) virtual tie
-against
-a fixed opponent of strength 0, which keeps the estimate finite when the maximum-likelihood estimate does
-not exist.
+against a fixed opponent of strength 0, which keeps the estimate finite when the maximum-likelihood estimate
+does not exist.
 """
 
 from __future__ import annotations
