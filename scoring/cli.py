@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     agreement = commands.add_parser("agreement", help="inter-rater agreement from (unit, rater, value) JSONL")
     agreement.add_argument("file")
     agreement.add_argument("--metric", required=True)
-    agreement.add_argument("--level", choices=("nominal", "ordinal", "interval", "ratio"), default="nominal")
+    agreement.add_argument("--level", choices=("nominal", "ordinal", "interval", "ratio"), default=None)
     agreement.add_argument("--weights", choices=("linear", "quadratic"), default=None)
     agreement.add_argument("--categories", type=_categories, default=None, metavar="A,B,C")
     agreement.add_argument("--max-per-unit", type=_non_negative, default=None, metavar="N")
