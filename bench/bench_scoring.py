@@ -61,7 +61,19 @@ def run_ours(path: Path, rounds: int) -> tuple[float, float, dict[str, Any]]:
     Peak RSS comes from GNU time when available: RUSAGE_CHILDREN would also count the pages a forked child
     inherits from this (larger) benchmark process before it execs.
     """
-    command = [sys.executable, "-m", "scoring", "rank", str(path), "--bootstrap", str(rounds), "--seed", "0"]
+    command = [
+        sys.executable,
+        "-m",
+        "scoring",
+        "rank",
+        str(path),
+        "--bootstrap",
+        str(rounds),
+        "--seed",
+        "0",
+        "--format",
+        "json",
+    ]
     gnu_time = Path("/usr/bin/time")
     prefix = [str(gnu_time), "-f", "%M"] if gnu_time.exists() else []
     start = time.perf_counter()

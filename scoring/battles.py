@@ -20,7 +20,7 @@ Battle = tuple[str, str, str]
 IntMatrix = NDArray[np.int64]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class BattleCounts:
     """Battle counts per ordered model pair.
 

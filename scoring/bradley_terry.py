@@ -45,7 +45,7 @@ class ModelRating:
     flags: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Leaderboard:
     """A fitted leaderboard; ``win_probability[i][j]`` is P(model i beats model j) in ``models`` order."""
 
