@@ -225,6 +225,10 @@ def sandwich_cov(
     bread = terms.neg_hess[0]
     inv = np.linalg.pinv(bread, hermitian=True) if prior == 0.0 else np.linalg.inv(bread)
     cov: Array = inv @ meat @ inv
+    if prior:
+        # Reported ratings are re-centred per component; propagate that projection.
+        project = np.eye(len(cov)) - centering_matrix(labels, len(cov) - m)
+        cov = project @ cov @ project.T
     return cov[: m + (0 if log_nu is None else 1), : m + (0 if log_nu is None else 1)]
 
 
