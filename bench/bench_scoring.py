@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
 import subprocess
 import sys
@@ -24,10 +25,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-from scipy.optimize import minimize
-from scipy.special import expit
+# Both pipelines work on small matrices; keep BLAS single-threaded so that neither burns CPU spinning threads.
+for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_name, "1")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from scipy.optimize import minimize  # noqa: E402
+from scipy.special import expit  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
@@ -55,8 +60,8 @@ def make_battles(path: Path, n_battles: int, n_models: int, seed: int) -> None:
             handle.write("".join(f'{{"model_a": "{x}", "model_b": "{y}", "winner": "{w}"}}\n' for x, y, w in rows))
 
 
-def run_ours(path: Path, rounds: int) -> tuple[float, float, dict[str, Any]]:
-    """Time ``python -m scoring rank`` as a subprocess; return seconds, peak RSS (MB) and its JSON.
+def run_ours(path: Path, rounds: int) -> tuple[float, float, float, dict[str, Any]]:
+    """Time ``python -m scoring rank`` as a subprocess; return wall s, CPU s, peak RSS (MB) and its JSON.
 
     Peak RSS comes from GNU time when available: RUSAGE_CHILDREN would also count the pages a forked child
     inherits from this (larger) benchmark process before it execs.
@@ -76,14 +81,15 @@ def run_ours(path: Path, rounds: int) -> tuple[float, float, dict[str, Any]]:
     ]
     gnu_time = Path("/usr/bin/time")
     prefix = [str(gnu_time), "-f", "%M"] if gnu_time.exists() else []
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(prefix + command, cwd=REPO_ROOT, capture_output=True, check=True, text=True)
     seconds = time.perf_counter() - start
-    if prefix:
-        peak_mb = int(done.stderr.strip().splitlines()[-1]) / 1024
-    else:
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return seconds, peak_mb, json.loads(done.stdout)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    peak_kb = int(done.stderr.strip().splitlines()[-1]) if prefix else after.ru_maxrss
+    peak_mb = peak_kb / 1024
+    return seconds, cpu, peak_mb, json.loads(done.stdout)
 
 
 def _bt_loss(ratings: np.ndarray, pairs: np.ndarray, outcomes: np.ndarray, weights: np.ndarray) -> Any:
@@ -113,9 +119,9 @@ def _baseline_fit(pairs: np.ndarray, outcomes: np.ndarray, weights: np.ndarray, 
     return 1000.0 + SCALE * x
 
 
-def run_baseline(path: Path, rounds: int, seed: int) -> tuple[float, list[str], np.ndarray]:
-    """Run the FastChat-style pipeline; return seconds, model names and point ratings."""
-    start = time.perf_counter()
+def run_baseline(path: Path, rounds: int, seed: int) -> tuple[float, float, list[str], np.ndarray]:
+    """Run the FastChat-style pipeline; return wall and CPU seconds, model names and point ratings."""
+    start, cpu_start = time.perf_counter(), time.process_time()
     df = pd.read_json(path, lines=True)
     codes, models = pd.factorize(pd.concat([df["model_a"], df["model_b"]]))
     n = len(df)
@@ -130,7 +136,7 @@ def run_baseline(path: Path, rounds: int, seed: int) -> tuple[float, list[str], 
     draws = rng.multinomial(n, counts / counts.sum(), size=rounds)
     boot = np.array([_baseline_fit(pairs, outcomes, w.astype(float), len(models)) for w in draws])
     np.quantile(boot, [0.025, 0.975], axis=0)
-    return time.perf_counter() - start, list(models), point
+    return time.perf_counter() - start, time.process_time() - cpu_start, list(models), point
 
 
 def exact_ml(path: Path) -> dict[str, float]:
@@ -182,11 +188,17 @@ def main() -> None:
         path = Path(tmp) / "battles.jsonl"
         make_battles(path, n_battles, n_models, seed=0)
         print(f"battles: {n_battles:,} among {n_models} models, file {path.stat().st_size / 1e6:.1f} MB")
-        ours_s, peak_mb, ours = run_ours(path, rounds)
-        print(f"ours:     python -m scoring rank --bootstrap {rounds}: {ours_s:8.2f} s, peak RSS {peak_mb:.0f} MB")
-        base_s, models, base_point = run_baseline(path, 100, seed=0)
-        print(f"baseline: FastChat-style, 100 bootstrap rounds:       {base_s:8.2f} s")
-        print(f"speed-up: {base_s / ours_s:.1f}x (ours does {rounds} rounds, the baseline 100)")
+        ours_s, ours_cpu, peak_mb, ours = run_ours(path, rounds)
+        print(
+            f"ours:     python -m scoring rank --bootstrap {rounds}: {ours_s:7.2f} s wall, {ours_cpu:7.2f} s CPU, "
+            f"peak RSS {peak_mb:.0f} MB"
+        )
+        base_s, base_cpu, models, base_point = run_baseline(path, 100, seed=0)
+        print(f"baseline: FastChat-style, 100 bootstrap rounds:      {base_s:7.2f} s wall, {base_cpu:7.2f} s CPU")
+        print(
+            f"speed-up: {base_s / ours_s:.1f}x wall, {base_cpu / ours_cpu:.1f}x CPU "
+            f"(ours does {rounds} rounds, the baseline 100; CPU time is the fairer figure on a busy machine)"
+        )
         exact = exact_ml(path)
         mine = {row["model"]: row["rating"] for row in ours["ratings"]}
         diff_ours = max(abs(mine[m] - exact[m]) for m in exact)

@@ -28,7 +28,14 @@ Z95 = 1.959963984540054
 
 @dataclass(frozen=True)
 class ModelRating:
-    """One model's row of the leaderboard."""
+    """One model's row of the leaderboard.
+
+    ``lower``/``upper`` bound the 95% interval (bootstrap percentiles, or rating +- 1.96 ``se`` without a
+    bootstrap); ``se`` is the analytic sandwich standard error (relative to the anchor when one is given, so
+    the anchor's own interval is a point); ``rank`` is 1 + the number of models rated strictly higher and
+    ``rank_ub`` Arena's 1 + the number of models whose lower bound exceeds this model's upper bound; ``ties``
+    counts both tie labels, ``ties_bothbad`` the second alone.
+    """
 
     model: str
     rating: float
@@ -47,7 +54,12 @@ class ModelRating:
 
 @dataclass(frozen=True, eq=False)
 class Leaderboard:
-    """A fitted leaderboard; ``win_probability[i][j]`` is P(model i beats model j) in ``models`` order."""
+    """A fitted leaderboard, best first.
+
+    ``win_probability[i][j]`` is the predicted probability that ``models[i]`` beats ``models[j]`` in a decisive
+    battle (``models`` follows the rating order); ``components`` lists the models of each connected component
+    when the comparison graph is disconnected (else it is empty).
+    """
 
     ratings: list[ModelRating]
     models: tuple[str, ...]
