@@ -11,6 +11,7 @@ N resamples of units (``rng`` makes it reproducible).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -329,11 +330,9 @@ def bootstrap_ci(
     ratings and returning an object with ``value`` (or a float) is resampled unit by unit.
     """
     generator = rng if rng is not None else np.random.default_rng()
-    try:
-        result = metric(ratings, bootstrap=n, rng=generator, **kwargs)
-    except TypeError:
+    if "bootstrap" not in inspect.signature(metric).parameters:
         return _generic_bootstrap(metric, rating_table(ratings), n, generator, kwargs)
-    ci = result.ci
+    ci = metric(ratings, bootstrap=n, rng=generator, **kwargs).ci
     assert ci is not None
     return (float(ci[0]), float(ci[1]))
 
