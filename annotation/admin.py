@@ -1,48 +1,451 @@
+"""The admin is where researchers set campaigns up: imports with a validation preview, comparisons, status, gold."""
+
 from __future__ import annotations
 
-from django.contrib import admin
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
+from django.contrib import admin, messages
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+
+from annotation import campaign_setup, importers
+from annotation.forms import (
+    CampaignAdminForm,
+    ComparisonAdminForm,
+    GenerateComparisonsForm,
+    ImportConfirmForm,
+    ImportUploadForm,
+)
+from annotation.importers import staging
 from annotation.models import Campaign, Comparison, Output, Prompt, Rater, Rating
+from evalplatform.exceptions import DomainError
+
+
+@dataclass(frozen=True)
+class ImportKind:
+    """One kind of file the campaign page can import, and the services that parse and store it."""
+
+    title: str
+    help: str
+    run: Callable[[Campaign, str, bytes, bool], importers.ImportSummary]
+
+
+def _run_outputs(campaign: Campaign, name: str, data: bytes, dry_run: bool) -> importers.ImportSummary:
+    return importers.import_outputs(campaign=campaign, parsed=importers.parse_outputs(name, data), dry_run=dry_run)
+
+
+def _run_battles(campaign: Campaign, name: str, data: bytes, dry_run: bool) -> importers.ImportSummary:
+    plan = importers.parse_battles(name, data)
+    return importers.import_battles(campaign_slug=campaign.slug, plan=plan, owner=campaign.owner, dry_run=dry_run)
+
+
+def _run_alpaca(campaign: Campaign, name: str, data: bytes, dry_run: bool) -> importers.ImportSummary:
+    plan = importers.parse_alpaca_eval(name, data)
+    return importers.import_alpaca_eval(campaign_slug=campaign.slug, plan=plan, owner=campaign.owner, dry_run=dry_run)
+
+
+def _run_gold(campaign: Campaign, name: str, data: bytes, dry_run: bool) -> importers.ImportSummary:
+    return importers.import_gold(campaign=campaign, parsed=importers.parse_gold(name, data), dry_run=dry_run)
+
+
+IMPORT_KINDS = {
+    "outputs": ImportKind(
+        "Import outputs",
+        "Long format: one row per prompt, model and output with prompt_id, prompt, model, output, optional "
+        "reference (other keys go to the output's metadata). Wide format: one row per prompt with prompt_id, prompt, "
+        "optional reference and one column output:<model> per model (an empty cell: that model has no output).",
+        _run_outputs,
+    ),
+    "battles": ImportKind(
+        "Import battles",
+        "Chatbot Arena / MT-Bench votes: model_a, model_b, winner (model_a, model_b, tie, tie (bothbad)), optional "
+        "judge, question_id, tstamp, conversation_a, conversation_b. Each battle becomes a rating.",
+        _run_battles,
+    ),
+    "alpaca_eval": ImportKind(
+        "Import AlpacaEval annotations",
+        "instruction, output_1, output_2, preference (1, 2, 1.5 or 0 for a tie), annotator or annotator_index, "
+        "optional generator_1, generator_2. Each row becomes a rating.",
+        _run_alpaca,
+    ),
+    "gold": ImportKind(
+        "Import gold answers",
+        "prompt_id, model_a, model_b, gold (model_a, model_b, tie or both_bad): the known answer of an existing "
+        "comparison, for checking annotators. Generate the comparisons first.",
+        _run_gold,
+    ),
+}
+
+
+STATUS_VERBS: dict[str, str] = {
+    Campaign.Status.ACTIVE: "Open",
+    Campaign.Status.PAUSED: "Pause",
+    Campaign.Status.CLOSED: "Close",
+}
+
+
+def _user_id(request: HttpRequest) -> int:
+    assert request.user.pk is not None  # admin views require a signed-in user
+    return int(request.user.pk)
+
+
+def _count(queryset: QuerySet[Any], group_by: str, aggregate: Any) -> Coalesce:
+    """Return a correlated COUNT subquery, so the changelist needs one query however many campaigns it shows."""
+    counted = queryset.order_by().values(group_by).annotate(n=aggregate).values("n")
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+def visible_campaigns(request: HttpRequest) -> QuerySet[Any, Any] | None:
+    """Return the campaigns a non-superuser may manage (owner or researcher); None means every campaign."""
+    user = request.user
+    if not isinstance(user, User) or user.is_superuser:
+        return None
+    return Campaign.objects.filter(Q(owner=user) | Q(researchers=user)).values("pk")
+
+
+class CampaignScopedAdmin(admin.ModelAdmin[Any]):
+    """Show researchers only the rows of their own campaigns."""
+
+    campaign_path = "campaign"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        queryset = super().get_queryset(request)
+        mine = visible_campaigns(request)
+        return queryset if mine is None else queryset.filter(**{f"{self.campaign_path}__in": mine})
 
 
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin[Campaign]):
-    list_display = ["name", "slug", "status", "label_scheme", "ratings_per_comparison", "owner", "created_at"]
+    form = CampaignAdminForm
+    list_display = [
+        "name",
+        "slug",
+        "status",
+        "owner",
+        "prompt_count",
+        "model_count",
+        "comparison_count",
+        "rating_count",
+        "created_at",
+    ]
     list_filter = ["status", "label_scheme"]
+    list_select_related = ["owner"]
     prepopulated_fields = {"slug": ["name"]}
     search_fields = ["name", "slug"]
+    filter_horizontal = ["researchers", "annotators"]
+    readonly_fields = ["status", "created_at", "updated_at"]
+    actions = ["open_campaigns", "pause_campaigns", "close_campaigns"]
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "status", "owner", "instructions"]}),
+        ("Labels", {"fields": ["label_scheme", "strength_levels", "require_rationale", "ratings_per_comparison"]}),
+        ("Pairing", {"fields": ["pairing_strategy", "pairs_per_prompt", "baseline_model"]}),
+        ("Assignments", {"fields": ["lease_seconds", "quota_per_annotator"]}),
+        ("Gold pairs", {"fields": ["gold_rate", "gold_min_answered", "gold_min_accuracy"]}),
+        ("Who may annotate", {"fields": ["annotator_group", "annotators"]}),
+        ("Researchers", {"fields": ["researchers"]}),
+        ("History", {"fields": ["created_at", "updated_at"], "classes": ["collapse"]}),
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Campaign]:
+        queryset = (
+            super()
+            .get_queryset(request)
+            .annotate(
+                prompt_count=_count(Prompt.objects.filter(campaign=OuterRef("pk")), "campaign", Count("id")),
+                model_count=_count(
+                    Output.objects.filter(prompt__campaign=OuterRef("pk")),
+                    "prompt__campaign",
+                    Count("model_name", distinct=True),
+                ),
+                comparison_count=_count(Comparison.objects.filter(campaign=OuterRef("pk")), "campaign", Count("id")),
+                rating_count=_count(
+                    Rating.objects.filter(comparison__campaign=OuterRef("pk")), "comparison__campaign", Count("id")
+                ),
+            )
+        )
+        mine = visible_campaigns(request)
+        return queryset if mine is None else queryset.filter(pk__in=mine)
+
+    @admin.display(description="prompts", ordering="prompt_count")
+    def prompt_count(self, campaign: Any) -> int:
+        return int(campaign.prompt_count)
+
+    @admin.display(description="models", ordering="model_count")
+    def model_count(self, campaign: Any) -> int:
+        return int(campaign.model_count)
+
+    @admin.display(description="comparisons", ordering="comparison_count")
+    def comparison_count(self, campaign: Any) -> int:
+        return int(campaign.comparison_count)
+
+    @admin.display(description="ratings", ordering="rating_count")
+    def rating_count(self, campaign: Any) -> int:
+        return int(campaign.rating_count)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Campaign | None = None) -> list[str]:
+        fields = list(self.readonly_fields)
+        if not getattr(request.user, "is_superuser", False):
+            fields.append("owner")  # researchers own what they create
+        return fields
+
+    def save_model(self, request: HttpRequest, obj: Campaign, form: Any, change: bool) -> None:
+        if not change and obj.owner_id is None and isinstance(request.user, User):
+            obj.owner = request.user
+        super().save_model(request, obj, form, change)
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        initial = super().get_changeform_initial_data(request)
+        initial.setdefault("owner", str(request.user.pk))
+        return initial
+
+    # Status: actions on the changelist, buttons on the change page; the service enforces the transitions.
+
+    def _change_status(self, request: HttpRequest, queryset: QuerySet[Campaign], status: str) -> None:
+        changed = 0
+        for campaign in queryset:
+            try:
+                campaign_setup.change_campaign_status(campaign=campaign, status=status)
+                changed += 1
+            except DomainError as error:
+                self.message_user(request, error.message, messages.ERROR)
+        if changed:
+            self.message_user(request, f"{changed} campaign(s) now {status}.", messages.SUCCESS)
+
+    @admin.action(description="Open selected campaigns", permissions=["change"])
+    def open_campaigns(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
+        self._change_status(request, queryset, Campaign.Status.ACTIVE)
+
+    @admin.action(description="Pause selected campaigns", permissions=["change"])
+    def pause_campaigns(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
+        self._change_status(request, queryset, Campaign.Status.PAUSED)
+
+    @admin.action(description="Close selected campaigns", permissions=["change"])
+    def close_campaigns(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
+        self._change_status(request, queryset, Campaign.Status.CLOSED)
+
+    def get_urls(self) -> list[URLPattern]:
+        def view(fn: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+            return self.admin_site.admin_view(fn)
+
+        # Before the default URLs: their "<path:object_id>/" would swallow these.
+        return [
+            path("<path:object_id>/import/<str:kind>/", view(self.import_view), name="annotation_campaign_import"),
+            path("<path:object_id>/generate/", view(self.generate_view), name="annotation_campaign_generate"),
+            path("<path:object_id>/status/<str:status>/", view(self.status_view), name="annotation_campaign_status"),
+            *super().get_urls(),
+        ]
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Campaign | None = None,
+    ) -> HttpResponse:
+        if obj is not None:
+            context["import_kinds"] = [(kind, spec.title) for kind, spec in IMPORT_KINDS.items()]
+            context["next_statuses"] = [
+                (status, STATUS_VERBS[status])
+                for status in STATUS_VERBS
+                if status in campaign_setup.TRANSITIONS[obj.status]
+            ]
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def _campaign_for_change(self, request: HttpRequest, object_id: str) -> Campaign:
+        campaign = self.get_object(request, object_id)
+        if campaign is None:
+            raise Http404("No such campaign.")
+        if not self.has_change_permission(request, campaign):
+            raise PermissionDenied
+        return campaign
+
+    def _page(
+        self, request: HttpRequest, campaign: Campaign, template: str, title: str, **context: Any
+    ) -> HttpResponse:
+        context.update(
+            self.admin_site.each_context(request),
+            opts=self.opts,
+            original=campaign,
+            title=title,
+            change_url=reverse("admin:annotation_campaign_change", args=[campaign.pk]),
+        )
+        return TemplateResponse(request, f"admin/annotation/campaign/{template}", context)
+
+    def import_view(self, request: HttpRequest, object_id: str, kind: str) -> HttpResponse:
+        """Upload a file, preview its validation (line errors or a summary), then confirm to store it atomically."""
+        campaign = self._campaign_for_change(request, object_id)
+        spec = IMPORT_KINDS.get(kind)
+        if spec is None:
+            raise Http404("No such import.")
+        page = {"kind": kind, "spec": spec}
+        if request.method == "POST" and "token" in request.POST:
+            return self._confirm_import(request, campaign, kind, spec, page)
+        form = ImportUploadForm(request.POST or None, request.FILES or None)
+        if request.method != "POST" or not form.is_valid():
+            return self._page(request, campaign, "import.html", spec.title, form=form, **page)
+        upload = form.cleaned_data["file"]
+        name, data = upload.name, upload.read()
+        try:
+            summary = spec.run(campaign, name, data, True)
+        except importers.ImportRefused as refused:
+            return self._page(
+                request, campaign, "import.html", spec.title, form=ImportUploadForm(), refused=refused, **page
+            )
+        except DomainError as error:
+            return self._page(request, campaign, "import.html", spec.title, form=form, error=error.message, **page)
+        token = staging.stage_upload(
+            name=name, data=data, campaign_id=campaign.pk, kind=kind, user_id=_user_id(request)
+        )
+        confirm = ImportConfirmForm(initial={"token": token})
+        return self._page(request, campaign, "import.html", spec.title, summary=summary, confirm=confirm, **page)
+
+    def _confirm_import(
+        self, request: HttpRequest, campaign: Campaign, kind: str, spec: ImportKind, page: dict[str, Any]
+    ) -> HttpResponse:
+        form = ImportConfirmForm(request.POST)
+        token = request.POST.get("token", "")
+        try:
+            if not form.is_valid():
+                raise DomainError("the confirmation is missing its upload: upload the file again")
+            staged = staging.load_staged(token, campaign_id=campaign.pk, kind=kind, user_id=_user_id(request))
+            summary = spec.run(campaign, staged.name, staged.data, False)
+        except importers.ImportRefused as refused:
+            return self._page(
+                request, campaign, "import.html", spec.title, form=ImportUploadForm(), refused=refused, **page
+            )
+        except DomainError as error:
+            upload = ImportUploadForm()
+            return self._page(request, campaign, "import.html", spec.title, form=upload, error=error.message, **page)
+        staging.discard_staged(token)
+        self.log_change(request, campaign, f"{spec.title}: {summary.describe()}")
+        self.message_user(request, f"{spec.title}: {summary.describe()}", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:annotation_campaign_change", args=[campaign.pk]))
+
+    def generate_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Generate comparisons by strategy; pairs that exist are kept and counted."""
+        campaign = self._campaign_for_change(request, object_id)
+        names = (
+            Output.objects.filter(prompt__campaign=campaign)
+            .values_list("model_name", flat=True)
+            .order_by("model_name")
+            .distinct()
+        )
+        models = sorted(name for name in names if name)
+        initial = {
+            "strategy": campaign.pairing_strategy,
+            "k": campaign.pairs_per_prompt,
+            "baseline_model": campaign.baseline_model,
+        }
+        form = GenerateComparisonsForm(request.POST or None, initial=initial, models=models)
+        if request.method == "POST" and form.is_valid():
+            try:
+                report = campaign_setup.generate_comparisons(campaign=campaign, **form.cleaned_data)
+            except DomainError as error:
+                form.add_error(error.field if error.field in form.fields else None, error.message)
+            else:
+                self.log_change(request, campaign, report.describe())
+                self.message_user(request, report.describe(), messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:annotation_campaign_change", args=[campaign.pk]))
+        return self._page(request, campaign, "generate.html", "Generate comparisons", form=form, models=models)
+
+    def status_view(self, request: HttpRequest, object_id: str, status: str) -> HttpResponse:
+        """Confirm, then apply, a status change (open, pause, close)."""
+        campaign = self._campaign_for_change(request, object_id)
+        if status not in Campaign.Status.values:
+            raise Http404("No such status.")
+        label = Campaign.Status(status).label
+        if request.method == "POST":
+            try:
+                campaign_setup.change_campaign_status(campaign=campaign, status=status)
+            except DomainError as error:
+                self.message_user(request, error.message, messages.ERROR)
+            else:
+                self.log_change(request, campaign, f"Status: {status}")
+                self.message_user(request, f"{campaign} is now {label.lower()}.", messages.SUCCESS)
+            return HttpResponseRedirect(reverse("admin:annotation_campaign_change", args=[campaign.pk]))
+        title = f"{STATUS_VERBS.get(status, 'Change')} {campaign}"
+        return self._page(request, campaign, "status.html", title, status=status, label=label)
 
 
 @admin.register(Prompt)
-class PromptAdmin(admin.ModelAdmin[Prompt]):
-    list_display = ["external_id", "campaign"]
+class PromptAdmin(CampaignScopedAdmin):
+    list_display = ["external_id", "campaign", "short_text"]
     list_filter = ["campaign"]
+    list_select_related = ["campaign"]
     search_fields = ["external_id", "text"]
+    raw_id_fields = ["campaign"]
+
+    @admin.display(description="text")
+    def short_text(self, prompt: Prompt) -> str:
+        return prompt.text[:100]
 
 
 @admin.register(Output)
-class OutputAdmin(admin.ModelAdmin[Output]):
+class OutputAdmin(CampaignScopedAdmin):
+    campaign_path = "prompt__campaign"
     list_display = ["id", "model_name", "prompt"]
     list_filter = ["model_name"]
+    list_select_related = ["prompt"]
     raw_id_fields = ["prompt"]
+    search_fields = ["text", "prompt__external_id"]
+
+
+class GoldFilter(admin.SimpleListFilter):
+    title = "gold"
+    parameter_name = "gold"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Gold pairs"), ("no", "Not gold")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() in ("yes", "no"):
+            return queryset.filter(gold_verdict__isnull=self.value() == "no")
+        return queryset
 
 
 @admin.register(Comparison)
-class ComparisonAdmin(admin.ModelAdmin[Comparison]):
-    list_display = ["id", "campaign", "prompt", "output_a", "output_b", "gold_verdict"]
-    list_filter = ["campaign"]
-    raw_id_fields = ["prompt", "output_a", "output_b", "gold_winner"]
+class ComparisonAdmin(CampaignScopedAdmin):
+    """Comparisons come from generation and imports; here researchers set gold answers."""
+
+    form = ComparisonAdminForm
+    list_display = ["id", "campaign", "prompt", "output_a", "output_b", "gold_verdict", "gold_winner"]
+    list_filter = ["campaign", GoldFilter]
+    list_select_related = ["campaign", "prompt", "output_a", "output_b", "gold_winner"]
+    readonly_fields = ["campaign", "prompt", "output_a", "output_b", "random_key", "created_at"]
+    fields = ["campaign", "prompt", "output_a", "output_b", "gold_verdict", "gold_winner", "random_key", "created_at"]
+    actions = ["clear_gold"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Clear the gold answer of selected comparisons", permissions=["change"])
+    def clear_gold(self, request: HttpRequest, queryset: QuerySet[Comparison]) -> None:
+        cleared = queryset.update(gold_verdict=None, gold_winner=None)
+        self.message_user(request, f"{cleared} comparison(s) are no longer gold.", messages.SUCCESS)
 
 
 @admin.register(Rater)
 class RaterAdmin(admin.ModelAdmin[Rater]):
     list_display = ["name", "kind", "user", "pseudonym"]
     list_filter = ["kind"]
+    list_select_related = ["user"]
     search_fields = ["name"]
+    raw_id_fields = ["user"]
 
 
 @admin.register(Rating)
-class RatingAdmin(admin.ModelAdmin[Rating]):
+class RatingAdmin(CampaignScopedAdmin):
+    campaign_path = "comparison__campaign"
     list_display = ["id", "comparison", "rater", "verdict", "winner", "source", "created_at"]
     list_filter = ["source", "verdict", "comparison__campaign"]
+    list_select_related = ["comparison", "rater", "winner"]
     raw_id_fields = ["comparison", "rater", "assignment", "winner", "left_output"]

@@ -14,6 +14,12 @@ from tests import factories
 SHARED_DATA = factories.SHARED_DATA
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: Any) -> None:
+    """Hash the personas' passwords cheaply: the default hasher makes each user cost half a second."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def researcher(db: None) -> User:
     user = factories.UserFactory.create(username="rita", is_staff=True)

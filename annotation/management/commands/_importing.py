@@ -1,0 +1,43 @@
+"""Shared plumbing for the import commands: read the file, run the service, print the outcome."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from django.contrib.auth.models import User
+from django.core.management.base import BaseCommand, CommandError
+
+from annotation.importers import ImportRefused, ImportSummary
+from evalplatform.exceptions import DomainError
+
+
+def read_file(path: str) -> bytes:
+    """Return the file's bytes, or fail with a clear message."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise CommandError(f"{path}: cannot read: {exc.strerror}") from exc
+
+
+def resolve_owner(username: str | None) -> User | None:
+    """Return the named user, else the first superuser (None when there is none)."""
+    if username:
+        user = User.objects.filter(username=username).first()
+        if user is None:
+            raise CommandError(f"--owner: no user named {username!r}")
+        return user
+    return User.objects.filter(is_superuser=True).order_by("id").first()
+
+
+def run_import(command: BaseCommand, work: Callable[[], ImportSummary]) -> None:
+    """Run an import and print its summary; a refused file fails the command with every line error."""
+    try:
+        summary = work()
+    except ImportRefused as refused:
+        raise CommandError(refused.render()) from refused
+    except DomainError as error:
+        raise CommandError(error.message) from error
+    if summary.campaign_created:
+        command.stdout.write("created the campaign")
+    command.stdout.write(command.style.SUCCESS(summary.describe()))

@@ -1,0 +1,246 @@
+"""Campaign setup in the admin, through the Django test client, as researchers and annotators."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from annotation.models import Campaign, Comparison, Output, Prompt
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+PASSWORD = "correct horse battery staple"
+OUTPUTS = (
+    b'{"prompt_id": "p1", "prompt": "Hi?", "model": "m1", "output": "Hello"}\n'
+    b'{"prompt_id": "p1", "prompt": "Hi?", "model": "m2", "output": "Hey"}\n'
+    b'{"prompt_id": "p2", "prompt": "Bye?", "model": "m1", "output": "Bye"}\n'
+)
+
+
+@pytest.fixture
+def rita(client: Client, researcher: User) -> Client:
+    client.force_login(researcher)
+    return client
+
+
+@pytest.fixture
+def draft(researcher: User) -> Campaign:
+    return factories.CampaignFactory.create(owner=researcher, slug="draft")
+
+
+def _url(name: str, *args: object) -> str:
+    return reverse(f"admin:annotation_campaign_{name}", args=args)
+
+
+def test_a_researcher_logs_into_the_admin(client: Client, researcher: User) -> None:
+    response = client.post(reverse("admin:login"), {"username": "rita", "password": PASSWORD, "next": "/admin/"})
+
+    assert response.status_code == 302
+    assert client.get("/admin/annotation/campaign/").status_code == 200
+
+
+def test_an_annotator_is_refused_by_the_admin_login_and_gets_403_once_signed_in(
+    client: Client, annotator: User
+) -> None:
+    response = client.post(reverse("admin:login"), {"username": "alice", "password": PASSWORD, "next": "/admin/"})
+    assert response.status_code == 200
+    assert b"staff account" in response.content
+
+    client.force_login(annotator)
+    assert client.get("/admin/").status_code == 403
+    assert client.get("/admin/annotation/campaign/").status_code == 403
+
+
+def test_the_campaign_list_shows_counts_in_a_fixed_number_of_queries(rita: Client, campaign: Campaign) -> None:
+    def list_queries() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            response = rita.get(_url("changelist"))
+        assert response.status_code == 200
+        return len(queries)
+
+    one = list_queries()
+    for _ in range(3):
+        factories.populate_campaign(
+            factories.CampaignFactory.create(owner=campaign.owner), prompts=2, models=["a", "b"]
+        )
+    response = rita.get(_url("changelist"))
+
+    assert list_queries() == one
+    counts = {c.slug: (c.prompt_count, c.model_count, c.comparison_count) for c in response.context["cl"].result_list}
+    assert counts[campaign.slug] == (4, 3, 12)
+    assert b'<td class="field-prompt_count">4</td>' in response.content
+
+
+def test_a_researcher_sees_only_the_campaigns_they_own_or_research(rita: Client, draft: Campaign) -> None:
+    factories.CampaignFactory.create(name="Someone else's")
+
+    content = rita.get(_url("changelist")).content.decode()
+
+    assert draft.name in content
+    assert "Someone else&#x27;s" not in content
+
+
+def test_a_new_campaign_is_owned_by_the_researcher_who_creates_it(rita: Client, researcher: User) -> None:
+    form = {
+        "name": "Fresh",
+        "slug": "fresh",
+        "instructions": "",
+        "label_scheme": "four_way",
+        "strength_levels": 0,
+        "ratings_per_comparison": 3,
+        "pairing_strategy": "all_pairs",
+        "lease_seconds": 600,
+        "gold_rate": 0.1,
+        "gold_min_answered": 5,
+        "gold_min_accuracy": 0.6,
+    }
+
+    response = rita.post(_url("add"), form)
+
+    assert response.status_code == 302, response.content
+    assert Campaign.objects.get(slug="fresh").owner == researcher
+
+
+def test_import_outputs_previews_a_summary_then_saves_on_confirm(rita: Client, draft: Campaign) -> None:
+    upload = SimpleUploadedFile("outputs.jsonl", OUTPUTS)
+
+    preview = rita.post(_url("import", draft.pk, "outputs"), {"file": upload})
+
+    assert preview.status_code == 200
+    assert b"Ready to import outputs.jsonl" in preview.content
+    assert re.search(
+        rb"<th>Prompts</th><td>2</td>.*<th>Models</th><td>2</td>.*<th>Outputs</th><td>3</td>", preview.content, re.S
+    )
+    assert not Prompt.objects.filter(campaign=draft).exists()
+
+    token = preview.context["confirm"].initial["token"]
+    done = rita.post(_url("import", draft.pk, "outputs"), {"token": token})
+
+    assert done.status_code == 302
+    assert Output.objects.filter(prompt__campaign=draft).count() == 3
+    assert rita.post(_url("import", draft.pk, "outputs"), {"token": token}).status_code == 200  # not twice
+    assert Output.objects.filter(prompt__campaign=draft).count() == 3
+
+
+def test_import_outputs_preview_lists_line_errors_and_saves_nothing(rita: Client, draft: Campaign) -> None:
+    bad = OUTPUTS + b'{"prompt_id": "p3", "prompt": "Q", "model": "m1"}\n{"prompt_id": "p3"\n'
+
+    preview = rita.post(_url("import", draft.pk, "outputs"), {"file": SimpleUploadedFile("bad.jsonl", bad)})
+
+    assert b"The file was refused: 2 errors" in preview.content
+    assert b"bad.jsonl:4: output: missing field" in preview.content
+    assert b"bad.jsonl:5: json: invalid JSON" in preview.content
+    assert b"Confirm import" not in preview.content
+    assert not Prompt.objects.filter(campaign=draft).exists()
+
+
+def test_a_confirmation_token_is_only_good_for_its_own_user(rita: Client, draft: Campaign, researcher: User) -> None:
+    preview = rita.post(_url("import", draft.pk, "outputs"), {"file": SimpleUploadedFile("o.jsonl", OUTPUTS)})
+    token = preview.context["confirm"].initial["token"]
+    colleague = factories.UserFactory.create(username="ravi", is_superuser=True, is_staff=True)
+    other = Client()
+    other.force_login(colleague)
+
+    response = other.post(_url("import", draft.pk, "outputs"), {"token": token})
+
+    assert b"belongs to another import" in response.content
+    assert not Prompt.objects.filter(campaign=draft).exists()
+
+
+def test_import_battles_from_the_campaign_page(rita: Client, draft: Campaign) -> None:
+    battles = b'[{"question_id": 1, "model_a": "m1", "model_b": "m2", "winner": "model_b", "judge": "e1"}]'
+    preview = rita.post(_url("import", draft.pk, "battles"), {"file": SimpleUploadedFile("b.json", battles)})
+
+    rita.post(_url("import", draft.pk, "battles"), {"token": preview.context["confirm"].initial["token"]})
+
+    assert draft.comparisons.get().ratings.get().winner.model_name == "m2"  # type: ignore[union-attr]
+
+
+def test_generate_comparisons_from_the_campaign_page(rita: Client, draft: Campaign) -> None:
+    factories.populate_campaign(draft, prompts=0, models=[])
+    for i in range(2):
+        prompt = Prompt.objects.create(campaign=draft, external_id=f"p{i}", text="Q")
+        Output.objects.bulk_create(Output(prompt=prompt, model_name=m, text=m) for m in ["a", "b", "c"])
+
+    page = rita.get(_url("generate", draft.pk))
+    response = rita.post(_url("generate", draft.pk), {"strategy": "baseline", "baseline_model": "a"}, follow=True)
+
+    assert b'<option value="c">c</option>' in page.content
+    assert Comparison.objects.filter(campaign=draft).count() == 4
+    assert b"4 comparisons created, 0 already present" in response.content
+
+
+def test_generate_form_requires_k_for_random_pairs(rita: Client, draft: Campaign) -> None:
+    response = rita.post(_url("generate", draft.pk), {"strategy": "random_k"})
+
+    assert b"The random-pairs strategy needs k." in response.content
+
+
+def test_status_buttons_follow_the_allowed_transitions(rita: Client, campaign: Campaign) -> None:
+    change_page = rita.get(_url("change", campaign.pk)).content
+    assert _url("status", campaign.pk, "paused").encode() in change_page
+    assert _url("status", campaign.pk, "draft").encode() not in change_page
+
+    rita.post(_url("status", campaign.pk, "closed"))
+    refused = rita.post(_url("status", campaign.pk, "active"), follow=True)
+
+    campaign.refresh_from_db()
+    assert campaign.status == "closed"
+    assert b"is closed: it cannot become active" in refused.content
+
+
+def test_open_action_opens_drafts_and_reports_refusals(rita: Client, campaign: Campaign, draft: Campaign) -> None:
+    campaign_draft = factories.CampaignFactory.create(owner=campaign.owner)
+    factories.populate_campaign(campaign_draft, prompts=1, models=["a", "b"])
+
+    response = rita.post(
+        _url("changelist"),
+        {"action": "open_campaigns", "_selected_action": [campaign_draft.pk, draft.pk]},
+        follow=True,
+    )
+
+    campaign_draft.refresh_from_db()
+    assert campaign_draft.status == "active"
+    assert b"has no comparisons" in response.content
+
+
+def test_gold_answers_are_set_on_the_comparison_page(rita: Client, campaign: Campaign) -> None:
+    comparison = campaign.comparisons.first()
+    assert comparison is not None
+    url = reverse("admin:annotation_comparison_change", args=[comparison.pk])
+
+    wrong = rita.post(url, {"gold_verdict": "tie", "gold_winner": comparison.output_a_id})
+    right = rita.post(url, {"gold_verdict": "win", "gold_winner": comparison.output_b_id})
+
+    assert b"Only a gold win has a winning output" in wrong.content
+    assert right.status_code == 302
+    comparison.refresh_from_db()
+    assert comparison.gold_winner_id == comparison.output_b_id
+
+
+def test_the_campaign_form_explains_what_the_baseline_strategy_needs(rita: Client, draft: Campaign) -> None:
+    response = rita.post(_url("add"), {"name": "B", "slug": "b", "pairing_strategy": "baseline"})
+
+    assert b"The baseline strategy needs the name of the baseline model." in response.content
+    assert not Campaign.objects.filter(slug="b").exists()
+
+
+def test_a_researcher_sees_only_the_comparisons_and_prompts_of_their_campaigns(
+    rita: Client, campaign: Campaign
+) -> None:
+    stranger = factories.CampaignFactory.create()
+    factories.populate_campaign(stranger, prompts=2, models=["a", "b"])
+
+    comparisons = rita.get(reverse("admin:annotation_comparison_changelist")).context["cl"].result_count
+    prompts = rita.get(reverse("admin:annotation_prompt_changelist")).context["cl"].result_count
+
+    assert (comparisons, prompts) == (12, 4)
