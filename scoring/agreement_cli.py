@@ -74,7 +74,6 @@ def agreement_payload(args: argparse.Namespace) -> dict[str, Any]:
     if args.metric == "krippendorff_alpha":
         return krippendorff_alpha(table, level=args.level or "nominal", **common).to_dict()
     if args.metric in ("cohen_kappa", "scott_pi"):
-        return getattr(agreement, args.metric)(table, weights=args.weights, **common).to_dict()  # type: ignore[no-any-return]
-    if args.metric in ("gwet_ac1", "brennan_prediger"):
-        return getattr(agreement, args.metric)(table, **common).to_dict()  # type: ignore[no-any-return]
-    return getattr(agreement, args.metric)(table, **common).to_dict()  # type: ignore[no-any-return]
+        common["weights"] = args.weights
+    result: agreement.AgreementResult = getattr(agreement, args.metric)(table, **common)
+    return result.to_dict()
