@@ -5,7 +5,8 @@ of 1000 within each connected component unless an anchor is given. Ties count ha
 Arena) or follow Davidson's (1970) model. When the maximum-likelihood estimate does not exist (a model, or a
 group of models, never loses or never wins against the rest of its component) every model gets ``prior``
 virtual ties against a 1000-rated opponent; the leaderboard says so in ``warnings`` and flags models with only
-wins (``only_wins``) or only losses (``only_losses``).
+wins (``only_wins``) or only losses (``only_losses``); a model without battles (possible with counts) is flagged
+``no_votes`` and sits alone in its own component at 1000.
 """
 
 from __future__ import annotations
@@ -250,6 +251,8 @@ def _rating_se(
 def _flags(totals: dict[str, NDArray[np.int64]], i: int) -> tuple[str, ...]:
     """Return the degenerate-data flags of model ``i``."""
     wins, losses, ties = int(totals["wins"][i]), int(totals["losses"][i]), int(totals["ties"][i])
+    if not wins and not losses and not ties:
+        return ("no_votes",)
     if wins and not losses and not ties:
         return ("only_wins",)
     if losses and not wins and not ties:
