@@ -120,7 +120,7 @@ def _baseline_fit(pairs: np.ndarray, outcomes: np.ndarray, weights: np.ndarray, 
         method="L-BFGS-B",
         options={"maxiter": 100, "gtol": 1e-6},
     )
-    x = result.x - result.x.mean()
+    x: np.ndarray = result.x - result.x.mean()
     return 1000.0 + SCALE * x
 
 
@@ -163,7 +163,7 @@ def exact_ml(path: Path) -> dict[str, float]:
 
     def hess(theta: np.ndarray) -> np.ndarray:
         p = expit(theta[:, None] - theta[None, :])
-        h = -total * p * (1 - p)
+        h: np.ndarray = -total * p * (1 - p)
         np.fill_diagonal(h, -h.sum(axis=1))
         return h + 1.0 / m
 
