@@ -449,3 +449,24 @@ class RatingAdmin(CampaignScopedAdmin):
     list_filter = ["source", "verdict", "comparison__campaign"]
     list_select_related = ["comparison", "rater", "winner"]
     raw_id_fields = ["comparison", "rater", "assignment", "winner", "left_output"]
+
+
+# --- Annotator status (assignment engine) ---
+from annotation.models import AnnotatorStatus  # noqa: E402
+
+
+@admin.register(AnnotatorStatus)
+class AnnotatorStatusAdmin(CampaignScopedAdmin):
+    """Why an annotator was paused in a campaign (gold accuracy), and a way to resume them."""
+
+    list_display = ["rater", "campaign", "rated_count", "gold_answered", "gold_correct", "paused", "paused_reason"]
+    list_filter = ["paused", "campaign"]
+    search_fields = ["rater__name"]
+    readonly_fields = ["rated_count", "gold_answered", "gold_correct", "paused", "paused_reason", "paused_at"]
+    raw_id_fields = ["campaign", "rater"]
+    actions = ["resume"]
+
+    @admin.action(description="Resume the selected annotators (clear the pause)")
+    def resume(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        resumed = queryset.filter(paused=True).update(paused=False, paused_reason="", paused_at=None)
+        self.message_user(request, f"Resumed {resumed} annotator(s).")

@@ -189,6 +189,11 @@ class Comparison(models.Model):
     )
     gold_winner = models.ForeignKey(Output, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     random_key = models.FloatField(default=new_random_key, help_text="Uniform in [0, 1): sampling order.")
+    filled = models.PositiveSmallIntegerField(
+        default=0,
+        editable=False,
+        help_text="Assignments holding a slot (leased or rated), kept by the assignment engine.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -211,6 +216,15 @@ class Comparison(models.Model):
         indexes = [
             models.Index(fields=["campaign", "random_key"], name="comparison_sampling_idx"),
             models.Index(fields=["prompt"], name="comparison_prompt_idx"),
+            # The claim query walks these: fullest unfinished comparisons first, from a random point in the key space.
+            models.Index(
+                fields=["campaign", "filled", "random_key"],
+                condition=Q(gold_verdict__isnull=True),
+                name="comparison_claim_idx",
+            ),
+            models.Index(
+                fields=["campaign", "random_key"], condition=Q(gold_verdict__isnull=False), name="comparison_gold_idx"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -273,6 +287,8 @@ class Assignment(models.Model):
         indexes = [
             models.Index(fields=["comparison", "state"], name="assignment_comparison_state"),
             models.Index(fields=["rater", "state"], name="assignment_rater_state"),
+            # Expired leases are found by the claim itself, oldest first.
+            models.Index(fields=["lease_expires_at"], condition=Q(state="leased"), name="assignment_live_lease_idx"),
         ]
 
     def __str__(self) -> str:
@@ -339,3 +355,38 @@ class Rating(models.Model):
 
     def __str__(self) -> str:
         return f"rating #{self.pk}"
+
+
+class AnnotatorStatus(models.Model):
+    """One annotator's standing in one campaign: ratings given, gold accuracy, and whether they are paused."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="annotator_statuses")
+    rater = models.ForeignKey(Rater, on_delete=models.CASCADE, related_name="campaign_statuses")
+    rated_count = models.PositiveIntegerField(default=0, help_text="Ratings given in this campaign, gold included.")
+    gold_answered = models.PositiveIntegerField(default=0)
+    gold_correct = models.PositiveIntegerField(default=0)
+    paused = models.BooleanField(default=False, help_text="A paused annotator gets no more comparisons here.")
+    paused_reason = models.TextField(blank=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["campaign", "rater"]
+        verbose_name_plural = "annotator statuses"
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "rater"], name="annotator_status_once_per_campaign"),
+            models.CheckConstraint(condition=Q(gold_correct__lte=F("gold_answered")), name="annotator_gold_correct"),
+            models.CheckConstraint(condition=Q(gold_answered__lte=F("rated_count")), name="annotator_gold_answered"),
+            models.CheckConstraint(
+                condition=Q(paused=True, paused_at__isnull=False) & ~Q(paused_reason="")
+                | Q(paused=False, paused_at__isnull=True, paused_reason=""),
+                name="annotator_paused_has_reason",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rater} in {self.campaign}"
+
+    @property
+    def gold_accuracy(self) -> float | None:
+        return self.gold_correct / self.gold_answered if self.gold_answered else None

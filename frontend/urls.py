@@ -8,4 +8,5 @@ app_name = "frontend"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("campaigns/<int:campaign_id>/rate/", views.rate, name="rate"),
 ]

@@ -18,6 +18,7 @@ from scoring.bradley_terry import Leaderboard, ModelRating, bradley_terry, bradl
 from scoring.elo import EloRating, EloResult, elo
 from scoring.krippendorff import krippendorff_alpha
 from scoring.llm_agreement import LooModeAgreement, MTBenchAgreement, loo_mode_agreement, mtbench_agreement
+from scoring.loaders import InputError, read_battle_counts, read_battles, read_ratings
 from scoring.position import PositionBias, PositionConsistency, position_bias, position_consistency
 from scoring.ratings import RatingTable, rating_table, rating_table_from_matrix
 
@@ -27,6 +28,7 @@ __all__ = [
     "BattleCounts",
     "EloRating",
     "EloResult",
+    "InputError",
     "Leaderboard",
     "LooModeAgreement",
     "MTBenchAgreement",
@@ -52,5 +54,8 @@ __all__ = [
     "position_consistency",
     "rating_table",
     "rating_table_from_matrix",
+    "read_battle_counts",
+    "read_battles",
+    "read_ratings",
     "scott_pi",
 ]

@@ -2,17 +2,16 @@
 
 Conventions follow Gwet (2014), *Handbook of Inter-Rater Reliability*, 4th ed., and his irrCAC package for
 multiple raters with missing ratings: the observed agreement ``pa`` averages, over units with at least two
-ratings, the share of agreeing ordered pairs of ratings; category prevalences average each unit's shares
-over all
-units with at least one rating. Two-rater coefficients (Cohen, Scott) use the units both raters rated.
+ratings, the share of agreeing ordered pairs of ratings; category prevalences average each unit's shares over
+all units with at least one rating. Two-rater coefficients (Cohen, Scott) use the units both raters rated.
 Every function returns ``nan`` when no unit has two ratings (or chance agreement is 1), and raises ValueError
-when fewer raters than the coefficient needs are present. ``bootstrap=N`` adds a 95% percentile interval
-from N
-resamples of units (``rng`` makes it reproducible).
+when fewer raters than the coefficient needs are present. ``bootstrap=N`` adds a 95% percentile interval from
+N resamples of units (``rng`` makes it reproducible).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -209,11 +208,27 @@ def conger_kappa(
     return _result("conger_kappa", table, features, weights, finalize, bootstrap, rng)
 
 
+def select_raters(table: RatingTable, raters: tuple[Hashable, Hashable] | None) -> RatingTable:
+    """Return the table restricted to two named raters (all raters when ``raters`` is None)."""
+    if raters is None:
+        return table
+    missing = [r for r in raters if r not in table.raters]
+    if missing:
+        raise ValueError(f"rater {missing[0]!r} has no ratings")
+    columns = [table.raters.index(r) for r in raters]
+    codes = table.codes[:, columns]
+    keep = (codes >= 0).any(axis=1)
+    units = tuple(u for u, k in zip(table.units, np.asarray(keep).ravel(), strict=True) if k)
+    return RatingTable(units, tuple(raters), table.categories, codes[keep])
+
+
 def _pair_table(table: RatingTable, metric: str) -> tuple[RatingTable, Array, NDArray[np.int64]]:
     """Return the two-rater table and joint (q*q) one-hot features of units both raters rated."""
     require_raters(table, 2, metric)
     if len(table.raters) > 2:
-        raise ValueError(f"{metric} is defined for exactly two raters; found {len(table.raters)} (pass two)")
+        raise ValueError(
+            f"{metric} is defined for exactly two raters; found {len(table.raters)} (choose two with raters=)"
+        )
     both = (table.codes >= 0).all(axis=1)
     q = len(table.categories)
     rows, weights = unique_rows(table.codes[both])
@@ -245,11 +260,13 @@ def _two_rater(
     weights: Weights,
     categories: Sequence[Hashable] | None,
     pooled: bool,
+    raters: tuple[Hashable, Hashable] | None,
     bootstrap: int,
     rng: np.random.Generator | None,
 ) -> AgreementResult:
     """Compute Cohen's kappa (rater marginals) or Scott's pi (pooled marginals)."""
-    table, features, counts = _pair_table(rating_table(ratings, categories=categories), metric)
+    table = select_raters(rating_table(ratings, categories=categories), raters)
+    table, features, counts = _pair_table(table, metric)
     q = len(table.categories)
     w = agreement_weights(q, weights)
 
@@ -273,11 +290,15 @@ def cohen_kappa(
     *,
     weights: Weights = None,
     categories: Sequence[Hashable] | None = None,
+    raters: tuple[Hashable, Hashable] | None = None,
     bootstrap: int = 0,
     rng: np.random.Generator | None = None,
 ) -> AgreementResult:
-    """Return Cohen's (1960) kappa for two raters, or Cohen's (1968) weighted kappa."""
-    return _two_rater("cohen_kappa", ratings, weights, categories, False, bootstrap, rng)
+    """Return Cohen's (1960) kappa for two raters, or Cohen's (1968) weighted kappa.
+
+    ``raters`` picks two raters out of more; units are those both rated.
+    """
+    return _two_rater("cohen_kappa", ratings, weights, categories, False, raters, bootstrap, rng)
 
 
 def scott_pi(
@@ -285,11 +306,15 @@ def scott_pi(
     *,
     weights: Weights = None,
     categories: Sequence[Hashable] | None = None,
+    raters: tuple[Hashable, Hashable] | None = None,
     bootstrap: int = 0,
     rng: np.random.Generator | None = None,
 ) -> AgreementResult:
-    """Return Scott's (1955) pi for two raters (Fleiss' kappa generalises it to more)."""
-    return _two_rater("scott_pi", ratings, weights, categories, True, bootstrap, rng)
+    """Return Scott's (1955) pi for two raters (Fleiss' kappa generalises it to more).
+
+    ``raters`` picks two raters out of more; units are those both rated.
+    """
+    return _two_rater("scott_pi", ratings, weights, categories, True, raters, bootstrap, rng)
 
 
 def bootstrap_ci(
@@ -305,11 +330,9 @@ def bootstrap_ci(
     ratings and returning an object with ``value`` (or a float) is resampled unit by unit.
     """
     generator = rng if rng is not None else np.random.default_rng()
-    try:
-        result = metric(ratings, bootstrap=n, rng=generator, **kwargs)
-    except TypeError:
+    if "bootstrap" not in inspect.signature(metric).parameters:
         return _generic_bootstrap(metric, rating_table(ratings), n, generator, kwargs)
-    ci = result.ci
+    ci = metric(ratings, bootstrap=n, rng=generator, **kwargs).ci
     assert ci is not None
     return (float(ci[0]), float(ci[1]))
 

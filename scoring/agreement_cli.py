@@ -47,10 +47,21 @@ def _match_categories(given: Sequence[str] | None, values: list[Hashable]) -> li
     return out
 
 
+def _check_options(args: argparse.Namespace) -> None:
+    """Reject options that the chosen metric would silently ignore."""
+    if args.level is not None and args.metric != "krippendorff_alpha":
+        raise ValueError("--level applies to krippendorff_alpha only")
+    if args.weights is not None and args.metric not in ("cohen_kappa", "scott_pi"):
+        raise ValueError("--weights applies to cohen_kappa and scott_pi only")
+    if args.max_per_unit is not None and args.metric != "loo_mode_agreement":
+        raise ValueError("--max-per-unit applies to loo_mode_agreement only")
+
+
 def agreement_payload(args: argparse.Namespace) -> dict[str, Any]:
     """Compute the requested metric over the file's ratings and return its JSON-ready dict."""
     if args.metric not in METRICS:
         raise ValueError(f"unknown metric {args.metric!r} (expected one of {', '.join(METRICS)})")
+    _check_options(args)
     ratings = read_ratings(args.file)
     rng = np.random.default_rng(args.seed)
     common: dict[str, Any] = {"bootstrap": args.bootstrap, "rng": rng}
@@ -61,9 +72,8 @@ def agreement_payload(args: argparse.Namespace) -> dict[str, Any]:
     categories = _match_categories(args.categories, [v for _, _, v in ratings])
     table = rating_table(ratings, categories=categories)
     if args.metric == "krippendorff_alpha":
-        return krippendorff_alpha(table, level=args.level, **common).to_dict()
+        return krippendorff_alpha(table, level=args.level or "nominal", **common).to_dict()
     if args.metric in ("cohen_kappa", "scott_pi"):
-        return getattr(agreement, args.metric)(table, weights=args.weights, **common).to_dict()  # type: ignore[no-any-return]
-    if args.metric in ("gwet_ac1", "brennan_prediger"):
-        return getattr(agreement, args.metric)(table, **common).to_dict()  # type: ignore[no-any-return]
-    return getattr(agreement, args.metric)(table, **common).to_dict()  # type: ignore[no-any-return]
+        common["weights"] = args.weights
+    result: agreement.AgreementResult = getattr(agreement, args.metric)(table, **common)
+    return result.to_dict()

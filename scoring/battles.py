@@ -20,13 +20,13 @@ Battle = tuple[str, str, str]
 IntMatrix = NDArray[np.int64]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class BattleCounts:
     """Battle counts per ordered model pair.
 
-    ``wins[i, j]`` counts battles model ``i`` won against model ``j`` (from either side);
-    ``ties`` and ``ties_bothbad`` are the symmetric matrices of the two tie labels. Which side a model
-    was shown on is not kept: the Bradley-Terry model has no position term.
+    ``wins[i, j]`` counts battles model ``i`` won against model ``j`` (from either side); ``ties`` and
+    ``ties_bothbad`` are the symmetric matrices of the two tie labels. Which side a model was shown on is not
+    kept: the Bradley-Terry model has no position term.
     """
 
     models: tuple[str, ...]
@@ -142,12 +142,13 @@ def aggregate_codes(
     first: NDArray[np.integer],
     second: NDArray[np.integer],
     outcome: NDArray[np.integer],
+    weights: NDArray[np.integer] | None = None,
 ) -> BattleCounts:
-    """Aggregate integer-coded battles (model indices into ``names`` and outcome codes 0-3)."""
+    """Aggregate integer-coded battles (indices into ``names``, outcome codes 0-3, optional multiplicities)."""
     m = len(names)
     if len(first) and (np.any(first == second)):
         bad = int(np.flatnonzero(first == second)[0])
         raise ValueError(f"battle of model {names[int(first[bad])]!r} against itself")
     keys = (first.astype(np.int64) * m + second.astype(np.int64)) * 4 + outcome.astype(np.int64)
-    cells = np.bincount(keys, minlength=m * m * 4).astype(np.int64).reshape(m, m, 4)
-    return _counts_from_cells(names, cells)
+    cells = np.bincount(keys, weights=weights, minlength=m * m * 4)
+    return _counts_from_cells(names, np.rint(cells).astype(np.int64).reshape(m, m, 4))

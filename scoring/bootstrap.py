@@ -1,10 +1,9 @@
 """Bootstrap over units for statistics built from per-unit sums.
 
 Every agreement metric here is a function of column sums of a per-unit feature matrix ``F`` (units x k).
-Resampling
-units with replacement is then the same as drawing multinomial weights over the *distinct* rows of ``F``; the
-resampled sums are one matrix product per chunk of rounds, so the cost grows with the number of distinct unit
-patterns rather than units times rounds.
+Resampling units with replacement is then the same as drawing multinomial weights over the *distinct* rows of
+``F``; the resampled sums are one matrix product per chunk of rounds, so the cost grows with the number of
+distinct unit patterns rather than units times rounds.
 """
 
 from __future__ import annotations

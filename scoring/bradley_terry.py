@@ -1,12 +1,12 @@
 """Bradley-Terry leaderboards on the Chatbot Arena scale, with bootstrap and sandwich intervals.
 
-Ratings are ``1000 + 400 * log10`` odds (``RATING_SCALE`` times the natural log-strength), centred at a
-mean of
-1000 within each connected component unless an anchor is given. Ties count half a win each way (Chatbot Arena)
-or follow Davidson's (1970) model. When the maximum-likelihood estimate does not exist (a model, or a group of
-models, never loses or never wins against the rest of its component) every model gets ``prior`` virtual ties
-against a 1000-rated opponent; the leaderboard says so in ``warnings`` and flags models with only wins
-(``only_wins``) or only losses (``only_losses``).
+Ratings are ``1000 + 400 * log10`` odds (``RATING_SCALE`` times the natural log-strength), centred at a mean
+of 1000 within each connected component unless an anchor is given. Ties count half a win each way (Chatbot
+Arena) or follow Davidson's (1970) model. When the maximum-likelihood estimate does not exist (a model, or a
+group of models, never loses or never wins against the rest of its component) every model gets ``prior``
+virtual ties against a 1000-rated opponent; the leaderboard says so in ``warnings`` and flags models with only
+wins (``only_wins``) or only losses (``only_losses``); a model without battles (possible with counts) is flagged
+``no_votes`` and sits alone in its own component at 1000.
 """
 
 from __future__ import annotations
@@ -29,7 +29,14 @@ Z95 = 1.959963984540054
 
 @dataclass(frozen=True)
 class ModelRating:
-    """One model's row of the leaderboard."""
+    """One model's row of the leaderboard.
+
+    ``lower``/``upper`` bound the 95% interval (bootstrap percentiles, or rating +- 1.96 ``se`` without a
+    bootstrap); ``se`` is the analytic sandwich standard error (relative to the anchor when one is given, so
+    the anchor's own interval is a point); ``rank`` is 1 + the number of models rated strictly higher and
+    ``rank_ub`` Arena's 1 + the number of models whose lower bound exceeds this model's upper bound; ``ties``
+    counts both tie labels, ``ties_bothbad`` the second alone.
+    """
 
     model: str
     rating: float
@@ -46,9 +53,14 @@ class ModelRating:
     flags: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Leaderboard:
-    """A fitted leaderboard; ``win_probability[i][j]`` is P(model i beats model j) in ``models`` order."""
+    """A fitted leaderboard, best first.
+
+    ``win_probability[i][j]`` is the predicted probability that ``models[i]`` beats ``models[j]`` in a decisive
+    battle (``models`` follows the rating order); ``components`` lists the models of each connected component
+    when the comparison graph is disconnected (else it is empty).
+    """
 
     ratings: list[ModelRating]
     models: tuple[str, ...]
@@ -239,6 +251,8 @@ def _rating_se(
 def _flags(totals: dict[str, NDArray[np.int64]], i: int) -> tuple[str, ...]:
     """Return the degenerate-data flags of model ``i``."""
     wins, losses, ties = int(totals["wins"][i]), int(totals["losses"][i]), int(totals["ties"][i])
+    if not wins and not losses and not ties:
+        return ("no_votes",)
     if wins and not losses and not ties:
         return ("only_wins",)
     if losses and not wins and not ties:

@@ -16,7 +16,7 @@ TieMode = Literal["half", "davidson"]
 DEFAULT_PRIOR = 1.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PointFit:
     """Point estimate on the natural log-strength scale plus diagnostics."""
 
@@ -42,9 +42,8 @@ def bootstrap_thetas(
     """Refit ``rounds`` multinomial resamples of the aggregated counts, warm-started at the point fit.
 
     Each resample redistributes all battles over the (pair, outcome) cells in proportion to their counts.
-    Rounds
-    are solved with chord-Newton steps that reuse the point fit's inverse Hessian (one matrix product per
-    step).
+    Rounds are solved with chord-Newton steps that reuse the point fit's inverse Hessian (one matrix product
+    per step).
     """
     m = len(counts.models)
     pair_i, pair_j = np.nonzero(np.triu(counts.totals) > 0)
@@ -116,11 +115,15 @@ class _ChordSolver:
         theta = np.repeat(self.x0[:, None], size, axis=1)
         work = np.empty_like(won)
         step = np.full((m, size), np.inf)
-        for _ in range(100):
-            np.subtract(theta.take(self.pair_j, axis=0), theta.take(self.pair_i, axis=0), out=work)
-            np.exp(work, out=work)
-            work += 1.0
-            np.divide(total, work, out=work)
+        # Every round starts at the point fit, so the first iteration's probabilities are shared.
+        start = 1.0 / (1.0 + np.exp(self.x0[self.pair_j] - self.x0[self.pair_i]))
+        np.multiply(total, start[:, None], out=work)
+        for iteration in range(100):
+            if iteration:
+                np.subtract(theta.take(self.pair_j, axis=0), theta.take(self.pair_i, axis=0), out=work)
+                np.exp(work, out=work)
+                work += 1.0
+                np.divide(total, work, out=work)
             expected = np.bincount(self.scatter_i(size), work.ravel(), m * size)
             expected -= np.bincount(self.scatter_j(size), work.ravel(), m * size)
             grad: NDArray[np.float64] = np.asarray(won_sum - expected, dtype=np.float64).reshape(m, size)

@@ -2,14 +2,12 @@
 
 All arrays carry a leading batch axis ``B`` so that the point fit and every bootstrap round share one code
 path: ``win[b, i, j]`` is the (possibly fractional) number of wins of ``i`` over ``j`` and ``tie[b, i, j]``
-the
-symmetric number of ties (Davidson only). Parameters are natural log-strengths ``theta`` (plus ``log nu`` for
-Davidson). Where the comparison graph has several components the likelihood is flat along each component's
+the symmetric number of ties (Davidson only). Parameters are natural log-strengths ``theta`` (plus ``log nu``
+for Davidson). Where the comparison graph has several components the likelihood is flat along each component's
 ones-vector; the solver adds that direction's outer product to the negative Hessian so that every step keeps
 each component's mean fixed. A ``prior`` weight > 0 adds, for every model, one (or ``prior``) virtual tie
-against
-a fixed opponent of strength 0, which keeps the estimate finite when the maximum-likelihood estimate does
-not exist.
+against a fixed opponent of strength 0, which keeps the estimate finite when the maximum-likelihood estimate
+does not exist.
 """
 
 from __future__ import annotations
@@ -227,6 +225,10 @@ def sandwich_cov(
     bread = terms.neg_hess[0]
     inv = np.linalg.pinv(bread, hermitian=True) if prior == 0.0 else np.linalg.inv(bread)
     cov: Array = inv @ meat @ inv
+    if prior:
+        # Reported ratings are re-centred per component; propagate that projection.
+        project = np.eye(len(cov)) - centering_matrix(labels, len(cov) - m)
+        cov = project @ cov @ project.T
     return cov[: m + (0 if log_nu is None else 1), : m + (0 if log_nu is None else 1)]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     agreement = commands.add_parser("agreement", help="inter-rater agreement from (unit, rater, value) JSONL")
     agreement.add_argument("file")
     agreement.add_argument("--metric", required=True)
-    agreement.add_argument("--level", choices=("nominal", "ordinal", "interval", "ratio"), default="nominal")
+    agreement.add_argument("--level", choices=("nominal", "ordinal", "interval", "ratio"), default=None)
     agreement.add_argument("--weights", choices=("linear", "quadratic"), default=None)
     agreement.add_argument("--categories", type=_categories, default=None, metavar="A,B,C")
     agreement.add_argument("--max-per-unit", type=_non_negative, default=None, metavar="N")
@@ -97,12 +98,15 @@ def _table(board: Leaderboard, payload: dict[str, Any]) -> str:
     """Render the leaderboard for people."""
     width = max([len(row.model) for row in board.ratings] + [5])
     elo_col = any("elo" in row for row in payload["ratings"])
-    head = f"{'rank':>4} {'ub':>3}  {'model':<{width}}  {'rating':>8}  {'95% CI':>17}  {'votes':>7}  W/L/T"
+    wlt = [f"{row.wins}/{row.losses}/{row.ties}" for row in board.ratings]
+    wlt_width = max([len(text) for text in wlt] + [5])
+    head = f"{'rank':>4} {'ub':>3}  {'model':<{width}}  {'rating':>8}  {'95% CI':>18}  {'votes':>7}  "
+    head += f"{'W/L/T':<{wlt_width}}"
     lines = [head + ("      elo" if elo_col else ""), "-" * (len(head) + (9 if elo_col else 6))]
-    for row, item in zip(board.ratings, payload["ratings"], strict=True):
+    for row, item, counts in zip(board.ratings, payload["ratings"], wlt, strict=True):
         line = (
             f"{row.rank:>4} {row.rank_ub:>3}  {row.model:<{width}}  {row.rating:8.1f}  "
-            f"[{row.lower:7.1f}, {row.upper:7.1f}]  {row.votes:>7}  {row.wins}/{row.losses}/{row.ties}"
+            f"[{row.lower:7.1f}, {row.upper:7.1f}]  {row.votes:>7}  {counts:<{wlt_width}}"
         )
         if elo_col:
             line += f"  {item['elo']:7.1f}"
@@ -143,7 +147,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MemoryError:
         print("error: out of memory", file=sys.stderr)
         return 1
-    print(output)
+    try:
+        print(output)
+    except BrokenPipeError:
+        # The reader (e.g. ``head``) went away: not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

@@ -3,9 +3,8 @@ Alpha-Reliability").
 
 alpha = 1 - (n - 1) * sum_ck o_ck delta2_ck / sum_ck n_c n_k delta2_ck, where o is the coincidence matrix of
 pairable values (units with at least two ratings), n_c its margins and n their total. For the nominal,
-interval
-and ratio levels the per-unit features are the unit's disagreement sum and its category counts; the ordinal
-metric depends on the margins, so its features are the unit's full coincidence contributions.
+interval and ratio levels the per-unit features are the unit's disagreement sum and its category counts; the
+ordinal metric depends on the margins, so its features are the unit's full coincidence contributions.
 """
 
 from __future__ import annotations
@@ -98,8 +97,7 @@ def krippendorff_alpha(
     """Return Krippendorff's alpha; nan when no unit has two ratings or all pairable values are equal.
 
     ``level`` defaults to nominal (the ``krippendorff`` package defaults to interval). Ordinal distances
-    follow the
-    category order (sorted values, or ``categories`` when given).
+    follow the category order (sorted values, or ``categories`` when given).
     """
     if level not in LEVELS:
         raise ValueError(f"level must be one of {', '.join(LEVELS)}, got {level!r}")

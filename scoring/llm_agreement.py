@@ -1,16 +1,13 @@
 """The agreement figures LLM-evaluation papers report: MT-Bench vote pairs and AlpacaEval leave-one-out.
 
-MT-Bench (Zheng et al. 2023, Table 5): every pair of votes cast by *different* raters on the same unit
-counts once;
-it agrees when both name the same winner or both are ties ("tie" and "tie (bothbad)" are one class). The
+MT-Bench (Zheng et al. 2023, Table 5): every pair of votes cast by *different* raters on the same unit counts
+once; it agrees when both name the same winner or both are ties ("tie" and "tie (bothbad)" are one class). The
 "without ties" figure leaves out every pair that contains a tie.
 
 AlpacaEval (Dubois et al. 2023): each rating is compared with the mode of the *other* ratings of its unit
 (optionally keeping only the first ``max_per_unit`` ratings of each unit, in input order); the agreement is
-the
-mean over all compared ratings. When the others' mode is not unique the rating scores 1/k if it is one of
-the k
-modes (the expected agreement under a uniformly random tie-break), else 0.
+the mean over all compared ratings. When the others' mode is not unique the rating scores 1/k if it is one of
+the k modes (the expected agreement under a uniformly random tie-break), else 0.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """Position bias of pairwise judges: the share of left choices, and consistency when the order is swapped.
 
-Verdicts are positional Arena labels: ``model_a`` (the left/first answer), ``model_b`` (right/second),
-``tie`` or
-``tie (bothbad)``; ``left``/``right``/``first``/``second`` are accepted as synonyms. Intervals are 95%
-Wilson score
-intervals.
+Verdicts are positional Arena labels: ``model_a`` (the left/first answer), ``model_b`` (right/second), ``tie``
+or ``tie (bothbad)``; ``left``/``right``/``first``/``second`` are accepted as synonyms. Intervals are 95%
+Wilson score intervals.
 """
 
 from __future__ import annotations
@@ -81,11 +79,9 @@ class PositionConsistency:
 def position_consistency(verdict_pairs: Iterable[tuple[str, str]]) -> PositionConsistency:
     """Return the share of consistent verdicts over (original order, swapped order) positional verdict pairs.
 
-    Consistent: the swapped verdict is the mirror image (model_a <-> model_b, tie <-> tie).
-    ``favours_first`` counts
-    pairs that chose the first position both times, ``favours_second`` the second both times; ``other``
-    counts a
-    tie in one order and a win in the other.
+    Consistent: the swapped verdict is the mirror image (model_a <-> model_b, tie <-> tie). ``favours_first``
+    counts pairs that chose the first position both times, ``favours_second`` the second both times; ``other``
+    counts a tie in one order and a win in the other.
     """
     consistent = first = second = other = 0
     for original, swapped in verdict_pairs:

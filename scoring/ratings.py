@@ -13,7 +13,7 @@ Triple = tuple[Hashable, Hashable, Hashable]
 MISSING = -1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RatingTable:
     """Ratings coded as category indices: ``codes[u, r]`` is the category of unit u by rater r, or -1."""
 

@@ -199,3 +199,11 @@ def test_bootstrap_ci_resamples_any_callable_by_units() -> None:
 
     low, high = bootstrap_ci(share_of_ones, table, n=200, rng=np.random.default_rng(0))
     assert low <= share_of_ones(table) <= high
+
+
+def test_cohen_kappa_can_pick_two_raters_out_of_more() -> None:
+    ratings = [(u, r, (u + (r == "c")) % 3) for u in range(10) for r in ("a", "b", "c")]
+    assert cohen_kappa(ratings, raters=("a", "b")).value == pytest.approx(1.0)
+    assert cohen_kappa(ratings, raters=("a", "c")).value < 0.5
+    with pytest.raises(ValueError, match="'z'"):
+        cohen_kappa(ratings, raters=("a", "z"))

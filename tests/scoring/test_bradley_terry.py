@@ -189,3 +189,10 @@ def test_to_dict_has_the_documented_keys() -> None:
     keys = {"model", "rating", "lower", "upper", "rank", "rank_ub", "votes", "wins", "losses", "ties"}
     assert keys <= set(payload["ratings"][0])
     assert payload["win_probability"]["models"] == [row["model"] for row in payload["ratings"]]
+
+
+def test_a_model_without_battles_is_flagged_and_isolated() -> None:
+    counts = BattleCounts.from_arrays(["a", "b", "idle"], [[0, 3, 0], [1, 0, 0], [0, 0, 0]])
+    board = bradley_terry_from_counts(counts)
+    assert board.rating("idle").flags == ("no_votes",)
+    assert board.components == [["a", "b"], ["idle"]]

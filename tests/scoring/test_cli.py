@@ -156,3 +156,12 @@ def test_agreement_errors_are_one_line(tmp_path: Path) -> None:
     done = run("agreement", str(missing), "--metric", "fleiss_kappa")
     assert done.returncode == 1
     assert "line 1: missing field 'value'" in done.stderr
+
+
+def test_agreement_rejects_options_the_metric_would_ignore(rating_file: Path) -> None:
+    done = run("agreement", str(rating_file), "--metric", "fleiss_kappa", "--weights", "linear")
+    assert done.returncode == 1
+    assert "--weights applies to cohen_kappa and scott_pi only" in done.stderr
+    done = run("agreement", str(rating_file), "--metric", "gwet_ac1", "--level", "ordinal")
+    assert done.returncode == 1
+    assert "--level applies to krippendorff_alpha only" in done.stderr

@@ -58,3 +58,19 @@ def test_read_ratings_turns_lists_into_tuples(tmp_path: Path) -> None:
     assert read_ratings(path) == [((1, "a"), "r", 2)]
     with pytest.raises(InputError, match="line 1: missing field 'value'"):
         read_ratings(write(tmp_path / "bad.jsonl", '{"unit": 1, "rater": "r"}\n'))
+
+
+def test_records_in_another_key_order_or_with_extra_fields_take_the_general_path(tmp_path: Path) -> None:
+    flat = write(
+        tmp_path / "flat.jsonl",
+        '{"model_a": "x", "model_b": "y", "winner": "model_a"}\n{"model_a": "y", "model_b": "x", "winner": "tie"}\n',
+    )
+    mixed = write(
+        tmp_path / "mixed.jsonl",
+        '{"winner": "model_a", "model_b": "y", "model_a": "x", "judge": "j1"}\n'
+        '{"model_a": "y", "model_b": "x", "winner": "tie", "conversation_a": [{"content": "\\"hi\\""}]}\n',
+    )
+    left, right = read_battle_counts(flat), read_battle_counts(mixed)
+    assert left.models == right.models == ("x", "y")
+    assert left.wins.tolist() == right.wins.tolist()
+    assert left.ties.tolist() == right.ties.tolist()

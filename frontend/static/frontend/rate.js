@@ -1,0 +1,367 @@
+// The rating page: one comparison at a time, keyboard first, next comparison prefetched, ratings saved in the
+// background through an outbox that retries with the same idempotency key (never lost, never stored twice).
+// No dependencies. Everything shown comes from the API, which carries assignment ids and texts only.
+(function () {
+  "use strict";
+
+  const config = JSON.parse(document.getElementById("rate-config").textContent);
+  const $ = (id) => document.getElementById(id);
+  const els = {
+    comparison: $("comparison"), prompt: $("prompt"), left: $("left"), right: $("right"),
+    progress: $("progress"), status: $("status"), done: $("done"), submit: $("submit"), skip: $("skip"),
+    undo: $("undo"), rationale: $("rationale"), strengths: $("strengths"), help: $("help"),
+    instructions: $("instructions"), form: $("answer"),
+  };
+  const STRENGTH_NAMES = { 2: ["slightly", "clearly"], 3: ["slightly", "clearly", "much"] };
+  const OUTBOX_KEY = "evalplatform.outbox." + config.campaign;
+
+  let current = null;          // the assignment on screen
+  let queue = [];              // prefetched assignments, shown next
+  let prefetching = null;      // the pending prefetch request
+  let choice = null;
+  let strength = null;
+  let lastRated = null;        // {view, item, at}: what Z brings back
+  const pending = new Set();   // assignments whose rating or skip is still on its way: never fetch them again
+  let exhausted = false;
+  let visibleSince = null;     // time on task counts only while the tab is visible
+  let visibleMs = 0;
+  let outbox = loadOutbox();
+  outbox.forEach((item) => pending.add(item.assignment));
+  let flushing = false;
+
+  function csrfToken() {
+    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    return match ? decodeURIComponent(match[1]) : "";
+  }
+
+  async function post(url, body) {
+    const response = await fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken(), Accept: "application/json" },
+      body: JSON.stringify(body || {}),
+    });
+    let data = null;
+    if (response.status !== 204) {
+      try { data = await response.json(); } catch (e) { data = null; }
+    }
+    return { status: response.status, data: data };
+  }
+
+  const assignmentUrl = (id, action) => config.assignmentUrl.replace("{id}", String(id)) + action + "/";
+
+  function say(message, kind) {
+    els.status.textContent = message || "";
+    els.status.className = "status" + (kind ? " " + kind : "");
+  }
+
+  function showProgress(progress) {
+    if (!progress) return;
+    let text = progress.done + " rated";
+    if (progress.quota !== null) text += " of " + progress.quota + " · " + progress.remaining + " remaining";
+    els.progress.textContent = text;
+    els.progress.dataset.done = String(progress.done);
+  }
+
+  // ---- fetching comparisons -------------------------------------------------------------------------------
+
+  function heldIds() {
+    return (current ? [current.assignment] : []).concat(queue.map((v) => v.assignment), Array.from(pending));
+  }
+
+  async function fetchNext() {
+    const result = await post(config.nextUrl, { exclude: heldIds() });
+    if (result.status === 200) return result.data;
+    if (result.status === 204) { exhausted = true; return null; }
+    if (result.status === 409) return null;  // already holding the most comparisons allowed
+    throw new Error("next: HTTP " + result.status);
+  }
+
+  function prefetch() {
+    if (prefetching || exhausted || queue.length > 0) return prefetching;
+    prefetching = fetchNext()
+      .then((view) => { if (view && !heldIds().includes(view.assignment)) queue.push(view); return view; })
+      .catch(() => null)
+      .finally(() => { prefetching = null; });
+    return prefetching;
+  }
+
+  async function advance() {
+    if (queue.length === 0 && !exhausted) {
+      say("Loading…");
+      if (prefetching) await prefetching;
+      if (queue.length === 0 && !exhausted) {
+        try { const view = await fetchNext(); if (view) queue.push(view); }
+        catch (e) { say("Could not load the next comparison; retrying…", "error"); setTimeout(advance, 2000); return; }
+      }
+    }
+    const view = queue.shift();
+    if (!view) { finish(); return; }
+    show(view);
+    prefetch();
+  }
+
+  function finish() {
+    current = null;
+    els.comparison.hidden = true;
+    els.done.hidden = false;
+    say("");
+  }
+
+  function show(view) {
+    current = view;
+    els.prompt.innerHTML = view.prompt.html;  // sanitised on the server (annotation.rendering)
+    els.left.innerHTML = view.left.html;
+    els.right.innerHTML = view.right.html;
+    els.left.scrollTop = 0;
+    els.right.scrollTop = 0;
+    els.comparison.hidden = false;
+    els.done.hidden = true;
+    els.comparison.dataset.assignment = String(view.assignment);
+    showProgress(view.progress);
+    setChoice(null);
+    els.rationale.value = "";
+    visibleMs = 0;
+    visibleSince = document.visibilityState === "visible" ? performance.now() : null;
+    say("");
+  }
+
+  // ---- time on task ---------------------------------------------------------------------------------------
+
+  function elapsedMs() {
+    const running = visibleSince === null ? 0 : performance.now() - visibleSince;
+    return Math.round(visibleMs + running);
+  }
+
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") {
+      visibleSince = performance.now();
+    } else if (visibleSince !== null) {
+      visibleMs += performance.now() - visibleSince;
+      visibleSince = null;
+    }
+  });
+
+  // ---- answering ------------------------------------------------------------------------------------------
+
+  function setChoice(value) {
+    choice = value;
+    strength = null;
+    if ((value === "left" || value === "right") && config.strengthLevels > 0) strength = 1;
+    render();
+  }
+
+  function pick(value) {
+    if (!current || !config.choices.includes(value)) return;
+    if (value === choice && strength !== null) {
+      strength = strength % config.strengthLevels + 1;  // pressing the same key again strengthens
+      render();
+      return;
+    }
+    setChoice(value);
+  }
+
+  function render() {
+    document.querySelectorAll("button.choice").forEach((b) => {
+      b.setAttribute("aria-pressed", String(b.dataset.choice === choice));
+    });
+    if (els.strengths) {
+      els.strengths.hidden = strength === null;
+      els.strengths.querySelectorAll("button").forEach((b) => {
+        b.setAttribute("aria-pressed", String(Number(b.dataset.strength) === strength));
+      });
+    }
+    els.submit.disabled = choice === null;
+    els.undo.disabled = !canUndo();
+  }
+
+  function buildStrengths() {
+    if (!els.strengths || config.strengthLevels < 1) return;
+    const names = STRENGTH_NAMES[config.strengthLevels] || [];
+    for (let level = 1; level <= config.strengthLevels; level++) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.dataset.strength = String(level);
+      button.textContent = (names[level - 1] || "level " + level) + " better";
+      button.addEventListener("click", () => { strength = level; render(); });
+      els.strengths.appendChild(button);
+    }
+  }
+
+  function submit() {
+    if (!current || choice === null || pending.has(current.assignment)) return;
+    const rationale = els.rationale.value;
+    if (config.requireRationale && !rationale.trim()) {
+      say("This campaign asks for a rationale: write it, then press Ctrl+Enter.", "error");
+      els.rationale.focus();
+      return;
+    }
+    const item = {
+      assignment: current.assignment,
+      body: {
+        choice: choice, strength: strength, rationale: rationale, time_ms: elapsedMs(),
+        idempotency_key: current.assignment + "-" + Date.now() + "-" + Math.random().toString(36).slice(2),
+      },
+    };
+    outbox.push(item);
+    pending.add(item.assignment);
+    saveOutbox();
+    lastRated = { view: current, item: item, at: Date.now() };
+    setTimeout(render, config.undoSeconds * 1000 + 50);
+    flush();
+    advance();
+    say("Saved. Press Z within " + config.undoSeconds + " s to undo.", "ok");
+  }
+
+  async function skip() {
+    if (!current || pending.has(current.assignment)) return;
+    const id = current.assignment;
+    pending.add(id);
+    advance();
+    try {
+      for (let attempt = 0; attempt < 5; attempt++) {
+        try { await post(assignmentUrl(id, "skip")); return; }
+        catch (e) { await sleep(500 * 2 ** attempt); }
+      }
+    } finally {
+      pending.delete(id);
+    }
+  }
+
+  function canUndo() {
+    return lastRated !== null && Date.now() - lastRated.at < config.undoSeconds * 1000;
+  }
+
+  async function undo() {
+    if (!canUndo()) { say("Nothing to undo (a rating can be undone within " + config.undoSeconds + " s).", "error"); return; }
+    const rated = lastRated;
+    lastRated = null;
+    const unsent = outbox.indexOf(rated.item);
+    if (unsent >= 0 && !rated.item.sending) {
+      outbox.splice(unsent, 1);  // never sent: just forget it
+      pending.delete(rated.item.assignment);
+      saveOutbox();
+      restore(rated.view);
+      return;
+    }
+    await waitFor(() => !outbox.includes(rated.item));
+    const result = await post(assignmentUrl(rated.view.assignment, "undo"));
+    if (result.status === 200) { restore(result.data); return; }
+    say((result.data && result.data.detail) || "Could not undo.", "error");
+  }
+
+  function restore(view) {
+    if (current) queue.unshift(current);
+    show(view);
+    say("Undone: rate this comparison again.", "ok");
+  }
+
+  // ---- the outbox: background saving with retry -----------------------------------------------------------
+
+  function loadOutbox() {
+    try { return JSON.parse(localStorage.getItem(OUTBOX_KEY) || "[]"); } catch (e) { return []; }
+  }
+
+  function saveOutbox() {
+    try { localStorage.setItem(OUTBOX_KEY, JSON.stringify(outbox.map((i) => ({ assignment: i.assignment, body: i.body })))); }
+    catch (e) { /* private mode: the in-memory outbox still retries */ }
+  }
+
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  async function waitFor(condition) {
+    while (!condition()) await sleep(50);
+  }
+
+  async function flush() {
+    if (flushing) return;
+    flushing = true;
+    let delay = 500;
+    try {
+      while (outbox.length > 0) {
+        const item = outbox[0];
+        item.sending = true;
+        let result;
+        try { result = await post(assignmentUrl(item.assignment, "rating"), item.body); }
+        catch (e) { result = null; }
+        if (result === null || result.status >= 500 || result.status === 429) {
+          say("Connection problem: your rating is kept and will be sent again.", "error");
+          await sleep(delay);
+          delay = Math.min(delay * 2, 15000);
+          continue;
+        }
+        delay = 500;
+        outbox.shift();
+        pending.delete(item.assignment);
+        saveOutbox();
+        if (result.status === 200 || result.status === 201) {
+          showProgress(result.data.progress);
+        } else {
+          say("A rating was not accepted: " + describe(result.data), "error");
+        }
+      }
+    } finally {
+      flushing = false;
+    }
+  }
+
+  function describe(data) {
+    if (!data) return "unknown error";
+    if (data.detail) return data.detail;
+    return Object.keys(data).map((k) => k + ": " + [].concat(data[k]).join(" ")).join("; ");
+  }
+
+  window.addEventListener("online", flush);
+  window.addEventListener("beforeunload", (event) => {
+    if (outbox.length > 0) { event.preventDefault(); event.returnValue = ""; }
+  });
+
+  // ---- leases ----------------------------------------------------------------------------------------------
+
+  function heartbeat() {
+    const shown = (current ? [current] : []).concat(queue);  // not the pending ones: they are being rated or skipped
+    shown.forEach((view) => { post(assignmentUrl(view.assignment, "heartbeat")).catch(() => null); });
+  }
+  setInterval(heartbeat, Math.max(10, Math.floor(config.leaseSeconds / 3)) * 1000);
+
+  // ---- keyboard, mouse and touch ---------------------------------------------------------------------------
+
+  const KEY_CHOICES = { "1": "left", "2": "right", "3": "tie", "4": "both_bad" };
+
+  function toggle(el) { el.hidden = !el.hidden; }
+
+  document.addEventListener("keydown", (event) => {
+    if (event.altKey || event.metaKey || (event.ctrlKey && event.key !== "Enter")) return;
+    const typing = event.target === els.rationale;
+    if (typing) {
+      if (event.key === "Enter" && event.ctrlKey) { event.preventDefault(); submit(); }
+      if (event.key === "Escape") els.rationale.blur();
+      return;
+    }
+    const key = event.key.toLowerCase();
+    if (KEY_CHOICES[key]) pick(KEY_CHOICES[key]);
+    else if (key === "enter") {
+      const other = event.target.tagName === "BUTTON" && !event.target.classList.contains("choice");
+      if (other && event.target.id !== "submit") return;  // Enter on Skip, Undo, Keys... activates that button
+      submit();
+    }
+    else if (key === "s") skip();
+    else if (key === "z") undo();
+    else if (key === "?" || (key === "/" && event.shiftKey)) toggle(els.help);
+    else if (key === "i") toggle(els.instructions);
+    else if (key === "escape") { els.help.hidden = true; els.instructions.hidden = true; }
+    else return;
+    event.preventDefault();
+  });
+
+  document.querySelectorAll("button.choice").forEach((b) => b.addEventListener("click", () => pick(b.dataset.choice)));
+  els.form.addEventListener("submit", (event) => { event.preventDefault(); submit(); });
+  els.skip.addEventListener("click", skip);
+  els.undo.addEventListener("click", undo);
+  $("toggle-help").addEventListener("click", () => toggle(els.help));
+  $("toggle-instructions").addEventListener("click", () => toggle(els.instructions));
+
+  buildStrengths();
+  flush();
+  advance();
+})();

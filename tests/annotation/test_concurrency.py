@@ -1,0 +1,69 @@
+"""Many annotators claiming and rating one campaign at once, over the API, each on its own connection."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection
+from rest_framework.test import APIClient
+
+from annotation.models import Assignment, Comparison, Rating
+from tests import factories
+
+CLIENTS = 10
+REQUIRED = 3
+
+
+def _annotate_until_done(user: User, campaign_id: int, accepted: list[int], errors: list[str]) -> None:
+    client = APIClient()
+    client.force_authenticate(user)
+    try:
+        while True:
+            response = client.post(f"/api/v1/campaigns/{campaign_id}/next/", {}, format="json")
+            if response.status_code == 204:
+                return
+            if response.status_code != 200:
+                errors.append(f"next: {response.status_code} {response.content!r}")
+                return
+            assignment = response.json()["assignment"]
+            rated = client.post(f"/api/v1/assignments/{assignment}/rating/", {"choice": "left"}, format="json")
+            if rated.status_code != 201:
+                errors.append(f"rating: {rated.status_code} {rated.content!r}")
+                return
+            accepted.append(assignment)
+    except Exception as error:  # a thread must report, not vanish
+        errors.append(repr(error))
+    finally:
+        connection.close()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_annotators_fill_every_comparison_exactly_and_lose_nothing() -> None:
+    owner = factories.UserFactory.create(username="rita", is_staff=True)
+    campaign = factories.CampaignFactory.create(owner=owner, status="active", ratings_per_comparison=REQUIRED)
+    users = [factories.UserFactory.create(username=f"annotator{i}") for i in range(CLIENTS)]
+    campaign.annotators.add(*users)
+    factories.populate_campaign(campaign, prompts=8, models=["m1", "m2", "m3", "m4"])
+    accepted: list[int] = []
+    errors: list[str] = []
+
+    threads = [threading.Thread(target=_annotate_until_done, args=(u, campaign.pk, accepted, errors)) for u in users]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert errors == []
+    ratings = Rating.objects.filter(comparison__campaign=campaign)
+    assert sorted(ratings.values_list("assignment_id", flat=True)) == sorted(accepted)
+    per_comparison = Counter(ratings.values_list("comparison_id", flat=True))
+    total = Comparison.objects.filter(campaign=campaign).count()
+    assert len(per_comparison) == total
+    assert set(per_comparison.values()) == {REQUIRED}
+    assert len(set(ratings.values_list("comparison_id", "rater_id"))) == ratings.count()
+    assert not Assignment.objects.filter(state=Assignment.State.LEASED).exists()
+    assert set(Comparison.objects.filter(campaign=campaign).values_list("filled", flat=True)) == {REQUIRED}

@@ -1,0 +1,123 @@
+"""An annotator rates in the browser: keyboard, undo, progress, blindness and untrusted output."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from playwright.sync_api import Dialog, Page, expect
+
+from annotation.models import Campaign, Output, Prompt, Rating
+from tests import factories
+from tests.factories import make_comparison
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+PASSWORD = "correct horse battery staple"
+SECRET_MODELS = ["zephyr-secret-7b", "orca-hidden-13b"]
+XSS = '<script>window.__pwned = 1</script>\n\n<img src=x onerror="window.__pwned = 2">'
+
+
+def _campaign(*, prompts: int, texts: tuple[str, str] = ("A first answer.", "A second answer."), **fields: Any) -> Any:
+    owner = factories.UserFactory.create(username="rita", is_staff=True)
+    annotator = factories.UserFactory.create(username="alice")
+    fields.setdefault("status", "active")
+    campaign = factories.CampaignFactory.create(owner=owner, name="Helpfulness", **fields)
+    campaign.annotators.add(annotator)
+    for i in range(prompts):
+        prompt = Prompt.objects.create(campaign=campaign, external_id=f"q{i}", text=f"Question {i}: *why*?")
+        pairs = zip(SECRET_MODELS, texts, strict=True)
+        first, second = (Output.objects.create(prompt=prompt, model_name=m, text=t) for m, t in pairs)
+        make_comparison(prompt, first, second)
+    return campaign, annotator
+
+
+def _log_in(page: Page, live_server: Any, user: User) -> None:
+    page.goto(live_server.url + "/accounts/login/")
+    page.fill("#id_username", user.get_username())
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator("h1")).to_have_text("My campaigns")
+
+
+def _assert_blind(page: Page) -> None:
+    html = page.content()
+    for name in SECRET_MODELS:
+        assert name not in html
+
+
+def test_an_annotator_rates_three_with_the_keyboard_undoes_one_and_sees_progress(page: Page, live_server: Any) -> None:
+    campaign, annotator = _campaign(prompts=5, quota_per_annotator=4)
+    _log_in(page, live_server, annotator)
+    expect(page.locator(".campaign .progress-line")).to_contain_text("0 rated of 4")
+    page.click("text=Start rating")
+    comparison = page.locator("#comparison")
+    expect(comparison).to_be_visible()
+    _assert_blind(page)
+
+    for rated, key in enumerate(["1", "2", "3"], start=1):
+        shown = comparison.get_attribute("data-assignment")
+        page.keyboard.press(key)
+        expect(page.locator(f"button.choice[data-choice={['left', 'right', 'tie'][rated - 1]}]")).to_have_attribute(
+            "aria-pressed", "true"
+        )
+        page.keyboard.press("Enter")
+        expect(page.locator("#progress")).to_have_attribute("data-done", str(rated))
+        expect(comparison).not_to_have_attribute("data-assignment", shown or "")
+        _assert_blind(page)
+    assert Rating.objects.filter(comparison__campaign=campaign).count() == 3
+
+    page.keyboard.press("z")
+    expect(page.locator("#progress")).to_have_attribute("data-done", "2")
+    expect(page.locator("#status")).to_contain_text("Undone")
+    assert Rating.objects.filter(comparison__campaign=campaign).count() == 2
+    undone = comparison.get_attribute("data-assignment")
+    assert not Rating.objects.filter(assignment_id=int(undone or 0)).exists()
+    _assert_blind(page)
+
+    page.keyboard.press("?")
+    expect(page.locator("#help")).to_be_visible()
+    page.goto(live_server.url + "/")
+    expect(page.locator(".campaign .progress-line")).to_contain_text("2 rated of 4")
+
+
+def test_mouse_and_touch_work_like_the_keys_and_time_on_task_is_stored(page: Page, live_server: Any) -> None:
+    campaign, annotator = _campaign(prompts=2, require_rationale=True, label_scheme=Campaign.LabelScheme.BINARY)
+    _log_in(page, live_server, annotator)
+    page.click("text=Start rating")
+    expect(page.locator("button.choice[data-choice=tie]")).to_have_count(0)
+
+    page.click("button.choice[data-choice=right]")
+    page.click("#submit")
+    expect(page.locator("#status")).to_contain_text("rationale")
+    page.fill("#rationale", "The right one cites its source.")
+    page.click("#submit")
+
+    expect(page.locator("#progress")).to_have_attribute("data-done", "1")
+    rating = Rating.objects.get(comparison__campaign=campaign)
+    assert rating.rationale == "The right one cites its source."
+    assert rating.time_ms is not None
+
+
+def test_an_output_with_script_and_onerror_payloads_renders_as_text_and_runs_nothing(
+    page: Page, live_server: Any
+) -> None:
+    _, annotator = _campaign(prompts=1, texts=(XSS, "Plain answer with `code` and a [link](https://example.org)."))
+    dialogs: list[str] = []
+
+    def record(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", record)
+    _log_in(page, live_server, annotator)
+    page.click("text=Start rating")
+
+    payload_side = page.locator(".side .scroll", has_text="window.__pwned")
+    expect(payload_side).to_contain_text("<script>window.__pwned = 1</script>")
+    expect(payload_side).to_contain_text('<img src=x onerror="window.__pwned = 2">')
+    assert page.locator("#comparison img, #comparison script, #comparison a[href]").count() == 0
+    page.wait_for_timeout(300)  # give a stray image error handler the chance to fire before checking
+    assert page.evaluate("window.__pwned") is None
+    assert dialogs == []
