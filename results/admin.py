@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
@@ -80,7 +81,7 @@ class CampaignReportAdmin(admin.ModelAdmin[CampaignReport]):
 
     def campaign(self, request: HttpRequest, pk: int) -> CampaignReport:
         if not self.has_view_permission(request):
-            raise PermissionError
+            raise PermissionDenied
         return get_object_or_404(self.get_queryset(request), pk=pk)
 
     def leaderboard_view(self, request: HttpRequest, pk: int) -> HttpResponse:

@@ -81,3 +81,11 @@ def test_admin_hides_other_campaigns_reports(rated: Rated, researcher: User) -> 
     response = client_for(researcher).get(f"/admin/results/campaignreport/{other.pk}/leaderboard/")
 
     assert response.status_code == 404
+
+
+def test_admin_report_refuses_staff_without_campaign_permissions(rated: Rated) -> None:
+    staff = factories.UserFactory.create(username="stan", is_staff=True)
+
+    response = client_for(staff).get(f"/admin/results/campaignreport/{rated.campaign.pk}/leaderboard/")
+
+    assert response.status_code == 403
