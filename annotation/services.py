@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from annotation.models import AnnotatorStatus, Assignment, Campaign, Comparison, Rater, Rating, Verdict
 from evalplatform.exceptions import Conflict, DomainError
+from results.tasks import schedule_refresh
 
 UNDO_WINDOW = timedelta(seconds=15)
 # The page shows one comparison, prefetches the next, and may have a rating of a third still in flight.
@@ -333,6 +334,7 @@ def submit_rating(*, assignment: Assignment, answer: RatingInput, now: datetime 
         created_at=now,
     )
     _count_rating(status, comparison=comparison, rating=rating, sign=1, now=now)
+    schedule_refresh(campaign.pk)
     return RatingResult(rating=rating, created=True, status=status)
 
 
@@ -417,6 +419,7 @@ def undo_rating(*, assignment: Assignment, now: datetime | None = None) -> Lease
         raise Conflict(f"A rating can only be undone within {UNDO_WINDOW.seconds} seconds.")
     _count_rating(status, comparison=comparison, rating=rating, sign=-1, now=now)
     rating.delete()
+    schedule_refresh(campaign.pk)
     Assignment.objects.filter(pk=assignment.pk).update(
         state=Assignment.State.LEASED, lease_expires_at=now + timedelta(seconds=campaign.lease_seconds), updated_at=now
     )

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, Permission, User
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -371,3 +372,18 @@ def test_the_database_refuses_more_slots_than_required_on_a_comparison(campaign:
     Comparison.objects.filter(pk=comparison.pk).update(filled=campaign.ratings_per_comparison)
     with pytest.raises(IntegrityError), transaction.atomic():
         Comparison.objects.filter(pk=comparison.pk).update(filled=campaign.ratings_per_comparison + 1)
+
+
+def test_a_rating_and_its_undo_each_schedule_a_leaderboard_refresh_after_commit(
+    campaign: Campaign, annotator: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    cache.clear()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        rating = _rate(campaign, annotator)
+    assert len(callbacks) == 1
+
+    cache.clear()
+    assert rating.assignment is not None
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        services.undo_rating(assignment=rating.assignment, now=T0 + timedelta(seconds=5))
+    assert len(callbacks) == 1
