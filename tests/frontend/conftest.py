@@ -44,9 +44,13 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
+    from playwright.sync_api import expect
+
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    page.set_default_timeout(10_000)
+    page.set_default_timeout(15_000)
+    # A loaded CI machine can take seconds to save a rating; assertions wait as long as actions do.
+    expect.set_options(timeout=15_000)
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
 
