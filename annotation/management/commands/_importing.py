@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from argparse import ArgumentParser
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError
@@ -41,3 +43,29 @@ def run_import(command: BaseCommand, work: Callable[[], ImportSummary]) -> None:
     if summary.campaign_created:
         command.stdout.write("created the campaign")
     command.stdout.write(command.style.SUCCESS(summary.describe()))
+
+
+class RatingsImportCommand(BaseCommand):
+    """An import of rated pairs into a campaign that is created when missing: parse the file, then write it."""
+
+    parse: Callable[[str, bytes], Any]
+    write_import: Callable[..., ImportSummary]
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("file")
+        parser.add_argument("--campaign", required=True, help="slug; created when missing")
+        parser.add_argument("--owner", help="username owning a new campaign (default: the first superuser)")
+        parser.add_argument("--dry-run", action="store_true", help="validate and count, then write nothing")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        data = read_file(options["file"])
+        owner = resolve_owner(options["owner"])
+        run_import(
+            self,
+            lambda: self.write_import(
+                campaign_slug=options["campaign"],
+                plan=self.parse(options["file"], data),
+                owner=owner,
+                dry_run=options["dry_run"],
+            ),
+        )
