@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -95,7 +96,8 @@ def complete(request: ChatRequest, *, api_key_env: str, timeout: float) -> ChatR
     except openai.APIConnectionError as exc:
         raise TransientLLMError(f"connection error: {exc}") from exc
     except openai.APIStatusError as exc:
-        reason = f"HTTP {exc.status_code}: {_short(exc.message)}"
+        message = re.sub(r"^Error code: \d+ - ", "", exc.message)
+        reason = f"HTTP {exc.status_code}: {_short(message)}"
         if exc.status_code >= 500:
             raise TransientLLMError(reason, retry_after=retry_after_seconds(exc.response.headers)) from exc
         raise PermanentLLMError(reason) from exc

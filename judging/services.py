@@ -7,6 +7,7 @@ written behind unique constraints. The network call happens between two short tr
 
 from __future__ import annotations
 
+import os
 import random
 import uuid
 from collections.abc import Callable, Iterable
@@ -25,7 +26,8 @@ from evalplatform.exceptions import Conflict, DomainError
 from judging import llm, prompts
 from judging.models import JudgeConfig, JudgeLimiter, JudgeRun, JudgeVerdict, LLMCall
 
-LEASE_MARGIN_SECONDS = 10.0  # beyond the call timeout: time to write the result
+# A claim lasts the call timeout plus this margin (time to write the result); then another worker may take it.
+LEASE_MARGIN_SECONDS = float(os.environ.get("JUDGING_LEASE_MARGIN_SECONDS", "10"))
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 60.0
 BUSY_WAIT_SECONDS = 0.1  # when the judge's concurrency is used up
@@ -214,11 +216,19 @@ def cancel_run(*, run: JudgeRun) -> JudgeRun:
 
 @transaction.atomic
 def resume_run(*, run: JudgeRun, retry_failed: bool = False) -> JudgeRun:
-    """Run again: release expired claims (a worker died), optionally retry failures, and re-enqueue pending work."""
+    """Run again: release expired claims (a worker died), optionally retry failures, and re-enqueue pending work.
+
+    Verdicts still under a live claim are enqueued for when the claim expires: if their worker died, nothing
+    else would ever pick them up; if it lives, the late task finds them done and does nothing.
+    """
     current = now()
     JudgeVerdict.objects.filter(run=run, state=JudgeVerdict.State.CLAIMED, claimed_until__lt=current).update(
         state=JudgeVerdict.State.PENDING, claimed_by="", claimed_until=None
     )
+    live = JudgeVerdict.objects.filter(run=run, state=JudgeVerdict.State.CLAIMED, claimed_until__isnull=False)
+    for verdict_id, until in live.values_list("pk", "claimed_until"):
+        assert until is not None
+        _enqueue_on_commit(verdict_id, countdown=(until - current).total_seconds() + 0.5)
     if retry_failed:
         JudgeVerdict.objects.filter(run=run, state=JudgeVerdict.State.FAILED).update(
             state=JudgeVerdict.State.PENDING, attempts=0, retry_at=None
@@ -253,6 +263,10 @@ def _enqueue_pending_on_commit(run: JudgeRun) -> None:
         enqueue_verdicts(ids)
 
     transaction.on_commit(send)
+
+
+def _enqueue_on_commit(verdict_id: int, *, countdown: float) -> None:
+    transaction.on_commit(lambda: enqueue_verdicts([verdict_id], countdown=countdown))
 
 
 def enqueue_verdicts(verdict_ids: Iterable[int], *, countdown: float | None = None) -> None:
