@@ -74,10 +74,14 @@ def test_save_judge_names_the_bad_setting_and_stores_nothing(db: None, options: 
 
 def test_a_judge_config_cannot_use_a_human_rater(db: None) -> None:
     human = Rater.objects.create(name="bob", kind=Rater.Kind.HUMAN)
-    with transaction.atomic():
-        JudgeConfig.objects.create(name="bob", rater=human, base_url="http://x/v1", model="m")
-        with pytest.raises(IntegrityError):
+
+    def create_and_check() -> None:
+        with transaction.atomic():
+            JudgeConfig.objects.create(name="bob", rater=human, base_url="http://x/v1", model="m")
             connection.cursor().execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+    with pytest.raises(IntegrityError):
+        create_and_check()
 
 
 def test_start_run_creates_one_pending_verdict_per_comparison_and_order(
