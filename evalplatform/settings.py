@@ -173,6 +173,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_out": str(_CELERY_QUEUE_DIR / "out"),
         "data_folder_processed": str(_CELERY_QUEUE_DIR / "processed"),
         "store_processed": False,
+        # kombu polls the folder; its 1 s default would add up to a second to every judging task's start.
+        "polling_interval": 0.2,
     }
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
