@@ -70,22 +70,40 @@ class NextStep:
 @transaction.atomic
 def save_judge(*, name: str, **options: Any) -> tuple[JudgeConfig, bool]:
     """Create the judge (and its judge Rater) or update its settings; return it and whether it was created."""
+    judge = JudgeConfig.objects.select_for_update().filter(name=name).first()
+    if judge is not None:
+        return update_judge(judge=judge, **options), False
+    if Rater.objects.filter(name=name).exclude(kind=Rater.Kind.JUDGE).exists():
+        raise Conflict(f"name: a human rater is already called {name!r}", field="name")
+    _check_option_names(options)
+    judge = JudgeConfig(name=name, **options)
+    check_judge(judge)
+    judge.rater, _ = Rater.objects.get_or_create(name=name, kind=Rater.Kind.JUDGE)
+    judge.save()
+    JudgeLimiter.objects.create(judge=judge, tokens=1.0, refilled_at=now())
+    return judge, True
+
+
+@transaction.atomic
+def update_judge(*, judge: JudgeConfig, name: str | None = None, **options: Any) -> JudgeConfig:
+    """Change a judge's settings, and its name together with its rater's."""
+    _check_option_names(options)
+    for key, value in options.items():
+        setattr(judge, key, value)
+    if name is not None and name != judge.name:
+        if Rater.objects.filter(name=name).exclude(pk=judge.rater_id).exists():
+            raise Conflict(f"name: a rater is already called {name!r}", field="name")
+        judge.name = judge.rater.name = name
+        judge.rater.save(update_fields=["name"])
+    check_judge(judge)
+    judge.save()
+    return judge
+
+
+def _check_option_names(options: dict[str, Any]) -> None:
     unknown = set(options) - set(JUDGE_FIELDS)
     if unknown:
         raise DomainError(f"unknown judge setting(s): {', '.join(sorted(unknown))}")
-    judge = JudgeConfig.objects.select_for_update().filter(name=name).first()
-    created = judge is None
-    if judge is None:
-        if Rater.objects.filter(name=name).exclude(kind=Rater.Kind.JUDGE).exists():
-            raise Conflict(f"name: a human rater is already called {name!r}", field="name")
-        rater, _ = Rater.objects.get_or_create(name=name, kind=Rater.Kind.JUDGE)
-        judge = JudgeConfig(name=name, rater=rater)
-    for key, value in options.items():
-        setattr(judge, key, value)
-    check_judge(judge)
-    judge.save()
-    JudgeLimiter.objects.get_or_create(judge=judge, defaults={"tokens": 1.0, "refilled_at": now()})
-    return judge, created
 
 
 def check_judge(judge: JudgeConfig) -> None:
@@ -148,16 +166,7 @@ def start_run(
 
     Verdicts already judged by this judge are kept, not paid for again; pending and failed ones join this run.
     """
-    if limit is not None and limit < 1:
-        raise DomainError("limit: must be at least 1", field="limit")
-    comparisons = list(
-        campaign.comparisons.order_by("random_key", "id")[:limit]
-        if limit
-        else campaign.comparisons.order_by("random_key", "id")
-    )
-    if not comparisons:
-        raise DomainError(f"campaign {campaign.slug!r} has no comparisons to judge")
-    _check_references(judge, comparisons)
+    comparisons = check_run(campaign=campaign, judge=judge, limit=limit)
     run = JudgeRun.objects.create(
         campaign=campaign,
         judge=judge,
@@ -181,6 +190,18 @@ def start_run(
     _enqueue_pending_on_commit(run)
     transaction.on_commit(lambda: finish_run_if_done(run_id=run.pk))
     return run
+
+
+def check_run(*, campaign: Campaign, judge: JudgeConfig, limit: int | None = None) -> list[Comparison]:
+    """Return the comparisons a run would judge; raise DomainError when it cannot run."""
+    if limit is not None and limit < 1:
+        raise DomainError("limit: must be at least 1", field="limit")
+    selected = campaign.comparisons.order_by("random_key", "id")
+    comparisons = list(selected[:limit] if limit else selected)
+    if not comparisons:
+        raise DomainError(f"campaign: {campaign.slug!r} has no comparisons to judge", field="campaign")
+    _check_references(judge, comparisons)
+    return comparisons
 
 
 def orders_for(judge: JudgeConfig, comparison: Comparison) -> list[str]:
