@@ -283,6 +283,9 @@ class JudgeVerdictAdmin(admin.ModelAdmin[JudgeVerdict]):
     def has_change_permission(self, request: HttpRequest, obj: JudgeVerdict | None = None) -> bool:
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj: JudgeVerdict | None = None) -> bool:
+        return False  # a verdict's rating would outlive it and block judging that order again
+
     @admin.display(description="verdict")
     def label(self, verdict: JudgeVerdict) -> str:
         return str(verdict.parsed.get("label", "")) if verdict.parsed else "-"

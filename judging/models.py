@@ -202,6 +202,21 @@ class JudgeLimiter(models.Model):
         return f"limiter of {self.judge_id}"
 
 
+class JudgeSlot(models.Model):
+    """One of a judge's max_concurrency call slots, held under a lease by whoever is calling the judge."""
+
+    judge = models.ForeignKey(JudgeConfig, on_delete=models.CASCADE, related_name="slots")
+    slot = models.PositiveIntegerField()
+    holder = models.CharField(max_length=100, blank=True)
+    held_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["judge", "slot"], name="judgeslot_unique")]
+
+    def __str__(self) -> str:
+        return f"slot {self.slot} of {self.judge_id}"
+
+
 class LLMCall(models.Model):
     """A stored chat completion keyed by the SHA-256 of its request; identical requests reuse it."""
 

@@ -1,8 +1,9 @@
 """Judge configurations, judge runs and the judging of one verdict (writes and workflows).
 
 Concurrency is the database's job: a verdict is claimed with a conditional UPDATE and a lease; the judge's
-request rate and concurrency limits are a token bucket row taken FOR UPDATE, shared by every worker; results are
-written behind unique constraints. The network call happens between two short transactions, never inside one.
+request rate and concurrency limits (judging.limits) are a token bucket row and leased slot rows shared by every
+worker; results are written behind unique constraints. The network call happens between two short transactions,
+never inside one.
 """
 
 from __future__ import annotations
@@ -17,20 +18,19 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import transaction
-from django.db.models import Q
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from annotation.models import Campaign, Comparison, Rater, Rating, Verdict
 from evalplatform.exceptions import Conflict, DomainError
-from judging import llm, prompts
-from judging.models import JudgeConfig, JudgeLimiter, JudgeRun, JudgeVerdict, LLMCall
+from judging import limits, llm, prompts
+from judging.models import JudgeConfig, JudgeRun, JudgeVerdict, LLMCall
 
 # A claim lasts the call timeout plus this margin (time to write the result); then another worker may take it.
 LEASE_MARGIN_SECONDS = float(os.environ.get("JUDGING_LEASE_MARGIN_SECONDS", "10"))
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 60.0
-BUSY_WAIT_SECONDS = 0.1  # when the judge's concurrency is used up
 
 _PENDING, _CLAIMED = JudgeVerdict.State.PENDING, JudgeVerdict.State.CLAIMED
 # Injectable clock (tests move time); the database stores what this returns.
@@ -80,7 +80,7 @@ def save_judge(*, name: str, **options: Any) -> tuple[JudgeConfig, bool]:
     check_judge(judge)
     judge.rater, _ = Rater.objects.get_or_create(name=name, kind=Rater.Kind.JUDGE)
     judge.save()
-    JudgeLimiter.objects.create(judge=judge, tokens=1.0, refilled_at=now())
+    limits.ensure_limits(judge, current=now())
     return judge, True
 
 
@@ -97,6 +97,7 @@ def update_judge(*, judge: JudgeConfig, name: str | None = None, **options: Any)
         judge.rater.save(update_fields=["name"])
     check_judge(judge)
     judge.save()
+    limits.ensure_limits(judge, current=now())
     return judge
 
 
@@ -338,14 +339,20 @@ def judge_verdict(*, verdict_id: int, worker: str) -> NextStep:
         result = llm.complete(
             call.request, api_key_env=verdict.judge.api_key_env, timeout=verdict.judge.timeout_seconds
         )
-    except llm.TransientLLMError as exc:
-        return release_for_retry(verdict=verdict, token=claim, reason=exc.reason, retry_after=exc.retry_after)
-    except llm.PermanentLLMError as exc:
-        fail_verdict(verdict=verdict, token=claim, reason=exc.reason)
-        if verdict.run_id:
-            finish_run_if_done(run_id=verdict.run_id)
-        return NextStep()
+    except llm.LLMError as exc:
+        return _call_failed(verdict, claim, exc)
+    finally:
+        limits.release_slot(verdict.judge_id, holder=claim)
     return _finish(verdict, claim, call, result, cached=False)
+
+
+def _call_failed(verdict: JudgeVerdict, token: str, error: llm.LLMError) -> NextStep:
+    if isinstance(error, llm.TransientLLMError):
+        return release_for_retry(verdict=verdict, token=token, reason=error.reason, retry_after=error.retry_after)
+    fail_verdict(verdict=verdict, token=token, reason=error.reason)
+    if verdict.run_id:
+        finish_run_if_done(run_id=verdict.run_id)
+    return NextStep()
 
 
 def _workable(verdict: JudgeVerdict) -> bool:
@@ -357,7 +364,11 @@ def _workable(verdict: JudgeVerdict) -> bool:
 
 
 def _finish(verdict: JudgeVerdict, token: str, call: _Call, result: llm.ChatResult, *, cached: bool) -> NextStep:
-    record_result(verdict=verdict, token=token, call=call, result=result, cached=cached)
+    try:
+        record_result(verdict=verdict, token=token, call=call, result=result, cached=cached)
+    except IntegrityError:
+        # The judge's rater already has a rating in this order (e.g. one imported under the same rater name).
+        fail_verdict(verdict=verdict, token=token, reason="this rater already rated the comparison in this order")
     if verdict.run_id:
         finish_run_if_done(run_id=verdict.run_id)
     return NextStep()
@@ -397,66 +408,37 @@ def claim_verdict(*, verdict: JudgeVerdict, worker: str, request_hash: str, limi
     """Claim the verdict for one call; return the claim token, seconds to wait for the judge's limits, or None.
 
     None means there is nothing to do: the verdict is done, claimed by a live worker, or its run is not running.
-    `limited` is False for answers from the call cache, which cost no request.
+    `limited` is False for answers from the call cache, which take no slot and no request from the bucket.
     """
     judge = verdict.judge
-    with transaction.atomic():
-        current = now()
-        limiter = _locked_limiter(judge) if limited else None
-        if limiter is not None:
-            wait = _wait_for_limits(judge, limiter, current)
-            if wait is not None:
-                return wait
-        token = f"{worker[:60]}:{uuid.uuid4().hex[:16]}"
+    current = now()
+    token = f"{worker[:60]}:{uuid.uuid4().hex[:16]}"
+    until = current + timedelta(seconds=judge.timeout_seconds + LEASE_MARGIN_SECONDS)
+    if not limited:
         claimed = (
             JudgeVerdict.objects.filter(pk=verdict.pk, run__status=JudgeRun.Status.RUNNING)
-            .filter(
-                Q(state=JudgeVerdict.State.PENDING) | Q(state=JudgeVerdict.State.CLAIMED, claimed_until__lt=current)
-            )
-            .update(
-                state=JudgeVerdict.State.CLAIMED,
-                claimed_by=token,
-                claimed_until=current + timedelta(seconds=judge.timeout_seconds + LEASE_MARGIN_SECONDS),
-                attempts=verdict.attempts + 1,
-                request_hash=request_hash,
-                retry_at=None,
-            )
-        )
-        if not claimed:
-            return None
-        if limiter is not None:
-            limiter.tokens -= 1
-            limiter.save(update_fields=["tokens", "refilled_at"])
-        verdict.attempts += 1
-        return token
-
-
-def _locked_limiter(judge: JudgeConfig) -> JudgeLimiter:
-    limiter = JudgeLimiter.objects.select_for_update().filter(judge=judge).first()
-    if limiter is None:
-        JudgeLimiter.objects.bulk_create(
-            [JudgeLimiter(judge=judge, tokens=1.0, refilled_at=now())], ignore_conflicts=True
-        )
-        limiter = JudgeLimiter.objects.select_for_update().get(judge=judge)
-    return limiter
-
-
-def _wait_for_limits(judge: JudgeConfig, limiter: JudgeLimiter, current: datetime) -> float | None:
-    """Refill the bucket; return seconds to wait when the judge is at its concurrency or rate limit."""
-    in_flight = JudgeVerdict.objects.filter(
-        judge=judge, state=JudgeVerdict.State.CLAIMED, claimed_until__gt=current
-    ).count()
-    if in_flight >= judge.max_concurrency:
-        return BUSY_WAIT_SECONDS * random.uniform(0.5, 1.5)
-    rate = judge.requests_per_minute / 60.0
-    capacity = max(1.0, rate)  # one second's worth of burst
-    elapsed = max(0.0, (current - limiter.refilled_at).total_seconds())
-    limiter.tokens = min(capacity, limiter.tokens + elapsed * rate)
-    limiter.refilled_at = current
-    if limiter.tokens < 1.0:
-        limiter.save(update_fields=["tokens", "refilled_at"])
-        return (1.0 - limiter.tokens) / rate
+            .filter(Q(state=_PENDING) | Q(state=_CLAIMED, claimed_until__lt=current))
+            .update(state=_CLAIMED, claimed_by=token, claimed_until=until, attempts=F("attempts") + 1,
+                    request_hash=request_hash, retry_at=None)
+        )  # fmt: skip
+        return _claimed(verdict, token) if claimed else None
+    attempt = limits.claim_under_limits(
+        judge, verdict_id=verdict.pk, holder=token, until=until, current=current, request_hash=request_hash
+    )
+    if attempt.claimed:
+        return _claimed(verdict, token)
+    if not attempt.slot:
+        return limits.busy_wait(judge, current=current)
+    limits.release_slot(judge.pk, holder=token)
+    if not attempt.token:
+        return limits.token_wait(judge, current=current)
+    limits.refund_token(judge.pk)
     return None
+
+
+def _claimed(verdict: JudgeVerdict, token: str) -> str:
+    verdict.attempts += 1
+    return token
 
 
 def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
@@ -497,45 +479,48 @@ def fail_verdict(*, verdict: JudgeVerdict, token: str, reason: str) -> bool:
 
 @transaction.atomic
 def record_result(*, verdict: JudgeVerdict, token: str, call: _Call, result: llm.ChatResult, cached: bool) -> bool:
-    """Store the reply, and the rating when it parses; return False when the claim was lost meanwhile."""
+    """Store the reply, and the rating when it parses; return False (storing nothing) when the claim was lost."""
     if not cached:
-        LLMCall.objects.bulk_create(
-            [
-                LLMCall(
-                    request_hash=call.request_hash,
-                    model=call.request.model,
-                    request=call.request.payload(),
-                    response=result.raw,
-                    text=result.text,
-                    finish_reason=result.finish_reason,
-                    tokens_in=result.tokens_in,
-                    tokens_out=result.tokens_out,
-                    latency_ms=result.latency_ms,
-                )
-            ],
-            ignore_conflicts=True,
-        )
-    locked = (
-        JudgeVerdict.objects.select_for_update()
-        .filter(pk=verdict.pk, state=JudgeVerdict.State.CLAIMED, claimed_by=token)
-        .first()
-    )
-    if locked is None:
-        return False
+        LLMCall.objects.bulk_create([_llm_call(call, result)], ignore_conflicts=True)
+    fields: dict[str, Any] = {"parsed": None, "rating": None}
     try:
         parsed = prompts.parse_verdict(call.spec, result.text, finish_reason=result.finish_reason)
     except prompts.VerdictParseError as exc:
-        locked.state, locked.reason = JudgeVerdict.State.PARSE_FAILED, str(exc)
+        fields.update(state=JudgeVerdict.State.PARSE_FAILED, reason=str(exc))
     else:
-        locked.state, locked.reason, locked.parsed = JudgeVerdict.State.DONE, "", parsed.as_json()
-        locked.rating = _rating_for(verdict, parsed, result)
-    locked.raw_response = result.text
-    locked.tokens_in, locked.tokens_out, locked.latency_ms = result.tokens_in, result.tokens_out, result.latency_ms
-    locked.cost = Decimal(0) if cached else call_cost(verdict.judge, result.tokens_in, result.tokens_out)
-    locked.cached = cached
-    locked.claimed_by, locked.claimed_until, locked.finished_at = "", None, now()
-    locked.save()
-    return True
+        # A worker whose claim expired may get here too: the unique constraint on ratings makes it wait for the
+        # current holder's transaction, and the conditional update below rolls the loser back.
+        rating = _rating_for(verdict, parsed, result)
+        fields.update(state=JudgeVerdict.State.DONE, reason="", parsed=parsed.as_json(), rating=rating)
+    updated = JudgeVerdict.objects.filter(pk=verdict.pk, state=_CLAIMED, claimed_by=token).update(
+        raw_response=result.text,
+        tokens_in=result.tokens_in,
+        tokens_out=result.tokens_out,
+        latency_ms=result.latency_ms,
+        cost=Decimal(0) if cached else call_cost(verdict.judge, result.tokens_in, result.tokens_out),
+        cached=cached,
+        claimed_by="",
+        claimed_until=None,
+        finished_at=now(),
+        **fields,
+    )
+    if not updated:
+        transaction.set_rollback(True)
+    return bool(updated)
+
+
+def _llm_call(call: _Call, result: llm.ChatResult) -> LLMCall:
+    return LLMCall(
+        request_hash=call.request_hash,
+        model=call.request.model,
+        request=call.request.payload(),
+        response=result.raw,
+        text=result.text,
+        finish_reason=result.finish_reason,
+        tokens_in=result.tokens_in,
+        tokens_out=result.tokens_out,
+        latency_ms=result.latency_ms,
+    )
 
 
 def call_cost(judge: JudgeConfig, tokens_in: int, tokens_out: int) -> Decimal:
@@ -546,11 +531,6 @@ def call_cost(judge: JudgeConfig, tokens_in: int, tokens_out: int) -> Decimal:
 
 def _rating_for(verdict: JudgeVerdict, parsed: prompts.ParsedVerdict, result: llm.ChatResult) -> Rating:
     first, second = _in_order(verdict)
-    existing = Rating.objects.filter(
-        comparison_id=verdict.comparison_id, rater_id=verdict.judge.rater_id, left_output=first
-    ).first()
-    if existing is not None:  # written before (e.g. the verdict row was deleted and judged again)
-        return existing
     winner = {"A": first, "B": second}.get(parsed.outcome)
     outcome_verdict = {"A": Verdict.WIN, "B": Verdict.WIN, "tie": Verdict.TIE, "both_bad": Verdict.BOTH_BAD}
     return Rating.objects.create(
