@@ -103,7 +103,11 @@ def token_wait(judge: JudgeConfig, *, current: datetime) -> float:
 
 def release_slot(judge_id: int, *, holder: str) -> None:
     """Free the slot this holder took (nothing when its lease expired and another holder took it)."""
-    JudgeSlot.objects.filter(judge_id=judge_id, holder=holder).update(holder="", held_until=None)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE judging_judgeslot SET holder = '', held_until = NULL WHERE judge_id = %s AND holder = %s",
+            [judge_id, holder],
+        )
 
 
 def refund_token(judge_id: int) -> None:

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from annotation.models import Campaign, Comparison, Rater, Rating, Verdict
 from evalplatform.exceptions import Conflict, DomainError
-from judging import limits, llm, prompts
+from judging import fetch, limits, llm, prompts
 from judging.models import JudgeConfig, JudgeRun, JudgeVerdict, LLMCall
 
 # A claim lasts the call timeout plus this margin (time to write the result); then another worker may take it.
@@ -264,9 +264,9 @@ def resume_run(*, run: JudgeRun, retry_failed: bool = False) -> JudgeRun:
 
 def finish_run_if_done(*, run_id: int) -> bool:
     """Mark a running run completed (or failed, when nothing was judged) once no work is left; return whether."""
-    verdicts = JudgeVerdict.objects.filter(run_id=run_id)
-    if verdicts.filter(state__in=[JudgeVerdict.State.PENDING, JudgeVerdict.State.CLAIMED]).exists():
+    if fetch.work_left(run_id):
         return False
+    verdicts = JudgeVerdict.objects.filter(run_id=run_id)
     judged = verdicts.filter(state__in=[JudgeVerdict.State.DONE, JudgeVerdict.State.PARSE_FAILED]).exists()
     status, error = JudgeRun.Status.COMPLETED, ""
     if not judged and verdicts.exists():
@@ -312,19 +312,13 @@ class _Call:
 
 def judge_verdict(*, verdict_id: int, worker: str) -> NextStep:
     """Claim one verdict, ask the judge (or the call cache), and record the rating or the failure."""
-    verdict = (
-        JudgeVerdict.objects.select_related(
-            "judge", "run", "comparison__prompt", "comparison__output_a", "comparison__output_b"
-        )
-        .filter(pk=verdict_id)
-        .first()
-    )
+    verdict = fetch.load_verdict(verdict_id)
     if verdict is None or not _workable(verdict):
         return NextStep()
     if verdict.retry_at and verdict.retry_at > now():
         return NextStep(retry_in=(verdict.retry_at - now()).total_seconds())
     call = build_call(verdict)
-    cached = LLMCall.objects.filter(pk=call.request_hash).first()
+    cached = fetch.cached_call(call.request_hash)
     claim = claim_verdict(verdict=verdict, worker=worker, request_hash=call.request_hash, limited=cached is None)
     if isinstance(claim, float):
         return NextStep(retry_in=claim)
