@@ -27,6 +27,11 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from annotation.models import Campaign
+    from judging.models import JudgeConfig, JudgeRun
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -149,14 +154,14 @@ def measure_judging(url: str, judgments: int, args: argparse.Namespace) -> float
         _delete(campaign, judge)
 
 
-def _run_in_threads(campaign: object, judge: object, concurrency: int) -> float:
+def _run_in_threads(campaign: Campaign, judge: JudgeConfig, concurrency: int) -> float:
     from django.db import connection
 
     from judging import services
 
     start = time.monotonic()
     with _no_broker():
-        run = services.start_run(campaign=campaign, judge=judge)  # type: ignore[arg-type]
+        run = services.start_run(campaign=campaign, judge=judge)
     ids = list(run.verdicts.values_list("pk", flat=True))
 
     def one(verdict_id: int) -> None:
@@ -175,12 +180,15 @@ def _run_in_threads(campaign: object, judge: object, concurrency: int) -> float:
 def _no_broker() -> Iterator[None]:
     from judging import services
 
+    def send_nothing(verdict_ids: object, *, countdown: float | None = None) -> None:
+        return None
+
     original = services.enqueue_verdicts
-    services.enqueue_verdicts = lambda ids, countdown=None: None  # type: ignore[assignment]
+    setattr(services, "enqueue_verdicts", send_nothing)  # noqa: B010 - swap a module function for the run
     try:
         yield
     finally:
-        services.enqueue_verdicts = original  # type: ignore[assignment]
+        setattr(services, "enqueue_verdicts", original)  # noqa: B010
 
 
 def _warm_up(url: str, concurrency: int) -> None:
@@ -195,7 +203,7 @@ def _warm_up(url: str, concurrency: int) -> None:
     _delete(campaign, judge)
 
 
-def _make_campaign_and_judge(url: str, judgments: int, concurrency: int) -> tuple[object, object]:
+def _make_campaign_and_judge(url: str, judgments: int, concurrency: int) -> tuple[Campaign, JudgeConfig]:
     """Create a campaign of judgments/2 comparisons (judged in both orders) with unique texts, and a judge."""
     from django.contrib.auth.models import User
 
@@ -227,23 +235,23 @@ def _make_campaign_and_judge(url: str, judgments: int, concurrency: int) -> tupl
     return campaign, judge
 
 
-def _check(run: object) -> None:
+def _check(run: JudgeRun) -> None:
     from judging import selectors
 
-    progress = selectors.run_progress(run)  # type: ignore[arg-type]
+    progress = selectors.run_progress(run)
     print(
         f"  run: {progress.done} judged, {progress.parse_failed} unparseable, {progress.failed} failed, "
         f"mean latency {progress.mean_latency_ms or 0:.0f} ms"
     )
 
 
-def _delete(campaign: object, judge: object) -> None:
+def _delete(campaign: Campaign, judge: JudgeConfig) -> None:
     from judging.models import JudgeRun
 
     JudgeRun.objects.filter(judge=judge).delete()
-    campaign.delete()  # type: ignore[attr-defined]
-    judge.delete()  # type: ignore[attr-defined]
-    judge.rater.delete()  # type: ignore[attr-defined]
+    campaign.delete()
+    judge.delete()
+    judge.rater.delete()
 
 
 @contextmanager
