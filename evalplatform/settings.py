@@ -174,6 +174,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_processed": str(_CELERY_QUEUE_DIR / "processed"),
         "control_folder": str(_CELERY_QUEUE_DIR / "control"),
         "store_processed": False,
+        # kombu polls the folder; its 1 s default would add up to a second to every judging task's start.
+        "polling_interval": 0.2,
     }
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
@@ -182,6 +184,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ALWAYS_EAGER = False
+# Celery's Django fixup closes the database connection before and after every task unless this is set, so each
+# task would pay a new PostgreSQL connection; keep them (CONN_MAX_AGE still retires old ones) for 500 tasks.
+CELERY_DB_REUSE_MAX = 500
 
 LOGGING = {
     "version": 1,

@@ -1,3 +1,238 @@
-"""LLM judge configurations, runs and verdicts (issue 5)."""
+"""LLM judge configurations, runs and verdicts (issue 5).
+
+A judge is a rater: its JudgeConfig owns an annotation.Rater of kind "judge", and every parsed verdict becomes an
+annotation.Rating of that rater, so agreement figures and leaderboards treat judges and humans alike.
+"""
 
 from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from annotation.models import Campaign, Comparison, Rater, Rating
+
+
+class JudgeConfig(models.Model):
+    """How to ask one model at one OpenAI-compatible endpoint to judge a pair of outputs."""
+
+    class Template(models.TextChoices):
+        MT_BENCH = "mt_bench", "MT-Bench pairwise ([[A]] / [[B]] / [[C]])"
+        MT_BENCH_REFERENCE = "mt_bench_reference", "MT-Bench pairwise with a reference answer"
+        ARENA_HARD = "arena_hard", "Arena-Hard ([[A>>B]] ... [[B>>A]], strength kept)"
+        CUSTOM = "custom", "Custom template"
+
+    class VerdictFormat(models.TextChoices):
+        PATTERN = "pattern", "Regular expression over the reply"
+        JSON = "json", "JSON reply (structured output)"
+
+    name = models.CharField(max_length=200, unique=True)
+    rater = models.OneToOneField(Rater, on_delete=models.PROTECT, related_name="judge_config", editable=False)
+    # Always "judge": with the composite foreign key of migration 0002 it makes the rater a judge rater.
+    rater_kind = models.CharField(max_length=5, default=Rater.Kind.JUDGE, editable=False)
+    base_url = models.URLField(max_length=500, help_text="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8001/v1")
+    model = models.CharField(max_length=200)
+    api_key_env = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text="NAME of the environment variable holding the API key in the worker (the key is never stored). "
+        "Empty: no key (local servers).",
+    )
+    template = models.CharField(max_length=20, choices=Template.choices, default=Template.MT_BENCH)
+    system_prompt = models.TextField(blank=True, help_text="Empty: the built-in template's system prompt.")
+    custom_template = models.TextField(
+        blank=True, help_text="For custom templates: user message with {question}, {answer_a}, {answer_b}, {reference}."
+    )
+    verdict_format = models.CharField(
+        max_length=10,
+        choices=VerdictFormat.choices,
+        default=VerdictFormat.PATTERN,
+        help_text="For custom templates: how the verdict is read from the reply.",
+    )
+    verdict_pattern = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="For custom pattern verdicts: a regex whose group 'verdict' (or group 1) captures A, B, C/tie, "
+        "both_bad or an Arena-Hard label such as A>>B.",
+    )
+    temperature = models.FloatField(default=0.0)
+    max_tokens = models.PositiveIntegerField(default=1024)
+    both_orders = models.BooleanField(default=True, help_text="Judge each comparison with each output shown first.")
+    max_concurrency = models.PositiveIntegerField(default=8, help_text="Calls in flight at once, across all workers.")
+    requests_per_minute = models.PositiveIntegerField(default=600, help_text="Across all workers.")
+    timeout_seconds = models.FloatField(default=60.0, help_text="Per call.")
+    max_attempts = models.PositiveSmallIntegerField(default=5, help_text="Calls per verdict before it fails.")
+    price_input_per_million = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal(0))
+    price_output_per_million = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal(0))
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(rater_kind="judge"), name="judgeconfig_rater_is_judge"),
+            models.CheckConstraint(condition=Q(temperature__gte=0, temperature__lte=2), name="judgeconfig_temperature"),
+            models.CheckConstraint(condition=Q(max_tokens__gte=1), name="judgeconfig_max_tokens"),
+            models.CheckConstraint(condition=Q(max_concurrency__gte=1), name="judgeconfig_max_concurrency"),
+            models.CheckConstraint(condition=Q(requests_per_minute__gte=1), name="judgeconfig_requests_per_minute"),
+            models.CheckConstraint(condition=Q(timeout_seconds__gt=0), name="judgeconfig_timeout"),
+            models.CheckConstraint(condition=Q(max_attempts__gte=1), name="judgeconfig_max_attempts"),
+            models.CheckConstraint(
+                condition=~Q(template="custom") | ~Q(custom_template=""), name="judgeconfig_custom_has_template"
+            ),
+            models.CheckConstraint(
+                condition=~Q(template="custom", verdict_format="pattern") | ~Q(verdict_pattern=""),
+                name="judgeconfig_custom_pattern_has_regex",
+            ),
+            models.CheckConstraint(
+                condition=Q(price_input_per_million__gte=0, price_output_per_million__gte=0),
+                name="judgeconfig_prices_not_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class JudgeRun(models.Model):
+    """One request to judge a campaign's comparisons with one judge."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        CANCELLED = "cancelled", "Cancelled"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="judge_runs")
+    judge = models.ForeignKey(JudgeConfig, on_delete=models.PROTECT, related_name="runs")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    limit = models.PositiveIntegerField(null=True, blank=True, help_text="Most comparisons to judge; empty for all.")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(limit__isnull=True) | Q(limit__gte=1), name="judgerun_limit_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.judge} on {self.campaign} (run #{self.pk})"
+
+
+class JudgeVerdict(models.Model):
+    """One judge's verdict on one comparison in one order; the unit of work a Celery task claims."""
+
+    class Order(models.TextChoices):
+        AB = "ab", "Output a shown as A"
+        BA = "ba", "Output b shown as A"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        CLAIMED = "claimed", "Claimed"
+        DONE = "done", "Done"
+        PARSE_FAILED = "parse_failed", "Parse failed"
+        FAILED = "failed", "Failed"
+
+    judge = models.ForeignKey(JudgeConfig, on_delete=models.PROTECT, related_name="verdicts")
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="judge_verdicts")
+    order = models.CharField(max_length=2, choices=Order.choices)
+    run = models.ForeignKey(JudgeRun, null=True, on_delete=models.SET_NULL, related_name="verdicts")
+    state = models.CharField(max_length=12, choices=State.choices, default=State.PENDING)
+    reason = models.TextField(blank=True, help_text="Why the verdict failed, or the last transient error.")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    retry_at = models.DateTimeField(null=True, blank=True, help_text="Not claimed before this (backoff).")
+    claimed_by = models.CharField(max_length=100, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    request_hash = models.CharField(max_length=64, blank=True)
+    raw_response = models.TextField(blank=True)
+    parsed = models.JSONField(null=True, blank=True, help_text="outcome A/B/tie/both_bad, strength, label.")
+    rating = models.OneToOneField(Rating, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    tokens_in = models.PositiveIntegerField(default=0)
+    tokens_out = models.PositiveIntegerField(default=0)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    cost = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+    cached = models.BooleanField(default=False, help_text="Answered from the call cache, not paid again.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["judge", "comparison", "order"], name="judgeverdict_once_per_order"),
+            models.CheckConstraint(
+                condition=~Q(state="claimed") | Q(claimed_until__isnull=False), name="judgeverdict_claim_has_lease"
+            ),
+            models.CheckConstraint(
+                condition=~Q(state="done") | Q(parsed__isnull=False), name="judgeverdict_done_is_parsed"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["run", "state"], name="judgeverdict_run_state"),
+            models.Index(
+                fields=["judge", "claimed_until"], condition=Q(state="claimed"), name="judgeverdict_in_flight"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"verdict #{self.pk}"
+
+    @property
+    def shown_first_id(self) -> int:
+        """Return the id of the output shown as A."""
+        return self.comparison.output_a_id if self.order == self.Order.AB else self.comparison.output_b_id
+
+
+class JudgeLimiter(models.Model):
+    """Token bucket for one judge's request rate, shared by every worker through a row lock."""
+
+    judge = models.OneToOneField(JudgeConfig, on_delete=models.CASCADE, primary_key=True, related_name="limiter")
+    tokens = models.FloatField(default=1.0)
+    refilled_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"limiter of {self.judge_id}"
+
+
+class JudgeSlot(models.Model):
+    """One of a judge's max_concurrency call slots, held under a lease by whoever is calling the judge."""
+
+    judge = models.ForeignKey(JudgeConfig, on_delete=models.CASCADE, related_name="slots")
+    slot = models.PositiveIntegerField()
+    holder = models.CharField(max_length=100, blank=True)
+    held_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["judge", "slot"], name="judgeslot_unique")]
+
+    def __str__(self) -> str:
+        return f"slot {self.slot} of {self.judge_id}"
+
+
+class LLMCall(models.Model):
+    """A stored chat completion keyed by the SHA-256 of its request; identical requests reuse it."""
+
+    request_hash = models.CharField(max_length=64, primary_key=True)
+    model = models.CharField(max_length=200)
+    request = models.JSONField()
+    response = models.JSONField()
+    text = models.TextField(blank=True)
+    finish_reason = models.CharField(max_length=40, blank=True)
+    tokens_in = models.PositiveIntegerField(default=0)
+    tokens_out = models.PositiveIntegerField(default=0)
+    latency_ms = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "LLM call"
+
+    def __str__(self) -> str:
+        return self.request_hash[:12]

@@ -1,0 +1,112 @@
+"""How the local server judges: transparent heuristics over the prompt, in the format the prompt asks for.
+
+- With a reference answer: the answer closer to it wins (word-overlap F1).
+- Without: the longer, more structured answer wins (log length plus a bonus per list item or paragraph).
+- Scores within `tie_margin` of each other are a tie.
+- `position_bias` in [0, 1] is the chance that the answer shown first wins regardless, as real judges tend to do.
+Decisions are a function of the prompt and the seed, so identical requests get identical replies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import re
+from dataclasses import dataclass
+from typing import Any
+
+_SECTIONS = {
+    "question": [r"\[User Question\]\n(.*?)\n\n\[The Start", r"<\|User Prompt\|>\n(.*?)\n\n<\|The Start"],
+    "reference": [r"\[The Start of Reference Answer\]\n(.*?)\n\[The End of Reference Answer\]"],
+    "a": [
+        r"\[The Start of Assistant A's Answer\]\n(.*?)\n\[The End of Assistant A's Answer\]",
+        r"<\|The Start of Assistant A's Answer\|>\n(.*?)\n<\|The End of Assistant A's Answer\|>",
+        r"(?:Answer|Response) A:?\n(.*?)\n\n(?:Answer|Response) B",
+    ],
+    "b": [
+        r"\[The Start of Assistant B's Answer\]\n(.*?)\n\[The End of Assistant B's Answer\]",
+        r"<\|The Start of Assistant B's Answer\|>\n(.*?)\n<\|The End of Assistant B's Answer\|>",
+        r"(?:Answer|Response) B:?\n(.*?)(?:\n\n|$)",
+    ],
+}
+
+
+@dataclass(frozen=True)
+class Judgement:
+    outcome: str  # "A", "B" or "tie"
+    strength: int  # 1 slightly, 2 clearly better (0 for ties)
+    explanation: str
+
+
+def extract(text: str, part: str) -> str | None:
+    """Return one section (question, reference, a, b) of a judge prompt, or None when absent."""
+    for pattern in _SECTIONS[part]:
+        match = re.search(pattern, text, flags=re.DOTALL)
+        if match:
+            return match.group(1)
+    return None
+
+
+def judge(prompt: str, *, position_bias: float, seed: int, tie_margin: float = 0.05) -> Judgement:
+    """Return the verdict on the two answers in a judge prompt."""
+    rng = random.Random(f"{seed}:{hashlib.sha256(prompt.encode()).hexdigest()}")
+    a, b, reference = extract(prompt, "a"), extract(prompt, "b"), extract(prompt, "reference")
+    if a is None or b is None:
+        outcome = rng.choice(["A", "B", "tie"])
+        return Judgement(outcome, 1, "I could not find both answers, so this verdict is a guess.")
+    if rng.random() < position_bias:
+        return Judgement("A", 1, "Assistant A's answer, shown first, reads better to me.")
+    if reference:
+        score_a, score_b = overlap_f1(a, reference), overlap_f1(b, reference)
+        basis = "closeness to the reference answer"
+    else:
+        score_a, score_b = richness(a), richness(b)
+        basis = "length and structure"
+    gap = score_a - score_b
+    scale = max(abs(score_a), abs(score_b), 1e-9)
+    explanation = f"Judged on {basis}: A scores {score_a:.3f}, B scores {score_b:.3f}."
+    if abs(gap) <= tie_margin * scale:
+        return Judgement("tie", 0, explanation)
+    strength = 2 if abs(gap) > 0.3 * scale else 1
+    return Judgement("A" if gap > 0 else "B", strength, explanation)
+
+
+def overlap_f1(answer: str, reference: str) -> float:
+    """Return the F1 of the answer's words against the reference's words."""
+    got, want = _words(answer), _words(reference)
+    common = len(got & want)
+    if not common:
+        return 0.0
+    precision, recall = common / len(got), common / len(want)
+    return 2 * precision * recall / (precision + recall)
+
+
+def richness(answer: str) -> float:
+    """Return a length-and-structure score: log word count plus a bonus per list item or paragraph."""
+    words = len(answer.split())
+    items = len(re.findall(r"^\s*(?:[-*]|\d+[.)])\s", answer, flags=re.MULTILINE))
+    paragraphs = answer.count("\n\n")
+    return math.log1p(words) + 0.2 * items + 0.1 * paragraphs
+
+
+def reply_text(messages: list[dict[str, Any]], response_format: dict[str, Any] | None, judgement: Judgement) -> str:
+    """Return the reply in the format the prompt asks for: JSON, Arena-Hard labels or MT-Bench labels."""
+    prompt = "\n".join(str(m.get("content", "")) for m in messages)
+    if response_format and response_format.get("type") in ("json_object", "json_schema"):
+        strength = judgement.strength if judgement.outcome in ("A", "B") else None
+        return json.dumps({"verdict": judgement.outcome, "strength": strength, "rationale": judgement.explanation})
+    if "[[A>>B]]" in prompt or "[[B>A]]" in prompt:
+        label = {"A": "A>>B" if judgement.strength == 2 else "A>B", "B": "B>>A" if judgement.strength == 2 else "B>A"}
+        return f"{judgement.explanation}\n\nMy final verdict is: [[{label.get(judgement.outcome, 'A=B')}]]"
+    return f"{judgement.explanation}\n\n[[{ {'A': 'A', 'B': 'B'}.get(judgement.outcome, 'C') }]]"
+
+
+def count_tokens(text: str) -> int:
+    """Return a rough token count (four characters a token), like a tokenizer would for English."""
+    return max(1, len(text) // 4)
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"\w+", text.lower()))

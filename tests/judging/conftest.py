@@ -1,0 +1,49 @@
+"""Fixtures for judging tests: the local OpenAI-compatible server in a thread, and judges pointing at it."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from judging import services
+from judging.localllm.server import LocalLLMServer, ServerConfig
+from judging.models import JudgeConfig
+
+LocalLLM = Callable[..., tuple[str, LocalLLMServer]]
+
+
+@pytest.fixture
+def local_llm() -> Iterator[LocalLLM]:
+    """Return a starter: local_llm(latency_ms=..., fault_rate=...) -> (base URL, server), stopped after the test."""
+    with contextlib.ExitStack() as stack:
+
+        def start(**config: Any) -> tuple[str, LocalLLMServer]:
+            server = LocalLLMServer(ServerConfig(port=0, **config))
+            return stack.enter_context(server.running_in_thread()), server
+
+        yield start
+
+
+@pytest.fixture
+def make_judge(db: None) -> Callable[..., JudgeConfig]:
+    """Return a builder of judges (default: MT-Bench template, generous limits, short timeout)."""
+
+    def make(name: str = "local-judge", **options: Any) -> JudgeConfig:
+        options.setdefault("base_url", "http://127.0.0.1:9/v1")
+        options.setdefault("model", "local-judge")
+        options.setdefault("timeout_seconds", 2.0)
+        options.setdefault("max_concurrency", 64)
+        options.setdefault("requests_per_minute", 60_000)
+        judge, _ = services.save_judge(name=name, **options)
+        return judge
+
+    return make
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings: Any) -> None:
+    """Hash the personas' passwords cheaply: PBKDF2 would dominate these tests' setup."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,122 @@
+"""The local OpenAI-compatible server: the official client talks to it, it judges transparently, it fails on cue."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import openai
+import pytest
+
+from judging import prompts
+from judging.localllm import heuristics
+from tests.judging.conftest import LocalLLM
+
+
+def _messages(template: str, a: str, b: str, reference: str = "") -> list[dict[str, str]]:
+    spec = prompts.prompt_spec(template=template)
+    return prompts.render_messages(
+        spec, question="What is the capital of France?", answer_a=a, answer_b=b, reference=reference
+    )
+
+
+def test_official_client_lists_models_and_gets_a_completion_with_usage(local_llm: LocalLLM) -> None:
+    url, _ = local_llm()
+    client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0)
+    assert [m.id for m in client.models.list()] == ["local-judge"]
+    reply = client.chat.completions.create(
+        model="local-judge",
+        messages=_messages("mt_bench", "Paris.", "Paris is the capital."),  # type: ignore[arg-type]
+    )
+    assert reply.choices[0].finish_reason == "stop"
+    assert reply.usage is not None
+    assert reply.usage.prompt_tokens > 50
+    assert reply.usage.completion_tokens > 0
+    assert prompts.parse_verdict(prompts.BUILTIN["mt_bench"], reply.choices[0].message.content or "")
+
+
+def test_reference_answer_decides_over_length() -> None:
+    messages = _messages(
+        "mt_bench_reference",
+        "The capital of France is Paris.",
+        "Lyon is a large city.\n\n- It has a long history\n- It is famous for food\n- It lies on two rivers",
+        reference="Paris is the capital of France.",
+    )
+    judgement = heuristics.judge(messages[1]["content"], position_bias=0.0, seed=0)
+    assert judgement.outcome == "A"
+
+
+def test_without_reference_the_longer_structured_answer_wins_in_either_order() -> None:
+    short, long = "Paris.", "Paris.\n\n- It is the capital since 987\n- It hosts the government\n- And parliament"
+    assert heuristics.judge(_messages("mt_bench", short, long)[1]["content"], position_bias=0, seed=0).outcome == "B"
+    assert heuristics.judge(_messages("mt_bench", long, short)[1]["content"], position_bias=0, seed=0).outcome == "A"
+
+
+def test_full_position_bias_always_prefers_the_first_answer() -> None:
+    prompt = _messages("mt_bench", "Paris.", "Paris, on the Seine, is the capital of France.")[1]["content"]
+    assert heuristics.judge(prompt, position_bias=1.0, seed=3).outcome == "A"
+
+
+@pytest.mark.parametrize(
+    ("template", "response_format", "pattern"),
+    [
+        ("mt_bench", None, r"\[\[[ABC]\]\]$"),
+        ("arena_hard", None, r"\[\[(A>>B|A>B|A=B|B>A|B>>A)\]\]$"),
+    ],
+)
+def test_reply_uses_the_label_format_the_prompt_asks_for(template: str, response_format: None, pattern: str) -> None:
+    messages = _messages(template, "Paris.", "It is Paris, the largest city of France.")
+    judgement = heuristics.judge(messages[1]["content"], position_bias=0, seed=0)
+    assert re.search(pattern, heuristics.reply_text(messages, response_format, judgement))
+
+
+def test_reply_is_json_when_structured_output_is_requested() -> None:
+    messages = _messages("mt_bench", "Paris.", "It is Paris.")
+    judgement = heuristics.Judgement("B", 2, "because")
+    body = json.loads(heuristics.reply_text(messages, prompts.JSON_VERDICT_SCHEMA, judgement))
+    assert body == {"verdict": "B", "strength": 2, "rationale": "because"}
+
+
+def test_rate_limit_faults_answer_429_with_retry_after(local_llm: LocalLLM) -> None:
+    url, server = local_llm(fault_rate=1.0, faults=("rate_limit",), retry_after=7)
+    client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0)
+    with pytest.raises(openai.RateLimitError) as caught:
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+    assert caught.value.response.headers["retry-after"] == "7"
+    assert server.stats["fault_rate_limit"] == 1
+
+
+def test_hang_faults_outlast_the_client_timeout(local_llm: LocalLLM) -> None:
+    url, _ = local_llm(fault_rate=1.0, faults=("hang",), hang_seconds=5)
+    client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0, timeout=0.3)
+    with pytest.raises(openai.APITimeoutError):
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+
+
+def test_truncated_faults_cut_the_reply_and_report_length(local_llm: LocalLLM) -> None:
+    url, _ = local_llm(fault_rate=1.0, faults=("truncated",))
+    client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0)
+    reply = client.chat.completions.create(model="m", messages=_messages("arena_hard", "x", "y"))  # type: ignore[arg-type]
+    assert reply.choices[0].finish_reason == "length"
+    assert "[[" not in (reply.choices[0].message.content or "")
+
+
+def test_fault_rate_is_about_the_configured_share(local_llm: LocalLLM) -> None:
+    url, server = local_llm(fault_rate=0.2, faults=("server_error", "malformed"), seed=11)
+    client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0)
+    errors = 0
+    for _ in range(200):
+        try:
+            client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+        except openai.InternalServerError:
+            errors += 1
+    faults = server.stats["fault_server_error"] + server.stats["fault_malformed"]
+    assert 20 <= faults <= 60
+    assert errors == server.stats["fault_server_error"]
+
+
+def test_bad_request_body_is_a_400(local_llm: LocalLLM) -> None:
+    url, _ = local_llm()
+    client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0)
+    with pytest.raises(openai.BadRequestError):
+        client.post("/chat/completions", body={"nothing": True}, cast_to=object)
