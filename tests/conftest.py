@@ -14,6 +14,18 @@ from tests import factories
 SHARED_DATA = factories.SHARED_DATA
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _in_memory_celery_broker() -> None:
+    """Keep the tasks that services enqueue in this process (tests that run a worker choose their own broker).
+
+    Without it they would pile up in the checkout's var/celery/ queue, where the demo's worker would pick them up.
+    """
+    from evalplatform.celery import app
+
+    app.conf.broker_url = "memory://"
+    app.conf.broker_transport_options = {}
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings: Any) -> None:
     """Hash the personas' passwords cheaply: the default hasher makes each user cost half a second."""
