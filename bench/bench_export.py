@@ -30,6 +30,7 @@ import django  # noqa: E402
 django.setup()
 
 from django.contrib.auth.models import User  # noqa: E402
+from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 
 from annotation.models import Campaign, Rater, Rating  # noqa: E402
@@ -188,6 +189,7 @@ def main() -> None:
         run_baseline(slug, args.sample, out) if kind == "baseline" else run_export(slug, kind, out)
         return
     n, sample = (100_000, 10_000) if args.quick else (args.ratings, args.sample)
+    call_command("migrate", verbosity=0)  # the bench database may predate newer migrations
     campaign = seed(n, fresh=args.fresh)
     with tempfile.TemporaryDirectory() as tmp:
         base, base_mb = child(["--sample", str(sample), "--child", "baseline", campaign.slug, f"{tmp}/naive.jsonl"])

@@ -17,6 +17,7 @@ import argparse
 import time
 
 from bench_export import seed  # also sets Django up
+from django.core.management import call_command
 from django.db import connection
 
 from annotation.models import Campaign, Rater, Rating
@@ -77,6 +78,7 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=50_000)
     args = parser.parse_args()
     n, sample = (100_000, 10_000) if args.quick else (args.ratings, args.sample)
+    call_command("migrate", verbosity=0)  # the bench database may predate newer migrations
     campaign = seed(n)
     everyone = RaterSelection()
     base_s, base_n = naive(campaign.pk, sample)
