@@ -166,13 +166,14 @@ SPECTACULAR_SETTINGS = {
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 _CELERY_QUEUE_DIR = Path(os.environ.get("EVALPLATFORM_CELERY_DIR", BASE_DIR / "var" / "celery"))
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for sub in ("out", "processed"):
+    for sub in ("out", "processed", "control"):
         (_CELERY_QUEUE_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_CELERY_QUEUE_DIR / "out"),
         "data_folder_out": str(_CELERY_QUEUE_DIR / "out"),
         "data_folder_processed": str(_CELERY_QUEUE_DIR / "processed"),
         "store_processed": False,
+        "control_folder": str(_CELERY_QUEUE_DIR / "control"),  # kombu's default is ./control in the cwd
         # kombu polls the folder; its 1 s default would add up to a second to every judging task's start.
         "polling_interval": 0.2,
     }
