@@ -75,7 +75,8 @@ def claim_under_limits(
 
 def ensure_limits(judge: JudgeConfig, *, current: datetime) -> None:
     """Create the judge's token bucket and enough slots for its max_concurrency."""
-    JudgeLimiter.objects.get_or_create(judge=judge, defaults={"tokens": 1.0, "refilled_at": current})
+    full = max(1.0, judge.requests_per_minute / 60.0)  # a new judge starts with a full bucket
+    JudgeLimiter.objects.get_or_create(judge=judge, defaults={"tokens": full, "refilled_at": current})
     JudgeSlot.objects.bulk_create(
         [JudgeSlot(judge=judge, slot=i) for i in range(judge.max_concurrency)], ignore_conflicts=True
     )

@@ -185,12 +185,19 @@ def start_run(
         ignore_conflicts=True,
         batch_size=2000,
     )
-    JudgeVerdict.objects.filter(judge=judge, comparison__in=comparisons).filter(
+    unfinished = JudgeVerdict.objects.filter(judge=judge, comparison__in=comparisons).filter(
         Q(state=JudgeVerdict.State.PENDING) | Q(state=JudgeVerdict.State.FAILED)
-    ).update(run=run, state=JudgeVerdict.State.PENDING, attempts=0, retry_at=None)
+    )
+    earlier_runs = set(unfinished.exclude(run=run).values_list("run_id", flat=True).distinct()) - {None}
+    unfinished.update(run=run, state=JudgeVerdict.State.PENDING, attempts=0, retry_at=None)
     _enqueue_pending_on_commit(run)
-    transaction.on_commit(lambda: finish_run_if_done(run_id=run.pk))
+    for run_id in [run.pk, *earlier_runs]:  # an earlier run whose last work moved here has ended
+        _finish_run_on_commit(run_id)
     return run
+
+
+def _finish_run_on_commit(run_id: int) -> None:
+    transaction.on_commit(lambda: finish_run_if_done(run_id=run_id))
 
 
 def check_run(*, campaign: Campaign, judge: JudgeConfig, limit: int | None = None) -> list[Comparison]:

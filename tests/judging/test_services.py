@@ -96,14 +96,17 @@ def test_start_run_creates_one_pending_verdict_per_comparison_and_order(
 
 
 def test_a_second_run_duplicates_nothing_and_takes_over_pending_work(
-    campaign: Campaign, make_judge: MakeJudge, sent: list[Any]
+    campaign: Campaign, make_judge: MakeJudge, sent: list[Any], django_capture_on_commit_callbacks: Any
 ) -> None:
     judge = make_judge()
     first = services.start_run(campaign=campaign, judge=judge, limit=2)
-    second = services.start_run(campaign=campaign, judge=judge)
+    with django_capture_on_commit_callbacks(execute=True):
+        second = services.start_run(campaign=campaign, judge=judge)
     assert JudgeVerdict.objects.filter(judge=judge).count() == 2 * campaign.comparisons.count()
     assert first.verdicts.count() == 0
     assert second.verdicts.count() == 2 * campaign.comparisons.count()
+    first.refresh_from_db()
+    assert first.status == JudgeRun.Status.COMPLETED  # its work moved on; it does not hang as running
 
 
 def test_limit_judges_the_first_comparisons_in_sampling_order(

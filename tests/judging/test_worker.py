@@ -55,7 +55,7 @@ def broker_env(tmp_path: Path) -> Iterator[dict[str, str]]:
         url, options, env = REDIS_TEST_URL, {}, {"CELERY_BROKER_URL": REDIS_TEST_URL}
     else:
         folder = tmp_path / "celery"
-        for sub in ("out", "processed"):
+        for sub in ("out", "processed", "control"):
             (folder / sub).mkdir(parents=True)
         url = "filesystem://"
         options = {
@@ -63,6 +63,7 @@ def broker_env(tmp_path: Path) -> Iterator[dict[str, str]]:
             "data_folder_out": str(folder / "out"),
             "data_folder_processed": str(folder / "processed"),
             "polling_interval": 0.2,
+            "control_folder": str(folder / "control"),
         }
         env = {"CELERY_BROKER_URL": url, "EVALPLATFORM_CELERY_DIR": str(folder)}
     saved = (celery_app.conf.broker_url, celery_app.conf.broker_transport_options)
