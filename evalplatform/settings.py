@@ -172,7 +172,6 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(_CELERY_QUEUE_DIR / "out"),
         "data_folder_out": str(_CELERY_QUEUE_DIR / "out"),
         "data_folder_processed": str(_CELERY_QUEUE_DIR / "processed"),
-        "control_folder": str(_CELERY_QUEUE_DIR / "control"),
         "store_processed": False,
         "control_folder": str(_CELERY_QUEUE_DIR / "control"),  # kombu's default is ./control in the cwd
         # kombu polls the folder; its 1 s default would add up to a second to every judging task's start.
