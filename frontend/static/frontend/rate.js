@@ -28,6 +28,9 @@
   let outbox = loadOutbox();
   outbox.forEach((item) => pending.add(item.assignment));
   let flushing = false;
+  // Bumped whenever the server reports progress after a rating or undo: a comparison prefetched before that
+  // carries an older count, which must not overwrite the newer one when it is shown.
+  let progressVersion = 0;
 
   function csrfToken() {
     const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
@@ -70,8 +73,9 @@
   }
 
   async function fetchNext() {
+    const version = progressVersion;
     const result = await post(config.nextUrl, { exclude: heldIds() });
-    if (result.status === 200) return result.data;
+    if (result.status === 200) { result.data.progressVersion = version; return result.data; }
     if (result.status === 204) { exhausted = true; return null; }
     if (result.status === 409) return null;  // already holding the most comparisons allowed
     throw new Error("next: HTTP " + result.status);
@@ -118,7 +122,7 @@
     els.comparison.hidden = false;
     els.done.hidden = true;
     els.comparison.dataset.assignment = String(view.assignment);
-    showProgress(view.progress);
+    if (view.progressVersion === progressVersion) showProgress(view.progress);
     setChoice(null);
     els.rationale.value = "";
     visibleMs = 0;
@@ -246,7 +250,12 @@
     }
     await waitFor(() => !outbox.includes(rated.item));
     const result = await post(assignmentUrl(rated.view.assignment, "undo"));
-    if (result.status === 200) { restore(result.data); return; }
+    if (result.status === 200) {
+      progressVersion += 1;
+      result.data.progressVersion = progressVersion;
+      restore(result.data);
+      return;
+    }
     say((result.data && result.data.detail) || "Could not undo.", "error");
   }
 
@@ -295,6 +304,7 @@
         pending.delete(item.assignment);
         saveOutbox();
         if (result.status === 200 || result.status === 201) {
+          progressVersion += 1;
           showProgress(result.data.progress);
         } else {
           say("A rating was not accepted: " + describe(result.data), "error");
