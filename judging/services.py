@@ -26,6 +26,7 @@ from annotation.models import Campaign, Comparison, Rater, Rating, Verdict
 from evalplatform.exceptions import Conflict, DomainError
 from judging import fetch, limits, llm, prompts
 from judging.models import JudgeConfig, JudgeRun, JudgeVerdict, LLMCall
+from results.tasks import schedule_refresh
 
 # A claim lasts the call timeout plus this margin (time to write the result); then another worker may take it.
 LEASE_MARGIN_SECONDS = float(os.environ.get("JUDGING_LEASE_MARGIN_SECONDS", "10"))
@@ -507,6 +508,9 @@ def record_result(*, verdict: JudgeVerdict, token: str, call: _Call, result: llm
     )
     if not updated:
         transaction.set_rollback(True)
+    elif fields["rating"] is not None:
+        campaign_id = Comparison.objects.filter(pk=verdict.comparison_id).values_list("campaign_id", flat=True).get()
+        schedule_refresh(campaign_id)
     return bool(updated)
 
 

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -335,3 +336,19 @@ def test_backoff_grows_exponentially_with_jitter_honours_retry_after_and_is_capp
         assert ceiling / 2 <= services.backoff_seconds(attempt) <= ceiling
     assert services.backoff_seconds(1, retry_after=5) >= 5
     assert services.backoff_seconds(30) <= services.BACKOFF_CAP_SECONDS
+
+
+def test_a_judge_rating_schedules_a_leaderboard_refresh_after_commit(
+    campaign: Campaign,
+    make_judge: MakeJudge,
+    local_llm: LocalLLM,
+    sent: list[Any],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    url, _ = local_llm()
+    run = services.start_run(campaign=campaign, judge=make_judge(base_url=url), limit=1)
+    cache.clear()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        _judge_all(run)
+    assert Rating.objects.filter(source="judge").count() == 2
+    assert len(callbacks) == 1  # one refresh for the burst, not one per rating
