@@ -25,8 +25,9 @@ from annotation.importers.ratings import (
     add_prompt,
     add_rating,
     import_plan,
+    parse_rated_pairs,
 )
-from annotation.importers.reading import Record, read_records
+from annotation.importers.reading import Record
 from annotation.importers.summary import ImportSummary
 from annotation.models import Verdict
 
@@ -63,15 +64,7 @@ class AlpacaVote:
 
 def parse_alpaca_eval(name: str, data: bytes) -> RatingsPlan:
     """Return what an AlpacaEval annotation file asks to store, or raise ImportRefused listing bad lines."""
-    errors = ErrorCollector(name)
-    plan = RatingsPlan(name=name)
-    seen: dict[Any, int] = {}
-    for record in read_records(name, data, errors):
-        vote = _vote(record, errors)
-        if vote is not None:
-            _plan_vote(plan, errors, seen, vote)
-    errors.raise_if_any()
-    return plan
+    return parse_rated_pairs(name, data, read_vote=_vote, plan_vote=_plan_vote)
 
 
 def import_alpaca_eval(

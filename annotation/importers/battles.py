@@ -26,8 +26,9 @@ from annotation.importers.ratings import (
     add_prompt,
     add_rating,
     import_plan,
+    parse_rated_pairs,
 )
-from annotation.importers.reading import Record, read_records
+from annotation.importers.reading import Record
 from annotation.importers.summary import ImportSummary
 from annotation.models import Verdict
 
@@ -66,15 +67,7 @@ class Battle:
 
 def parse_battles(name: str, data: bytes) -> RatingsPlan:
     """Return what a battle log asks to store, or raise ImportRefused listing bad lines."""
-    errors = ErrorCollector(name)
-    plan = RatingsPlan(name=name)
-    seen: dict[Any, int] = {}
-    for record in read_records(name, data, errors):
-        battle = _battle(record, errors)
-        if battle is not None:
-            _plan_battle(plan, errors, seen, battle)
-    errors.raise_if_any()
-    return plan
+    return parse_rated_pairs(name, data, read_vote=_battle, plan_vote=_plan_battle)
 
 
 def import_battles(

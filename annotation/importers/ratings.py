@@ -7,13 +7,15 @@ Battles and AlpacaEval files both come down to a RatingsPlan; one writer stores 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib.auth.models import User
 from django.utils import timezone
 
 from annotation.importers.errors import ErrorCollector
+from annotation.importers.reading import Record, read_records
 from annotation.importers.summary import ImportSummary
 from annotation.importers.writing import BATCH_SIZE, check_campaign_accepts_imports, run_atomically
 from annotation.models import Campaign, Comparison, Output, Prompt, Rater, Rating
@@ -264,3 +266,25 @@ def add_prompt(plan: RatingsPlan, errors: ErrorCollector, key: str, prompt: Plan
         errors.add(prompt.line, "prompt", f"conflicting text for prompt {key} (line {first.line})")
     elif first is not prompt and prompt.text and not first.text:
         first.text = prompt.text
+
+
+Vote = TypeVar("Vote")
+
+
+def parse_rated_pairs(
+    name: str,
+    data: bytes,
+    *,
+    read_vote: Callable[[Record, ErrorCollector], Vote | None],
+    plan_vote: Callable[[RatingsPlan, ErrorCollector, dict[Any, int], Vote], None],
+) -> RatingsPlan:
+    """Return what a file of rated pairs asks to store, or raise ImportRefused listing its bad lines."""
+    errors = ErrorCollector(name)
+    plan = RatingsPlan(name=name)
+    seen: dict[Any, int] = {}
+    for record in read_records(name, data, errors):
+        vote = read_vote(record, errors)
+        if vote is not None:
+            plan_vote(plan, errors, seen, vote)
+    errors.raise_if_any()
+    return plan
