@@ -86,7 +86,6 @@ dead AS (
     WHERE c.id = n.comparison_id
     RETURNING c.id
 )"""
-SWEEP_SQL = "WITH " + SWEEP_CTES + "SELECT count(*) FROM freed"
 EXPIRED_SWEEP_BATCH = 50
 
 # The annotator's standing in a campaign they may annotate, locked: it serialises one annotator's claims.
@@ -274,13 +273,6 @@ def live_lease_ids(*, rater_id: int, campaign_id: int, now: datetime) -> list[in
     with prepared_cursor() as cursor:
         cursor.execute(LIVE_LEASES_SQL, params)
         return [row[0] for row in cursor.fetchall()]
-
-
-def release_expired_leases(*, now: datetime, limit: int = EXPIRED_SWEEP_BATCH) -> int:
-    """Return up to `limit` expired leases to the pool; return how many comparisons got a slot back."""
-    with prepared_cursor() as cursor:
-        cursor.execute(SWEEP_SQL, {"now": now, "limit": limit})
-        return int(cursor.fetchone()[0])
 
 
 def renew(*, assignment_id: int, expires: datetime, now: datetime) -> Shown | None:

@@ -160,11 +160,6 @@ def _claim(context: engine.NextContext, *, campaign_id: int, now: datetime, expi
     return None
 
 
-def release_expired_leases(*, now: datetime | None = None) -> int:
-    """Return a batch of expired leases to the pool (every claim does this too; no scheduler needed)."""
-    return engine.release_expired_leases(now=now or timezone.now())
-
-
 @transaction.atomic
 def renew_lease(*, assignment: Assignment, now: datetime | None = None) -> Assignment:
     """Extend a live lease by the campaign's lease time; Conflict if it has expired or ended."""
