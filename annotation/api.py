@@ -9,13 +9,14 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation import selectors, services
-from annotation.access import access_campaign_for_annotation, access_own_assignment
-from annotation.models import Campaign, Rating
+from annotation.access import access_own_assignment
+from evalplatform.api import validated
 
 CHOICES = ["left", "right", "tie", "both_bad"]
 
@@ -41,14 +42,23 @@ class AssignmentOutputSerializer(serializers.Serializer[Any]):
     progress = ProgressSerializer()
 
 
-def _lease_response(lease: services.Lease, campaign: Campaign) -> Response:
-    if lease.assignment is None:
+class AnnotatorApi(APIView):
+    """Base of the annotator endpoints: JSON only (the browsable renderer would only add negotiation per request).
+
+    The API is documented and browsable at /api/docs/.
+    """
+
+    renderer_classes = [JSONRenderer]
+
+
+def _lease_response(lease: services.Lease) -> Response:
+    if lease.shown is None or lease.progress is None:
         return Response(status=status.HTTP_204_NO_CONTENT)
-    progress = selectors.progress_from(campaign=campaign, status=lease.status)
-    return Response(AssignmentOutputSerializer(selectors.assignment_view(lease.assignment, progress=progress)).data)
+    view = selectors.assignment_view(lease.shown, progress=lease.progress)
+    return Response(ASSIGNMENT_OUTPUT.to_representation(view))
 
 
-class CampaignMineListApi(APIView):
+class CampaignMineListApi(AnnotatorApi):
     class AnnotatorCampaignSerializer(serializers.Serializer[Any]):
         id = serializers.IntegerField()
         name = serializers.CharField()
@@ -63,7 +73,7 @@ class CampaignMineListApi(APIView):
         return Response(self.AnnotatorCampaignSerializer(cards, many=True).data)
 
 
-class AssignmentNextApi(APIView):
+class AssignmentNextApi(AnnotatorApi):
     class NextInputSerializer(serializers.Serializer[Any]):
         exclude = serializers.ListField(
             child=serializers.IntegerField(),
@@ -84,18 +94,16 @@ class AssignmentNextApi(APIView):
         },
     )
     def post(self, request: Request, campaign_id: int) -> Response:
-        data = self.NextInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        campaign = access_campaign_for_annotation(user=request.user, campaign_id=campaign_id)
+        data = validated(NEXT_INPUT, request.data)
         lease = services.claim_next(
-            campaign=campaign,
             user=request.user,  # type: ignore[arg-type]
-            exclude=set(data.validated_data["exclude"]),
+            campaign_id=campaign_id,
+            exclude=set(data["exclude"]),
         )
-        return _lease_response(lease, campaign)
+        return _lease_response(lease)
 
 
-class RatingCreateApi(APIView):
+class RatingCreateApi(AnnotatorApi):
     class RatingInputSerializer(serializers.Serializer[Any]):
         choice = serializers.ChoiceField(choices=CHOICES)
         strength = serializers.IntegerField(required=False, allow_null=True, default=None)
@@ -119,16 +127,14 @@ class RatingCreateApi(APIView):
         progress = serializers.SerializerMethodField()
 
         @extend_schema_field(ProgressSerializer)
-        def get_progress(self, rating: Rating) -> dict[str, Any]:
-            return dict(ProgressSerializer(self.context["progress"]).data)
+        def get_progress(self, result: services.RatingResult) -> dict[str, Any]:
+            return dict(PROGRESS_OUTPUT.to_representation(result.progress))
 
-        def get_choice(self, rating: Rating) -> str:
-            if rating.verdict != "win":
-                return rating.verdict
-            return "left" if rating.winner_id == rating.left_output_id else "right"
+        def get_choice(self, result: services.RatingResult) -> str:
+            return result.choice
 
-        def get_undo_until(self, rating: Rating) -> str:
-            return (rating.created_at + services.UNDO_WINDOW).isoformat()
+        def get_undo_until(self, result: services.RatingResult) -> str:
+            return (result.created_at + services.UNDO_WINDOW).isoformat()
 
     @extend_schema(
         operation_id="rating_create",
@@ -143,18 +149,18 @@ class RatingCreateApi(APIView):
         },
     )
     def post(self, request: Request, assignment_id: int) -> Response:
-        data = self.RatingInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        assignment = access_own_assignment(user=request.user, assignment_id=assignment_id)
-        fields = dict(data.validated_data)
+        fields = validated(RATING_INPUT, request.data)
         fields["idempotency_key"] = fields["idempotency_key"] or request.headers.get("Idempotency-Key", "")[:100]
-        result = services.submit_rating(assignment=assignment, answer=services.RatingInput(**fields))
+        result = services.submit_rating(
+            user=request.user,  # type: ignore[arg-type]
+            assignment_id=assignment_id,
+            answer=services.RatingInput(**fields),
+        )
         code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
-        progress = selectors.progress_from(campaign=assignment.comparison.campaign, status=result.status)
-        return Response(self.RatingOutputSerializer(result.rating, context={"progress": progress}).data, status=code)
+        return Response(RATING_OUTPUT.to_representation(result), status=code)
 
 
-class AssignmentSkipApi(APIView):
+class AssignmentSkipApi(AnnotatorApi):
     @extend_schema(
         operation_id="assignment_skip",
         request=None,
@@ -166,7 +172,7 @@ class AssignmentSkipApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class RatingUndoApi(APIView):
+class RatingUndoApi(AnnotatorApi):
     @extend_schema(
         operation_id="rating_undo",
         request=None,
@@ -177,11 +183,10 @@ class RatingUndoApi(APIView):
     )
     def post(self, request: Request, assignment_id: int) -> Response:
         assignment = access_own_assignment(user=request.user, assignment_id=assignment_id)
-        lease = services.undo_rating(assignment=assignment)
-        return _lease_response(lease, assignment.comparison.campaign)
+        return _lease_response(services.undo_rating(assignment=assignment))
 
 
-class LeaseRenewApi(APIView):
+class LeaseRenewApi(AnnotatorApi):
     class LeaseSerializer(serializers.Serializer[Any]):
         assignment = serializers.IntegerField(source="pk")
         lease_expires = serializers.DateTimeField(source="lease_expires_at")
@@ -195,3 +200,12 @@ class LeaseRenewApi(APIView):
         assignment = access_own_assignment(user=request.user, assignment_id=assignment_id)
         assignment = services.renew_lease(assignment=assignment)
         return Response(self.LeaseSerializer(assignment).data)
+
+
+# Shared by every request: DRF deep-copies a serializer's fields for each new instance, which costs more than
+# the rest of an annotator's request. These are stateless once built (see evalplatform.api.validated).
+NEXT_INPUT = AssignmentNextApi.NextInputSerializer()
+RATING_INPUT = RatingCreateApi.RatingInputSerializer()
+ASSIGNMENT_OUTPUT = AssignmentOutputSerializer()
+RATING_OUTPUT = RatingCreateApi.RatingOutputSerializer()
+PROGRESS_OUTPUT = ProgressSerializer()

@@ -126,11 +126,15 @@ class Campaign(models.Model):
     @property
     def choices(self) -> list[str]:
         """Return the choices an annotator may give under this campaign's label scheme."""
-        return {
-            self.LabelScheme.BINARY: ["left", "right"],
-            self.LabelScheme.THREE_WAY: ["left", "right", "tie"],
-            self.LabelScheme.FOUR_WAY: ["left", "right", "tie", "both_bad"],
-        }[self.LabelScheme(self.label_scheme)]
+        return CHOICES_BY_SCHEME[self.LabelScheme(self.label_scheme)]
+
+
+# The answers an annotator may give under each label scheme.
+CHOICES_BY_SCHEME: dict[str, list[str]] = {
+    Campaign.LabelScheme.BINARY: ["left", "right"],
+    Campaign.LabelScheme.THREE_WAY: ["left", "right", "tie"],
+    Campaign.LabelScheme.FOUR_WAY: ["left", "right", "tie", "both_bad"],
+}
 
 
 class Prompt(models.Model):

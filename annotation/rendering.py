@@ -8,6 +8,7 @@ nothing in a rendered output can run or load anything.
 
 from __future__ import annotations
 
+import functools
 import threading
 
 import markdown
@@ -46,8 +47,14 @@ def _converter() -> markdown.Markdown:
     return converter
 
 
+# Partially rated comparisons are served first, so a comparison's prompt and outputs are usually shown again
+# within moments, often by the same worker process; rendering costs more than the rest of the request.
+RENDER_CACHE_SIZE = 2048
+
+
+@functools.lru_cache(maxsize=RENDER_CACHE_SIZE)
 def render_markdown(text: str) -> str:
-    """Return safe HTML for untrusted markdown text."""
+    """Return safe HTML for untrusted markdown text (remembered for the most recently rendered texts)."""
     if not text:
         return ""
     html = _converter().reset().convert(text)

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from annotation.access import User, annotatable_campaigns
-from annotation.models import AnnotatorStatus, Assignment, Campaign, Comparison, Rater
+from annotation.engine import Shown
+from annotation.models import AnnotatorStatus, Campaign, Comparison, Rater
 from annotation.rendering import render_markdown
 
 
@@ -26,6 +27,12 @@ class Progress:
     remaining: int | None
     paused: bool
 
+    @classmethod
+    def of(cls, *, done: int, quota: int | None, paused: bool) -> Progress:
+        """Return the progress of an annotator with `done` ratings under `quota` (None: no limit)."""
+        remaining = None if quota is None else max(quota - done, 0)
+        return cls(done=done, quota=quota, remaining=remaining, paused=paused)
+
 
 @dataclass(frozen=True)
 class AssignmentView:
@@ -41,20 +48,14 @@ def _side(text: str) -> Side:
     return Side(text=text, html=render_markdown(text))
 
 
-def assignment_view(assignment: Assignment, *, progress: Progress) -> AssignmentView:
-    """Return the blind view of an assignment: prompt, left and right texts (raw and rendered).
-
-    Load the assignment with services.SHOWN_WITH to read it in one query.
-    """
-    comparison = assignment.comparison
-    a, b = comparison.output_a, comparison.output_b
-    left, right = (a, b) if assignment.left_output_id == a.pk else (b, a)
+def assignment_view(shown: Shown, *, progress: Progress) -> AssignmentView:
+    """Return the blind view of a leased comparison: prompt, left and right texts (raw and rendered)."""
     return AssignmentView(
-        assignment=assignment.pk,
-        prompt=_side(comparison.prompt.text),
-        left=_side(left.text),
-        right=_side(right.text),
-        lease_expires=assignment.lease_expires_at,
+        assignment=shown.assignment_id,
+        prompt=_side(shown.prompt),
+        left=_side(shown.left),
+        right=_side(shown.right),
+        lease_expires=shown.lease_expires_at,
         progress=progress,
     )
 
@@ -62,15 +63,8 @@ def assignment_view(assignment: Assignment, *, progress: Progress) -> Assignment
 def progress_of(*, campaign: Campaign, rater: Rater | None) -> Progress:
     """Return ratings given, the quota and what is left to do (None when there is no quota)."""
     status = AnnotatorStatus.objects.filter(campaign=campaign, rater=rater).first() if rater else None
-    return progress_from(campaign=campaign, status=status)
-
-
-def progress_from(*, campaign: Campaign, status: AnnotatorStatus | None) -> Progress:
-    """Return the progress an annotator status row describes."""
     done = status.rated_count if status else 0
-    quota = campaign.quota_per_annotator
-    remaining = None if quota is None else max(quota - done, 0)
-    return Progress(done=done, quota=quota, remaining=remaining, paused=bool(status and status.paused))
+    return Progress.of(done=done, quota=campaign.quota_per_annotator, paused=bool(status and status.paused))
 
 
 def open_comparison_count(campaign: Campaign) -> int:

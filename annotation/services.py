@@ -1,135 +1,57 @@
-"""The assignment engine and the annotator's writes: claim, renew, rate, skip, undo.
+"""The annotator's workflows: lease the next comparison, renew, rate, skip, undo.
 
-Lock order (to stay deadlock-free): annotator status -> assignment -> comparison. The claim itself is one SQL
-statement that locks a comparison with `FOR NO KEY UPDATE SKIP LOCKED`, bumps its `filled` counter and inserts the
-assignment, so two annotators can never take the last slot of the same comparison. Every function takes `now` so
-tests can move the clock.
+The rules live here; annotation.engine holds the statements (one transaction of three statements for `next`,
+two for a rating). Locks are taken in one order (annotator status -> assignment -> comparison) so the engine
+cannot deadlock with itself. Every function takes `now` so tests can move the clock.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+import json
 import os
 import random
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection, transaction
-from django.db.models import F
+from django.db import transaction
 from django.utils import timezone
 
-from annotation.models import AnnotatorStatus, Assignment, Campaign, Comparison, Rater, Rating, Verdict
-from evalplatform.exceptions import Conflict, DomainError
+from annotation import engine
+from annotation.engine import ClaimRequest, Shown
+from annotation.models import (
+    CHOICES_BY_SCHEME,
+    AnnotatorStatus,
+    Assignment,
+    Campaign,
+    Comparison,
+    Rater,
+    Rating,
+    Verdict,
+)
+from annotation.selectors import Progress
+from evalplatform.exceptions import Conflict, DomainError, NotFound
 from results.tasks import schedule_refresh
 
 UNDO_WINDOW = timedelta(seconds=15)
 # The page shows one comparison, prefetches the next, and may have a rating of a third still in flight.
 MAX_LIVE_LEASES = 3
-EXPIRED_SWEEP_BATCH = 50
 MAX_RATIONALE_CHARS = 10_000
 MAX_TIME_MS = 24 * 3600 * 1000
 
 _rng = random.Random()
 
-# One statement: lock the first free comparison in the first arm that has one, take a slot, lease it.
-# Each arm is a CTE walking an index from a random point; PostgreSQL only evaluates a CTE as far as its reader
-# pulls, so the UNION ALL ... LIMIT 1 stops at the first arm that finds a comparison.
-ARM_SQL = """
-arm{n} AS (
-    SELECT c.id, c.output_a_id, c.output_b_id
-    FROM annotation_comparison c
-    WHERE c.campaign_id = %(campaign)s AND {condition} AND c.random_key {side} %(start)s
-      AND NOT EXISTS (SELECT 1 FROM annotation_assignment a WHERE a.comparison_id = c.id AND a.rater_id = %(rater)s)
-    ORDER BY c.random_key
-    LIMIT 1
-    FOR NO KEY UPDATE SKIP LOCKED
-)"""
-CLAIM_SQL = """
-WITH {arms},
-pick AS ({union} LIMIT 1),
-bump AS (
-    UPDATE annotation_comparison c SET filled = c.filled + 1 FROM pick WHERE c.id = pick.id
-    RETURNING c.id, c.output_a_id, c.output_b_id
-)
-INSERT INTO annotation_assignment
-    (comparison_id, rater_id, left_output_id, state, lease_expires_at, created_at, updated_at)
-SELECT id, %(rater)s, CASE WHEN %(left_is_a)s THEN output_a_id ELSE output_b_id END, 'leased',
-    %(expires)s, %(now)s, %(now)s
-FROM bump
-RETURNING id
-"""
-REGULAR_CONDITION = "c.gold_verdict IS NULL AND c.filled = {level:d}"
-# Gold comparisons test annotators rather than collect data: each annotator may answer each one once, uncapped.
-GOLD_CONDITION = "c.gold_verdict IS NOT NULL"
 
-SWEEP_SQL = """
-WITH dead AS (
-    SELECT id FROM annotation_assignment
-    WHERE state = 'leased' AND lease_expires_at <= %(now)s
-    ORDER BY lease_expires_at
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-), released AS (
-    UPDATE annotation_assignment a SET state = 'expired', updated_at = %(now)s
-    FROM dead WHERE a.id = dead.id AND a.state = 'leased'
-    RETURNING a.comparison_id
-)
-UPDATE annotation_comparison c SET filled = c.filled - n.k
-FROM (SELECT comparison_id, count(*) AS k FROM released GROUP BY comparison_id) n
-WHERE c.id = n.comparison_id
-"""
-
-
-@dataclass(frozen=True)
-class ClaimRequest:
-    """What a claim function needs: ids and the lease to write, no model instances."""
-
-    campaign_id: int
-    rater_id: int
-    required: int
-    gold: bool
-    now: datetime
-    expires: datetime
-    left_is_a: bool
-    start: float
-
-
-def claim_sql(*, required: int, gold: bool) -> str:
-    """Return the claim statement: fullest unfinished level first, each from the random start, then wrapping."""
-    conditions = [GOLD_CONDITION] if gold else [REGULAR_CONDITION.format(level=k) for k in range(required - 1, -1, -1)]
-    arms = [(condition, side) for condition in conditions for side in (">=", "<")]
-    return CLAIM_SQL.format(
-        arms=",".join(ARM_SQL.format(n=n, condition=c, side=side) for n, (c, side) in enumerate(arms)),
-        union=" UNION ALL ".join(f"SELECT * FROM arm{n}" for n in range(len(arms))),
-    )
-
-
-def claim_comparison(request: ClaimRequest) -> int | None:
-    """Lease one comparison to the rater in one statement; return the new assignment id or None."""
-    params: dict[str, Any] = {
-        "campaign": request.campaign_id,
-        "rater": request.rater_id,
-        "start": request.start,
-        "left_is_a": request.left_is_a,
-        "expires": request.expires,
-        "now": request.now,
-    }
-    with connection.cursor() as cursor:
-        cursor.execute(claim_sql(required=request.required, gold=request.gold), params)
-        row = cursor.fetchone()
-    return None if row is None else int(row[0])
-
-
-def _load_claim_function() -> Callable[[ClaimRequest], int | None]:
+def _load_claim_function() -> Callable[[ClaimRequest], Shown | None]:
     """Return the claim function; EVALPLATFORM_CLAIM_FUNCTION=module:name swaps it (the benchmark's baseline)."""
     dotted = os.environ.get("EVALPLATFORM_CLAIM_FUNCTION", "")
     if not dotted:
-        return claim_comparison
+        return engine.claim_comparison
     module, _, name = dotted.partition(":")
-    function: Callable[[ClaimRequest], int | None] = getattr(importlib.import_module(module), name)
+    function: Callable[[ClaimRequest], Shown | None] = getattr(importlib.import_module(module), name)
     return function
 
 
@@ -148,105 +70,94 @@ def rater_for_user(user: AbstractBaseUser) -> Rater:
     return rater
 
 
-def status_for(*, campaign: Campaign, rater: Rater) -> AnnotatorStatus:
-    """Return the rater's status row in the campaign, creating it on first use."""
-    status, _ = AnnotatorStatus.objects.get_or_create(campaign=campaign, rater=rater)
-    return status
-
-
 def _locked_status(*, campaign: Campaign, rater: Rater) -> AnnotatorStatus:
     """Return the rater's status row locked for this transaction: it serialises one annotator's writes."""
-    try:
-        status = AnnotatorStatus.objects.select_for_update().get(campaign=campaign, rater=rater)
-    except AnnotatorStatus.DoesNotExist:
-        status_for(campaign=campaign, rater=rater)
-        status = AnnotatorStatus.objects.select_for_update().get(campaign=campaign, rater=rater)
+    status, _ = AnnotatorStatus.objects.get_or_create(campaign=campaign, rater=rater)
+    status = AnnotatorStatus.objects.select_for_update().get(pk=status.pk)
     status.campaign = campaign
     status.rater = rater
     return status
 
 
-# What the page needs to show an assignment, loaded in the same query.
-SHOWN_WITH = ("comparison__prompt", "comparison__output_a", "comparison__output_b")
-
-
-def live_leases(*, campaign: Campaign, rater: Rater, now: datetime) -> list[Assignment]:
-    """Return the rater's unexpired leases in the campaign, oldest first."""
-    return list(
-        Assignment.objects.select_related(*SHOWN_WITH)
-        .filter(rater=rater, comparison__campaign=campaign, state=Assignment.State.LEASED, lease_expires_at__gt=now)
-        .order_by("id")
-    )
-
-
-def release_expired_leases(*, now: datetime | None = None, limit: int = EXPIRED_SWEEP_BATCH) -> None:
-    """Return up to `limit` expired leases to the pool (the claim calls this; no scheduler needed)."""
-    with connection.cursor() as cursor:  # one statement: atomic on its own
-        cursor.execute(SWEEP_SQL, {"now": now or timezone.now(), "limit": limit})
-
-
-@dataclass(frozen=True)
+@dataclass
 class Lease:
-    """A comparison leased to an annotator, and the annotator's standing after the claim."""
+    """What an annotator is shown of their leased comparison, and their progress; `shown` is None when done."""
 
-    assignment: Assignment | None
-    status: AnnotatorStatus | None
+    shown: Shown | None
+    progress: Progress | None
+
+    @functools.cached_property
+    def assignment(self) -> Assignment | None:
+        """Load the leased Assignment (one query), for callers that want the model rather than what is shown."""
+        if self.shown is None:
+            return None
+        return Assignment.objects.select_related("comparison").get(pk=self.shown.assignment_id)
 
 
 def claim_next(
-    *, campaign: Campaign, user: AbstractBaseUser, exclude: Collection[int] = (), now: datetime | None = None
+    *, user: AbstractBaseUser, campaign_id: int, exclude: Collection[int] = (), now: datetime | None = None
 ) -> Lease:
-    """Return the annotator's current lease (renewed) or lease them a new comparison; no assignment when done.
+    """Return the annotator's current lease (renewed) or lease them a new comparison; nothing when done.
 
-    `exclude` lists assignment ids the client already shows (the page prefetches the next comparison).
+    NotFound if the user does not annotate the campaign; Conflict if they already hold MAX_LIVE_LEASES that
+    `exclude` lists (the assignment ids the client already shows: the page prefetches the next comparison).
     """
     now = now or timezone.now()
-    if campaign.status != Campaign.Status.ACTIVE:
-        return Lease(assignment=None, status=None)
-    rater = rater_for_user(user)
-    release_expired_leases(now=now)
     with transaction.atomic():
-        status = _locked_status(campaign=campaign, rater=rater)
-        if status.paused:
-            return Lease(assignment=None, status=status)
-        held = live_leases(campaign=campaign, rater=rater, now=now)
-        for assignment in held:
-            if assignment.pk not in exclude:
-                return Lease(assignment=_renew(assignment, campaign=campaign, now=now), status=status)
-        if len(held) >= MAX_LIVE_LEASES:
-            raise Conflict(f"You already hold {len(held)} comparisons; rate or skip one first.")
-        if campaign.quota_per_annotator is not None and status.rated_count + len(held) >= campaign.quota_per_annotator:
-            return Lease(assignment=None, status=status)
-        assignment_id = _claim(campaign=campaign, rater=rater, now=now)
-    if assignment_id is None:
-        return Lease(assignment=None, status=status)
-    return Lease(assignment=Assignment.objects.select_related(*SHOWN_WITH).get(pk=assignment_id), status=status)
+        context = engine.lock_next_context(user_id=user.pk, campaign_id=campaign_id)
+        if context is not None and context.status_id is None and context.status == Campaign.Status.ACTIVE:
+            _first_visit(user=user, campaign_id=campaign_id)
+            context = engine.lock_next_context(user_id=user.pk, campaign_id=campaign_id)
+        if context is None:
+            raise NotFound("No such campaign.")
+        if context.status != Campaign.Status.ACTIVE:
+            return Lease(shown=None, progress=None)
+        progress = Progress.of(done=context.rated_count, quota=context.quota, paused=context.paused)
+        if context.paused:
+            return Lease(shown=None, progress=progress)
+        assert context.rater_id is not None
+        held = engine.live_lease_ids(rater_id=context.rater_id, campaign_id=campaign_id, now=now)
+        expires = now + timedelta(seconds=context.lease_seconds)
+        for assignment_id in held:
+            if assignment_id not in exclude:
+                return Lease(
+                    shown=engine.renew(assignment_id=assignment_id, expires=expires, now=now), progress=progress
+                )
+        too_many = len(held) >= MAX_LIVE_LEASES
+        if too_many or (context.quota is not None and context.rated_count + len(held) >= context.quota):
+            shown = None
+        else:
+            shown = _claim(context, campaign_id=campaign_id, now=now, expires=expires)
+    # Raised after the commit: the expired leases returned to the pool on the way stay returned.
+    if too_many:
+        raise Conflict(f"You already hold {len(held)} comparisons; rate or skip one first.")
+    return Lease(shown=shown, progress=progress)
 
 
-def _claim(*, campaign: Campaign, rater: Rater, now: datetime) -> int | None:
-    gold_first = campaign.gold_rate > 0 and _rng.random() < campaign.gold_rate
+def _first_visit(*, user: AbstractBaseUser, campaign_id: int) -> None:
+    rater = rater_for_user(user)
+    AnnotatorStatus.objects.get_or_create(campaign_id=campaign_id, rater=rater)
+
+
+def _claim(context: engine.NextContext, *, campaign_id: int, now: datetime, expires: datetime) -> Shown | None:
+    assert context.rater_id is not None
+    gold_first = context.gold_rate > 0 and _rng.random() < context.gold_rate
     # Gold is only mixed in: when the regular work is done, the annotator is done.
     for gold in (True, False) if gold_first else (False,):
         request = ClaimRequest(
-            campaign_id=campaign.pk,
-            rater_id=rater.pk,
-            required=campaign.ratings_per_comparison,
+            campaign_id=campaign_id,
+            rater_id=context.rater_id,
+            required=context.required,
             gold=gold,
             now=now,
-            expires=now + timedelta(seconds=campaign.lease_seconds),
+            expires=expires,
             left_is_a=_rng.random() < 0.5,
             start=_rng.random(),
         )
-        assignment_id = _claim_function(request)
-        if assignment_id is not None:
-            return assignment_id
+        shown = _claim_function(request)
+        if shown is not None:
+            return shown
     return None
-
-
-def _renew(assignment: Assignment, *, campaign: Campaign, now: datetime) -> Assignment:
-    assignment.lease_expires_at = now + timedelta(seconds=campaign.lease_seconds)
-    assignment.save(update_fields=["lease_expires_at", "updated_at"])
-    return assignment
 
 
 @transaction.atomic
@@ -260,7 +171,7 @@ def renew_lease(*, assignment: Assignment, now: datetime | None = None) -> Assig
     ).update(lease_expires_at=expires, updated_at=now)
     if not updated:
         raise Conflict("This lease has expired or the comparison is no longer yours to rate.")
-    return Assignment.objects.select_related(*SHOWN_WITH, "comparison__campaign").get(pk=assignment.pk)
+    return Assignment.objects.get(pk=assignment.pk)
 
 
 @dataclass(frozen=True)
@@ -274,19 +185,32 @@ class RatingInput:
     idempotency_key: str = ""
 
 
-def check_rating_input(*, campaign: Campaign, answer: RatingInput) -> None:
+@dataclass(frozen=True)
+class RatingScheme:
+    """What a campaign accepts as an answer."""
+
+    label_scheme: str
+    strength_levels: int
+    require_rationale: bool
+
+    @property
+    def choices(self) -> list[str]:
+        return CHOICES_BY_SCHEME[self.label_scheme]
+
+
+def check_rating_input(*, scheme: RatingScheme, answer: RatingInput) -> None:
     """Raise DomainError naming the field when the answer does not fit the campaign's scheme."""
-    if answer.choice not in campaign.choices:
-        allowed = ", ".join(campaign.choices)
+    if answer.choice not in scheme.choices:
+        allowed = ", ".join(scheme.choices)
         raise DomainError(f"'{answer.choice}' is not a choice in this campaign (allowed: {allowed}).", field="choice")
     if answer.strength is not None:
-        if campaign.strength_levels == 0:
+        if scheme.strength_levels == 0:
             raise DomainError("This campaign does not use strength levels.", field="strength")
         if answer.choice not in ("left", "right"):
             raise DomainError("Strength applies only when one side is better.", field="strength")
-        if not 1 <= answer.strength <= campaign.strength_levels:
-            raise DomainError(f"Strength must be between 1 and {campaign.strength_levels}.", field="strength")
-    if campaign.require_rationale and not answer.rationale.strip():
+        if not 1 <= answer.strength <= scheme.strength_levels:
+            raise DomainError(f"Strength must be between 1 and {scheme.strength_levels}.", field="strength")
+    if scheme.require_rationale and not answer.rationale.strip():
         raise DomainError("This campaign requires a rationale.", field="rationale")
     if len(answer.rationale) > MAX_RATIONALE_CHARS:
         raise DomainError(f"The rationale is longer than {MAX_RATIONALE_CHARS} characters.", field="rationale")
@@ -294,63 +218,110 @@ def check_rating_input(*, campaign: Campaign, answer: RatingInput) -> None:
         raise DomainError(f"time_ms must be between 0 and {MAX_TIME_MS}.", field="time_ms")
 
 
-@dataclass(frozen=True)
+@dataclass
 class RatingResult:
-    rating: Rating
+    """A stored rating as its annotator sees it (sides, not outputs); created is False for a replayed request."""
+
+    assignment_id: int
+    rating_id: int
+    choice: str
+    strength: int | None
+    time_ms: int | None
+    created_at: datetime
     created: bool
-    status: AnnotatorStatus
+    progress: Progress
+
+    @functools.cached_property
+    def rating(self) -> Rating:
+        """Load the stored Rating (one query)."""
+        return Rating.objects.get(pk=self.rating_id)
 
 
-@transaction.atomic
-def submit_rating(*, assignment: Assignment, answer: RatingInput, now: datetime | None = None) -> RatingResult:
-    """Record the annotator's rating of a leased assignment.
+def submit_rating(
+    *, user: AbstractBaseUser, assignment_id: int, answer: RatingInput, now: datetime | None = None
+) -> RatingResult:
+    """Record the annotator's rating of their leased assignment; NotFound if the assignment is not theirs.
 
     A repeat of an accepted request with the same idempotency key returns the stored rating (created=False);
     any other second rating, or a rating after the lease expired, is a Conflict.
     """
     now = now or timezone.now()
-    comparison = assignment.comparison
-    campaign = comparison.campaign
-    check_rating_input(campaign=campaign, answer=answer)
-    status = _locked_status(campaign=campaign, rater=assignment.rater)
-    taken = Assignment.objects.filter(pk=assignment.pk, state=Assignment.State.LEASED, lease_expires_at__gt=now).update(
-        state=Assignment.State.RATED, updated_at=now
-    )
-    if not taken:
-        return RatingResult(rating=_replayed_rating(assignment, answer), created=False, status=status)
-    rating = Rating.objects.create(
-        comparison=comparison,
-        rater=assignment.rater,
-        rater_kind=assignment.rater.kind,
-        source=Rating.Source.ANNOTATOR,
-        assignment=assignment,
-        verdict=Verdict.WIN if answer.choice in ("left", "right") else Verdict(answer.choice),
-        winner_id=_winner_id(assignment, answer.choice),
-        left_output_id=assignment.left_output_id,
+    with transaction.atomic():
+        context = engine.lock_rating_context(user_id=user.pk, assignment_id=assignment_id)
+        if context is None:
+            raise NotFound("No such assignment.")
+        scheme = RatingScheme(context.label_scheme, context.strength_levels, context.require_rationale)
+        check_rating_input(scheme=scheme, answer=answer)
+        if context.status_id is None:  # every claim creates the standing; only a deleted one is missing
+            AnnotatorStatus.objects.get_or_create(campaign_id=context.campaign_id, rater_id=context.rater_id)
+            context = engine.lock_rating_context(user_id=user.pk, assignment_id=assignment_id)
+            assert context is not None
+            assert context.status_id is not None
+        winner_id = {"left": context.left_output_id, "right": context.right_output_id}.get(answer.choice)
+        verdict = Verdict.WIN if winner_id is not None else Verdict(answer.choice)
+        gold = context.gold_verdict is not None
+        correct = (
+            gold and verdict == context.gold_verdict and (verdict != Verdict.WIN or winner_id == context.gold_winner_id)
+        )
+        recorded = engine.record_rating(
+            {
+                "assignment": context.assignment_id,
+                "comparison": context.comparison_id,
+                "rater": context.rater_id,
+                "rater_kind": context.rater_kind,
+                "verdict": verdict.value,
+                "winner": winner_id,
+                "left": context.left_output_id,
+                "strength": answer.strength,
+                "rationale": answer.rationale,
+                "time_ms": answer.time_ms,
+                "metadata": json.dumps({"idempotency_key": answer.idempotency_key} if answer.idempotency_key else {}),
+                "gold": int(gold),
+                "correct": int(correct),
+                "status": context.status_id,
+                "now": now,
+            }
+        )
+        if recorded is None:
+            return _replayed_rating(context, answer)
+        # Checked after every rating, gold or not: an annotator resumed while still below the bar pauses again.
+        paused = _pause_if_below_gold_threshold(context, recorded=recorded, now=now)
+        schedule_refresh(context.campaign_id)
+    return RatingResult(
+        assignment_id=context.assignment_id,
+        rating_id=recorded.rating_id,
+        choice=answer.choice,
         strength=answer.strength,
-        rationale=answer.rationale,
         time_ms=answer.time_ms,
-        metadata={"idempotency_key": answer.idempotency_key} if answer.idempotency_key else {},
         created_at=now,
+        created=True,
+        progress=Progress.of(done=recorded.rated_count, quota=context.quota, paused=paused or bool(context.paused)),
     )
-    _count_rating(status, comparison=comparison, rating=rating, sign=1, now=now)
-    schedule_refresh(campaign.pk)
-    return RatingResult(rating=rating, created=True, status=status)
 
 
-def _replayed_rating(assignment: Assignment, answer: RatingInput) -> Rating:
-    existing = Rating.objects.filter(assignment=assignment).first()
+def choice_of(rating: Rating) -> str:
+    """Return the side (or tie / both_bad) a rating chose, as its annotator saw it."""
+    if rating.verdict != Verdict.WIN:
+        return rating.verdict
+    return "left" if rating.winner_id == rating.left_output_id else "right"
+
+
+def _replayed_rating(context: engine.RatingContext, answer: RatingInput) -> RatingResult:
+    existing = Rating.objects.filter(assignment_id=context.assignment_id).first()
     if existing is None:
         raise Conflict("The lease on this comparison has expired; fetch the next one.")
-    if answer.idempotency_key and existing.metadata.get("idempotency_key") == answer.idempotency_key:
-        return existing
-    raise Conflict("This comparison is already rated.")
-
-
-def _winner_id(assignment: Assignment, choice: str) -> int | None:
-    comparison = assignment.comparison
-    right_id = comparison.output_b_id if assignment.left_output_id == comparison.output_a_id else comparison.output_a_id
-    return {"left": assignment.left_output_id, "right": right_id}.get(choice)
+    if not answer.idempotency_key or existing.metadata.get("idempotency_key") != answer.idempotency_key:
+        raise Conflict("This comparison is already rated.")
+    return RatingResult(
+        assignment_id=context.assignment_id,
+        rating_id=existing.pk,
+        choice=choice_of(existing),
+        strength=existing.strength,
+        time_ms=existing.time_ms,
+        created_at=existing.created_at,
+        created=False,
+        progress=Progress.of(done=context.rated_count or 0, quota=context.quota, paused=bool(context.paused)),
+    )
 
 
 def is_gold_correct(comparison: Comparison, rating: Rating) -> bool:
@@ -360,46 +331,42 @@ def is_gold_correct(comparison: Comparison, rating: Rating) -> bool:
     return rating.verdict != Verdict.WIN or rating.winner_id == comparison.gold_winner_id
 
 
-def _count_rating(status: AnnotatorStatus, *, comparison: Comparison, rating: Rating, sign: int, now: datetime) -> None:
-    status.rated_count += sign
-    if comparison.is_gold:
-        status.gold_answered += sign
-        status.gold_correct += sign * int(is_gold_correct(comparison, rating))
-    if sign > 0:
-        _pause_if_below_gold_threshold(status, campaign=comparison.campaign, now=now)
-    status.save()
-
-
-def _pause_if_below_gold_threshold(status: AnnotatorStatus, *, campaign: Campaign, now: datetime) -> None:
-    accuracy = status.gold_accuracy
-    if status.paused or accuracy is None or status.gold_answered < campaign.gold_min_answered:
-        return
-    if accuracy >= campaign.gold_min_accuracy:
-        return
-    status.paused = True
-    status.paused_at = now
-    status.paused_reason = (
-        f"Gold accuracy {status.gold_correct}/{status.gold_answered} ({accuracy:.0%}) is below the campaign's "
-        f"minimum of {campaign.gold_min_accuracy:.0%} after {status.gold_answered} gold answers."
+def gold_pause_reason(*, answered: int, correct: int, min_answered: int, min_accuracy: float) -> str | None:
+    """Return why an annotator with these gold answers is paused, or None while they may go on."""
+    if not answered or answered < min_answered or correct / answered >= min_accuracy:
+        return None
+    return (
+        f"Gold accuracy {correct}/{answered} ({correct / answered:.0%}) is below the campaign's "
+        f"minimum of {min_accuracy:.0%} after {answered} gold answers."
     )
-    for assignment in live_leases(campaign=campaign, rater=status.rater, now=now):
-        _end_lease(assignment, state=Assignment.State.EXPIRED, now=now)
 
 
-def _end_lease(assignment: Assignment, *, state: str, now: datetime) -> bool:
-    """Move a leased assignment to `state` and free its slot; False if it was no longer leased."""
-    ended = Assignment.objects.filter(pk=assignment.pk, state=Assignment.State.LEASED).update(
-        state=state, updated_at=now
+def _pause_if_below_gold_threshold(
+    context: engine.RatingContext, *, recorded: engine.RecordedRating, now: datetime
+) -> bool:
+    if context.paused:
+        return False
+    reason = gold_pause_reason(
+        answered=recorded.gold_answered,
+        correct=recorded.gold_correct,
+        min_answered=context.gold_min_answered,
+        min_accuracy=context.gold_min_accuracy,
     )
-    if ended:
-        Comparison.objects.filter(pk=assignment.comparison_id).update(filled=F("filled") - 1)
-    return bool(ended)
+    if reason is None:
+        return False
+    assert context.status_id is not None
+    AnnotatorStatus.objects.filter(pk=context.status_id).update(
+        paused=True, paused_at=now, paused_reason=reason, updated_at=now
+    )
+    for assignment_id in engine.live_lease_ids(rater_id=context.rater_id, campaign_id=context.campaign_id, now=now):
+        engine.end_lease(assignment_id=assignment_id, state=Assignment.State.EXPIRED, now=now)
+    return True
 
 
 @transaction.atomic
 def skip_assignment(*, assignment: Assignment, now: datetime | None = None) -> None:
     """Give the comparison back to the pool; this annotator will not be offered it again."""
-    if not _end_lease(assignment, state=Assignment.State.SKIPPED, now=now or timezone.now()):
+    if not engine.end_lease(assignment_id=assignment.pk, state=Assignment.State.SKIPPED, now=now or timezone.now()):
         raise Conflict("This comparison is no longer leased to you.")
 
 
@@ -417,11 +384,15 @@ def undo_rating(*, assignment: Assignment, now: datetime | None = None) -> Lease
         raise Conflict("There is no rating to undo.")
     if now - rating.created_at > UNDO_WINDOW:
         raise Conflict(f"A rating can only be undone within {UNDO_WINDOW.seconds} seconds.")
-    _count_rating(status, comparison=comparison, rating=rating, sign=-1, now=now)
+    status.rated_count -= 1
+    if comparison.is_gold:
+        status.gold_answered -= 1
+        status.gold_correct -= int(is_gold_correct(comparison, rating))
+    status.save()
     rating.delete()
     schedule_refresh(campaign.pk)
     Assignment.objects.filter(pk=assignment.pk).update(
         state=Assignment.State.LEASED, lease_expires_at=now + timedelta(seconds=campaign.lease_seconds), updated_at=now
     )
-    leased = Assignment.objects.select_related(*SHOWN_WITH, "comparison__campaign").get(pk=assignment.pk)
-    return Lease(assignment=leased, status=status)
+    progress = Progress.of(done=status.rated_count, quota=campaign.quota_per_annotator, paused=status.paused)
+    return Lease(shown=engine.show(assignment.pk), progress=progress)

@@ -1,11 +1,12 @@
 """Benchmark the assignment engine over HTTP: 32 annotators doing next + rating round trips against gunicorn.
 
-Runs the server as the README's production command does (gunicorn, 4 sync workers, DJANGO_DEBUG=0) against a
+Runs the server as the README's production command does (gunicorn, 2 gthread workers, DJANGO_DEBUG=0) against a
 separate database (<DATABASE_URL's name>_bench) holding one campaign of 1,000,000 comparisons (100,000 with
 --quick), seeded with INSERT ... SELECT generate_series. Measures the product's claim (random point in the key
 space, fullest comparisons first, FOR NO KEY UPDATE SKIP LOCKED) and, as the named baseline, the naive claim
 (ORDER BY random() with a row lock, `claim_naive` below, swapped in through EVALPLATFORM_CLAIM_FUNCTION), then
-prints p50/p95/p99 request latency, round-trip latency, ratings per second and the ratios.
+prints p50/p95/p99 request latency, round-trip latency, ratings per second, CPU per rating (gunicorn, PostgreSQL,
+the load generator) and the ratios.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/ep_annotate python bench/bench_assignment.py [--quick]
 """
@@ -13,13 +14,13 @@ prints p50/p95/p99 request latency, round-trip latency, ratings per second and t
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.client
 import json
 import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,14 +28,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse, urlunparse
 
 if TYPE_CHECKING:
-    from annotation.services import ClaimRequest
+    from annotation.engine import ClaimRequest, Shown
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = 5  # 10 pairs per prompt
 REQUIRED = 3
 NAIVE = "bench.bench_assignment:claim_naive"
 
-NAIVE_SQL = """
+NAIVE_PICK_SQL = """
 WITH pick AS (
     SELECT c.id, c.output_a_id, c.output_b_id
     FROM annotation_comparison c
@@ -43,22 +44,17 @@ WITH pick AS (
     ORDER BY random()
     LIMIT 1
     FOR UPDATE
-), bump AS (
-    UPDATE annotation_comparison c SET filled = c.filled + 1 FROM pick WHERE c.id = pick.id
-    RETURNING c.id, c.output_a_id, c.output_b_id
-)
-INSERT INTO annotation_assignment
-    (comparison_id, rater_id, left_output_id, state, lease_expires_at, created_at, updated_at)
-SELECT id, %(rater)s, CASE WHEN %(left_is_a)s THEN output_a_id ELSE output_b_id END, 'leased',
-    %(expires)s, %(now)s, %(now)s
-FROM bump
-RETURNING id
-"""
+),"""
 
 
-def claim_naive(request: ClaimRequest) -> int | None:
-    """Baseline claim: shuffle every open comparison with ORDER BY random() and wait on the row lock."""
-    from django.db import connection
+def claim_naive(request: ClaimRequest) -> Shown | None:
+    """Baseline claim: shuffle every open comparison with ORDER BY random() and wait on the row lock.
+
+    Only the choice of the comparison differs from the engine's claim: it leases it and reads what is shown
+    with the same statement tail, on the same prepared-statement path.
+    """
+    from annotation.engine import LEASE_SQL, Shown
+    from evalplatform.db import prepared_cursor
 
     if request.gold:
         return None
@@ -70,10 +66,10 @@ def claim_naive(request: ClaimRequest) -> int | None:
         "expires": request.expires,
         "now": request.now,
     }
-    with connection.cursor() as cursor:
-        cursor.execute(NAIVE_SQL, params)
+    with prepared_cursor() as cursor:
+        cursor.execute(NAIVE_PICK_SQL + LEASE_SQL, params)
         row = cursor.fetchone()
-    return None if row is None else int(row[0])
+    return None if row is None else Shown(*row)
 
 
 # ---- database --------------------------------------------------------------------------------------------------
@@ -114,7 +110,8 @@ def seed(comparisons: int, clients: int) -> tuple[int, list[str]]:
 
     from annotation.models import Campaign
 
-    slug = f"bench-{comparisons}"
+    # v2: every output has its own text, so what the server remembers of rendered texts gets no free hits.
+    slug = f"bench-{comparisons}-v2"
     owner, _ = User.objects.get_or_create(username="bench-owner", defaults={"is_staff": True})
     users = []
     for i in range(clients):
@@ -158,7 +155,9 @@ def _seed_rows(cursor: Any, campaign_id: int, prompts: int) -> None:
     cursor.execute(
         """
         INSERT INTO annotation_output (prompt_id, model_name, text, metadata)
-        SELECT p.id, 'model-' || m, 'An answer with a list:' || E'\\n\\n' || '- point one' || E'\\n' || '- point ' || m,
+        SELECT p.id, 'model-' || m,
+               'Answer ' || m || ' to ' || p.external_id || ', with a list:' || E'\\n\\n' || '- point one' || E'\\n'
+               || '- point ' || m,
                '{}'
         FROM annotation_prompt p CROSS JOIN generate_series(1, %(m)s) m
         WHERE p.campaign_id = %(c)s
@@ -204,7 +203,11 @@ def reset(campaign_id: int) -> None:
 # ---- server ----------------------------------------------------------------------------------------------------
 
 
-def start_server(url: str, port: int, claim_function: str) -> subprocess.Popen[bytes]:
+# The README's production command (section "Production"), with the bench's port.
+PRODUCTION_ARGS = "evalplatform.wsgi --workers 2 --worker-class gthread --threads 8"
+
+
+def start_server(url: str, port: int, claim_function: str, server_args: str) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -216,7 +219,7 @@ def start_server(url: str, port: int, claim_function: str) -> subprocess.Popen[b
         "LOG_LEVEL": "WARNING",
     }
     gunicorn = Path(sys.executable).with_name("gunicorn")
-    command = [str(gunicorn), "evalplatform.wsgi", "--workers", "4", "--bind", f"127.0.0.1:{port}"]
+    command = [str(gunicorn), *server_args.split(), "--bind", f"127.0.0.1:{port}"]
     server = subprocess.Popen(command, cwd=REPO, env=env)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -246,6 +249,24 @@ def process_tree_cpu_seconds(root: int) -> float:
     return total
 
 
+def postgres_cpu_seconds(database: str) -> float:
+    """Return the CPU seconds used so far by the PostgreSQL backends serving `database` (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if (
+                not cmdline.read_bytes().startswith(b"postgres: ")
+                or f" {database} ".encode() not in cmdline.read_bytes()
+            ):
+                continue
+            fields = (cmdline.parent / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
 # ---- clients ---------------------------------------------------------------------------------------------------
 
 
@@ -257,60 +278,73 @@ class Samples:
     errors: list[str] = field(default_factory=list)
 
 
-def call(port: int, token: str, path: str, body: dict[str, Any]) -> tuple[int, Any, float]:
-    started = time.perf_counter()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    headers = {"Authorization": f"Token {token}", "Content-Type": "application/json", "Host": "127.0.0.1"}
-    conn.request("POST", path, body=json.dumps(body), headers=headers)
-    response = conn.getresponse()
-    payload = response.read()
-    conn.close()
-    elapsed = time.perf_counter() - started
-    return response.status, (json.loads(payload) if payload else None), elapsed
+class Connection:
+    """One client's keep-alive HTTP/1.1 connection: a few lines of asyncio, so the load generator, which shares
+    the two cores with the server, spends as little CPU per request as it can. Reconnects when the server closes.
+    """
+
+    def __init__(self, port: int, token: str) -> None:
+        self.port = port
+        self.head = f"Host: 127.0.0.1\r\nAuthorization: Token {token}\r\nContent-Type: application/json\r\n"
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: dict[str, Any]) -> tuple[int, Any, float]:
+        started = time.perf_counter()
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        assert self.reader is not None
+        data = json.dumps(body).encode()
+        self.writer.write(f"POST {path} HTTP/1.1\r\n{self.head}Content-Length: {len(data)}\r\n\r\n".encode() + data)
+        head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").lower()
+        status = int(head.split(" ", 2)[1])
+        length = 0
+        for line in head.split("\r\n"):
+            if line.startswith("content-length:"):
+                length = int(line.split(":", 1)[1])
+        payload = await self.reader.readexactly(length) if length else b""
+        if "connection: close" in head:
+            self.writer.close()
+            self.reader = self.writer = None
+        return status, (json.loads(payload) if payload else None), time.perf_counter() - started
 
 
-def client(port: int, token: str, campaign_id: int, stop_at: float, samples: Samples, lock: threading.Lock) -> None:
+async def client(port: int, token: str, campaign_id: int, stop_at: float, samples: Samples) -> None:
     try:
-        _round_trips(port, token, campaign_id, stop_at, samples, lock)
-    except OSError as error:  # a timeout is a result to report, not a crash
-        with lock:
-            samples.errors.append(repr(error))
+        await _round_trips(Connection(port, token), campaign_id, stop_at, samples)
+    except (OSError, asyncio.IncompleteReadError) as error:  # a dropped connection is a result to report
+        samples.errors.append(repr(error))
 
 
-def _round_trips(
-    port: int, token: str, campaign_id: int, stop_at: float, samples: Samples, lock: threading.Lock
-) -> None:
+async def _round_trips(conn: Connection, campaign_id: int, stop_at: float, samples: Samples) -> None:
     choices = ["left", "right", "tie", "both_bad"]
     n = 0
     while time.perf_counter() < stop_at:
-        status, data, t_next = call(port, token, f"/api/v1/campaigns/{campaign_id}/next/", {})
+        status, data, t_next = await conn.post(f"/api/v1/campaigns/{campaign_id}/next/", {})
         if status != 200:
-            with lock:
-                samples.errors.append(f"next {status}")
+            samples.errors.append(f"next {status}")
             return
         body = {"choice": choices[n % 4], "time_ms": 1000}
-        status, _, t_rate = call(port, token, f"/api/v1/assignments/{data['assignment']}/rating/", body)
+        status, _, t_rate = await conn.post(f"/api/v1/assignments/{data['assignment']}/rating/", body)
         n += 1
-        with lock:
-            samples.requests += [t_next, t_rate]
-            if status == 201:
-                samples.round_trips.append(t_next + t_rate)
-                samples.ratings += 1
-            else:
-                samples.errors.append(f"rating {status}")
+        samples.requests += [t_next, t_rate]
+        if status == 201:
+            samples.round_trips.append(t_next + t_rate)
+            samples.ratings += 1
+        else:
+            samples.errors.append(f"rating {status}")
 
 
 def run_load(port: int, tokens: list[str], campaign_id: int, seconds: float) -> tuple[Samples, float]:
-    samples, lock = Samples(), threading.Lock()
+    """Drive one client per token in one event loop until `seconds` have passed; return samples and the time."""
+    samples = Samples()
+
+    async def drive() -> None:
+        stop_at = time.perf_counter() + seconds
+        await asyncio.gather(*(client(port, token, campaign_id, stop_at, samples) for token in tokens))
+
     started = time.perf_counter()
-    stop_at = started + seconds
-    threads = [
-        threading.Thread(target=client, args=(port, token, campaign_id, stop_at, samples, lock)) for token in tokens
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    asyncio.run(drive())
     return samples, time.perf_counter() - started
 
 
@@ -344,13 +378,16 @@ def measure(
     name: str, claim_function: str, args: argparse.Namespace, url: str, campaign_id: int, tokens: list[str]
 ) -> dict[str, float]:
     reset(campaign_id)
-    server = start_server(url, args.port, claim_function)
+    server = start_server(url, args.port, claim_function, args.server_args)
     try:
         run_load(args.port, tokens[:4], campaign_id, 1.0)  # warm the workers' connections and caches
         reset(campaign_id)
-        cpu_before = process_tree_cpu_seconds(server.pid)
+        database = urlparse(url).path.lstrip("/")
+        cpu_before = process_tree_cpu_seconds(server.pid), postgres_cpu_seconds(database), time.process_time()
         samples, elapsed = run_load(args.port, tokens, campaign_id, args.seconds)
-        server_cpu = process_tree_cpu_seconds(server.pid) - cpu_before
+        server_cpu = process_tree_cpu_seconds(server.pid) - cpu_before[0]
+        postgres_cpu = postgres_cpu_seconds(database) - cpu_before[1]
+        client_cpu = time.process_time() - cpu_before[2]
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -369,7 +406,11 @@ def measure(
         f"request latency ms p50 {p50:6.1f} p95 {p95:6.1f} p99 {p99:6.1f} | "
         f"next+rating round trip ms p50 {r50:6.1f} p95 {r95:6.1f} p99 {r99:6.1f} | errors {len(samples.errors)}"
     )
-    print(f"          gunicorn CPU per rating (next + rating): {result['cpu_ms']:.1f} ms")
+    per_rating = 1000 / max(samples.ratings, 1)
+    print(
+        f"          CPU per rating (next + rating): gunicorn {result['cpu_ms']:.2f} ms, "
+        f"PostgreSQL backends {postgres_cpu * per_rating:.2f} ms, load generator {client_cpu * per_rating:.2f} ms"
+    )
     if samples.errors:
         print("          first errors:", samples.errors[:5])
     print("         ", check_invariants(campaign_id))
@@ -384,6 +425,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--server-args", default=PRODUCTION_ARGS, help="gunicorn arguments (default: the README's)")
     args = parser.parse_args()
     args.comparisons = args.comparisons or (100_000 if args.quick else 1_000_000)
     args.seconds = args.seconds or (10.0 if args.quick else 30.0)
@@ -394,7 +436,8 @@ def main() -> None:
     campaign_id, tokens = seed(args.comparisons, args.clients)
     print(
         f"campaign of {args.comparisons:,} comparisons, {REQUIRED} ratings each; {args.clients} clients over HTTP; "
-        f"gunicorn --workers 4, DJANGO_DEBUG=0; {args.seconds:.0f} s per strategy; database {urlparse(url).path[1:]}"
+        f"gunicorn {args.server_args}, DJANGO_DEBUG=0; {args.seconds:.0f} s per strategy; "
+        f"database {urlparse(url).path[1:]}"
     )
     engine = measure("engine", "", args, url, campaign_id, tokens)
     if args.skip_naive:

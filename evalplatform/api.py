@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -17,3 +18,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             body = {exc.field: [exc.message], "code": exc.code}
         return Response(body, status=exc.status_code)
     return drf_exception_handler(exc, context)
+
+
+def validated(serializer: serializers.Serializer[Any], data: Any) -> Any:
+    """Return `data` validated by a serializer instance built once and shared, or raise its 400 ValidationError.
+
+    The same checks and errors as `Serializer(data=data).is_valid(raise_exception=True)`, without building the
+    serializer's fields anew for each request. The serializer must hold no per-request state: no context, no
+    `validate_*` methods that read `self.initial_data`.
+    """
+    return serializer.run_validation(data)

@@ -100,6 +100,9 @@ if wants_embedded():
     }
 else:
     DATABASES = {"default": dict(dj_database_url.parse(os.environ["DATABASE_URL"], conn_max_age=60))}
+# Lets psycopg prepare the statements that evalplatform.db.prepared_cursor() runs (the request hot paths). The ORM's
+# cursors bind parameters on the client and are never prepared.
+DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 0
 if not DATABASES["default"]["ENGINE"].endswith("postgresql"):
     raise RuntimeError("evalplatform runs on PostgreSQL only: DATABASE_URL must be a postgres:// URL")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -146,7 +149,7 @@ if not DEBUG:
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "evalplatform.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

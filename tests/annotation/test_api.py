@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -212,3 +215,41 @@ def test_the_openapi_schema_documents_the_annotator_endpoints(annotator: User, a
     rating = paths["/api/v1/assignments/{assignment_id}/rating/"]["post"]
     assert {"201", "200", "400", "409"} <= set(rating["responses"])
     assert "choice" in json.dumps(schema["components"]["schemas"]["RatingInput"])
+
+
+def test_next_and_rating_each_run_a_few_prepared_statements(campaign: Campaign, annotator: User) -> None:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=annotator).key}")
+    _rate(client, _next(client, campaign).json()["assignment"], choice="left")  # first visit creates the rater
+
+    with CaptureQueriesContext(connection) as next_queries:
+        assignment = _next(client, campaign).json()["assignment"]
+    with CaptureQueriesContext(connection) as rating_queries:
+        assert _rate(client, assignment, choice="tie").status_code == 201
+
+    # token, BEGIN, lock the standing, live leases (+ sweep), claim (+ what is shown), COMMIT
+    assert len(next_queries.captured_queries) == 6
+    # token, BEGIN, lock the standing (+ the assignment and its campaign), write everything, COMMIT
+    assert len(rating_queries.captured_queries) == 5
+
+
+def test_the_rating_response_shows_the_side_and_the_undo_deadline(
+    campaign: Campaign, annotator: User, api_client_for: ClientFor
+) -> None:
+    Campaign.objects.filter(pk=campaign.pk).update(strength_levels=2, quota_per_annotator=4)
+    client = api_client_for(annotator)
+    assignment = _next(client, campaign).json()["assignment"]
+
+    body = _rate(client, assignment, choice="right", strength=2, time_ms=900).json()
+
+    created = datetime.fromisoformat(body["created_at"].replace("Z", "+00:00"))
+    assert datetime.fromisoformat(body["undo_until"]) == created + timedelta(seconds=15)
+    assert {k: v for k, v in body.items() if k not in ("created_at", "undo_until")} == {
+        "assignment": assignment,
+        "choice": "right",
+        "strength": 2,
+        "time_ms": 900,
+        "progress": {"done": 1, "quota": 4, "remaining": 3, "paused": False},
+    }
+    stored = Rating.objects.get()
+    assert stored.winner_id != stored.left_output_id

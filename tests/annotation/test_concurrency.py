@@ -10,6 +10,7 @@ from django.contrib.auth.models import User
 from django.db import connection
 from rest_framework.test import APIClient
 
+from annotation import services
 from annotation.models import Assignment, Comparison, Rating
 from tests import factories
 
@@ -67,3 +68,39 @@ def test_concurrent_annotators_fill_every_comparison_exactly_and_lose_nothing() 
     assert len(set(ratings.values_list("comparison_id", "rater_id"))) == ratings.count()
     assert not Assignment.objects.filter(state=Assignment.State.LEASED).exists()
     assert set(Comparison.objects.filter(campaign=campaign).values_list("filled", flat=True)) == {REQUIRED}
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_one_annotators_concurrent_next_requests_share_one_lease() -> None:
+    owner = factories.UserFactory.create(username="rita", is_staff=True)
+    campaign = factories.CampaignFactory.create(owner=owner, status="active")
+    annotator = factories.UserFactory.create(username="alice")
+    campaign.annotators.add(annotator)
+    factories.populate_campaign(campaign, prompts=4, models=["m1", "m2", "m3"])
+    services.claim_next(user=annotator, campaign_id=campaign.pk)  # first visit: rater and standing exist
+    Assignment.objects.all().delete()
+    Comparison.objects.update(filled=0)
+    shown: list[int] = []
+    errors: list[str] = []
+
+    def next_once() -> None:
+        try:
+            lease = services.claim_next(user=annotator, campaign_id=campaign.pk)
+            assert lease.shown is not None
+            shown.append(lease.shown.assignment_id)
+        except Exception as error:
+            errors.append(repr(error))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=next_once) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert len(set(shown)) == 1
+    assert Assignment.objects.filter(state=Assignment.State.LEASED).count() == 1
+    assert sum(Comparison.objects.values_list("filled", flat=True)) == 1

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from annotation import services
 from annotation.models import AnnotatorStatus, Assignment, Campaign, Comparison, Rater, Rating
-from evalplatform.exceptions import Conflict, DomainError
+from evalplatform.exceptions import Conflict, DomainError, NotFound
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -31,13 +31,15 @@ def _one_comparison_campaign(researcher: User, *users: User, **fields: Any) -> C
 
 
 def _rate(campaign: Campaign, user: User, choice: str = "left", *, now: datetime = T0, **answer: Any) -> Rating:
-    assignment = services.claim_next(campaign=campaign, user=user, now=now).assignment
+    assignment = services.claim_next(user=user, campaign_id=campaign.pk, now=now).assignment
     assert assignment is not None
-    return services.submit_rating(assignment=assignment, answer=services.RatingInput(choice, **answer), now=now).rating
+    return services.submit_rating(
+        user=user, assignment_id=assignment.pk, answer=services.RatingInput(choice, **answer), now=now
+    ).rating
 
 
 def test_claim_leases_a_comparison_for_the_campaigns_lease_time(campaign: Campaign, annotator: User) -> None:
-    assignment = services.claim_next(campaign=campaign, user=annotator, now=T0).assignment
+    assignment = services.claim_next(user=annotator, campaign_id=campaign.pk, now=T0).assignment
 
     assert assignment is not None
     assert assignment.state == Assignment.State.LEASED
@@ -47,15 +49,15 @@ def test_claim_leases_a_comparison_for_the_campaigns_lease_time(campaign: Campai
 
 
 def test_first_claim_creates_a_human_rater_named_after_the_user(campaign: Campaign, annotator: User) -> None:
-    services.claim_next(campaign=campaign, user=annotator, now=T0)
+    services.claim_next(user=annotator, campaign_id=campaign.pk, now=T0)
 
     rater = Rater.objects.get(user=annotator)
     assert (rater.kind, rater.name) == (Rater.Kind.HUMAN, "alice")
 
 
 def test_reopening_returns_the_same_lease_renewed(campaign: Campaign, annotator: User) -> None:
-    first = services.claim_next(campaign=campaign, user=annotator, now=T0).assignment
-    again = services.claim_next(campaign=campaign, user=annotator, now=T0 + timedelta(seconds=100)).assignment
+    first = services.claim_next(user=annotator, campaign_id=campaign.pk, now=T0).assignment
+    again = services.claim_next(user=annotator, campaign_id=campaign.pk, now=T0 + timedelta(seconds=100)).assignment
 
     assert first is not None
     assert again is not None
@@ -66,20 +68,20 @@ def test_reopening_returns_the_same_lease_renewed(campaign: Campaign, annotator:
 def test_prefetch_gets_more_comparisons_up_to_three_leases_at_once(campaign: Campaign, annotator: User) -> None:
     held: set[int] = set()
     for _ in range(services.MAX_LIVE_LEASES):
-        assignment = services.claim_next(campaign=campaign, user=annotator, exclude=held, now=T0).assignment
+        assignment = services.claim_next(user=annotator, campaign_id=campaign.pk, exclude=held, now=T0).assignment
         assert assignment is not None
         held.add(assignment.pk)
 
     assert len({a.comparison_id for a in Assignment.objects.filter(pk__in=held)}) == 3
     with pytest.raises(Conflict):
-        services.claim_next(campaign=campaign, user=annotator, exclude=held, now=T0)
+        services.claim_next(user=annotator, campaign_id=campaign.pk, exclude=held, now=T0)
 
 
 def test_an_annotator_gets_every_comparison_once_then_nothing(campaign: Campaign, annotator: User) -> None:
     seen = [_rate(campaign, annotator).comparison_id for _ in range(campaign.comparisons.count())]
 
     assert sorted(seen) == sorted(campaign.comparisons.values_list("pk", flat=True))
-    assert services.claim_next(campaign=campaign, user=annotator, now=T0).assignment is None
+    assert services.claim_next(user=annotator, campaign_id=campaign.pk, now=T0).assignment is None
 
 
 def test_a_comparison_is_never_leased_beyond_its_required_count(
@@ -87,9 +89,9 @@ def test_a_comparison_is_never_leased_beyond_its_required_count(
 ) -> None:
     campaign = _one_comparison_campaign(researcher, annotator, other_annotator, outsider, ratings_per_comparison=2)
 
-    assert services.claim_next(campaign=campaign, user=annotator, now=T0).assignment is not None
-    assert services.claim_next(campaign=campaign, user=other_annotator, now=T0).assignment is not None
-    assert services.claim_next(campaign=campaign, user=outsider, now=T0).assignment is None
+    assert services.claim_next(user=annotator, campaign_id=campaign.pk, now=T0).assignment is not None
+    assert services.claim_next(user=other_annotator, campaign_id=campaign.pk, now=T0).assignment is not None
+    assert services.claim_next(user=outsider, campaign_id=campaign.pk, now=T0).assignment is None
 
 
 def test_started_comparisons_are_finished_before_new_ones(
@@ -97,7 +99,7 @@ def test_started_comparisons_are_finished_before_new_ones(
 ) -> None:
     rated = _rate(campaign, annotator)
 
-    offered = services.claim_next(campaign=campaign, user=other_annotator, now=T0).assignment
+    offered = services.claim_next(user=other_annotator, campaign_id=campaign.pk, now=T0).assignment
 
     assert offered is not None
     assert offered.comparison_id == rated.comparison_id
@@ -107,24 +109,24 @@ def test_an_expired_lease_returns_to_the_pool_and_can_no_longer_be_rated(
     researcher: User, annotator: User, other_annotator: User
 ) -> None:
     campaign = _one_comparison_campaign(researcher, annotator, other_annotator, ratings_per_comparison=1)
-    held = services.claim_next(campaign=campaign, user=annotator, now=T0).assignment
+    held = services.claim_next(user=annotator, campaign_id=campaign.pk, now=T0).assignment
     assert held is not None
-    assert services.claim_next(campaign=campaign, user=other_annotator, now=T0).assignment is None
+    assert services.claim_next(user=other_annotator, campaign_id=campaign.pk, now=T0).assignment is None
 
     later = T0 + timedelta(seconds=campaign.lease_seconds + 1)
-    taken_over = services.claim_next(campaign=campaign, user=other_annotator, now=later).assignment
+    taken_over = services.claim_next(user=other_annotator, campaign_id=campaign.pk, now=later).assignment
 
     assert taken_over is not None
     assert taken_over.comparison_id == held.comparison_id
     held.refresh_from_db()
     assert held.state == Assignment.State.EXPIRED
     with pytest.raises(Conflict, match="expired"):
-        services.submit_rating(assignment=held, answer=services.RatingInput("left"), now=later)
+        services.submit_rating(user=annotator, assignment_id=held.pk, answer=services.RatingInput("left"), now=later)
     assert Comparison.objects.get(pk=held.comparison_id).filled == 1
 
 
 def test_heartbeat_extends_a_live_lease_and_refuses_an_expired_one(campaign: Campaign, annotator: User) -> None:
-    assignment = services.claim_next(campaign=campaign, user=annotator, now=T0).assignment
+    assignment = services.claim_next(user=annotator, campaign_id=campaign.pk, now=T0).assignment
     assert assignment is not None
 
     renewed = services.renew_lease(assignment=assignment, now=T0 + timedelta(seconds=500))
@@ -138,13 +140,13 @@ def test_the_quota_stops_an_annotator(campaign: Campaign, annotator: User) -> No
     campaign.quota_per_annotator = 2
     campaign.save()
     _rate(campaign, annotator)
-    held = services.claim_next(campaign=campaign, user=annotator, now=T0).assignment
+    held = services.claim_next(user=annotator, campaign_id=campaign.pk, now=T0).assignment
     assert held is not None
 
     # The held lease counts against the quota: no prefetch past it.
-    assert services.claim_next(campaign=campaign, user=annotator, exclude={held.pk}, now=T0).assignment is None
-    services.submit_rating(assignment=held, answer=services.RatingInput("tie"), now=T0)
-    assert services.claim_next(campaign=campaign, user=annotator, now=T0).assignment is None
+    assert services.claim_next(user=annotator, campaign_id=campaign.pk, exclude={held.pk}, now=T0).assignment is None
+    services.submit_rating(user=annotator, assignment_id=held.pk, answer=services.RatingInput("tie"), now=T0)
+    assert services.claim_next(user=annotator, campaign_id=campaign.pk, now=T0).assignment is None
 
 
 @pytest.mark.parametrize("state", ["paused", "closed", "draft"])
@@ -152,17 +154,20 @@ def test_only_active_campaigns_hand_out_work(campaign: Campaign, annotator: User
     campaign.status = state
     campaign.save()
 
-    assert services.claim_next(campaign=campaign, user=annotator, now=T0).assignment is None
+    assert services.claim_next(user=annotator, campaign_id=campaign.pk, now=T0).assignment is None
 
 
 def test_a_rating_stores_the_chosen_output_and_the_shown_left_one(campaign: Campaign, annotator: User) -> None:
-    assignment = services.claim_next(campaign=campaign, user=annotator, now=T0).assignment
+    assignment = services.claim_next(user=annotator, campaign_id=campaign.pk, now=T0).assignment
     assert assignment is not None
     comparison = assignment.comparison
     right_id = ({comparison.output_a_id, comparison.output_b_id} - {assignment.left_output_id}).pop()
 
     rating = services.submit_rating(
-        assignment=assignment, answer=services.RatingInput("right", rationale="clearer", time_ms=4200), now=T0
+        user=annotator,
+        assignment_id=assignment.pk,
+        answer=services.RatingInput("right", rationale="clearer", time_ms=4200),
+        now=T0,
     ).rating
 
     assert (rating.verdict, rating.winner_id, rating.left_output_id) == ("win", right_id, assignment.left_output_id)
@@ -193,11 +198,13 @@ def test_answers_outside_the_campaigns_scheme_are_refused_and_nothing_is_written
 ) -> None:
     Campaign.objects.filter(pk=campaign.pk).update(**fields)
     campaign.refresh_from_db()
-    assignment = services.claim_next(campaign=campaign, user=annotator, now=T0).assignment
+    assignment = services.claim_next(user=annotator, campaign_id=campaign.pk, now=T0).assignment
     assert assignment is not None
 
     with pytest.raises(DomainError) as error:
-        services.submit_rating(assignment=assignment, answer=services.RatingInput(**answer), now=T0)
+        services.submit_rating(
+            user=annotator, assignment_id=assignment.pk, answer=services.RatingInput(**answer), now=T0
+        )
 
     assert error.value.field == field
     assert not Rating.objects.exists()
@@ -213,18 +220,22 @@ def test_a_strength_within_the_campaigns_levels_is_stored(campaign: Campaign, an
 
 
 def test_a_repeated_request_with_the_same_key_returns_the_stored_rating(campaign: Campaign, annotator: User) -> None:
-    assignment = services.claim_next(campaign=campaign, user=annotator, now=T0).assignment
+    assignment = services.claim_next(user=annotator, campaign_id=campaign.pk, now=T0).assignment
     assert assignment is not None
     answer = services.RatingInput("left", idempotency_key="k-1")
 
-    first = services.submit_rating(assignment=assignment, answer=answer, now=T0)
-    again = services.submit_rating(assignment=assignment, answer=answer, now=T0 + timedelta(seconds=3))
+    first = services.submit_rating(user=annotator, assignment_id=assignment.pk, answer=answer, now=T0)
+    again = services.submit_rating(
+        user=annotator, assignment_id=assignment.pk, answer=answer, now=T0 + timedelta(seconds=3)
+    )
 
     assert (first.created, again.created) == (True, False)
     assert again.rating.pk == first.rating.pk
     assert Rating.objects.count() == 1
     with pytest.raises(Conflict, match="already rated"):
-        services.submit_rating(assignment=assignment, answer=services.RatingInput("left", idempotency_key="k-2"))
+        services.submit_rating(
+            user=annotator, assignment_id=assignment.pk, answer=services.RatingInput("left", idempotency_key="k-2")
+        )
 
 
 def test_undo_within_15_seconds_deletes_the_rating_and_leases_the_comparison_again(
@@ -240,7 +251,7 @@ def test_undo_within_15_seconds_deletes_the_rating_and_leases_the_comparison_aga
     assert undone.state == Assignment.State.LEASED
     assert undone.lease_expires_at == T0 + timedelta(seconds=14 + campaign.lease_seconds)
     assert AnnotatorStatus.objects.get(campaign=campaign).rated_count == 0
-    again = services.claim_next(campaign=campaign, user=annotator, now=T0 + timedelta(seconds=15)).assignment
+    again = services.claim_next(user=annotator, campaign_id=campaign.pk, now=T0 + timedelta(seconds=15)).assignment
     assert again is not None
     assert again.pk == assignment.pk
 
@@ -258,13 +269,13 @@ def test_skip_frees_the_slot_and_the_comparison_is_not_offered_again(
     researcher: User, annotator: User, other_annotator: User
 ) -> None:
     campaign = _one_comparison_campaign(researcher, annotator, other_annotator, ratings_per_comparison=1)
-    assignment = services.claim_next(campaign=campaign, user=annotator, now=T0).assignment
+    assignment = services.claim_next(user=annotator, campaign_id=campaign.pk, now=T0).assignment
     assert assignment is not None
 
     services.skip_assignment(assignment=assignment, now=T0)
 
-    assert services.claim_next(campaign=campaign, user=annotator, now=T0).assignment is None
-    assert services.claim_next(campaign=campaign, user=other_annotator, now=T0).assignment is not None
+    assert services.claim_next(user=annotator, campaign_id=campaign.pk, now=T0).assignment is None
+    assert services.claim_next(user=other_annotator, campaign_id=campaign.pk, now=T0).assignment is not None
 
 
 def test_members_of_the_annotator_group_may_annotate(campaign: Campaign, outsider: User) -> None:
@@ -273,7 +284,7 @@ def test_members_of_the_annotator_group_may_annotate(campaign: Campaign, outside
     campaign.annotator_group = group
     campaign.save()
 
-    assert services.claim_next(campaign=campaign, user=outsider, now=T0).assignment is not None
+    assert services.claim_next(user=outsider, campaign_id=campaign.pk, now=T0).assignment is not None
 
 
 def test_each_model_is_shown_on_the_left_about_half_the_time(researcher: User, annotator: User) -> None:
@@ -300,12 +311,12 @@ def _gold_campaign(researcher: User, annotator: User, golds: int) -> Campaign:
 
 
 def _answer_gold(campaign: Campaign, annotator: User, *, correct: bool) -> None:
-    assignment = services.claim_next(campaign=campaign, user=annotator, now=T0).assignment
+    assignment = services.claim_next(user=annotator, campaign_id=campaign.pk, now=T0).assignment
     assert assignment is not None
     assert assignment.comparison.is_gold
     shows_gold_left = assignment.left_output_id == assignment.comparison.gold_winner_id
     choice = "left" if shows_gold_left == correct else "right"
-    services.submit_rating(assignment=assignment, answer=services.RatingInput(choice), now=T0)
+    services.submit_rating(user=annotator, assignment_id=assignment.pk, answer=services.RatingInput(choice), now=T0)
 
 
 def test_gold_answers_feed_the_annotators_accuracy(researcher: User, annotator: User) -> None:
@@ -322,18 +333,18 @@ def test_an_annotator_below_the_gold_threshold_is_paused_with_the_reason(researc
     campaign = _gold_campaign(researcher, annotator, golds=4)
     _answer_gold(campaign, annotator, correct=True)
     _answer_gold(campaign, annotator, correct=False)
-    held = services.claim_next(campaign=campaign, user=annotator, now=T0).assignment
+    held = services.claim_next(user=annotator, campaign_id=campaign.pk, now=T0).assignment
     assert held is not None
-    prefetched = services.claim_next(campaign=campaign, user=annotator, exclude={held.pk}, now=T0).assignment
+    prefetched = services.claim_next(user=annotator, campaign_id=campaign.pk, exclude={held.pk}, now=T0).assignment
     assert prefetched is not None
 
-    services.submit_rating(assignment=held, answer=services.RatingInput("tie"), now=T0)
+    services.submit_rating(user=annotator, assignment_id=held.pk, answer=services.RatingInput("tie"), now=T0)
 
     status = AnnotatorStatus.objects.get(campaign=campaign)
     assert status.paused
     assert "1/3" in status.paused_reason
     assert "50%" in status.paused_reason
-    assert services.claim_next(campaign=campaign, user=annotator, now=T0).assignment is None
+    assert services.claim_next(user=annotator, campaign_id=campaign.pk, now=T0).assignment is None
     prefetched.refresh_from_db()
     assert prefetched.state == Assignment.State.EXPIRED
     assert Comparison.objects.get(pk=prefetched.comparison_id).filled == 0
@@ -347,7 +358,7 @@ def test_gold_is_only_mixed_in_never_served_once_the_regular_work_is_done(resear
     served = [_rate(campaign, annotator).comparison for _ in range(2)]
 
     assert [comparison.is_gold for comparison in served] == [False, False]
-    assert services.claim_next(campaign=campaign, user=annotator, now=T0).assignment is None
+    assert services.claim_next(user=annotator, campaign_id=campaign.pk, now=T0).assignment is None
 
 
 def test_the_researcher_sees_why_an_annotator_was_paused_in_the_admin(
@@ -387,3 +398,61 @@ def test_a_rating_and_its_undo_each_schedule_a_leaderboard_refresh_after_commit(
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         services.undo_rating(assignment=rating.assignment, now=T0 + timedelta(seconds=5))
     assert len(callbacks) == 1
+
+
+def test_an_annotator_resumed_while_below_the_gold_bar_is_paused_again_by_the_next_rating(
+    researcher: User, annotator: User
+) -> None:
+    campaign = _gold_campaign(researcher, annotator, golds=3)
+    for _ in range(3):
+        _answer_gold(campaign, annotator, correct=False)
+    AnnotatorStatus.objects.filter(campaign=campaign).update(paused=False, paused_reason="", paused_at=None)
+    Campaign.objects.filter(pk=campaign.pk).update(gold_rate=0.0)
+
+    regular = _rate(campaign, annotator)
+
+    assert not regular.comparison.is_gold
+    status = AnnotatorStatus.objects.get(campaign=campaign)
+    assert (status.paused, status.rated_count) == (True, 4)
+
+
+def test_a_rating_recreates_a_missing_standing(campaign: Campaign, annotator: User) -> None:
+    assignment = services.claim_next(user=annotator, campaign_id=campaign.pk, now=T0).assignment
+    assert assignment is not None
+    AnnotatorStatus.objects.all().delete()
+
+    result = services.submit_rating(
+        user=annotator, assignment_id=assignment.pk, answer=services.RatingInput("left"), now=T0
+    )
+
+    assert (result.created, result.progress.done) == (True, 1)
+    assert AnnotatorStatus.objects.get(campaign=campaign).rated_count == 1
+
+
+def test_someone_elses_assignment_cannot_be_rated(campaign: Campaign, annotator: User, other_annotator: User) -> None:
+    assignment = services.claim_next(user=annotator, campaign_id=campaign.pk, now=T0).assignment
+    assert assignment is not None
+
+    with pytest.raises(NotFound):
+        services.submit_rating(user=other_annotator, assignment_id=assignment.pk, answer=services.RatingInput("left"))
+    assert not Rating.objects.exists()
+
+
+def test_a_claim_is_refused_to_someone_who_does_not_annotate_the_campaign(campaign: Campaign, outsider: User) -> None:
+    with pytest.raises(NotFound):
+        services.claim_next(user=outsider, campaign_id=campaign.pk, now=T0)
+    assert not Rater.objects.filter(user=outsider).exists()
+
+
+def test_the_benchmarks_naive_claim_leases_through_the_same_workflow(
+    campaign: Campaign, annotator: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EVALPLATFORM_CLAIM_FUNCTION", "bench.bench_assignment:claim_naive")
+    monkeypatch.setattr(services, "_claim_function", services._load_claim_function())
+
+    lease = services.claim_next(user=annotator, campaign_id=campaign.pk, now=T0)
+
+    assert lease.shown is not None
+    assert lease.shown.prompt.startswith("Question")
+    assert lease.assignment is not None
+    assert Comparison.objects.get(pk=lease.assignment.comparison_id).filled == 1
