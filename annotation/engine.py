@@ -17,12 +17,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from annotation.stored_html import rendered, store_html
 from evalplatform.db import prepared_cursor
 
 # What an annotator is shown of a leased comparison: read from the statement that leases or renews it. `x` is a
-# row source with the assignment's id, comparison_id, left_output_id and lease_expires_at.
+# row source with the assignment's id, comparison_id, left_output_id and lease_expires_at. The HTML is the stored
+# rendering (NULL until rendered: shown_from_row renders and stores it then).
 SHOWN_SQL = """
-SELECT x.id, x.lease_expires_at, p.text, lo.text, ro.text
+SELECT x.id, x.lease_expires_at, p.id, p.text, p.html, lo.id, lo.text, lo.html, ro.id, ro.text, ro.html
 FROM {source} x
 JOIN annotation_comparison sc ON sc.id = x.comparison_id
 JOIN annotation_prompt p ON p.id = sc.prompt_id
@@ -182,18 +184,43 @@ RETURNING (SELECT id FROM rating), rated_count, gold_answered, gold_correct
 
 
 @dataclass(frozen=True)
+class Text:
+    """A markdown text with its sanitised HTML."""
+
+    text: str
+    html: str
+
+
+@dataclass(frozen=True)
 class Shown:
     """What an annotator sees of a leased comparison: no model name, output id or comparison id."""
 
     assignment_id: int
     lease_expires_at: datetime
-    prompt: str
-    left: str
-    right: str
+    prompt: Text
+    left: Text
+    right: Text
 
 
-def _shown(row: Sequence[Any] | None) -> Shown | None:
-    return None if row is None else Shown(*row)
+def shown_from_row(row: Sequence[Any] | None) -> Shown | None:
+    """Return what a SHOWN_SQL row shows, rendering and storing any HTML not stored yet."""
+    if row is None:
+        return None
+    assignment_id, expires, prompt_id, prompt, prompt_html, *outputs = row
+    if prompt_html is None:
+        [(_, _, prompt_html)] = rendered([(prompt_id, prompt)])
+        store_html("annotation_prompt", [(prompt_id, prompt, prompt_html)])
+    left_id, left, left_html, right_id, right, right_html = outputs
+    missing = [
+        (pk, text) for pk, text, html in ((left_id, left, left_html), (right_id, right, right_html)) if html is None
+    ]
+    if missing:
+        fresh = rendered(missing)
+        store_html("annotation_output", fresh)
+        htmls = {pk: html for pk, _, html in fresh}
+        left_html = htmls.get(left_id, left_html)
+        right_html = htmls.get(right_id, right_html)
+    return Shown(assignment_id, expires, Text(prompt, prompt_html), Text(left, left_html), Text(right, right_html))
 
 
 @dataclass(frozen=True)
@@ -233,7 +260,7 @@ def claim_comparison(request: ClaimRequest) -> Shown | None:
     }
     with prepared_cursor() as cursor:
         cursor.execute(claim_sql(required=request.required, gold=request.gold), params)
-        return _shown(cursor.fetchone())
+        return shown_from_row(cursor.fetchone())
 
 
 @dataclass(frozen=True)
@@ -279,7 +306,7 @@ def renew(*, assignment_id: int, expires: datetime, now: datetime) -> Shown | No
     """Extend a lease to `expires` and return what it shows; None if it is no longer leased."""
     with prepared_cursor() as cursor:
         cursor.execute(RENEW_SQL, {"assignment": assignment_id, "expires": expires, "now": now})
-        return _shown(cursor.fetchone())
+        return shown_from_row(cursor.fetchone())
 
 
 def end_lease(*, assignment_id: int, state: str, now: datetime) -> bool:
@@ -293,7 +320,7 @@ def show(assignment_id: int) -> Shown:
     """Return what an assignment shows its annotator."""
     with prepared_cursor() as cursor:
         cursor.execute(SHOW_SQL, {"assignment": assignment_id})
-        shown = _shown(cursor.fetchone())
+        shown = shown_from_row(cursor.fetchone())
     assert shown is not None, f"assignment {assignment_id} does not exist"
     return shown
 

@@ -137,10 +137,17 @@ CHOICES_BY_SCHEME: dict[str, list[str]] = {
 }
 
 
+# Annotators are shown prompts and outputs as sanitised HTML, rendered once and stored (annotation.stored_html).
+# A trigger (migration 0006) clears it whenever the text changes without it, so it is never stale; the engine
+# renders and stores it on first show when it is missing.
+HTML_HELP = "The text rendered to sanitised HTML; empty until rendered (on import, or on first show)."
+
+
 class Prompt(models.Model):
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="prompts")
     external_id = models.CharField(max_length=200)
     text = models.TextField(blank=True)
+    html = models.TextField(null=True, editable=False, help_text=HTML_HELP)
     reference_answer = models.TextField(blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -159,6 +166,7 @@ class Output(models.Model):
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="outputs")
     model_name = models.CharField(max_length=200, null=True, blank=True, help_text="Empty when unknown.")
     text = models.TextField(blank=True)
+    html = models.TextField(null=True, editable=False, help_text=HTML_HELP)
     metadata = models.JSONField(default=dict, blank=True)
 
     class Meta:

@@ -453,6 +453,6 @@ def test_the_benchmarks_naive_claim_leases_through_the_same_workflow(
     lease = services.claim_next(user=annotator, campaign_id=campaign.pk, now=T0)
 
     assert lease.shown is not None
-    assert lease.shown.prompt.startswith("Question")
+    assert lease.shown.prompt.text.startswith("Question")
     assert lease.assignment is not None
     assert Comparison.objects.get(pk=lease.assignment.comparison_id).filled == 1
