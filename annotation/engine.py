@@ -34,22 +34,23 @@ JOIN annotation_output ro
 """
 
 # One statement: lock the first free comparison in the first arm that has one, take a slot, lease it, and read
-# what the annotator is shown. Each arm is a CTE walking an index from a random point; PostgreSQL only evaluates
-# a CTE as far as its reader pulls, so the UNION ALL ... LIMIT 1 stops at the first arm that finds a comparison.
+# what the annotator is shown. Each arm is a CTE walking one range of an index; PostgreSQL only evaluates a CTE as
+# far as its reader pulls, so the UNION ALL ... LIMIT 1 stops at the first arm that finds a comparison.
 ARM_SQL = """
 arm{n} AS (
     SELECT c.id, c.output_a_id, c.output_b_id
     FROM annotation_comparison c
-    WHERE c.campaign_id = %(campaign)s AND {condition} AND c.random_key {side} %(start)s
+    WHERE c.campaign_id = %(campaign)s AND {condition}
       AND NOT EXISTS (SELECT 1 FROM annotation_assignment a WHERE a.comparison_id = c.id AND a.rater_id = %(rater)s)
-    ORDER BY c.random_key
+    ORDER BY {order}
     LIMIT 1
     FOR NO KEY UPDATE SKIP LOCKED
 )"""
 # Shared with the benchmark's naive claim, which picks the comparison another way.
 LEASE_SQL = """
 bump AS (
-    UPDATE annotation_comparison c SET filled = c.filled + 1 FROM pick WHERE c.id = pick.id
+    UPDATE annotation_comparison c SET filled = c.filled + 1, last_claimed_by = %(rater)s
+    FROM pick WHERE c.id = pick.id
     RETURNING c.id, c.output_a_id, c.output_b_id
 ), leased AS (
     INSERT INTO annotation_assignment
@@ -66,9 +67,24 @@ pick AS ({union} LIMIT 1),
 """
     + LEASE_SQL
 )
-REGULAR_CONDITION = "c.gold_verdict IS NULL AND c.filled = {level:d}"
+# A level of `filled` is walked on the index (campaign, filled, last_claimed_by, random_key) in up to four ranges:
+# comparisons nobody was given yet from a random point of random_key (then wrapping around), and comparisons last
+# given to someone else (ids above the rater's, then below). Comparisons last given to this rater form the one
+# range left out, so a rater's own history is skipped without being walked; NOT EXISTS still guards the others
+# (this rater was given them before someone else was). Partial levels try the others' comparisons first (that is
+# where their comparisons are), level 0 the fresh ones.
+LEVEL_CONDITION = "c.gold_verdict IS NULL AND c.filled = {level:d} AND "
+BAND_ORDER = "c.last_claimed_by, c.random_key"
+FRESH_ARMS = [
+    ("c.last_claimed_by IS NULL AND c.random_key >= %(start)s", BAND_ORDER),
+    ("c.last_claimed_by IS NULL AND c.random_key < %(start)s", BAND_ORDER),
+]
+OTHERS_ARMS = [("c.last_claimed_by > %(rater)s", BAND_ORDER), ("c.last_claimed_by < %(rater)s", BAND_ORDER)]
 # Gold comparisons test annotators rather than collect data: each annotator may answer each one once, uncapped.
-GOLD_CONDITION = "c.gold_verdict IS NOT NULL"
+GOLD_ARMS = [
+    ("c.gold_verdict IS NOT NULL AND c.random_key >= %(start)s", "c.random_key"),
+    ("c.gold_verdict IS NOT NULL AND c.random_key < %(start)s", "c.random_key"),
+]
 
 # Expired leases go back to the pool as part of every claim: no scheduler needed.
 SWEEP_CTES = """
@@ -237,20 +253,30 @@ class ClaimRequest:
     start: float
 
 
+def claim_arms(*, required: int, gold: bool) -> list[tuple[str, str]]:
+    """Return the claim's arms as (condition, order): fullest unfinished level first, down to level 0."""
+    if gold:
+        return GOLD_ARMS
+    arms = []
+    for level in range(required - 1, -1, -1):
+        ranges = FRESH_ARMS + OTHERS_ARMS if level == 0 else OTHERS_ARMS + FRESH_ARMS
+        arms += [(LEVEL_CONDITION.format(level=level) + condition, order) for condition, order in ranges]
+    return arms
+
+
 @functools.cache
 def claim_sql(*, required: int, gold: bool) -> str:
-    """Return the claim statement: fullest unfinished level first, each from the random start, then wrapping."""
-    conditions = [GOLD_CONDITION] if gold else [REGULAR_CONDITION.format(level=k) for k in range(required - 1, -1, -1)]
-    arms = [(condition, side) for condition in conditions for side in (">=", "<")]
+    """Return the claim statement for a campaign requiring `required` ratings per comparison (or its gold one)."""
+    arms = claim_arms(required=required, gold=gold)
     return CLAIM_SQL.format(
-        arms=",".join(ARM_SQL.format(n=n, condition=c, side=side) for n, (c, side) in enumerate(arms)),
+        arms=",".join(ARM_SQL.format(n=n, condition=c, order=o) for n, (c, o) in enumerate(arms)),
         union=" UNION ALL ".join(f"SELECT * FROM arm{n}" for n in range(len(arms))),
     )
 
 
-def claim_comparison(request: ClaimRequest) -> Shown | None:
-    """Lease one comparison to the rater in one statement; return what they are shown, or None."""
-    params: dict[str, Any] = {
+def claim_params(request: ClaimRequest) -> dict[str, Any]:
+    """Return the parameters of the claim statement for `request`."""
+    return {
         "campaign": request.campaign_id,
         "rater": request.rater_id,
         "start": request.start,
@@ -258,8 +284,12 @@ def claim_comparison(request: ClaimRequest) -> Shown | None:
         "expires": request.expires,
         "now": request.now,
     }
+
+
+def claim_comparison(request: ClaimRequest) -> Shown | None:
+    """Lease one comparison to the rater in one statement; return what they are shown, or None."""
     with prepared_cursor() as cursor:
-        cursor.execute(claim_sql(required=request.required, gold=request.gold), params)
+        cursor.execute(claim_sql(required=request.required, gold=request.gold), claim_params(request))
         return shown_from_row(cursor.fetchone())
 
 

@@ -206,6 +206,13 @@ class Comparison(models.Model):
         editable=False,
         help_text="Assignments holding a slot (leased or rated), kept by the assignment engine.",
     )
+    last_claimed_by = models.BigIntegerField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="The id of the rater who was last given this comparison (they can never get it again); "
+        "kept by the assignment engine, which skips a rater's own comparisons by this key.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -228,11 +235,12 @@ class Comparison(models.Model):
         indexes = [
             models.Index(fields=["campaign", "random_key"], name="comparison_sampling_idx"),
             models.Index(fields=["prompt"], name="comparison_prompt_idx"),
-            # The claim query walks these: fullest unfinished comparisons first, from a random point in the key space.
+            # The claim query walks these: fullest unfinished comparisons first, never-claimed ones from a random point
+            # in the key space, and the rater's own (last claimed by them) skipped as one range (annotation.engine).
             models.Index(
-                fields=["campaign", "filled", "random_key"],
+                fields=["campaign", "filled", "last_claimed_by", "random_key"],
                 condition=Q(gold_verdict__isnull=True),
-                name="comparison_claim_idx",
+                name="comparison_claim_band_idx",
             ),
             models.Index(
                 fields=["campaign", "random_key"], condition=Q(gold_verdict__isnull=False), name="comparison_gold_idx"

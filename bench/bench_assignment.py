@@ -188,19 +188,14 @@ def reset(campaign_id: int) -> None:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute(
-            "DELETE FROM annotation_rating WHERE comparison_id IN "
-            "(SELECT id FROM annotation_comparison WHERE campaign_id = %(c)s AND filled > 0)",
-            {"c": campaign_id},
-        )
-        cursor.execute(
-            "DELETE FROM annotation_assignment WHERE comparison_id IN "
-            "(SELECT id FROM annotation_comparison WHERE campaign_id = %(c)s AND filled > 0)",
-            {"c": campaign_id},
-        )
+        touched = "SELECT id FROM annotation_comparison WHERE campaign_id = %(c)s AND last_claimed_by IS NOT NULL"
+        cursor.execute(f"DELETE FROM annotation_rating WHERE comparison_id IN ({touched})", {"c": campaign_id})
+        cursor.execute(f"DELETE FROM annotation_assignment WHERE comparison_id IN ({touched})", {"c": campaign_id})
         cursor.execute("DELETE FROM annotation_annotatorstatus WHERE campaign_id = %(c)s", {"c": campaign_id})
         cursor.execute(
-            "UPDATE annotation_comparison SET filled = 0 WHERE campaign_id = %(c)s AND filled > 0", {"c": campaign_id}
+            "UPDATE annotation_comparison SET filled = 0, last_claimed_by = NULL "
+            "WHERE campaign_id = %(c)s AND last_claimed_by IS NOT NULL",
+            {"c": campaign_id},
         )
         cursor.execute("VACUUM ANALYZE annotation_comparison")
 
