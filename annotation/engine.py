@@ -67,12 +67,11 @@ pick AS ({union} LIMIT 1),
 """
     + LEASE_SQL
 )
-# A level of `filled` is walked on the index (campaign, filled, last_claimed_by, random_key) in up to four ranges:
-# comparisons nobody was given yet from a random point of random_key (then wrapping around), and comparisons last
-# given to someone else (ids above the rater's, then below). Comparisons last given to this rater form the one
-# range left out, so a rater's own history is skipped without being walked; NOT EXISTS still guards the others
-# (this rater was given them before someone else was). Partial levels try the others' comparisons first (that is
-# where their comparisons are), level 0 the fresh ones.
+# A level of `filled` is walked on the index (campaign, filled, last_claimed_by, random_key) in ranges: at level 0,
+# comparisons nobody was given yet from a random point of random_key (then wrapping around), then those given
+# before and released; at every level, comparisons last given to someone else (ids above the rater's, then below).
+# Comparisons last given to this rater form the one range left out, so a rater's own history is skipped without
+# being walked; NOT EXISTS still guards the others (this rater was given them before someone else was).
 LEVEL_CONDITION = "c.gold_verdict IS NULL AND c.filled = {level:d} AND "
 BAND_ORDER = "c.last_claimed_by, c.random_key"
 FRESH_ARMS = [
@@ -259,7 +258,8 @@ def claim_arms(*, required: int, gold: bool) -> list[tuple[str, str]]:
         return GOLD_ARMS
     arms = []
     for level in range(required - 1, -1, -1):
-        ranges = FRESH_ARMS + OTHERS_ARMS if level == 0 else OTHERS_ARMS + FRESH_ARMS
+        # A comparison holding a slot was given to someone (a constraint keeps last_claimed_by set when filled > 0).
+        ranges = FRESH_ARMS + OTHERS_ARMS if level == 0 else OTHERS_ARMS
         arms += [(LEVEL_CONDITION.format(level=level) + condition, order) for condition, order in ranges]
     return arms
 

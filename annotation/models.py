@@ -231,6 +231,10 @@ class Comparison(models.Model):
                 name="comparison_gold_winner_is_an_output",
             ),
             models.CheckConstraint(condition=Q(random_key__gte=0, random_key__lt=1), name="comparison_random_key_unit"),
+            # The claim looks for partially filled comparisons only among those it knows who was given last.
+            models.CheckConstraint(
+                condition=Q(filled=0) | Q(last_claimed_by__isnull=False), name="comparison_filled_was_claimed"
+            ),
         ]
         indexes = [
             models.Index(fields=["campaign", "random_key"], name="comparison_sampling_idx"),

@@ -2,7 +2,8 @@
 
 The claim walks each level of `filled` in `(last_claimed_by, random_key)` order and leaves out the range
 `last_claimed_by = rater`: a rater who has rated many comparisons nobody else has taken since no longer walks
-past each of them (annotation.engine). Existing comparisons get the rater of their latest assignment.
+past each of them (annotation.engine). Existing comparisons get the rater of their latest assignment, and a
+constraint keeps it set on every comparison holding a slot (the claim looks for those only by it).
 """
 
 from django.db import migrations, models
@@ -34,6 +35,13 @@ class Migration(migrations.Migration):
             ),
         ),
         migrations.RunSQL(BACKFILL, migrations.RunSQL.noop),
+        migrations.AddConstraint(
+            model_name="comparison",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("filled", 0), ("last_claimed_by__isnull", False), _connector="OR"),
+                name="comparison_filled_was_claimed",
+            ),
+        ),
         migrations.AddIndex(
             model_name="comparison",
             index=models.Index(

@@ -380,9 +380,17 @@ def test_the_database_refuses_more_slots_than_required_on_a_comparison(campaign:
     comparison = campaign.comparisons.first()
     assert comparison is not None
 
-    Comparison.objects.filter(pk=comparison.pk).update(filled=campaign.ratings_per_comparison)
+    Comparison.objects.filter(pk=comparison.pk).update(filled=campaign.ratings_per_comparison, last_claimed_by=1)
     with pytest.raises(IntegrityError), transaction.atomic():
         Comparison.objects.filter(pk=comparison.pk).update(filled=campaign.ratings_per_comparison + 1)
+
+
+def test_the_database_refuses_a_filled_slot_nobody_was_given(campaign: Campaign) -> None:
+    comparison = campaign.comparisons.first()
+    assert comparison is not None
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Comparison.objects.filter(pk=comparison.pk).update(filled=1)  # the claim would never find it again
 
 
 def test_a_rating_and_its_undo_each_schedule_a_leaderboard_refresh_after_commit(
