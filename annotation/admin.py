@@ -25,6 +25,7 @@ from annotation.forms import (
 )
 from annotation.importers import staging
 from annotation.models import Campaign, Comparison, Output, Prompt, Rater, Rating
+from annotation.rendering import render_markdown
 from evalplatform.exceptions import DomainError
 
 
@@ -376,8 +377,16 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
         return self._page(request, campaign, "status.html", title, status=status, label=label)
 
 
+class RenderedTextAdmin(CampaignScopedAdmin):
+    """Store the rendered HTML with the text on every save (the database clears it if the text changes alone)."""
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        obj.html = render_markdown(obj.text)
+        super().save_model(request, obj, form, change)
+
+
 @admin.register(Prompt)
-class PromptAdmin(CampaignScopedAdmin):
+class PromptAdmin(RenderedTextAdmin):
     list_display = ["external_id", "campaign", "short_text"]
     list_filter = ["campaign"]
     list_select_related = ["campaign"]
@@ -390,7 +399,7 @@ class PromptAdmin(CampaignScopedAdmin):
 
 
 @admin.register(Output)
-class OutputAdmin(CampaignScopedAdmin):
+class OutputAdmin(RenderedTextAdmin):
     campaign_path = "prompt__campaign"
     list_display = ["id", "model_name", "prompt"]
     list_filter = ["model_name"]

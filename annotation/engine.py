@@ -17,12 +17,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from annotation.stored_html import rendered, store_html
 from evalplatform.db import prepared_cursor
 
 # What an annotator is shown of a leased comparison: read from the statement that leases or renews it. `x` is a
-# row source with the assignment's id, comparison_id, left_output_id and lease_expires_at.
+# row source with the assignment's id, comparison_id, left_output_id and lease_expires_at. The HTML is the stored
+# rendering (NULL until rendered: shown_from_row renders and stores it then).
 SHOWN_SQL = """
-SELECT x.id, x.lease_expires_at, p.text, lo.text, ro.text
+SELECT x.id, x.lease_expires_at, p.id, p.text, p.html, lo.id, lo.text, lo.html, ro.id, ro.text, ro.html
 FROM {source} x
 JOIN annotation_comparison sc ON sc.id = x.comparison_id
 JOIN annotation_prompt p ON p.id = sc.prompt_id
@@ -32,22 +34,23 @@ JOIN annotation_output ro
 """
 
 # One statement: lock the first free comparison in the first arm that has one, take a slot, lease it, and read
-# what the annotator is shown. Each arm is a CTE walking an index from a random point; PostgreSQL only evaluates
-# a CTE as far as its reader pulls, so the UNION ALL ... LIMIT 1 stops at the first arm that finds a comparison.
+# what the annotator is shown. Each arm is a CTE walking one range of an index; PostgreSQL only evaluates a CTE as
+# far as its reader pulls, so the UNION ALL ... LIMIT 1 stops at the first arm that finds a comparison.
 ARM_SQL = """
 arm{n} AS (
     SELECT c.id, c.output_a_id, c.output_b_id
     FROM annotation_comparison c
-    WHERE c.campaign_id = %(campaign)s AND {condition} AND c.random_key {side} %(start)s
+    WHERE c.campaign_id = %(campaign)s AND {condition}
       AND NOT EXISTS (SELECT 1 FROM annotation_assignment a WHERE a.comparison_id = c.id AND a.rater_id = %(rater)s)
-    ORDER BY c.random_key
+    ORDER BY {order}
     LIMIT 1
     FOR NO KEY UPDATE SKIP LOCKED
 )"""
 # Shared with the benchmark's naive claim, which picks the comparison another way.
 LEASE_SQL = """
 bump AS (
-    UPDATE annotation_comparison c SET filled = c.filled + 1 FROM pick WHERE c.id = pick.id
+    UPDATE annotation_comparison c SET filled = c.filled + 1, last_claimed_by = %(rater)s
+    FROM pick WHERE c.id = pick.id
     RETURNING c.id, c.output_a_id, c.output_b_id
 ), leased AS (
     INSERT INTO annotation_assignment
@@ -64,9 +67,23 @@ pick AS ({union} LIMIT 1),
 """
     + LEASE_SQL
 )
-REGULAR_CONDITION = "c.gold_verdict IS NULL AND c.filled = {level:d}"
+# A level of `filled` is walked on the index (campaign, filled, last_claimed_by, random_key) in ranges: at level 0,
+# comparisons nobody was given yet from a random point of random_key (then wrapping around), then those given
+# before and released; at every level, comparisons last given to someone else (ids above the rater's, then below).
+# Comparisons last given to this rater form the one range left out, so a rater's own history is skipped without
+# being walked; NOT EXISTS still guards the others (this rater was given them before someone else was).
+LEVEL_CONDITION = "c.gold_verdict IS NULL AND c.filled = {level:d} AND "
+BAND_ORDER = "c.last_claimed_by, c.random_key"
+FRESH_ARMS = [
+    ("c.last_claimed_by IS NULL AND c.random_key >= %(start)s", BAND_ORDER),
+    ("c.last_claimed_by IS NULL AND c.random_key < %(start)s", BAND_ORDER),
+]
+OTHERS_ARMS = [("c.last_claimed_by > %(rater)s", BAND_ORDER), ("c.last_claimed_by < %(rater)s", BAND_ORDER)]
 # Gold comparisons test annotators rather than collect data: each annotator may answer each one once, uncapped.
-GOLD_CONDITION = "c.gold_verdict IS NOT NULL"
+GOLD_ARMS = [
+    ("c.gold_verdict IS NOT NULL AND c.random_key >= %(start)s", "c.random_key"),
+    ("c.gold_verdict IS NOT NULL AND c.random_key < %(start)s", "c.random_key"),
+]
 
 # Expired leases go back to the pool as part of every claim: no scheduler needed.
 SWEEP_CTES = """
@@ -182,18 +199,43 @@ RETURNING (SELECT id FROM rating), rated_count, gold_answered, gold_correct
 
 
 @dataclass(frozen=True)
+class Text:
+    """A markdown text with its sanitised HTML."""
+
+    text: str
+    html: str
+
+
+@dataclass(frozen=True)
 class Shown:
     """What an annotator sees of a leased comparison: no model name, output id or comparison id."""
 
     assignment_id: int
     lease_expires_at: datetime
-    prompt: str
-    left: str
-    right: str
+    prompt: Text
+    left: Text
+    right: Text
 
 
-def _shown(row: Sequence[Any] | None) -> Shown | None:
-    return None if row is None else Shown(*row)
+def shown_from_row(row: Sequence[Any] | None) -> Shown | None:
+    """Return what a SHOWN_SQL row shows, rendering and storing any HTML not stored yet."""
+    if row is None:
+        return None
+    assignment_id, expires, prompt_id, prompt, prompt_html, *outputs = row
+    if prompt_html is None:
+        [(_, _, prompt_html)] = rendered([(prompt_id, prompt)])
+        store_html("annotation_prompt", [(prompt_id, prompt, prompt_html)])
+    left_id, left, left_html, right_id, right, right_html = outputs
+    missing = [
+        (pk, text) for pk, text, html in ((left_id, left, left_html), (right_id, right, right_html)) if html is None
+    ]
+    if missing:
+        fresh = rendered(missing)
+        store_html("annotation_output", fresh)
+        htmls = {pk: html for pk, _, html in fresh}
+        left_html = htmls.get(left_id, left_html)
+        right_html = htmls.get(right_id, right_html)
+    return Shown(assignment_id, expires, Text(prompt, prompt_html), Text(left, left_html), Text(right, right_html))
 
 
 @dataclass(frozen=True)
@@ -210,20 +252,31 @@ class ClaimRequest:
     start: float
 
 
+def claim_arms(*, required: int, gold: bool) -> list[tuple[str, str]]:
+    """Return the claim's arms as (condition, order): fullest unfinished level first, down to level 0."""
+    if gold:
+        return GOLD_ARMS
+    arms = []
+    for level in range(required - 1, -1, -1):
+        # A comparison holding a slot was given to someone (a constraint keeps last_claimed_by set when filled > 0).
+        ranges = FRESH_ARMS + OTHERS_ARMS if level == 0 else OTHERS_ARMS
+        arms += [(LEVEL_CONDITION.format(level=level) + condition, order) for condition, order in ranges]
+    return arms
+
+
 @functools.cache
 def claim_sql(*, required: int, gold: bool) -> str:
-    """Return the claim statement: fullest unfinished level first, each from the random start, then wrapping."""
-    conditions = [GOLD_CONDITION] if gold else [REGULAR_CONDITION.format(level=k) for k in range(required - 1, -1, -1)]
-    arms = [(condition, side) for condition in conditions for side in (">=", "<")]
+    """Return the claim statement for a campaign requiring `required` ratings per comparison (or its gold one)."""
+    arms = claim_arms(required=required, gold=gold)
     return CLAIM_SQL.format(
-        arms=",".join(ARM_SQL.format(n=n, condition=c, side=side) for n, (c, side) in enumerate(arms)),
+        arms=",".join(ARM_SQL.format(n=n, condition=c, order=o) for n, (c, o) in enumerate(arms)),
         union=" UNION ALL ".join(f"SELECT * FROM arm{n}" for n in range(len(arms))),
     )
 
 
-def claim_comparison(request: ClaimRequest) -> Shown | None:
-    """Lease one comparison to the rater in one statement; return what they are shown, or None."""
-    params: dict[str, Any] = {
+def claim_params(request: ClaimRequest) -> dict[str, Any]:
+    """Return the parameters of the claim statement for `request`."""
+    return {
         "campaign": request.campaign_id,
         "rater": request.rater_id,
         "start": request.start,
@@ -231,9 +284,13 @@ def claim_comparison(request: ClaimRequest) -> Shown | None:
         "expires": request.expires,
         "now": request.now,
     }
+
+
+def claim_comparison(request: ClaimRequest) -> Shown | None:
+    """Lease one comparison to the rater in one statement; return what they are shown, or None."""
     with prepared_cursor() as cursor:
-        cursor.execute(claim_sql(required=request.required, gold=request.gold), params)
-        return _shown(cursor.fetchone())
+        cursor.execute(claim_sql(required=request.required, gold=request.gold), claim_params(request))
+        return shown_from_row(cursor.fetchone())
 
 
 @dataclass(frozen=True)
@@ -279,7 +336,7 @@ def renew(*, assignment_id: int, expires: datetime, now: datetime) -> Shown | No
     """Extend a lease to `expires` and return what it shows; None if it is no longer leased."""
     with prepared_cursor() as cursor:
         cursor.execute(RENEW_SQL, {"assignment": assignment_id, "expires": expires, "now": now})
-        return _shown(cursor.fetchone())
+        return shown_from_row(cursor.fetchone())
 
 
 def end_lease(*, assignment_id: int, state: str, now: datetime) -> bool:
@@ -293,7 +350,7 @@ def show(assignment_id: int) -> Shown:
     """Return what an assignment shows its annotator."""
     with prepared_cursor() as cursor:
         cursor.execute(SHOW_SQL, {"assignment": assignment_id})
-        shown = _shown(cursor.fetchone())
+        shown = shown_from_row(cursor.fetchone())
     assert shown is not None, f"assignment {assignment_id} does not exist"
     return shown
 

@@ -137,10 +137,17 @@ CHOICES_BY_SCHEME: dict[str, list[str]] = {
 }
 
 
+# Annotators are shown prompts and outputs as sanitised HTML, rendered once and stored (annotation.stored_html).
+# A trigger (migration 0006) clears it whenever the text changes without it, so it is never stale; the engine
+# renders and stores it on first show when it is missing.
+HTML_HELP = "The text rendered to sanitised HTML; empty until rendered (on import, or on first show)."
+
+
 class Prompt(models.Model):
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="prompts")
     external_id = models.CharField(max_length=200)
     text = models.TextField(blank=True)
+    html = models.TextField(null=True, editable=False, help_text=HTML_HELP)
     reference_answer = models.TextField(blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -159,6 +166,7 @@ class Output(models.Model):
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="outputs")
     model_name = models.CharField(max_length=200, null=True, blank=True, help_text="Empty when unknown.")
     text = models.TextField(blank=True)
+    html = models.TextField(null=True, editable=False, help_text=HTML_HELP)
     metadata = models.JSONField(default=dict, blank=True)
 
     class Meta:
@@ -198,6 +206,13 @@ class Comparison(models.Model):
         editable=False,
         help_text="Assignments holding a slot (leased or rated), kept by the assignment engine.",
     )
+    last_claimed_by = models.BigIntegerField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="The id of the rater who was last given this comparison (they can never get it again); "
+        "kept by the assignment engine, which skips a rater's own comparisons by this key.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -216,15 +231,20 @@ class Comparison(models.Model):
                 name="comparison_gold_winner_is_an_output",
             ),
             models.CheckConstraint(condition=Q(random_key__gte=0, random_key__lt=1), name="comparison_random_key_unit"),
+            # The claim looks for partially filled comparisons only among those it knows who was given last.
+            models.CheckConstraint(
+                condition=Q(filled=0) | Q(last_claimed_by__isnull=False), name="comparison_filled_was_claimed"
+            ),
         ]
         indexes = [
             models.Index(fields=["campaign", "random_key"], name="comparison_sampling_idx"),
             models.Index(fields=["prompt"], name="comparison_prompt_idx"),
-            # The claim query walks these: fullest unfinished comparisons first, from a random point in the key space.
+            # The claim query walks these: fullest unfinished comparisons first, never-claimed ones from a random point
+            # in the key space, and the rater's own (last claimed by them) skipped as one range (annotation.engine).
             models.Index(
-                fields=["campaign", "filled", "random_key"],
+                fields=["campaign", "filled", "last_claimed_by", "random_key"],
                 condition=Q(gold_verdict__isnull=True),
-                name="comparison_claim_idx",
+                name="comparison_claim_band_idx",
             ),
             models.Index(
                 fields=["campaign", "random_key"], condition=Q(gold_verdict__isnull=False), name="comparison_gold_idx"

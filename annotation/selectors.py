@@ -9,15 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from annotation.access import User, annotatable_campaigns
-from annotation.engine import Shown
+from annotation.engine import Shown, Text
 from annotation.models import AnnotatorStatus, Campaign, Comparison, Rater
 from annotation.rendering import render_markdown
 
-
-@dataclass(frozen=True)
-class Side:
-    text: str
-    html: str
+Side = Text  # one text shown, as markdown and as its stored sanitised HTML
 
 
 @dataclass(frozen=True)
@@ -44,17 +40,13 @@ class AssignmentView:
     progress: Progress
 
 
-def _side(text: str) -> Side:
-    return Side(text=text, html=render_markdown(text))
-
-
 def assignment_view(shown: Shown, *, progress: Progress) -> AssignmentView:
     """Return the blind view of a leased comparison: prompt, left and right texts (raw and rendered)."""
     return AssignmentView(
         assignment=shown.assignment_id,
-        prompt=_side(shown.prompt),
-        left=_side(shown.left),
-        right=_side(shown.right),
+        prompt=shown.prompt,
+        left=shown.left,
+        right=shown.right,
         lease_expires=shown.lease_expires_at,
         progress=progress,
     )

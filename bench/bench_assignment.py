@@ -53,7 +53,7 @@ def claim_naive(request: ClaimRequest) -> Shown | None:
     Only the choice of the comparison differs from the engine's claim: it leases it and reads what is shown
     with the same statement tail, on the same prepared-statement path.
     """
-    from annotation.engine import LEASE_SQL, Shown
+    from annotation.engine import LEASE_SQL, shown_from_row
     from evalplatform.db import prepared_cursor
 
     if request.gold:
@@ -68,8 +68,7 @@ def claim_naive(request: ClaimRequest) -> Shown | None:
     }
     with prepared_cursor() as cursor:
         cursor.execute(NAIVE_PICK_SQL + LEASE_SQL, params)
-        row = cursor.fetchone()
-    return None if row is None else Shown(*row)
+        return shown_from_row(cursor.fetchone())
 
 
 # ---- database --------------------------------------------------------------------------------------------------
@@ -109,6 +108,7 @@ def seed(comparisons: int, clients: int) -> tuple[int, list[str]]:
     from rest_framework.authtoken.models import Token
 
     from annotation.models import Campaign
+    from annotation.stored_html import fill_missing_html
 
     # v2: every output has its own text, so what the server remembers of rendered texts gets no free hits.
     slug = f"bench-{comparisons}-v2"
@@ -139,6 +139,11 @@ def seed(comparisons: int, clients: int) -> tuple[int, list[str]]:
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE annotation_comparison; ANALYZE annotation_output; ANALYZE annotation_prompt")
         print(f"seeded {comparisons:,} comparisons in {time.perf_counter() - started:.1f} s")
+    # Rows inserted by SQL (or seeded before HTML was stored) get their HTML rendered the way an import does.
+    started = time.perf_counter()
+    rendered = fill_missing_html()
+    if rendered:
+        print(f"rendered {rendered:,} prompts and outputs in {time.perf_counter() - started:.1f} s")
     campaign.annotators.add(*users)
     return campaign.pk, tokens
 
@@ -183,19 +188,14 @@ def reset(campaign_id: int) -> None:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute(
-            "DELETE FROM annotation_rating WHERE comparison_id IN "
-            "(SELECT id FROM annotation_comparison WHERE campaign_id = %(c)s AND filled > 0)",
-            {"c": campaign_id},
-        )
-        cursor.execute(
-            "DELETE FROM annotation_assignment WHERE comparison_id IN "
-            "(SELECT id FROM annotation_comparison WHERE campaign_id = %(c)s AND filled > 0)",
-            {"c": campaign_id},
-        )
+        touched = "SELECT id FROM annotation_comparison WHERE campaign_id = %(c)s AND last_claimed_by IS NOT NULL"
+        cursor.execute(f"DELETE FROM annotation_rating WHERE comparison_id IN ({touched})", {"c": campaign_id})
+        cursor.execute(f"DELETE FROM annotation_assignment WHERE comparison_id IN ({touched})", {"c": campaign_id})
         cursor.execute("DELETE FROM annotation_annotatorstatus WHERE campaign_id = %(c)s", {"c": campaign_id})
         cursor.execute(
-            "UPDATE annotation_comparison SET filled = 0 WHERE campaign_id = %(c)s AND filled > 0", {"c": campaign_id}
+            "UPDATE annotation_comparison SET filled = 0, last_claimed_by = NULL "
+            "WHERE campaign_id = %(c)s AND last_claimed_by IS NOT NULL",
+            {"c": campaign_id},
         )
         cursor.execute("VACUUM ANALYZE annotation_comparison")
 

@@ -11,6 +11,7 @@ from annotation.importers.reading import Record, read_records
 from annotation.importers.summary import ImportSummary
 from annotation.importers.writing import BATCH_SIZE, check_campaign_accepts_imports, run_atomically
 from annotation.models import Campaign, Output, Prompt
+from annotation.rendering import render_markdown
 
 WIDE_PREFIX = "output:"
 LONG_FIELDS = {"prompt_id", "prompt", "model", "output", "reference"}
@@ -153,7 +154,12 @@ def _write_outputs(campaign: Campaign, parsed: OutputsFile) -> ImportSummary:
     errors.raise_if_any()
     new_prompts = [
         Prompt(
-            campaign=campaign, external_id=p.external_id, text=p.text, reference_answer=p.reference, metadata=p.metadata
+            campaign=campaign,
+            external_id=p.external_id,
+            text=p.text,
+            html=render_markdown(p.text),
+            reference_answer=p.reference,
+            metadata=p.metadata,
         )
         for p in parsed.prompts.values()
         if p.external_id not in stored
@@ -161,7 +167,16 @@ def _write_outputs(campaign: Campaign, parsed: OutputsFile) -> ImportSummary:
     for prompt in Prompt.objects.bulk_create(new_prompts, batch_size=BATCH_SIZE):
         stored[prompt.external_id] = prompt
     Output.objects.bulk_create(
-        [Output(prompt=stored[r.prompt_id], model_name=r.model, text=r.text, metadata=r.metadata) for r in new_outputs],
+        [
+            Output(
+                prompt=stored[r.prompt_id],
+                model_name=r.model,
+                text=r.text,
+                html=render_markdown(r.text),
+                metadata=r.metadata,
+            )
+            for r in new_outputs
+        ],
         batch_size=BATCH_SIZE,
     )
     return ImportSummary(

@@ -19,6 +19,7 @@ from annotation.importers.reading import Record, read_records
 from annotation.importers.summary import ImportSummary
 from annotation.importers.writing import BATCH_SIZE, check_campaign_accepts_imports, run_atomically
 from annotation.models import Campaign, Comparison, Output, Prompt, Rater, Rating
+from annotation.rendering import render_markdown
 from evalplatform.exceptions import DomainError
 
 # An output is identified within its prompt by its model name when it has one, else by its text.
@@ -128,7 +129,7 @@ def _store_prompts(campaign: Campaign, plan: RatingsPlan, errors: ErrorCollector
         if planned.text and prompt.text and planned.text != prompt.text:
             errors.add(planned.line, "prompt", f"prompt {external_id} is already stored with a different text")
     new = [
-        Prompt(campaign=campaign, external_id=key, text=p.text, metadata=p.metadata)
+        Prompt(campaign=campaign, external_id=key, text=p.text, html=render_markdown(p.text), metadata=p.metadata)
         for key, p in plan.prompts.items()
         if key not in stored
     ]
@@ -150,8 +151,18 @@ def _store_outputs(
     for key, planned in plan.outputs.items():
         existing = stored.get(key)
         if existing is None:
-            new.append((key, Output(prompt=prompts[key[0]], model_name=planned.model_name, text=planned.text)))
-            new[-1][1].metadata = planned.metadata
+            new.append(
+                (
+                    key,
+                    Output(
+                        prompt=prompts[key[0]],
+                        model_name=planned.model_name,
+                        text=planned.text,
+                        html=render_markdown(planned.text),
+                        metadata=planned.metadata,
+                    ),
+                )
+            )
         elif planned.text and existing.text and planned.text != existing.text:
             errors.add(planned.line, "output", f"{planned.model_name} already has a different output for {key[0]}")
     Output.objects.bulk_create([output for _, output in new], batch_size=BATCH_SIZE)

@@ -15,6 +15,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from annotation.models import Assignment, Campaign, Rating
+from annotation.stored_html import fill_missing_html
 
 pytestmark = pytest.mark.django_db
 
@@ -221,6 +222,7 @@ def test_next_and_rating_each_run_a_few_prepared_statements(campaign: Campaign, 
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=annotator).key}")
     _rate(client, _next(client, campaign).json()["assignment"], choice="left")  # first visit creates the rater
+    fill_missing_html()  # as an import does: the texts are shown from their stored HTML
 
     with CaptureQueriesContext(connection) as next_queries:
         assignment = _next(client, campaign).json()["assignment"]

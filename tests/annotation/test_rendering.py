@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import markdown
+import pygments.lexers
 import pytest
+from markdown.extensions import codehilite
 
+from annotation import rendering
 from annotation.rendering import render_markdown
 
 
@@ -55,3 +59,28 @@ def test_tables_and_lists_render() -> None:
 
 def test_plain_text_is_escaped_once() -> None:
     assert render_markdown("1 < 2 & 3 > 2") == "<p>1 &lt; 2 &amp; 3 &gt; 2</p>"
+
+
+def test_remembered_lexer_lookups_and_formatter_tables_render_exactly_as_pygments_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = (
+        "```python\ndef f():\n    return 1\n```\n\n```\nno language\n```\n\n```no-such-language\nx = 1\n```\n\n"
+        "```js\nlet a = 1;\n```"
+    )
+    ours = [render_markdown(f"{i}\n\n{text}") for i in range(2)]  # the second run uses what the first remembered
+
+    monkeypatch.setattr(codehilite, "get_lexer_by_name", pygments.lexers.get_lexer_by_name)
+    plain = markdown.Markdown(
+        extensions=["fenced_code", "tables", "sane_lists", "codehilite", rendering._EscapeRawHtml()],
+        extension_configs={"codehilite": {"guess_lang": False, "css_class": "codehilite"}},
+        output_format="html",
+    )
+    monkeypatch.setattr(rendering._local, "converter", plain)
+    render_markdown.cache_clear()
+    reference = [render_markdown(f"{i}\n\n{text}") for i in range(2)]
+    render_markdown.cache_clear()
+
+    assert ours == reference
+    assert '<span class="k">def</span>' in ours[0]
+    assert '<span class="kd">let</span>' in ours[0]

@@ -380,9 +380,17 @@ def test_the_database_refuses_more_slots_than_required_on_a_comparison(campaign:
     comparison = campaign.comparisons.first()
     assert comparison is not None
 
-    Comparison.objects.filter(pk=comparison.pk).update(filled=campaign.ratings_per_comparison)
+    Comparison.objects.filter(pk=comparison.pk).update(filled=campaign.ratings_per_comparison, last_claimed_by=1)
     with pytest.raises(IntegrityError), transaction.atomic():
         Comparison.objects.filter(pk=comparison.pk).update(filled=campaign.ratings_per_comparison + 1)
+
+
+def test_the_database_refuses_a_filled_slot_nobody_was_given(campaign: Campaign) -> None:
+    comparison = campaign.comparisons.first()
+    assert comparison is not None
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Comparison.objects.filter(pk=comparison.pk).update(filled=1)  # the claim would never find it again
 
 
 def test_a_rating_and_its_undo_each_schedule_a_leaderboard_refresh_after_commit(
@@ -453,6 +461,6 @@ def test_the_benchmarks_naive_claim_leases_through_the_same_workflow(
     lease = services.claim_next(user=annotator, campaign_id=campaign.pk, now=T0)
 
     assert lease.shown is not None
-    assert lease.shown.prompt.startswith("Question")
+    assert lease.shown.prompt.text.startswith("Question")
     assert lease.assignment is not None
     assert Comparison.objects.get(pk=lease.assignment.comparison_id).filled == 1
