@@ -100,6 +100,8 @@ class Window:
                 blocked = self._fill(due, current)
                 if outcomes:  # written once the window is refilled: its new calls are under way meanwhile
                     record(outcomes, holder=self.holder, current=self.clock())
+                    # Retries wait only once written: claimed before, they would still look claimed, not pending.
+                    self.waiting += [o.work for o in outcomes if isinstance(o, Retry)]
                     outcomes = []
                 if self.sent:
                     outcomes = self._collect(self._wake_in(current, blocked, bool(due)))
@@ -212,7 +214,6 @@ class Window:
         if attempts >= self.judge.max_attempts:
             return Failure(work, f"gave up after {attempts} attempts: {error.reason}")
         work.not_before = current + timedelta(seconds=backoff_seconds(attempts, error.retry_after))
-        self.waiting.append(work)
         return Retry(work, f"attempt {attempts}: {error.reason}", work.not_before)
 
     def _forget(self, works: list[Work]) -> None:

@@ -239,10 +239,14 @@ def resume_run(*, run: JudgeRun, retry_failed: bool = False) -> JudgeRun:
     JudgeVerdict.objects.filter(run=run, state=JudgeVerdict.State.CLAIMED, claimed_until__lt=current).update(
         state=JudgeVerdict.State.PENDING, claimed_by="", claimed_until=None
     )
-    live = JudgeVerdict.objects.filter(run=run, state=JudgeVerdict.State.CLAIMED, claimed_until__isnull=False)
-    for verdict_id, until in live.values_list("pk", "claimed_until"):
-        assert until is not None
-        _enqueue_on_commit(verdict_id, countdown=(until - current).total_seconds() + 0.5)
+    live = dict(
+        JudgeVerdict.objects.filter(run=run, state=JudgeVerdict.State.CLAIMED, claimed_until__isnull=False).values_list(
+            "pk", "claimed_until"
+        )
+    )
+    if live:  # one task for them all (usually a dead worker's batch), due when the last lease ends
+        last = max(until for until in live.values() if until is not None)
+        _enqueue_on_commit(list(live), countdown=(last - current).total_seconds() + 0.5)
     if retry_failed:
         JudgeVerdict.objects.filter(run=run, state=JudgeVerdict.State.FAILED).update(
             state=JudgeVerdict.State.PENDING, attempts=0, retry_at=None
@@ -279,8 +283,8 @@ def _enqueue_pending_on_commit(run: JudgeRun) -> None:
     transaction.on_commit(send)
 
 
-def _enqueue_on_commit(verdict_id: int, *, countdown: float) -> None:
-    transaction.on_commit(lambda: enqueue_verdicts([verdict_id], countdown=countdown))
+def _enqueue_on_commit(verdict_ids: list[int], *, countdown: float) -> None:
+    transaction.on_commit(lambda: enqueue_verdicts(verdict_ids, countdown=countdown))
 
 
 def enqueue_verdicts(verdict_ids: Iterable[int], *, countdown: float | None = None) -> None:

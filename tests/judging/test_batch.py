@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
@@ -220,3 +221,23 @@ def test_a_batch_that_breaks_mid_way_gives_back_its_claims_and_slots_and_a_rerun
     assert _judge_run(run) == {}
     assert run.verdicts.filter(state=JudgeVerdict.State.DONE).count() == run.verdicts.count()
     assert Rating.objects.filter(rater=judge.rater).count() == run.verdicts.count()
+
+
+def test_a_retry_due_before_the_next_round_is_written_first_then_retried_not_lost(
+    campaign: Campaign, make_judge: MakeJudge, local_llm: LocalLLM, sent: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, _ = local_llm(fault_rate=1.0, faults=("rate_limit",), retry_after=0)
+    run = services.start_run(campaign=campaign, judge=make_judge(base_url=url, max_attempts=3), limit=1)
+    start, ticks = timezone.now(), itertools.count()
+    monkeypatch.setattr(services, "now", lambda: start + timedelta(seconds=next(ticks)))  # a second per look
+    later = _judge_run(run, max_wait=0.0)
+    for _ in range(5):
+        if not later:
+            break
+        later = _judge_run(run, max_wait=0.0)
+    assert later == {}
+    assert [(v.state, v.reason) for v in run.verdicts.all()] == [
+        ("failed", "gave up after 3 attempts: 429 rate limited")
+    ] * 2
+    run.refresh_from_db()
+    assert run.status == JudgeRun.Status.FAILED
