@@ -19,16 +19,6 @@ from tests.judging.conftest import LocalLLM
 MakeJudge = Callable[..., JudgeConfig]
 
 
-@pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, float | None]]:
-    """Record the tasks services would send to the broker."""
-    calls: list[tuple[int, float | None]] = []
-    monkeypatch.setattr(
-        services, "enqueue_verdicts", lambda ids, countdown=None: calls.extend((i, countdown) for i in ids)
-    )
-    return calls
-
-
 def _judge_run(run: JudgeRun, max_wait: float = 5.0) -> dict[int, float]:
     ids = list(run.verdicts.values_list("pk", flat=True))
     return services.judge_verdicts(verdict_ids=ids, worker="test", max_wait=max_wait)

@@ -21,16 +21,6 @@ from tests.judging.conftest import LocalLLM
 MakeJudge = Callable[..., JudgeConfig]
 
 
-@pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, float | None]]:
-    """Record the tasks services would send to the broker."""
-    calls: list[tuple[int, float | None]] = []
-    monkeypatch.setattr(
-        services, "enqueue_verdicts", lambda ids, countdown=None: calls.extend((i, countdown) for i in ids)
-    )
-    return calls
-
-
 def _judge_all(run: JudgeRun) -> None:
     for verdict_id in run.verdicts.values_list("pk", flat=True):
         services.judge_verdict(verdict_id=verdict_id, worker="test")
