@@ -1,0 +1,220 @@
+"""Exact multinomial draws over many cells for many rounds at once.
+
+``Mult(n, counts / n)`` is drawn by Poissonization. Independent Poisson counts with means ``lam * counts / n``
+(``lam`` two standard deviations below ``n``) are, given their total ``s``, exactly ``Mult(s, counts / n)``; adding
+``n - s`` independent categorical draws then gives exactly ``Mult(n, counts / n)``. Rounds whose total overshoots
+``n`` (about 2%) are drawn again: that event depends on the total alone, so the rounds kept stay exact.
+
+The Poisson counts come from per-cell inverse-CDF tables: a random integer picks one of ``SLICES`` equal slices of
+[0, 1); where the slice lies inside one step of the cell's CDF (most draws) the table holds the count, otherwise a
+fresh uniform places the point inside the slice and a short search of the CDF finishes. That is inversion of the
+CDF in double precision; each cell's table leaves out less than 1e-17 of its probability. Where the tables would
+not fit in ``TABLE_BYTES``, numpy's Poisson sampler is used instead. The categorical draws are integers below ``n``
+located in the cumulative counts, so they are exact.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+
+OVERSHOOT_SD = 2.0
+SLICES = 512
+TAIL_SD = 9.0
+TAIL_PAD = 12.0
+TABLE_BYTES = 64 << 20
+GUIDE_BITS = 18
+GUIDE_FLAG = 1 << 62
+UNSURE = 1 << 15
+_BUILD_BATCH = 1024
+
+IntArray = NDArray[np.int64]
+FloatArray = NDArray[np.float64]
+
+
+class MultinomialSampler:
+    """Draw rounds of ``Mult(n, counts / n)``, where ``n`` is the sum of ``counts``."""
+
+    def __init__(self, counts: NDArray[np.integer]) -> None:
+        self.counts = np.asarray(counts, dtype=np.int64)
+        if self.counts.ndim != 1 or (self.counts < 0).any():
+            raise ValueError("counts must be a 1-d array of non-negative integers")
+        self.n = int(self.counts.sum())
+        self.cells = np.flatnonzero(self.counts)
+        self.lam = max(0.0, self.n - OVERSHOOT_SD * math.sqrt(self.n))
+        self.means = self.lam * self.counts[self.cells] / max(self.n, 1)
+        self.tables = _PoissonTables.build(self.means) if self.lam > 0 else None
+        self.categorical = _Categorical(self.counts[self.cells]) if self.n else None
+
+    def draw(self, rounds: int, rng: np.random.Generator) -> FloatArray:
+        """Return a (cells, rounds) array whose columns are independent multinomial draws (integers as floats)."""
+        if self.categorical is None or rounds == 0:
+            return np.zeros((len(self.counts), rounds))
+        kept = self._poisson(rounds, rng)
+        totals = kept.sum(axis=0)
+        over = np.flatnonzero(totals > self.n)
+        while len(over):
+            kept[:, over] = self._poisson(len(over), rng)
+            totals[over] = kept[:, over].sum(axis=0)
+            over = over[totals[over] > self.n]
+        self.categorical.add(kept, (self.n - totals).astype(np.int64), rng)
+        if len(self.cells) == len(self.counts):
+            return kept
+        out = np.zeros((len(self.counts), rounds))
+        out[self.cells] = kept
+        return out
+
+    def _poisson(self, rounds: int, rng: np.random.Generator) -> FloatArray:
+        """Return independent Poisson counts, (cells with a positive count, rounds)."""
+        if self.tables is None:
+            return np.zeros((len(self.cells), rounds))
+        return self.tables.sample(rounds, rng)
+
+
+class _Categorical:
+    """Independent draws of a cell with probability proportional to its (positive) count."""
+
+    def __init__(self, counts: IntArray) -> None:
+        self.cumulative = np.cumsum(counts)
+        self.n = int(self.cumulative[-1])
+        self.bits = GUIDE_BITS if self.n < 1 << (62 - GUIDE_BITS) else 0
+        # Integers r with floor(r * 2**bits / n) == g lie in [first[g], first[g + 1]); so do their cells, whose
+        # range the guide holds, flagged with GUIDE_FLAG where it is more than one cell.
+        g = np.arange((1 << self.bits) + 1, dtype=np.int64)
+        cells = np.searchsorted(self.cumulative, -((-g * self.n) >> self.bits), side="right")
+        self.guide = np.where(cells[1:] != cells[:-1], cells[:-1] | GUIDE_FLAG, cells[:-1])
+
+    def add(self, out: FloatArray, draws: IntArray, rng: np.random.Generator) -> None:
+        """Add ``draws[r]`` categorical draws to column ``r`` of ``out`` (cells x rounds)."""
+        total = int(draws.sum())
+        if not total:
+            return
+        r = rng.integers(0, self.n, size=total)
+        cell = self.guide.take((r << self.bits) // self.n)
+        unsure = np.flatnonzero(cell >= GUIDE_FLAG)
+        cell[unsure] = np.searchsorted(self.cumulative, r[unsure], side="right")
+        np.add.at(out.ravel(), cell * out.shape[1] + np.repeat(np.arange(len(draws)), draws), 1.0)
+
+
+class _PoissonTables:
+    """Inverse-CDF tables of independent Poisson distributions, one row per mean."""
+
+    def __init__(self, means: NDArray[np.float64]) -> None:
+        self.means = means
+        self.low = np.zeros(len(means), dtype=np.int64)
+        self.offsets = np.zeros(len(means), dtype=np.int64)
+        self.cdf = np.zeros(0)
+        self.quantiles: NDArray[np.uint16] | None = None
+
+    @classmethod
+    def build(cls, means: NDArray[np.float64]) -> _PoissonTables:
+        """Tabulate Poisson(mean) for each mean over a support holding all but 1e-17 of it (if it fits)."""
+        tables = cls(means)
+        spread = TAIL_SD * np.sqrt(means) + TAIL_PAD
+        low = np.maximum(0.0, np.floor(means - spread)).astype(np.int64)
+        width = np.ceil(means + spread).astype(np.int64) - low + 1
+        order = np.argsort(width, kind="stable")
+        batches = [order[start : start + _BUILD_BATCH] for start in range(0, len(order), _BUILD_BATCH)]
+        # Every row of a batch gets the batch's widest support: a little more tail, one rectangle per batch.
+        width[order] = np.concatenate([np.full(len(rows), width[rows[-1]]) for rows in batches])
+        size = int(width.sum()) * 8 + len(means) * (SLICES + 1) * 2
+        if size > TABLE_BYTES or int(width.max()) >= UNSURE:
+            return tables
+        tables.low = low
+        # Rows are stored batch after batch, so that each batch's rectangle is one slice of the flat CDF.
+        tables.offsets[order] = np.concatenate([[0], np.cumsum(width[order])[:-1]])
+        tables.cdf = np.empty(int(width.sum()))
+        tables.quantiles = np.empty((len(means), SLICES + 1), dtype=np.uint16)
+        inverse = 1.0 / np.maximum(np.arange(int((low + width).max()) + 1), 1)
+        for rows in batches:
+            cdf = _cdf_rows(means[rows], low[rows], int(width[rows[0]]), inverse)
+            tables.quantiles[rows] = _quantile_rows(cdf)
+            start = int(tables.offsets[rows[0]])
+            tables.cdf[start : start + cdf.size] = cdf.ravel()
+        return tables
+
+    def sample(self, rounds: int, rng: np.random.Generator) -> FloatArray:
+        """Return Poisson counts, (means, rounds)."""
+        if self.quantiles is None:
+            return rng.poisson(self.means[:, None], size=(len(self.means), rounds)).astype(np.float64)
+        k = len(self.means)
+        slot = rng.integers(0, SLICES, size=(k, rounds), dtype=np.uint16)
+        index = slot + (np.arange(k, dtype=np.int64) * (SLICES + 1))[:, None]
+        found = self.quantiles.ravel().take(index)
+        unsure = np.flatnonzero(found >= UNSURE)
+        found &= UNSURE - 1
+        if len(unsure):
+            flat = found.ravel()
+            flat[unsure] = self._search(
+                unsure // rounds, slot.ravel()[unsure], index.ravel()[unsure], flat[unsure], rng
+            )
+        return np.add(found, self.low[:, None], dtype=np.float64)
+
+    def _search(
+        self,
+        cell: IntArray,
+        slot: NDArray[np.uint16],
+        index: IntArray,
+        low: NDArray[np.uint16],
+        rng: np.random.Generator,
+    ) -> NDArray[np.uint16]:
+        """Return min{x : F(x) > (slot + v) / SLICES} for fresh uniforms v, as offsets from the low end.
+
+        The answer lies between ``low``, the table's count for this slice, and the count for the next slice.
+        """
+        v = rng.random(len(cell))
+        base = self.offsets.take(cell)
+        # F * SLICES - slot is exact (SLICES is a power of two), so v keeps all its bits.
+        moved = np.flatnonzero(self.cdf.take(base + low) * SLICES - slot <= v)
+        low[moved] += 1
+        high = self.quantiles.ravel().take(index[moved] + 1) & (UNSURE - 1)
+        # Most slices hold one step of the CDF, so that first comparison settled them.
+        more = low[moved] < high
+        pending, high = moved[more], high[more]
+        while len(pending):
+            mid = (low[pending] + high) >> 1
+            above = self.cdf.take(base[pending] + mid) * SLICES - slot[pending] > v[pending]
+            high = np.where(above, mid, high)
+            low[pending[~above]] = mid[~above] + 1
+            open_ = low[pending] < high
+            pending, high = pending[open_], high[open_]
+        return low
+
+
+def _cdf_rows(
+    means: NDArray[np.float64], low: IntArray, width: int, inverse: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """Return the Poisson CDFs over low .. low + width - 1, one row per mean, renormalised to end at exactly 1.
+
+    ``inverse[x]`` is 1 / x: p(x) = p(x - 1) * mean / x, multiplied along each row from p(low).
+    """
+    pmf = np.empty((len(means), width))
+    lgamma = np.array([math.lgamma(v + 1.0) for v in low.tolist()])
+    pmf[:, 0] = np.exp(low * np.log(means) - means - lgamma)
+    np.multiply(means[:, None], inverse.take(low[:, None] + np.arange(1, width)), out=pmf[:, 1:])
+    np.cumprod(pmf, axis=1, out=pmf)
+    cdf = np.cumsum(pmf, axis=1, out=pmf)
+    cdf /= cdf[:, -1:]
+    cdf[:, -1] = 1.0
+    return cdf
+
+
+def _quantile_rows(cdf: NDArray[np.float64]) -> NDArray[np.uint16]:
+    """Return Q[g] = #{x : F(x) <= g / SLICES} for g = 0 .. SLICES, one row per CDF, plus UNSURE if Q[g+1] > Q[g].
+
+    x is counted from slice ceil(F(x) * SLICES) on (exact: SLICES is a power of two), so each row of Q is the
+    value k repeated from the k-th such slice to the next one.
+    """
+    rows, width = cdf.shape
+    first = np.ceil(cdf * SLICES).astype(np.int64)
+    edges = np.zeros((rows, width + 2), dtype=np.int64)
+    edges[:, 1:-1] = first
+    edges[:, -1] = SLICES + 1
+    values = np.tile(np.arange(width + 1, dtype=np.uint16), rows)
+    quantiles = np.repeat(values, np.diff(edges, axis=1).ravel())
+    # Slice g straddles a step exactly when some x is first counted in slice g + 1.
+    step = (first + (np.arange(rows) * (SLICES + 1))[:, None] - 1)[first > 0]
+    quantiles[step] |= UNSURE
+    return quantiles.reshape(rows, SLICES + 1)
