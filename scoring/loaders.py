@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import operator
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -10,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from scoring.battles import OUTCOMES, Battle, BattleCounts, aggregate_codes, counts_from_tally, outcome_code
+from scoring.line_tally import LineTally, tally_lines
 
 BATTLE_FIELDS = ("model_a", "model_b", "winner")
 RATING_FIELDS = ("unit", "rater", "value")
-BLOCK_SIZE = 1 << 23
 
 
 class InputError(ValueError):
@@ -88,38 +91,52 @@ _SIMPLE_BATTLE = re.compile(
 )
 
 
-_SIMPLE_LINES = re.compile(rb"^" + _SIMPLE_BATTLE.pattern + rb"$", re.MULTILINE)
 _OUTCOME_BYTES = {label.encode(): code for code, label in enumerate(OUTCOMES)}
+# A flat record split at its 12 quotes: the pieces around the keys and the three values.
+_SKELETON = operator.itemgetter(0, 1, 2, 4, 5, 6, 8, 9, 10, 12)
+_VALUES = operator.itemgetter(3, 7, 11)
+_CONTROL = re.compile(rb"[\x00-\x1f]")
 
 
-def _simple_tally(line_counts: Counter[bytes]) -> BattleCounts | None:
+def _flat_skeleton(pieces: tuple[bytes, ...]) -> bool:
+    """Return whether the pieces around the quoted strings make {"model_a": _, "model_b": _, "winner": _}."""
+    keys, punctuation = pieces[1::3], [p.strip(b" \t\r") for i, p in enumerate(pieces) if i % 3 != 1]
+    return keys == (b"model_a", b"model_b", b"winner") and punctuation == [b"{", b":", b",", b":", b",", b":", b"}"]
+
+
+def _simple_tally(lines: list[bytes], counts: NDArray[np.int64]) -> BattleCounts | None:
     """Aggregate distinct lines when all are flat records in the usual key order with valid values, else None.
 
-    One regular-expression pass over the distinct lines replaces a JSON parse per line; anything unusual
-    (other key order, extra fields, escapes, unknown labels, self-battles) returns None so that the general
-    path parses it and reports the line.
+    Splitting each distinct line at its quotes replaces a JSON parse per line; anything unusual (other key
+    order, extra fields, escapes, unknown labels, self-battles) returns None so that the general path parses it
+    and reports the line.
     """
-    contents = [content for content in line_counts if content.strip()]
-    fields = _SIMPLE_LINES.findall(b"\n".join(contents))
-    if not contents or len(fields) != len(contents):
+    keep = [i for i, content in enumerate(lines) if content.strip()]
+    kept = [lines[i] for i in keep]
+    if not kept or b"\\" in b"".join(kept):
         return None
-    names: dict[bytes, int] = {}
-    rows = []
-    for (a, b, winner), content in zip(fields, contents, strict=True):
-        outcome = _OUTCOME_BYTES.get(winner)
-        if outcome is None or a == b:
-            return None
-        rows.append((names.setdefault(a, len(names)), names.setdefault(b, len(names)), outcome, line_counts[content]))
+    pieces = list(map(bytes.split, kept, itertools.repeat(b'"')))
+    if set(map(len, pieces)) != {13} or not all(map(_flat_skeleton, set(map(_SKELETON, pieces)))):
+        return None
+    first, second, winner = zip(*map(_VALUES, pieces), strict=True)
+    outcomes = list(map(_OUTCOME_BYTES.get, winner))
+    if None in outcomes or any(map(operator.eq, first, second)):
+        return None
+    names = sorted(set(first) | set(second))
+    if _CONTROL.search(b"".join(names)):
+        return None
     try:
         decoded = [name.decode("utf-8") for name in names]
     except UnicodeDecodeError:
         return None
-    table = np.array(rows, dtype=np.int64)
-    order = np.argsort(np.array(decoded, dtype=object))
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
+    order = sorted(range(len(names)), key=decoded.__getitem__)
+    index = {names[i]: rank for rank, i in enumerate(order)}
     return aggregate_codes(
-        [decoded[i] for i in order], rank[table[:, 0]], rank[table[:, 1]], table[:, 2], weights=table[:, 3]
+        [decoded[i] for i in order],
+        np.fromiter(map(index.__getitem__, first), dtype=np.int64, count=len(first)),
+        np.fromiter(map(index.__getitem__, second), dtype=np.int64, count=len(second)),
+        np.array(outcomes, dtype=np.int64),
+        weights=counts[keep],
     )
 
 
@@ -147,55 +164,45 @@ def _array_battles(data: bytes) -> list[Battle]:
     return out
 
 
-def _line_counts(path: str | Path, first: bytes) -> Counter[bytes]:
-    """Count identical lines of a JSON Lines file, reading it in blocks to bound memory."""
-    counts: Counter[bytes] = Counter()
-    carry = b""
+def _starts_like_json_array(path: str | Path) -> bool:
+    """Return whether the file's first non-blank character opens a JSON array."""
     with Path(path).open("rb") as handle:
-        handle.seek(len(first))
-        block = first
-        while block:
-            lines = (carry + block).split(b"\n")
-            carry = lines.pop()
-            counts.update(lines)
-            block = handle.read(BLOCK_SIZE)
-    counts[carry] += 1
-    return counts
-
-
-def _first_line_number(path: str | Path, content: bytes) -> int:
-    """Return the 1-based number of the first line equal to ``content``."""
-    with Path(path).open("rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.rstrip(b"\n") == content:
-                return number
-    return 0
+        while chunk := handle.read(1 << 16):
+            text = chunk.lstrip(b" \t\r\n\xef\xbb\xbf")
+            if text:
+                return text[:1] == b"["
+    return False
 
 
 def read_battle_counts(path: str | Path) -> BattleCounts:
     """Read an Arena battle log and aggregate it; identical lines are parsed once."""
     try:
-        with Path(path).open("rb") as handle:
-            first = handle.read(BLOCK_SIZE)
-        tally: Counter[Battle] = Counter()
-        if _is_json_array(first):
-            tally.update(_array_battles(_read_bytes(path)))
+        if _starts_like_json_array(path):
+            tally: Counter[Battle] = Counter(_array_battles(_read_bytes(path)))
         else:
-            line_counts = _line_counts(path, first)
-            fast = _simple_tally(line_counts)
+            lines = tally_lines(path)
+            fast = _simple_tally(lines.lines, lines.counts)
             if fast is not None:
                 return fast
-            for content, count in line_counts.items():
-                if content.strip():
-                    try:
-                        tally[_battle_from_line(content)] += count
-                    except ValueError as exc:
-                        raise InputError(f"line {_first_line_number(path, content)}: {exc}") from None
+            tally = _tally_distinct_lines(lines)
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
     if not tally:
         raise InputError("no battles in the file")
     return counts_from_tally(tally)
+
+
+def _tally_distinct_lines(lines: LineTally) -> Counter[Battle]:
+    """Parse each distinct line once, in file order; raise InputError naming the first bad line."""
+    tally: Counter[Battle] = Counter()
+    for i in np.argsort(lines.first, kind="stable").tolist():
+        content = lines.lines[i]
+        if content.strip():
+            try:
+                tally[_battle_from_line(content)] += int(lines.counts[i])
+            except ValueError as exc:
+                raise InputError(f"line {lines.first[i]}: {exc}") from None
+    return tally
 
 
 def read_battles(path: str | Path) -> list[Battle]:
