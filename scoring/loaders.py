@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
 import json
-import operator
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -92,52 +90,70 @@ _SIMPLE_BATTLE = re.compile(
 
 
 _OUTCOME_BYTES = {label.encode(): code for code, label in enumerate(OUTCOMES)}
-# A flat record split at its 12 quotes: the pieces around the keys and the three values.
-_SKELETON = operator.itemgetter(0, 1, 2, 4, 5, 6, 8, 9, 10, 12)
-_VALUES = operator.itemgetter(3, 7, 11)
-_CONTROL = re.compile(rb"[\x00-\x1f]")
 
 
-def _flat_skeleton(pieces: tuple[bytes, ...]) -> bool:
-    """Return whether the pieces around the quoted strings make {"model_a": _, "model_b": _, "winner": _}."""
-    keys, punctuation = pieces[1::3], [p.strip(b" \t\r") for i, p in enumerate(pieces) if i % 3 != 1]
-    return keys == (b"model_a", b"model_b", b"winner") and punctuation == [b"{", b":", b",", b":", b",", b":", b"}"]
+def _flat_layout(sample: bytes) -> bool:
+    """Return whether a line split at its 12 quotes reads {"model_a": _, "model_b": _, "winner": _}."""
+    pieces = sample.split(b'"')
+    keys, punctuation = pieces[1::4], [piece.strip(b" \t\r") for piece in pieces[0::2]]
+    return keys == [b"model_a", b"model_b", b"winner"] and punctuation == [b"{", b":", b",", b":", b",", b":", b"}"]
 
 
 def _simple_tally(lines: list[bytes], counts: NDArray[np.int64]) -> BattleCounts | None:
-    """Aggregate distinct lines when all are flat records in the usual key order with valid values, else None.
+    """Aggregate distinct lines when all are flat records in the usual key order laid out alike, else None.
 
-    Splitting each distinct line at its quotes replaces a JSON parse per line; anything unusual (other key
-    order, extra fields, escapes, unknown labels, self-battles) returns None so that the general path parses it
-    and reports the line.
+    The lines are parsed together as a byte matrix: the 12 quotes of each line delimit the three values and the
+    bytes around them, which must be the same on every line. Anything unusual (other key order or spacing, extra
+    fields, escapes, unknown labels, self-battles) returns None so that the general path parses it and reports
+    the line.
     """
     keep = [i for i, content in enumerate(lines) if content.strip()]
+    if not keep:
+        return None
     kept = [lines[i] for i in keep]
-    if not kept or b"\\" in b"".join(kept):
+    n, width = len(kept), max(map(len, kept))
+    rows = np.frombuffer(b"".join(line.ljust(width, b"\0") for line in kept), dtype=np.uint8).reshape(n, width)
+    lengths = np.fromiter(map(len, kept), dtype=np.int64, count=n)
+    inside = np.arange(width)[None, :] < lengths[:, None]
+    control = (rows < 32) & (rows != 9) & (rows != 13) & inside
+    quotes = rows == ord('"')
+    if control.any() or (rows == ord("\\")).any() or (quotes.sum(axis=1) != 12).any():
         return None
-    pieces = list(map(bytes.split, kept, itertools.repeat(b'"')))
-    if set(map(len, pieces)) != {13} or not all(map(_flat_skeleton, set(map(_SKELETON, pieces)))):
+    at = np.nonzero(quotes)[1].reshape(n, 12)
+    index = np.arange(n)[:, None]
+    layout = []
+    for start, stop in ((0, at[:, 2] + 1), (at[:, 3], at[:, 6] + 1), (at[:, 7], at[:, 10] + 1), (at[:, 11], lengths)):
+        size = np.broadcast_to(stop - start, (n,))
+        if (size != size[0]).any():
+            return None
+        part = rows[index, np.reshape(start, (-1, 1)) + np.arange(size[0])[None, :]]
+        if (part != part[0]).any():
+            return None
+        layout.append(part[0].tobytes())
+    if not _flat_layout(b"x".join(layout)):
         return None
-    first, second, winner = zip(*map(_VALUES, pieces), strict=True)
-    outcomes = list(map(_OUTCOME_BYTES.get, winner))
-    if None in outcomes or any(map(operator.eq, first, second)):
-        return None
-    names = sorted(set(first) | set(second))
-    if _CONTROL.search(b"".join(names)):
+    first, second, winner = (_values(rows, at[:, k] + 1, at[:, k + 1]) for k in (2, 6, 10))
+    names, codes = np.unique(np.concatenate([first, second]), return_inverse=True)
+    labels, label_codes = np.unique(winner, return_inverse=True)
+    outcome_of = [_OUTCOME_BYTES.get(bytes(label)) for label in labels]
+    if None in outcome_of or (codes[:n] == codes[n:]).any():
         return None
     try:
-        decoded = [name.decode("utf-8") for name in names]
+        decoded = [bytes(name).decode("utf-8") for name in names]
     except UnicodeDecodeError:
         return None
-    order = sorted(range(len(names)), key=decoded.__getitem__)
-    index = {names[i]: rank for rank, i in enumerate(order)}
-    return aggregate_codes(
-        [decoded[i] for i in order],
-        np.fromiter(map(index.__getitem__, first), dtype=np.int64, count=len(first)),
-        np.fromiter(map(index.__getitem__, second), dtype=np.int64, count=len(second)),
-        np.array(outcomes, dtype=np.int64),
-        weights=counts[keep],
+    outcome = np.array(outcome_of, dtype=np.int64)[label_codes]
+    return aggregate_codes(decoded, codes[:n], codes[n:], outcome, weights=counts[keep])
+
+
+def _values(rows: NDArray[np.uint8], start: NDArray[np.int64], stop: NDArray[np.int64]) -> NDArray[np.bytes_]:
+    """Return rows[i, start[i]:stop[i]] for each row as fixed-width byte strings."""
+    size = max(1, int((stop - start).max()))
+    columns = start[:, None] + np.arange(size)[None, :]
+    out = np.where(
+        columns < stop[:, None], rows[np.arange(len(rows))[:, None], np.minimum(columns, rows.shape[1] - 1)], 0
     )
+    return np.ascontiguousarray(out.astype(np.uint8)).view(f"S{size}").ravel()
 
 
 def _battle_from_line(content: bytes) -> Battle:
