@@ -265,7 +265,7 @@ def _remaining_error(step: Array, last: Array) -> tuple[Array, Array]:
 def _rounds_without_mle(wins: Array, ties: Array, labels: NDArray[np.int32]) -> list[int]:
     """Return the rounds whose resample has no finite MLE or splits a component of the original data."""
     beats = (wins > 0) | (ties > 0)
-    n_comp = len(np.unique(labels))
+    n_comp = int(labels.max()) + 1
     return [
         b for b in range(len(beats)) if graph.component_labels(beats[b])[0] != n_comp or not graph.mle_exists(beats[b])
     ]
