@@ -117,7 +117,8 @@ class _OpponentSums:
     def total(self, loaded: Array) -> Array:
         """Return each model's sum of loaded values, (models x rounds)."""
         if self.dense:
-            return loaded.sum(axis=1)
+            summed: Array = loaded.sum(axis=1)
+            return summed
         out = np.zeros((self.m, loaded.shape[1]))
         out[self.models] = np.add.reduceat(loaded, self.starts, axis=0)
         return out

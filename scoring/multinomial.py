@@ -164,6 +164,7 @@ class _PoissonTables:
 
         The answer lies between ``low``, the table's count for this slice, and the count for the next slice.
         """
+        assert self.quantiles is not None
         v = rng.random(len(cell))
         base = self.offsets.take(cell)
         # F * SLICES - slot is exact (SLICES is a power of two), so v keeps all its bits.
