@@ -5,11 +5,19 @@ line once. The file is read in blocks; numpy finds the line ends, gathers every 
 words at once, hashes the words and looks the hashes up in an open-addressing table. Every line is then compared
 word by word with the first line that had its hash, so a hash collision cannot merge two different lines: such
 lines, and lines longer than ``MAX_WORDS`` words, are counted one by one in Python instead.
+
+Large files are split at line ends into one part per core, read by threads that share the table (numpy releases
+the GIL for the array work); a line's first occurrence is kept as (part, line within the part) until the parts'
+line counts are known.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
+import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +25,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 BLOCK_BYTES = 1 << 22
+PART_BYTES = 1 << 24
 MAX_WORDS = 32
+_PAD = 8 * MAX_WORDS + 8
+_PART_SHIFT = 40
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _MIX2 = np.uint64(0xBF58476D1CE4E5B9)
 _COEFFICIENTS = (np.arange(MAX_WORDS, dtype=np.uint64) * np.uint64(2) + np.uint64(1)) * _MIX
@@ -37,52 +48,77 @@ class LineTally:
     first: IntArray
 
 
-def tally_lines(path: str | Path) -> LineTally:
-    """Return the distinct lines of a file with their counts; raise OSError if it cannot be read."""
+def tally_lines(path: str | Path, workers: int | None = None) -> LineTally:
+    """Return the distinct lines of a file with their counts; raise OSError if it cannot be read.
+
+    ``workers`` threads read parts of the file (default: one per available core, parts of at least PART_BYTES).
+    """
+    ranges = _parts(Path(path), workers or len(os.sched_getaffinity(0)))
     table = _Table()
-    odd: Counter[bytes] = Counter()
-    odd_first: dict[bytes, int] = {}
-    with Path(path).open("rb") as handle:
-        buf = bytearray(BLOCK_BYTES + 8 * MAX_WORDS)
-        carry, line_number = 0, 1
+    if len(ranges) == 1:
+        lines_per_part = [_read_part(Path(path), 0, *ranges[0], table)]
+    else:
+        with ThreadPoolExecutor(len(ranges)) as pool:
+            jobs = [
+                pool.submit(_read_part, Path(path), part, start, stop, table)
+                for part, (start, stop) in enumerate(ranges)
+            ]
+            lines_per_part = [job.result() for job in jobs]
+    return table.result(np.cumsum([0, *lines_per_part[:-1]]))
+
+
+def _parts(path: Path, workers: int) -> list[tuple[int, int]]:
+    """Return byte ranges that split the file after a newline, about equal and at least PART_BYTES each."""
+    size = path.stat().st_size
+    count = max(1, min(workers, size // PART_BYTES))
+    cuts = [0]
+    with path.open("rb") as handle:
+        for k in range(1, count):
+            handle.seek(max(size * k // count, cuts[-1]))
+            while chunk := handle.read(1 << 16):
+                newline = chunk.find(b"\n")
+                if newline >= 0:
+                    cuts.append(handle.tell() - len(chunk) + newline + 1)
+                    break
+    cuts.append(size)
+    return [(start, stop) for start, stop in itertools.pairwise(cuts) if stop > start] or [(0, 0)]
+
+
+def _read_part(path: Path, part: int, start: int, stop: int, table: _Table) -> int:
+    """Count the lines of bytes [start, stop) of the file into the table; return how many lines there were."""
+    buf = bytearray(BLOCK_BYTES + _PAD)
+    carry, lines = 0, 0
+    with path.open("rb") as handle:
+        handle.seek(start)
+        left = stop - start
         while True:
-            if carry == len(buf) - 8 * MAX_WORDS:
+            if carry == len(buf) - _PAD:
                 buf = buf + bytes(len(buf))  # one line fills the block: read a bigger one
-            got = handle.readinto(memoryview(buf)[carry : len(buf) - 8 * MAX_WORDS])
+            got = handle.readinto(memoryview(buf)[carry : carry + min(len(buf) - _PAD - carry, left)])
+            left -= got
             size = carry + got
             data = np.frombuffer(buf, dtype=np.uint8)
             ends = np.flatnonzero(data[:size] == 10)
             if not got and size:
                 ends = np.append(ends, size)  # the last line has no newline
             if len(ends):
-                starts = np.concatenate([[0], ends[:-1] + 1])
-                numbers = line_number + np.arange(len(ends))
-                leftover = table.add(buf, starts, ends, numbers)
-                for i in leftover.tolist():
-                    content = bytes(buf[starts[i] : ends[i]])
-                    odd[content] += 1
-                    odd_first.setdefault(content, int(numbers[i]))
-                line_number += len(ends)
+                table.add(buf, ends, (part << _PART_SHIFT) + lines + 1)
+                lines += len(ends)
                 tail = int(ends[-1]) + 1
             else:
                 tail = 0
             if not got:
-                break
+                return lines
             del data
             buf[: size - tail] = buf[tail:size]
             carry = size - tail
-    lines, counts, first = table.result()
-    for content, count in odd.items():
-        lines.append(content)
-        counts.append(count)
-        first.append(odd_first[content])
-    return LineTally(lines, np.array(counts, dtype=np.int64), np.array(first, dtype=np.int64))
 
 
 class _Table:
     """Distinct short lines seen so far: an open-addressing hash table over representative lines."""
 
     def __init__(self) -> None:
+        self.lock = threading.Lock()
         self.bits = 16
         self.keys = np.zeros(1 << self.bits, dtype=np.uint64)
         self.slot_ids = np.zeros(1 << self.bits, dtype=np.int64)
@@ -90,20 +126,33 @@ class _Table:
         self.words = np.zeros((0, 1), dtype=np.uint64)
         self.lengths = np.zeros(0, dtype=np.int64)
         self.counts = np.zeros(0, dtype=np.int64)
+        # First occurrences as (part << _PART_SHIFT) + line number within the part.
         self.first = np.zeros(0, dtype=np.int64)
         self.lines: list[bytes] = []
+        self.odd: Counter[bytes] = Counter()
+        self.odd_first: dict[bytes, int] = {}
 
-    def add(self, buf: bytearray, starts: IntArray, ends: IntArray, numbers: IntArray) -> IntArray:
-        """Count the lines [starts, ends) of ``buf``; return the indices of those left for the caller to count."""
+    def add(self, buf: bytearray, ends: IntArray, first_code: int) -> None:
+        """Count the lines of ``buf`` that end at ``ends``; the first one's code is ``first_code``."""
+        starts = np.concatenate([[0], ends[:-1] + 1])
         lengths = ends - starts
+        codes = first_code + np.arange(len(ends))
         fits = lengths <= 8 * MAX_WORDS
-        if not fits.all():
+        if fits.all():
+            odd = self._count(buf, starts, lengths, codes)
+        else:
             short = np.flatnonzero(fits)
-            matched = self._count(buf, starts[short], lengths[short], numbers[short])
-            return np.concatenate([np.flatnonzero(~fits), short[matched]])
-        return self._count(buf, starts, lengths, numbers)
+            odd = np.concatenate(
+                [short[self._count(buf, starts[short], lengths[short], codes[short])], np.flatnonzero(~fits)]
+            )
+        if len(odd):
+            with self.lock:
+                for i in np.sort(odd).tolist():
+                    content = bytes(buf[starts[i] : ends[i]])
+                    self.odd[content] += 1
+                    self.odd_first[content] = min(self.odd_first.get(content, first_code + i), first_code + i)
 
-    def _count(self, buf: bytearray, starts: IntArray, lengths: IntArray, numbers: IntArray) -> IntArray:
+    def _count(self, buf: bytearray, starts: IntArray, lengths: IntArray, codes: IntArray) -> IntArray:
         """Count lines of at most MAX_WORDS words; return the indices of those that matched another line's hash."""
         if not len(starts):
             return np.zeros(0, dtype=np.int64)
@@ -114,24 +163,36 @@ class _Table:
         full = int(lengths.min()) // 8
         words[:, full:] &= np.ascontiguousarray(_MASKS[:, full:width]).take(lengths, axis=0)
         hashes = _hash(words, lengths)
-        ids = self._lookup(hashes)
-        new = np.flatnonzero(ids < 0)
-        if len(new):
-            fresh, index = np.unique(hashes[new], return_index=True)
-            firsts = new[index]
-            self._insert(fresh, words[firsts], lengths[firsts], numbers[firsts])
-            raw, stride = words[firsts].tobytes(), 8 * width
-            self.lines.extend(
-                raw[o : o + n] for o, n in zip(range(0, len(raw), stride), lengths[firsts].tolist(), strict=True)
-            )
-            ids[new] = self._lookup(hashes[new])
-        same = (self.lengths.take(ids) == lengths) & (self.words.take(ids, axis=0)[:, :width] == words).all(axis=1)
-        self.counts += np.bincount(ids[same], minlength=len(self.counts))
+        with self.lock:
+            ids = self._lookup(hashes)
+            new = np.flatnonzero(ids < 0)
+            if len(new):
+                fresh, index = np.unique(hashes[new], return_index=True)
+                firsts = new[index]
+                self._insert(fresh, words[firsts], lengths[firsts], codes[firsts])
+                raw, stride = words[firsts].tobytes(), 8 * width
+                offsets = range(0, len(raw), stride)
+                self.lines.extend(raw[o : o + n] for o, n in zip(offsets, lengths[firsts].tolist(), strict=True))
+                ids[new] = self._lookup(hashes[new])
+            known_words, known_lengths = self.words, self.lengths
+        # Rows already in the table never change, so the comparison needs no lock.
+        same = (known_lengths.take(ids) == lengths) & (known_words.take(ids, axis=0)[:, :width] == words).all(axis=1)
+        counts = np.bincount(ids[same], minlength=len(known_lengths))
+        with self.lock:
+            self.counts[: len(counts)] += counts
+            earlier = same & (self.first.take(ids) > codes)
+            if earlier.any():
+                # Another thread met these lines first, in a later part of the file.
+                moved, index = np.unique(ids[earlier], return_index=True)
+                self.first[moved] = np.minimum(self.first[moved], codes[earlier][index])
         return np.flatnonzero(~same)
 
-    def result(self) -> tuple[list[bytes], list[int], list[int]]:
-        """Return the distinct lines, their counts and first line numbers."""
-        return list(self.lines), self.counts.tolist(), self.first.tolist()
+    def result(self, part_offsets: IntArray) -> LineTally:
+        """Return the distinct lines, given how many lines come before each part."""
+        first = np.concatenate([self.first, np.fromiter(self.odd_first.values(), dtype=np.int64)])
+        first = (first & ((1 << _PART_SHIFT) - 1)) + np.asarray(part_offsets, dtype=np.int64)[first >> _PART_SHIFT]
+        counts = np.concatenate([self.counts, np.fromiter(self.odd.values(), dtype=np.int64)])
+        return LineTally(self.lines + list(self.odd), counts, first)
 
     def _slots(self, hashes: NDArray[np.uint64]) -> IntArray:
         """Return each hash's home slot."""

@@ -24,9 +24,9 @@ def expected_tally(data: bytes) -> dict[bytes, tuple[int, int]]:
     return {line: (counts[line], first[line]) for line in counts}
 
 
-def tally_as_dict(path: Path) -> dict[bytes, tuple[int, int]]:
+def tally_as_dict(path: Path, workers: int | None = None) -> dict[bytes, tuple[int, int]]:
     """Return tally_lines' result as {line: (count, first line)}."""
-    tally = tally_lines(path)
+    tally = tally_lines(path, workers)
     assert len(set(tally.lines)) == len(tally.lines)
     return {line: (int(c), int(f)) for line, c, f in zip(tally.lines, tally.counts, tally.first, strict=True)}
 
@@ -74,3 +74,15 @@ def test_empty_file_and_missing_file(tmp_path: Path) -> None:
     assert tally_lines(path).lines == []
     with pytest.raises(FileNotFoundError):
         tally_lines(tmp_path / "missing.txt")
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_parts_read_by_threads_give_the_same_tally(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    monkeypatch.setattr(line_tally, "PART_BYTES", 2000)
+    monkeypatch.setattr(line_tally, "BLOCK_BYTES", 512)
+    data = random_text(5, 6000)
+    path = tmp_path / "lines.txt"
+    path.write_bytes(data)
+    assert tally_as_dict(path, workers) == expected_tally(data)
