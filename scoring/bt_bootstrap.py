@@ -9,6 +9,7 @@ chunks (numpy releases the GIL in the array work, so threads use the machine's c
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
@@ -28,6 +29,7 @@ DENSE_BYTES = 8 << 20
 MAX_CHORD_STEPS = 100
 
 Array = NDArray[np.float64]
+Counts = NDArray[np.floating]
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,9 +67,7 @@ def bootstrap_thetas(
     it.
     """
     pair_i, pair_j = np.nonzero(np.triu(counts.totals) > 0)
-    cells = np.stack(
-        [counts.wins[pair_i, pair_j], counts.wins[pair_j, pair_i], counts.all_ties[pair_i, pair_j]], axis=1
-    )
+    cells = np.stack([counts.wins[pair_i, pair_j], counts.wins[pair_j, pair_i], counts.all_ties[pair_i, pair_j]])
     sampler = MultinomialSampler(cells.ravel())
     solver = _ChordSolver(counts, fit, mode, pair_i, pair_j, cells, tol)
     sizes = [min(CHUNK_ROUNDS, rounds - start) for start in range(0, rounds, CHUNK_ROUNDS)]
@@ -75,7 +75,7 @@ def bootstrap_thetas(
 
     def run(chunk: int) -> Array:
         draws = sampler.draw(sizes[chunk], np.random.default_rng(streams[chunk]))
-        return solver.solve(draws.reshape(len(pair_i), 3, sizes[chunk]))
+        return solver.solve(draws.reshape(3, len(pair_i), sizes[chunk]))
 
     threads = max(1, min(workers or len(os.sched_getaffinity(0)), len(sizes)))
     if threads == 1:
@@ -88,56 +88,77 @@ class _OpponentSums:
     """Sum per-pair values over each model's opponents, for a chunk of rounds.
 
     Dense (models x models x rounds) arrays where most pairs met (broadcasting, no gathers), else the list of pairs
-    in both directions sorted by model (``reduceat``).
+    in both directions sorted by model (``reduceat``). Pairs come sorted by their first model.
     """
 
     def __init__(self, m: int, pair_i: NDArray[np.intp], pair_j: NDArray[np.intp]) -> None:
         self.m, self.pair_i, self.pair_j = m, pair_i, pair_j
         self.dense = 4 * len(pair_i) >= m * m and m * m * CHUNK_ROUNDS * 8 <= DENSE_BYTES
+        self.by_first = _Segments(pair_i, m)
+        self.by_second = _Segments(pair_j, m)
         ends = np.concatenate([pair_i, pair_j])
-        order = np.argsort(ends, kind="stable")
-        self.pairs = order % max(len(pair_i), 1)
-        self.opponents = np.concatenate([pair_j, pair_i])[order]
-        self.sign = np.where(order < len(pair_i), 1.0, -1.0)[:, None]
-        self.models, self.starts = np.unique(ends[order], return_index=True)
+        self.by_either = _Segments(ends, m)
+        self.opponents = np.concatenate([pair_j, pair_i])[self.by_either.order]
+        self.buffers = threading.local()
 
-    def load(self, values: Array, signed: bool = False) -> Array:
-        """Return per-pair values (pairs x rounds) laid out for ``weighted`` (negated for the second model if
-        ``signed``)."""
-        if self.dense:
-            out = np.zeros((self.m, self.m, values.shape[1]))
-            out[self.pair_i, self.pair_j] = values
-            out[self.pair_j, self.pair_i] = -values if signed else values
-            return out
-        directed = values.take(self.pairs, axis=0)
-        if signed:
-            directed *= self.sign
-        return directed
+    def per_model(self, first: Counts, second: Counts) -> Array:
+        """Return, per model, the sum of ``first`` over its pairs as first model and ``second`` as second."""
+        return self.by_first.sums(first) + self.by_second.sums(second)
 
-    def total(self, loaded: Array) -> Array:
-        """Return each model's sum of loaded values, (models x rounds)."""
-        if self.dense:
-            summed: Array = loaded.sum(axis=1)
-            return summed
-        out = np.zeros((self.m, loaded.shape[1]))
-        out[self.models] = np.add.reduceat(loaded, self.starts, axis=0)
+    def load(self, values: Counts) -> Counts:
+        """Return per-pair values (pairs x rounds) laid out for ``over_sums``."""
+        if not self.dense:
+            return values.take(self.by_either.order % len(self.pair_i), axis=0)
+        out = self._buffer("load", values.shape[1])
+        out[self.pair_i, self.pair_j] = values
+        out[self.pair_j, self.pair_i] = values
         return out
 
-    def over_sums(self, loaded: Array, strength: Array) -> Array:
+    def over_sums(self, loaded: Counts, strength: Array) -> Array:
         """Return sum over opponents j of value_ij / (strength_i + strength_j), (models x rounds)."""
-        if self.dense:
-            work = strength[:, None, :] + strength[None, :, :]
-        else:
-            work = strength.take(self.models.repeat(np.diff(np.append(self.starts, len(self.pairs)))), axis=0)
+        if not self.dense:
+            work = strength.take(self.by_either.owners, axis=0)
             work += strength.take(self.opponents, axis=0)
+            np.divide(loaded, work, out=work)
+            return self.by_either.sums(work, presorted=True)
+        work = np.add(strength[:, None, :], strength[None, :, :], out=self._buffer("work", strength.shape[1]))
         np.divide(loaded, work, out=work)
-        return self.total(work)
+        summed: Array = work.sum(axis=1)
+        return summed
+
+    def _buffer(self, name: str, rounds: int) -> Array:
+        """Return this thread's (models x models x rounds) scratch array ``name``, zero where no pair met."""
+        key = (name, rounds)
+        cached: Array | None = getattr(self.buffers, "arrays", {}).get(key)
+        if cached is None:
+            cached = np.zeros((self.m, self.m, rounds))
+            self.buffers.arrays = {**getattr(self.buffers, "arrays", {}), key: cached}
+        return cached
+
+
+class _Segments:
+    """Sum rows that belong to the same model with ``reduceat``."""
+
+    def __init__(self, owner: NDArray[np.intp], m: int) -> None:
+        self.m = m
+        self.order = np.argsort(owner, kind="stable")
+        self.owners = owner[self.order]
+        self.sorted = bool((self.order == np.arange(len(owner))).all())
+        self.models, self.starts = np.unique(self.owners, return_index=True)
+
+    def sums(self, values: Counts, presorted: bool = False) -> Array:
+        """Return each model's sum of the rows of ``values`` (in the owners' order if ``presorted``)."""
+        rows = values if presorted or self.sorted else values.take(self.order, axis=0)
+        out = np.zeros((self.m, values.shape[1]))
+        if len(rows):
+            out[self.models] = np.add.reduceat(rows, self.starts, axis=0)
+        return out
 
 
 class _ChordSolver:
     """Solve resampled likelihoods by chord-Newton steps with the point fit's inverse Hessian.
 
-    A chunk arrives as (pairs, 3, rounds) counts: wins of the pair's first model, of its second, and ties.
+    A chunk arrives as (3, pairs, rounds) counts: wins of the pair's first model, of its second, and ties.
     """
 
     def __init__(
@@ -153,6 +174,8 @@ class _ChordSolver:
         self.fit, self.mode, self.tol, self.cells = fit, mode, tol, cells
         self.pair_i, self.pair_j, self.m = pair_i, pair_j, len(counts.models)
         self.sums = _OpponentSums(self.m, pair_i, pair_j)
+        self.had_forward = (cells[0] + cells[2] > 0)[:, None]
+        self.had_backward = (cells[1] + cells[2] > 0)[:, None]
         win, tie = fit_matrices(counts, mode)
         prior = np.array([fit.prior])
         if tie is None:
@@ -165,31 +188,32 @@ class _ChordSolver:
             self.x0 = np.append(fit.theta, log_nu)
         self.inv_hess = np.linalg.pinv(neg_hess, hermitian=True) if fit.prior == 0.0 else np.linalg.inv(neg_hess)
 
-    def solve(self, draws: Array) -> Array:
-        """Return centred thetas, (rounds, models), for one chunk of resampled counts."""
-        rounds = draws.shape[2]
-        suspicious = self._lost_edges(draws) if self.fit.prior == 0.0 else np.zeros(rounds, dtype=bool)
+    def solve(self, draws: Counts) -> Array:
+        """Return centred thetas, (rounds, models), for one chunk of resampled counts, (3, pairs, rounds)."""
         if self.mode == "half":
-            x, active = self._half_chord(draws)
+            x, active, lost = self._half_chord(draws)
         else:
             x, active = self._davidson_chord(draws)
-        redo = np.flatnonzero(active | suspicious)
+            lost = self._lost_edges(draws[0] + draws[2], draws[1] + draws[2])
+        redo = np.flatnonzero(active | lost)
         if len(redo):
             x[redo] = self._newton(draws[:, :, redo], np.repeat(self.x0[None], len(redo), axis=0))
         return bt_fit.center(x[:, : self.m], self.fit.labels)
 
-    def _half_chord(self, draws: Array) -> tuple[Array, NDArray[np.bool_]]:
-        """Iterate chord steps for half-tie Bradley-Terry (the hot loop).
+    def _half_chord(self, draws: Counts) -> tuple[Array, NDArray[np.bool_], NDArray[np.bool_]]:
+        """Iterate chord steps for half-tie Bradley-Terry (the hot loop); also return the rounds that lost an edge.
 
-        With e = exp(theta), the expected score of model i is e_i * sum_j n_ij / (e_i + e_j). Each pair's score
-        is its margin (A - B) / 2 plus half its battles for the first model, minus the margin for the second.
+        With e = exp(theta), the expected score of model i is e_i * sum_j n_ij / (e_i + e_j).
         """
-        total = draws[:, 0] + draws[:, 1] + draws[:, 2]
-        battles = self.sums.load(total)
-        score = self.sums.total(self.sums.load((draws[:, 0] - draws[:, 1]) / 2, signed=True))
-        score += self.sums.total(battles) / 2
-        theta = np.repeat(self.x0[:, None], total.shape[1], axis=1)
-        last = error = np.full(total.shape[1], np.inf)
+        half_ties = draws[2] * 0.5
+        first = draws[0] + half_ties
+        second = draws[1] + half_ties
+        battles = self.sums.load(first + second)
+        score = self.sums.per_model(first, second)
+        # A pair's score for a side is zero exactly when that side neither won nor tied.
+        lost = self._lost_edges(first, second)
+        theta = np.repeat(self.x0[:, None], draws.shape[2], axis=1)
+        last = error = np.full(draws.shape[2], np.inf)
         for _ in range(MAX_CHORD_STEPS):
             strength = np.exp(theta)
             grad = score - strength * self.sums.over_sums(battles, strength)
@@ -200,9 +224,9 @@ class _ChordSolver:
             last, error = _remaining_error(step, last)
             if error.max() < self.tol:
                 break
-        return np.ascontiguousarray(theta.T), ~(error < self.tol)
+        return np.ascontiguousarray(theta.T), ~(error < self.tol), lost
 
-    def _davidson_chord(self, draws: Array) -> tuple[Array, NDArray[np.bool_]]:
+    def _davidson_chord(self, draws: Counts) -> tuple[Array, NDArray[np.bool_]]:
         """Iterate chord steps for the Davidson model on dense matrices."""
         wins, ties = self._dense(draws)
         prior = np.full(len(wins), self.fit.prior)
@@ -217,25 +241,29 @@ class _ChordSolver:
                 break
         return x, ~(error < self.tol)
 
-    def _lost_edges(self, draws: Array) -> NDArray[np.bool_]:
-        """Return the rounds where a 'won or tied against' edge of the data vanished from the resample."""
-        lost = np.zeros(draws.shape[2], dtype=bool)
-        for side in (0, 1):
-            had = (self.cells[:, side] + self.cells[:, 2] > 0)[:, None]
-            kept = draws[:, side] + draws[:, 2]
+    def _lost_edges(self, forward: Counts, backward: Counts) -> NDArray[np.bool_]:
+        """Return the rounds where a 'won or tied against' edge of the data vanished from the resample.
+
+        ``forward`` and ``backward`` are (pairs, rounds) values that are zero exactly where the pair's first or
+        second model neither won nor tied. Only a fit without the prior can lose its maximum-likelihood estimate.
+        """
+        lost = np.zeros(forward.shape[1], dtype=bool)
+        if self.fit.prior:
+            return lost
+        for kept, had in ((forward, self.had_forward), (backward, self.had_backward)):
             lost |= np.min(kept, axis=0, where=had, initial=1.0) == 0
         return lost
 
-    def _dense(self, draws: Array) -> tuple[Array, Array]:
+    def _dense(self, draws: Counts) -> tuple[Array, Array]:
         """Return dense (rounds, models, models) win and tie matrices of a chunk."""
         rounds, i, j = draws.shape[2], self.pair_i, self.pair_j
         wins = np.zeros((rounds, self.m, self.m))
-        wins[:, i, j], wins[:, j, i] = draws[:, 0].T, draws[:, 1].T
+        wins[:, i, j], wins[:, j, i] = draws[0].T, draws[1].T
         ties = np.zeros((rounds, self.m, self.m))
-        ties[:, i, j] = ties[:, j, i] = draws[:, 2].T
+        ties[:, i, j] = ties[:, j, i] = draws[2].T
         return wins, ties
 
-    def _newton(self, draws: Array, x: Array) -> Array:
+    def _newton(self, draws: Counts, x: Array) -> Array:
         """Fit the given rounds by full Newton, with the default prior where their MLE does not exist."""
         wins, ties = self._dense(draws)
         prior = np.full(len(x), self.fit.prior)

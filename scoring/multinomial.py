@@ -31,7 +31,7 @@ UNSURE = 1 << 15
 _BUILD_BATCH = 1024
 
 IntArray = NDArray[np.int64]
-FloatArray = NDArray[np.float64]
+FloatArray = NDArray[np.floating]
 
 
 class MultinomialSampler:
@@ -45,13 +45,18 @@ class MultinomialSampler:
         self.cells = np.flatnonzero(self.counts)
         self.lam = max(0.0, self.n - OVERSHOOT_SD * math.sqrt(self.n))
         self.means = self.lam * self.counts[self.cells] / max(self.n, 1)
-        self.tables = _PoissonTables.build(self.means) if self.lam > 0 else None
+        # Counts up to 2**24 are exact in float32, which halves the memory the rounds stream through.
+        self.dtype: np.dtype[np.floating] = np.dtype(np.float32) if self.n < 1 << 24 else np.dtype(np.float64)
+        self.tables = _PoissonTables.build(self.means, self.dtype) if self.lam > 0 else None
         self.categorical = _Categorical(self.counts[self.cells]) if self.n else None
 
     def draw(self, rounds: int, rng: np.random.Generator) -> FloatArray:
-        """Return a (cells, rounds) array whose columns are independent multinomial draws (integers as floats)."""
+        """Return a (cells, rounds) array whose columns are independent multinomial draws.
+
+        The counts are floats (``dtype``: float32 when they stay below 2**24, else float64), exact integers.
+        """
         if self.categorical is None or rounds == 0:
-            return np.zeros((len(self.counts), rounds))
+            return np.zeros((len(self.counts), rounds), dtype=self.dtype)
         kept = self._poisson(rounds, rng)
         totals = kept.sum(axis=0)
         over = np.flatnonzero(totals > self.n)
@@ -62,14 +67,14 @@ class MultinomialSampler:
         self.categorical.add(kept, (self.n - totals).astype(np.int64), rng)
         if len(self.cells) == len(self.counts):
             return kept
-        out = np.zeros((len(self.counts), rounds))
+        out = np.zeros((len(self.counts), rounds), dtype=self.dtype)
         out[self.cells] = kept
         return out
 
     def _poisson(self, rounds: int, rng: np.random.Generator) -> FloatArray:
         """Return independent Poisson counts, (cells with a positive count, rounds)."""
         if self.tables is None:
-            return np.zeros((len(self.cells), rounds))
+            return np.zeros((len(self.cells), rounds), dtype=self.dtype)
         return self.tables.sample(rounds, rng)
 
 
@@ -95,23 +100,24 @@ class _Categorical:
         cell = self.guide.take((r << self.bits) // self.n)
         unsure = np.flatnonzero(cell >= GUIDE_FLAG)
         cell[unsure] = np.searchsorted(self.cumulative, r[unsure], side="right")
-        np.add.at(out.ravel(), cell * out.shape[1] + np.repeat(np.arange(len(draws)), draws), 1.0)
+        np.add.at(out.ravel(), cell * out.shape[1] + np.repeat(np.arange(len(draws)), draws), out.dtype.type(1))
 
 
 class _PoissonTables:
     """Inverse-CDF tables of independent Poisson distributions, one row per mean."""
 
-    def __init__(self, means: NDArray[np.float64]) -> None:
+    def __init__(self, means: NDArray[np.float64], dtype: np.dtype[np.floating]) -> None:
         self.means = means
+        self.dtype = dtype
         self.low = np.zeros(len(means), dtype=np.int64)
         self.offsets = np.zeros(len(means), dtype=np.int64)
         self.cdf = np.zeros(0)
         self.quantiles: NDArray[np.uint16] | None = None
 
     @classmethod
-    def build(cls, means: NDArray[np.float64]) -> _PoissonTables:
+    def build(cls, means: NDArray[np.float64], dtype: np.dtype[np.floating]) -> _PoissonTables:
         """Tabulate Poisson(mean) for each mean over a support holding all but 1e-17 of it (if it fits)."""
-        tables = cls(means)
+        tables = cls(means, dtype)
         spread = TAIL_SD * np.sqrt(means) + TAIL_PAD
         low = np.maximum(0.0, np.floor(means - spread)).astype(np.int64)
         width = np.ceil(means + spread).astype(np.int64) - low + 1
@@ -138,7 +144,7 @@ class _PoissonTables:
     def sample(self, rounds: int, rng: np.random.Generator) -> FloatArray:
         """Return Poisson counts, (means, rounds)."""
         if self.quantiles is None:
-            return rng.poisson(self.means[:, None], size=(len(self.means), rounds)).astype(np.float64)
+            return rng.poisson(self.means[:, None], size=(len(self.means), rounds)).astype(self.dtype)
         k = len(self.means)
         slot = rng.integers(0, SLICES, size=(k, rounds), dtype=np.uint16)
         index = slot + (np.arange(k, dtype=np.int64) * (SLICES + 1))[:, None]
@@ -147,10 +153,10 @@ class _PoissonTables:
         found &= UNSURE - 1
         if len(unsure):
             flat = found.ravel()
-            flat[unsure] = self._search(
-                unsure // rounds, slot.ravel()[unsure], index.ravel()[unsure], flat[unsure], rng
-            )
-        return np.add(found, self.low[:, None], dtype=np.float64)
+            cell = unsure // rounds
+            chosen = slot.ravel()[unsure]
+            flat[unsure] = self._search(cell, chosen, cell * (SLICES + 1) + chosen, flat[unsure], rng)
+        return np.add(found, self.low[:, None], dtype=self.dtype)
 
     def _search(
         self,

@@ -43,7 +43,7 @@ def _fit_and_cells(battles: list[tuple[str, str, str]], mode: TieMode) -> tuple[
     counts = aggregate_battles(battles)
     fit = _point_fit(counts, mode, DEFAULT_PRIOR, 1e-6, [])
     pair_i, pair_j = np.nonzero(np.triu(counts.totals) > 0)
-    cells = np.stack([counts.wins[pair_i, pair_j], counts.wins[pair_j, pair_i], counts.all_ties[pair_i, pair_j]], 1)
+    cells = np.stack([counts.wins[pair_i, pair_j], counts.wins[pair_j, pair_i], counts.all_ties[pair_i, pair_j]])
     return counts, fit, cells
 
 
@@ -59,7 +59,7 @@ def test_rounds_do_not_depend_on_how_many_threads_share_them(mode: TieMode) -> N
 def test_chord_steps_reach_the_maximum_likelihood_of_each_resample(mode: TieMode) -> None:
     counts, fit, cells = _fit_and_cells(random_battles(22, n_models=9, n_battles=4000), mode)
     pair_i, pair_j = np.nonzero(np.triu(counts.totals) > 0)
-    draws = MultinomialSampler(cells.ravel()).draw(40, np.random.default_rng(5)).reshape(len(pair_i), 3, 40)
+    draws = MultinomialSampler(cells.ravel()).draw(40, np.random.default_rng(5)).reshape(3, len(pair_i), 40)
     solver = bt_bootstrap._ChordSolver(counts, fit, mode, pair_i, pair_j, cells, 1e-6)
     chord = solver.solve(draws)
     newton = bt_fit.center(
@@ -76,7 +76,7 @@ def test_bootstrap_spread_matches_per_round_multinomial_refits() -> None:
     rng = np.random.default_rng(11)
     drawn = rng.multinomial(cells.sum(), cells.ravel() / cells.sum(), size=2000)
     solver = bt_bootstrap._ChordSolver(counts, fit, "half", pair_i, pair_j, cells, 1e-6)
-    reference_draws = drawn.reshape(2000, len(pair_i), 3).transpose(1, 2, 0).astype(np.float64)
+    reference_draws = drawn.reshape(2000, 3, len(pair_i)).transpose(1, 2, 0).astype(np.float64)
     reference = bt_fit.center(solver._newton(reference_draws, np.repeat(fit.theta[None], 2000, axis=0)), fit.labels)
     ours = bt_bootstrap.bootstrap_thetas(counts, fit, "half", 2000, np.random.default_rng(12))
     assert np.allclose(ours.mean(axis=0), reference.mean(axis=0), atol=0.15 * reference.std(axis=0).min())

@@ -74,7 +74,7 @@ def test_each_cell_is_binomial() -> None:
 
 @pytest.mark.parametrize("mean", [0.003, 0.7, 7.3, 64.0, 5000.0])
 def test_poisson_tables_invert_the_poisson_cdf(mean: float) -> None:
-    tables = multinomial._PoissonTables.build(np.array([mean]))
+    tables = multinomial._PoissonTables.build(np.array([mean]), np.dtype(np.float64))
     values = tables.sample(50_000, np.random.default_rng(3))[0].astype(int)
     dist = stats.poisson(mean)
     low, high = int(dist.ppf(1e-4)), int(dist.ppf(1 - 1e-4))
