@@ -104,7 +104,13 @@ class _Categorical:
 
 
 class _PoissonTables:
-    """Inverse-CDF tables of independent Poisson distributions, one row per mean."""
+    """Inverse-CDF tables of independent Poisson distributions, one row per mean.
+
+    ``quantiles[k, g]`` is #{x : F_k(x) <= g / SLICES}, the count for every point of slice g, unless the slice
+    straddles a step of the CDF: then it holds UNSURE plus the index of the slice's record among the cell's
+    (records start at ``record_start[k]``), which gives the count ``low`` at the slice's start, the count ``high``
+    at its end and ``threshold`` = F(low) * SLICES - g: the count is ``low`` below the threshold, more above.
+    """
 
     def __init__(self, means: NDArray[np.float64], dtype: np.dtype[np.floating]) -> None:
         self.means = means
@@ -113,6 +119,10 @@ class _PoissonTables:
         self.offsets = np.zeros(len(means), dtype=np.int64)
         self.cdf = np.zeros(0)
         self.quantiles: NDArray[np.uint16] | None = None
+        self.record_start = np.zeros(len(means), dtype=np.int64)
+        self.record_low = np.zeros(0, dtype=np.int64)
+        self.record_high = np.zeros(0, dtype=np.int64)
+        self.record_threshold = np.zeros(0)
 
     @classmethod
     def build(cls, means: NDArray[np.float64], dtype: np.dtype[np.floating]) -> _PoissonTables:
@@ -134,11 +144,29 @@ class _PoissonTables:
         tables.cdf = np.empty(int(width.sum()))
         tables.quantiles = np.empty((len(means), SLICES + 1), dtype=np.uint16)
         inverse = 1.0 / np.maximum(np.arange(int((low + width).max()) + 1), 1)
+        records: list[tuple[IntArray, IntArray, IntArray, NDArray[np.float64]]] = []
         for rows in batches:
             cdf = _cdf_rows(means[rows], low[rows], int(width[rows[0]]), inverse)
-            tables.quantiles[rows] = _quantile_rows(cdf)
+            quantiles, per_row, *fields = _quantile_rows(cdf)
+            tables.quantiles[rows] = quantiles
+            records.append((rows, per_row, *fields))  # type: ignore[arg-type]
             start = int(tables.offsets[rows[0]])
             tables.cdf[start : start + cdf.size] = cdf.ravel()
+        counts = np.zeros(len(means), dtype=np.int64)
+        for rows, per_row, *_ in records:
+            counts[rows] = per_row
+        tables.record_start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        total = int(counts.sum())
+        tables.record_low, tables.record_high = np.empty(total, np.int64), np.empty(total, np.int64)
+        tables.record_threshold = np.empty(total)
+        for rows, per_row, record_low, record_high, threshold in records:
+            at = np.repeat(tables.record_start[rows] - np.concatenate([[0], np.cumsum(per_row)[:-1]]), per_row)
+            at += np.arange(len(at))
+            tables.record_low[at], tables.record_high[at], tables.record_threshold[at] = (
+                record_low,
+                record_high,
+                threshold,
+            )
         return tables
 
     def sample(self, rounds: int, rng: np.random.Generator) -> FloatArray:
@@ -147,46 +175,43 @@ class _PoissonTables:
             return rng.poisson(self.means[:, None], size=(len(self.means), rounds)).astype(self.dtype)
         k = len(self.means)
         slot = rng.integers(0, SLICES, size=(k, rounds), dtype=np.uint16)
-        index = slot + (np.arange(k, dtype=np.int64) * (SLICES + 1))[:, None]
-        found = self.quantiles.ravel().take(index)
+        found = self.quantiles.ravel().take(slot + (np.arange(k, dtype=np.int64) * (SLICES + 1))[:, None])
         unsure = np.flatnonzero(found >= UNSURE)
-        found &= UNSURE - 1
         if len(unsure):
             flat = found.ravel()
             cell = unsure // rounds
-            chosen = slot.ravel()[unsure]
-            flat[unsure] = self._search(cell, chosen, cell * (SLICES + 1) + chosen, flat[unsure], rng)
+            record = self.record_start.take(cell) + (flat[unsure] & (UNSURE - 1))
+            low = self.record_low.take(record)
+            # The count is ``low`` where the point lies below the CDF's step within the slice, else more.
+            above = rng.random(len(unsure)) >= self.record_threshold.take(record)
+            low += above
+            wide = np.flatnonzero(above & (self.record_high.take(record) > low))
+            if len(wide):
+                low[wide] = self._search(
+                    cell[wide], slot.ravel()[unsure[wide]], low[wide], self.record_high.take(record[wide]), rng
+                )
+            flat[unsure] = low
         return np.add(found, self.low[:, None], dtype=self.dtype)
 
     def _search(
-        self,
-        cell: IntArray,
-        slot: NDArray[np.uint16],
-        index: IntArray,
-        low: NDArray[np.uint16],
-        rng: np.random.Generator,
-    ) -> NDArray[np.uint16]:
-        """Return min{x : F(x) > (slot + v) / SLICES} for fresh uniforms v, as offsets from the low end.
+        self, cell: IntArray, slot: NDArray[np.uint16], low: IntArray, high: IntArray, rng: np.random.Generator
+    ) -> IntArray:
+        """Return min{x in [low, high] : F(x) > (slot + v) / SLICES} for v uniform on [F(low - 1) * SLICES - slot, 1).
 
-        The answer lies between ``low``, the table's count for this slice, and the count for the next slice.
+        Precondition: F(low - 1) > slot / SLICES, F(high) > (slot + 1) / SLICES; offsets from the low end.
         """
-        assert self.quantiles is not None
-        v = rng.random(len(cell))
         base = self.offsets.take(cell)
-        # F * SLICES - slot is exact (SLICES is a power of two), so v keeps all its bits.
-        moved = np.flatnonzero(self.cdf.take(base + low) * SLICES - slot <= v)
-        low[moved] += 1
-        high = self.quantiles.ravel().take(index[moved] + 1) & (UNSURE - 1)
-        # Most slices hold one step of the CDF, so that first comparison settled them.
-        more = low[moved] < high
-        pending, high = moved[more], high[more]
+        lower = self.cdf.take(base + low - 1) * SLICES - slot
+        # v given that it passed the threshold: uniform on [lower, 1), drawn afresh.
+        v = lower + (1.0 - lower) * rng.random(len(cell))
+        pending = np.flatnonzero(low < high)
         while len(pending):
-            mid = (low[pending] + high) >> 1
+            mid = (low[pending] + high[pending]) >> 1
+            # F * SLICES - slot is exact (SLICES is a power of two), so v keeps all its bits.
             above = self.cdf.take(base[pending] + mid) * SLICES - slot[pending] > v[pending]
-            high = np.where(above, mid, high)
+            high[pending[above]] = mid[above]
             low[pending[~above]] = mid[~above] + 1
-            open_ = low[pending] < high
-            pending, high = pending[open_], high[open_]
+            pending = pending[low[pending] < high[pending]]
         return low
 
 
@@ -208,11 +233,14 @@ def _cdf_rows(
     return cdf
 
 
-def _quantile_rows(cdf: NDArray[np.float64]) -> NDArray[np.uint16]:
-    """Return Q[g] = #{x : F(x) <= g / SLICES} for g = 0 .. SLICES, one row per CDF, plus UNSURE if Q[g+1] > Q[g].
+def _quantile_rows(
+    cdf: NDArray[np.float64],
+) -> tuple[NDArray[np.uint16], IntArray, IntArray, IntArray, NDArray[np.float64]]:
+    """Return the quantile rows (see _PoissonTables) of a batch of CDFs, with their records of straddled slices.
 
-    x is counted from slice ceil(F(x) * SLICES) on (exact: SLICES is a power of two), so each row of Q is the
-    value k repeated from the k-th such slice to the next one.
+    Returns the (rows, SLICES + 1) table, the number of records per row and the records' low and high counts and
+    thresholds, row after row. x is counted from slice ceil(F(x) * SLICES) on (exact: SLICES is a power of two),
+    so each row of Q is the value k repeated from the k-th such slice to the next one.
     """
     rows, width = cdf.shape
     first = np.ceil(cdf * SLICES).astype(np.int64)
@@ -220,8 +248,18 @@ def _quantile_rows(cdf: NDArray[np.float64]) -> NDArray[np.uint16]:
     edges[:, 1:-1] = first
     edges[:, -1] = SLICES + 1
     values = np.tile(np.arange(width + 1, dtype=np.uint16), rows)
-    quantiles = np.repeat(values, np.diff(edges, axis=1).ravel())
-    # Slice g straddles a step exactly when some x is first counted in slice g + 1.
-    step = (first + (np.arange(rows) * (SLICES + 1))[:, None] - 1)[first > 0]
-    quantiles[step] |= UNSURE
-    return quantiles.reshape(rows, SLICES + 1)
+    quantiles = np.repeat(values, np.diff(edges, axis=1).ravel()).reshape(rows, SLICES + 1)
+    # Slice g straddles a step exactly when some x is first counted in slice g + 1; the first such x is the count
+    # at the slice's start, the next x first counted later is the count at its end.
+    starts = np.ones((rows, width), dtype=bool)
+    starts[:, 1:] = first[:, 1:] != first[:, :-1]
+    row, low = np.nonzero(starts)
+    per_row = np.bincount(row, minlength=rows)
+    high = np.append(low[1:], width)
+    last_of_row = np.cumsum(per_row) - 1
+    high[last_of_row[per_row > 0]] = width
+    slot = first[row, low] - 1
+    threshold = cdf[row, low] * SLICES - slot
+    local = np.arange(len(row)) - np.repeat(np.concatenate([[0], np.cumsum(per_row)[:-1]]), per_row)
+    quantiles[row, slot] = UNSURE | local.astype(np.uint16)
+    return quantiles, per_row, low.astype(np.int64), high.astype(np.int64), threshold
