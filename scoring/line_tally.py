@@ -176,7 +176,10 @@ class _Table:
                 ids[new] = self._lookup(hashes[new])
             known_words, known_lengths = self.words, self.lengths
         # Rows already in the table never change, so the comparison needs no lock.
-        same = (known_lengths.take(ids) == lengths) & (known_words.take(ids, axis=0)[:, :width] == words).all(axis=1)
+        equal = known_words.take(ids, axis=0)[:, :width] == words
+        same = known_lengths.take(ids) == lengths
+        if not (equal.all() and same.all()):
+            same &= equal.all(axis=1)
         counts = np.bincount(ids[same], minlength=len(known_lengths))
         with self.lock:
             self.counts[: len(counts)] += counts
@@ -254,12 +257,9 @@ class _Table:
 
 
 def _hash(words: NDArray[np.uint64], lengths: IntArray) -> NDArray[np.uint64]:
-    """Return a non-zero 64-bit hash of each row of words and its length."""
-    hashes = lengths.astype(np.uint64) * _MIX2
-    for k in range(words.shape[1]):
-        mixed = words[:, k] * _COEFFICIENTS[k]
-        mixed ^= mixed >> np.uint64(32)
-        hashes += mixed
+    """Return a non-zero 64-bit hash of each row of words and its length (a sum of odd multiples, then mixed)."""
+    hashes: NDArray[np.uint64] = words @ _COEFFICIENTS[: words.shape[1]]
+    hashes += lengths.astype(np.uint64) * _MIX2
     hashes ^= hashes >> np.uint64(31)
     hashes *= _MIX2
     hashes ^= hashes >> np.uint64(29)
