@@ -41,11 +41,26 @@ IntArray = NDArray[np.int64]
 
 @dataclass(frozen=True, eq=False)
 class LineTally:
-    """Distinct lines (without their newline), how often each occurs and the 1-based number of its first line."""
+    """Distinct lines (without their newline), how often each occurs and the 1-based number of its first line.
+
+    ``words`` holds the first lines' bytes as rows of 8-byte words (zero past each line's end), the rest (long
+    lines) are only in ``lines``.
+    """
 
     lines: list[bytes]
     counts: IntArray
     first: IntArray
+    words: NDArray[np.uint64]
+
+    def byte_rows(self) -> tuple[NDArray[np.uint8], IntArray]:
+        """Return every line as a row of bytes, zero-padded to the longest, and the lines' lengths."""
+        lengths = np.fromiter(map(len, self.lines), dtype=np.int64, count=len(self.lines))
+        width = 8 * max(self.words.shape[1], (int(lengths.max(initial=0)) + 7) // 8)
+        rows = np.zeros((len(self.lines), width), dtype=np.uint8)
+        rows[: len(self.words), : 8 * self.words.shape[1]] = self.words.view(np.uint8)
+        for i in range(len(self.words), len(self.lines)):
+            rows[i, : lengths[i]] = np.frombuffer(self.lines[i], dtype=np.uint8)
+        return rows, lengths
 
 
 def tally_lines(path: str | Path, workers: int | None = None) -> LineTally:
@@ -195,7 +210,7 @@ class _Table:
         first = np.concatenate([self.first, np.fromiter(self.odd_first.values(), dtype=np.int64)])
         first = (first & ((1 << _PART_SHIFT) - 1)) + np.asarray(part_offsets, dtype=np.int64)[first >> _PART_SHIFT]
         counts = np.concatenate([self.counts, np.fromiter(self.odd.values(), dtype=np.int64)])
-        return LineTally(self.lines + list(self.odd), counts, first)
+        return LineTally(self.lines + list(self.odd), counts, first, self.words)
 
     def _slots(self, hashes: NDArray[np.uint64]) -> IntArray:
         """Return each hash's home slot."""

@@ -90,6 +90,7 @@ _SIMPLE_BATTLE = re.compile(
 
 
 _OUTCOME_BYTES = {label.encode(): code for code, label in enumerate(OUTCOMES)}
+_ROW_HASH = (np.arange(1, 64, 2, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)) | np.uint64(1)
 
 
 def _flat_layout(sample: bytes) -> bool:
@@ -99,7 +100,7 @@ def _flat_layout(sample: bytes) -> bool:
     return keys == [b"model_a", b"model_b", b"winner"] and punctuation == [b"{", b":", b",", b":", b",", b":", b"}"]
 
 
-def _simple_tally(lines: list[bytes], counts: NDArray[np.int64]) -> BattleCounts | None:
+def _simple_tally(lines: LineTally) -> BattleCounts | None:
     """Aggregate distinct lines when all are flat records in the usual key order laid out alike, else None.
 
     The lines are parsed together as a byte matrix: the 12 quotes of each line delimit the three values and the
@@ -107,53 +108,77 @@ def _simple_tally(lines: list[bytes], counts: NDArray[np.int64]) -> BattleCounts
     fields, escapes, unknown labels, self-battles) returns None so that the general path parses it and reports
     the line.
     """
-    keep = [i for i, content in enumerate(lines) if content.strip()]
-    if not keep:
+    rows, lengths = lines.byte_rows()
+    inside = np.arange(rows.shape[1])[None, :] < lengths[:, None]
+    keep = np.flatnonzero(((rows != 32) & (rows != 9) & (rows != 13) & inside).any(axis=1))
+    if not len(keep):
         return None
-    kept = [lines[i] for i in keep]
-    n, width = len(kept), max(map(len, kept))
-    rows = np.frombuffer(b"".join(line.ljust(width, b"\0") for line in kept), dtype=np.uint8).reshape(n, width)
-    lengths = np.fromiter(map(len, kept), dtype=np.int64, count=n)
-    inside = np.arange(width)[None, :] < lengths[:, None]
-    control = (rows < 32) & (rows != 9) & (rows != 13) & inside
+    rows, lengths, inside = rows[keep], lengths[keep], inside[keep]
+    n = len(rows)
     quotes = rows == ord('"')
-    if control.any() or (rows == ord("\\")).any() or (quotes.sum(axis=1) != 12).any():
+    if ((rows < 32) & (rows != 9) & (rows != 13) & inside).any() or (rows == ord("\\")).any():
+        return None
+    if (quotes.sum(axis=1) != 12).any():
         return None
     at = np.nonzero(quotes)[1].reshape(n, 12)
-    index = np.arange(n)[:, None]
     layout = []
-    for start, stop in ((0, at[:, 2] + 1), (at[:, 3], at[:, 6] + 1), (at[:, 7], at[:, 10] + 1), (at[:, 11], lengths)):
-        size = np.broadcast_to(stop - start, (n,))
+    for start, stop in (
+        (at[:, 0] * 0, at[:, 2] + 1),
+        (at[:, 3], at[:, 6] + 1),
+        (at[:, 7], at[:, 10] + 1),
+        (at[:, 11], lengths),
+    ):
+        size = stop - start
         if (size != size[0]).any():
             return None
-        part = rows[index, np.reshape(start, (-1, 1)) + np.arange(size[0])[None, :]]
+        part = _slices(rows, start, int(size[0]))
         if (part != part[0]).any():
             return None
         layout.append(part[0].tobytes())
     if not _flat_layout(b"x".join(layout)):
         return None
-    first, second, winner = (_values(rows, at[:, k] + 1, at[:, k + 1]) for k in (2, 6, 10))
-    names, codes = np.unique(np.concatenate([first, second]), return_inverse=True)
-    labels, label_codes = np.unique(winner, return_inverse=True)
-    outcome_of = [_OUTCOME_BYTES.get(bytes(label)) for label in labels]
+    names, codes = _distinct(np.concatenate([_values(rows, at[:, k] + 1, at[:, k + 1]) for k in (2, 6)]))
+    labels, label_codes = _distinct(_values(rows, at[:, 10] + 1, at[:, 11]))
+    outcome_of = [_OUTCOME_BYTES.get(label) for label in labels]
     if None in outcome_of or (codes[:n] == codes[n:]).any():
         return None
     try:
-        decoded = [bytes(name).decode("utf-8") for name in names]
+        decoded = [name.decode("utf-8") for name in names]
     except UnicodeDecodeError:
         return None
+    order = sorted(range(len(decoded)), key=decoded.__getitem__)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
     outcome = np.array(outcome_of, dtype=np.int64)[label_codes]
-    return aggregate_codes(decoded, codes[:n], codes[n:], outcome, weights=counts[keep])
+    models = [decoded[i] for i in order]
+    return aggregate_codes(models, rank[codes[:n]], rank[codes[n:]], outcome, weights=lines.counts[keep])
 
 
-def _values(rows: NDArray[np.uint8], start: NDArray[np.int64], stop: NDArray[np.int64]) -> NDArray[np.bytes_]:
-    """Return rows[i, start[i]:stop[i]] for each row as fixed-width byte strings."""
-    size = max(1, int((stop - start).max()))
-    columns = start[:, None] + np.arange(size)[None, :]
-    out = np.where(
-        columns < stop[:, None], rows[np.arange(len(rows))[:, None], np.minimum(columns, rows.shape[1] - 1)], 0
-    )
-    return np.ascontiguousarray(out.astype(np.uint8)).view(f"S{size}").ravel()
+def _slices(rows: NDArray[np.uint8], start: NDArray[np.int64], size: int) -> NDArray[np.uint8]:
+    """Return rows[i, start[i]:start[i] + size] for each row (bytes past a row's end read as zero)."""
+    flat = np.concatenate([rows.ravel(), np.zeros(max(size, 1), dtype=np.uint8)])
+    pieces = np.ndarray((len(flat) - max(size, 1) + 1,), dtype=f"V{max(size, 1)}", buffer=flat, strides=(1,))
+    picked = pieces[np.arange(len(rows)) * rows.shape[1] + start]
+    return picked.view(np.uint8).reshape(len(rows), max(size, 1))[:, :size]
+
+
+def _values(rows: NDArray[np.uint8], start: NDArray[np.int64], stop: NDArray[np.int64]) -> NDArray[np.uint8]:
+    """Return rows[i, start[i]:stop[i]] for each row, zero-padded to a multiple of 8 bytes."""
+    size = 8 * max(1, (int((stop - start).max()) + 7) // 8)
+    picked = _slices(rows, start, size)
+    picked[np.arange(size)[None, :] >= (stop - start)[:, None]] = 0
+    return picked
+
+
+def _distinct(values: NDArray[np.uint8]) -> tuple[list[bytes], NDArray[np.int64]]:
+    """Return the distinct zero-padded byte strings among the rows (in no useful order) and each row's index."""
+    words = np.ascontiguousarray(values).view("<u8")
+    # One number per row (exact for one word; a hash checked against each group's first row otherwise).
+    keys = words[:, 0] if words.shape[1] == 1 else words @ _ROW_HASH[: words.shape[1]]
+    _, first, codes = np.unique(keys, return_index=True, return_inverse=True)
+    if words.shape[1] > 1 and not (words[first][codes] == words).all():
+        _, first, codes = np.unique(words, axis=0, return_index=True, return_inverse=True)
+    return [row.tobytes().rstrip(b"\0") for row in words[first]], codes.ravel().astype(np.int64)
 
 
 def _battle_from_line(content: bytes) -> Battle:
@@ -197,7 +222,7 @@ def read_battle_counts(path: str | Path) -> BattleCounts:
             tally: Counter[Battle] = Counter(_array_battles(_read_bytes(path)))
         else:
             lines = tally_lines(path)
-            fast = _simple_tally(lines.lines, lines.counts)
+            fast = _simple_tally(lines)
             if fast is not None:
                 return fast
             tally = _tally_distinct_lines(lines)
