@@ -16,6 +16,8 @@ located in the cumulative counts, so they are exact.
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numpy.typing import NDArray
@@ -144,14 +146,19 @@ class _PoissonTables:
         tables.cdf = np.empty(int(width.sum()))
         tables.quantiles = np.empty((len(means), SLICES + 1), dtype=np.uint16)
         inverse = 1.0 / np.maximum(np.arange(int((low + width).max()) + 1), 1)
-        records: list[tuple[IntArray, IntArray, IntArray, NDArray[np.float64]]] = []
-        for rows in batches:
+
+        def tabulate(rows: IntArray) -> tuple[IntArray, IntArray, IntArray, IntArray, NDArray[np.float64]]:
             cdf = _cdf_rows(means[rows], low[rows], int(width[rows[0]]), inverse)
-            quantiles, per_row, *fields = _quantile_rows(cdf)
+            assert tables.quantiles is not None
+            quantiles, per_row, record_low, record_high, threshold = _quantile_rows(cdf)
             tables.quantiles[rows] = quantiles
-            records.append((rows, per_row, *fields))  # type: ignore[arg-type]
             start = int(tables.offsets[rows[0]])
             tables.cdf[start : start + cdf.size] = cdf.ravel()
+            return rows, per_row, record_low, record_high, threshold
+
+        # Batches fill disjoint parts of the tables; numpy releases the GIL, so threads share the work.
+        with ThreadPoolExecutor(max(1, min(len(os.sched_getaffinity(0)), len(batches)))) as pool:
+            records = list(pool.map(tabulate, batches))
         counts = np.zeros(len(means), dtype=np.int64)
         for rows, per_row, *_ in records:
             counts[rows] = per_row
