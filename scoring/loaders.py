@@ -159,7 +159,8 @@ def _slices(rows: NDArray[np.uint8], start: NDArray[np.int64], size: int) -> NDA
     flat = np.concatenate([rows.ravel(), np.zeros(max(size, 1), dtype=np.uint8)])
     pieces = np.ndarray((len(flat) - max(size, 1) + 1,), dtype=f"V{max(size, 1)}", buffer=flat, strides=(1,))
     picked = pieces[np.arange(len(rows)) * rows.shape[1] + start]
-    return picked.view(np.uint8).reshape(len(rows), max(size, 1))[:, :size]
+    out: NDArray[np.uint8] = picked.view(np.uint8).reshape(len(rows), max(size, 1))[:, :size]
+    return out
 
 
 def _values(rows: NDArray[np.uint8], start: NDArray[np.int64], stop: NDArray[np.int64]) -> NDArray[np.uint8]:

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -174,7 +175,7 @@ def test_json_output_is_the_standard_indented_encoding(names: list[str]) -> None
 
     rng = np.random.default_rng(len(names))
     matrix = rng.random((len(names), len(names))).tolist()
-    payload = {"ratings": [{"model": n, "rating": 1000.0 + i} for i, n in enumerate(names)], "warnings": []}
+    payload: dict[str, Any] = {"ratings": [{"model": n, "rating": 1000.0 + i} for i, n in enumerate(names)]}
     payload["win_probability"] = {"models": names, "matrix": matrix}
     payload["seed"] = 3
     assert _json_with_matrix(payload, ("win_probability", "matrix")) == json.dumps(_finite(payload), indent=1)
