@@ -81,3 +81,22 @@ def test_bootstrap_spread_matches_per_round_multinomial_refits() -> None:
     ours = bt_bootstrap.bootstrap_thetas(counts, fit, "half", 2000, np.random.default_rng(12))
     assert np.allclose(ours.mean(axis=0), reference.mean(axis=0), atol=0.15 * reference.std(axis=0).min())
     assert np.allclose(ours.std(axis=0), reference.std(axis=0), rtol=0.1)
+
+
+def test_sparse_comparison_graphs_use_the_pair_list_and_reach_the_same_fits() -> None:
+    rng = np.random.default_rng(31)
+    strength = rng.normal(0, 1, 12)
+    battles = []
+    for i in range(12):
+        for j in ((i + 1) % 12, (i + 5) % 12):
+            for _ in range(150):
+                u = rng.random()
+                p = 1 / (1 + np.exp(strength[j] - strength[i]))
+                battles.append((f"m{i}", f"m{j}", "tie" if u < 0.1 else "model_a" if u < 0.1 + 0.9 * p else "model_b"))
+    counts, fit, cells = _fit_and_cells(battles, "half")
+    pair_i, pair_j = np.nonzero(np.triu(counts.totals) > 0)
+    solver = bt_bootstrap._ChordSolver(counts, fit, "half", pair_i, pair_j, cells, 1e-6)
+    assert not solver.sums.dense
+    draws = MultinomialSampler(cells.ravel()).draw(30, np.random.default_rng(6)).reshape(3, len(pair_i), 30)
+    newton = bt_fit.center(solver._newton(draws, np.repeat(solver.x0[None], 30, axis=0)), fit.labels)
+    assert np.abs(solver.solve(draws) - newton).max() * bt_fit.RATING_SCALE < 1e-6
