@@ -28,7 +28,7 @@ TAIL_SD = 9.0
 TAIL_PAD = 12.0
 TABLE_BYTES = 64 << 20
 GUIDE_BITS = 18
-GUIDE_FLAG = 1 << 62
+GUIDE_FLAG = 1 << 30
 UNSURE = 1 << 15
 _BUILD_BATCH = 1024
 
@@ -91,7 +91,9 @@ class _Categorical:
         # range the guide holds, flagged with GUIDE_FLAG where it is more than one cell.
         g = np.arange((1 << self.bits) + 1, dtype=np.int64)
         cells = np.searchsorted(self.cumulative, -((-g * self.n) >> self.bits), side="right")
-        self.guide = np.where(cells[1:] != cells[:-1], cells[:-1] | GUIDE_FLAG, cells[:-1])
+        if len(counts) >= GUIDE_FLAG:
+            raise ValueError("too many cells")
+        self.guide = np.where(cells[1:] != cells[:-1], cells[:-1] | GUIDE_FLAG, cells[:-1]).astype(np.int32)
 
     def add(self, out: FloatArray, draws: IntArray, rng: np.random.Generator) -> None:
         """Add ``draws[r]`` categorical draws to column ``r`` of ``out`` (cells x rounds)."""
@@ -102,7 +104,8 @@ class _Categorical:
         cell = self.guide.take((r << self.bits) // self.n)
         unsure = np.flatnonzero(cell >= GUIDE_FLAG)
         cell[unsure] = np.searchsorted(self.cumulative, r[unsure], side="right")
-        np.add.at(out.ravel(), cell * out.shape[1] + np.repeat(np.arange(len(draws)), draws), out.dtype.type(1))
+        flat = cell * np.int64(out.shape[1]) + np.repeat(np.arange(len(draws)), draws)
+        np.add.at(out.ravel(), flat, out.dtype.type(1))
 
 
 class _PoissonTables:
