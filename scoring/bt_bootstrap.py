@@ -128,12 +128,10 @@ class _OpponentSums:
 
     def _buffer(self, name: str, rounds: int) -> Array:
         """Return this thread's (models x models x rounds) scratch array ``name``, zero where no pair met."""
-        key = (name, rounds)
-        cached: Array | None = getattr(self.buffers, "arrays", {}).get(key)
-        if cached is None:
-            cached = np.zeros((self.m, self.m, rounds))
-            self.buffers.arrays = {**getattr(self.buffers, "arrays", {}), key: cached}
-        return cached
+        arrays: dict[tuple[str, int], Array] = self.buffers.__dict__.setdefault("arrays", {})
+        if (name, rounds) not in arrays:
+            arrays[name, rounds] = np.zeros((self.m, self.m, rounds))
+        return arrays[name, rounds]
 
 
 class _Segments:
@@ -171,7 +169,7 @@ class _ChordSolver:
         cells: NDArray[np.int64],
         tol: float,
     ) -> None:
-        self.fit, self.mode, self.tol, self.cells = fit, mode, tol, cells
+        self.fit, self.mode, self.tol = fit, mode, tol
         self.pair_i, self.pair_j, self.m = pair_i, pair_j, len(counts.models)
         self.sums = _OpponentSums(self.m, pair_i, pair_j)
         self.had_forward = (cells[0] + cells[2] > 0)[:, None]

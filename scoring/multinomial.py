@@ -6,11 +6,13 @@
 ``n`` (about 2%) are drawn again: that event depends on the total alone, so the rounds kept stay exact.
 
 The Poisson counts come from per-cell inverse-CDF tables: a random integer picks one of ``SLICES`` equal slices of
-[0, 1); where the slice lies inside one step of the cell's CDF (most draws) the table holds the count, otherwise a
-fresh uniform places the point inside the slice and a short search of the CDF finishes. That is inversion of the
-CDF in double precision; each cell's table leaves out less than 1e-17 of its probability. Where the tables would
-not fit in ``TABLE_BYTES``, numpy's Poisson sampler is used instead. The categorical draws are integers below ``n``
-located in the cumulative counts, so they are exact.
+[0, 1); where the slice lies inside one step of the cell's CDF (about 90% of draws) the table holds the count,
+otherwise the slice's record (the counts at its two ends and where the CDF steps inside it) settles the count with
+one fresh uniform, and a binary search of the CDF settles the few slices that hold several steps. That is inversion
+of the CDF, computed in double precision (relative error of the tabulated probabilities below about 1e-13); each
+cell's table leaves out less than 1e-17 of its probability. Where the tables would not fit in ``TABLE_BYTES``,
+numpy's Poisson sampler is used instead. The categorical draws are integers below ``n`` located in the cumulative
+counts, so they are exact.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ OVERSHOOT_SD = 2.0
 SLICES = 512
 TAIL_SD = 9.0
 TAIL_PAD = 12.0
-TABLE_BYTES = 64 << 20
+TABLE_BYTES = 128 << 20
 GUIDE_BITS = 18
 GUIDE_FLAG = 1 << 30
 UNSURE = 1 << 15
@@ -89,10 +91,10 @@ class _Categorical:
         self.bits = GUIDE_BITS if self.n < 1 << (62 - GUIDE_BITS) else 0
         # Integers r with floor(r * 2**bits / n) == g lie in [first[g], first[g + 1]); so do their cells, whose
         # range the guide holds, flagged with GUIDE_FLAG where it is more than one cell.
-        g = np.arange((1 << self.bits) + 1, dtype=np.int64)
-        cells = np.searchsorted(self.cumulative, -((-g * self.n) >> self.bits), side="right")
         if len(counts) >= GUIDE_FLAG:
             raise ValueError("too many cells")
+        g = np.arange((1 << self.bits) + 1, dtype=np.int64)
+        cells = np.searchsorted(self.cumulative, -((-g * self.n) >> self.bits), side="right")
         self.guide = np.where(cells[1:] != cells[:-1], cells[:-1] | GUIDE_FLAG, cells[:-1]).astype(np.int32)
 
     def add(self, out: FloatArray, draws: IntArray, rng: np.random.Generator) -> None:
@@ -125,8 +127,8 @@ class _PoissonTables:
         self.cdf = np.zeros(0)
         self.quantiles: NDArray[np.uint16] | None = None
         self.record_start = np.zeros(len(means), dtype=np.int64)
-        self.record_low = np.zeros(0, dtype=np.int64)
-        self.record_high = np.zeros(0, dtype=np.int64)
+        self.record_low = np.zeros(0, dtype=np.int32)
+        self.record_high = np.zeros(0, dtype=np.int32)
         self.record_threshold = np.zeros(0)
 
     @classmethod
@@ -140,7 +142,8 @@ class _PoissonTables:
         batches = [order[start : start + _BUILD_BATCH] for start in range(0, len(order), _BUILD_BATCH)]
         # Every row of a batch gets the batch's widest support: a little more tail, one rectangle per batch.
         width[order] = np.concatenate([np.full(len(rows), width[rows[-1]]) for rows in batches])
-        size = int(width.sum()) * 8 + len(means) * (SLICES + 1) * 2
+        # CDF values, the quantile table, and at most one record (two int32, a float64) per value.
+        size = int(width.sum()) * (8 + 16) + len(means) * (SLICES + 1) * 2
         if size > TABLE_BYTES or int(width.max()) >= UNSURE:
             return tables
         tables.low = low
@@ -167,7 +170,7 @@ class _PoissonTables:
             counts[rows] = per_row
         tables.record_start = np.concatenate([[0], np.cumsum(counts)[:-1]])
         total = int(counts.sum())
-        tables.record_low, tables.record_high = np.empty(total, np.int64), np.empty(total, np.int64)
+        tables.record_low, tables.record_high = np.empty(total, np.int32), np.empty(total, np.int32)
         tables.record_threshold = np.empty(total)
         for rows, per_row, record_low, record_high, threshold in records:
             at = np.repeat(tables.record_start[rows] - np.concatenate([[0], np.cumsum(per_row)[:-1]]), per_row)
@@ -204,8 +207,13 @@ class _PoissonTables:
         return np.add(found, self.low[:, None], dtype=self.dtype)
 
     def _search(
-        self, cell: IntArray, slot: NDArray[np.uint16], low: IntArray, high: IntArray, rng: np.random.Generator
-    ) -> IntArray:
+        self,
+        cell: IntArray,
+        slot: NDArray[np.uint16],
+        low: NDArray[np.int32],
+        high: NDArray[np.int32],
+        rng: np.random.Generator,
+    ) -> NDArray[np.int32]:
         """Return min{x in [low, high] : F(x) > (slot + v) / SLICES} for v uniform on [F(low - 1) * SLICES - slot, 1).
 
         Precondition: F(low - 1) > slot / SLICES, F(high) > (slot + 1) / SLICES; offsets from the low end.
