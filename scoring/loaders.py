@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 from scoring.battles import OUTCOMES, Battle, BattleCounts, aggregate_codes, counts_from_tally, outcome_code
 from scoring.line_tally import LineTally, tally_lines
 
+IntArray = NDArray[np.int64]
 BATTLE_FIELDS = ("model_a", "model_b", "winner")
 RATING_FIELDS = ("unit", "rater", "value")
 
@@ -103,42 +104,18 @@ def _flat_layout(sample: bytes) -> bool:
 def _simple_tally(lines: LineTally) -> BattleCounts | None:
     """Aggregate distinct lines when all are flat records in the usual key order laid out alike, else None.
 
-    The lines are parsed together as a byte matrix: the 12 quotes of each line delimit the three values and the
-    bytes around them, which must be the same on every line. Anything unusual (other key order or spacing, extra
-    fields, escapes, unknown labels, self-battles) returns None so that the general path parses it and reports
-    the line.
+    The lines are parsed together as a byte matrix. Anything unusual (other key order or spacing, extra fields,
+    escapes, unknown labels, self-battles) returns None so that the general path parses it and reports the line.
     """
     rows, lengths = lines.byte_rows()
     inside = np.arange(rows.shape[1])[None, :] < lengths[:, None]
     keep = np.flatnonzero(((rows != 32) & (rows != 9) & (rows != 13) & inside).any(axis=1))
-    if not len(keep):
+    quotes = _flat_quotes(rows[keep], lengths[keep], inside[keep]) if len(keep) else None
+    if quotes is None:
         return None
-    rows, lengths, inside = rows[keep], lengths[keep], inside[keep]
-    n = len(rows)
-    quotes = rows == ord('"')
-    if ((rows < 32) & (rows != 9) & (rows != 13) & inside).any() or (rows == ord("\\")).any():
-        return None
-    if (quotes.sum(axis=1) != 12).any():
-        return None
-    at = np.nonzero(quotes)[1].reshape(n, 12)
-    layout = []
-    for start, stop in (
-        (at[:, 0] * 0, at[:, 2] + 1),
-        (at[:, 3], at[:, 6] + 1),
-        (at[:, 7], at[:, 10] + 1),
-        (at[:, 11], lengths),
-    ):
-        size = stop - start
-        if (size != size[0]).any():
-            return None
-        part = _slices(rows, start, int(size[0]))
-        if (part != part[0]).any():
-            return None
-        layout.append(part[0].tobytes())
-    if not _flat_layout(b"x".join(layout)):
-        return None
-    names, codes = _distinct(np.concatenate([_values(rows, at[:, k] + 1, at[:, k + 1]) for k in (2, 6)]))
-    labels, label_codes = _distinct(_values(rows, at[:, 10] + 1, at[:, 11]))
+    rows, n = rows[keep], len(keep)
+    names, codes = _distinct(np.concatenate([_values(rows, quotes[:, k] + 1, quotes[:, k + 1]) for k in (2, 6)]))
+    labels, label_codes = _distinct(_values(rows, quotes[:, 10] + 1, quotes[:, 11]))
     outcome_of = [_OUTCOME_BYTES.get(label) for label in labels]
     if None in outcome_of or (codes[:n] == codes[n:]).any():
         return None
@@ -152,6 +129,36 @@ def _simple_tally(lines: LineTally) -> BattleCounts | None:
     outcome = np.array(outcome_of, dtype=np.int64)[label_codes]
     models = [decoded[i] for i in order]
     return aggregate_codes(models, rank[codes[:n]], rank[codes[n:]], outcome, weights=lines.counts[keep])
+
+
+def _flat_quotes(rows: NDArray[np.uint8], lengths: NDArray[np.int64], inside: NDArray[np.bool_]) -> IntArray | None:
+    """Return the positions of the 12 quotes of each row if every row is a flat record laid out alike, else None.
+
+    The quotes delimit the three keys and values; the bytes around the values must be the same on every row and
+    read {"model_a": _, "model_b": _, "winner": _}. No control characters or escapes may appear.
+    """
+    quotes = rows == ord('"')
+    if ((rows < 32) & (rows != 9) & (rows != 13) & inside).any() or (rows == ord("\\")).any():
+        return None
+    if (quotes.sum(axis=1) != 12).any():
+        return None
+    at = np.nonzero(quotes)[1].reshape(len(rows), 12)
+    layout = []
+    for start, stop in ((np.zeros_like(lengths), at[:, 2] + 1), (at[:, 3], at[:, 6] + 1), (at[:, 7], at[:, 10] + 1)):
+        layout.append(_same_bytes(rows, start, stop))
+    layout.append(_same_bytes(rows, at[:, 11], lengths))
+    if None in layout or not _flat_layout(b"x".join(part for part in layout if part is not None)):
+        return None
+    return at
+
+
+def _same_bytes(rows: NDArray[np.uint8], start: IntArray, stop: IntArray) -> bytes | None:
+    """Return rows[i, start[i]:stop[i]] if it is the same for every row, else None."""
+    size = stop - start
+    if (size != size[0]).any():
+        return None
+    part = _slices(rows, start, int(size[0]))
+    return part[0].tobytes() if (part == part[0]).all() else None
 
 
 def _slices(rows: NDArray[np.uint8], start: NDArray[np.int64], size: int) -> NDArray[np.uint8]:
