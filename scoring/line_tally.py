@@ -191,7 +191,10 @@ class _Table:
                 ids[new] = self._lookup(hashes[new])
             known_words, known_lengths = self.words, self.lengths
         # Rows already in the table never change, so the comparison needs no lock.
-        equal = known_words.take(ids, axis=0)[:, :width] == words
+        known = known_words.take(ids, axis=0)
+        if known.shape[1] < width:  # only after a hash collision with a shorter line
+            known = np.pad(known, ((0, 0), (0, width - known.shape[1])))
+        equal = known[:, :width] == words
         same = known_lengths.take(ids) == lengths
         if not (equal.all() and same.all()):
             same &= equal.all(axis=1)
