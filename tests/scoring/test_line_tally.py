@@ -91,7 +91,7 @@ def test_parts_read_by_threads_give_the_same_tally(
 def test_a_collision_with_a_shorter_line_is_still_told_apart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(line_tally, "_hash", lambda words, lengths: np.full(len(lengths), 5, dtype=np.uint64))
     monkeypatch.setattr(line_tally, "BLOCK_BYTES", 64)
-    data = b"short\n" * 5 + b"a much longer line than the first one\n" * 3
+    data = b"a short line\n" * 5 + b"a much longer line than the first one\n" * 3
     path = tmp_path / "lines.txt"
     path.write_bytes(data)
     assert tally_as_dict(path) == expected_tally(data)
