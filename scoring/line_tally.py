@@ -13,6 +13,7 @@ line counts are known.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import threading
@@ -32,9 +33,6 @@ _PART_SHIFT = 40
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 _MIX2 = np.uint64(0xBF58476D1CE4E5B9)
 _COEFFICIENTS = (np.arange(MAX_WORDS, dtype=np.uint64) * np.uint64(2) + np.uint64(1)) * _MIX
-# _MASKS[length] keeps the first ``length`` bytes of a row of MAX_WORDS little-endian words.
-_MASKS = (np.arange(8 * MAX_WORDS)[None, :] < np.arange(8 * MAX_WORDS + 1)[:, None]).astype(np.uint8) * np.uint8(255)
-_MASKS = _MASKS.view("<u8")
 
 IntArray = NDArray[np.int64]
 
@@ -176,7 +174,7 @@ class _Table:
         words = rows[starts].view("<u8").reshape(len(starts), width)
         # Bytes past a line's end belong to the next lines: clear them (only the words past the shortest line).
         full = int(lengths.min()) // 8
-        words[:, full:] &= np.ascontiguousarray(_MASKS[:, full:width]).take(lengths, axis=0)
+        words[:, full:] &= _masks(full, width).take(lengths, axis=0)
         hashes = _hash(words, lengths)
         with self.lock:
             ids = self._lookup(hashes)
@@ -272,6 +270,13 @@ class _Table:
             won[free] = self.keys.take(slots[free]) == hashes[pending[free]]
             self.slot_ids[slots[won]] = ids[pending[won]]
             pending, slots = pending[~won], (slots[~won] + 1) & mask
+
+
+@functools.cache
+def _masks(first: int, stop: int) -> NDArray[np.uint64]:
+    """Return row L = the words first .. stop - 1 of a line of length L with the bytes past its end cleared."""
+    keep = np.arange(8 * first, 8 * stop)[None, :] < np.arange(8 * MAX_WORDS + 1)[:, None]
+    return (keep.astype(np.uint8) * np.uint8(255)).view("<u8")
 
 
 def _hash(words: NDArray[np.uint64], lengths: IntArray) -> NDArray[np.uint64]:
