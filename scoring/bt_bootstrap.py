@@ -8,7 +8,6 @@ chunks (numpy releases the GIL in the array work, so threads use the machine's c
 
 from __future__ import annotations
 
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from numpy.typing import NDArray
 from scoring import bt_fit, graph
 from scoring.battles import BattleCounts
 from scoring.bt_fit import RATING_SCALE
+from scoring.cores import idle_cores
 from scoring.multinomial import MultinomialSampler
 
 TieMode = Literal["half", "davidson"]
@@ -63,7 +63,7 @@ def bootstrap_thetas(
 ) -> Array:
     """Refit ``rounds`` multinomial resamples of the aggregated counts, warm-started at the point fit.
 
-    ``workers`` threads share the chunks of rounds (default: one per available core); the numbers do not depend on
+    ``workers`` threads share the chunks of rounds (default: one per idle core); the numbers do not depend on
     it.
     """
     pair_i, pair_j = np.nonzero(np.triu(counts.totals) > 0)
@@ -77,7 +77,7 @@ def bootstrap_thetas(
         draws = sampler.draw(sizes[chunk], np.random.default_rng(streams[chunk]))
         return solver.solve(draws.reshape(3, len(pair_i), sizes[chunk]))
 
-    threads = max(1, min(workers or len(os.sched_getaffinity(0)), len(sizes)))
+    threads = max(1, min(workers or idle_cores(), len(sizes)))
     if threads == 1:
         return np.concatenate([run(chunk) for chunk in range(len(sizes))])
     with ThreadPoolExecutor(threads) as pool:

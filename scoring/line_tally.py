@@ -6,7 +6,7 @@ words at once, hashes the words and looks the hashes up in an open-addressing ta
 word by word with the first line that had its hash, so a hash collision cannot merge two different lines: such
 lines, and lines longer than ``MAX_WORDS`` words, are counted one by one in Python instead.
 
-Large files are split at line ends into one part per core, read by threads that share the table (numpy releases
+Large files are split at line ends into one part per idle core, read by threads that share the table (numpy releases
 the GIL for the array work); a line's first occurrence is kept as (part, line within the part) until the parts'
 line counts are known.
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import os
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
+
+from scoring.cores import idle_cores
 
 BLOCK_BYTES = 1 << 22
 PART_BYTES = 1 << 24
@@ -64,9 +65,9 @@ class LineTally:
 def tally_lines(path: str | Path, workers: int | None = None) -> LineTally:
     """Return the distinct lines of a file with their counts; raise OSError if it cannot be read.
 
-    ``workers`` threads read parts of the file (default: one per available core, parts of at least PART_BYTES).
+    ``workers`` threads read parts of the file (default: one per idle core, parts of at least PART_BYTES).
     """
-    ranges = _parts(Path(path), workers or len(os.sched_getaffinity(0)))
+    ranges = _parts(Path(path), workers or idle_cores())
     table = _Table()
     if len(ranges) == 1:
         lines_per_part = [_read_part(Path(path), 0, *ranges[0], table)]

@@ -18,11 +18,12 @@ counts, so they are exact.
 from __future__ import annotations
 
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numpy.typing import NDArray
+
+from scoring.cores import idle_cores
 
 OVERSHOOT_SD = 2.0
 SLICES = 512
@@ -163,7 +164,7 @@ class _PoissonTables:
             return rows, per_row, record_low, record_high, threshold
 
         # Batches fill disjoint parts of the tables; numpy releases the GIL, so threads share the work.
-        with ThreadPoolExecutor(max(1, min(len(os.sched_getaffinity(0)), len(batches)))) as pool:
+        with ThreadPoolExecutor(max(1, min(idle_cores(), len(batches)))) as pool:
             records = list(pool.map(tabulate, batches))
         counts = np.zeros(len(means), dtype=np.int64)
         for rows, per_row, *_ in records:
