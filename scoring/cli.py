@@ -137,7 +137,7 @@ def _json_with_matrix(payload: dict[str, Any], path: tuple[str, str]) -> str:
     marker = "\u0000matrix\u0000"
     text = json.dumps(_finite({**payload, outer: {**payload[outer], key: marker}}), indent=1)
     # The matrix sits two levels deep: rows one space further in, values two.
-    rows = ",\n".join("   [\n" + ",\n".join("    " + repr(v) for v in row) + "\n   ]" for row in matrix)
+    rows = ",\n".join("   [\n" + ",\n".join("    " + repr(float(v)) for v in row) + "\n   ]" for row in matrix)
     # The matrix comes after every other string of the payload (the model names included).
     head, _, tail = text.rpartition(json.dumps(marker))
     return head + "[\n" + rows + "\n  ]" + tail
