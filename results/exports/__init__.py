@@ -46,7 +46,7 @@ def iter_export(
     selection: RaterSelection,
     aggregate: str | None = None,
     counter: RowCounter | None = None,
-) -> Iterator[bytes]:
+) -> Iterator[bytes | memoryview]:
     """Yield an export of the campaign's selected ratings as encoded bytes, piece by piece."""
     fmt, policy = export_format(format, aggregate)
     query = fmt.query(campaign, selection, policy)

@@ -61,13 +61,12 @@ def joined(parts: list[pa.Array | str], n: int, null: str | None = None) -> pa.A
     return pc.binary_join_element_wise(*arrays, "", null_handling="replace", null_replacement=null)
 
 
-def text_data(lines: pa.Array) -> bytes:
-    """Return the concatenated values of a string array without nulls."""
+def text_data(lines: pa.Array) -> memoryview:
+    """Return the concatenated values of a string array without nulls (a view of its buffer, not a copy)."""
     if not len(lines):
-        return b""
+        return memoryview(b"")
     offsets = np.frombuffer(lines.buffers()[1], np.int32, len(lines) + 1, lines.offset * 4)
-    data: bytes = lines.buffers()[2][int(offsets[0]) : int(offsets[-1])].to_pybytes()
-    return data
+    return memoryview(lines.buffers()[2])[int(offsets[0]) : int(offsets[-1])]
 
 
 def json_strings(values: pa.Array) -> Field:
@@ -123,7 +122,7 @@ class TextEncoder:
     def header(self) -> bytes:
         return b""
 
-    def encode(self, fields: list[Field]) -> bytes:
+    def encode(self, fields: list[Field]) -> memoryview:
         separators = self.separators()
         parts: list[pa.Array | str] = []
         pending = ""

@@ -228,13 +228,13 @@ def test_an_export_streams_in_pieces_of_one_block_of_rows(rated: Rated, monkeypa
 
     assert b"".join(pieces).count(b"\n") == 4 * len(rated.comparisons)
     assert len(pieces) > 8
-    assert max(piece.count(b"\n") for piece in pieces) <= 8
+    assert max(bytes(piece).count(b"\n") for piece in pieces) <= 8
 
 
 def test_a_download_stopped_early_leaves_the_connection_usable(rated: Rated, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(reading, "BLOCK_BYTES", 256)
     pieces = cast(
-        Generator[bytes, None, None],
+        Generator[bytes | memoryview, None, None],
         iter_export(rated.campaign, format="ratings", file_type="csv", selection=RaterSelection()),
     )
     next(pieces), next(pieces)  # the header, then the first batch
@@ -260,4 +260,4 @@ def test_an_error_in_the_middle_of_the_rows_is_raised_as_postgresql_reports_it(d
     with pytest.raises(psycopg.errors.DivisionByZero), transaction.atomic(), reading.export_transaction() as raw:
         list(reading.copy_batches(raw, rows, [], schema))
 
-    assert Rating.objects.count() == 0  # the connection still works
+    assert not Rater.objects.filter(name="nobody").exists()  # the connection still works
