@@ -17,7 +17,17 @@ from results.exports.formats import AGGREGATES, FORMATS, ExportFormat, export_fo
 from results.exports.reading import export_transaction, read_rows
 from results.raters import RaterSelection
 
-__all__ = ["AGGREGATES", "CONTENT_TYPES", "FORMATS", "ExportFormat", "export_format", "iter_export", "write_export"]
+__all__ = [
+    "AGGREGATES",
+    "CONTENT_TYPES",
+    "FORMATS",
+    "ExportFormat",
+    "RowCounter",
+    "export_format",
+    "file_type_for",
+    "iter_export",
+    "write_export",
+]
 
 FILE_TYPES = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 CONTENT_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv", "parquet": "application/vnd.apache.parquet"}

@@ -26,6 +26,8 @@ from psycopg.pq.abc import PGconn
 from annotation.models import Campaign
 from results.exports.formats import STR, ExportFormat, Query, Ref
 
+TEXT = pa.string()
+
 LOOKUP_BUDGET_BYTES = 32 << 20  # prompt and output texts one export keeps in memory (plus a copy while reading)
 BLOCK_BYTES = 512 << 10  # CSV bytes of rows parsed per batch...
 BLOCK_ROWS = 4096  # ...and rows: each may show several long texts, so both bound the memory a batch takes
@@ -153,8 +155,8 @@ def text_bytes(raw: Any, campaign: Campaign, fields: dict[str, list[str]]) -> in
     total = 0
     with raw.cursor() as cursor:
         for table, names in fields.items():
-            size = " + ".join(f"coalesce(octet_length(t.{name}), 0)" for name in names)
-            cursor.execute(f"SELECT coalesce(sum({size}), 0) {CAMPAIGN_ROWS[table]}", [campaign.pk])
+            lengths = " + ".join(f"coalesce(octet_length(t.{name}), 0)" for name in names)
+            cursor.execute(f"SELECT coalesce(sum({lengths}), 0) {CAMPAIGN_ROWS[table]}", [campaign.pk])
             (size,) = cursor.fetchone()
             total += int(size)
     return total
@@ -165,8 +167,8 @@ def load_lookup(raw: Any, campaign: Campaign, table: str, names: list[str], enco
     schema = pa.schema([("id", pa.int64()), *((name, pa.string()) for name in names)])
     sql = f"SELECT t.id, {', '.join(f't.{name}' for name in names)} {CAMPAIGN_ROWS[table]} ORDER BY t.id"
     rows = pa.Table.from_batches(list(copy_batches(raw, sql, [campaign.pk], schema)), schema).combine_chunks()
-    prepared = {name: encoder.prepare(rows[name].combine_chunks(), STR) for name in names}
-    return Lookup(rows["id"].to_numpy(), prepared)
+    columns = {name: rows[name].chunk(0) if rows[name].num_chunks else pa.array([], TEXT) for name in names}
+    return Lookup(rows["id"].to_numpy(), {name: encoder.prepare(values, STR) for name, values in columns.items()})
 
 
 def refs(query: Query) -> list[Ref]:
@@ -223,13 +225,14 @@ def read_rows(
     """Yield the export's rows batch by batch: their number, and per column of the format its prepared values."""
     lookups = load_lookups(raw, campaign, query, encoder)
     plan = joined_plan(fmt, query, encoder) if lookups is None else lookup_plan(fmt, query, encoder)
+    tables = lookups or {}
     kinds = [kind for _, kind in fmt.columns]
     for batch in copy_batches(raw, plan.sql, query.params, plan.schema):
-        positions = {key: lookups[key[0]].positions(batch.column(index)) for key, index in plan.keys.items() if lookups}
+        positions = {key: tables[key[0]].positions(batch.column(index)) for key, index in plan.keys.items()}
         columns = [
             encoder.prepare(batch.column(source), kind)
             if isinstance(source, int)
-            else encoder.take(lookups[source.table].fields[source.field], positions[source.table, source.key])  # type: ignore[index]
+            else encoder.take(tables[source.table].fields[source.field], positions[source.table, source.key])
             for source, kind in zip(plan.sources, kinds, strict=True)
         ]
         yield batch.num_rows, columns
