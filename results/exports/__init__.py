@@ -12,9 +12,7 @@ from pathlib import Path
 
 from annotation.models import Campaign
 from evalplatform.exceptions import DomainError
-from results.exports.encoders import ENCODERS
 from results.exports.formats import AGGREGATES, FORMATS, ExportFormat, export_format
-from results.exports.reading import export_transaction, read_rows
 from results.raters import RaterSelection
 
 __all__ = [
@@ -58,6 +56,10 @@ def iter_export(
     counter: RowCounter | None = None,
 ) -> Iterator[bytes | memoryview]:
     """Yield an export of the campaign's selected ratings as encoded bytes, piece by piece."""
+    # pyarrow and numpy are large: only a process that exports loads them, not every web or Celery worker.
+    from results.exports.encoders import ENCODERS
+    from results.exports.reading import export_transaction, read_rows
+
     fmt, policy = export_format(format, aggregate)
     query = fmt.query(campaign, selection, policy)
     encoder = ENCODERS[file_type](fmt)
