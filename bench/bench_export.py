@@ -2,10 +2,12 @@
 
 Seeds a campaign of N ratings (default 1,000,000; --quick: 100,000) with SQL (INSERT ... SELECT generate_series),
 kept between runs under the slug ``bench-ratings-N`` (--fresh re-seeds). Each export runs in its own process so
-its peak RSS is its own. Baseline, measured in the same run: the naive way, ``list(Rating.objects.select_related(...))``
-then a dict and ``json.dumps`` per row, on a sample of --sample ratings, extrapolated per row.
+its peak RSS is its own; it also reports its CPU seconds and, when PostgreSQL runs on this machine, those of its
+server process (figures that a loaded machine inflates less than rows/s). Baseline, measured in the same run: the
+naive way, ``list(Rating.objects.select_related(...))`` then a dict and ``json.dumps`` per row, on a sample of
+--sample ratings, extrapolated per row.
 
-    DATABASE_URL=postgres://... python bench/bench_export.py [--quick] [--ratings N] [--fresh]
+    DATABASE_URL=postgres://... python bench/bench_export.py [--quick] [--ratings N] [--fresh] [--formats F ...]
 Targets (issue 6): >= 100,000 rows/s and peak RSS < 300 MB for 1,000,000 ratings.
 """
 
@@ -88,8 +90,8 @@ def seed_sql(campaign_id: int, prompts: int, raters: list[int], n_ratings: int) 
         )
         cursor.execute(
             """INSERT INTO annotation_comparison (campaign_id, prompt_id, output_a_id, output_b_id, random_key,
-                                                  created_at)
-               SELECT %s, a.prompt_id, a.id, b.id, random(), now()
+                                                  filled, created_at)
+               SELECT %s, a.prompt_id, a.id, b.id, random(), 0, now()
                FROM annotation_output a JOIN annotation_output b ON b.prompt_id = a.prompt_id AND a.id < b.id
                JOIN annotation_prompt p ON p.id = a.prompt_id WHERE p.campaign_id = %s""",
             [campaign_id, campaign_id],
@@ -122,15 +124,31 @@ def count_comparisons(cursor: Any, campaign_id: int) -> int:
     return int(cursor.fetchone()[0])
 
 
-def run_export(slug: str, file_type: str, out: str) -> None:
-    """Child process: export the campaign's ratings and print rows and seconds as JSON."""
+def backend_cpu() -> float | None:
+    """Return the CPU seconds of this connection's PostgreSQL backend, when the server runs on this machine."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_export(slug: str, kind: str, out: str) -> None:
+    """Child process: export the campaign (kind is FORMAT.FILE_TYPE) and print rows, seconds and CPU as JSON."""
     from results.exports import write_export
     from results.raters import RaterSelection
 
     campaign = Campaign.objects.get(slug=slug)
+    before, cpu = backend_cpu(), time.process_time()
     started = time.perf_counter()
-    rows = write_export(campaign, format="ratings", out=out, selection=RaterSelection())
-    print(json.dumps({"rows": rows, "seconds": time.perf_counter() - started}))
+    rows = write_export(campaign, format=kind.split(".")[0], out=out, selection=RaterSelection())
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    after = backend_cpu()
+    postgres = None if before is None or after is None else after - before
+    print(json.dumps({"rows": rows, "seconds": seconds, "python_cpu": cpu, "postgres_cpu": postgres}))
 
 
 def run_baseline(slug: str, sample: int, out: str) -> None:
@@ -182,6 +200,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="100,000 ratings, baseline sample 10,000.")
     parser.add_argument("--sample", type=int, default=50_000, help="Ratings the naive baseline exports.")
     parser.add_argument("--fresh", action="store_true", help="Re-seed even if the campaign exists.")
+    parser.add_argument("--formats", nargs="+", default=["ratings"], choices=["ratings", "arena", "dpo", "alpaca_eval"])
     parser.add_argument("--child", nargs=3, metavar=("KIND", "SLUG", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -195,17 +214,21 @@ def main() -> None:
         base, base_mb = child(["--sample", str(sample), "--child", "baseline", campaign.slug, f"{tmp}/naive.jsonl"])
         base_rate = base["rows"] / base["seconds"]
         print(
-            f"baseline  naive ORM + json.dumps: {base['rows']:>9} rows {base_rate:>10,.0f} rows/s  "
-            f"peak RSS {base_mb:6.0f} MB (extrapolated to {n:,} rows: {n / base_rate:.1f} s)"
+            f"baseline naive ORM + json.dumps: {base['rows']:>9} rows {base_rate:>10,.0f} rows/s  "
+            f"peak RSS {base_mb:4.0f} MB (extrapolated to {n:,} rows: {n / base_rate:.1f} s)",
+            flush=True,
         )
-        for file_type in ("jsonl", "csv", "parquet"):
-            out = f"{tmp}/ratings.{file_type}"
-            result, peak_mb = child(["--child", file_type, campaign.slug, out])
+        for kind in [f"{fmt}.{file_type}" for fmt in args.formats for file_type in ("jsonl", "csv", "parquet")]:
+            out = f"{tmp}/{kind}"
+            result, peak_mb = child(["--child", kind, campaign.slug, out])
             rate = result["rows"] / result["seconds"]
             size = Path(out).stat().st_size / 1e6
+            postgres = "" if result["postgres_cpu"] is None else f" + postgres {result['postgres_cpu']:4.1f} s"
             print(
-                f"export    ratings.{file_type:<8}: {result['rows']:>9} rows {rate:>10,.0f} rows/s  "
-                f"peak RSS {peak_mb:6.0f} MB  {size:7.0f} MB file  {rate / base_rate:5.1f}x baseline"
+                f"export {kind:<20}: {result['rows']:>9} rows {rate:>10,.0f} rows/s  peak RSS {peak_mb:4.0f} MB  "
+                f"{size:5.0f} MB file  {rate / base_rate:5.1f}x baseline  cpu: python {result['python_cpu']:4.1f} s"
+                f"{postgres}",
+                flush=True,
             )
 
 

@@ -1,7 +1,15 @@
-"""Multinomial bootstrap of Bradley-Terry fits over aggregated battle counts."""
+"""Multinomial bootstrap of Bradley-Terry fits over aggregated battle counts.
+
+Each round redistributes all battles over the (pair, outcome) cells in proportion to their counts, an exact
+multinomial draw (``scoring.multinomial``), and refits. Rounds go in chunks of ``CHUNK_ROUNDS``, each drawn from its
+own random stream spawned from ``rng``: the result depends on the seed alone, not on how many threads share the
+chunks (numpy releases the GIL in the array work, so threads use the machine's cores).
+"""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -11,23 +19,31 @@ from numpy.typing import NDArray
 from scoring import bt_fit, graph
 from scoring.battles import BattleCounts
 from scoring.bt_fit import RATING_SCALE
+from scoring.cores import idle_cores
+from scoring.multinomial import MultinomialSampler
 
 TieMode = Literal["half", "davidson"]
 DEFAULT_PRIOR = 1.0
+CHUNK_ROUNDS = 64
+DENSE_BYTES = 8 << 20
+MAX_CHORD_STEPS = 100
+
+Array = NDArray[np.float64]
+Counts = NDArray[np.floating]
 
 
 @dataclass(frozen=True, eq=False)
 class PointFit:
     """Point estimate on the natural log-strength scale plus diagnostics."""
 
-    theta: NDArray[np.float64]
+    theta: Array
     log_nu: float | None
     labels: NDArray[np.int32]
     prior: float
     iterations: int
 
 
-def fit_matrices(counts: BattleCounts, mode: TieMode) -> tuple[NDArray[np.float64], NDArray[np.float64] | None]:
+def fit_matrices(counts: BattleCounts, mode: TieMode) -> tuple[Array, Array | None]:
     """Return the win matrix (with halves for ties in 'half' mode) and the tie matrix for Davidson."""
     wins = counts.wins.astype(np.float64)
     all_ties = counts.all_ties.astype(np.float64)
@@ -37,35 +53,111 @@ def fit_matrices(counts: BattleCounts, mode: TieMode) -> tuple[NDArray[np.float6
 
 
 def bootstrap_thetas(
-    counts: BattleCounts, fit: PointFit, mode: TieMode, rounds: int, rng: np.random.Generator, tol: float = 1e-6
-) -> NDArray[np.float64]:
+    counts: BattleCounts,
+    fit: PointFit,
+    mode: TieMode,
+    rounds: int,
+    rng: np.random.Generator,
+    tol: float = 1e-6,
+    workers: int | None = None,
+) -> Array:
     """Refit ``rounds`` multinomial resamples of the aggregated counts, warm-started at the point fit.
 
-    Each resample redistributes all battles over the (pair, outcome) cells in proportion to their counts.
-    Rounds are solved with chord-Newton steps that reuse the point fit's inverse Hessian (one matrix product
-    per step).
+    ``workers`` threads share the chunks of rounds (default: one per idle core); the numbers do not depend on
+    it.
     """
-    m = len(counts.models)
     pair_i, pair_j = np.nonzero(np.triu(counts.totals) > 0)
-    cells = np.stack(
-        [counts.wins[pair_i, pair_j], counts.wins[pair_j, pair_i], counts.all_ties[pair_i, pair_j]], axis=1
-    ).ravel()
-    keep = np.flatnonzero(cells)
-    n_total = int(cells.sum())
-    pvals = cells[keep] / n_total
-    solver = _ChordSolver(counts, fit, mode, pair_i, pair_j, cells.reshape(-1, 3), tol)
-    chunk = max(1, min(rounds, 2_000_000 // max(len(cells), 1)))
-    out = np.empty((rounds, m))
-    for start in range(0, rounds, chunk):
-        size = min(chunk, rounds - start)
-        draws = np.zeros((size, len(cells)))
-        draws[:, keep] = rng.multinomial(n_total, pvals, size=size)
-        out[start : start + size] = solver.solve(draws.reshape(size, -1, 3))
-    return out
+    cells = np.stack([counts.wins[pair_i, pair_j], counts.wins[pair_j, pair_i], counts.all_ties[pair_i, pair_j]])
+    sampler = MultinomialSampler(cells.ravel())
+    solver = _ChordSolver(counts, fit, mode, pair_i, pair_j, cells, tol)
+    sizes = [min(CHUNK_ROUNDS, rounds - start) for start in range(0, rounds, CHUNK_ROUNDS)]
+    streams = np.random.SeedSequence(rng.integers(0, 1 << 63, size=4)).spawn(len(sizes))
+
+    def run(chunk: int) -> Array:
+        draws = sampler.draw(sizes[chunk], np.random.default_rng(streams[chunk]))
+        return solver.solve(draws.reshape(3, len(pair_i), sizes[chunk]))
+
+    threads = max(1, min(workers or idle_cores(), len(sizes)))
+    if threads == 1:
+        return np.concatenate([run(chunk) for chunk in range(len(sizes))])
+    with ThreadPoolExecutor(threads) as pool:
+        return np.concatenate(list(pool.map(run, range(len(sizes)))))
+
+
+class _OpponentSums:
+    """Sum per-pair values over each model's opponents, for a chunk of rounds.
+
+    Dense (models x models x rounds) arrays where most pairs met (broadcasting, no gathers), else the list of pairs
+    in both directions sorted by model (``reduceat``). Pairs come sorted by their first model.
+    """
+
+    def __init__(self, m: int, pair_i: NDArray[np.intp], pair_j: NDArray[np.intp]) -> None:
+        self.m, self.pair_i, self.pair_j = m, pair_i, pair_j
+        self.dense = 4 * len(pair_i) >= m * m and m * m * CHUNK_ROUNDS * 8 <= DENSE_BYTES
+        self.by_first = _Segments(pair_i, m)
+        self.by_second = _Segments(pair_j, m)
+        ends = np.concatenate([pair_i, pair_j])
+        self.by_either = _Segments(ends, m)
+        self.opponents = np.concatenate([pair_j, pair_i])[self.by_either.order]
+        self.buffers = threading.local()
+
+    def per_model(self, first: Counts, second: Counts) -> Array:
+        """Return, per model, the sum of ``first`` over its pairs as first model and ``second`` as second."""
+        return self.by_first.sums(first) + self.by_second.sums(second)
+
+    def load(self, values: Counts) -> Counts:
+        """Return per-pair values (pairs x rounds) laid out for ``over_sums``."""
+        if not self.dense:
+            return values.take(self.by_either.order % len(self.pair_i), axis=0)
+        out = self._buffer("load", values.shape[1])
+        out[self.pair_i, self.pair_j] = values
+        out[self.pair_j, self.pair_i] = values
+        return out
+
+    def over_sums(self, loaded: Counts, strength: Array) -> Array:
+        """Return sum over opponents j of value_ij / (strength_i + strength_j), (models x rounds)."""
+        if not self.dense:
+            work = strength.take(self.by_either.owners, axis=0)
+            work += strength.take(self.opponents, axis=0)
+            np.divide(loaded, work, out=work)
+            return self.by_either.sums(work, presorted=True)
+        work = np.add(strength[:, None, :], strength[None, :, :], out=self._buffer("work", strength.shape[1]))
+        np.divide(loaded, work, out=work)
+        summed: Array = work.sum(axis=1)
+        return summed
+
+    def _buffer(self, name: str, rounds: int) -> Array:
+        """Return this thread's (models x models x rounds) scratch array ``name``, zero where no pair met."""
+        arrays: dict[tuple[str, int], Array] = self.buffers.__dict__.setdefault("arrays", {})
+        if (name, rounds) not in arrays:
+            arrays[name, rounds] = np.zeros((self.m, self.m, rounds))
+        return arrays[name, rounds]
+
+
+class _Segments:
+    """Sum rows that belong to the same model with ``reduceat``."""
+
+    def __init__(self, owner: NDArray[np.intp], m: int) -> None:
+        self.m = m
+        self.order = np.argsort(owner, kind="stable")
+        self.owners = owner[self.order]
+        self.sorted = bool((self.order == np.arange(len(owner))).all())
+        self.models, self.starts = np.unique(self.owners, return_index=True)
+
+    def sums(self, values: Counts, presorted: bool = False) -> Array:
+        """Return each model's sum of the rows of ``values`` (in the owners' order if ``presorted``)."""
+        rows = values if presorted or self.sorted else values.take(self.order, axis=0)
+        out = np.zeros((self.m, values.shape[1]))
+        if len(rows):
+            out[self.models] = np.add.reduceat(rows, self.starts, axis=0)
+        return out
 
 
 class _ChordSolver:
-    """Solve resampled likelihoods by chord-Newton steps with the point fit's inverse Hessian."""
+    """Solve resampled likelihoods by chord-Newton steps with the point fit's inverse Hessian.
+
+    A chunk arrives as (3, pairs, rounds) counts: wins of the pair's first model, of its second, and ties.
+    """
 
     def __init__(
         self,
@@ -77,9 +169,11 @@ class _ChordSolver:
         cells: NDArray[np.int64],
         tol: float,
     ) -> None:
-        self.fit, self.mode, self.tol, self.cells = fit, mode, tol, cells
+        self.fit, self.mode, self.tol = fit, mode, tol
         self.pair_i, self.pair_j, self.m = pair_i, pair_j, len(counts.models)
-        self._scatter: tuple[int, NDArray[np.intp], NDArray[np.intp]] | None = None
+        self.sums = _OpponentSums(self.m, pair_i, pair_j)
+        self.had_forward = (cells[0] + cells[2] > 0)[:, None]
+        self.had_backward = (cells[1] + cells[2] > 0)[:, None]
         win, tie = fit_matrices(counts, mode)
         prior = np.array([fit.prior])
         if tie is None:
@@ -92,102 +186,82 @@ class _ChordSolver:
             self.x0 = np.append(fit.theta, log_nu)
         self.inv_hess = np.linalg.pinv(neg_hess, hermitian=True) if fit.prior == 0.0 else np.linalg.inv(neg_hess)
 
-    def solve(self, draws: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Return centred thetas for one chunk of resampled (pair, outcome) counts."""
-        size = draws.shape[0]
-        suspicious = self._lost_edges(draws) if self.fit.prior == 0.0 else np.zeros(size, dtype=bool)
+    def solve(self, draws: Counts) -> Array:
+        """Return centred thetas, (rounds, models), for one chunk of resampled counts, (3, pairs, rounds)."""
         if self.mode == "half":
-            x, active = self._half_chord(draws)
+            x, active, lost = self._half_chord(draws)
         else:
             x, active = self._davidson_chord(draws)
-        redo = np.flatnonzero(active | suspicious)
+            lost = self._lost_edges(draws[0] + draws[2], draws[1] + draws[2])
+        redo = np.flatnonzero(active | lost)
         if len(redo):
-            x[redo] = self._newton(draws[redo], np.repeat(self.x0[None], len(redo), axis=0))
+            x[redo] = self._newton(draws[:, :, redo], np.repeat(self.x0[None], len(redo), axis=0))
         return bt_fit.center(x[:, : self.m], self.fit.labels)
 
-    def _half_chord(self, draws: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
-        """Iterate chord steps for half-tie Bradley-Terry in a pairs x rounds layout (the hot loop)."""
-        size, m = draws.shape[0], self.m
-        won = np.ascontiguousarray((draws[:, :, 0] + draws[:, :, 2] / 2).T)
-        total = np.ascontiguousarray(draws.sum(axis=2).T)
-        won_sum = np.bincount(self.scatter_i(size), won.ravel(), m * size)
-        won_sum -= np.bincount(self.scatter_j(size), won.ravel(), m * size)
-        theta = np.repeat(self.x0[:, None], size, axis=1)
-        work = np.empty_like(won)
-        step = np.full((m, size), np.inf)
-        # Every round starts at the point fit, so the first iteration's probabilities are shared.
-        start = 1.0 / (1.0 + np.exp(self.x0[self.pair_j] - self.x0[self.pair_i]))
-        np.multiply(total, start[:, None], out=work)
-        for iteration in range(100):
-            if iteration:
-                np.subtract(theta.take(self.pair_j, axis=0), theta.take(self.pair_i, axis=0), out=work)
-                np.exp(work, out=work)
-                work += 1.0
-                np.divide(total, work, out=work)
-            expected = np.bincount(self.scatter_i(size), work.ravel(), m * size)
-            expected -= np.bincount(self.scatter_j(size), work.ravel(), m * size)
-            grad: NDArray[np.float64] = np.asarray(won_sum - expected, dtype=np.float64).reshape(m, size)
+    def _half_chord(self, draws: Counts) -> tuple[Array, NDArray[np.bool_], NDArray[np.bool_]]:
+        """Iterate chord steps for half-tie Bradley-Terry (the hot loop); also return the rounds that lost an edge.
+
+        With e = exp(theta), the expected score of model i is e_i * sum_j n_ij / (e_i + e_j).
+        """
+        half_ties = draws[2] * 0.5
+        first = draws[0] + half_ties
+        second = draws[1] + half_ties
+        battles = self.sums.load(first + second)
+        score = self.sums.per_model(first, second)
+        # A pair's score for a side is zero exactly when that side neither won nor tied.
+        lost = self._lost_edges(first, second)
+        theta = np.repeat(self.x0[:, None], draws.shape[2], axis=1)
+        last = error = np.full(draws.shape[2], np.inf)
+        for _ in range(MAX_CHORD_STEPS):
+            strength = np.exp(theta)
+            grad = score - strength * self.sums.over_sums(battles, strength)
             if self.fit.prior:
-                grad += self.fit.prior * (0.5 - 1.0 / (1.0 + np.exp(-theta)))
+                grad += self.fit.prior * (0.5 - bt_fit.sigmoid(theta))
             step = self.inv_hess @ grad
             theta += step
-            if np.abs(step).max() * RATING_SCALE < self.tol:
+            last, error = _remaining_error(step, last)
+            if error.max() < self.tol:
                 break
-        active = np.abs(step).max(axis=0) * RATING_SCALE >= self.tol
-        return np.ascontiguousarray(theta.T), active
+        return np.ascontiguousarray(theta.T), ~(error < self.tol), lost
 
-    def scatter_i(self, size: int) -> NDArray[np.intp]:
-        """Return flat (model, round) indices of each pair's first model in the pairs x rounds layout."""
-        if self._scatter is None or self._scatter[0] != size:
-            rounds = np.arange(size)
-            self._scatter = (
-                size,
-                (self.pair_i[:, None] * size + rounds).ravel(),
-                (self.pair_j[:, None] * size + rounds).ravel(),
-            )
-        return self._scatter[1]
-
-    def scatter_j(self, size: int) -> NDArray[np.intp]:
-        """Return flat (model, round) indices of each pair's second model."""
-        self.scatter_i(size)
-        assert self._scatter is not None
-        return self._scatter[2]
-
-    def _davidson_chord(self, draws: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    def _davidson_chord(self, draws: Counts) -> tuple[Array, NDArray[np.bool_]]:
         """Iterate chord steps for the Davidson model on dense matrices."""
         wins, ties = self._dense(draws)
-        prior = np.full(len(draws), self.fit.prior)
-        x = np.repeat(self.x0[None], len(draws), axis=0)
-        step = np.full_like(x, np.inf)
-        for _ in range(100):
+        prior = np.full(len(wins), self.fit.prior)
+        x = np.repeat(self.x0[None], len(wins), axis=0)
+        last = error = np.full(len(wins), np.inf)
+        for _ in range(MAX_CHORD_STEPS):
             grad = bt_fit.davidson_terms(x[:, : self.m], x[:, self.m], wins, ties, prior).grad
             step = grad @ self.inv_hess
             x += step
-            if np.abs(step[:, : self.m]).max() * RATING_SCALE < self.tol:
+            last, error = _remaining_error(step[:, : self.m].T, last)
+            if error.max() < self.tol:
                 break
-        return x, np.abs(step[:, : self.m]).max(axis=1) * RATING_SCALE >= self.tol
+        return x, ~(error < self.tol)
 
-    def _lost_edges(self, draws: NDArray[np.float64]) -> NDArray[np.bool_]:
-        """Return the rounds where a 'won or tied against' edge of the data vanished from the resample."""
-        forward = draws[:, :, 0] + draws[:, :, 2]
-        backward = draws[:, :, 1] + draws[:, :, 2]
-        had_forward = self.cells[:, 0] + self.cells[:, 2] > 0
-        had_backward = self.cells[:, 1] + self.cells[:, 2] > 0
-        lost: NDArray[np.bool_] = ((forward == 0) & had_forward).any(axis=1) | ((backward == 0) & had_backward).any(
-            axis=1
-        )
+    def _lost_edges(self, forward: Counts, backward: Counts) -> NDArray[np.bool_]:
+        """Return the rounds where a 'won or tied against' edge of the data vanished from the resample.
+
+        ``forward`` and ``backward`` are (pairs, rounds) values that are zero exactly where the pair's first or
+        second model neither won nor tied. Only a fit without the prior can lose its maximum-likelihood estimate.
+        """
+        lost = np.zeros(forward.shape[1], dtype=bool)
+        if self.fit.prior:
+            return lost
+        for kept, had in ((forward, self.had_forward), (backward, self.had_backward)):
+            lost |= np.min(kept, axis=0, where=had, initial=1.0) == 0
         return lost
 
-    def _dense(self, draws: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """Return dense win and tie matrices of a chunk."""
-        size, i, j = draws.shape[0], self.pair_i, self.pair_j
-        wins = np.zeros((size, self.m, self.m))
-        wins[:, i, j], wins[:, j, i] = draws[:, :, 0], draws[:, :, 1]
-        ties = np.zeros((size, self.m, self.m))
-        ties[:, i, j] = ties[:, j, i] = draws[:, :, 2]
+    def _dense(self, draws: Counts) -> tuple[Array, Array]:
+        """Return dense (rounds, models, models) win and tie matrices of a chunk."""
+        rounds, i, j = draws.shape[2], self.pair_i, self.pair_j
+        wins = np.zeros((rounds, self.m, self.m))
+        wins[:, i, j], wins[:, j, i] = draws[0].T, draws[1].T
+        ties = np.zeros((rounds, self.m, self.m))
+        ties[:, i, j] = ties[:, j, i] = draws[2].T
         return wins, ties
 
-    def _newton(self, draws: NDArray[np.float64], x: NDArray[np.float64]) -> NDArray[np.float64]:
+    def _newton(self, draws: Counts, x: Array) -> Array:
         """Fit the given rounds by full Newton, with the default prior where their MLE does not exist."""
         wins, ties = self._dense(draws)
         prior = np.full(len(x), self.fit.prior)
@@ -201,10 +275,24 @@ class _ChordSolver:
         return np.concatenate([result.theta, result.log_nu[:, None]], axis=1)
 
 
-def _rounds_without_mle(wins: NDArray[np.float64], ties: NDArray[np.float64], labels: NDArray[np.int32]) -> list[int]:
+def _remaining_error(step: Array, last: Array) -> tuple[Array, Array]:
+    """Return each round's step size and its estimated distance left to the solution, in rating points.
+
+    ``step`` is (parameters, rounds) and ``last`` the previous step sizes (inf at first). Chord steps shrink
+    geometrically, by ``ratio`` each; once a step is under half the one before, the distance left is below
+    size * ratio / (1 - ratio).
+    """
+    size = np.abs(step).max(axis=0) * RATING_SCALE
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = size / last
+        error = np.where((ratio < 0.5) & np.isfinite(last), size * ratio / (1.0 - ratio), np.inf)
+    return size, np.where(size == 0.0, 0.0, error)
+
+
+def _rounds_without_mle(wins: Array, ties: Array, labels: NDArray[np.int32]) -> list[int]:
     """Return the rounds whose resample has no finite MLE or splits a component of the original data."""
     beats = (wins > 0) | (ties > 0)
-    n_comp = len(np.unique(labels))
+    n_comp = int(labels.max()) + 1
     return [
         b for b in range(len(beats)) if graph.component_labels(beats[b])[0] != n_comp or not graph.mle_exists(beats[b])
     ]

@@ -115,11 +115,11 @@ def centering_matrix(labels: NDArray[np.int32], extra: int) -> Array:
 
 
 def center(theta: Array, labels: NDArray[np.int32]) -> Array:
-    """Shift ``theta`` so that each component has mean zero."""
-    out = theta.copy()
-    for comp in np.unique(labels):
-        members = labels == comp
-        out[:, members] -= out[:, members].mean(axis=1, keepdims=True)
+    """Shift ``theta`` so that each component has mean zero (``labels`` number the components from 0)."""
+    sizes = np.bincount(labels)
+    averaging = np.zeros((len(labels), len(sizes)))
+    averaging[np.arange(len(labels)), labels] = 1.0 / sizes[labels]
+    out: Array = theta - (theta @ averaging)[:, labels]
     return out
 
 

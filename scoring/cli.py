@@ -91,7 +91,7 @@ def run_rank(args: argparse.Namespace) -> str:
             row["elo"] = ratings[row["model"]]
     if args.format == "table":
         return _table(board, payload)
-    return json.dumps(_finite(payload), indent=1)
+    return _json_with_matrix(payload, ("win_probability", "matrix"))
 
 
 def _table(board: Leaderboard, payload: dict[str, Any]) -> str:
@@ -123,6 +123,24 @@ def run_agreement(args: argparse.Namespace) -> str:
     from scoring.agreement_cli import agreement_payload
 
     return json.dumps(_finite(agreement_payload(args)), indent=1)
+
+
+def _json_with_matrix(payload: dict[str, Any], path: tuple[str, str]) -> str:
+    """Return json.dumps(_finite(payload), indent=1), writing the matrix at ``path`` without the slow encoder.
+
+    json's indented encoder is pure Python; the (models x models) matrix of floats is most of the output.
+    """
+    outer, key = path
+    matrix = payload[outer][key]
+    if not matrix or not all(matrix) or not np.isfinite(np.asarray(matrix, dtype=float)).all():
+        return json.dumps(_finite(payload), indent=1)
+    marker = "\u0000matrix\u0000"
+    text = json.dumps(_finite({**payload, outer: {**payload[outer], key: marker}}), indent=1)
+    # The matrix sits two levels deep: rows one space further in, values two.
+    rows = ",\n".join("   [\n" + ",\n".join("    " + repr(float(v)) for v in row) + "\n   ]" for row in matrix)
+    # The matrix comes after every other string of the payload (the model names included).
+    head, _, tail = text.rpartition(json.dumps(marker))
+    return head + "[\n" + rows + "\n  ]" + tail
 
 
 def _finite(value: Any) -> Any:

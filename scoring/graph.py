@@ -9,10 +9,9 @@ from numpy.typing import NDArray
 def _adjacency(adjacent: NDArray[np.bool_]) -> list[list[int]]:
     """Return adjacency lists of a boolean matrix."""
     rows, cols = np.nonzero(adjacent)
-    out: list[list[int]] = [[] for _ in range(adjacent.shape[0])]
-    for r, c in zip(rows.tolist(), cols.tolist(), strict=True):
-        out[r].append(c)
-    return out
+    ends = np.cumsum(np.bincount(rows, minlength=adjacent.shape[0])).tolist()
+    flat = cols.tolist()
+    return [flat[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)]
 
 
 def component_labels(adjacent: NDArray[np.bool_]) -> tuple[int, NDArray[np.int32]]:

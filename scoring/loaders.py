@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from scoring.battles import OUTCOMES, Battle, BattleCounts, aggregate_codes, counts_from_tally, outcome_code
+from scoring.line_tally import LineTally, tally_lines
 
+IntArray = NDArray[np.int64]
 BATTLE_FIELDS = ("model_a", "model_b", "winner")
 RATING_FIELDS = ("unit", "rater", "value")
-BLOCK_SIZE = 1 << 23
 
 
 class InputError(ValueError):
@@ -88,39 +90,103 @@ _SIMPLE_BATTLE = re.compile(
 )
 
 
-_SIMPLE_LINES = re.compile(rb"^" + _SIMPLE_BATTLE.pattern + rb"$", re.MULTILINE)
 _OUTCOME_BYTES = {label.encode(): code for code, label in enumerate(OUTCOMES)}
+_ROW_HASH = (np.arange(1, 64, 2, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)) | np.uint64(1)
 
 
-def _simple_tally(line_counts: Counter[bytes]) -> BattleCounts | None:
-    """Aggregate distinct lines when all are flat records in the usual key order with valid values, else None.
+def _flat_layout(sample: bytes) -> bool:
+    """Return whether a line split at its 12 quotes reads {"model_a": _, "model_b": _, "winner": _}."""
+    pieces = sample.split(b'"')
+    keys, punctuation = pieces[1::4], [piece.strip(b" \t\r") for piece in pieces[0::2]]
+    return keys == [b"model_a", b"model_b", b"winner"] and punctuation == [b"{", b":", b",", b":", b",", b":", b"}"]
 
-    One regular-expression pass over the distinct lines replaces a JSON parse per line; anything unusual
-    (other key order, extra fields, escapes, unknown labels, self-battles) returns None so that the general
-    path parses it and reports the line.
+
+def _simple_tally(lines: LineTally) -> BattleCounts | None:
+    """Aggregate distinct lines when all are flat records in the usual key order laid out alike, else None.
+
+    The lines are parsed together as a byte matrix. Anything unusual (other key order or spacing, extra fields,
+    escapes, unknown labels, self-battles) returns None so that the general path parses it and reports the line.
     """
-    contents = [content for content in line_counts if content.strip()]
-    fields = _SIMPLE_LINES.findall(b"\n".join(contents))
-    if not contents or len(fields) != len(contents):
+    rows, lengths = lines.byte_rows()
+    inside = np.arange(rows.shape[1])[None, :] < lengths[:, None]
+    keep = np.flatnonzero(((rows != 32) & (rows != 9) & (rows != 13) & inside).any(axis=1))
+    quotes = _flat_quotes(rows[keep], lengths[keep], inside[keep]) if len(keep) else None
+    if quotes is None:
         return None
-    names: dict[bytes, int] = {}
-    rows = []
-    for (a, b, winner), content in zip(fields, contents, strict=True):
-        outcome = _OUTCOME_BYTES.get(winner)
-        if outcome is None or a == b:
-            return None
-        rows.append((names.setdefault(a, len(names)), names.setdefault(b, len(names)), outcome, line_counts[content]))
+    rows, n = rows[keep], len(keep)
+    names, codes = _distinct(np.concatenate([_values(rows, quotes[:, k] + 1, quotes[:, k + 1]) for k in (2, 6)]))
+    labels, label_codes = _distinct(_values(rows, quotes[:, 10] + 1, quotes[:, 11]))
+    outcome_of = [_OUTCOME_BYTES.get(label) for label in labels]
+    if None in outcome_of or (codes[:n] == codes[n:]).any():
+        return None
     try:
         decoded = [name.decode("utf-8") for name in names]
     except UnicodeDecodeError:
         return None
-    table = np.array(rows, dtype=np.int64)
-    order = np.argsort(np.array(decoded, dtype=object))
+    order = sorted(range(len(decoded)), key=decoded.__getitem__)
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
-    return aggregate_codes(
-        [decoded[i] for i in order], rank[table[:, 0]], rank[table[:, 1]], table[:, 2], weights=table[:, 3]
-    )
+    outcome = np.array(outcome_of, dtype=np.int64)[label_codes]
+    models = [decoded[i] for i in order]
+    return aggregate_codes(models, rank[codes[:n]], rank[codes[n:]], outcome, weights=lines.counts[keep])
+
+
+def _flat_quotes(rows: NDArray[np.uint8], lengths: NDArray[np.int64], inside: NDArray[np.bool_]) -> IntArray | None:
+    """Return the positions of the 12 quotes of each row if every row is a flat record laid out alike, else None.
+
+    The quotes delimit the three keys and values; the bytes around the values must be the same on every row and
+    read {"model_a": _, "model_b": _, "winner": _}. No control characters or escapes may appear.
+    """
+    quotes = rows == ord('"')
+    if ((rows < 32) & (rows != 9) & (rows != 13) & inside).any() or (rows == ord("\\")).any():
+        return None
+    if (quotes.sum(axis=1) != 12).any():
+        return None
+    at = np.nonzero(quotes)[1].reshape(len(rows), 12)
+    layout = []
+    for start, stop in ((np.zeros_like(lengths), at[:, 2] + 1), (at[:, 3], at[:, 6] + 1), (at[:, 7], at[:, 10] + 1)):
+        layout.append(_same_bytes(rows, start, stop))
+    layout.append(_same_bytes(rows, at[:, 11], lengths))
+    if None in layout or not _flat_layout(b"x".join(part for part in layout if part is not None)):
+        return None
+    return at
+
+
+def _same_bytes(rows: NDArray[np.uint8], start: IntArray, stop: IntArray) -> bytes | None:
+    """Return rows[i, start[i]:stop[i]] if it is the same for every row, else None."""
+    size = stop - start
+    if (size != size[0]).any():
+        return None
+    part = _slices(rows, start, int(size[0]))
+    return part[0].tobytes() if (part == part[0]).all() else None
+
+
+def _slices(rows: NDArray[np.uint8], start: NDArray[np.int64], size: int) -> NDArray[np.uint8]:
+    """Return rows[i, start[i]:start[i] + size] for each row (bytes past a row's end read as zero)."""
+    flat = np.concatenate([rows.ravel(), np.zeros(max(size, 1), dtype=np.uint8)])
+    pieces = np.ndarray((len(flat) - max(size, 1) + 1,), dtype=f"V{max(size, 1)}", buffer=flat, strides=(1,))
+    picked = pieces[np.arange(len(rows)) * rows.shape[1] + start]
+    out: NDArray[np.uint8] = picked.view(np.uint8).reshape(len(rows), max(size, 1))[:, :size]
+    return out
+
+
+def _values(rows: NDArray[np.uint8], start: NDArray[np.int64], stop: NDArray[np.int64]) -> NDArray[np.uint8]:
+    """Return rows[i, start[i]:stop[i]] for each row, zero-padded to a multiple of 8 bytes."""
+    size = 8 * max(1, (int((stop - start).max()) + 7) // 8)
+    picked = _slices(rows, start, size)
+    picked[np.arange(size)[None, :] >= (stop - start)[:, None]] = 0
+    return picked
+
+
+def _distinct(values: NDArray[np.uint8]) -> tuple[list[bytes], NDArray[np.int64]]:
+    """Return the distinct zero-padded byte strings among the rows (in no useful order) and each row's index."""
+    words = np.ascontiguousarray(values).view("<u8")
+    # One number per row (exact for one word; a hash checked against each group's first row otherwise).
+    keys = words[:, 0] if words.shape[1] == 1 else words @ _ROW_HASH[: words.shape[1]]
+    _, first, codes = np.unique(keys, return_index=True, return_inverse=True)
+    if words.shape[1] > 1 and not (words[first][codes] == words).all():
+        _, first, codes = np.unique(words, axis=0, return_index=True, return_inverse=True)
+    return [row.tobytes().rstrip(b"\0") for row in words[first]], codes.ravel().astype(np.int64)
 
 
 def _battle_from_line(content: bytes) -> Battle:
@@ -147,55 +213,45 @@ def _array_battles(data: bytes) -> list[Battle]:
     return out
 
 
-def _line_counts(path: str | Path, first: bytes) -> Counter[bytes]:
-    """Count identical lines of a JSON Lines file, reading it in blocks to bound memory."""
-    counts: Counter[bytes] = Counter()
-    carry = b""
+def _starts_like_json_array(path: str | Path) -> bool:
+    """Return whether the file's first non-blank character opens a JSON array."""
     with Path(path).open("rb") as handle:
-        handle.seek(len(first))
-        block = first
-        while block:
-            lines = (carry + block).split(b"\n")
-            carry = lines.pop()
-            counts.update(lines)
-            block = handle.read(BLOCK_SIZE)
-    counts[carry] += 1
-    return counts
-
-
-def _first_line_number(path: str | Path, content: bytes) -> int:
-    """Return the 1-based number of the first line equal to ``content``."""
-    with Path(path).open("rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.rstrip(b"\n") == content:
-                return number
-    return 0
+        while chunk := handle.read(1 << 16):
+            text = chunk.lstrip(b" \t\r\n\xef\xbb\xbf")
+            if text:
+                return text[:1] == b"["
+    return False
 
 
 def read_battle_counts(path: str | Path) -> BattleCounts:
     """Read an Arena battle log and aggregate it; identical lines are parsed once."""
     try:
-        with Path(path).open("rb") as handle:
-            first = handle.read(BLOCK_SIZE)
-        tally: Counter[Battle] = Counter()
-        if _is_json_array(first):
-            tally.update(_array_battles(_read_bytes(path)))
+        if _starts_like_json_array(path):
+            tally: Counter[Battle] = Counter(_array_battles(_read_bytes(path)))
         else:
-            line_counts = _line_counts(path, first)
-            fast = _simple_tally(line_counts)
+            lines = tally_lines(path)
+            fast = _simple_tally(lines)
             if fast is not None:
                 return fast
-            for content, count in line_counts.items():
-                if content.strip():
-                    try:
-                        tally[_battle_from_line(content)] += count
-                    except ValueError as exc:
-                        raise InputError(f"line {_first_line_number(path, content)}: {exc}") from None
+            tally = _tally_distinct_lines(lines)
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
     if not tally:
         raise InputError("no battles in the file")
     return counts_from_tally(tally)
+
+
+def _tally_distinct_lines(lines: LineTally) -> Counter[Battle]:
+    """Parse each distinct line once, in file order; raise InputError naming the first bad line."""
+    tally: Counter[Battle] = Counter()
+    for i in np.argsort(lines.first, kind="stable").tolist():
+        content = lines.lines[i]
+        if content.strip():
+            try:
+                tally[_battle_from_line(content)] += int(lines.counts[i])
+            except ValueError as exc:
+                raise InputError(f"line {lines.first[i]}: {exc}") from None
+    return tally
 
 
 def read_battles(path: str | Path) -> list[Battle]:

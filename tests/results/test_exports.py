@@ -2,13 +2,22 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Generator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import numpy as np
+import psycopg
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection, transaction
 
+from annotation.models import Output, Prompt, Rater, Rating
+from results.exports import FORMATS, iter_export, reading
+from results.exports.encoders import ParquetEncoder
+from results.raters import RaterSelection
 from tests.results.conftest import Rated
 
 
@@ -107,3 +116,148 @@ def test_exports_keep_quotes_backslashes_newlines_and_unicode_intact(rated: Rate
     assert jsonl[0]["rationale"] == table[0]["rationale"] == ""
     assert jsonl[0]["strength"] is None
     assert table[0]["strength"] is None
+
+
+TRICKY = 'He said "no", \\n is not\ta newline\nbut this is\r\nand \\. \x01\x1f\x7f, café 😀 ,'
+TRICKY_NAME = 'expert, "the" \\ one'
+
+
+@pytest.fixture
+def tricky(rated: Rated) -> Rated:
+    """Put quotes, backslashes, newlines, tabs, control characters and unicode in every text an export shows."""
+    first = rated.comparisons[0]
+    Prompt.objects.filter(pk=first.prompt_id).update(text=TRICKY, external_id='q,"0"\n')
+    Output.objects.filter(pk=first.output_a_id).update(text="\\.")
+    Output.objects.filter(pk=first.output_b_id).update(text=TRICKY[::-1], model_name='model "x", v2')
+    Rater.objects.filter(pk=rated.expert.pk).update(name=TRICKY_NAME)
+    Rating.objects.filter(comparison=first).update(rationale='tab\tquote"backslash\\\nend')
+    return rated
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def as_csv(value: Any) -> str:
+    """Return how a JSON value reads back from CSV (NULL is an empty field)."""
+    return "" if value is None else value if isinstance(value, str) else json.dumps(value)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "args"),
+    [("ratings", ()), ("arena", ()), ("dpo", ("--aggregate", "each")), ("dpo", ()), ("alpaca_eval", ())],
+)
+def test_unusual_characters_survive_every_file_type_exactly(
+    tricky: Rated, tmp_path: Path, fmt: str, args: tuple[str, ...]
+) -> None:
+    jsonl = read_jsonl(export(tricky, tmp_path, fmt, "t.jsonl", *args))
+    csv_rows = read_csv(export(tricky, tmp_path, fmt, "t.csv", *args))
+    table = pq.read_table(export(tricky, tmp_path, fmt, "t.parquet", *args)).to_pylist()
+
+    assert table == jsonl
+    assert csv_rows == [{key: as_csv(value) for key, value in row.items()} for row in jsonl]
+    shown = {value for row in jsonl for value in row.values()}
+    assert 'q,"0"\n' in shown
+    assert fmt == "arena" or {TRICKY, "\\.", TRICKY[::-1]} <= shown
+    assert fmt not in ("arena", "alpaca_eval") or TRICKY_NAME in shown
+
+
+def test_ratings_export_shows_the_tricky_values_in_their_columns(tricky: Rated, tmp_path: Path) -> None:
+    rows = read_csv(export(tricky, tmp_path, "ratings", "t.csv"))
+
+    first = rows[0]
+    assert (first["prompt"], first["question_id"], first["output_a"]) == (TRICKY, 'q,"0"\n', "\\.")
+    assert (first["output_b"], first["model_b"]) == (TRICKY[::-1], 'model "x", v2')
+    assert first["rationale"] == 'tab\tquote"backslash\\\nend'
+
+
+@pytest.mark.parametrize("file_type", ["jsonl", "csv", "parquet"])
+@pytest.mark.parametrize(
+    ("fmt", "aggregate"),
+    [("ratings", None), ("arena", None), ("dpo", "each"), ("dpo", "majority"), ("alpaca_eval", None)],
+)
+def test_texts_joined_in_sql_give_the_same_bytes_as_texts_looked_up(
+    tricky: Rated, monkeypatch: pytest.MonkeyPatch, file_type: str, fmt: str, aggregate: str | None
+) -> None:
+    def run() -> bytes:
+        pieces = iter_export(
+            tricky.campaign, format=fmt, file_type=file_type, selection=RaterSelection(), aggregate=aggregate
+        )
+        return b"".join(pieces)
+
+    looked_up = run()
+    monkeypatch.setattr(reading, "LOOKUP_BUDGET_BYTES", -1)  # every campaign is over it: join the texts in SQL
+
+    assert run() == looked_up
+
+
+def test_json_lines_and_csv_are_what_postgresql_writes_for_the_same_rows(tricky: Rated) -> None:
+    fmt = FORMATS["ratings"]
+    query = fmt.query(tricky.campaign, RaterSelection(), "each")
+    sql = reading.joined_plan(fmt, query, ParquetEncoder(fmt)).sql
+    columns = ", ".join(fmt.names)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT row_to_json(t)::text FROM ({sql}) AS t({columns})", query.params)
+        postgres_json = "".join(line + "\n" for (line,) in cursor.fetchall()).encode()
+        with cursor.cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", query.params) as copy:
+            postgres_csv = (columns.replace(" ", "") + "\n").encode() + b"".join(bytes(data) for data in copy)
+
+    def ours(file_type: str) -> bytes:
+        return b"".join(iter_export(tricky.campaign, format="ratings", file_type=file_type, selection=RaterSelection()))
+
+    assert ours("jsonl") == postgres_json
+    assert ours("csv") == postgres_csv
+
+
+def test_an_empty_export_is_a_valid_empty_file(campaign: Any, tmp_path: Path) -> None:
+    def write(name: str) -> Path:
+        call_command("export", campaign.slug, "--format", "ratings", "--out", str(tmp_path / name))
+        return tmp_path / name
+
+    assert write("e.jsonl").read_bytes() == b""
+    assert write("e.csv").read_text().splitlines() == [",".join(FORMATS["ratings"].names)]
+    table = pq.read_table(write("e.parquet"))
+    assert table.num_rows == 0
+    assert table.column_names == FORMATS["ratings"].names
+
+
+def test_an_export_streams_in_pieces_of_one_block_of_rows(rated: Rated, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reading, "BLOCK_BYTES", 512)  # a narrow row takes about 100 bytes of CSV
+    pieces = list(iter_export(rated.campaign, format="ratings", file_type="jsonl", selection=RaterSelection()))
+
+    assert b"".join(pieces).count(b"\n") == 4 * len(rated.comparisons)
+    assert len(pieces) > 8
+    assert max(bytes(piece).count(b"\n") for piece in pieces) <= 8
+
+
+def test_a_download_stopped_early_leaves_the_connection_usable(rated: Rated, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reading, "BLOCK_BYTES", 256)
+    pieces = cast(
+        Generator[bytes | memoryview, None, None],
+        iter_export(rated.campaign, format="ratings", file_type="csv", selection=RaterSelection()),
+    )
+    next(pieces), next(pieces)  # the header, then the first batch
+
+    pieces.close()  # as Django does when the client goes away
+
+    assert Rating.objects.filter(comparison__campaign=rated.campaign).count() == 4 * len(rated.comparisons)
+
+
+@pytest.mark.parametrize("ids", [[3, 4, 6], [5, 10**12]])
+def test_lookup_finds_dense_and_sparse_ids(ids: list[int]) -> None:
+    lookup = reading.Lookup(np.array(ids, np.int64), {})
+
+    assert lookup.positions(pa.array([ids[-1], None, ids[0]], pa.int64())).to_pylist() == [len(ids) - 1, None, 0]
+    with pytest.raises(LookupError):
+        lookup.positions(pa.array([ids[0] + 1 if ids[0] + 1 not in ids else 2], pa.int64()))
+
+
+def test_an_error_in_the_middle_of_the_rows_is_raised_as_postgresql_reports_it(db: None) -> None:
+    schema = pa.schema([("x", pa.int64())])
+    rows = "SELECT 1 / (4000 - g) FROM generate_series(1, 5000) g"  # fails after a few thousand rows
+
+    with pytest.raises(psycopg.errors.DivisionByZero), transaction.atomic(), reading.export_transaction() as raw:
+        list(reading.copy_batches(raw, rows, [], schema))
+
+    assert not Rater.objects.filter(name="nobody").exists()  # the connection still works

@@ -5,8 +5,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
-from scoring import bradley_terry
+from scoring import BattleCounts, aggregate_battles, bradley_terry, bt_bootstrap, bt_fit
+from scoring.bradley_terry import _point_fit
+from scoring.bt_bootstrap import DEFAULT_PRIOR, PointFit, TieMode
+from scoring.multinomial import MultinomialSampler
 from tests.scoring.test_bradley_terry import random_battles
 
 
@@ -32,3 +36,67 @@ def test_bootstrap_rounds_are_centred_like_the_point_estimate() -> None:
     board = bradley_terry(random_battles(12, n_models=6, n_battles=800), bootstrap=50, rng=np.random.default_rng(1))
     assert board.bootstrap_ratings is not None
     assert np.allclose(board.bootstrap_ratings.mean(axis=1), 1000.0)
+
+
+def _fit_and_cells(battles: list[tuple[str, str, str]], mode: TieMode) -> tuple[BattleCounts, PointFit, np.ndarray]:
+    """Return the counts, the point fit and the (pair, outcome) cells of some battles."""
+    counts = aggregate_battles(battles)
+    fit = _point_fit(counts, mode, DEFAULT_PRIOR, 1e-6, [])
+    pair_i, pair_j = np.nonzero(np.triu(counts.totals) > 0)
+    cells = np.stack([counts.wins[pair_i, pair_j], counts.wins[pair_j, pair_i], counts.all_ties[pair_i, pair_j]])
+    return counts, fit, cells
+
+
+@pytest.mark.parametrize("mode", ["half", "davidson"])
+def test_rounds_do_not_depend_on_how_many_threads_share_them(mode: TieMode) -> None:
+    counts, fit, _ = _fit_and_cells(random_battles(21, n_models=7, n_battles=2000), mode)
+    one = bt_bootstrap.bootstrap_thetas(counts, fit, mode, 150, np.random.default_rng(9), workers=1)
+    two = bt_bootstrap.bootstrap_thetas(counts, fit, mode, 150, np.random.default_rng(9), workers=2)
+    assert np.array_equal(one, two)
+
+
+@pytest.mark.parametrize("mode", ["half", "davidson"])
+def test_chord_steps_reach_the_maximum_likelihood_of_each_resample(mode: TieMode) -> None:
+    counts, fit, cells = _fit_and_cells(random_battles(22, n_models=9, n_battles=4000), mode)
+    pair_i, pair_j = np.nonzero(np.triu(counts.totals) > 0)
+    draws = MultinomialSampler(cells.ravel()).draw(40, np.random.default_rng(5)).reshape(3, len(pair_i), 40)
+    solver = bt_bootstrap._ChordSolver(counts, fit, mode, pair_i, pair_j, cells, 1e-6)
+    chord = solver.solve(draws)
+    newton = bt_fit.center(
+        solver._newton(draws, np.repeat(solver.x0[None], 40, axis=0))[:, : len(counts.models)], fit.labels
+    )
+    assert np.abs(chord - newton).max() * bt_fit.RATING_SCALE < 1e-6
+
+
+def test_bootstrap_spread_matches_per_round_multinomial_refits() -> None:
+    # A reference built the plain way: numpy's multinomial per round, each round refitted by full Newton.
+    battles = random_battles(23, n_models=6, n_battles=3000)
+    counts, fit, cells = _fit_and_cells(battles, "half")
+    pair_i, pair_j = np.nonzero(np.triu(counts.totals) > 0)
+    rng = np.random.default_rng(11)
+    drawn = rng.multinomial(cells.sum(), cells.ravel() / cells.sum(), size=2000)
+    solver = bt_bootstrap._ChordSolver(counts, fit, "half", pair_i, pair_j, cells, 1e-6)
+    reference_draws = drawn.reshape(2000, 3, len(pair_i)).transpose(1, 2, 0).astype(np.float64)
+    reference = bt_fit.center(solver._newton(reference_draws, np.repeat(fit.theta[None], 2000, axis=0)), fit.labels)
+    ours = bt_bootstrap.bootstrap_thetas(counts, fit, "half", 2000, np.random.default_rng(12))
+    assert np.allclose(ours.mean(axis=0), reference.mean(axis=0), atol=0.15 * reference.std(axis=0).min())
+    assert np.allclose(ours.std(axis=0), reference.std(axis=0), rtol=0.1)
+
+
+def test_sparse_comparison_graphs_use_the_pair_list_and_reach_the_same_fits() -> None:
+    rng = np.random.default_rng(31)
+    strength = rng.normal(0, 1, 12)
+    battles = []
+    for i in range(12):
+        for j in ((i + 1) % 12, (i + 5) % 12):
+            for _ in range(150):
+                u = rng.random()
+                p = 1 / (1 + np.exp(strength[j] - strength[i]))
+                battles.append((f"m{i}", f"m{j}", "tie" if u < 0.1 else "model_a" if u < 0.1 + 0.9 * p else "model_b"))
+    counts, fit, cells = _fit_and_cells(battles, "half")
+    pair_i, pair_j = np.nonzero(np.triu(counts.totals) > 0)
+    solver = bt_bootstrap._ChordSolver(counts, fit, "half", pair_i, pair_j, cells, 1e-6)
+    assert not solver.sums.dense
+    draws = MultinomialSampler(cells.ravel()).draw(30, np.random.default_rng(6)).reshape(3, len(pair_i), 30)
+    newton = bt_fit.center(solver._newton(draws, np.repeat(solver.x0[None], 30, axis=0)), fit.labels)
+    assert np.abs(solver.solve(draws) - newton).max() * bt_fit.RATING_SCALE < 1e-6

@@ -6,7 +6,9 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -165,3 +167,17 @@ def test_agreement_rejects_options_the_metric_would_ignore(rating_file: Path) ->
     done = run("agreement", str(rating_file), "--metric", "gwet_ac1", "--level", "ordinal")
     assert done.returncode == 1
     assert "--level applies to krippendorff_alpha only" in done.stderr
+
+
+@pytest.mark.parametrize("names", [["a", "b", "c"], ["\u0000matrix\u0000", "x"], ["solo"]])
+def test_json_output_is_the_standard_indented_encoding(names: list[str]) -> None:
+    from scoring.cli import _finite, _json_with_matrix
+
+    rng = np.random.default_rng(len(names))
+    matrix = rng.random((len(names), len(names))).tolist()
+    payload: dict[str, Any] = {"ratings": [{"model": n, "rating": 1000.0 + i} for i, n in enumerate(names)]}
+    payload["win_probability"] = {"models": names, "matrix": matrix}
+    payload["seed"] = 3
+    assert _json_with_matrix(payload, ("win_probability", "matrix")) == json.dumps(_finite(payload), indent=1)
+    payload["win_probability"]["matrix"][0][0] = float("nan")
+    assert _json_with_matrix(payload, ("win_probability", "matrix")) == json.dumps(_finite(payload), indent=1)

@@ -1,0 +1,272 @@
+"""The four exports: their columns, Arrow types, and the SQL that yields each column or the id to look it up by.
+
+Long texts (prompts, outputs) and the short strings that come with them (question ids, model names) are not
+selected row by row: a column names the prompt or output to take them from (a ``Ref``), so that PostgreSQL sorts
+and sends narrow rows and each text is read and escaped once per export, not once per rating that shows it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from annotation.models import Campaign
+from evalplatform.exceptions import DomainError
+from results.raters import RaterSelection
+from results.selectors import A_LEFT_SQL, OUTPUT_JOINS, PUBLIC_RATER_SQL, VALUE_SQL, ratings_from
+
+AGGREGATES = ("majority", "unanimous", "each")
+STR, INT, FLOAT = "string", "int64", "float64"
+
+LEFT_SQL = f"CASE WHEN {A_LEFT_SQL} THEN 'a' ELSE 'b' END"
+ISO_SQL = """to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
+SHOWN_FIRST = f"CASE WHEN {A_LEFT_SQL} THEN c.output_a_id ELSE c.output_b_id END"
+SHOWN_SECOND = f"CASE WHEN {A_LEFT_SQL} THEN c.output_b_id ELSE c.output_a_id END"
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A column taken from the prompt or output whose id the SQL expression ``key`` gives (NULL gives NULL)."""
+
+    table: Literal["prompt", "output"]
+    field: Literal["text", "external_id", "model_name"]
+    key: str
+
+
+def prompt(field: Literal["text", "external_id"]) -> Ref:
+    """Return a column of the rated comparison's prompt."""
+    return Ref("prompt", field, "c.prompt_id")
+
+
+def output(field: Literal["text", "model_name"], key: str) -> Ref:
+    """Return a column of the output whose id ``key`` gives."""
+    return Ref("output", field, key)
+
+
+@dataclass(frozen=True)
+class Query:
+    """An export's rows: a value (SQL or Ref) per column, selected ``[prefix] SELECT ... source ORDER BY order_by``."""
+
+    select: tuple[str | Ref, ...]
+    source: str
+    params: list[Any]
+    order_by: str
+    prefix: str = ""  # a WITH clause, whose parameters come first in params
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """An export: its columns with their Arrow types and the query that yields them in that order."""
+
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    query: Callable[[Campaign, RaterSelection, str], Query]
+    aggregates: tuple[str, ...] = ("each",)
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.columns]
+
+
+def ratings_query(campaign: Campaign, selection: RaterSelection, aggregate: str) -> Query:
+    """Return the query of one row per rating, with texts, model names and the rater's pseudonym."""
+    source, params = ratings_from(campaign, selection)
+    select = (
+        "r.id",
+        "c.id",
+        prompt("external_id"),
+        prompt("text"),
+        "c.output_a_id",
+        "c.output_b_id",
+        output("model_name", "c.output_a_id"),
+        output("model_name", "c.output_b_id"),
+        output("text", "c.output_a_id"),
+        output("text", "c.output_b_id"),
+        "rr.pseudonym",
+        "r.rater_kind",
+        "r.source",
+        "r.verdict",
+        VALUE_SQL,
+        output("model_name", "CASE WHEN r.verdict = 'win' THEN r.winner_id END"),
+        LEFT_SQL,
+        """CASE WHEN r.verdict <> 'win' THEN r.verdict
+                WHEN r.winner_id = COALESCE(r.left_output_id, c.output_a_id) THEN 'left' ELSE 'right' END""",
+        "r.strength",
+        "r.rationale",
+        "r.time_ms",
+        ISO_SQL,
+    )
+    return Query(select, source, params, "r.id")
+
+
+RATINGS = ExportFormat(
+    name="ratings",
+    columns=(
+        ("rating_id", INT),
+        ("comparison_id", INT),
+        ("question_id", STR),
+        ("prompt", STR),
+        ("output_a_id", INT),
+        ("output_b_id", INT),
+        ("model_a", STR),
+        ("model_b", STR),
+        ("output_a", STR),
+        ("output_b", STR),
+        ("rater", STR),
+        ("rater_kind", STR),
+        ("source", STR),
+        ("verdict", STR),
+        ("choice", STR),
+        ("winner_model", STR),
+        ("shown_left", STR),
+        ("choice_side", STR),
+        ("strength", INT),
+        ("rationale", STR),
+        ("time_ms", INT),
+        ("created_at", STR),
+    ),
+    query=ratings_query,
+)
+
+
+def arena_query(campaign: Campaign, selection: RaterSelection, aggregate: str) -> Query:
+    """Return the query of one Chatbot Arena battle per rating whose outputs both have a model name."""
+    source, params = ratings_from(campaign, selection, joins=OUTPUT_JOINS)
+    select = (
+        f"CASE WHEN {A_LEFT_SQL} THEN xa.model_name ELSE xb.model_name END",
+        f"CASE WHEN {A_LEFT_SQL} THEN xb.model_name ELSE xa.model_name END",
+        """CASE WHEN r.verdict = 'tie' THEN 'tie' WHEN r.verdict = 'both_bad' THEN 'tie (bothbad)'
+                WHEN r.winner_id = COALESCE(r.left_output_id, c.output_a_id) THEN 'model_a' ELSE 'model_b' END""",
+        PUBLIC_RATER_SQL,
+        prompt("external_id"),
+        "extract(epoch FROM r.created_at)::float8",
+    )
+    named_only = source + " AND xa.model_name IS NOT NULL AND xb.model_name IS NOT NULL"
+    return Query(select, named_only, params, "r.id")
+
+
+ARENA = ExportFormat(
+    name="arena",
+    columns=(
+        ("model_a", STR),
+        ("model_b", STR),
+        ("winner", STR),
+        ("judge", STR),
+        ("question_id", STR),
+        ("tstamp", FLOAT),
+    ),
+    query=arena_query,
+)
+
+
+def alpaca_eval_query(campaign: Campaign, selection: RaterSelection, aggregate: str) -> Query:
+    """Return the query of one AlpacaEval annotation per rating: output_1 is the output shown first (left)."""
+    source, params = ratings_from(campaign, selection)
+    select = (
+        prompt("text"),
+        output("text", SHOWN_FIRST),
+        output("text", SHOWN_SECOND),
+        output("model_name", SHOWN_FIRST),
+        output("model_name", SHOWN_SECOND),
+        """CASE WHEN r.verdict <> 'win' THEN 1.5::float8
+                WHEN r.winner_id = COALESCE(r.left_output_id, c.output_a_id) THEN 1.0::float8 ELSE 2.0::float8 END""",
+        PUBLIC_RATER_SQL,
+        prompt("external_id"),
+        "c.id",
+        "r.id",
+    )
+    return Query(select, source, params, "r.id")
+
+
+ALPACA_EVAL = ExportFormat(
+    name="alpaca_eval",
+    columns=(
+        ("instruction", STR),
+        ("output_1", STR),
+        ("output_2", STR),
+        ("generator_1", STR),
+        ("generator_2", STR),
+        ("preference", FLOAT),
+        ("annotator", STR),
+        ("question_id", STR),
+        ("comparison_id", INT),
+        ("rating_id", INT),
+    ),
+    query=alpaca_eval_query,
+)
+
+
+def pair(chosen: str, rejected: str, *rest: str) -> tuple[str | Ref, ...]:
+    """Return the columns of a preference pair of the outputs ``chosen`` and ``rejected`` (SQL ids), then rest."""
+    texts = (output("text", chosen), output("text", rejected))
+    models = (output("model_name", chosen), output("model_name", rejected))
+    return (prompt("text"), *texts, *models, prompt("external_id"), "c.id", *rest)
+
+
+def dpo_query(campaign: Campaign, selection: RaterSelection, aggregate: str) -> Query:
+    """Return the query of TRL preference pairs under an aggregation policy (see AGGREGATES)."""
+    if aggregate == "each":
+        return dpo_each_query(campaign, selection)
+    source, params = ratings_from(campaign, selection, rater=False)
+    keep = "v.a * 2 > v.n OR v.b * 2 > v.n" if aggregate == "majority" else "v.a = v.n OR v.b = v.n"
+    prefix = f"""WITH v AS (
+                   SELECT r.comparison_id AS id, count(*) AS n,
+                          count(*) FILTER (WHERE r.verdict = 'win' AND r.winner_id = c.output_a_id) AS a,
+                          count(*) FILTER (WHERE r.verdict = 'win' AND r.winner_id = c.output_b_id) AS b,
+                          count(*) FILTER (WHERE r.verdict = 'tie') AS t,
+                          count(*) FILTER (WHERE r.verdict = 'both_bad') AS bb
+                   {source} GROUP BY r.comparison_id)"""
+    chosen = "CASE WHEN v.a > v.b THEN c.output_a_id ELSE c.output_b_id END"
+    rejected = "CASE WHEN v.a > v.b THEN c.output_b_id ELSE c.output_a_id END"
+    policy = {"majority": "'majority'", "unanimous": "'unanimous'"}[aggregate]
+    select = pair(
+        chosen, rejected, policy, "v.n", "GREATEST(v.a, v.b)", "LEAST(v.a, v.b)", "v.t", "v.bb", "NULL", "NULL"
+    )
+    return Query(select, f"FROM v JOIN annotation_comparison c ON c.id = v.id WHERE {keep}", params, "c.id", prefix)
+
+
+def dpo_each_query(campaign: Campaign, selection: RaterSelection) -> Query:
+    """Return the query of one preference pair per decisive rating."""
+    source, params = ratings_from(campaign, selection)
+    rejected = "CASE WHEN r.winner_id = c.output_a_id THEN c.output_b_id ELSE c.output_a_id END"
+    select = pair("r.winner_id", rejected, "'each'", "1", "1", "0", "0", "0", PUBLIC_RATER_SQL, "r.id")
+    return Query(select, source + " AND r.verdict = 'win'", params, "r.id")
+
+
+DPO = ExportFormat(
+    name="dpo",
+    columns=(
+        ("prompt", STR),
+        ("chosen", STR),
+        ("rejected", STR),
+        ("chosen_model", STR),
+        ("rejected_model", STR),
+        ("question_id", STR),
+        ("comparison_id", INT),
+        ("policy", STR),
+        ("n_ratings", INT),
+        ("votes_chosen", INT),
+        ("votes_rejected", INT),
+        ("votes_tie", INT),
+        ("votes_both_bad", INT),
+        ("rater", STR),
+        ("rating_id", INT),
+    ),
+    query=dpo_query,
+    aggregates=AGGREGATES,
+)
+
+FORMATS = {f.name: f for f in (RATINGS, ARENA, DPO, ALPACA_EVAL)}
+
+
+def export_format(name: str, aggregate: str | None) -> tuple[ExportFormat, str]:
+    """Return the named export and the aggregation policy to use, raising DomainError for bad names."""
+    if name not in FORMATS:
+        raise DomainError(f"format: unknown export {name!r}; use one of {', '.join(FORMATS)}", field="format")
+    fmt = FORMATS[name]
+    policy = aggregate or fmt.aggregates[0]
+    if policy not in fmt.aggregates:
+        allowed = ", ".join(fmt.aggregates)
+        raise DomainError(f"aggregate: {name} exports take {allowed}, not {policy!r}", field="aggregate")
+    return fmt, policy
