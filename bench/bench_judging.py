@@ -6,8 +6,9 @@ openai client in 64 threads (no database, no Celery) doing the same number of ca
 
     DATABASE_URL=postgres://... python bench/bench_judging.py [--quick] [--path celery|threads]
 
---path celery (default) runs the real path: `celery worker -P threads` processes (2 x 32 threads, one per core)
-fed through Redis when it answers on 127.0.0.1:6379 (database 13, flushed), the filesystem transport otherwise.
+--path celery (default) runs the real path: `celery worker -P threads` processes (2, one per core, of 2 threads:
+each task judges a batch of verdicts with its own window of concurrent calls) fed through Redis when it answers on
+127.0.0.1:6379 (database 13, flushed), the filesystem transport otherwise.
 --path threads calls the judging service (the same code the task calls) from 64 threads in this process.
 """
 
@@ -27,7 +28,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from annotation.models import Campaign
@@ -43,8 +44,10 @@ def main() -> None:
     args = _arguments()
     _configure_broker(args)
     import django
+    from django.core.management import call_command
 
     django.setup()
+    call_command("migrate", verbosity=0)  # the bench database may predate newer migrations
     judgments = args.judgments or (1000 if args.quick else 10_000)
     ideal = judgments * args.latency_ms / 1000 / args.concurrency
     print(f"{judgments} judgments, {args.latency_ms} ms latency, concurrency {args.concurrency}: ideal {ideal:.1f} s")
@@ -71,6 +74,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--path", choices=["celery", "threads"], default="celery")
     parser.add_argument("--workers", type=int, default=2, help="worker processes sharing the concurrency")
+    parser.add_argument("--threads", type=int, default=2, help="threads per worker process (batches judged at once)")
     return parser.parse_args()
 
 
@@ -141,17 +145,50 @@ def measure_judging(url: str, judgments: int, args: argparse.Namespace) -> float
     try:
         if args.path == "threads":
             return _run_in_threads(campaign, judge, args.concurrency)
-        with celery_workers(args.workers, args.concurrency):
+        with celery_workers(args.workers, args.threads):
             _warm_up(url, args.concurrency)
+            cpu = _CpuMeter(url)
             start = time.monotonic()
             run = services.start_run(campaign=campaign, judge=judge)
             while JudgeRun.objects.get(pk=run.pk).status == JudgeRun.Status.RUNNING:
                 time.sleep(0.1)
             elapsed = time.monotonic() - start
+            cpu.report(judgments, elapsed)
         _check(run)
         return elapsed
     finally:
         _delete(campaign, judge)
+
+
+class _CpuMeter:
+    """CPU seconds spent by the worker processes, the local server and the whole machine from now on."""
+
+    def __init__(self, url: str) -> None:
+        import psutil
+
+        port = url.split(":")[-1].split("/")[0]
+        me = psutil.Process()
+        self.workers = [p for p in me.children() if "celery" in " ".join(p.cmdline())]
+        self.server = [p for p in me.children() if port in p.cmdline()]
+        self.machine = psutil.cpu_times()
+        self.start = [self._cpu(self.workers), self._cpu(self.server)]
+
+    @staticmethod
+    def _cpu(processes: list[Any]) -> float:
+        return sum(sum(p.cpu_times()[:2]) for p in processes)
+
+    def report(self, judgments: int, elapsed: float) -> None:
+        import psutil
+
+        workers = self._cpu(self.workers) - self.start[0]
+        server = self._cpu(self.server) - self.start[1]
+        now = psutil.cpu_times()
+        busy = sum(now) - now.idle - now.iowait - (sum(self.machine) - self.machine.idle - self.machine.iowait)
+        per = 1000 / judgments
+        print(
+            f"  cpu per judgment: workers {workers * per:.2f} ms, server {server * per:.2f} ms, whole machine"
+            f" {busy * per:.2f} ms ({busy / elapsed / psutil.cpu_count():.0%} busy)"
+        )
 
 
 def _run_in_threads(campaign: Campaign, judge: JudgeConfig, concurrency: int) -> float:
@@ -255,12 +292,11 @@ def _delete(campaign: Campaign, judge: JudgeConfig) -> None:
 
 
 @contextmanager
-def celery_workers(count: int, concurrency: int) -> Iterator[None]:
-    """Run `count` thread-pool workers sharing `concurrency` threads."""
-    per_worker = max(1, concurrency // count)
+def celery_workers(count: int, threads: int) -> Iterator[None]:
+    """Run `count` thread-pool workers of `threads` threads each."""
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "evalplatform", "worker", "-P", "threads", "-c", str(per_worker),
+            [sys.executable, "-m", "celery", "-A", "evalplatform", "worker", "-P", "threads", "-c", str(threads),
              "-n", f"bench{i}-{uuid.uuid4().hex[:6]}@%h", "--loglevel=WARNING", "--without-gossip",
              "--without-mingle", "--without-heartbeat"],
             cwd=ROOT,

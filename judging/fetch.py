@@ -1,5 +1,5 @@
-"""Reads on the judging hot path, as plain SQL: each task runs them once, and compiling ORM queries cost more
-CPU than the queries themselves (the benchmark runs hundreds of tasks a second on two cores).
+"""Reads on the judging hot path, as plain SQL: a batch runs each once for all its verdicts, and compiling ORM
+queries costs more CPU than the queries themselves (the benchmark judges hundreds of verdicts a second on two cores).
 
 They return ordinary model instances, partially loaded with what the task uses.
 """
@@ -26,11 +26,12 @@ _VERDICT = """
     JOIN annotation_output a ON a.id = c.output_a_id
     JOIN annotation_output b ON b.id = c.output_b_id
     LEFT JOIN judging_judgerun r ON r.id = v.run_id
-    WHERE v.id = %s
+    WHERE v.id = ANY(%s)
+    ORDER BY v.id
 """
-_CALL = """
-    SELECT model, text, finish_reason, tokens_in, tokens_out, latency_ms, response
-    FROM judging_llmcall WHERE request_hash = %s
+_CALLS = """
+    SELECT request_hash, model, text, finish_reason, tokens_in, tokens_out, latency_ms, response
+    FROM judging_llmcall WHERE request_hash = ANY(%s)
 """
 _WORK_LEFT = "SELECT EXISTS (SELECT 1 FROM judging_judgeverdict WHERE run_id = %s AND state IN ('pending', 'claimed'))"
 
@@ -39,13 +40,14 @@ _judges: dict[int, JudgeConfig] = {}
 _judges_lock = threading.Lock()
 
 
-def load_verdict(verdict_id: int) -> JudgeVerdict | None:
-    """Return the verdict with its run (status only), judge, comparison, prompt and both outputs' texts."""
+def load_verdicts(verdict_ids: list[int]) -> list[JudgeVerdict]:
+    """Return the verdicts with their run (status only), judge, comparison, prompt and both outputs' texts."""
     with connection.cursor() as cursor:
-        cursor.execute(_VERDICT, [verdict_id])
-        row = cursor.fetchone()
-    if row is None:
-        return None
+        cursor.execute(_VERDICT, [verdict_ids])
+        return [_verdict(row) for row in cursor.fetchall()]
+
+
+def _verdict(row: tuple[Any, ...]) -> JudgeVerdict:
     (pk, judge_id, comparison_id, order, run_id, state, attempts, retry_at, claimed_until, run_status,
      judge_updated_at, campaign_id, prompt_id, prompt_text, reference, a_id, a_text, b_id, b_text) = row  # fmt: skip
     verdict = JudgeVerdict(
@@ -64,18 +66,18 @@ def load_verdict(verdict_id: int) -> JudgeVerdict | None:
     return verdict
 
 
-def cached_call(request_hash: str) -> LLMCall | None:
-    """Return the stored reply to an identical request, or None."""
+def cached_calls(request_hashes: list[str]) -> dict[str, LLMCall]:
+    """Return the stored replies to identical requests, by request hash."""
     with connection.cursor() as cursor:
-        cursor.execute(_CALL, [request_hash])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    model, text, finish_reason, tokens_in, tokens_out, latency_ms, response = row
-    return LLMCall(
-        request_hash=request_hash, model=model, text=text, finish_reason=finish_reason, tokens_in=tokens_in,
-        tokens_out=tokens_out, latency_ms=latency_ms, response=_json(response),
-    )  # fmt: skip
+        cursor.execute(_CALLS, [request_hashes])
+        rows = cursor.fetchall()
+    calls = {}
+    for request_hash, model, text, finish_reason, tokens_in, tokens_out, latency_ms, response in rows:
+        calls[request_hash] = LLMCall(
+            request_hash=request_hash, model=model, text=text, finish_reason=finish_reason, tokens_in=tokens_in,
+            tokens_out=tokens_out, latency_ms=latency_ms, response=_json(response),
+        )  # fmt: skip
+    return calls
 
 
 def work_left(run_id: int) -> bool:

@@ -1,17 +1,28 @@
 """Chat completions through the official openai client: the only module that imports openai.
 
-Retries live one layer up (the judging service re-enqueues with backoff), so the client is built with
-max_retries=0 and every failure is classified here as transient (rate limit, timeout, connection, 5xx) or permanent.
+Retries live one layer up (the judging service retries with backoff), so every client is built with max_retries=0
+and every failure is classified here as transient (rate limit, timeout, connection, 5xx) or permanent.
+
+Judging sends its calls through a CallPool: `openai.AsyncOpenAI` on one event loop per process (a daemon thread),
+with openai's aiohttp transport, one client (and connection pool) per endpoint, key and timeout. A call costs that
+loop about half the CPU of the synchronous client in a thread, and waiting costs a timer, not a thread.
+`complete()` is the synchronous client, one call at a time.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
+import contextlib
 import hashlib
 import json
 import os
+import queue
 import re
 import threading
 import time
+from collections import deque
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +32,10 @@ if TYPE_CHECKING:
 # One client per endpoint, key and timeout in each process: clients hold a connection pool and are thread-safe.
 _clients: dict[tuple[str, str, float], openai.OpenAI] = {}
 _clients_lock = threading.Lock()
+# The process's event loop for CallPools, and its clients (touched only on the loop's thread).
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_pid = 0
+_async_clients: dict[tuple[str, str, float], openai.AsyncOpenAI] = {}
 NO_KEY = "no-key"  # local servers ignore the key, but the client insists on one
 
 
@@ -89,22 +104,192 @@ def complete(request: ChatRequest, *, api_key_env: str, timeout: float) -> ChatR
     started = time.monotonic()
     try:
         completion = client.chat.completions.create(**request.payload())
-    except openai.RateLimitError as exc:
-        raise TransientLLMError("429 rate limited", retry_after=retry_after_seconds(exc.response.headers)) from exc
-    except openai.APITimeoutError as exc:
-        raise TransientLLMError(f"timed out after {timeout:g}s") from exc
-    except openai.APIConnectionError as exc:
-        raise TransientLLMError(f"connection error: {exc}") from exc
-    except openai.APIStatusError as exc:
+    except openai.OpenAIError as exc:
+        raise classify(exc, timeout=timeout) from exc
+    latency_ms = int((time.monotonic() - started) * 1000)
+    return _result(completion, latency_ms)
+
+
+def classify(exc: Exception, *, timeout: float) -> LLMError:
+    """Return the failure of a call as transient (rate limit, timeout, connection, 5xx) or permanent."""
+    import openai
+
+    if isinstance(exc, openai.RateLimitError):
+        return TransientLLMError("429 rate limited", retry_after=retry_after_seconds(exc.response.headers))
+    if isinstance(exc, openai.APIConnectionError):  # a timeout is one too
+        refused = _connection_error(exc)
+        if isinstance(exc, openai.APITimeoutError) and refused is None:
+            return TransientLLMError(f"timed out after {timeout:g}s")
+        return TransientLLMError(f"connection error: {refused or exc}")
+    if isinstance(exc, openai.APIStatusError):
         message = re.sub(r"^Error code: \d+ - ", "", exc.message)
         reason = f"HTTP {exc.status_code}: {_short(message)}"
         if exc.status_code >= 500:
-            raise TransientLLMError(reason, retry_after=retry_after_seconds(exc.response.headers)) from exc
-        raise PermanentLLMError(reason) from exc
+            return TransientLLMError(reason, retry_after=retry_after_seconds(exc.response.headers))
+        return PermanentLLMError(reason)
+    return PermanentLLMError(f"{type(exc).__name__}: {_short(str(exc))}")
+
+
+Outcome = tuple[Hashable, "ChatResult | LLMError"]
+
+
+class CallPool:
+    """Send chat requests on the process's event loop, at most `limit` at once, in the order submitted.
+
+    Submit and collect from one thread (the caller's); the calls run on the loop's thread. Every submitted
+    request comes back from collect() exactly once, with its reply or its classified failure.
+    """
+
+    def __init__(self, *, timeout: float, limit: int) -> None:
+        self.timeout = timeout
+        self.outstanding = 0  # submitted and not yet collected
+        self._limit = limit
+        self._loop = _event_loop()
+        self._done: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+        self._waiting: deque[tuple[Hashable, ChatRequest, str]] = deque()  # loop thread only, as are the next two
+        self._running = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def submit(self, key: Hashable, request: ChatRequest, *, api_key_env: str) -> None:
+        """Queue one request; its outcome comes back from collect() under `key`."""
+        self.outstanding += 1
+        try:
+            api_key = _api_key(api_key_env)
+        except PermanentLLMError as exc:
+            self._done.put((key, exc))
+            return
+        self._loop.call_soon_threadsafe(self._enqueue, key, request, api_key)
+
+    def set_limit(self, limit: int) -> None:
+        """Change how many calls may be in flight at once (calls already sent finish)."""
+        self._loop.call_soon_threadsafe(self._set_limit, limit)
+
+    def collect(self, timeout: float | None) -> list[Outcome]:
+        """Return the finished calls: wait up to `timeout` seconds for the first, then take all that are done."""
+        if not self.outstanding:
+            return []
+        try:
+            outcomes = [self._done.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                outcomes.append(self._done.get_nowait())
+            except queue.Empty:
+                break
+        self.outstanding -= len(outcomes)
+        return outcomes
+
+    def _enqueue(self, key: Hashable, request: ChatRequest, api_key: str) -> None:
+        self._waiting.append((key, request, api_key))
+        self._pump()
+
+    def _set_limit(self, limit: int) -> None:
+        self._limit = limit
+        self._pump()
+
+    def _pump(self) -> None:
+        while self._waiting and self._running < self._limit:
+            key, request, api_key = self._waiting.popleft()
+            self._running += 1
+            task = self._loop.create_task(self._call(key, request, api_key))
+            self._tasks.add(task)  # the loop keeps only weak references to tasks
+            task.add_done_callback(self._tasks.discard)
+
+    async def _call(self, key: Hashable, request: ChatRequest, api_key: str) -> None:
+        outcome: ChatResult | LLMError
+        try:
+            outcome = await _send(request, api_key, self.timeout)
+        except LLMError as exc:
+            outcome = exc
+        except Exception as exc:  # a result must come back for every request, whatever went wrong
+            outcome = PermanentLLMError(f"{type(exc).__name__}: {_short(str(exc))}")
+        self._running -= 1
+        self._done.put((key, outcome))
+        self._pump()
+
+
+async def _send(request: ChatRequest, api_key: str, timeout: float) -> ChatResult:
+    import openai
+
+    client = _async_client(request.base_url, api_key, timeout)
+    started = time.monotonic()
+    try:
+        # The generic post with cast_to=object returns the reply's JSON as is: the typed create() would first
+        # walk the messages through openai's TypedDict transform and build pydantic models, for the same bytes.
+        reply = await client.post("/chat/completions", body=request.payload(), cast_to=object)
     except openai.OpenAIError as exc:
-        raise PermanentLLMError(f"{type(exc).__name__}: {_short(str(exc))}") from exc
+        raise classify(exc, timeout=timeout) from exc
+    except ValueError as exc:  # a body that claims to be JSON and is not
+        raise PermanentLLMError(f"unreadable reply: {_short(str(exc))}") from exc
     latency_ms = int((time.monotonic() - started) * 1000)
-    return _result(completion, latency_ms)
+    return result_from_json(reply, latency_ms)
+
+
+def result_from_json(reply: Any, latency_ms: int) -> ChatResult:
+    """Return the result of a chat completion given as its JSON; raise PermanentLLMError when it has no choice."""
+    choices = reply.get("choices") if isinstance(reply, dict) else None
+    if not choices or not isinstance(choices[0], dict):
+        raise PermanentLLMError("reply has no choices")
+    choice = choices[0]
+    usage = reply.get("usage") or {}
+    return ChatResult(
+        text=(choice.get("message") or {}).get("content") or "",
+        finish_reason=choice.get("finish_reason") or "",
+        tokens_in=usage.get("prompt_tokens") or 0,
+        tokens_out=usage.get("completion_tokens") or 0,
+        latency_ms=latency_ms,
+        raw=reply,
+    )
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    global _loop, _loop_pid
+    with _clients_lock:
+        if _loop is None or _loop_pid != os.getpid():  # none yet, or inherited through a fork without its thread
+            _async_clients.clear()
+            _loop, _loop_pid = asyncio.new_event_loop(), os.getpid()
+            threading.Thread(target=_loop.run_forever, name="llm-calls", daemon=True).start()
+        return _loop
+
+
+def _async_client(base_url: str, api_key: str, timeout: float) -> openai.AsyncOpenAI:
+    import openai
+
+    key = (base_url, api_key, timeout)
+    if key not in _async_clients:
+        _async_clients[key] = openai.AsyncOpenAI(
+            base_url=base_url,
+            api_key=api_key,
+            timeout=timeout,
+            max_retries=0,
+            http_client=openai.DefaultAioHttpClient(),
+        )
+    return _async_clients[key]
+
+
+@atexit.register
+def _close_async_clients() -> None:
+    """Close the loop's clients at exit, so their connections close cleanly instead of warning."""
+    loop = _loop
+    if loop is None or _loop_pid != os.getpid() or not loop.is_running():
+        return
+
+    async def close_all() -> None:
+        await asyncio.gather(*(client.close() for client in _async_clients.values()), return_exceptions=True)
+
+    with contextlib.suppress(Exception):  # exiting anyway
+        asyncio.run_coroutine_threadsafe(close_all(), loop).result(timeout=2)
+
+
+def _connection_error(exc: BaseException) -> ConnectionError | None:
+    # The aiohttp transport reports a refused connection as a connect timeout: the causes tell which it was.
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def retry_after_seconds(headers: Any) -> float | None:

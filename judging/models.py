@@ -217,6 +217,21 @@ class JudgeSlot(models.Model):
         return f"slot {self.slot} of {self.judge_id}"
 
 
+class JudgeCaller(models.Model):
+    """A batch of verdicts calling a judge, alive while it renews: the judge's slots are shared fairly among them."""
+
+    judge = models.ForeignKey(JudgeConfig, on_delete=models.CASCADE, related_name="callers")
+    holder = models.CharField(max_length=100)
+    wants = models.PositiveIntegerField(help_text="Calls it could have in flight now.")
+    alive_until = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["judge", "holder"], name="judgecaller_unique")]
+
+    def __str__(self) -> str:
+        return f"caller {self.holder} of {self.judge_id}"
+
+
 class LLMCall(models.Model):
     """A stored chat completion keyed by the SHA-256 of its request; identical requests reuse it."""
 

@@ -1,39 +1,34 @@
-"""Judge configurations, judge runs and the judging of one verdict (writes and workflows).
+"""Judge configurations, judge runs and the judging of verdicts (writes and workflows).
 
-Concurrency is the database's job: a verdict is claimed with a conditional UPDATE and a lease; the judge's
+Concurrency is the database's job: verdicts are claimed with a conditional UPDATE and a lease; the judge's
 request rate and concurrency limits (judging.limits) are a token bucket row and leased slot rows shared by every
-worker; results are written behind unique constraints. The network call happens between two short transactions,
-never inside one.
+worker; results are written behind unique constraints. Verdicts are judged in batches (judging.batch): network
+calls happen between short transactions, never inside one.
 """
 
 from __future__ import annotations
 
+import math
 import os
-import random
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from annotation.models import Campaign, Comparison, Rater, Rating, Verdict
+from annotation.models import Campaign, Comparison, Rater
 from evalplatform.exceptions import Conflict, DomainError
-from judging import fetch, limits, llm, prompts
-from judging.models import JudgeConfig, JudgeRun, JudgeVerdict, LLMCall
-from results.tasks import schedule_refresh
+from judging import batch, fetch, limits, prompts
+from judging.models import JudgeConfig, JudgeRun, JudgeVerdict
 
-# A claim lasts the call timeout plus this margin (time to write the result); then another worker may take it.
+# A claim lasts its calls' timeouts plus this margin (time to write the result); then another worker may take it.
 LEASE_MARGIN_SECONDS = float(os.environ.get("JUDGING_LEASE_MARGIN_SECONDS", "10"))
-BACKOFF_BASE_SECONDS = 0.5
-BACKOFF_CAP_SECONDS = 60.0
-
-_PENDING, _CLAIMED = JudgeVerdict.State.PENDING, JudgeVerdict.State.CLAIMED
+BATCH_SIZE = 200  # verdicts per judging task: enough to keep a window of calls busy, and few broker messages
 # Injectable clock (tests move time); the database stores what this returns.
 now: Callable[[], datetime] = timezone.now
 
@@ -146,17 +141,6 @@ def _custom_template_problems(judge: JudgeConfig) -> list[tuple[str, str]]:
     return problems
 
 
-def prompt_spec_for(judge: JudgeConfig) -> prompts.PromptSpec:
-    """Return the template and verdict reading of a judge."""
-    return prompts.prompt_spec(
-        template=judge.template,
-        system_prompt=judge.system_prompt,
-        custom_template=judge.custom_template,
-        verdict_format=judge.verdict_format,
-        verdict_pattern=judge.verdict_pattern,
-    )
-
-
 # --- runs ------------------------------------------------------------------------------------------------------
 
 
@@ -221,7 +205,7 @@ def orders_for(judge: JudgeConfig, comparison: Comparison) -> list[str]:
 
 
 def _check_references(judge: JudgeConfig, comparisons: list[Comparison]) -> None:
-    if not prompt_spec_for(judge).needs_reference:
+    if not batch.prompt_spec_for(judge).needs_reference:
         return
     missing = Comparison.objects.filter(pk__in=[c.pk for c in comparisons], prompt__reference_answer="").count()
     if missing:
@@ -255,10 +239,14 @@ def resume_run(*, run: JudgeRun, retry_failed: bool = False) -> JudgeRun:
     JudgeVerdict.objects.filter(run=run, state=JudgeVerdict.State.CLAIMED, claimed_until__lt=current).update(
         state=JudgeVerdict.State.PENDING, claimed_by="", claimed_until=None
     )
-    live = JudgeVerdict.objects.filter(run=run, state=JudgeVerdict.State.CLAIMED, claimed_until__isnull=False)
-    for verdict_id, until in live.values_list("pk", "claimed_until"):
-        assert until is not None
-        _enqueue_on_commit(verdict_id, countdown=(until - current).total_seconds() + 0.5)
+    live = dict(
+        JudgeVerdict.objects.filter(run=run, state=JudgeVerdict.State.CLAIMED, claimed_until__isnull=False).values_list(
+            "pk", "claimed_until"
+        )
+    )
+    if live:  # one task for them all (usually a dead worker's batch), due when the last lease ends
+        last = max(until for until in live.values() if until is not None)
+        _enqueue_on_commit(list(live), countdown=(last - current).total_seconds() + 0.5)
     if retry_failed:
         JudgeVerdict.objects.filter(run=run, state=JudgeVerdict.State.FAILED).update(
             state=JudgeVerdict.State.PENDING, attempts=0, retry_at=None
@@ -295,179 +283,76 @@ def _enqueue_pending_on_commit(run: JudgeRun) -> None:
     transaction.on_commit(send)
 
 
-def _enqueue_on_commit(verdict_id: int, *, countdown: float) -> None:
-    transaction.on_commit(lambda: enqueue_verdicts([verdict_id], countdown=countdown))
+def _enqueue_on_commit(verdict_ids: list[int], *, countdown: float) -> None:
+    transaction.on_commit(lambda: enqueue_verdicts(verdict_ids, countdown=countdown))
 
 
 def enqueue_verdicts(verdict_ids: Iterable[int], *, countdown: float | None = None) -> None:
-    """Send one judging task per verdict over a single broker connection."""
-    from judging.tasks import judge_verdict  # the tasks module imports this one
+    """Send the verdicts in batches of BATCH_SIZE, one judging task each, over a single broker connection."""
+    from judging.tasks import judge_verdicts  # the tasks module imports this one
 
-    with judge_verdict.app.producer_or_acquire() as producer:
-        for verdict_id in verdict_ids:
-            judge_verdict.apply_async((verdict_id,), countdown=countdown, producer=producer)
-
-
-# --- judging one verdict -----------------------------------------------------------------------------------------
+    ids = list(verdict_ids)
+    with judge_verdicts.app.producer_or_acquire() as producer:
+        for start in range(0, len(ids), BATCH_SIZE):
+            judge_verdicts.apply_async((ids[start : start + BATCH_SIZE],), countdown=countdown, producer=producer)
 
 
-@dataclass(frozen=True)
-class _Call:
-    spec: prompts.PromptSpec
-    request: llm.ChatRequest
-    request_hash: str
+def enqueue_later(waits: dict[int, float]) -> None:
+    """Send verdicts back to the broker, due after their waits: one task per span of waits a batch sleeps out."""
+    spans: dict[int, list[tuple[float, int]]] = {}
+    for verdict_id, wait in waits.items():
+        spans.setdefault(math.ceil(wait / batch.BACKOFF_SLEEP_SECONDS), []).append((wait, verdict_id))
+    for span in spans.values():
+        enqueue_verdicts([verdict_id for _, verdict_id in span], countdown=min(span)[0])
+
+
+# --- judging verdicts --------------------------------------------------------------------------------------------
+
+
+def judge_verdicts(*, verdict_ids: list[int], worker: str, max_wait: float) -> dict[int, float]:
+    """Judge a batch of verdicts; return those to try again later, with the seconds to wait.
+
+    Those are verdicts backing off after a transient error, and verdicts held up by the judge's limits for more
+    than max_wait seconds. Verdicts that are done, claimed by a live worker or in a run that is not running are
+    left alone.
+    """
+    result = batch.judge(verdict_ids, worker=worker, clock=now, lease_margin=LEASE_MARGIN_SECONDS, max_wait=max_wait)
+    for run_id in sorted(result.run_ids):
+        finish_run_if_done(run_id=run_id)
+    return result.later
 
 
 def judge_verdict(*, verdict_id: int, worker: str) -> NextStep:
-    """Claim one verdict, ask the judge (or the call cache), and record the rating or the failure."""
-    verdict = fetch.load_verdict(verdict_id)
-    if verdict is None or not _workable(verdict):
-        return NextStep()
-    if verdict.retry_at and verdict.retry_at > now():
-        return NextStep(retry_in=(verdict.retry_at - now()).total_seconds())
-    call = build_call(verdict)
-    cached = fetch.cached_call(call.request_hash)
-    claim = claim_verdict(verdict=verdict, worker=worker, request_hash=call.request_hash, limited=cached is None)
-    if isinstance(claim, float):
-        return NextStep(retry_in=claim)
-    if claim is None:
-        return NextStep()
-    if cached is not None:
-        result = llm.ChatResult(
-            cached.text, cached.finish_reason, cached.tokens_in, cached.tokens_out, cached.latency_ms, cached.response
-        )
-        return _finish(verdict, claim, call, result, cached=True)
-    try:
-        result = llm.complete(
-            call.request, api_key_env=verdict.judge.api_key_env, timeout=verdict.judge.timeout_seconds
-        )
-    except llm.LLMError as exc:
-        return _call_failed(verdict, claim, exc)
-    finally:
-        limits.release_slot(verdict.judge_id, holder=claim)
-    return _finish(verdict, claim, call, result, cached=False)
-
-
-def _call_failed(verdict: JudgeVerdict, token: str, error: llm.LLMError) -> NextStep:
-    if isinstance(error, llm.TransientLLMError):
-        return release_for_retry(verdict=verdict, token=token, reason=error.reason, retry_after=error.retry_after)
-    fail_verdict(verdict=verdict, token=token, reason=error.reason)
-    if verdict.run_id:
-        finish_run_if_done(run_id=verdict.run_id)
-    return NextStep()
-
-
-def _workable(verdict: JudgeVerdict) -> bool:
-    if verdict.run is None or verdict.run.status != JudgeRun.Status.RUNNING:
-        return False
-    if verdict.state == JudgeVerdict.State.PENDING:
-        return True
-    return verdict.state == JudgeVerdict.State.CLAIMED and bool(verdict.claimed_until and verdict.claimed_until < now())
-
-
-def _finish(verdict: JudgeVerdict, token: str, call: _Call, result: llm.ChatResult, *, cached: bool) -> NextStep:
-    try:
-        record_result(verdict=verdict, token=token, call=call, result=result, cached=cached)
-    except IntegrityError:
-        # The judge's rater already has a rating in this order (e.g. one imported under the same rater name).
-        fail_verdict(verdict=verdict, token=token, reason="this rater already rated the comparison in this order")
-    if verdict.run_id:
-        finish_run_if_done(run_id=verdict.run_id)
-    return NextStep()
-
-
-def build_call(verdict: JudgeVerdict) -> _Call:
-    """Return the chat request for a verdict: its judge's template over the comparison in the verdict's order."""
-    judge, comparison = verdict.judge, verdict.comparison
-    first, second = _in_order(verdict)
-    spec = prompt_spec_for(judge)
-    messages = prompts.render_messages(
-        spec,
-        question=comparison.prompt.text,
-        answer_a=first.text,
-        answer_b=second.text,
-        reference=comparison.prompt.reference_answer,
-    )
-    request = llm.ChatRequest(
-        base_url=judge.base_url,
-        model=judge.model,
-        messages=tuple((m["role"], m["content"]) for m in messages),
-        temperature=judge.temperature,
-        max_tokens=judge.max_tokens,
-        response_format=prompts.response_format(spec),
-    )
-    return _Call(spec, request, request.sha256())
-
-
-def _in_order(verdict: JudgeVerdict) -> tuple[Any, Any]:
-    comparison = verdict.comparison
-    if verdict.order == JudgeVerdict.Order.AB:
-        return comparison.output_a, comparison.output_b
-    return comparison.output_b, comparison.output_a
+    """Make one attempt at a verdict (or answer it from the call cache); say when to try again, if ever."""
+    later = judge_verdicts(verdict_ids=[verdict_id], worker=worker, max_wait=0.0)
+    return NextStep(retry_in=later.get(verdict_id))
 
 
 def claim_verdict(*, verdict: JudgeVerdict, worker: str, request_hash: str, limited: bool) -> str | float | None:
     """Claim the verdict for one call; return the claim token, seconds to wait for the judge's limits, or None.
 
     None means there is nothing to do: the verdict is done, claimed by a live worker, or its run is not running.
-    `limited` is False for answers from the call cache, which take no slot and no request from the bucket.
+    A limited claim holds one of the judge's slots under the token (limits.release_slots gives it back) and takes a
+    request from the bucket; an unlimited one (for answers from the call cache) takes neither.
     """
     judge = verdict.judge
     current = now()
     token = f"{worker[:60]}:{uuid.uuid4().hex[:16]}"
     until = current + timedelta(seconds=judge.timeout_seconds + LEASE_MARGIN_SECONDS)
-    if not limited:
-        claimed = (
-            JudgeVerdict.objects.filter(pk=verdict.pk, run__status=JudgeRun.Status.RUNNING)
-            .filter(Q(state=_PENDING) | Q(state=_CLAIMED, claimed_until__lt=current))
-            .update(state=_CLAIMED, claimed_by=token, claimed_until=until, attempts=F("attempts") + 1,
-                    request_hash=request_hash, retry_at=None)
-        )  # fmt: skip
-        return _claimed(verdict, token) if claimed else None
-    attempt = limits.claim_under_limits(
-        judge, verdict_id=verdict.pk, holder=token, until=until, current=current, request_hash=request_hash
-    )
-    if attempt.claimed:
-        return _claimed(verdict, token)
-    if not attempt.slot:
+    if limited and not limits.take_slots(judge, holder=token, n=1, until=until, current=current):
         return limits.busy_wait(judge, current=current)
-    limits.release_slot(judge.pk, holder=token)
-    if not attempt.token:
-        return limits.token_wait(judge, current=current)
-    limits.refund_token(judge.pk)
-    return None
-
-
-def _claimed(verdict: JudgeVerdict, token: str) -> str:
-    verdict.attempts += 1
-    return token
-
-
-def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
-    """Return the wait before attempt+1: exponential with equal jitter, at least Retry-After, capped."""
-    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2.0 ** max(0, attempt - 1))
-    delay = ceiling / 2 + random.uniform(0, ceiling / 2)
-    if retry_after is not None:
-        delay = max(delay, min(retry_after, BACKOFF_CAP_SECONDS))
-    return delay
-
-
-def release_for_retry(*, verdict: JudgeVerdict, token: str, reason: str, retry_after: float | None) -> NextStep:
-    """Give back a claim after a transient error, to be retried after a backoff; fail it once attempts run out."""
-    if verdict.attempts >= verdict.judge.max_attempts:
-        fail_verdict(verdict=verdict, token=token, reason=f"gave up after {verdict.attempts} attempts: {reason}")
-        if verdict.run_id:
-            finish_run_if_done(run_id=verdict.run_id)
-        return NextStep()
-    delay = backoff_seconds(verdict.attempts, retry_after)
-    JudgeVerdict.objects.filter(pk=verdict.pk, state=JudgeVerdict.State.CLAIMED, claimed_by=token).update(
-        state=JudgeVerdict.State.PENDING,
-        claimed_by="",
-        claimed_until=None,
-        retry_at=now() + timedelta(seconds=delay),
-        reason=f"attempt {verdict.attempts}: {reason}",
+    claimed = limits.claim_verdicts(
+        judge, candidates=[(verdict.pk, request_hash)], holder=token, until=until, current=current, limited=limited
     )
-    return NextStep(retry_in=delay)
+    if verdict.pk in claimed.attempts:
+        verdict.attempts = claimed.attempts[verdict.pk]
+        return token
+    if not limited:
+        return None
+    limits.release_slots(judge.pk, holder=token)
+    if (claimed.requests_available or 0) < 1:
+        return limits.token_wait(judge, current=current)
+    return None
 
 
 def fail_verdict(*, verdict: JudgeVerdict, token: str, reason: str) -> bool:
@@ -476,79 +361,4 @@ def fail_verdict(*, verdict: JudgeVerdict, token: str, reason: str) -> bool:
         JudgeVerdict.objects.filter(pk=verdict.pk, state=JudgeVerdict.State.CLAIMED, claimed_by=token).update(
             state=JudgeVerdict.State.FAILED, claimed_by="", claimed_until=None, reason=reason, finished_at=now()
         )
-    )
-
-
-@transaction.atomic
-def record_result(*, verdict: JudgeVerdict, token: str, call: _Call, result: llm.ChatResult, cached: bool) -> bool:
-    """Store the reply, and the rating when it parses; return False (storing nothing) when the claim was lost."""
-    if not cached:
-        LLMCall.objects.bulk_create([_llm_call(call, result)], ignore_conflicts=True)
-    fields: dict[str, Any] = {"parsed": None, "rating": None}
-    try:
-        parsed = prompts.parse_verdict(call.spec, result.text, finish_reason=result.finish_reason)
-    except prompts.VerdictParseError as exc:
-        fields.update(state=JudgeVerdict.State.PARSE_FAILED, reason=str(exc))
-    else:
-        # A worker whose claim expired may get here too: the unique constraint on ratings makes it wait for the
-        # current holder's transaction, and the conditional update below rolls the loser back.
-        rating = _rating_for(verdict, parsed, result)
-        fields.update(state=JudgeVerdict.State.DONE, reason="", parsed=parsed.as_json(), rating=rating)
-    updated = JudgeVerdict.objects.filter(pk=verdict.pk, state=_CLAIMED, claimed_by=token).update(
-        raw_response=result.text,
-        tokens_in=result.tokens_in,
-        tokens_out=result.tokens_out,
-        latency_ms=result.latency_ms,
-        cost=Decimal(0) if cached else call_cost(verdict.judge, result.tokens_in, result.tokens_out),
-        cached=cached,
-        claimed_by="",
-        claimed_until=None,
-        finished_at=now(),
-        **fields,
-    )
-    if not updated:
-        transaction.set_rollback(True)
-    elif fields["rating"] is not None:
-        campaign_id = Comparison.objects.filter(pk=verdict.comparison_id).values_list("campaign_id", flat=True).get()
-        schedule_refresh(campaign_id)
-    return bool(updated)
-
-
-def _llm_call(call: _Call, result: llm.ChatResult) -> LLMCall:
-    return LLMCall(
-        request_hash=call.request_hash,
-        model=call.request.model,
-        request=call.request.payload(),
-        response=result.raw,
-        text=result.text,
-        finish_reason=result.finish_reason,
-        tokens_in=result.tokens_in,
-        tokens_out=result.tokens_out,
-        latency_ms=result.latency_ms,
-    )
-
-
-def call_cost(judge: JudgeConfig, tokens_in: int, tokens_out: int) -> Decimal:
-    """Return the price of a call from the judge's prices per million tokens."""
-    cost = (tokens_in * judge.price_input_per_million + tokens_out * judge.price_output_per_million) / 1_000_000
-    return cost.quantize(Decimal("0.000001"))
-
-
-def _rating_for(verdict: JudgeVerdict, parsed: prompts.ParsedVerdict, result: llm.ChatResult) -> Rating:
-    first, second = _in_order(verdict)
-    winner = {"A": first, "B": second}.get(parsed.outcome)
-    outcome_verdict = {"A": Verdict.WIN, "B": Verdict.WIN, "tie": Verdict.TIE, "both_bad": Verdict.BOTH_BAD}
-    return Rating.objects.create(
-        comparison_id=verdict.comparison_id,
-        rater_id=verdict.judge.rater_id,
-        rater_kind=Rater.Kind.JUDGE,
-        source=Rating.Source.JUDGE,
-        verdict=outcome_verdict[parsed.outcome],
-        winner=winner,
-        left_output=first,
-        strength=parsed.strength,
-        rationale=result.text[:4000],
-        time_ms=result.latency_ms,
-        metadata={"judge_verdict": verdict.pk, "run": verdict.run_id, "order": verdict.order, "label": parsed.label},
-        created_at=now(),
     )

@@ -4,25 +4,31 @@ from __future__ import annotations
 
 import os
 import socket
-import time
 
-from celery import shared_task
+from celery import Task, shared_task
 
 from judging import services
 
-# Waits shorter than this are slept in the worker (the judge is momentarily at its limits); longer ones
-# (backoff after an error, Retry-After) go back to the broker with a countdown so the worker slot is freed.
+# Waits for the judge's limits shorter than this are spent in the worker (the judge is momentarily at its limits);
+# longer ones, and every backoff after an error, go back to the broker with a countdown so the worker's thread is
+# free for other batches meanwhile.
 SLEEP_IN_WORKER_SECONDS = 2.0
+RETRY_BATCH_SECONDS = 5.0  # after an unexpected error (e.g. the database went away), up to max_retries times
+
+
+@shared_task(bind=True, name="judging.judge_verdicts", acks_late=True, ignore_result=True, max_retries=3)  # type: ignore[untyped-decorator]
+def judge_verdicts(self: Task, verdict_ids: list[int]) -> None:
+    """Judge a batch of verdicts, retrying transient errors with backoff; hand long waits back to the broker."""
+    try:
+        later = services.judge_verdicts(
+            verdict_ids=verdict_ids, worker=f"{socket.gethostname()}:{os.getpid()}", max_wait=SLEEP_IN_WORKER_SECONDS
+        )
+    except Exception as exc:  # the batch gave back its claims: run it again rather than leave it to a resume
+        raise self.retry(exc=exc, countdown=RETRY_BATCH_SECONDS) from exc
+    services.enqueue_later(later)
 
 
 @shared_task(name="judging.judge_verdict", acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
 def judge_verdict(verdict_id: int) -> None:
-    """Judge one verdict (one comparison in one order), retrying transient errors with backoff."""
-    while True:
-        step = services.judge_verdict(verdict_id=verdict_id, worker=f"{socket.gethostname()}:{os.getpid()}")
-        if step.retry_in is None:
-            return
-        if step.retry_in > SLEEP_IN_WORKER_SECONDS:
-            services.enqueue_verdicts([verdict_id], countdown=step.retry_in)
-            return
-        time.sleep(step.retry_in)
+    """Send one verdict on as a batch: tasks sent before verdicts went in batches."""
+    services.enqueue_verdicts([verdict_id])

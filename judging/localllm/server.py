@@ -60,6 +60,7 @@ class LocalLLMServer:
         self.config = config
         self.stats: Counter[str] = Counter()
         self._fault_rng = random.Random(config.seed)
+        self._in_flight = 0  # completions waiting out their latency (stats["max_in_flight"]: the most at once)
         self._server: asyncio.Server | None = None
 
     async def start(self) -> int:
@@ -154,7 +155,12 @@ class LocalLLMServer:
                 "rate_limit_error",
                 headers={"retry-after": f"{self.config.retry_after:g}"},
             )
-        await asyncio.sleep(self.config.latency_ms / 1000)
+        self._in_flight += 1
+        self.stats["max_in_flight"] = max(self.stats["max_in_flight"], self._in_flight)
+        try:
+            await asyncio.sleep(self.config.latency_ms / 1000)
+        finally:
+            self._in_flight -= 1
         if fault == "server_error":
             return _error(500, "the server had an error while processing your request", "server_error")
         if fault == "hang":

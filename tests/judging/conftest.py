@@ -43,6 +43,16 @@ def make_judge(db: None) -> Callable[..., JudgeConfig]:
     return make
 
 
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, float | None]]:
+    """Record the tasks services would send to the broker."""
+    calls: list[tuple[int, float | None]] = []
+    monkeypatch.setattr(
+        services, "enqueue_verdicts", lambda ids, countdown=None: calls.extend((i, countdown) for i in ids)
+    )
+    return calls
+
+
 @pytest.fixture(autouse=True)
 def fast_password_hashing(settings: Any) -> None:
     """Hash the personas' passwords cheaply: PBKDF2 would dominate these tests' setup."""

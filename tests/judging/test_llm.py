@@ -90,3 +90,65 @@ def test_request_hash_covers_model_messages_and_parameters() -> None:
 )
 def test_retry_after_reads_seconds_or_milliseconds(headers: dict[str, str], expected: float | None) -> None:
     assert llm.retry_after_seconds(headers) == expected
+
+
+def _collect_all(pool: llm.CallPool) -> dict[object, llm.ChatResult | llm.LLMError]:
+    outcomes: dict[object, llm.ChatResult | llm.LLMError] = {}
+    while pool.outstanding:
+        outcomes.update(pool.collect(timeout=10))
+    return outcomes
+
+
+def test_call_pool_returns_every_reply_under_its_key_with_at_most_limit_calls_in_flight(local_llm: LocalLLM) -> None:
+    url, server = local_llm(latency_ms=30)
+    pool = llm.CallPool(timeout=5, limit=3)
+    for i in range(10):
+        pool.submit(i, _request(url, messages=(("user", f"[User Question]\nq{i}"),)), api_key_env="")
+    outcomes = _collect_all(pool)
+    assert sorted(outcomes) == list(range(10))  # type: ignore[type-var]
+    assert all(isinstance(o, llm.ChatResult) and o.text and o.tokens_in > 0 for o in outcomes.values())
+    assert all(o.raw["object"] == "chat.completion" for o in outcomes.values() if isinstance(o, llm.ChatResult))
+    assert server.stats["max_in_flight"] == 3
+
+
+def test_call_pool_classifies_failures_like_the_synchronous_client(local_llm: LocalLLM) -> None:
+    limited_url, server = local_llm(fault_rate=1.0, faults=("rate_limit",), retry_after=3)
+    failing_url, _ = local_llm(fault_rate=1.0, faults=("server_error",))
+    hanging_url, _ = local_llm(fault_rate=1.0, faults=("hang",), hang_seconds=5)
+    ok_url, _ = local_llm()
+    pool = llm.CallPool(timeout=0.5, limit=8)
+    pool.submit("limited", _request(limited_url), api_key_env="")
+    pool.submit("failing", _request(failing_url), api_key_env="")
+    pool.submit("hanging", _request(hanging_url), api_key_env="")
+    pool.submit("refused", _request("http://127.0.0.1:9/v1"), api_key_env="")
+    pool.submit("missing", _request(ok_url.removesuffix("/v1") + "/nowhere"), api_key_env="")
+    outcomes = _collect_all(pool)
+    limited = outcomes["limited"]
+    assert isinstance(limited, llm.TransientLLMError)
+    assert (limited.reason, limited.retry_after) == ("429 rate limited", 3.0)
+    assert server.stats["requests"] == 1  # the client did not retry on its own
+    assert isinstance(outcomes["failing"], llm.TransientLLMError)
+    assert outcomes["failing"].reason.startswith("HTTP 500")
+    assert isinstance(outcomes["hanging"], llm.TransientLLMError)
+    assert outcomes["hanging"].reason == "timed out after 0.5s"
+    assert isinstance(outcomes["refused"], llm.TransientLLMError)
+    assert outcomes["refused"].reason.startswith("connection error")
+    assert isinstance(outcomes["missing"], llm.PermanentLLMError)
+    assert outcomes["missing"].reason.startswith("HTTP 404")
+
+
+def test_call_pool_fails_a_call_at_once_when_the_api_key_variable_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("JUDGE_TEST_KEY", raising=False)
+    pool = llm.CallPool(timeout=2, limit=1)
+    pool.submit("k", _request("http://127.0.0.1:9/v1"), api_key_env="JUDGE_TEST_KEY")
+    (key, outcome), *_ = pool.collect(timeout=0)
+    assert key == "k"
+    assert isinstance(outcome, llm.PermanentLLMError)
+    assert "JUDGE_TEST_KEY" in outcome.reason
+
+
+def test_result_from_json_refuses_a_reply_without_choices() -> None:
+    with pytest.raises(llm.PermanentLLMError, match="no choices"):
+        llm.result_from_json({"choices": []}, 5)
+    with pytest.raises(llm.PermanentLLMError, match="no choices"):
+        llm.result_from_json("not json", 5)

@@ -14,21 +14,11 @@ from django.utils import timezone
 
 from annotation.models import Campaign, Rater, Rating
 from evalplatform.exceptions import Conflict, DomainError
-from judging import selectors, services
+from judging import outcomes, selectors, services
 from judging.models import JudgeConfig, JudgeRun, JudgeVerdict, LLMCall
 from tests.judging.conftest import LocalLLM
 
 MakeJudge = Callable[..., JudgeConfig]
-
-
-@pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, float | None]]:
-    """Record the tasks services would send to the broker."""
-    calls: list[tuple[int, float | None]] = []
-    monkeypatch.setattr(
-        services, "enqueue_verdicts", lambda ids, countdown=None: calls.extend((i, countdown) for i in ids)
-    )
-    return calls
 
 
 def _judge_all(run: JudgeRun) -> None:
@@ -149,7 +139,7 @@ def test_judged_verdict_becomes_a_judge_rating_of_the_shown_first_output(
             assert rating.winner_id == verdict.shown_first_id
         assert verdict.tokens_in > 0
         assert verdict.latency_ms is not None
-        assert verdict.cost == services.call_cost(judge, verdict.tokens_in, verdict.tokens_out) > 0
+        assert verdict.cost == outcomes.call_cost(judge, verdict.tokens_in, verdict.tokens_out) > 0
         assert len(verdict.request_hash) == 64
         assert verdict.raw_response
     run.refresh_from_db()
@@ -213,9 +203,16 @@ def test_rate_limited_call_waits_at_least_retry_after(
 ) -> None:
     url, _ = local_llm(fault_rate=1.0, faults=("rate_limit",), retry_after=7)
     run = services.start_run(campaign=campaign, judge=make_judge(base_url=url), limit=1)
-    step = services.judge_verdict(verdict_id=run.verdicts.first().pk, worker="test")  # type: ignore[union-attr]
+    verdict = run.verdicts.first()
+    assert verdict is not None
+    asked_at = timezone.now()
+    step = services.judge_verdict(verdict_id=verdict.pk, worker="test")
     assert step.retry_in is not None
-    assert step.retry_in >= 7
+    # The wait counts from now, after the call: the next attempt comes no sooner than 7 s after the call went out.
+    assert timezone.now() + timedelta(seconds=step.retry_in) >= asked_at + timedelta(seconds=7)
+    verdict.refresh_from_db()
+    assert verdict.retry_at is not None
+    assert verdict.retry_at >= asked_at + timedelta(seconds=7)
 
 
 def test_permanent_error_fails_the_verdict_with_the_reason(
@@ -328,14 +325,6 @@ def test_orders_agree_when_the_same_output_wins_or_both_tie() -> None:
     assert selectors.orders_agree("tie", "tie")
     assert not selectors.orders_agree("A", "A")
     assert not selectors.orders_agree("tie", "B")
-
-
-def test_backoff_grows_exponentially_with_jitter_honours_retry_after_and_is_capped() -> None:
-    for attempt in range(1, 6):
-        ceiling = 0.5 * 2 ** (attempt - 1)
-        assert ceiling / 2 <= services.backoff_seconds(attempt) <= ceiling
-    assert services.backoff_seconds(1, retry_after=5) >= 5
-    assert services.backoff_seconds(30) <= services.BACKOFF_CAP_SECONDS
 
 
 def test_a_judge_rating_schedules_a_leaderboard_refresh_after_commit(

@@ -194,6 +194,7 @@ def test_worker_killed_mid_run_then_restarted_completes_with_exactly_one_verdict
     first.wait(timeout=10)
     at_kill = selectors.run_progress(run)
     assert at_kill.done < at_kill.total  # killed mid-run
+    assert at_kill.claimed > 0  # and mid-batch: its calls in flight stay claimed until their lease ends
 
     start_worker(concurrency=4)
     run = wait_for_run(services.resume_run(run=run))
