@@ -306,18 +306,8 @@ def retry_after_seconds(headers: Any) -> float | None:
 
 
 def _result(completion: Any, latency_ms: int) -> ChatResult:
-    if not getattr(completion, "choices", None):
-        raise PermanentLLMError("reply has no choices")
-    choice = completion.choices[0]
-    usage = completion.usage
-    return ChatResult(
-        text=choice.message.content or "",
-        finish_reason=choice.finish_reason or "",
-        tokens_in=usage.prompt_tokens if usage else 0,
-        tokens_out=usage.completion_tokens if usage else 0,
-        latency_ms=latency_ms,
-        raw=completion.model_dump(mode="json"),
-    )
+    """Return the result of the synchronous client's reply object: the same reading as its JSON."""
+    return result_from_json(completion.model_dump(mode="json"), latency_ms)
 
 
 def _api_key(env_name: str) -> str:
