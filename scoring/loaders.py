@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from scoring import compiled
 from scoring.battles import OUTCOMES, Battle, BattleCounts, aggregate_codes, counts_from_tally, outcome_code
 from scoring.line_tally import LineTally, tally_lines
 
@@ -229,6 +230,9 @@ def read_battle_counts(path: str | Path) -> BattleCounts:
         if _starts_like_json_array(path):
             tally: Counter[Battle] = Counter(_array_battles(_read_bytes(path)))
         else:
+            scanned = _scanned_counts(path) if compiled.kernels is not None else None
+            if scanned is not None:
+                return scanned
             lines = tally_lines(path)
             fast = _simple_tally(lines)
             if fast is not None:
@@ -239,6 +243,38 @@ def read_battle_counts(path: str | Path) -> BattleCounts:
     if not tally:
         raise InputError("no battles in the file")
     return counts_from_tally(tally)
+
+
+def _scanned_counts(path: str | Path) -> BattleCounts | None:
+    """Aggregate a JSON Lines log with the compiled scanner; None if a name is not UTF-8 (the caller says where).
+
+    The scanner counts flat records in the usual key order per (model_a, model_b, winner) and every other line as a
+    distinct line, which is parsed here, in file order, so that an error names the first bad line.
+    """
+    assert compiled.kernels is not None
+    raw_names, pairs, pair_counts, lines, line_counts, first = compiled.kernels.scan_battles(str(path), True)
+    try:
+        names = [name.decode("utf-8") for name in raw_names]
+    except UnicodeDecodeError:
+        return None
+    weights = np.frombuffer(line_counts, dtype=np.int64)
+    other = _tally_distinct_lines(LineTally(lines, weights, np.frombuffer(first, dtype=np.int64), _NO_WORDS))
+    models = sorted({*names, *(name for a, b, _ in other for name in (a, b))})
+    index = {name: i for i, name in enumerate(models)}
+    rank = np.array([index[name] for name in names], dtype=np.int64)
+    ab = rank.take(np.frombuffer(pairs, dtype=np.int32).reshape(-1, 2)) if names else np.zeros((0, 2), np.int64)
+    other_codes = np.array([(index[a], index[b], outcome_code(w)) for a, b, w in other], dtype=np.int64)
+    outcome = np.tile(np.arange(len(OUTCOMES)), len(ab))
+    first_model = np.concatenate([np.repeat(ab[:, 0], len(OUTCOMES)), other_codes[:, 0] if len(other) else []])
+    second_model = np.concatenate([np.repeat(ab[:, 1], len(OUTCOMES)), other_codes[:, 1] if len(other) else []])
+    outcomes = np.concatenate([outcome, other_codes[:, 2] if len(other) else []])
+    counts = np.concatenate([np.frombuffer(pair_counts, dtype=np.int64), np.fromiter(other.values(), np.int64)])
+    if not counts.any():
+        raise InputError("no battles in the file")
+    return aggregate_codes(models, first_model.astype(np.int64), second_model.astype(np.int64), outcomes, counts)
+
+
+_NO_WORDS = np.zeros((0, 1), dtype=np.uint64)
 
 
 def _tally_distinct_lines(lines: LineTally) -> Counter[Battle]:

@@ -1,0 +1,13 @@
+"""Build the compiled kernels of ``scoring`` (everything else is configured in pyproject.toml)."""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "scoring._kernels",
+            sources=["scoring/_kernels.c"],
+            extra_compile_args=["-O3", "-std=gnu11", "-ffp-contract=off", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+        )
+    ]
+)
