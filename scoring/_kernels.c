@@ -63,7 +63,16 @@ static inline uint64_t load64(const char *p) {
     return w;
 }
 
+static inline uint64_t mix64(uint64_t h) {
+    h ^= h >> 31;
+    h *= 0x94D049BB133111EBULL;
+    h ^= h >> 32;
+    return h | 1;
+}
+
 static uint64_t hash_bytes(const char *p, size_t n) {
+    if (n >= 8 && n <= 16) /* model names: two overlapping words, no loop */
+        return mix64((load64(p) * 0xBF58476D1CE4E5B9ULL) ^ (load64(p + n - 8) + n) * 0x9E3779B97F4A7C15ULL);
     uint64_t h = 0x9E3779B97F4A7C15ULL ^ (n * 0xBF58476D1CE4E5B9ULL);
     while (n >= 8) {
         h = (h ^ load64(p)) * 0xBF58476D1CE4E5B9ULL;
@@ -76,11 +85,18 @@ static uint64_t hash_bytes(const char *p, size_t n) {
         memcpy(&w, p, n);
         h = (h ^ w) * 0xBF58476D1CE4E5B9ULL;
     }
-    h ^= h >> 31;
-    h *= 0x94D049BB133111EBULL;
-    h ^= h >> 32;
-    return h | 1;
+    return mix64(h);
 }
+
+static inline int same_bytes(const char *a, const char *b, size_t n) {
+    if (n >= 8 && n <= 16) return load64(a) == load64(b) && load64(a + n - 8) == load64(b + n - 8);
+    return memcmp(a, b, n) == 0;
+}
+
+typedef struct {
+    uint64_t hash;
+    size_t index; /* index + 1, 0 where free */
+} StringSlot;
 
 /* Distinct byte strings, numbered in the order they were first added, with a count and a first line each. */
 typedef struct {
@@ -89,17 +105,17 @@ typedef struct {
     int64_t *start, *length, *count, *first;
     uint64_t *hash;
     size_t n, capacity;
-    size_t *slots; /* open addressing: index + 1, 0 where free */
+    StringSlot *slots; /* open addressing */
     size_t mask;
 } Strings;
 
 static int strings_rehash(Strings *s, size_t size) {
-    size_t *slots = calloc(size, sizeof *slots);
+    StringSlot *slots = calloc(size, sizeof *slots);
     if (!slots) return -1;
     for (size_t i = 0; i < s->n; i++) {
         size_t slot = s->hash[i] & (size - 1);
-        while (slots[slot]) slot = (slot + 1) & (size - 1);
-        slots[slot] = i + 1;
+        while (slots[slot].index) slot = (slot + 1) & (size - 1);
+        slots[slot] = (StringSlot){s->hash[i], i + 1};
     }
     free(s->slots);
     s->slots = slots;
@@ -145,14 +161,14 @@ static int64_t strings_find(Strings *s, const char *p, size_t n, int64_t line) {
     if (!s->slots && strings_rehash(s, 1024) < 0) return -1;
     uint64_t h = hash_bytes(p, n);
     size_t slot = h & s->mask;
-    for (; s->slots[slot]; slot = (slot + 1) & s->mask) {
-        size_t i = s->slots[slot] - 1;
-        if (s->hash[i] == h && (size_t)s->length[i] == n && memcmp(s->bytes + s->start[i], p, n) == 0)
-            return (int64_t)i;
+    for (; s->slots[slot].index; slot = (slot + 1) & s->mask) {
+        if (s->slots[slot].hash != h) continue;
+        size_t i = s->slots[slot].index - 1;
+        if ((size_t)s->length[i] == n && same_bytes(s->bytes + s->start[i], p, n)) return (int64_t)i;
     }
     size_t i = s->n;
     if (strings_append(s, p, n, h, line) < 0) return -1;
-    if (s->mask + 1 > 4 * s->n) s->slots[slot] = i + 1; /* else the rehash placed it */
+    if (s->mask + 1 > 4 * s->n) s->slots[slot] = (StringSlot){h, i + 1}; /* else the rehash placed it */
     return (int64_t)i;
 }
 
@@ -176,59 +192,75 @@ static PyObject *strings_list(const Strings *s) {
     return list;
 }
 
-static const char *const OUTCOMES[] = {"model_a", "model_b", "tie", "tie (bothbad)"};
-
-static const char *skip_blanks(const char *p, const char *end) {
-    while (p < end && (*p == ' ' || *p == '\t')) p++;
+/* The parsers below read lines that end with a '\n' (in the buffer, just past `end`): no scan runs past it. */
+static inline const char *skip_blanks(const char *p) {
+    while (*p == ' ' || *p == '\t') p++;
     return p;
 }
 
-/* Match `"key"`, blanks, ':' and blanks; return the position after them or NULL. */
-static const char *expect_key(const char *p, const char *end, const char *key, size_t n) {
-    if (end - p < (ptrdiff_t)n + 2 || p[0] != '"' || memcmp(p + 1, key, n) != 0 || p[n + 1] != '"') return NULL;
-    p = skip_blanks(p + n + 2, end);
-    if (p == end || *p != ':') return NULL;
-    return skip_blanks(p + 1, end);
+/* Whether the n bytes at p are the literal (n a constant where this is inlined, so memcmp compiles to loads). */
+static inline int at_literal(const char *p, const char *end, const char *literal, size_t n) {
+    return (size_t)(end - p) >= n && memcmp(p, literal, n) == 0;
+}
+
+/* Match the quoted key (given with its quotes), blanks, ':' and blanks; return the position after them or NULL. */
+static inline const char *expect_key(const char *p, const char *end, const char *quoted, size_t n) {
+    if (!at_literal(p, end, quoted, n)) return NULL;
+    p = skip_blanks(p + n);
+    if (*p != ':') return NULL;
+    return skip_blanks(p + 1);
 }
 
 /* Match a string without escapes or control characters; set its span, return the position after it or NULL. */
-static const char *expect_value(const char *p, const char *end, const char **value, size_t *length) {
-    if (p == end || *p != '"') return NULL;
+static inline const char *expect_value(const char *p, const char **value, size_t *length) {
+    if (*p != '"') return NULL;
     const char *q = ++p;
-    while (q < end && *q != '"') {
-        if (*q == '\\' || (unsigned char)*q < 0x20) return NULL;
-        q++;
+    for (;; q++) {
+        unsigned char c = (unsigned char)*q; /* the final '\n' is a control character: the loop ends there */
+        if (c > '"' && c != '\\') continue; /* the usual case: letters, digits, '-' */
+        if (c == '"') break;
+        if (c == '\\' || c < 0x20) return NULL;
     }
-    if (q == end) return NULL;
     *value = p;
     *length = (size_t)(q - p);
     return q + 1;
 }
 
+/* Match blanks, the separator and blanks; return the position after them or NULL. */
+static inline const char *expect_separator(const char *p, char separator) {
+    p = skip_blanks(p);
+    if (*p != separator) return NULL;
+    return skip_blanks(p + 1);
+}
+
 /* Parse {"model_a": "A", "model_b": "B", "winner": "W"} with blanks between tokens and trailing blanks or CR
-   (what scoring.loaders._SIMPLE_BATTLE matches); return 0 if the line matches. */
+   (what scoring.loaders._SIMPLE_BATTLE matches); return 0 if the line matches. *end must be '\n'. */
 static int parse_flat(const char *p, const char *end, const char *values[3], size_t lengths[3]) {
-    static const char *const keys[3] = {"model_a", "model_b", "winner"};
-    static const size_t key_lengths[3] = {7, 7, 6};
-    p = skip_blanks(p, end);
-    if (p == end || *p != '{') return -1;
-    p = skip_blanks(p + 1, end);
-    for (int k = 0; k < 3; k++) {
-        p = expect_key(p, end, keys[k], key_lengths[k]);
-        if (!p || !(p = expect_value(p, end, &values[k], &lengths[k]))) return -1;
-        p = skip_blanks(p, end);
-        if (p == end || *p != (k < 2 ? ',' : '}')) return -1;
-        p = skip_blanks(p + 1, end);
-    }
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\r')) p++;
+    p = skip_blanks(p);
+    if (*p != '{') return -1;
+    p = skip_blanks(p + 1);
+    if (!(p = expect_key(p, end, "\"model_a\"", 9)) || !(p = expect_value(p, &values[0], &lengths[0])) ||
+        !(p = expect_separator(p, ',')) || !(p = expect_key(p, end, "\"model_b\"", 9)) ||
+        !(p = expect_value(p, &values[1], &lengths[1])) || !(p = expect_separator(p, ',')) ||
+        !(p = expect_key(p, end, "\"winner\"", 8)) || !(p = expect_value(p, &values[2], &lengths[2])) ||
+        !(p = expect_separator(p, '}')))
+        return -1;
+    while (*p == ' ' || *p == '\t' || *p == '\r') p++;
     return p == end ? 0 : -1;
 }
 
-static int outcome_of(const char *p, size_t n) {
-    for (int k = 0; k < 4; k++) {
-        if (strlen(OUTCOMES[k]) == n && memcmp(OUTCOMES[k], p, n) == 0) return k;
+/* Return the code of an outcome label (scoring.battles.OUTCOMES), or -1. */
+static inline int outcome_of(const char *p, size_t n) {
+    switch (n) {
+    case 7:
+        return at_literal(p, p + n, "model_a", 7) ? 0 : at_literal(p, p + n, "model_b", 7) ? 1 : -1;
+    case 3:
+        return at_literal(p, p + n, "tie", 3) ? 2 : -1;
+    case 13:
+        return at_literal(p, p + n, "tie (bothbad)", 13) ? 3 : -1;
+    default:
+        return -1;
     }
-    return -1;
 }
 
 /* Counts per ordered pair of name indices and outcome, the key and its counts side by side (one cache line). */
@@ -280,9 +312,10 @@ typedef struct {
     int parse;
     Strings names, odd;
     Pairs pairs;
+    int64_t lines;
 } Scan;
 
-/* Count one line: a flat battle into the pairs, anything else into the odd lines. */
+/* Count one line (followed by a '\n' in memory): a flat battle into the pairs, anything else into the odd lines. */
 static int scan_line(Scan *scan, const char *p, size_t n, int64_t line) {
     const char *values[3];
     size_t lengths[3];
@@ -300,8 +333,8 @@ static int scan_line(Scan *scan, const char *p, size_t n, int64_t line) {
     return 0;
 }
 
-/* Read the file and count its lines; return 0, or an errno value (ENOMEM included). */
-static int scan_file(int fd, Scan *scan) {
+/* Read `left` bytes of the file (or up to its end) and count their lines; return 0, or an errno value. */
+static int scan_file(int fd, Scan *scan, uint64_t left) {
     size_t size = 1 << 20, carry = 0;
     char *buf = malloc(size);
     int64_t line = 0;
@@ -319,13 +352,14 @@ static int scan_file(int fd, Scan *scan) {
             buf = grown;
             size *= 2;
         }
-        ssize_t got = read(fd, buf + carry, size - carry);
+        ssize_t got = read(fd, buf + carry, (size_t)(size - carry < left ? size - carry : left));
         if (got < 0) {
             if (errno == EINTR) continue;
             int error = errno;
             free(buf);
             return error;
         }
+        left -= (uint64_t)got;
         size_t end = carry + (size_t)got;
         const char *p = buf, *stop = buf + end, *newline;
         while ((newline = memchr(p, '\n', (size_t)(stop - p))) != NULL) {
@@ -336,8 +370,10 @@ static int scan_file(int fd, Scan *scan) {
             p = newline + 1;
         }
         carry = (size_t)(stop - p);
-        if (got == 0) { /* the last line has no newline */
+        if (got == 0) { /* the last line has no newline: give it one (carry < size, see above) */
+            buf[end] = '\n';
             int error = carry && scan_line(scan, p, carry, ++line) < 0 ? ENOMEM : 0;
+            scan->lines = line;
             free(buf);
             return error;
         }
@@ -346,8 +382,9 @@ static int scan_file(int fd, Scan *scan) {
 }
 
 PyDoc_STRVAR(scan_battles_doc,
-             "scan_battles(path, parse) -> (names, pairs, counts, lines, line_counts, first)\n\n"
-             "Read a file line by line (split at \\n). With parse, each line that reads\n"
+             "scan_battles(path, parse, start=0, stop=-1) -> (names, pairs, counts, lines, line_counts, first, n)\n\n"
+             "Read bytes [start, stop) of a file (stop -1: to its end) line by line (split at \\n); n is the number\n"
+             "of lines and line numbers count from the first line of the range. With parse, each line that reads\n"
              "{\"model_a\": \"A\", \"model_b\": \"B\", \"winner\": \"W\"} (blanks between tokens, trailing blanks or CR, strings\n"
              "without escapes or control characters, W a known label, A != B) is counted per (A, B, W): names holds\n"
              "the distinct names (bytes), pairs the int32 (A, B) indices of each pair met and counts its int64\n"
@@ -357,7 +394,12 @@ PyDoc_STRVAR(scan_battles_doc,
 static PyObject *scan_battles(PyObject *self, PyObject *args) {
     PyObject *path = NULL;
     int parse = 1;
-    if (!PyArg_ParseTuple(args, "O&p", PyUnicode_FSConverter, &path, &parse)) return NULL;
+    long long start = 0, stop = -1;
+    if (!PyArg_ParseTuple(args, "O&p|LL", PyUnicode_FSConverter, &path, &parse, &start, &stop)) return NULL;
+    if (start < 0 || (stop >= 0 && stop < start)) {
+        Py_DECREF(path);
+        return PyErr_Format(PyExc_ValueError, "scan_battles: bad range [%lld, %lld)", start, stop);
+    }
     int fd, error = 0;
     Scan scan = {.parse = parse};
     Py_BEGIN_ALLOW_THREADS;
@@ -365,7 +407,8 @@ static PyObject *scan_battles(PyObject *self, PyObject *args) {
     if (fd < 0) {
         error = errno;
     } else {
-        error = scan_file(fd, &scan);
+        if (lseek(fd, (off_t)start, SEEK_SET) < 0) error = errno;
+        else error = scan_file(fd, &scan, stop < 0 ? UINT64_MAX : (uint64_t)(stop - start));
         close(fd);
     }
     Py_END_ALLOW_THREADS;
@@ -390,9 +433,9 @@ static PyObject *scan_battles(PyObject *self, PyObject *args) {
         }
         static const int64_t none[1] = {0}; /* y# gives None for a NULL pointer */
         Py_ssize_t bytes = (Py_ssize_t)(scan.odd.n * sizeof(int64_t));
-        result = Py_BuildValue("OOOOy#y#", names, pairs, counts, lines,
+        result = Py_BuildValue("OOOOy#y#L", names, pairs, counts, lines,
                                (const char *)(scan.odd.count ? scan.odd.count : none), bytes,
-                               (const char *)(scan.odd.first ? scan.odd.first : none), bytes);
+                               (const char *)(scan.odd.first ? scan.odd.first : none), bytes, (long long)scan.lines);
     }
     Py_XDECREF(names);
     Py_XDECREF(lines);

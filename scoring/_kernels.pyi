@@ -1,6 +1,8 @@
 from typing import Any
 
-def scan_battles(path: str, parse: bool, /) -> tuple[list[bytes], bytes, bytes, list[bytes], bytes, bytes]: ...
+def scan_battles(
+    path: str, parse: bool, start: int = 0, stop: int = -1, /
+) -> tuple[list[bytes], bytes, bytes, list[bytes], bytes, bytes, int]: ...
 def poisson_tables(
     first: Any, means: Any, low: Any, width: Any, offsets: Any, order: Any, cdf: Any, guide: Any, /
 ) -> None: ...

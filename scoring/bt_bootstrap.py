@@ -9,7 +9,6 @@ chunks (numpy releases the GIL in the array work, so threads use the machine's c
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -84,6 +83,8 @@ def bootstrap_thetas(
     threads = max(1, min(workers or idle_cores(), len(sizes)))
     if threads == 1:
         return np.concatenate([run(chunk) for chunk in range(len(sizes))])
+    from concurrent.futures import ThreadPoolExecutor  # only here: it imports logging, which start-up can skip
+
     with ThreadPoolExecutor(threads) as pool:
         return np.concatenate(list(pool.map(run, range(len(sizes)))))
 

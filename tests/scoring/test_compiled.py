@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scoring import BattleCounts, compiled
+from scoring import BattleCounts, compiled, line_tally, loaders
 from scoring.battles import OUTCOMES
 from scoring.loaders import InputError, read_battle_counts
 from tests.scoring.test_line_tally import expected_tally, random_text
@@ -36,7 +36,7 @@ def test_lines_that_are_not_battles_are_tallied_like_a_plain_count(
     path = tmp_path / "lines.txt"
     path.write_bytes(data)
     for parse in (False, True):
-        names, _, counts, lines, line_counts, first = compiled.kernels.scan_battles(str(path), parse)
+        names, _, counts, lines, line_counts, first, n = compiled.kernels.scan_battles(str(path), parse)
         tally = {
             line: (int(c), int(f))
             for line, c, f in zip(
@@ -50,6 +50,7 @@ def test_lines_that_are_not_battles_are_tallied_like_a_plain_count(
             assert len(names) == len({name for line in battles for name in json.loads(line).values()} - {"tie"})
         assert tally == expected
         assert list(np.frombuffer(first, np.int64)) == sorted(f for _, f in expected.values())
+        assert n == len(data.split(b"\n")) - trailing_newline
 
 
 def test_a_line_longer_than_the_read_buffer_is_one_line(tmp_path: Path, kernels_module: object) -> None:
@@ -57,7 +58,7 @@ def test_a_line_longer_than_the_read_buffer_is_one_line(tmp_path: Path, kernels_
     long = b"x" * (3 << 20)
     path = tmp_path / "long.txt"
     path.write_bytes(b"a\n" + long + b"\na\n" + long)
-    _, _, _, lines, line_counts, first = compiled.kernels.scan_battles(str(path), True)
+    _, _, _, lines, line_counts, first, _ = compiled.kernels.scan_battles(str(path), True)
     assert lines == [b"a", long]
     assert np.frombuffer(line_counts, np.int64).tolist() == [2, 2]
     assert np.frombuffer(first, np.int64).tolist() == [1, 2]
@@ -101,10 +102,19 @@ def tricky_battle_log(seed: int) -> bytes:
 
 
 def counts_both_ways(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[BattleCounts, BattleCounts]:
-    """Return the counts read with the compiled scanner and with the numpy path."""
+    """Return the counts read with the compiled scanner (in parts read by threads) and with the numpy path."""
+    monkeypatch.setattr(line_tally, "PART_BYTES", 2000)
+    monkeypatch.setattr(loaders, "idle_cores", lambda: 3)
     with_kernels = read_battle_counts(path)
+    assert_same_counts(with_kernels, one_part(path, monkeypatch))
     monkeypatch.setattr(compiled, "kernels", None)
     return with_kernels, read_battle_counts(path)
+
+
+def one_part(path: Path, monkeypatch: pytest.MonkeyPatch) -> BattleCounts:
+    """Return the counts read with the compiled scanner in one part."""
+    monkeypatch.setattr(loaders, "idle_cores", lambda: 1)
+    return read_battle_counts(path)
 
 
 def assert_same_counts(left: BattleCounts, right: BattleCounts) -> None:
@@ -165,8 +175,27 @@ def test_bad_logs_give_the_numpy_path_s_error(
     path.write_bytes(text.encode("latin-1") if "\xff" in text or "\xfe" in text else text.encode())
     with pytest.raises(InputError) as compiled_error:
         read_battle_counts(path)
+    monkeypatch.setattr(line_tally, "PART_BYTES", 20)
+    monkeypatch.setattr(loaders, "idle_cores", lambda: 4)
+    with pytest.raises(InputError) as parts_error:
+        read_battle_counts(path)
+    assert str(parts_error.value) == str(compiled_error.value)
     monkeypatch.setattr(compiled, "kernels", None)
     with pytest.raises(InputError) as numpy_error:
         read_battle_counts(path)
     assert str(compiled_error.value) == str(numpy_error.value)
     assert str(compiled_error.value).startswith(("line 2:", "line 4:", "line 1:", "no battles"))
+
+
+def test_errors_in_later_parts_name_their_line_in_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernels_module: object
+) -> None:
+    good = '{"model_a": "x", "model_b": "y", "winner": "model_a"}\n'
+    bad = '{"model_a": "x", "model_b": "y", "winner": "draw"}\n'
+    path = tmp_path / "bad.jsonl"
+    path.write_text(good * 300 + bad + good * 50 + bad)
+    monkeypatch.setattr(line_tally, "PART_BYTES", 1000)
+    monkeypatch.setattr(loaders, "idle_cores", lambda: 8)
+    assert len(line_tally.line_ranges(path, 8)) == 8
+    with pytest.raises(InputError, match="line 301: unknown winner label 'draw'"):
+        read_battle_counts(path)
