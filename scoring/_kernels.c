@@ -665,45 +665,16 @@ PyDoc_STRVAR(half_chord_doc,
              "in the data has that model neither winning nor tying in the round. work is scratch space of at least\n"
              "(pairs + 5 * models + 2) * rounds doubles.");
 
-static PyObject *half_chord(PyObject *self, PyObject *args) {
-    PyObject *objs[6], *out_objs[4];
-    double prior, tol, scale;
-    int max_steps;
-    if (!PyArg_ParseTuple(args, "OOOOOOddidOOOO", &objs[0], &objs[1], &objs[2], &objs[3], &objs[4], &objs[5],
-                          &prior, &tol, &max_steps, &scale, &out_objs[0], &out_objs[1], &out_objs[2], &out_objs[3]))
-        return NULL;
-    Py_buffer draws, pi, pj, had, x0, hess, work, theta, error, lost;
-    Py_buffer *views[10] = {&draws, &pi, &pj, &had, &x0, &hess, &work, &theta, &error, &lost};
-    PyObject *all[10] = {objs[0], objs[1], objs[2], objs[3], objs[4], objs[5],
-                         out_objs[0], out_objs[1], out_objs[2], out_objs[3]};
-    const Py_ssize_t sizes[10] = {8, 8, 8, 1, 8, 8, 8, 8, 8, 1};
-    const char *formats[10] = {"d", "qlL", "qlL", "B?", "d", "d", "d", "d", "d", "B?"};
-    const char *names[10] = {"draws", "pair_i", "pair_j", "had", "x0", "inv_hess", "work", "theta", "error", "lost"};
-    int got = 0;
-    for (; got < 10; got++) {
-        if (get_array(all[got], views[got], sizes[got], formats[got], got >= 6, names[got]) < 0) break;
-    }
-    PyObject *result = NULL;
-    if (got < 10) goto done;
-    Py_ssize_t m = x0.len / 8, pairs = pi.len / 8, rounds = error.len / 8;
-    const int64_t *I = pi.buf, *J = pj.buf;
-    int ok = pj.len == pi.len && had.len == 2 * pairs && draws.len == 3 * pairs * rounds * 8 &&
-             hess.len == m * m * 8 && theta.len == m * rounds * 8 && lost.len == rounds &&
-             work.len >= (pairs + 5 * m + 2) * rounds * 8;
-    for (Py_ssize_t p = 0; ok && p < pairs; p++) ok = I[p] >= 0 && I[p] < m && J[p] >= 0 && J[p] < m && I[p] != J[p];
-    if (!ok) {
-        PyErr_SetString(PyExc_ValueError, "half_chord: inconsistent shapes");
-        goto done;
-    }
-    double *battles = work.buf, *score = battles + pairs * rounds, *strength = score + m * rounds;
+/* The arithmetic of half_chord (see its documentation); the loops over rounds are the inner ones, so they vectorise.
+   Return the number of steps. */
+static int chord_steps(
+    const double *D, const int64_t *I, const int64_t *J, const uint8_t *had_first, const uint8_t *had_second,
+    const double *start, const double *H, double prior, double tol, int max_steps, double scale, Py_ssize_t m,
+    Py_ssize_t pairs, Py_ssize_t rounds, double *work, double *T, double *E, uint8_t *L) {
+    double *battles = work, *score = battles + pairs * rounds, *strength = score + m * rounds;
     double *over = strength + m * rounds, *grad = over + m * rounds, *step = grad + m * rounds;
     double *last = step + m * rounds, *size = last + rounds;
-    const double *D = draws.buf, *H = hess.buf, *start = x0.buf;
-    const uint8_t *had_first = had.buf, *had_second = had_first + pairs;
-    double *T = theta.buf, *E = error.buf;
-    uint8_t *L = lost.buf;
     int steps = 0;
-    Py_BEGIN_ALLOW_THREADS;
     const double *wins_i = D, *wins_j = D + pairs * rounds, *ties = D + 2 * pairs * rounds;
     memset(score, 0, (size_t)(m * rounds) * sizeof(double));
     memset(L, 0, (size_t)rounds);
@@ -774,6 +745,47 @@ static PyObject *half_chord(PyObject *self, PyObject *args) {
         }
         if (!failed && worst < tol) break;
     }
+    return steps;
+}
+
+static PyObject *half_chord(PyObject *self, PyObject *args) {
+    PyObject *objs[6], *out_objs[4];
+    double prior, tol, scale;
+    int max_steps;
+    if (!PyArg_ParseTuple(args, "OOOOOOddidOOOO", &objs[0], &objs[1], &objs[2], &objs[3], &objs[4], &objs[5],
+                          &prior, &tol, &max_steps, &scale, &out_objs[0], &out_objs[1], &out_objs[2], &out_objs[3]))
+        return NULL;
+    Py_buffer draws, pi, pj, had, x0, hess, work, theta, error, lost;
+    Py_buffer *views[10] = {&draws, &pi, &pj, &had, &x0, &hess, &work, &theta, &error, &lost};
+    PyObject *all[10] = {objs[0], objs[1], objs[2], objs[3], objs[4], objs[5],
+                         out_objs[0], out_objs[1], out_objs[2], out_objs[3]};
+    const Py_ssize_t sizes[10] = {8, 8, 8, 1, 8, 8, 8, 8, 8, 1};
+    const char *formats[10] = {"d", "qlL", "qlL", "B?", "d", "d", "d", "d", "d", "B?"};
+    const char *names[10] = {"draws", "pair_i", "pair_j", "had", "x0", "inv_hess", "work", "theta", "error", "lost"};
+    int got = 0;
+    for (; got < 10; got++) {
+        if (get_array(all[got], views[got], sizes[got], formats[got], got >= 6, names[got]) < 0) break;
+    }
+    PyObject *result = NULL;
+    if (got < 10) goto done;
+    Py_ssize_t m = x0.len / 8, pairs = pi.len / 8, rounds = error.len / 8;
+    const int64_t *I = pi.buf, *J = pj.buf;
+    int ok = pj.len == pi.len && had.len == 2 * pairs && draws.len == 3 * pairs * rounds * 8 &&
+             hess.len == m * m * 8 && theta.len == m * rounds * 8 && lost.len == rounds &&
+             work.len >= (pairs + 5 * m + 2) * rounds * 8;
+    for (Py_ssize_t p = 0; ok && p < pairs; p++) ok = I[p] >= 0 && I[p] < m && J[p] >= 0 && J[p] < m && I[p] != J[p];
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "half_chord: inconsistent shapes");
+        goto done;
+    }
+    const double *D = draws.buf, *H = hess.buf, *start = x0.buf;
+    const uint8_t *had_first = had.buf, *had_second = had_first + pairs;
+    double *T = theta.buf, *E = error.buf;
+    uint8_t *L = lost.buf;
+    int steps = 0;
+    Py_BEGIN_ALLOW_THREADS;
+    steps = chord_steps(D, I, J, had_first, had_second, start, H, prior, tol, max_steps, scale, m, pairs, rounds, work.buf,
+                        T, E, L);
     Py_END_ALLOW_THREADS;
     result = PyLong_FromLong(steps);
 done:

@@ -48,11 +48,11 @@ class MultinomialSampler:
         self.n = int(self.counts.sum())
         if self.n >= _TWO_53:
             raise ValueError("counts must sum to less than 2**53")
-        self.cells = np.flatnonzero(self.counts)
         self.lam = max(0.0, self.n - OVERSHOOT_SD * math.sqrt(self.n))
-        self.means = self.lam * self.counts[self.cells] / max(self.n, 1)
+        # Cells without battles take part as Poisson(0) (always 0), so that draws fill the caller's array directly.
+        self.means = self.lam * self.counts / max(self.n, 1)
         self.tables = _PoissonTables.build(self.means) if self.lam > 0 else None
-        self.cumulative = np.cumsum(self.counts[self.cells])
+        self.cumulative = np.cumsum(self.counts)
 
     def draw(self, rounds: int, rng: np.random.Generator, out: FloatArray | None = None) -> FloatArray:
         """Return a (cells, rounds) array of floats (exact integers) whose columns are independent draws.
@@ -64,24 +64,20 @@ class MultinomialSampler:
         if not self.n or rounds == 0:
             out.fill(0.0)
             return out
-        kept = out if len(self.cells) == len(self.counts) else np.empty((len(self.cells), rounds))
         if self.tables is None:
-            kept.fill(0.0)
-        self._poisson(kept, np.arange(rounds), rng)
-        totals = kept.sum(axis=0)
+            out.fill(0.0)
+        self._poisson(out, np.arange(rounds), rng)
+        totals = out.sum(axis=0)
         over = np.flatnonzero(totals > self.n)
         while len(over):
-            self._poisson(kept, over, rng)
-            totals[over] = kept[:, over].sum(axis=0)
+            self._poisson(out, over, rng)
+            totals[over] = out[:, over].sum(axis=0)
             over = over[totals[over] > self.n]
-        self._categorical(kept, (self.n - totals).astype(np.int64), rng)
-        if kept is not out:
-            out.fill(0.0)
-            out[self.cells] = kept
+        self._categorical(out, (self.n - totals).astype(np.int64), rng)
         return out
 
     def _poisson(self, out: FloatArray, columns: IntArray, rng: np.random.Generator) -> None:
-        """Set the given columns of ``out`` (cells with a positive count, rounds) to independent Poisson counts."""
+        """Set the given columns of ``out`` (cells, rounds) to independent Poisson counts."""
         if self.tables is None:
             return
         if self.tables.cdf is None:
@@ -153,7 +149,8 @@ class _PoissonTables:
         # Rows are stored batch after batch, so that each batch's rectangle is one slice of the flat CDF.
         tables.offsets[order] = np.concatenate([[0], np.cumsum(width[order])[:-1]])
         lgamma = np.array([math.lgamma(v + 1.0) for v in low.tolist()])
-        first = np.exp(low * np.log(means) - means - lgamma)
+        # p(low); a mean of 0 (a cell without battles) has p(0) = 1 and every later p(x) = 0.
+        first = np.where(means > 0, np.exp(low * np.log(np.where(means > 0, means, 1.0)) - means - lgamma), 1.0)
         tables.cdf = np.empty(int(width.sum()))
         if compiled.kernels is not None:
             compiled.kernels.poisson_tables(

@@ -119,7 +119,7 @@ def test_the_compiled_chord_steps_match_the_numpy_ones(
     theta, unsettled, lost = solver._compiled_half_chord(draws)
     numpy_theta, numpy_unsettled, numpy_lost = solver._half_chord(draws)
     settled = ~(unsettled | numpy_unsettled)
-    assert settled.sum() > 10
+    assert settled.sum() >= (40 if len(battles) > 30 else 1)
     assert np.abs(theta[settled] - numpy_theta[settled]).max() * bt_fit.RATING_SCALE < 1e-6
     assert np.array_equal(lost, numpy_lost)
     # The few battles of the second case lose edges in some rounds; the first never does.
