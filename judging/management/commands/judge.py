@@ -27,6 +27,7 @@ class Watch:
     counts: tuple[int, ...] = ()
     changed: float = 0.0
     logged: float = 0.0
+    reported: float | None = None  # when a stall was last reported (without auto-resume)
     line: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -156,8 +157,9 @@ class Command(BaseCommand):
         else:
             return
         if options["no_auto_resume"]:
-            self._note(watch, f"stalled: {why}; resume with {self._command(run)} --resume {run.pk} --wait")
-            watch.changed = time.monotonic()  # say it once per stall window
+            if watch.reported is None or time.monotonic() - watch.reported >= options["stall_seconds"]:
+                self._note(watch, f"stalled: {why}; resume with {self._command(run)} --resume {run.pk} --wait")
+                watch.reported = time.monotonic()
             return
         try:
             services.resume_run(run=run)
