@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Avg, Count, Q, QuerySet, Sum
+from django.db.models import Avg, Count, Max, Q, QuerySet, Sum
 
 from judging.models import JudgeConfig, JudgeRun, JudgeVerdict
 
@@ -78,17 +78,27 @@ class RunHealth:
     """Whether a running run's work is moving: claims whose lease ended (their worker died) and work due now."""
 
     expired_claims: int
+    uncovered_expired_claims: int  # of those, the ones whose lease ended after `covered_until`
     live_claims: int
     due_pending: int
+    last_lease_end: datetime | None
 
 
-def run_health(run: JudgeRun, *, current: datetime) -> RunHealth:
-    """Return the run's expired and live claims and its pending verdicts due now, in one query."""
+def run_health(run: JudgeRun, *, current: datetime, covered_until: datetime | None = None) -> RunHealth:
+    """Return the run's expired and live claims and its pending verdicts due now, in one query.
+
+    A resume re-sends the claims still live then for when their leases end: `covered_until` (the last of those
+    leases) tells the claims it already took care of from those that expired since.
+    """
     claimed = Q(state=_S.CLAIMED)
+    expired = claimed & Q(claimed_until__lt=current)
+    uncovered = expired if covered_until is None else expired & Q(claimed_until__gt=covered_until)
     row = JudgeVerdict.objects.filter(run=run).aggregate(
-        expired_claims=Count("id", filter=claimed & Q(claimed_until__lt=current)),
+        expired_claims=Count("id", filter=expired),
+        uncovered_expired_claims=Count("id", filter=uncovered),
         live_claims=Count("id", filter=claimed & Q(claimed_until__gte=current)),
         due_pending=Count("id", filter=Q(state=_S.PENDING) & (Q(retry_at__isnull=True) | Q(retry_at__lte=current))),
+        last_lease_end=Max("claimed_until", filter=claimed),
     )
     return RunHealth(**row)
 

@@ -90,29 +90,56 @@ Enqueue = Callable[[list[int], float | None], None]
 
 @pytest.fixture
 def workers(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
-    """Return a setter of what happens to sent tasks, in order: judge, die, lose or cancel them (then judge)."""
+    """Return a setter of what happens to sent tasks, in order: judge, die, lose or cancel them (then judge).
+
+    Tasks due later (a countdown) are judged when the command sleeps between polls once they are due, as a worker
+    would judge them meanwhile; the rest at once.
+    """
+    later: list[tuple[float, list[int]]] = []
+    real_sleep = time.sleep
 
     def judge_now(verdict_ids: list[int]) -> None:  # stands in for a live worker
         for verdict_id in verdict_ids:
             while (step := services.judge_verdict(verdict_id=verdict_id, worker="inline")).retry_in is not None:
-                time.sleep(step.retry_in)
+                real_sleep(step.retry_in)
 
-    def die(verdict_ids: list[int]) -> None:  # a worker claims the batch, then is killed: its leases run out
+    def judge(verdict_ids: list[int], countdown: float | None) -> None:
+        if countdown:
+            later.append((time.monotonic() + countdown, verdict_ids))
+        else:
+            judge_now(verdict_ids)
+
+    def die(verdict_ids: list[int], countdown: float | None) -> None:  # claims the batch and is killed
         gone = timezone.now() - timedelta(seconds=1)
         JudgeVerdict.objects.filter(pk__in=verdict_ids).update(state="claimed", claimed_by="dead", claimed_until=gone)
 
-    def cancel(verdict_ids: list[int]) -> None:  # someone cancels the run meanwhile
+    def die_mid_call(verdict_ids: list[int], countdown: float | None) -> None:  # some leases end a little later
+        die(verdict_ids, countdown)
+        soon = timezone.now() + timedelta(seconds=1)
+        JudgeVerdict.objects.filter(pk__in=verdict_ids[::2]).update(claimed_until=soon)
+
+    def cancel(verdict_ids: list[int], countdown: float | None) -> None:  # someone cancels the run meanwhile
         services.cancel_run(run=JudgeVerdict.objects.get(pk=verdict_ids[0]).run)
 
-    behaviours = {"judge": judge_now, "die": die, "lose": lambda ids: None, "cancel": cancel}
+    behaviours = {
+        "judge": judge, "die": die, "die_mid_call": die_mid_call, "lose": lambda ids, countdown: None,
+        "cancel": cancel,
+    }  # fmt: skip
+
+    def sleep(seconds: float) -> None:
+        real_sleep(seconds)
+        for due in [task for task in later if task[0] <= time.monotonic()]:
+            later.remove(due)
+            judge_now(due[1])
 
     def use(*steps: str) -> None:
         queue = list(steps)
 
         def enqueue(verdict_ids: list[int], countdown: float | None = None) -> None:
-            behaviours[queue.pop(0) if queue else "judge"](list(verdict_ids))
+            behaviours[queue.pop(0) if queue else "judge"](list(verdict_ids), countdown)
 
         monkeypatch.setattr(services, "enqueue_verdicts", enqueue)
+        monkeypatch.setattr(judge_command.time, "sleep", sleep)
 
     # The test's transaction never commits: run after-commit work at once, as a committed run would.
     monkeypatch.setattr(transaction, "on_commit", lambda callback, *args, **kwargs: callback())
@@ -135,6 +162,17 @@ def test_wait_resumes_a_run_whose_worker_died_and_completes(
     assert f"resumed run #{run.pk}: 6 claimed verdict(s) outlived their lease (a worker died?)" in out
     assert "completed: 6 judged" in out
     assert run.status == JudgeRun.Status.COMPLETED
+
+
+def test_wait_resumes_once_for_claims_whose_leases_end_one_after_the_other(
+    campaign: Campaign, local_judge: JudgeConfig, workers: Callable[..., None]
+) -> None:
+    workers("die_mid_call")
+    out = _call("judge", campaign.slug, "--judge", "local", "--limit", "2", "--wait", "--poll", "0.01")
+    # The resume re-sent the claims still live for when their leases end: no second resume for them.
+    assert out.count("resumed run") == 1
+    assert "2 claimed verdict(s) outlived their lease" in out
+    assert "completed: 4 judged" in out
 
 
 def test_wait_resumes_when_nothing_moves_and_nothing_is_in_flight(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from argparse import ArgumentParser
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
@@ -28,6 +29,7 @@ class Watch:
     changed: float = 0.0
     logged: float = 0.0
     reported: float | None = None  # when a stall was last reported (without auto-resume)
+    covered_until: datetime | None = None  # the last lease a resume already took care of
     line: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -145,15 +147,14 @@ class Command(BaseCommand):
 
     def _keep_going(self, run: JudgeRun, watch: Watch, options: dict[str, Any]) -> None:
         """Resume the run when its work stalled: claims whose lease ended (a worker died), or nothing moving."""
-        health = selectors.run_health(run, current=services.now())
+        health = selectors.run_health(run, current=services.now(), covered_until=watch.covered_until)
         idle = time.monotonic() - watch.changed
-        if health.expired_claims:
-            why = f"{health.expired_claims} claimed verdict(s) outlived their lease (a worker died?)"
-        elif not health.live_claims and health.due_pending and idle >= options["stall_seconds"]:
-            why = (
-                f"nothing moved for {idle:.0f} s with {health.due_pending} verdict(s) due and none in flight "
-                "(lost tasks, or is no worker running?)"
-            )
+        due = health.due_pending + health.expired_claims
+        if health.uncovered_expired_claims:
+            why = f"{health.uncovered_expired_claims} claimed verdict(s) outlived their lease (a worker died?)"
+        elif not health.live_claims and due and idle >= options["stall_seconds"]:
+            why = f"nothing moved for {idle:.0f} s with {due} verdict(s) due and none in flight (lost tasks, or is no "
+            why += "worker running?)"
         else:
             return
         if options["no_auto_resume"]:
@@ -165,7 +166,8 @@ class Command(BaseCommand):
             services.resume_run(run=run)
         except Conflict:  # it ended meanwhile; the next poll sees that
             return
-        watch.changed = time.monotonic()
+        # The resume re-sent the claims live until now for when their leases end: they need no second resume.
+        watch.changed, watch.covered_until = time.monotonic(), health.last_lease_end
         self._note(watch, f"resumed run #{run.pk}: {why}")
 
     def _draw(self, watch: Watch, progress: selectors.RunProgress) -> None:
