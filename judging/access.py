@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, PermissionsMixin
 from django.db.models import QuerySet
 
 from evalplatform.exceptions import NotFound, PermissionDenied
@@ -14,9 +14,8 @@ User = AbstractBaseUser | AnonymousUser
 
 def access_judges(*, user: User) -> QuerySet[JudgeConfig]:
     """Return every judge if the user researches a campaign, may view judges, or is a superuser; else raise."""
-    if user.is_authenticated and (
-        researcher_campaigns(user).exists() or getattr(user, "has_perm", lambda _: False)("judging.view_judgeconfig")
-    ):
+    may_view = isinstance(user, PermissionsMixin) and user.has_perm("judging.view_judgeconfig")
+    if user.is_authenticated and (may_view or researcher_campaigns(user).exists()):
         return JudgeConfig.objects.order_by("name")
     raise PermissionDenied("Only researchers may list judges.")
 
