@@ -93,14 +93,15 @@ def start_run_for(
         model_admin.message_user(request, f"{judge} on {campaign}: {exc.message}", messages.ERROR)
         return None
     total = run.verdicts.count()
+    nothing = "; nothing new: the judge has already judged these comparisons" if not total else ""
     model_admin.message_user(
-        request, f"Started run #{run.pk}: {judge} on {campaign}, {total} verdicts.", messages.SUCCESS
+        request, f"Started run #{run.pk}: {judge} on {campaign}, {total} verdicts{nothing}.", messages.SUCCESS
     )
     return run
 
 
 def redirect_to_runs(runs: list[JudgeRun]) -> HttpResponseRedirect | None:
-    """Go to the run's page when one started, to the list of the judge's runs when several did."""
+    """Go to the run's page when one started, to the list of the runs just started when several did."""
     if len(runs) == 1:
         return HttpResponseRedirect(reverse("admin:judging_judgerun_change", args=[runs[0].pk]))
     if runs:
@@ -141,7 +142,10 @@ class JudgeConfigAdmin(admin.ModelAdmin[JudgeConfig]):
             return "-"
         return f"{consistency.rate:.0%} of {consistency.pairs}"
 
-    @admin.action(description="Judge a campaign with the selected judges")
+    def has_judge_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("judging.add_judgerun")
+
+    @admin.action(description="Judge a campaign with the selected judges", permissions=["judge"])
     def judge_a_campaign(self, request: HttpRequest, queryset: QuerySet[JudgeConfig]) -> HttpResponse | None:
         data = request.POST if "campaign" in request.POST else None
         form = CampaignChoiceForm(data, campaigns=_campaigns_for(request))

@@ -119,7 +119,7 @@ def workers(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
         JudgeVerdict.objects.filter(pk__in=verdict_ids[::2]).update(claimed_until=soon)
 
     def cancel(verdict_ids: list[int], countdown: float | None) -> None:  # someone cancels the run meanwhile
-        services.cancel_run(run=JudgeVerdict.objects.get(pk=verdict_ids[0]).run)
+        services.cancel_run(run=JudgeRun.objects.get(verdicts=verdict_ids[0]))
 
     behaviours = {
         "judge": judge, "die": die, "die_mid_call": die_mid_call, "lose": lambda ids, countdown: None,
@@ -139,7 +139,7 @@ def workers(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
             behaviours[queue.pop(0) if queue else "judge"](list(verdict_ids), countdown)
 
         monkeypatch.setattr(services, "enqueue_verdicts", enqueue)
-        monkeypatch.setattr(judge_command.time, "sleep", sleep)
+        monkeypatch.setattr(judge_command, "sleep", sleep)
 
     # The test's transaction never commits: run after-commit work at once, as a committed run would.
     monkeypatch.setattr(transaction, "on_commit", lambda callback, *args, **kwargs: callback())
@@ -189,7 +189,7 @@ def test_wait_without_auto_resume_only_reports_the_stall_once(
     campaign: Campaign, local_judge: JudgeConfig, workers: Callable[..., None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     workers("die")
-    monkeypatch.setattr(judge_command.time, "sleep", interrupt_after(polls=3))
+    monkeypatch.setattr(judge_command, "sleep", interrupt_after(polls=3))
     out = StringIO()
     with pytest.raises(CommandError, match="stopped watching"):
         call_command("judge", campaign.slug, "--judge", "local", "--limit", "1", "--wait", "--no-auto-resume",
@@ -215,7 +215,7 @@ def test_ctrl_c_leaves_the_run_running_and_says_how_to_watch_cancel_or_resume_it
     campaign: Campaign, local_judge: JudgeConfig, workers: Callable[..., None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     workers("lose")
-    monkeypatch.setattr(judge_command.time, "sleep", interrupt_after(polls=0))
+    monkeypatch.setattr(judge_command, "sleep", interrupt_after(polls=0))
     out = StringIO()
     with pytest.raises(CommandError, match=r"stopped watching run #[0-9]+; it is still running") as stopped:
         call_command("judge", campaign.slug, "--judge", "local", "--limit", "1", "--wait", stdout=out)

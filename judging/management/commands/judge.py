@@ -17,6 +17,7 @@ from judging.models import JudgeConfig, JudgeRun
 
 BAR_WIDTH = 30
 LOG_EVERY_SECONDS = 10.0  # without a terminal: a line when the counts change, else one this often
+sleep = time.sleep  # between polls; tests put a stand-in worker here
 
 
 @dataclass
@@ -77,7 +78,8 @@ class Command(BaseCommand):
         else:
             run = self._start_or_resume(campaign, judge, options)
             progress = selectors.run_progress(run)
-            self.stdout.write(f"run #{run.pk}: {run.judge} on {campaign.slug}, {progress.total} verdicts")
+            nothing = "; nothing new: the judge has already judged these comparisons" if not progress.total else ""
+            self.stdout.write(f"run #{run.pk}: {run.judge} on {campaign.slug}, {progress.total} verdicts{nothing}")
         if options["wait"] or options["watch"] is not None:
             self._wait(run, options)
 
@@ -132,7 +134,7 @@ class Command(BaseCommand):
                 if run.status != JudgeRun.Status.RUNNING:
                     break
                 self._keep_going(run, watch, options)
-                time.sleep(options["poll"])
+                sleep(options["poll"])
         except KeyboardInterrupt:
             self._end_line(watch)
             self.stdout.write(
