@@ -208,7 +208,8 @@ class JudgeRunAddForm(forms.ModelForm[JudgeRun]):
 @admin.register(JudgeRun)
 class JudgeRunAdmin(CampaignScopedAdmin):
     list_display = ["id", "campaign", "judge", "status", "progress", "judged", "parse_failures", "failures",
-                    "in_flight", "tokens", "cost", "mean_latency", "started_at", "finished_at"]  # fmt: skip
+                    "in_flight", "tokens", "cost", "mean_latency", "started_at", "finished_at",
+                    "short_error"]  # fmt: skip
     list_filter = ["status", "judge", "campaign"]
     actions = ["cancel_runs", "resume_runs", "resume_runs_retrying_failures"]
     readonly_fields = ["campaign", "judge", "status", "limit", "requested_by", "error", "created_at", "started_at",
@@ -320,6 +321,10 @@ class JudgeRunAdmin(CampaignScopedAdmin):
     def mean_latency(self, run: JudgeRun) -> str:
         latency = selectors.progress_of(run).mean_latency_ms
         return "-" if latency is None else f"{latency:.0f} ms"
+
+    @admin.display(description="error")
+    def short_error(self, run: JudgeRun) -> str:
+        return run.error if len(run.error) <= 80 else run.error[:80] + "..."
 
     @admin.display(description="summary")
     def summary(self, run: JudgeRun) -> str:

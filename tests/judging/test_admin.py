@@ -302,6 +302,8 @@ def test_run_page_shows_errors_and_claims_whose_worker_died_while_it_runs(
         state=JudgeVerdict.State.CLAIMED, claimed_by="dead", claimed_until=timezone.now() - timedelta(seconds=5)
     )
     page = admin_client.get(reverse("admin:judging_judgerun_change", args=[run.pk])).content.decode()
+    listing = admin_client.get(reverse("admin:judging_judgerun_changelist")).content.decode()
+    assert "2/4" in listing  # two failed verdicts finished; the others pending or claimed
     assert "2 x HTTP 401: invalid API key" in page
     assert "1 verdict(s) claimed by a worker whose lease ended" in page
     assert 'http-equiv="refresh"' in page
