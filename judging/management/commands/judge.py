@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from argparse import ArgumentParser
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -32,7 +32,6 @@ class Watch:
     reported: float | None = None  # when a stall was last reported (without auto-resume)
     covered_until: datetime | None = None  # the last lease a resume already took care of
     line: str = ""
-    notes: list[str] = field(default_factory=list)
 
 
 class Command(BaseCommand):
@@ -200,7 +199,6 @@ class Command(BaseCommand):
     def _note(self, watch: Watch, message: str) -> None:
         self._end_line(watch)
         self.stdout.write(message)
-        watch.notes.append(message)
 
     def _end_line(self, watch: Watch) -> None:
         if self.stdout.isatty() and watch.line:
