@@ -168,6 +168,7 @@ class RunListApi(APIView):
         run = services.start_run(
             campaign=campaign, judge=judge, limit=data.get("limit"), orders=data.get("orders"), requested_by=user
         )
+        run.refresh_from_db(fields=["status", "finished_at"])  # a run with nothing new to judge ended on commit
         return run_response(run, status.HTTP_201_CREATED)
 
 

@@ -168,6 +168,18 @@ def test_a_run_may_ask_for_one_order_per_comparison_instead_of_the_judges_both(
     assert response.json()["progress"]["total"] == 4
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_run_with_nothing_new_to_judge_is_returned_as_completed(
+    campaign: Campaign, make_judge: MakeJudge, researcher: User, api_client_for: ClientFor, sent: list[Any]
+) -> None:
+    judge = make_judge()
+    first = services.start_run(campaign=campaign, judge=judge, limit=1)
+    first.verdicts.update(state=JudgeVerdict.State.DONE, parsed={"outcome": "tie", "strength": None, "label": "C"})
+    response = api_client_for(researcher).post(runs_url(campaign), {"judge": judge.name, "limit": 1}, format="json")
+    assert response.status_code == 201
+    assert (response.json()["status"], response.json()["progress"]["total"]) == ("completed", 0)
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
