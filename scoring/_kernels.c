@@ -451,36 +451,37 @@ static PyObject *scan_battles(PyObject *self, PyObject *args) {
 /* ------------------------------------------------------------------------------------------ poisson_fill */
 
 PyDoc_STRVAR(poisson_fill_doc,
-             "poisson_fill(capsule, cdf, offsets, low, guide, order, out, columns)\n\n"
+             "poisson_fill(capsule, cdf, offsets, low, guide, order, out, columns, totals)\n\n"
              "For each cell c (row of out) in the given order and each column r in columns, draw u uniform on\n"
              "[0, 1) (next_double) and set out[c, r] = low[c] + min{x : cdf[offsets[c] + x] > u}, searching from\n"
              "guide[q, floor(u * S)], where q is c's place in the order (S = guide's columns, a power of two). Each\n"
-             "CDF row must end at 1.0; the order that follows the rows' offsets reads the tables front to back.");
+             "CDF row must end at 1.0; the order that follows the rows' offsets reads the tables front to back.\n"
+             "totals[r] is set to the sum of column r of out for each r in columns (exact: integers in doubles).");
 
 static PyObject *poisson_fill(PyObject *self, PyObject *args) {
-    PyObject *capsule, *objs[7];
-    if (!PyArg_ParseTuple(args, "OOOOOOOO", &capsule, &objs[0], &objs[1], &objs[2], &objs[3], &objs[4], &objs[5],
-                          &objs[6]))
+    PyObject *capsule, *objs[8];
+    if (!PyArg_ParseTuple(args, "OOOOOOOOO", &capsule, &objs[0], &objs[1], &objs[2], &objs[3], &objs[4], &objs[5],
+                          &objs[6], &objs[7]))
         return NULL;
     bitgen_t *bitgen = get_bitgen(capsule);
     if (!bitgen) return NULL;
-    Py_buffer cdf, offsets, low, guide, order, out, columns;
-    Py_buffer *views[7] = {&cdf, &offsets, &low, &guide, &order, &out, &columns};
-    const Py_ssize_t sizes[7] = {8, 8, 8, 2, 8, 8, 8};
-    const char *formats[7] = {"d", "qlL", "qlL", "H", "qlL", "d", "qlL"};
-    const char *names[7] = {"cdf", "offsets", "low", "guide", "order", "out", "columns"};
+    Py_buffer cdf, offsets, low, guide, order, out, columns, totals;
+    Py_buffer *views[8] = {&cdf, &offsets, &low, &guide, &order, &out, &columns, &totals};
+    const Py_ssize_t sizes[8] = {8, 8, 8, 2, 8, 8, 8, 8};
+    const char *formats[8] = {"d", "qlL", "qlL", "H", "qlL", "d", "qlL", "d"};
+    const char *names[8] = {"cdf", "offsets", "low", "guide", "order", "out", "columns", "totals"};
     int got = 0;
-    for (; got < 7; got++) {
-        if (get_array(objs[got], views[got], sizes[got], formats[got], got == 5, names[got]) < 0) break;
+    for (; got < 8; got++) {
+        if (get_array(objs[got], views[got], sizes[got], formats[got], got == 5 || got == 7, names[got]) < 0) break;
     }
     PyObject *result = NULL;
-    if (got == 7) {
+    if (got == 8) {
         Py_ssize_t cells = offsets.len / 8, rounds = cells ? out.len / 8 / cells : 0, n_cols = columns.len / 8;
         Py_ssize_t slices = cells ? guide.len / 2 / cells : 0, entries = cdf.len / 8;
         const int64_t *col = columns.buf, *off = offsets.buf, *lo = low.buf, *seq = order.buf;
         const uint16_t *g = guide.buf;
         int ok = low.len / 8 == cells && order.len / 8 == cells && slices > 0 && (slices & (slices - 1)) == 0 &&
-                 out.len == cells * rounds * 8 && guide.len == cells * slices * 2;
+                 out.len == cells * rounds * 8 && guide.len == cells * slices * 2 && totals.len == rounds * 8;
         for (Py_ssize_t j = 0; ok && j < n_cols; j++) ok = col[j] >= 0 && col[j] < rounds;
         /* Searches stop at the first entry above u, at the latest at the table's last entry, 1.0. Guide rows
            never decrease, so their last entry bounds them. */
@@ -492,8 +493,9 @@ static PyObject *poisson_fill(PyObject *self, PyObject *args) {
             PyErr_SetString(PyExc_ValueError, "poisson_fill: inconsistent shapes");
         } else {
             const double *F = cdf.buf;
-            double *o = out.buf;
+            double *o = out.buf, *sum = totals.buf;
             Py_BEGIN_ALLOW_THREADS;
+            for (Py_ssize_t j = 0; j < n_cols; j++) sum[col[j]] = 0.0;
             for (Py_ssize_t q = 0; q < cells; q++) {
                 const Py_ssize_t c = seq[q];
                 const double *row = F + off[c];
@@ -507,6 +509,7 @@ static PyObject *poisson_fill(PyObject *self, PyObject *args) {
                     x += row[x] <= u;
                     while (row[x] <= u) x++;
                     dest[col[j]] = (double)(lo[c] + x);
+                    sum[col[j]] += (double)(lo[c] + x);
                 }
             }
             Py_END_ALLOW_THREADS;

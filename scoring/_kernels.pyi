@@ -7,7 +7,16 @@ def poisson_tables(
     first: Any, means: Any, low: Any, width: Any, offsets: Any, order: Any, cdf: Any, guide: Any, /
 ) -> None: ...
 def poisson_fill(
-    capsule: Any, cdf: Any, offsets: Any, low: Any, guide: Any, order: Any, out: Any, columns: Any, /
+    capsule: Any,
+    cdf: Any,
+    offsets: Any,
+    low: Any,
+    guide: Any,
+    order: Any,
+    out: Any,
+    columns: Any,
+    totals: Any,
+    /,
 ) -> None: ...
 def categorical_add(capsule: Any, cumulative: Any, draws: Any, out: Any, /) -> None: ...
 def half_chord(

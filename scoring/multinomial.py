@@ -66,22 +66,22 @@ class MultinomialSampler:
             return out
         if self.tables is None:
             out.fill(0.0)
-        self._poisson(out, np.arange(rounds), rng)
-        totals = out.sum(axis=0)
+        totals = np.zeros(rounds)
+        self._poisson(out, totals, np.arange(rounds), rng)
         over = np.flatnonzero(totals > self.n)
         while len(over):
-            self._poisson(out, over, rng)
-            totals[over] = out[:, over].sum(axis=0)
+            self._poisson(out, totals, over, rng)
             over = over[totals[over] > self.n]
         self._categorical(out, (self.n - totals).astype(np.int64), rng)
         return out
 
-    def _poisson(self, out: FloatArray, columns: IntArray, rng: np.random.Generator) -> None:
-        """Set the given columns of ``out`` (cells, rounds) to independent Poisson counts."""
+    def _poisson(self, out: FloatArray, totals: FloatArray, columns: IntArray, rng: np.random.Generator) -> None:
+        """Set the given columns of ``out`` (cells, rounds) to independent Poisson counts, ``totals`` to their sums."""
         if self.tables is None:
             return
         if self.tables.cdf is None:
             out[:, columns] = rng.poisson(self.means[:, None], size=(len(self.means), len(columns)))
+            totals[columns] = out[:, columns].sum(axis=0)
         elif compiled.kernels is not None:
             tables = self.tables
             compiled.kernels.poisson_fill(
@@ -93,10 +93,12 @@ class MultinomialSampler:
                 tables.order,
                 out,
                 columns,
+                totals,
             )
         else:
             counts = self.tables.invert(rng.random((len(self.means), len(columns))))
             out[np.ix_(self.tables.order, columns)] = counts
+            totals[columns] = counts.sum(axis=0)
 
     def _categorical(self, out: FloatArray, draws: IntArray, rng: np.random.Generator) -> None:
         """Add ``draws[r]`` categorical draws to column ``r`` of ``out``, one column after another."""
