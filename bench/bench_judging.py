@@ -8,7 +8,8 @@ openai client in 64 threads (no database, no Celery) doing the same number of ca
 
 --path celery (default) runs the real path: `celery worker -P threads` processes (2, one per core, of 2 threads:
 each task judges a batch of verdicts with its own window of concurrent calls) fed through Redis when it answers on
-127.0.0.1:6379 (database 13, flushed), the filesystem transport otherwise.
+127.0.0.1:6379 (database 13, flushed; BENCH_REDIS_URL picks another, so benchmarks run side by side do not flush
+each other's queues), the filesystem transport otherwise.
 --path threads calls the judging service (the same code the task calls) from 64 threads in this process.
 """
 
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "evalplatform.settings")
-REDIS_BENCH_URL = "redis://127.0.0.1:6379/13"
+REDIS_BENCH_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 
 
 def main() -> None:

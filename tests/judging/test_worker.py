@@ -1,6 +1,6 @@
 """Judge runs end to end with a real Celery worker process, a real broker and the local server.
 
-The broker is Redis (database 14, flushed first) when 127.0.0.1:6379 answers, otherwise kombu's filesystem
+The broker is Redis (database 14, or JUDGING_TEST_REDIS_URL, flushed first) when 127.0.0.1:6379 answers, otherwise kombu's filesystem
 transport in a temporary folder, so these tests run (not skip) on a machine without Redis.
 """
 
@@ -31,7 +31,7 @@ from tests.judging.conftest import LocalLLM
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
 
-REDIS_TEST_URL = "redis://127.0.0.1:6379/14"
+REDIS_TEST_URL = os.environ.get("JUDGING_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")  # one per concurrent test run
 LIVENESS_SECONDS = 90  # a bound for a hung run, not a speed target
 
 
