@@ -1,7 +1,7 @@
 """Judge runs end to end with a real Celery worker process, a real broker and the local server.
 
-The broker is Redis (database 14, or JUDGING_TEST_REDIS_URL, flushed first) when 127.0.0.1:6379 answers, otherwise kombu's filesystem
-transport in a temporary folder, so these tests run (not skip) on a machine without Redis.
+The broker is Redis (database 14, or JUDGING_TEST_REDIS_URL, flushed first) when 127.0.0.1:6379 answers, otherwise
+kombu's filesystem transport in a temporary folder, so these tests run (not skip) on a machine without Redis.
 """
 
 from __future__ import annotations
