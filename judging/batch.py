@@ -31,6 +31,7 @@ from judging.outcomes import Call, Failure, Outcome, Reply, Retry, Work, in_orde
 
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 60.0
+RETRY_AFTER_JITTER = 0.1  # a wait from Retry-After is stretched by up to this fraction (plus 10 ms)
 BACKOFF_SLEEP_SECONDS = 0.5  # a batch left with only backoffs sleeps this long at most, else hands them back
 CALL_IN_SECONDS = 0.5  # how often a batch renews its registration and slot leases, and learns its fair share
 ALIVE_FOR = timedelta(seconds=3 * CALL_IN_SECONDS)  # a registration not renewed for this long is a dead batch's
@@ -281,12 +282,15 @@ def prompt_spec_for(judge: JudgeConfig) -> prompts.PromptSpec:
 
 
 def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
-    """Return the wait before attempt+1: exponential with equal jitter, at least Retry-After, capped."""
-    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2.0 ** max(0, attempt - 1))
-    delay = ceiling / 2 + random.uniform(0, ceiling / 2)
+    """Return the wait before attempt+1: the server's Retry-After plus a little jitter when it gave one, else
+    exponential with equal jitter; capped either way (the judge's max_attempts bounds the attempts)."""
     if retry_after is not None:
-        delay = max(delay, min(retry_after, BACKOFF_CAP_SECONDS))
-    return delay
+        # The server said when: waiting longer (an exponential floor) only idles the judge's slots. The jitter
+        # spreads the verdicts it turned away in the same instant, so they do not all come back at once.
+        wait = min(max(0.0, retry_after), BACKOFF_CAP_SECONDS)
+        return min(BACKOFF_CAP_SECONDS, wait + random.uniform(0, RETRY_AFTER_JITTER * wait + 0.01))
+    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2.0 ** max(0, attempt - 1))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
 def _cached_result(call: LLMCall) -> llm.ChatResult:
