@@ -164,17 +164,20 @@ class CallPool:
         """Change how many calls may be in flight at once (calls already sent finish)."""
         self._loop.call_soon_threadsafe(self._set_limit, limit)
 
-    def collect(self, timeout: float | None) -> list[Outcome]:
-        """Return the finished calls: wait up to `timeout` seconds for the first, then take all that are done."""
+    def collect(self, timeout: float | None, *, linger: float = 0.0) -> list[Outcome]:
+        """Return the finished calls: wait up to `timeout` seconds for the first, then up to `linger` seconds more
+        for others (none once every outstanding call is back), and take all that are done."""
         if not self.outstanding:
             return []
         try:
             outcomes = [self._done.get(timeout=timeout)]
         except queue.Empty:
             return []
-        while True:
+        until = time.monotonic() + linger
+        while len(outcomes) < self.outstanding:
             try:
-                outcomes.append(self._done.get_nowait())
+                left = until - time.monotonic()
+                outcomes.append(self._done.get(timeout=left) if left > 0 else self._done.get_nowait())
             except queue.Empty:
                 break
         self.outstanding -= len(outcomes)
