@@ -37,6 +37,15 @@ _loop: asyncio.AbstractEventLoop | None = None
 _loop_pid = 0
 _async_clients: dict[tuple[str, str, float], openai.AsyncOpenAI] = {}
 NO_KEY = "no-key"  # local servers ignore the key, but the client insists on one
+_TELEMETRY_HEADERS = (
+    "X-Stainless-Lang",
+    "X-Stainless-Package-Version",
+    "X-Stainless-OS",
+    "X-Stainless-Arch",
+    "X-Stainless-Runtime",
+    "X-Stainless-Runtime-Version",
+    "X-Stainless-Async",
+)
 
 
 class LLMError(Exception):
@@ -267,6 +276,9 @@ def _async_client(base_url: str, api_key: str, timeout: float) -> openai.AsyncOp
             timeout=timeout,
             max_retries=0,
             http_client=openai.DefaultAioHttpClient(),
+            # The SDK's telemetry headers (language, OS, runtime versions) are copied, merged, normalised and
+            # encoded on every call; no endpoint needs them, and without them a call costs about 0.1 ms less CPU.
+            default_headers=dict.fromkeys(_TELEMETRY_HEADERS, openai.Omit()),
         )
     return _async_clients[key]
 
