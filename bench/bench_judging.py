@@ -173,6 +173,29 @@ class _CpuMeter:
         self.server = [p for p in me.children() if port in p.cmdline()]
         self.machine = psutil.cpu_times()
         self.start = [self._cpu(self.workers), self._cpu(self.server)]
+        self.database = {p.pid: sum(p.cpu_times()[:2]) for p in self._backends()}
+
+    @staticmethod
+    def _backends() -> list[Any]:
+        """Return the PostgreSQL server processes serving the bench's database (when it runs on this machine)."""
+        import psutil
+        from django.db import connection
+
+        name = f" {connection.settings_dict['NAME']} "
+        found = []
+        for process in psutil.process_iter(["cmdline"]):
+            if name in " ".join(process.info["cmdline"] or []) + " ":
+                found.append(process)
+        return found
+
+    def _database_cpu(self) -> float:
+        total = 0.0
+        for process in self._backends():  # connections opened since the start count in full
+            try:
+                total += sum(process.cpu_times()[:2]) - self.database.get(process.pid, 0.0)
+            except Exception:  # the connection closed meanwhile
+                continue
+        return total
 
     @staticmethod
     def _cpu(processes: list[Any]) -> float:
@@ -183,12 +206,14 @@ class _CpuMeter:
 
         workers = self._cpu(self.workers) - self.start[0]
         server = self._cpu(self.server) - self.start[1]
+        database = self._database_cpu()
         now = psutil.cpu_times()
         busy = sum(now) - now.idle - now.iowait - (sum(self.machine) - self.machine.idle - self.machine.iowait)
         per = 1000 / judgments
         print(
-            f"  cpu per judgment: workers {workers * per:.2f} ms, server {server * per:.2f} ms, whole machine"
-            f" {busy * per:.2f} ms ({busy / elapsed / psutil.cpu_count():.0%} busy)"
+            f"  cpu per judgment: workers {workers * per:.2f} ms, server {server * per:.2f} ms, PostgreSQL"
+            f" {database * per:.2f} ms, whole machine {busy * per:.2f} ms ({busy / elapsed / psutil.cpu_count():.0%}"
+            f" busy, load average {os.getloadavg()[0]:.1f})"
         )
 
 
