@@ -12,7 +12,7 @@ from typing import Any
 
 import dj_database_url
 import django_stubs_ext
-from kombu import Exchange, Queue
+from kombu.entity import Exchange, Queue
 
 from evalplatform.dbserver import embedded_database, wants_embedded
 
@@ -187,8 +187,8 @@ CELERY_RESULT_BACKEND = None
 # (`celery worker -Q celery` and `celery worker -Q results`).
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_QUEUES = (
-    Queue("celery", Exchange("celery"), routing_key="celery"),
-    Queue("results", Exchange("results"), routing_key="results"),
+    Queue("celery", Exchange("celery"), routing_key="celery"),  # type: ignore[no-untyped-call]
+    Queue("results", Exchange("results"), routing_key="results"),  # type: ignore[no-untyped-call]
 )
 CELERY_TASK_ROUTES = {"results.refresh_leaderboards": {"queue": "results"}}
 CELERY_TASK_ACKS_LATE = True

@@ -24,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     import openai
@@ -278,7 +278,7 @@ def _async_client(base_url: str, api_key: str, timeout: float) -> openai.AsyncOp
             http_client=openai.DefaultAioHttpClient(),
             # The SDK's telemetry headers (language, OS, runtime versions) are copied, merged, normalised and
             # encoded on every call; no endpoint needs them, and without them a call costs about 0.1 ms less CPU.
-            default_headers=dict.fromkeys(_TELEMETRY_HEADERS, openai.Omit()),
+            default_headers=cast("dict[str, str]", dict.fromkeys(_TELEMETRY_HEADERS, openai.Omit())),
         )
     return _async_clients[key]
 

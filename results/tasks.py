@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from celery import shared_task
 from django.db import connection, transaction
@@ -81,7 +82,7 @@ def queue_refresh(campaign_id: int) -> bool:
     if time.monotonic() < _covered_until.get(campaign_id, 0.0):
         return False
     current = now()
-    params = {
+    params: dict[str, Any] = {
         "campaign": campaign_id,
         "due": current + timedelta(seconds=DEBOUNCE_SECONDS),
         "stale": current + timedelta(seconds=MARGIN_SECONDS),
