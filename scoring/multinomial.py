@@ -53,6 +53,7 @@ class MultinomialSampler:
         self.means = self.lam * self.counts / max(self.n, 1)
         self.tables = _PoissonTables.build(self.means) if self.lam > 0 else None
         self.cumulative = np.cumsum(self.counts)
+        self._guide: tuple[int, IntArray] | None = None
 
     def draw(self, rounds: int, rng: np.random.Generator, out: FloatArray | None = None) -> FloatArray:
         """Return a (cells, rounds) array of floats (exact integers) whose columns are independent draws.
@@ -97,7 +98,10 @@ class MultinomialSampler:
             )
         else:
             counts = self.tables.invert(rng.random((len(self.means), len(columns))))
-            out[np.ix_(self.tables.order, columns)] = counts
+            if len(columns) == out.shape[1]:  # all of them, in order
+                out[self.tables.order] = counts
+            else:
+                out[np.ix_(self.tables.order, columns)] = counts
             totals[columns] = counts.sum(axis=0)
 
     def _categorical(self, out: FloatArray, draws: IntArray, rng: np.random.Generator) -> None:
@@ -112,14 +116,31 @@ class MultinomialSampler:
             kept.append(k[k < limit])
             need -= len(kept[-1])
         if kept:
-            cell = np.searchsorted(self.cumulative, np.concatenate(kept) % self.n, side="right")
+            values = np.concatenate(kept) % self.n
+            # As the kernel: start at the first cell past the value's bucket's least value, step while below.
+            shift, guide = self._categorical_guide()
+            cell = guide.take(values >> shift)
+            pending = np.flatnonzero(self.cumulative.take(cell) <= values)
+            while len(pending):
+                cell[pending] += 1
+                pending = pending[self.cumulative.take(cell[pending]) <= values[pending]]
             np.add.at(out, (cell, np.repeat(np.arange(len(draws)), draws)), 1.0)
+
+    def _categorical_guide(self) -> tuple[int, IntArray]:
+        """Return the shift and the guide of the categorical draws: the first cell past each bucket's least value."""
+        if self._guide is None:
+            shift = 0
+            while (self.n - 1) >> shift >= 2 * len(self.counts):
+                shift += 1
+            least = np.arange(((self.n - 1) >> shift) + 1, dtype=np.int64) << shift
+            self._guide = shift, np.searchsorted(self.cumulative, least, side="right")
+        return self._guide
 
 
 class _PoissonTables:
     """CDF tables of independent Poisson distributions, one row per mean.
 
-    Row ``k`` holds F_k(low[k] + x) for x < width[k] at ``cdf[offsets[k] + x]``, ending at exactly 1;
+    Row ``k`` holds F_k(low[k] + x) for x < width[k] at ``cdf[offsets[k] + x]``, ending at exactly 1 at ``last[k]``;
     ``cdf`` is None where the tables did not fit. ``order`` lists the rows as they are stored, and draws go through
     the cells in that order, which reads the tables from front to back (in the order of the cells' numbers they
     would come from all over memory). ``guide[q, g]`` is the least x with F_k(low[k] + x) > g / SLICES for the
@@ -130,6 +151,7 @@ class _PoissonTables:
         self.means = means
         self.low = np.zeros(len(means), dtype=np.int64)
         self.offsets = np.zeros(len(means), dtype=np.int64)
+        self.last = np.zeros(len(means), dtype=np.int64)
         self.cdf: FloatArray | None = None
         self.guide = np.zeros((len(means), SLICES), dtype=np.uint16)
         self.order = np.arange(len(means), dtype=np.int64)
@@ -150,6 +172,7 @@ class _PoissonTables:
         tables.low, tables.order = low, order.astype(np.int64)
         # Rows are stored batch after batch, so that each batch's rectangle is one slice of the flat CDF.
         tables.offsets[order] = np.concatenate([[0], np.cumsum(width[order])[:-1]])
+        tables.last = tables.offsets + width - 1
         lgamma = np.array([math.lgamma(v + 1.0) for v in low.tolist()])
         # p(low); a mean of 0 (a cell without battles) has p(0) = 1 and every later p(x) = 0.
         first = np.where(means > 0, np.exp(low * np.log(np.where(means > 0, means, 1.0)) - means - lgamma), 1.0)
@@ -175,11 +198,18 @@ class _PoissonTables:
         slot = (u * SLICES).astype(np.int64)
         offsets, low = self.offsets[self.order], self.low[self.order]
         at = offsets[:, None] + np.take_along_axis(self.guide, slot, axis=1)
-        pending = np.flatnonzero(self.cdf.take(at) <= u)
         flat_at, flat_u = at.ravel(), u.ravel()
-        while len(pending):
-            flat_at[pending] += 1
-            pending = pending[self.cdf.take(flat_at[pending]) <= flat_u[pending]]
+        # Most draws need at most two steps from the guide; a binary search up to the row's end settles the rest.
+        for _ in range(2):
+            flat_at += self.cdf.take(flat_at) <= flat_u
+        pending = np.flatnonzero(self.cdf.take(flat_at) <= flat_u)
+        if len(pending):
+            lo, hi = flat_at[pending] + 1, self.last[self.order].take(pending // u.shape[1])
+            while (lo < hi).any():
+                mid = (lo + hi) >> 1
+                above = self.cdf.take(mid) > flat_u[pending]
+                hi, lo = np.where(above, mid, hi), np.where(above, lo, mid + 1)
+            flat_at[pending] = lo
         return (at - offsets[:, None] + low[:, None]).astype(np.float64)
 
 
