@@ -2,9 +2,10 @@
 
 Refreshes go to their own queue (REFRESH_QUEUE, see CELERY_TASK_QUEUES in the settings), so a slow one never sits
 in front of judging tasks, and are debounced across every process by one row per campaign (LeaderboardRefresh):
-the first rating after a refresh was due queues the next one, due DEBOUNCE_SECONDS later, and every rating that
-commits before then is covered by it. Scheduling happens after the rating commits, takes no lock another rating
-waits for, and never fails the rating.
+the first rating after a quiet spell queues a refresh at once, the first rating after that refresh was due queues
+the next one DEBOUNCE_SECONDS after it (so at most one refresh starts per window), and every rating that commits
+before a queued refresh is due is covered by it. Scheduling happens after the rating commits, takes no lock another
+rating waits for, and never fails the rating.
 """
 
 from __future__ import annotations
@@ -45,17 +46,18 @@ _SCHEDULE = """
         SELECT campaign_id, due_at FROM results_leaderboardrefresh WHERE campaign_id = %(campaign)s
         FOR UPDATE SKIP LOCKED
     ), moved AS (
-        UPDATE results_leaderboardrefresh r SET due_at = %(due)s FROM current
+        UPDATE results_leaderboardrefresh r SET due_at = GREATEST(%(now)s, current.due_at + %(window)s)
+        FROM current
         WHERE r.campaign_id = current.campaign_id AND current.due_at <= %(stale)s
-        RETURNING r.campaign_id
+        RETURNING r.due_at
     ), created AS (
         INSERT INTO results_leaderboardrefresh (campaign_id, due_at)
-        SELECT %(campaign)s, %(due)s
+        SELECT %(campaign)s, %(now)s
         WHERE NOT EXISTS (SELECT 1 FROM results_leaderboardrefresh WHERE campaign_id = %(campaign)s)
         ON CONFLICT DO NOTHING
-        RETURNING campaign_id
+        RETURNING due_at
     )
-    SELECT EXISTS (SELECT 1 FROM moved) OR EXISTS (SELECT 1 FROM created), (SELECT due_at FROM current)
+    SELECT COALESCE((SELECT due_at FROM moved), (SELECT due_at FROM created)), (SELECT due_at FROM current)
 """
 
 
@@ -84,18 +86,20 @@ def queue_refresh(campaign_id: int) -> bool:
     current = now()
     params: dict[str, Any] = {
         "campaign": campaign_id,
-        "due": current + timedelta(seconds=DEBOUNCE_SECONDS),
+        "now": current,
+        "window": timedelta(seconds=DEBOUNCE_SECONDS),
         "stale": current + timedelta(seconds=MARGIN_SECONDS),
     }
     with connection.cursor() as cursor:
         cursor.execute(_SCHEDULE, params)
-        queued, due_at = cursor.fetchone()
-    if queued:
-        refresh_leaderboards.apply_async((campaign_id,), countdown=DEBOUNCE_SECONDS)
-        _remember(campaign_id, DEBOUNCE_SECONDS)
+        queued_for, due_at = cursor.fetchone()
+    if queued_for is not None:
+        countdown = max(0.0, (queued_for - current).total_seconds())
+        refresh_leaderboards.apply_async((campaign_id,), countdown=countdown)
+        _remember(campaign_id, countdown)
     elif due_at is not None:
         _remember(campaign_id, (due_at - current).total_seconds())
-    return bool(queued)
+    return queued_for is not None
 
 
 def _remember(campaign_id: int, covered_for: float) -> None:

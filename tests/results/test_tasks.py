@@ -52,37 +52,51 @@ def test_refresh_task_warms_the_leaderboard_with_elo_for_large_campaigns(rated: 
     assert warm["ratings"][0]["elo"] > 1000
 
 
-def test_a_burst_of_ratings_in_several_processes_queues_one_refresh_due_after_the_window(
+def test_a_burst_of_ratings_in_several_processes_queues_one_refresh_at_once_and_one_after_the_window(
     rated: Rated, queued: list[Any], clock: list[datetime], django_capture_on_commit_callbacks: Any
 ) -> None:
     with django_capture_on_commit_callbacks(execute=True):
-        for _ in range(3):
+        for _ in range(4):
             schedule_refresh(rated.campaign.pk)
     for _ in range(3):
         tasks.forget_scheduled()  # another process: only the database knows a refresh is queued
         clock[0] += timedelta(seconds=1)
         assert not tasks.queue_refresh(rated.campaign.pk)
 
-    assert queued == [((rated.campaign.pk,), tasks.DEBOUNCE_SECONDS)]
+    # The first rating's refresh starts at once; ratings after it are covered by one due a window later.
+    assert queued == [((rated.campaign.pk,), 0.0), ((rated.campaign.pk,), tasks.DEBOUNCE_SECONDS)]
+
+
+def test_a_rating_after_a_quiet_spell_refreshes_at_once(rated: Rated, queued: list[Any], clock: list[datetime]) -> None:
+    assert tasks.queue_refresh(rated.campaign.pk)
+    assert tasks.queue_refresh(rated.campaign.pk)
+    tasks.forget_scheduled()
+    clock[0] += timedelta(minutes=1)
+
+    assert tasks.queue_refresh(rated.campaign.pk)
+    assert queued[-1] == ((rated.campaign.pk,), 0.0)
 
 
 def test_a_rating_once_the_queued_refresh_may_have_started_queues_the_next(
     rated: Rated, queued: list[Any], clock: list[datetime]
 ) -> None:
-    assert tasks.queue_refresh(rated.campaign.pk)
+    assert tasks.queue_refresh(rated.campaign.pk)  # at once
+    assert tasks.queue_refresh(rated.campaign.pk)  # a window later
+    started = clock[0]
     tasks.forget_scheduled()
     clock[0] += timedelta(seconds=tasks.DEBOUNCE_SECONDS - tasks.MARGIN_SECONDS)
 
     assert tasks.queue_refresh(rated.campaign.pk)
-    assert len(queued) == 2
+    assert len(queued) == 3
     refresh = LeaderboardRefresh.objects.get(campaign=rated.campaign)
-    assert refresh.due_at == clock[0] + timedelta(seconds=tasks.DEBOUNCE_SECONDS)
+    assert refresh.due_at == started + timedelta(seconds=2 * tasks.DEBOUNCE_SECONDS)
 
 
 def test_a_process_that_knows_a_refresh_is_queued_does_not_ask_the_database(
     rated: Rated, queued: list[Any], django_assert_num_queries: Any
 ) -> None:
-    assert tasks.queue_refresh(rated.campaign.pk)
+    assert tasks.queue_refresh(rated.campaign.pk)  # at once
+    assert tasks.queue_refresh(rated.campaign.pk)  # a window later: covers what follows
     with django_assert_num_queries(0):
         for _ in range(10):
             assert not tasks.queue_refresh(rated.campaign.pk)
