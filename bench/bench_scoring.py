@@ -11,16 +11,19 @@ their counts, L-BFGS-B on the Bradley-Terry log-likelihood (ties as half a win, 
 and a 100-round multinomial bootstrap over the unique rows whose fits run in a pool of ``os.cpu_count()``
 processes. It is written here from that description and runs inside this process, so its pandas and scipy
 imports are not timed (a separate line prints them and the speed-up with them counted); ours is timed as the
-command a user runs, from interpreter start-up to the printed JSON (the median of three runs).
+command a user runs, from interpreter start-up to the printed JSON, with ``scoring``'s bytecode compiled first (as
+an installation does; ``PYTHONDONTWRITEBYTECODE`` would otherwise have every run compile it). Both are run
+``--runs`` times (default 3), alternately, and each reports the run with the median wall time.
 
-Both wall-clock and CPU time are printed (the baseline's CPU time includes its pool's workers): on a shared
-machine the wall clock also measures the neighbours. The per-round line separates the bootstrap from the fixed
-costs (start-up, reading the file).
+Both wall-clock and CPU time are printed (the baseline's CPU time includes its pool's workers), each with the
+one-minute load average when it ran: on a shared machine the wall clock also measures the neighbours. The
+per-round line separates the bootstrap from the fixed costs (start-up, reading the file).
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import math
 import multiprocessing
@@ -46,7 +49,7 @@ from scipy.special import expit  # noqa: E402
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from scoring import krippendorff_alpha, rating_table_from_matrix  # noqa: E402
+from scoring import compiled, krippendorff_alpha, rating_table_from_matrix  # noqa: E402
 
 SCALE = 400.0 / math.log(10.0)
 BASELINE_BOOT_SECONDS = [0.0]
@@ -209,6 +212,7 @@ def main() -> None:
     """Run the benchmark and print its figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes for a fast check")
+    parser.add_argument("--runs", type=int, default=3, help="runs of each pipeline (the median is reported)")
     args = parser.parse_args()
     n_battles, n_models, rounds = (100_000, 30, 200) if args.quick else (1_000_000, 100, 1000)
     units = 20_000 if args.quick else 200_000
@@ -216,23 +220,34 @@ def main() -> None:
         path = Path(tmp) / "battles.jsonl"
         make_battles(path, n_battles, n_models, seed=0)
         print(f"battles: {n_battles:,} among {n_models} models, file {path.stat().st_size / 1e6:.1f} MB")
-        runs = sorted((run_ours(path, rounds) for _ in range(3)), key=lambda run: run[0])
-        ours_s, ours_cpu, _, ours = runs[1]
+        print(f"compiled kernels: {'built' if compiled.kernels is not None else 'NOT BUILT (numpy twins)'}")
+        compileall.compile_dir(REPO_ROOT / "scoring", quiet=1)
+        ours_runs, base_runs = [], []
+        for _ in range(args.runs):
+            ours_runs.append((*run_ours(path, rounds), os.getloadavg()[0]))
+            base_runs.append((*run_baseline(path, 100, seed=0), BASELINE_BOOT_SECONDS[0], os.getloadavg()[0]))
+        ours_runs.sort(key=lambda run: run[0])
+        base_runs.sort(key=lambda run: run[0])
+        ours_s, ours_cpu, _, ours, ours_load = ours_runs[len(ours_runs) // 2]
+        base_s, base_cpu, models, base_point, base_boot, base_load = base_runs[len(base_runs) // 2]
         print(
             f"ours:     python -m scoring rank --bootstrap {rounds}: {ours_s:7.2f} s wall, {ours_cpu:7.2f} s CPU, "
-            f"peak RSS {max(run[2] for run in runs):.0f} MB (runs: {', '.join(f'{run[0]:.2f}' for run in runs)} s)"
+            f"load {ours_load:.1f}, peak RSS {max(run[2] for run in ours_runs):.0f} MB "
+            f"(runs: {', '.join(f'{run[0]:.2f}' for run in ours_runs)} s)"
         )
-        no_boot_s, no_boot_cpu, _, _ = run_ours(path, 0)
-        base_s, base_cpu, models, base_point = run_baseline(path, 100, seed=0)
-        print(f"baseline: FastChat, 100 bootstrap rounds:            {base_s:7.2f} s wall, {base_cpu:7.2f} s CPU")
+        print(
+            f"baseline: FastChat, 100 bootstrap rounds:            {base_s:7.2f} s wall, {base_cpu:7.2f} s CPU, "
+            f"load {base_load:.1f} (runs: {', '.join(f'{run[0]:.2f}' for run in base_runs)} s)"
+        )
         print(
             f"speed-up: {base_s / ours_s:.1f}x wall, {base_cpu / ours_cpu:.1f}x CPU "
             f"(ours does {rounds} rounds, the baseline 100)"
         )
+        no_boot_s, no_boot_cpu, _, _ = run_ours(path, 0)
         print(
             f"bootstrap: ours {max(ours_s - no_boot_s, 0.0):.2f} s wall for {rounds} rounds, baseline "
-            f"{BASELINE_BOOT_SECONDS[0]:.2f} s for 100; ours without bootstrap: {no_boot_s:.2f} s wall, "
-            f"{no_boot_cpu:.2f} s CPU"
+            f"{base_boot:.2f} s for 100; ours without bootstrap: {no_boot_s:.2f} s wall, "
+            f"{no_boot_cpu:.2f} s CPU (load {os.getloadavg()[0]:.1f})"
         )
         imports = baseline_imports()
         print(

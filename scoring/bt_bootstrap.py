@@ -9,14 +9,13 @@ chunks (numpy releases the GIL in the array work, so threads use the machine's c
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
-from scoring import bt_fit, graph
+from scoring import bt_fit, compiled, graph
 from scoring.battles import BattleCounts
 from scoring.bt_fit import RATING_SCALE
 from scoring.cores import idle_cores
@@ -73,13 +72,19 @@ def bootstrap_thetas(
     sizes = [min(CHUNK_ROUNDS, rounds - start) for start in range(0, rounds, CHUNK_ROUNDS)]
     streams = np.random.SeedSequence(rng.integers(0, 1 << 63, size=4)).spawn(len(sizes))
 
+    buffers = threading.local()
+
     def run(chunk: int) -> Array:
-        draws = sampler.draw(sizes[chunk], np.random.default_rng(streams[chunk]))
-        return solver.solve(draws.reshape(3, len(pair_i), sizes[chunk]))
+        # Each thread reuses one array for its chunks' draws rather than having fresh pages mapped for each.
+        out = sampler.draw(sizes[chunk], np.random.default_rng(streams[chunk]), getattr(buffers, "draws", None))
+        buffers.draws = out
+        return solver.solve(out.reshape(3, len(pair_i), sizes[chunk]))
 
     threads = max(1, min(workers or idle_cores(), len(sizes)))
     if threads == 1:
         return np.concatenate([run(chunk) for chunk in range(len(sizes))])
+    from concurrent.futures import ThreadPoolExecutor  # only here: it imports logging, which start-up can skip
+
     with ThreadPoolExecutor(threads) as pool:
         return np.concatenate(list(pool.map(run, range(len(sizes)))))
 
@@ -170,26 +175,29 @@ class _ChordSolver:
         tol: float,
     ) -> None:
         self.fit, self.mode, self.tol = fit, mode, tol
-        self.pair_i, self.pair_j, self.m = pair_i, pair_j, len(counts.models)
+        self.pair_i, self.pair_j, self.m = pair_i.astype(np.int64), pair_j.astype(np.int64), len(counts.models)
         self.sums = _OpponentSums(self.m, pair_i, pair_j)
         self.had_forward = (cells[0] + cells[2] > 0)[:, None]
         self.had_backward = (cells[1] + cells[2] > 0)[:, None]
+        self.had = np.ascontiguousarray(np.stack([self.had_forward[:, 0], self.had_backward[:, 0]]), dtype=np.uint8)
+        self.buffers = threading.local()
         win, tie = fit_matrices(counts, mode)
         prior = np.array([fit.prior])
         if tie is None:
             neg_hess = bt_fit.half_terms(fit.theta[None], win[None], prior).neg_hess[0]
-            self.x0 = fit.theta
+            self.x0 = np.ascontiguousarray(fit.theta, dtype=np.float64)
         else:
             assert fit.log_nu is not None
             log_nu = np.array([fit.log_nu], dtype=np.float64)
             neg_hess = bt_fit.davidson_terms(fit.theta[None], log_nu, win[None], tie[None], prior).neg_hess[0]
             self.x0 = np.append(fit.theta, log_nu)
-        self.inv_hess = np.linalg.pinv(neg_hess, hermitian=True) if fit.prior == 0.0 else np.linalg.inv(neg_hess)
+        inv_hess = np.linalg.pinv(neg_hess, hermitian=True) if fit.prior == 0.0 else np.linalg.inv(neg_hess)
+        self.inv_hess = np.ascontiguousarray(inv_hess)
 
     def solve(self, draws: Counts) -> Array:
         """Return centred thetas, (rounds, models), for one chunk of resampled counts, (3, pairs, rounds)."""
         if self.mode == "half":
-            x, active, lost = self._half_chord(draws)
+            x, active, lost = self._half_chord(draws) if compiled.kernels is None else self._compiled_half_chord(draws)
         else:
             x, active = self._davidson_chord(draws)
             lost = self._lost_edges(draws[0] + draws[2], draws[1] + draws[2])
@@ -223,6 +231,36 @@ class _ChordSolver:
             if error.max() < self.tol:
                 break
         return np.ascontiguousarray(theta.T), ~(error < self.tol), lost
+
+    def _compiled_half_chord(self, draws: Counts) -> tuple[Array, NDArray[np.bool_], NDArray[np.bool_]]:
+        """Do what ``_half_chord`` and ``_lost_edges`` do, in the compiled kernel."""
+        assert compiled.kernels is not None
+        rounds = draws.shape[2]
+        theta, error, lost = np.empty((self.m, rounds)), np.empty(rounds), np.empty(rounds, dtype=np.uint8)
+        compiled.kernels.half_chord(
+            np.ascontiguousarray(draws, dtype=np.float64),
+            self.pair_i,
+            self.pair_j,
+            self.had,
+            self.x0,
+            self.inv_hess,
+            self.fit.prior,
+            self.tol,
+            MAX_CHORD_STEPS,
+            RATING_SCALE,
+            self._scratch((len(self.pair_i) + 5 * self.m + 2) * rounds),
+            theta,
+            error,
+            lost,
+        )
+        return np.ascontiguousarray(theta.T), ~(error < self.tol), lost.astype(bool)
+
+    def _scratch(self, size: int) -> Array:
+        """Return this thread's scratch array of ``size`` doubles (kept between chunks: no fresh pages each time)."""
+        scratch: Array | None = getattr(self.buffers, "scratch", None)
+        if scratch is None or len(scratch) < size:
+            scratch = self.buffers.scratch = np.empty(size)
+        return scratch
 
     def _davidson_chord(self, draws: Counts) -> tuple[Array, NDArray[np.bool_]]:
         """Iterate chord steps for the Davidson model on dense matrices."""

@@ -17,7 +17,6 @@ import functools
 import itertools
 import threading
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,11 +66,13 @@ def tally_lines(path: str | Path, workers: int | None = None) -> LineTally:
 
     ``workers`` threads read parts of the file (default: one per idle core, parts of at least PART_BYTES).
     """
-    ranges = _parts(Path(path), workers or idle_cores())
+    ranges = line_ranges(Path(path), workers or idle_cores())
     table = _Table()
     if len(ranges) == 1:
         lines_per_part = [_read_part(Path(path), 0, *ranges[0], table)]
     else:
+        from concurrent.futures import ThreadPoolExecutor  # only here: it imports logging, which start-up can skip
+
         with ThreadPoolExecutor(len(ranges)) as pool:
             jobs = [
                 pool.submit(_read_part, Path(path), part, start, stop, table)
@@ -81,7 +82,7 @@ def tally_lines(path: str | Path, workers: int | None = None) -> LineTally:
     return table.result(np.cumsum([0, *lines_per_part[:-1]]))
 
 
-def _parts(path: Path, workers: int) -> list[tuple[int, int]]:
+def line_ranges(path: Path, workers: int) -> list[tuple[int, int]]:
     """Return byte ranges that split the file after a newline, about equal and at least PART_BYTES each."""
     size = path.stat().st_size
     count = max(1, min(workers, size // PART_BYTES))

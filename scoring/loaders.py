@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,8 +13,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from scoring import compiled
 from scoring.battles import OUTCOMES, Battle, BattleCounts, aggregate_codes, counts_from_tally, outcome_code
-from scoring.line_tally import LineTally, tally_lines
+from scoring.cores import idle_cores
+from scoring.line_tally import LineTally, line_ranges, tally_lines
 
 IntArray = NDArray[np.int64]
 BATTLE_FIELDS = ("model_a", "model_b", "winner")
@@ -229,6 +232,9 @@ def read_battle_counts(path: str | Path) -> BattleCounts:
         if _starts_like_json_array(path):
             tally: Counter[Battle] = Counter(_array_battles(_read_bytes(path)))
         else:
+            scanned = _scanned_counts(path) if compiled.kernels is not None else None
+            if scanned is not None:
+                return scanned
             lines = tally_lines(path)
             fast = _simple_tally(lines)
             if fast is not None:
@@ -239,6 +245,95 @@ def read_battle_counts(path: str | Path) -> BattleCounts:
     if not tally:
         raise InputError("no battles in the file")
     return counts_from_tally(tally)
+
+
+def _scanned_counts(path: str | Path) -> BattleCounts | None:
+    """Aggregate a JSON Lines log with the compiled scanner; None if a name is not UTF-8 (the caller says where).
+
+    The scanner counts flat records in the usual key order per (model_a, model_b, winner) and every other line as a
+    distinct line, which is parsed here, in file order, so that an error names the first bad line. Large files are
+    split at line ends into one part per idle core, scanned by threads (the kernel runs without the GIL).
+    """
+    parts = _scan_parts(path)
+    try:
+        names = [[name.decode("utf-8") for name in part[0]] for part in parts]
+    except UnicodeDecodeError:
+        return None
+    other = _tally_distinct_lines(_odd_lines(parts))
+    models = sorted({*(name for part in names for name in part), *(name for a, b, _ in other for name in (a, b))})
+    index = {name: i for i, name in enumerate(models)}
+    first_model, second_model, outcomes, counts = [], [], [], []
+    for part, part_names in zip(parts, names, strict=True):
+        rank = np.array([index[name] for name in part_names], dtype=np.int64)
+        pairs = rank.take(np.frombuffer(part[1], dtype=np.int32).reshape(-1, 2))
+        first_model.append(np.repeat(pairs[:, 0], len(OUTCOMES)))
+        second_model.append(np.repeat(pairs[:, 1], len(OUTCOMES)))
+        outcomes.append(np.tile(np.arange(len(OUTCOMES)), len(pairs)))
+        counts.append(np.frombuffer(part[2], dtype=np.int64))
+    coded = np.array([(index[a], index[b], outcome_code(w), n) for (a, b, w), n in other.items()], dtype=np.int64)
+    for column, values in zip((first_model, second_model, outcomes, counts), coded.reshape(-1, 4).T, strict=True):
+        column.append(values)
+    weights = np.concatenate(counts)
+    if not weights.any():
+        raise InputError("no battles in the file")
+    return aggregate_codes(
+        models, np.concatenate(first_model), np.concatenate(second_model), np.concatenate(outcomes), weights
+    )
+
+
+_Scanned = tuple[list[bytes], bytes, bytes, list[bytes], bytes, bytes, int]
+
+
+def _scan_parts(path: str | Path) -> list[_Scanned]:
+    """Scan the file with the compiled kernel, in parts read by threads when it is large and cores are idle."""
+    kernels = compiled.kernels
+    assert kernels is not None
+    ranges = line_ranges(Path(path), idle_cores())
+    if len(ranges) == 1:
+        return [kernels.scan_battles(str(path), True)]
+    results: list[_Scanned | None] = [None] * len(ranges)
+    errors: list[BaseException] = []
+
+    def scan(k: int) -> None:
+        try:
+            results[k] = kernels.scan_battles(str(path), True, *ranges[k])
+        except BaseException as exc:  # re-raised in the calling thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=scan, args=(k,)) for k in range(1, len(ranges))]
+    for thread in threads:
+        thread.start()
+    scan(0)
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return [result for result in results if result is not None]
+
+
+def _odd_lines(parts: list[_Scanned]) -> LineTally:
+    """Merge the parts' tallies of lines that are not flat records, numbering lines from the start of the file."""
+    if len(parts) == 1:
+        _, _, _, lines, counts, first, _ = parts[0]
+        return LineTally(lines, np.frombuffer(counts, np.int64), np.frombuffer(first, np.int64), _NO_WORDS)
+    merged: dict[bytes, list[int]] = {}
+    offset = 0
+    for _, _, _, lines, counts, first, n_lines in parts:
+        for line, count, number in zip(
+            lines, np.frombuffer(counts, np.int64).tolist(), np.frombuffer(first, np.int64).tolist(), strict=True
+        ):
+            seen = merged.setdefault(line, [0, offset + number])
+            seen[0] += count
+        offset += n_lines
+    return LineTally(
+        list(merged),
+        np.array([count for count, _ in merged.values()], dtype=np.int64),
+        np.array([number for _, number in merged.values()], dtype=np.int64),
+        _NO_WORDS,
+    )
+
+
+_NO_WORDS = np.zeros((0, 1), dtype=np.uint64)
 
 
 def _tally_distinct_lines(lines: LineTally) -> Counter[Battle]:

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from scoring import BattleCounts, aggregate_battles, bradley_terry, bt_bootstrap, bt_fit
+from scoring import BattleCounts, aggregate_battles, bradley_terry, bt_bootstrap, bt_fit, compiled
 from scoring.bradley_terry import _point_fit
 from scoring.bt_bootstrap import DEFAULT_PRIOR, PointFit, TieMode
 from scoring.multinomial import MultinomialSampler
@@ -48,6 +48,7 @@ def _fit_and_cells(battles: list[tuple[str, str, str]], mode: TieMode) -> tuple[
 
 
 @pytest.mark.parametrize("mode", ["half", "davidson"])
+@pytest.mark.usefixtures("kernels")
 def test_rounds_do_not_depend_on_how_many_threads_share_them(mode: TieMode) -> None:
     counts, fit, _ = _fit_and_cells(random_battles(21, n_models=7, n_battles=2000), mode)
     one = bt_bootstrap.bootstrap_thetas(counts, fit, mode, 150, np.random.default_rng(9), workers=1)
@@ -56,6 +57,7 @@ def test_rounds_do_not_depend_on_how_many_threads_share_them(mode: TieMode) -> N
 
 
 @pytest.mark.parametrize("mode", ["half", "davidson"])
+@pytest.mark.usefixtures("kernels")
 def test_chord_steps_reach_the_maximum_likelihood_of_each_resample(mode: TieMode) -> None:
     counts, fit, cells = _fit_and_cells(random_battles(22, n_models=9, n_battles=4000), mode)
     pair_i, pair_j = np.nonzero(np.triu(counts.totals) > 0)
@@ -100,3 +102,28 @@ def test_sparse_comparison_graphs_use_the_pair_list_and_reach_the_same_fits() ->
     draws = MultinomialSampler(cells.ravel()).draw(30, np.random.default_rng(6)).reshape(3, len(pair_i), 30)
     newton = bt_fit.center(solver._newton(draws, np.repeat(solver.x0[None], 30, axis=0)), fit.labels)
     assert np.abs(solver.solve(draws) - newton).max() * bt_fit.RATING_SCALE < 1e-6
+
+
+@pytest.mark.parametrize(
+    "battles", [random_battles(24, n_models=8, n_battles=3000), random_battles(25, n_models=4, n_battles=30)]
+)
+def test_the_compiled_chord_steps_match_the_numpy_ones(
+    battles: list[tuple[str, str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if compiled.kernels is None:
+        pytest.skip("the compiled kernels are not built (test_compiled fails for that)")
+    counts, fit, cells = _fit_and_cells(battles, "half")
+    pair_i, pair_j = np.nonzero(np.triu(counts.totals) > 0)
+    draws = MultinomialSampler(cells.ravel()).draw(50, np.random.default_rng(8)).reshape(3, len(pair_i), 50)
+    solver = bt_bootstrap._ChordSolver(counts, fit, "half", pair_i, pair_j, cells, 1e-6)
+    theta, unsettled, lost = solver._compiled_half_chord(draws)
+    numpy_theta, numpy_unsettled, numpy_lost = solver._half_chord(draws)
+    settled = ~(unsettled | numpy_unsettled)
+    assert settled.sum() >= (40 if len(battles) > 30 else 1)
+    assert np.abs(theta[settled] - numpy_theta[settled]).max() * bt_fit.RATING_SCALE < 1e-6
+    assert np.array_equal(lost, numpy_lost)
+    # The few battles of the second case lose edges in some rounds; the first never does.
+    assert lost.any() == (len(battles) == 30)
+    with_kernels = solver.solve(draws)
+    monkeypatch.setattr(compiled, "kernels", None)
+    assert np.abs(with_kernels - solver.solve(draws)).max() * bt_fit.RATING_SCALE < 2e-6

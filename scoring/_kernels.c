@@ -1,0 +1,818 @@
+/* Compiled kernels of scoring's hot loops. Each has a numpy twin in Python that gives the same result.
+ *
+ * scan_battles   count the flat {"model_a", "model_b", "winner"} lines of a battle log per pair and outcome,
+ *                and its other lines as distinct lines (scoring.loaders)
+ * poisson_tables the Poisson CDF tables (scoring.multinomial)
+ * poisson_fill   Poisson counts by inversion of tabulated CDFs (scoring.multinomial)
+ * categorical_add  categorical top-up draws (scoring.multinomial)
+ * half_chord     chord-Newton refits of half-tie Bradley-Terry for a chunk of rounds (scoring.bt_bootstrap)
+ *
+ * Random numbers come from a numpy BitGenerator (its "BitGenerator" capsule) and are taken in the order in which
+ * numpy's Generator.random would produce them, so that the numpy twins draw exactly the same numbers.
+ * Arrays are passed through the buffer protocol: no numpy headers are needed to build this file.
+ * Every loop runs without the GIL.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* numpy/random/bitgen.h */
+typedef struct {
+    void *state;
+    uint64_t (*next_uint64)(void *st);
+    uint32_t (*next_uint32)(void *st);
+    double (*next_double)(void *st);
+    uint64_t (*next_raw)(void *st);
+} bitgen_t;
+
+/* ------------------------------------------------------------------------------------------------ buffers */
+
+/* Get a C-contiguous buffer of items of `itemsize` bytes whose format is one of `formats`. */
+static int get_array(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, const char *formats, int writable,
+                     const char *name) {
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, view, flags) < 0) return -1;
+    const char *format = view->format ? view->format : "B";
+    if (*format == '<' || *format == '=' || *format == '@') format++;
+    if (view->itemsize != itemsize || strlen(format) != 1 || !strchr(formats, *format)) {
+        PyErr_Format(PyExc_TypeError, "%s: expected items of %zd bytes (%s), got format %s", name, itemsize,
+                     formats, view->format ? view->format : "B");
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+static bitgen_t *get_bitgen(PyObject *capsule) {
+    return (bitgen_t *)PyCapsule_GetPointer(capsule, "BitGenerator");
+}
+
+/* -------------------------------------------------------------------------------------------- scan_battles */
+
+static inline uint64_t load64(const char *p) {
+    uint64_t w;
+    memcpy(&w, p, 8);
+    return w;
+}
+
+static inline uint64_t mix64(uint64_t h) {
+    h ^= h >> 31;
+    h *= 0x94D049BB133111EBULL;
+    h ^= h >> 32;
+    return h | 1;
+}
+
+static uint64_t hash_bytes(const char *p, size_t n) {
+    if (n >= 8 && n <= 16) /* model names: two overlapping words, no loop */
+        return mix64((load64(p) * 0xBF58476D1CE4E5B9ULL) ^ (load64(p + n - 8) + n) * 0x9E3779B97F4A7C15ULL);
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ (n * 0xBF58476D1CE4E5B9ULL);
+    while (n >= 8) {
+        h = (h ^ load64(p)) * 0xBF58476D1CE4E5B9ULL;
+        h ^= h >> 29;
+        p += 8;
+        n -= 8;
+    }
+    if (n) {
+        uint64_t w = 0;
+        memcpy(&w, p, n);
+        h = (h ^ w) * 0xBF58476D1CE4E5B9ULL;
+    }
+    return mix64(h);
+}
+
+static inline int same_bytes(const char *a, const char *b, size_t n) {
+    if (n >= 8 && n <= 16) return load64(a) == load64(b) && load64(a + n - 8) == load64(b + n - 8);
+    return memcmp(a, b, n) == 0;
+}
+
+typedef struct {
+    uint64_t hash;
+    size_t index; /* index + 1, 0 where free */
+} StringSlot;
+
+/* Distinct byte strings, numbered in the order they were first added, with a count and a first line each. */
+typedef struct {
+    char *bytes; /* the strings, one after another */
+    size_t used, size;
+    int64_t *start, *length, *count, *first;
+    uint64_t *hash;
+    size_t n, capacity;
+    StringSlot *slots; /* open addressing */
+    size_t mask;
+} Strings;
+
+static int strings_rehash(Strings *s, size_t size) {
+    StringSlot *slots = calloc(size, sizeof *slots);
+    if (!slots) return -1;
+    for (size_t i = 0; i < s->n; i++) {
+        size_t slot = s->hash[i] & (size - 1);
+        while (slots[slot].index) slot = (slot + 1) & (size - 1);
+        slots[slot] = (StringSlot){s->hash[i], i + 1};
+    }
+    free(s->slots);
+    s->slots = slots;
+    s->mask = size - 1;
+    return 0;
+}
+
+static int strings_append(Strings *s, const char *p, size_t n, uint64_t h, int64_t line) {
+    if (s->n == s->capacity) {
+        size_t capacity = s->capacity ? 2 * s->capacity : 256;
+        int64_t **arrays[] = {&s->start, &s->length, &s->count, &s->first};
+        for (int k = 0; k < 4; k++) {
+            int64_t *grown = realloc(*arrays[k], capacity * sizeof(int64_t));
+            if (!grown) return -1;
+            *arrays[k] = grown;
+        }
+        uint64_t *hash = realloc(s->hash, capacity * sizeof *hash);
+        if (!hash) return -1;
+        s->hash = hash;
+        s->capacity = capacity;
+    }
+    if (s->used + n > s->size) {
+        size_t size = s->size ? s->size : 1 << 16;
+        while (s->used + n > size) size *= 2;
+        char *bytes = realloc(s->bytes, size);
+        if (!bytes) return -1;
+        s->bytes = bytes;
+        s->size = size;
+    }
+    if (n) memcpy(s->bytes + s->used, p, n);
+    size_t i = s->n++;
+    s->start[i] = (int64_t)s->used;
+    s->length[i] = (int64_t)n;
+    s->count[i] = 0;
+    s->first[i] = line;
+    s->hash[i] = h;
+    s->used += n;
+    return 4 * s->n > s->mask + 1 ? strings_rehash(s, 2 * (s->mask + 1)) : 0;
+}
+
+/* Return the index of the string (adding it, first met on `line`, if new), or -1 when out of memory. */
+static int64_t strings_find(Strings *s, const char *p, size_t n, int64_t line) {
+    if (!s->slots && strings_rehash(s, 1024) < 0) return -1;
+    uint64_t h = hash_bytes(p, n);
+    size_t slot = h & s->mask;
+    for (; s->slots[slot].index; slot = (slot + 1) & s->mask) {
+        if (s->slots[slot].hash != h) continue;
+        size_t i = s->slots[slot].index - 1;
+        if ((size_t)s->length[i] == n && same_bytes(s->bytes + s->start[i], p, n)) return (int64_t)i;
+    }
+    size_t i = s->n;
+    if (strings_append(s, p, n, h, line) < 0) return -1;
+    if (s->mask + 1 > 4 * s->n) s->slots[slot] = (StringSlot){h, i + 1}; /* else the rehash placed it */
+    return (int64_t)i;
+}
+
+static void strings_free(Strings *s) {
+    free(s->bytes);
+    free(s->start);
+    free(s->length);
+    free(s->count);
+    free(s->first);
+    free(s->hash);
+    free(s->slots);
+}
+
+static PyObject *strings_list(const Strings *s) {
+    PyObject *list = PyList_New((Py_ssize_t)s->n);
+    for (size_t i = 0; list && i < s->n; i++) {
+        PyObject *item = PyBytes_FromStringAndSize(s->bytes + s->start[i], (Py_ssize_t)s->length[i]);
+        if (!item) Py_CLEAR(list);
+        else PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+    }
+    return list;
+}
+
+/* The parsers below read lines that end with a '\n' (in the buffer, just past `end`): no scan runs past it. */
+static inline const char *skip_blanks(const char *p) {
+    while (*p == ' ' || *p == '\t') p++;
+    return p;
+}
+
+/* Whether the n bytes at p are the literal (n a constant where this is inlined, so memcmp compiles to loads). */
+static inline int at_literal(const char *p, const char *end, const char *literal, size_t n) {
+    return (size_t)(end - p) >= n && memcmp(p, literal, n) == 0;
+}
+
+/* Match the quoted key (given with its quotes), blanks, ':' and blanks; return the position after them or NULL. */
+static inline const char *expect_key(const char *p, const char *end, const char *quoted, size_t n) {
+    if (!at_literal(p, end, quoted, n)) return NULL;
+    p = skip_blanks(p + n);
+    if (*p != ':') return NULL;
+    return skip_blanks(p + 1);
+}
+
+/* Match a string without escapes or control characters; set its span, return the position after it or NULL. */
+static inline const char *expect_value(const char *p, const char **value, size_t *length) {
+    if (*p != '"') return NULL;
+    const char *q = ++p;
+    for (;; q++) {
+        unsigned char c = (unsigned char)*q; /* the final '\n' is a control character: the loop ends there */
+        if (c > '"' && c != '\\') continue; /* the usual case: letters, digits, '-' */
+        if (c == '"') break;
+        if (c == '\\' || c < 0x20) return NULL;
+    }
+    *value = p;
+    *length = (size_t)(q - p);
+    return q + 1;
+}
+
+/* Match blanks, the separator and blanks; return the position after them or NULL. */
+static inline const char *expect_separator(const char *p, char separator) {
+    p = skip_blanks(p);
+    if (*p != separator) return NULL;
+    return skip_blanks(p + 1);
+}
+
+/* Parse {"model_a": "A", "model_b": "B", "winner": "W"} with blanks between tokens and trailing blanks or CR
+   (what scoring.loaders._SIMPLE_BATTLE matches); return 0 if the line matches. *end must be '\n'. */
+static int parse_flat(const char *p, const char *end, const char *values[3], size_t lengths[3]) {
+    p = skip_blanks(p);
+    if (*p != '{') return -1;
+    p = skip_blanks(p + 1);
+    if (!(p = expect_key(p, end, "\"model_a\"", 9)) || !(p = expect_value(p, &values[0], &lengths[0])) ||
+        !(p = expect_separator(p, ',')) || !(p = expect_key(p, end, "\"model_b\"", 9)) ||
+        !(p = expect_value(p, &values[1], &lengths[1])) || !(p = expect_separator(p, ',')) ||
+        !(p = expect_key(p, end, "\"winner\"", 8)) || !(p = expect_value(p, &values[2], &lengths[2])) ||
+        !(p = expect_separator(p, '}')))
+        return -1;
+    while (*p == ' ' || *p == '\t' || *p == '\r') p++;
+    return p == end ? 0 : -1;
+}
+
+/* Return the code of an outcome label (scoring.battles.OUTCOMES), or -1. */
+static inline int outcome_of(const char *p, size_t n) {
+    switch (n) {
+    case 7:
+        return at_literal(p, p + n, "model_a", 7) ? 0 : at_literal(p, p + n, "model_b", 7) ? 1 : -1;
+    case 3:
+        return at_literal(p, p + n, "tie", 3) ? 2 : -1;
+    case 13:
+        return at_literal(p, p + n, "tie (bothbad)", 13) ? 3 : -1;
+    default:
+        return -1;
+    }
+}
+
+/* Counts per ordered pair of name indices and outcome, the key and its counts side by side (one cache line). */
+typedef struct {
+    uint64_t key; /* ((a + 1) << 32) | b, 0 where free */
+    int64_t counts[4];
+} PairSlot;
+
+typedef struct {
+    PairSlot *slots;
+    size_t n, mask;
+} Pairs;
+
+static inline size_t pair_slot(uint64_t key, size_t mask) { return (key * 0x9E3779B97F4A7C15ULL >> 24) & mask; }
+
+static int pairs_grow(Pairs *t) {
+    size_t size = t->slots ? 2 * (t->mask + 1) : 1 << 12;
+    PairSlot *slots = calloc(size, sizeof *slots);
+    if (!slots) return -1;
+    for (size_t s = 0; t->slots && s <= t->mask; s++) {
+        if (!t->slots[s].key) continue;
+        size_t slot = pair_slot(t->slots[s].key, size - 1);
+        while (slots[slot].key) slot = (slot + 1) & (size - 1);
+        slots[slot] = t->slots[s];
+    }
+    free(t->slots);
+    t->slots = slots;
+    t->mask = size - 1;
+    return 0;
+}
+
+static int pairs_add(Pairs *t, int64_t a, int64_t b, int outcome) {
+    uint64_t key = ((uint64_t)(a + 1) << 32) | (uint64_t)b;
+    size_t slot = pair_slot(key, t->mask);
+    while (t->slots[slot].key && t->slots[slot].key != key) slot = (slot + 1) & t->mask;
+    if (!t->slots[slot].key) {
+        if (2 * (t->n + 1) > t->mask + 1) {
+            if (pairs_grow(t) < 0) return -1;
+            return pairs_add(t, a, b, outcome);
+        }
+        t->slots[slot].key = key;
+        t->n++;
+    }
+    t->slots[slot].counts[outcome]++;
+    return 0;
+}
+
+typedef struct {
+    int parse;
+    Strings names, odd;
+    Pairs pairs;
+    int64_t lines;
+} Scan;
+
+/* Count one line (followed by a '\n' in memory): a flat battle into the pairs, anything else into the odd lines. */
+static int scan_line(Scan *scan, const char *p, size_t n, int64_t line) {
+    const char *values[3];
+    size_t lengths[3];
+    if (scan->parse && parse_flat(p, p + n, values, lengths) == 0) {
+        int outcome = outcome_of(values[2], lengths[2]);
+        if (outcome >= 0 && (lengths[0] != lengths[1] || memcmp(values[0], values[1], lengths[0]) != 0)) {
+            int64_t a = strings_find(&scan->names, values[0], lengths[0], line);
+            int64_t b = a < 0 ? -1 : strings_find(&scan->names, values[1], lengths[1], line);
+            return b < 0 ? -1 : pairs_add(&scan->pairs, a, b, outcome);
+        }
+    }
+    int64_t i = strings_find(&scan->odd, p, n, line);
+    if (i < 0) return -1;
+    scan->odd.count[i]++;
+    return 0;
+}
+
+/* Read `left` bytes of the file (or up to its end) and count their lines; return 0, or an errno value. */
+static int scan_file(int fd, Scan *scan, uint64_t left) {
+    size_t size = 1 << 20, carry = 0;
+    char *buf = malloc(size);
+    int64_t line = 0;
+    if (!buf || (scan->parse && pairs_grow(&scan->pairs) < 0)) {
+        free(buf);
+        return ENOMEM;
+    }
+    for (;;) {
+        if (carry == size) { /* one line fills the buffer */
+            char *grown = realloc(buf, 2 * size);
+            if (!grown) {
+                free(buf);
+                return ENOMEM;
+            }
+            buf = grown;
+            size *= 2;
+        }
+        ssize_t got = read(fd, buf + carry, (size_t)(size - carry < left ? size - carry : left));
+        if (got < 0) {
+            if (errno == EINTR) continue;
+            int error = errno;
+            free(buf);
+            return error;
+        }
+        left -= (uint64_t)got;
+        size_t end = carry + (size_t)got;
+        const char *p = buf, *stop = buf + end, *newline;
+        while ((newline = memchr(p, '\n', (size_t)(stop - p))) != NULL) {
+            if (scan_line(scan, p, (size_t)(newline - p), ++line) < 0) {
+                free(buf);
+                return ENOMEM;
+            }
+            p = newline + 1;
+        }
+        carry = (size_t)(stop - p);
+        if (got == 0) { /* the last line has no newline: give it one (carry < size, see above) */
+            buf[end] = '\n';
+            int error = carry && scan_line(scan, p, carry, ++line) < 0 ? ENOMEM : 0;
+            scan->lines = line;
+            free(buf);
+            return error;
+        }
+        memmove(buf, p, carry);
+    }
+}
+
+PyDoc_STRVAR(scan_battles_doc,
+             "scan_battles(path, parse, start=0, stop=-1) -> (names, pairs, counts, lines, line_counts, first, n)\n\n"
+             "Read bytes [start, stop) of a file (stop -1: to its end) line by line (split at \\n); n is the number\n"
+             "of lines and line numbers count from the first line of the range. With parse, each line that reads\n"
+             "{\"model_a\": \"A\", \"model_b\": \"B\", \"winner\": \"W\"} (blanks between tokens, trailing blanks or CR, strings\n"
+             "without escapes or control characters, W a known label, A != B) is counted per (A, B, W): names holds\n"
+             "the distinct names (bytes), pairs the int32 (A, B) indices of each pair met and counts its int64\n"
+             "battles per outcome code (4 per pair). Every other line is counted as a distinct line: lines (bytes,\n"
+             "in the order first met), line_counts and first (the 1-based number of its first line) as int64.");
+
+static PyObject *scan_battles(PyObject *self, PyObject *args) {
+    PyObject *path = NULL;
+    int parse = 1;
+    long long start = 0, stop = -1;
+    if (!PyArg_ParseTuple(args, "O&p|LL", PyUnicode_FSConverter, &path, &parse, &start, &stop)) return NULL;
+    if (start < 0 || (stop >= 0 && stop < start)) {
+        Py_DECREF(path);
+        return PyErr_Format(PyExc_ValueError, "scan_battles: bad range [%lld, %lld)", start, stop);
+    }
+    int fd, error = 0;
+    Scan scan = {.parse = parse};
+    Py_BEGIN_ALLOW_THREADS;
+    fd = open(PyBytes_AS_STRING(path), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        error = errno;
+    } else {
+        if (lseek(fd, (off_t)start, SEEK_SET) < 0) error = errno;
+        else error = scan_file(fd, &scan, stop < 0 ? UINT64_MAX : (uint64_t)(stop - start));
+        close(fd);
+    }
+    Py_END_ALLOW_THREADS;
+    PyObject *result = NULL, *names = NULL, *lines = NULL, *pairs = NULL, *counts = NULL;
+    if (error == ENOMEM) {
+        PyErr_NoMemory();
+    } else if (error) {
+        errno = error;
+        PyErr_SetFromErrnoWithFilename(PyExc_OSError, PyBytes_AS_STRING(path));
+    } else if ((names = strings_list(&scan.names)) && (lines = strings_list(&scan.odd)) &&
+               (pairs = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(2 * scan.pairs.n * sizeof(int32_t)))) &&
+               (counts = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(4 * scan.pairs.n * sizeof(int64_t))))) {
+        int32_t *ab = (int32_t *)PyBytes_AS_STRING(pairs);
+        int64_t *c = (int64_t *)PyBytes_AS_STRING(counts);
+        for (size_t s = 0, k = 0; scan.pairs.slots && s <= scan.pairs.mask; s++) {
+            const PairSlot *slot = &scan.pairs.slots[s];
+            if (!slot->key) continue;
+            ab[2 * k] = (int32_t)((slot->key >> 32) - 1);
+            ab[2 * k + 1] = (int32_t)(slot->key & 0xFFFFFFFFu);
+            memcpy(c + 4 * k, slot->counts, sizeof slot->counts);
+            k++;
+        }
+        static const int64_t none[1] = {0}; /* y# gives None for a NULL pointer */
+        Py_ssize_t bytes = (Py_ssize_t)(scan.odd.n * sizeof(int64_t));
+        result = Py_BuildValue("OOOOy#y#L", names, pairs, counts, lines,
+                               (const char *)(scan.odd.count ? scan.odd.count : none), bytes,
+                               (const char *)(scan.odd.first ? scan.odd.first : none), bytes, (long long)scan.lines);
+    }
+    Py_XDECREF(names);
+    Py_XDECREF(lines);
+    Py_XDECREF(pairs);
+    Py_XDECREF(counts);
+    strings_free(&scan.names);
+    strings_free(&scan.odd);
+    free(scan.pairs.slots);
+    Py_DECREF(path);
+    return result;
+}
+
+/* ------------------------------------------------------------------------------------------ poisson_fill */
+
+PyDoc_STRVAR(poisson_fill_doc,
+             "poisson_fill(capsule, cdf, offsets, low, guide, order, out, columns, totals)\n\n"
+             "For each cell c (row of out) in the given order and each column r in columns, draw u uniform on\n"
+             "[0, 1) (next_double) and set out[c, r] = low[c] + min{x : cdf[offsets[c] + x] > u}, searching from\n"
+             "guide[q, floor(u * S)], where q is c's place in the order (S = guide's columns, a power of two). Each\n"
+             "CDF row must end at 1.0; the order that follows the rows' offsets reads the tables front to back.\n"
+             "totals[r] is set to the sum of column r of out for each r in columns (exact: integers in doubles).");
+
+static PyObject *poisson_fill(PyObject *self, PyObject *args) {
+    PyObject *capsule, *objs[8];
+    if (!PyArg_ParseTuple(args, "OOOOOOOOO", &capsule, &objs[0], &objs[1], &objs[2], &objs[3], &objs[4], &objs[5],
+                          &objs[6], &objs[7]))
+        return NULL;
+    bitgen_t *bitgen = get_bitgen(capsule);
+    if (!bitgen) return NULL;
+    Py_buffer cdf, offsets, low, guide, order, out, columns, totals;
+    Py_buffer *views[8] = {&cdf, &offsets, &low, &guide, &order, &out, &columns, &totals};
+    const Py_ssize_t sizes[8] = {8, 8, 8, 2, 8, 8, 8, 8};
+    const char *formats[8] = {"d", "qlL", "qlL", "H", "qlL", "d", "qlL", "d"};
+    const char *names[8] = {"cdf", "offsets", "low", "guide", "order", "out", "columns", "totals"};
+    int got = 0;
+    for (; got < 8; got++) {
+        if (get_array(objs[got], views[got], sizes[got], formats[got], got == 5 || got == 7, names[got]) < 0) break;
+    }
+    PyObject *result = NULL;
+    if (got == 8) {
+        Py_ssize_t cells = offsets.len / 8, rounds = cells ? out.len / 8 / cells : 0, n_cols = columns.len / 8;
+        Py_ssize_t slices = cells ? guide.len / 2 / cells : 0, entries = cdf.len / 8;
+        const int64_t *col = columns.buf, *off = offsets.buf, *lo = low.buf, *seq = order.buf;
+        const uint16_t *g = guide.buf;
+        int ok = low.len / 8 == cells && order.len / 8 == cells && slices > 0 && (slices & (slices - 1)) == 0 &&
+                 out.len == cells * rounds * 8 && guide.len == cells * slices * 2 && totals.len == rounds * 8;
+        for (Py_ssize_t j = 0; ok && j < n_cols; j++) ok = col[j] >= 0 && col[j] < rounds;
+        /* Searches stop at the first entry above u, at the latest at the table's last entry, 1.0. Guide rows
+           never decrease, so their last entry bounds them. */
+        ok = ok && (!cells || (entries && ((const double *)cdf.buf)[entries - 1] == 1.0));
+        for (Py_ssize_t c = 0; ok && c < cells; c++) {
+            ok = seq[c] >= 0 && seq[c] < cells && off[seq[c]] >= 0 && off[seq[c]] + g[c * slices + slices - 1] < entries;
+        }
+        if (!ok && cells) {
+            PyErr_SetString(PyExc_ValueError, "poisson_fill: inconsistent shapes");
+        } else {
+            const double *F = cdf.buf;
+            double *o = out.buf, *sum = totals.buf;
+            Py_BEGIN_ALLOW_THREADS;
+            for (Py_ssize_t j = 0; j < n_cols; j++) sum[col[j]] = 0.0;
+            for (Py_ssize_t q = 0; q < cells; q++) {
+                const Py_ssize_t c = seq[q];
+                const double *row = F + off[c];
+                const uint16_t *start = g + q * slices;
+                double *dest = o + c * rounds;
+                for (Py_ssize_t j = 0; j < n_cols; j++) {
+                    double u = bitgen->next_double(bitgen->state);
+                    int64_t x = start[(Py_ssize_t)(u * (double)slices)];
+                    /* Usually zero to two steps: take two without branching, then any more. */
+                    x += row[x] <= u;
+                    x += row[x] <= u;
+                    while (row[x] <= u) x++;
+                    dest[col[j]] = (double)(lo[c] + x);
+                    sum[col[j]] += (double)(lo[c] + x);
+                }
+            }
+            Py_END_ALLOW_THREADS;
+            result = Py_NewRef(Py_None);
+        }
+    }
+    for (int k = 0; k < got; k++) PyBuffer_Release(views[k]);
+    return result;
+}
+
+/* ----------------------------------------------------------------------------------------- poisson_tables */
+
+PyDoc_STRVAR(poisson_tables_doc,
+             "poisson_tables(first, means, low, width, offsets, order, cdf, guide)\n\n"
+             "Fill the tables poisson_fill reads: for each cell c, cdf[offsets[c] + x] for x < width[c] gets the\n"
+             "Poisson(means[c]) CDF at low[c] + x, from p(low) = first[c] by p(x) = p(x - 1) * (mean * (1 / x)),\n"
+             "summed in order and divided by the sum (the last entry set to exactly 1.0), as\n"
+             "scoring.multinomial._cdf_rows does; guide[q, g] = #{x : cdf(x) * S <= g} for c = order[q].");
+
+static PyObject *poisson_tables(PyObject *self, PyObject *args) {
+    PyObject *objs[8];
+    if (!PyArg_ParseTuple(args, "OOOOOOOO", &objs[0], &objs[1], &objs[2], &objs[3], &objs[4], &objs[5], &objs[6],
+                          &objs[7]))
+        return NULL;
+    Py_buffer first, means, low, width, offsets, order, cdf, guide;
+    Py_buffer *views[8] = {&first, &means, &low, &width, &offsets, &order, &cdf, &guide};
+    const Py_ssize_t sizes[8] = {8, 8, 8, 8, 8, 8, 8, 2};
+    const char *formats[8] = {"d", "d", "qlL", "qlL", "qlL", "qlL", "d", "H"};
+    const char *names[8] = {"first", "means", "low", "width", "offsets", "order", "cdf", "guide"};
+    int got = 0;
+    for (; got < 8; got++) {
+        if (get_array(objs[got], views[got], sizes[got], formats[got], got >= 6, names[got]) < 0) break;
+    }
+    PyObject *result = NULL;
+    if (got == 8) {
+        Py_ssize_t cells = first.len / 8, entries = cdf.len / 8, slices = cells ? guide.len / 2 / cells : 0;
+        const double *p0 = first.buf, *mu = means.buf;
+        const int64_t *lo = low.buf, *w = width.buf, *off = offsets.buf, *seq = order.buf;
+        int ok = means.len == first.len && low.len == first.len && width.len == first.len &&
+                 offsets.len == first.len && order.len == first.len && guide.len == cells * slices * 2;
+        for (Py_ssize_t c = 0; ok && c < cells; c++) {
+            ok = w[c] > 0 && w[c] <= 65536 && off[c] >= 0 && off[c] + w[c] <= entries && lo[c] >= 0 && seq[c] >= 0 &&
+                 seq[c] < cells;
+        }
+        if (!ok) {
+            PyErr_SetString(PyExc_ValueError, "poisson_tables: inconsistent shapes");
+        } else {
+            double *F = cdf.buf;
+            uint16_t *g = guide.buf;
+            Py_BEGIN_ALLOW_THREADS;
+            for (Py_ssize_t q = 0; q < cells; q++) {
+                const Py_ssize_t c = seq[q];
+                double *row = F + off[c], p = p0[c], sum = p0[c];
+                const int64_t n = w[c];
+                row[0] = sum;
+                for (int64_t x = 1; x < n; x++) {
+                    int64_t k = lo[c] + x;
+                    p = p * (mu[c] * (1.0 / (double)(k > 1 ? k : 1)));
+                    sum = sum + p;
+                    row[x] = sum;
+                }
+                for (int64_t x = 0; x < n; x++) row[x] = row[x] / sum;
+                row[n - 1] = 1.0;
+                uint16_t *guide_row = g + q * slices;
+                int64_t x = 0;
+                for (Py_ssize_t s = 0; s < slices; s++) {
+                    while (x < n && row[x] * (double)slices <= (double)s) x++;
+                    guide_row[s] = (uint16_t)x;
+                }
+            }
+            Py_END_ALLOW_THREADS;
+            result = Py_NewRef(Py_None);
+        }
+    }
+    for (int k = 0; k < got; k++) PyBuffer_Release(views[k]);
+    return result;
+}
+
+/* ---------------------------------------------------------------------------------------- categorical_add */
+
+PyDoc_STRVAR(categorical_add_doc,
+             "categorical_add(capsule, cumulative, draws, out)\n\n"
+             "For each column r of out (cells x rounds) in turn, draws[r] times: take k = next_double * 2**53 until\n"
+             "k < floor(2**53 / n) * n (n = cumulative[-1]), and add 1 to out[c, r] for the first cell c with\n"
+             "cumulative[c] > k %% n.");
+
+static PyObject *categorical_add(PyObject *self, PyObject *args) {
+    PyObject *capsule, *objs[3];
+    if (!PyArg_ParseTuple(args, "OOOO", &capsule, &objs[0], &objs[1], &objs[2])) return NULL;
+    bitgen_t *bitgen = get_bitgen(capsule);
+    if (!bitgen) return NULL;
+    Py_buffer cumulative, draws, out;
+    Py_buffer *views[3] = {&cumulative, &draws, &out};
+    const char *formats[3] = {"qlL", "qlL", "d"};
+    const char *names[3] = {"cumulative", "draws", "out"};
+    int got = 0;
+    for (; got < 3; got++) {
+        if (get_array(objs[got], views[got], 8, formats[got], got == 2, names[got]) < 0) break;
+    }
+    PyObject *result = NULL;
+    if (got == 3) {
+        Py_ssize_t cells = cumulative.len / 8, rounds = draws.len / 8;
+        const int64_t *cum = cumulative.buf, *d = draws.buf;
+        if (!cells || out.len != cells * rounds * 8 || cum[cells - 1] <= 0 || cum[cells - 1] >= (1LL << 53)) {
+            PyErr_SetString(PyExc_ValueError, "categorical_add: inconsistent shapes or counts");
+        } else {
+            double *o = out.buf;
+            const uint64_t n = (uint64_t)cum[cells - 1], limit = ((1ULL << 53) / n) * n;
+            /* guide[g]: the first cell with cumulative > g << shift, where the search for v starts (g = v >> shift,
+               at most about 2 * cells buckets). */
+            int shift = 0;
+            while (((n - 1) >> shift) >= (uint64_t)(2 * cells)) shift++;
+            const uint64_t buckets = ((n - 1) >> shift) + 1;
+            Py_ssize_t *guide = malloc(buckets * sizeof *guide);
+            if (!guide) {
+                PyErr_NoMemory();
+                goto release;
+            }
+            Py_BEGIN_ALLOW_THREADS;
+            for (uint64_t g = 0, c = 0; g < buckets; g++) {
+                while ((uint64_t)cum[c] <= g << shift) c++;
+                guide[g] = (Py_ssize_t)c;
+            }
+            for (Py_ssize_t r = 0; r < rounds; r++) {
+                for (int64_t k = 0; k < d[r]; k++) {
+                    uint64_t v;
+                    do {
+                        v = (uint64_t)(bitgen->next_double(bitgen->state) * 9007199254740992.0);
+                    } while (v >= limit);
+                    v %= n;
+                    Py_ssize_t c = guide[v >> shift];
+                    while ((uint64_t)cum[c] <= v) c++;
+                    o[c * rounds + r] += 1.0;
+                }
+            }
+            Py_END_ALLOW_THREADS;
+            free(guide);
+            result = Py_NewRef(Py_None);
+        }
+    }
+release:
+    for (int k = 0; k < got; k++) PyBuffer_Release(views[k]);
+    return result;
+}
+
+/* ------------------------------------------------------------------------------------------- half_chord */
+
+PyDoc_STRVAR(half_chord_doc,
+             "half_chord(draws, pair_i, pair_j, had, x0, inv_hess, prior, tol, max_steps, scale, work, theta, error,\n"
+             "           lost)\n\n"
+             "Chord-Newton refits of half-tie Bradley-Terry: draws is (3, pairs, rounds) (first model's wins,\n"
+             "second's, ties), theta (models, rounds) receives the log-strengths and error (rounds) the estimated\n"
+             "distance left to each round's solution in rating points (scale per unit of theta). Steps go on until\n"
+             "every round's error is below tol, or max_steps; return the number of steps. lost (uint8, rounds) is\n"
+             "set where, without a prior, a pair whose first (had[0, p]) or second (had[1, p]) model won or tied\n"
+             "in the data has that model neither winning nor tying in the round. work is scratch space of at least\n"
+             "(pairs + 5 * models + 2) * rounds doubles.");
+
+/* The arithmetic of half_chord (see its documentation); the loops over rounds are the inner ones, so they vectorise.
+   Return the number of steps. */
+static int chord_steps(
+    const double *D, const int64_t *I, const int64_t *J, const uint8_t *had_first, const uint8_t *had_second,
+    const double *start, const double *H, double prior, double tol, int max_steps, double scale, Py_ssize_t m,
+    Py_ssize_t pairs, Py_ssize_t rounds, double *work, double *T, double *E, uint8_t *L) {
+    double *battles = work, *score = battles + pairs * rounds, *strength = score + m * rounds;
+    double *over = strength + m * rounds, *grad = over + m * rounds, *step = grad + m * rounds;
+    double *last = step + m * rounds, *size = last + rounds;
+    int steps = 0;
+    const double *wins_i = D, *wins_j = D + pairs * rounds, *ties = D + 2 * pairs * rounds;
+    memset(score, 0, (size_t)(m * rounds) * sizeof(double));
+    memset(L, 0, (size_t)rounds);
+    for (Py_ssize_t p = 0; p < pairs; p++) {
+        const double *restrict a = wins_i + p * rounds, *restrict b = wins_j + p * rounds, *restrict t = ties + p * rounds;
+        double *restrict n = battles + p * rounds, *restrict si = score + I[p] * rounds, *restrict sj = score + J[p] * rounds;
+        for (Py_ssize_t r = 0; r < rounds; r++) {
+            n[r] = a[r] + b[r] + t[r];
+            si[r] += a[r] + 0.5 * t[r];
+            sj[r] += b[r] + 0.5 * t[r];
+        }
+        if (prior == 0.0 && (had_first[p] || had_second[p])) {
+            /* Only a fit without the prior can lose its maximum-likelihood estimate. */
+            for (Py_ssize_t r = 0; r < rounds; r++) {
+                L[r] |= (had_first[p] && a[r] + t[r] == 0.0) | (had_second[p] && b[r] + t[r] == 0.0);
+            }
+        }
+    }
+    for (Py_ssize_t i = 0; i < m; i++)
+        for (Py_ssize_t r = 0; r < rounds; r++) T[i * rounds + r] = start[i];
+    for (Py_ssize_t r = 0; r < rounds; r++) last[r] = E[r] = INFINITY;
+    while (steps < max_steps) {
+        steps++;
+        for (Py_ssize_t k = 0; k < m * rounds; k++) strength[k] = exp(T[k]);
+        memset(over, 0, (size_t)(m * rounds) * sizeof(double));
+        for (Py_ssize_t p = 0; p < pairs; p++) {
+            const double *restrict n = battles + p * rounds, *restrict ei = strength + I[p] * rounds,
+                                   *restrict ej = strength + J[p] * rounds;
+            double *restrict oi = over + I[p] * rounds, *restrict oj = over + J[p] * rounds;
+            for (Py_ssize_t r = 0; r < rounds; r++) {
+                double w = n[r] / (ei[r] + ej[r]);
+                oi[r] += w;
+                oj[r] += w;
+            }
+        }
+        for (Py_ssize_t k = 0; k < m * rounds; k++) {
+            grad[k] = score[k] - strength[k] * over[k];
+            if (prior != 0.0) grad[k] += prior * (0.5 - 1.0 / (1.0 + exp(-T[k])));
+        }
+        memset(step, 0, (size_t)(m * rounds) * sizeof(double));
+        for (Py_ssize_t i = 0; i < m; i++) {
+            double *restrict s = step + i * rounds;
+            for (Py_ssize_t k = 0; k < m; k++) {
+                const double h = H[i * m + k], *restrict g = grad + k * rounds;
+                for (Py_ssize_t r = 0; r < rounds; r++) s[r] += h * g[r];
+            }
+        }
+        for (Py_ssize_t r = 0; r < rounds; r++) size[r] = 0.0;
+        for (Py_ssize_t i = 0; i < m; i++) {
+            double *restrict t = T + i * rounds;
+            const double *restrict s = step + i * rounds;
+            for (Py_ssize_t r = 0; r < rounds; r++) {
+                t[r] += s[r];
+                double a = fabs(s[r]);
+                if (a > size[r] || isnan(a)) size[r] = a; /* a NaN stays: that round failed */
+            }
+        }
+        double worst = 0.0;
+        int failed = 0;
+        for (Py_ssize_t r = 0; r < rounds; r++) {
+            /* Chord steps shrink geometrically; once a step is under half the one before, the distance left is
+               below size * ratio / (1 - ratio). */
+            double s = size[r] * scale, ratio = s / last[r];
+            E[r] = s == 0.0 ? 0.0 : (isfinite(last[r]) && ratio < 0.5 ? s * ratio / (1.0 - ratio) : INFINITY);
+            last[r] = s;
+            worst = fmax(worst, E[r]);
+            failed |= isnan(E[r]);
+        }
+        if (!failed && worst < tol) break;
+    }
+    return steps;
+}
+
+static PyObject *half_chord(PyObject *self, PyObject *args) {
+    PyObject *objs[6], *out_objs[4];
+    double prior, tol, scale;
+    int max_steps;
+    if (!PyArg_ParseTuple(args, "OOOOOOddidOOOO", &objs[0], &objs[1], &objs[2], &objs[3], &objs[4], &objs[5],
+                          &prior, &tol, &max_steps, &scale, &out_objs[0], &out_objs[1], &out_objs[2], &out_objs[3]))
+        return NULL;
+    Py_buffer draws, pi, pj, had, x0, hess, work, theta, error, lost;
+    Py_buffer *views[10] = {&draws, &pi, &pj, &had, &x0, &hess, &work, &theta, &error, &lost};
+    PyObject *all[10] = {objs[0], objs[1], objs[2], objs[3], objs[4], objs[5],
+                         out_objs[0], out_objs[1], out_objs[2], out_objs[3]};
+    const Py_ssize_t sizes[10] = {8, 8, 8, 1, 8, 8, 8, 8, 8, 1};
+    const char *formats[10] = {"d", "qlL", "qlL", "B?", "d", "d", "d", "d", "d", "B?"};
+    const char *names[10] = {"draws", "pair_i", "pair_j", "had", "x0", "inv_hess", "work", "theta", "error", "lost"};
+    int got = 0;
+    for (; got < 10; got++) {
+        if (get_array(all[got], views[got], sizes[got], formats[got], got >= 6, names[got]) < 0) break;
+    }
+    PyObject *result = NULL;
+    if (got < 10) goto done;
+    Py_ssize_t m = x0.len / 8, pairs = pi.len / 8, rounds = error.len / 8;
+    const int64_t *I = pi.buf, *J = pj.buf;
+    int ok = pj.len == pi.len && had.len == 2 * pairs && draws.len == 3 * pairs * rounds * 8 &&
+             hess.len == m * m * 8 && theta.len == m * rounds * 8 && lost.len == rounds &&
+             work.len >= (pairs + 5 * m + 2) * rounds * 8;
+    for (Py_ssize_t p = 0; ok && p < pairs; p++) ok = I[p] >= 0 && I[p] < m && J[p] >= 0 && J[p] < m && I[p] != J[p];
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "half_chord: inconsistent shapes");
+        goto done;
+    }
+    const double *D = draws.buf, *H = hess.buf, *start = x0.buf;
+    const uint8_t *had_first = had.buf, *had_second = had_first + pairs;
+    double *T = theta.buf, *E = error.buf;
+    uint8_t *L = lost.buf;
+    int steps = 0;
+    Py_BEGIN_ALLOW_THREADS;
+    steps = chord_steps(D, I, J, had_first, had_second, start, H, prior, tol, max_steps, scale, m, pairs, rounds, work.buf,
+                        T, E, L);
+    Py_END_ALLOW_THREADS;
+    result = PyLong_FromLong(steps);
+done:
+    for (int k = 0; k < got; k++) PyBuffer_Release(views[k]);
+    return result;
+}
+
+/* ------------------------------------------------------------------------------------------------ module */
+
+static PyMethodDef methods[] = {
+    {"scan_battles", scan_battles, METH_VARARGS, scan_battles_doc},
+    {"poisson_tables", poisson_tables, METH_VARARGS, poisson_tables_doc},
+    {"poisson_fill", poisson_fill, METH_VARARGS, poisson_fill_doc},
+    {"categorical_add", categorical_add, METH_VARARGS, categorical_add_doc},
+    {"half_chord", half_chord, METH_VARARGS, half_chord_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "scoring._kernels",
+    .m_doc = "Compiled kernels of scoring.",
+    .m_size = -1,
+    .m_methods = methods,
+};
+
+PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&module); }

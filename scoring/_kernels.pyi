@@ -1,0 +1,38 @@
+from typing import Any
+
+def scan_battles(
+    path: str, parse: bool, start: int = 0, stop: int = -1, /
+) -> tuple[list[bytes], bytes, bytes, list[bytes], bytes, bytes, int]: ...
+def poisson_tables(
+    first: Any, means: Any, low: Any, width: Any, offsets: Any, order: Any, cdf: Any, guide: Any, /
+) -> None: ...
+def poisson_fill(
+    capsule: Any,
+    cdf: Any,
+    offsets: Any,
+    low: Any,
+    guide: Any,
+    order: Any,
+    out: Any,
+    columns: Any,
+    totals: Any,
+    /,
+) -> None: ...
+def categorical_add(capsule: Any, cumulative: Any, draws: Any, out: Any, /) -> None: ...
+def half_chord(
+    draws: Any,
+    pair_i: Any,
+    pair_j: Any,
+    had: Any,
+    x0: Any,
+    inv_hess: Any,
+    prior: float,
+    tol: float,
+    max_steps: int,
+    scale: float,
+    work: Any,
+    theta: Any,
+    error: Any,
+    lost: Any,
+    /,
+) -> int: ...
