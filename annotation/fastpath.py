@@ -43,9 +43,10 @@ WSGIApplication = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 Answer = tuple[int, Any]  # status code and JSON payload (None: no body)
 Handler = Callable[[Any, int, Any, WSGIRequest], Answer]
 
-# Headers DRF and the session middleware add to these responses: DRF varies on Accept and lists the view's
-# methods; reading request.user (session authentication is tried first) marks the session accessed.
-API_HEADERS = [("Vary", "Accept, Cookie"), ("Allow", "POST, OPTIONS")]
+# Headers DRF and the session middleware add to these responses: DRF lists the view's methods (and varies on
+# Accept only for views with several renderers); reading request.user, as session authentication is tried first,
+# marks the session accessed, so the session middleware adds Vary: Cookie.
+API_HEADERS = [("Vary", "Cookie"), ("Allow", "POST, OPTIONS")]
 ACCEPTED = {"", "*/*", "application/json"}
 JSON_BODY_TYPES = {"application/json", "application/json; charset=utf-8", "application/json;charset=utf-8"}
 STATUS_LINES = {200: "200 OK", 201: "201 Created", 204: "204 No Content", 400: "400 Bad Request"}
