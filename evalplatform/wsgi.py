@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from django.core.wsgi import get_wsgi_application
+
+if TYPE_CHECKING:
+    from annotation.fastpath import AnnotatorFastPath
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "evalplatform.settings")
 
 
-def build_application() -> object:
+def build_application() -> AnnotatorFastPath:
     django_application = get_wsgi_application()
     from annotation.fastpath import AnnotatorFastPath  # imports models: only once Django is set up
 

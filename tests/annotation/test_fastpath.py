@@ -81,7 +81,7 @@ def call(
     raw: bytes | None = None,
     content_type: str = "application/json",
     secure: bool = False,
-    **extra: str,
+    **extra: Any,
 ) -> Answer:
     """Send one request to a WSGI application and return what it answered."""
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
@@ -112,7 +112,7 @@ def _rating_path(assignment: int) -> str:
 
 @pytest.fixture
 def token(annotator: User) -> str:
-    return Token.objects.create(user=annotator).key
+    return str(Token.objects.create(user=annotator).key)
 
 
 def _same_answer(fast: Answer, django: Answer, *, ignore: tuple[str, ...] = ()) -> None:
@@ -125,7 +125,8 @@ def _same_answer(fast: Answer, django: Answer, *, ignore: tuple[str, ...] = ()) 
         }
     else:
         assert fast.headers == django.headers
-    fast_body, django_body = (json.loads(a.body) if a.body else None for a in (fast, django))
+    fast_body: Any = json.loads(fast.body) if fast.body else None
+    django_body: Any = json.loads(django.body) if django.body else None
     if ignore:
         fast_body = {k: v for k, v in fast_body.items() if k not in ignore}
         django_body = {k: v for k, v in django_body.items() if k not in ignore}
@@ -137,7 +138,7 @@ def test_the_production_wsgi_application_answers_token_requests_on_the_lean_path
 ) -> None:
     from evalplatform import wsgi
 
-    recorder = Recorder(wsgi.application.django_application)  # type: ignore[attr-defined]
+    recorder = Recorder(wsgi.application.django_application)
     monkeypatch.setattr(wsgi.application, "django_application", recorder)
 
     shown = call(wsgi.application, _next_path(campaign), {}, token=token)
