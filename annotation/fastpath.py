@@ -11,6 +11,8 @@ Anything this path is not sure to answer exactly as Django would goes to Django 
 session cookie (the browser page: its CSRF check is Django's), an `Authorization` header that is not one well-formed
 token, a token that does not authenticate an active user, a body that is not a JSON object, a query string, an
 `Accept` header other than JSON's, a host Django would refuse, a plain-HTTP request Django would redirect to HTTPS.
+With a middleware it does not know in settings.MIDDLEWARE, or DRF settings on the two views other than those it
+mirrors, it answers nothing (`mirrors_configuration`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.urls import reverse
 from rest_framework import exceptions as drf_exceptions
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 
 from annotation import api
@@ -49,6 +54,19 @@ Handler = Callable[[Any, int, Any, WSGIRequest], Answer]
 API_HEADERS = [("Vary", "Cookie"), ("Allow", "POST, OPTIONS")]
 ACCEPTED = {"", "*/*", "application/json"}
 JSON_BODY_TYPES = {"application/json", "application/json; charset=utf-8", "application/json;charset=utf-8"}
+# The middleware whose effect on these requests this path reproduces (or which have none on them: no session
+# cookie, no message, no admin URL, not a static file).
+MIRRORED_MIDDLEWARE = {
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "evalplatform.middleware.AdminStaffOnlyMiddleware",
+}
 STATUS_LINES = {200: "200 OK", 201: "201 Created", 204: "204 No Content", 400: "400 Bad Request"}
 STATUS_LINES |= {403: "403 Forbidden", 404: "404 Not Found", 409: "409 Conflict"}
 
@@ -88,15 +106,31 @@ def _middleware_headers(*, secure: bool) -> list[tuple[str, str]]:
     return list(response.items())
 
 
+def mirrors_configuration() -> bool:
+    """Return whether Django would handle these requests the way this path does.
+
+    It mirrors these middleware and the two views' DRF settings; with any other (a middleware added to the
+    project, throttling, another authentication), every request goes to Django.
+    """
+    views_as_mirrored = all(
+        list(view.authentication_classes) == [SessionAuthentication, TokenAuthentication]
+        and list(view.permission_classes) == [IsAuthenticated]
+        and not list(view.throttle_classes)
+        and list(view.renderer_classes) == [JSONRenderer]
+        and JSONParser in list(view.parser_classes)
+        for view in (api.AssignmentNextApi, api.RatingCreateApi)
+    )
+    return views_as_mirrored and set(settings.MIDDLEWARE) <= MIRRORED_MIDDLEWARE
+
+
 class AnnotatorFastPath:
     """WSGI application answering token-authenticated `next` and `rating` requests, and passing the rest on."""
 
     def __init__(self, django_application: WSGIApplication) -> None:
         self.django_application = django_application
-        self.routes: list[tuple[re.Pattern[str], Handler]] = [
-            (_route("assignment-next"), _next),
-            (_route("rating-create"), _rating),
-        ]
+        self.routes: list[tuple[re.Pattern[str], Handler]] = []
+        if mirrors_configuration():
+            self.routes = [(_route("assignment-next"), _next), (_route("rating-create"), _rating)]
         self.middleware_headers = {secure: _middleware_headers(secure=secure) for secure in (False, True)}
         self.headers = {secure: API_HEADERS + self.middleware_headers[secure] for secure in (False, True)}
         self.renderer = JSONRenderer()
@@ -161,12 +195,13 @@ class AnnotatorFastPath:
 
     def _user(self, environ: dict[str, Any]) -> Any:
         """Return the active user of a well-formed token, or None (Django then answers, with DRF's errors)."""
-        parts = environ["HTTP_AUTHORIZATION"].split()
-        if len(parts) != 2:
+        # Split and decoded as DRF's TokenAuthentication does (header bytes, ASCII whitespace, UTF-8 key).
+        parts = environ["HTTP_AUTHORIZATION"].encode("iso-8859-1").split()
+        if len(parts) != 2 or parts[0].lower() != b"token":
             return None
         try:
-            user, _ = self.authentication.authenticate_credentials(parts[1])
-        except drf_exceptions.AuthenticationFailed:
+            user, _ = self.authentication.authenticate_credentials(parts[1].decode())
+        except (UnicodeError, drf_exceptions.AuthenticationFailed):
             return None
         return user
 

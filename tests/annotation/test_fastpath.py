@@ -232,6 +232,7 @@ def test_over_https_the_lean_path_adds_the_same_security_headers(settings: Any, 
         pytest.param({"HTTP_AUTHORIZATION": "Token a b"}, 403, id="token-with-spaces"),
         pytest.param({"HTTP_AUTHORIZATION": "Token " + "0" * 40}, 403, id="unknown-token"),
         pytest.param({"HTTP_AUTHORIZATION": "Bearer x"}, 403, id="other-scheme"),
+        pytest.param({"HTTP_AUTHORIZATION": "Token abc\xa0"}, 403, id="token-not-utf-8"),
         pytest.param({"HTTP_ACCEPT": "text/html"}, 406, id="accept-html"),
         pytest.param({"HTTP_ACCEPT": "application/json; indent=4"}, 200, id="accept-indented-json"),
         pytest.param({"QUERY_STRING": "format=json"}, 200, id="query-string"),
@@ -252,6 +253,18 @@ def test_requests_it_cannot_answer_exactly_go_to_django(
     answer = call(app, _next_path(campaign), {}, **kwargs)
 
     assert answer.status == status
+    assert app.django_application.calls == 1  # type: ignore[attr-defined]
+
+
+def test_with_a_middleware_it_does_not_mirror_every_request_goes_to_django(
+    settings: Any, campaign: Campaign, token: str
+) -> None:
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "django.middleware.gzip.GZipMiddleware"]
+    app = AnnotatorFastPath(Recorder(get_wsgi_application()))
+
+    answer = call(app, _next_path(campaign), {}, token=token)
+
+    assert answer.status == 200
     assert app.django_application.calls == 1  # type: ignore[attr-defined]
 
 
