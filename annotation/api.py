@@ -1,10 +1,15 @@
 """Annotator HTTP API: one APIView per operation; services do the writes.
 
 Responses never carry a model name, an output id or a comparison id: an annotator sees assignment ids and sides.
+`next` and `rating` are each one function (`next_assignment`, `create_rating`: input in, status and payload out)
+served by their APIView and, for token-authenticated requests, by annotation.fastpath in front of Django; the
+serializers below document them in the schema and validate the input, the payloads are built as plain dicts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
@@ -16,6 +21,7 @@ from rest_framework.views import APIView
 
 from annotation import selectors, services
 from annotation.access import access_own_assignment
+from annotation.selectors import AssignmentView, Progress
 from evalplatform.api import validated
 
 CHOICES = ["left", "right", "tie", "both_bad"]
@@ -52,10 +58,73 @@ class AnnotatorApi(APIView):
 
 
 def _lease_response(lease: services.Lease) -> Response:
+    code, payload = lease_payload(lease)
+    return Response(payload, status=code)
+
+
+# The payloads as plain dicts (the serializers' output, checked by the tests): DRF's fields cost more per request
+# than the rest of the response. Datetimes go through DRF's field, so they read exactly as before.
+_DATETIME = serializers.DateTimeField()
+
+
+def progress_payload(progress: Progress) -> dict[str, Any]:
+    return {"done": progress.done, "quota": progress.quota, "remaining": progress.remaining, "paused": progress.paused}
+
+
+def assignment_payload(view: AssignmentView) -> dict[str, Any]:
+    return {
+        "assignment": view.assignment,
+        "prompt": {"text": view.prompt.text, "html": view.prompt.html},
+        "left": {"text": view.left.text, "html": view.left.html},
+        "right": {"text": view.right.text, "html": view.right.html},
+        "lease_expires": _DATETIME.to_representation(view.lease_expires),
+        "progress": progress_payload(view.progress),
+    }
+
+
+def rating_payload(result: services.RatingResult) -> dict[str, Any]:
+    return {
+        "assignment": result.assignment_id,
+        "choice": result.choice,
+        "strength": result.strength,
+        "time_ms": result.time_ms,
+        "created_at": _DATETIME.to_representation(result.created_at),
+        "undo_until": _undo_until(result.created_at),
+        "progress": progress_payload(result.progress),
+    }
+
+
+def _undo_until(created_at: datetime) -> str:
+    return (created_at + services.UNDO_WINDOW).isoformat()
+
+
+def lease_payload(lease: services.Lease) -> tuple[int, dict[str, Any] | None]:
+    """Return the status and body that show a lease: 200 with the comparison, or 204 when there is none."""
     if lease.shown is None or lease.progress is None:
-        return Response(status=status.HTTP_204_NO_CONTENT)
-    view = selectors.assignment_view(lease.shown, progress=lease.progress)
-    return Response(ASSIGNMENT_OUTPUT.to_representation(view))
+        return status.HTTP_204_NO_CONTENT, None
+    return status.HTTP_200_OK, assignment_payload(selectors.assignment_view(lease.shown, progress=lease.progress))
+
+
+def next_assignment(*, user: Any, campaign_id: int, data: Any) -> tuple[int, dict[str, Any] | None]:
+    """Serve `POST campaigns/{id}/next/` for an authenticated user: validate, claim or renew, show it.
+
+    Raises DRF's ValidationError (400) or a DomainError, as the view would.
+    """
+    fields = validated(NEXT_INPUT, data)
+    return lease_payload(services.claim_next(user=user, campaign_id=campaign_id, exclude=set(fields["exclude"])))
+
+
+def create_rating(
+    *, user: Any, assignment_id: int, data: Any, headers: Mapping[str, str]
+) -> tuple[int, dict[str, Any]]:
+    """Serve `POST assignments/{id}/rating/` for an authenticated user: 201 (or 200 for a replay) and the rating.
+
+    `headers` are the request's (for `Idempotency-Key`). Raises DRF's ValidationError (400) or a DomainError.
+    """
+    fields = validated(RATING_INPUT, data)
+    fields["idempotency_key"] = fields["idempotency_key"] or headers.get("Idempotency-Key", "")[:100]
+    result = services.submit_rating(user=user, assignment_id=assignment_id, answer=services.RatingInput(**fields))
+    return (status.HTTP_201_CREATED if result.created else status.HTTP_200_OK), rating_payload(result)
 
 
 class CampaignMineListApi(AnnotatorApi):
@@ -94,13 +163,8 @@ class AssignmentNextApi(AnnotatorApi):
         },
     )
     def post(self, request: Request, campaign_id: int) -> Response:
-        data = validated(NEXT_INPUT, request.data)
-        lease = services.claim_next(
-            user=request.user,  # type: ignore[arg-type]
-            campaign_id=campaign_id,
-            exclude=set(data["exclude"]),
-        )
-        return _lease_response(lease)
+        code, payload = next_assignment(user=request.user, campaign_id=campaign_id, data=request.data)
+        return Response(payload, status=code)
 
 
 class RatingCreateApi(AnnotatorApi):
@@ -128,13 +192,13 @@ class RatingCreateApi(AnnotatorApi):
 
         @extend_schema_field(ProgressSerializer)
         def get_progress(self, result: services.RatingResult) -> dict[str, Any]:
-            return dict(PROGRESS_OUTPUT.to_representation(result.progress))
+            return progress_payload(result.progress)
 
         def get_choice(self, result: services.RatingResult) -> str:
             return result.choice
 
         def get_undo_until(self, result: services.RatingResult) -> str:
-            return (result.created_at + services.UNDO_WINDOW).isoformat()
+            return _undo_until(result.created_at)
 
     @extend_schema(
         operation_id="rating_create",
@@ -149,15 +213,10 @@ class RatingCreateApi(AnnotatorApi):
         },
     )
     def post(self, request: Request, assignment_id: int) -> Response:
-        fields = validated(RATING_INPUT, request.data)
-        fields["idempotency_key"] = fields["idempotency_key"] or request.headers.get("Idempotency-Key", "")[:100]
-        result = services.submit_rating(
-            user=request.user,  # type: ignore[arg-type]
-            assignment_id=assignment_id,
-            answer=services.RatingInput(**fields),
+        code, payload = create_rating(
+            user=request.user, assignment_id=assignment_id, data=request.data, headers=request.headers
         )
-        code = status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
-        return Response(RATING_OUTPUT.to_representation(result), status=code)
+        return Response(payload, status=code)
 
 
 class AssignmentSkipApi(AnnotatorApi):
@@ -206,6 +265,3 @@ class LeaseRenewApi(AnnotatorApi):
 # the rest of an annotator's request. These are stateless once built (see evalplatform.api.validated).
 NEXT_INPUT = AssignmentNextApi.NextInputSerializer()
 RATING_INPUT = RatingCreateApi.RatingInputSerializer()
-ASSIGNMENT_OUTPUT = AssignmentOutputSerializer()
-RATING_OUTPUT = RatingCreateApi.RatingOutputSerializer()
-PROGRESS_OUTPUT = ProgressSerializer()

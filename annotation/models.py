@@ -188,9 +188,15 @@ class Output(models.Model):
 class Comparison(models.Model):
     """Two outputs for one prompt. Stored with output_a.id < output_b.id; sides are drawn per assignment."""
 
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="comparisons")
-    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="comparisons")
-    output_a = models.ForeignKey(Output, on_delete=models.CASCADE, related_name="+")
+    # Foreign keys that lead a composite index get no index of their own (named in the comments): every claim
+    # updates a comparison and moves it in the claim index, which writes a new entry into every one of its indexes.
+    campaign = models.ForeignKey(  # comparison_sampling_idx
+        Campaign, on_delete=models.CASCADE, related_name="comparisons", db_index=False
+    )
+    prompt = models.ForeignKey(  # comparison_prompt_idx
+        Prompt, on_delete=models.CASCADE, related_name="comparisons", db_index=False
+    )
+    output_a = models.ForeignKey(Output, on_delete=models.CASCADE, related_name="+", db_index=False)  # unique pair
     output_b = models.ForeignKey(Output, on_delete=models.CASCADE, related_name="+")
     gold_verdict = models.CharField(
         max_length=10,
@@ -295,8 +301,9 @@ class Assignment(models.Model):
         SKIPPED = "skipped", "Skipped"
         EXPIRED = "expired", "Expired"
 
-    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="assignments")
-    rater = models.ForeignKey(Rater, on_delete=models.CASCADE, related_name="assignments")
+    # Indexed by assignment_once_per_rater and assignment_rater_state (composite indexes they lead).
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="assignments", db_index=False)
+    rater = models.ForeignKey(Rater, on_delete=models.CASCADE, related_name="assignments", db_index=False)
     left_output = models.ForeignKey(Output, on_delete=models.CASCADE, related_name="+")
     state = models.CharField(max_length=10, choices=State.choices, default=State.LEASED)
     lease_expires_at = models.DateTimeField()
@@ -327,8 +334,9 @@ class Rating(models.Model):
         JUDGE = "judge", "LLM judge"
         IMPORT = "import", "Imported"
 
-    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="ratings")
-    rater = models.ForeignKey(Rater, on_delete=models.PROTECT, related_name="ratings")
+    # Indexed by rating_once_per_rater_and_order (which leads with comparison) and rating_rater_idx.
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="ratings", db_index=False)
+    rater = models.ForeignKey(Rater, on_delete=models.PROTECT, related_name="ratings", db_index=False)
     rater_kind = models.CharField(max_length=5, choices=Rater.Kind.choices, editable=False)
     source = models.CharField(max_length=10, choices=Source.choices)
     assignment = models.OneToOneField(
@@ -372,7 +380,6 @@ class Rating(models.Model):
             models.CheckConstraint(condition=Q(time_ms__gte=0) | Q(time_ms__isnull=True), name="rating_time_ms"),
         ]
         indexes = [
-            models.Index(fields=["comparison"], name="rating_comparison_idx"),
             models.Index(fields=["rater"], name="rating_rater_idx"),
             models.Index(fields=["created_at"], name="rating_created_idx"),
         ]
@@ -384,7 +391,9 @@ class Rating(models.Model):
 class AnnotatorStatus(models.Model):
     """One annotator's standing in one campaign: ratings given, gold accuracy, and whether they are paused."""
 
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="annotator_statuses")
+    campaign = models.ForeignKey(  # annotator_status_once_per_campaign
+        Campaign, on_delete=models.CASCADE, related_name="annotator_statuses", db_index=False
+    )
     rater = models.ForeignKey(Rater, on_delete=models.CASCADE, related_name="campaign_statuses")
     rated_count = models.PositiveIntegerField(default=0, help_text="Ratings given in this campaign, gold included.")
     gold_answered = models.PositiveIntegerField(default=0)

@@ -13,11 +13,15 @@ from evalplatform.exceptions import DomainError
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DomainError):
-        body: dict[str, Any] = {"detail": exc.message, "code": exc.code}
-        if exc.field:
-            body = {exc.field: [exc.message], "code": exc.code}
-        return Response(body, status=exc.status_code)
+        return Response(domain_error_body(exc), status=exc.status_code)
     return drf_exception_handler(exc, context)
+
+
+def domain_error_body(exc: DomainError) -> dict[str, Any]:
+    """Return the JSON body of a DomainError's response: its message under `detail`, or under its field."""
+    if exc.field:
+        return {exc.field: [exc.message], "code": exc.code}
+    return {"detail": exc.message, "code": exc.code}
 
 
 def validated(serializer: serializers.Serializer[Any], data: Any) -> Any:

@@ -1,13 +1,22 @@
-"""Many annotators claiming and rating one campaign at once, over the API, each on its own connection."""
+"""Many annotators claiming and rating one campaign at once, over the API, each on its own connection.
+
+The API is reached both through Django's request cycle (APIClient) and through the production WSGI application,
+whose lean path answers token requests (annotation.fastpath).
+"""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
+from django.test import RequestFactory
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from annotation import services
@@ -18,21 +27,55 @@ CLIENTS = 10
 REQUIRED = 3
 
 
-def _annotate_until_done(user: User, campaign_id: int, accepted: list[int], errors: list[str]) -> None:
+Post = Callable[[str, dict[str, Any]], tuple[int, bytes]]
+
+
+def _api_client(user: User) -> Post:
     client = APIClient()
     client.force_authenticate(user)
+
+    def post(path: str, body: dict[str, Any]) -> tuple[int, bytes]:
+        response = client.post(path, body, format="json")
+        return response.status_code, response.content
+
+    return post
+
+
+def _wsgi_with_token(user: User) -> Post:
+    from evalplatform.wsgi import application
+
+    key = Token.objects.get_or_create(user=user)[0].key
+
+    def post(path: str, body: dict[str, Any]) -> tuple[int, bytes]:
+        request = RequestFactory().post(
+            path, json.dumps(body), content_type="application/json", HTTP_AUTHORIZATION=f"Token {key}"
+        )
+        started: list[str] = []
+        chunks = application(request.environ, lambda status, headers, exc_info=None: started.append(status))
+        try:
+            return int(started[0].split()[0]), b"".join(chunks)
+        finally:
+            getattr(chunks, "close", lambda: None)()
+
+    return post
+
+
+def _annotate_until_done(
+    client_for: Callable[[User], Post], user: User, campaign_id: int, accepted: list[int], errors: list[str]
+) -> None:
     try:
+        post = client_for(user)
         while True:
-            response = client.post(f"/api/v1/campaigns/{campaign_id}/next/", {}, format="json")
-            if response.status_code == 204:
+            status, content = post(f"/api/v1/campaigns/{campaign_id}/next/", {})
+            if status == 204:
                 return
-            if response.status_code != 200:
-                errors.append(f"next: {response.status_code} {response.content!r}")
+            if status != 200:
+                errors.append(f"next: {status} {content!r}")
                 return
-            assignment = response.json()["assignment"]
-            rated = client.post(f"/api/v1/assignments/{assignment}/rating/", {"choice": "left"}, format="json")
-            if rated.status_code != 201:
-                errors.append(f"rating: {rated.status_code} {rated.content!r}")
+            assignment = json.loads(content)["assignment"]
+            status, content = post(f"/api/v1/assignments/{assignment}/rating/", {"choice": "left"})
+            if status != 201:
+                errors.append(f"rating: {status} {content!r}")
                 return
             accepted.append(assignment)
     except Exception as error:  # a thread must report, not vanish
@@ -43,7 +86,10 @@ def _annotate_until_done(user: User, campaign_id: int, accepted: list[int], erro
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_annotators_fill_every_comparison_exactly_and_lose_nothing() -> None:
+@pytest.mark.parametrize("client_for", [_api_client, _wsgi_with_token], ids=["django", "lean-path"])
+def test_concurrent_annotators_fill_every_comparison_exactly_and_lose_nothing(
+    client_for: Callable[[User], Post],
+) -> None:
     owner = factories.UserFactory.create(username="rita", is_staff=True)
     campaign = factories.CampaignFactory.create(owner=owner, status="active", ratings_per_comparison=REQUIRED)
     users = [factories.UserFactory.create(username=f"annotator{i}") for i in range(CLIENTS)]
@@ -52,7 +98,10 @@ def test_concurrent_annotators_fill_every_comparison_exactly_and_lose_nothing() 
     accepted: list[int] = []
     errors: list[str] = []
 
-    threads = [threading.Thread(target=_annotate_until_done, args=(u, campaign.pk, accepted, errors)) for u in users]
+    threads = [
+        threading.Thread(target=_annotate_until_done, args=(client_for, u, campaign.pk, accepted, errors))
+        for u in users
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
