@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -208,7 +209,7 @@ def reset(campaign_id: int) -> None:
 
 
 # The README's production command (section "Production"), with the bench's port.
-PRODUCTION_ARGS = "evalplatform.wsgi --workers 2 --worker-class gthread --threads 8"
+PRODUCTION_ARGS = "evalplatform.wsgi --workers 2 --worker-class gthread --threads 8 --reuse-port"
 
 
 def start_server(url: str, port: int, claim_function: str, server_args: str) -> subprocess.Popen[bytes]:
@@ -296,6 +297,43 @@ class PostgresCpu:
         self.thread.join()
         self.last |= postgres_backend_cpu(self.database)
         return sum(used - self.start.get(pid, 0.0) for pid, used in self.last.items())
+
+
+def connections_per_worker(server_pid: int, port: int) -> list[int]:
+    """Return how many established connections to `port` each gunicorn worker holds, largest first (Linux /proc)."""
+    established = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                established.add(f"socket:[{fields[9]}]")
+    counts = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) != server_pid:
+                continue
+            links = [os.readlink(fd) for fd in (stat.parent / "fd").iterdir()]
+        except OSError:
+            continue
+        counts.append(sum(link in established for link in links))
+    return sorted(counts, reverse=True)
+
+
+def split_midway(server_pid: int, port: int, seconds: float) -> Callable[[], list[int]]:
+    """Count each worker's connections `seconds` from now (in a thread); the returned function waits for it."""
+    result: list[int] = []
+    thread = threading.Timer(seconds, lambda: result.extend(connections_per_worker(server_pid, port)))
+    thread.start()
+
+    def wait() -> list[int]:
+        thread.join()
+        return result
+
+    return wait
 
 
 # ---- clients ---------------------------------------------------------------------------------------------------
@@ -511,17 +549,21 @@ def measure(
         run_load(args.port, tokens[:4], campaign_id, 1.0)  # warm the workers' connections and caches
         reset(campaign_id)
         cpu = _cpu_counters(server.pid, database)
+        split = split_midway(server.pid, args.port, args.seconds / 2)
         samples, elapsed = run_load(args.port, tokens, campaign_id, args.seconds)
         result = report(f"{name} closed loop", samples, elapsed, _cpu_used(server.pid, cpu))
+        print(f"          connections per gunicorn worker midway: {split()}")
         print("         ", check_invariants(campaign_id))
         if args.rate and claim_function != NAIVE:
             reset(campaign_id)
             cpu = _cpu_counters(server.pid, database)
+            split = split_midway(server.pid, args.port, args.seconds / 2)
             samples, elapsed, outcome = run_open_loop(
                 args.port, tokens, campaign_id, args.seconds, args.rate, args.arrivals
             )
             offered = outcome.due / args.seconds
             open_result = report(f"{name} open loop", samples, elapsed, _cpu_used(server.pid, cpu))
+            print(f"          connections per gunicorn worker midway: {split()}")
             kept_up = outcome.started == outcome.due and not samples.errors and outcome.max_start_lag < 1.0
             print(
                 f"          offered {offered:.1f} ratings/s ({args.arrivals} arrivals, {len(tokens)} clients), "
