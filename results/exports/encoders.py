@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from results.exports.formats import STR, ExportFormat
+from results.exports.formats import STR, UTC, ExportFormat
 
 LONG_TEXT = {"prompt", "output_a", "output_b", "rationale", "chosen", "rejected", "instruction", "output_1", "output_2"}
 TEXT = pa.string()
@@ -190,7 +190,9 @@ class ParquetEncoder:
     """Parquet with zstd: one row group per batch, statistics only for short columns."""
 
     def __init__(self, fmt: ExportFormat) -> None:
-        self.schema = pa.schema([(name, pa.type_for_alias(kind)) for name, kind in fmt.columns])
+        self.schema = pa.schema(
+            [(name, TEXT if kind == UTC else pa.type_for_alias(kind)) for name, kind in fmt.columns]
+        )
         self.sink = _Drain()
         small = [name for name, kind in fmt.columns if kind != STR or name not in LONG_TEXT]
         # Min/max statistics of long texts would grow the footer with every row group.

@@ -17,6 +17,7 @@ from django.db import connection, transaction
 from annotation.models import Output, Prompt, Rater, Rating
 from results.exports import FORMATS, iter_export, reading
 from results.exports.encoders import ParquetEncoder
+from results.exports.timestamps import iso_utc
 from results.raters import RaterSelection
 from tests.results.conftest import Rated
 
@@ -118,6 +119,7 @@ def test_exports_keep_quotes_backslashes_newlines_and_unicode_intact(rated: Rate
     assert table[0]["strength"] is None
 
 
+ISO = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
 TRICKY = 'He said "no", \\n is not\ta newline\nbut this is\r\nand \\. \x01\x1f\x7f, café 😀 ,'
 TRICKY_NAME = 'expert, "the" \\ one'
 
@@ -195,10 +197,13 @@ def test_texts_joined_in_sql_give_the_same_bytes_as_texts_looked_up(
 def test_json_lines_and_csv_are_what_postgresql_writes_for_the_same_rows(tricky: Rated) -> None:
     fmt = FORMATS["ratings"]
     query = fmt.query(tricky.campaign, RaterSelection(), "each")
-    sql = reading.joined_plan(fmt, query, ParquetEncoder(fmt)).sql
     columns = ", ".join(fmt.names)
+    values = [
+        f"to_char({name} AT TIME ZONE 'UTC', '{ISO}') AS {name}" if name == "created_at" else name for name in fmt.names
+    ]
+    sql = f"SELECT {', '.join(values)} FROM ({reading.joined_plan(fmt, query, ParquetEncoder(fmt)).sql}) s({columns})"
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT row_to_json(t)::text FROM ({sql}) AS t({columns})", query.params)
+        cursor.execute(f"SELECT row_to_json(t)::text FROM ({sql}) AS t", query.params)
         postgres_json = "".join(line + "\n" for (line,) in cursor.fetchall()).encode()
         with cursor.cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", query.params) as copy:
             postgres_csv = (columns.replace(" ", "") + "\n").encode() + b"".join(bytes(data) for data in copy)
@@ -208,6 +213,21 @@ def test_json_lines_and_csv_are_what_postgresql_writes_for_the_same_rows(tricky:
 
     assert ours("jsonl") == postgres_json
     assert ours("csv") == postgres_csv
+
+
+def test_timestamps_are_written_as_postgresql_to_char_writes_them(db: None) -> None:
+    moments = """SELECT t FROM unnest(ARRAY['2024-02-29 23:59:59.999999+00', '2000-01-01 00:00:00+00', '1999-12-31 23:59:59.5+00',
+                 '0001-01-01 00:00:00+00', '9999-12-31 23:59:59.999999+00', '1969-07-20 20:17:40.000001-05', NULL,
+                 '2100-03-01 12:00:00.25+00']::timestamptz[]) WITH ORDINALITY AS m(t, i)
+                 UNION ALL SELECT now() - g * interval '1 day 1 hour 1 minute 1.000001 second' FROM generate_series(1, 5000) g"""
+    schema = pa.schema([("t", reading.TIMESTAMP)])
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT to_char(t AT TIME ZONE 'UTC', '{ISO}') FROM ({moments}) m")
+        expected = [text for (text,) in cursor.fetchall()]
+    with transaction.atomic(), reading.export_transaction() as raw:
+        batches = list(reading.copy_batches(raw, moments, [], schema))
+
+    assert [text for batch in batches for text in iso_utc(batch.column(0)).to_pylist()] == expected
 
 
 def test_an_empty_export_is_a_valid_empty_file(campaign: Any, tmp_path: Path) -> None:
