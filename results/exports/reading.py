@@ -161,8 +161,8 @@ def copy_blocks(raw: Any) -> Iterator[tuple[bytearray, list[int]]]:
             break
         elif size < 0:
             raise psycopg.OperationalError(pgconn.error_message.decode(errors="replace"))
-    if lengths:
-        yield block, lengths
+    # The COPY's end is read before the last block is handed out: if its consumer stops there, the connection
+    # must not be left with the COPY's result unread.
     result = pgconn.get_result()  # the end of the COPY: its status, or the error that stopped it
     while pgconn.get_result() is not None:
         pass
@@ -170,6 +170,8 @@ def copy_blocks(raw: Any) -> Iterator[tuple[bytearray, list[int]]]:
         raise psycopg.OperationalError("the COPY ended without a result")
     if result.status != pq.ExecStatus.COMMAND_OK:
         raise psycopg.errors.error_from_result(result, encoding=raw.info.encoding)
+    if lengths:
+        yield block, lengths
 
 
 def without_header(first: bytes) -> bytes:
