@@ -189,15 +189,16 @@ def parse_rows(block: bytearray, lengths: list[int], schema: pa.Schema) -> pa.Re
     """
     n = len(lengths)
     block += bytes(8)  # a NULL's value is read (and ignored) where the next field starts: keep that inside
-    ends = np.cumsum(np.array(lengths, np.int64))
-    position = ends - np.array(lengths, np.int64)
+    sizes = np.array(lengths, np.int64)
+    ends = np.cumsum(sizes)
+    position = ends - sizes
     if n and (view(block, ">i2")[position] != len(schema)).any():
         raise psycopg.DataError(f"the COPY rows do not have the {len(schema)} columns expected")
     position += 2
-    sizes = view(block, ">i4")
+    field_sizes = view(block, ">i4")
     columns = []
     for field in schema:
-        size = sizes[position].astype(np.int64)
+        size = field_sizes[position].astype(np.int64)
         columns.append(parse_column(block, position + 4, size, field))
         position += 4 + np.maximum(size, 0)
     if n and (position != ends).any():
