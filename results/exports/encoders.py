@@ -9,6 +9,7 @@ prepared once per prompt or output, not once per row (see ``reading``).
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 from typing import Any, NamedTuple
@@ -46,6 +47,7 @@ def data_has(characters: bytes, values: pa.Array) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=256)  # every full batch joins the same constants: build them once
 def repeated(text: str, n: int) -> pa.Array:
     """Return a string array of n times the same text (element-wise joins take arrays faster than scalars)."""
     data = text.encode()

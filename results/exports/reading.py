@@ -231,7 +231,15 @@ def parse_column(block: bytearray, start: np.ndarray, size: np.ndarray, field: p
     values = values.astype(np.float64 if kind == "f" else np.int64)
     if pa.types.is_timestamp(field.type):
         values += POSTGRES_EPOCH_US  # PostgreSQL counts from 2000-01-01
-    return pa.array(values, field.type, mask=mask)
+    return arrow(values, field.type, mask)
+
+
+def arrow(values: np.ndarray, type: pa.DataType, mask: np.ndarray | None) -> pa.Array:
+    """Return a numpy array of 8-byte values as an Arrow array of the type, null where the mask is true."""
+    if mask is not None:
+        return pa.array(values, type, mask=mask)
+    # Without a mask, pa.array(values, type) takes a slow path (about 1 ms for 4,096 values): wrap the buffer.
+    return pa.Array.from_buffers(type, len(values), [None, pa.py_buffer(np.ascontiguousarray(values))])
 
 
 def text_values(block: bytearray, start: np.ndarray, size: np.ndarray, mask: np.ndarray | None) -> pa.Array:
@@ -242,7 +250,7 @@ def text_values(block: bytearray, start: np.ndarray, size: np.ndarray, mask: np.
     offsets[1:-1:2] = start + size
     offsets[-1] = len(block)
     spans = pa.Array.from_buffers(pa.binary(), 2 * n, [None, pa.py_buffer(offsets), pa.py_buffer(block)])
-    wanted = pa.array(np.arange(0, 2 * n, 2), pa.int64(), mask=mask)
+    wanted = arrow(np.arange(0, 2 * n, 2, dtype=np.int64), pa.int64(), mask)
     return spans.take(wanted).view(TEXT)  # PostgreSQL sends valid UTF-8 in a UTF8 database
 
 
