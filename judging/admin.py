@@ -1,25 +1,29 @@
-"""Admin for judges, judge runs (start, watch, cancel, resume), verdicts and the call cache."""
+"""Admin for judges, judge runs (start, watch, cancel, resume), verdicts and the call cache.
+
+It also adds the judge action to the campaign admin: annotation knows nothing of judges, judging extends it.
+"""
 
 from __future__ import annotations
 
-from decimal import Decimal
+from collections.abc import Iterable
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.db.models import Avg, Count, Q, QuerySet, Sum
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
-from django.utils.html import format_html
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html, format_html_join
+from django.views.decorators.http import require_POST
 
+from annotation.admin import CampaignAdmin, CampaignScopedAdmin, visible_campaigns
 from annotation.models import Campaign
 from evalplatform.exceptions import DomainError
 from judging import selectors, services
 from judging.models import JudgeConfig, JudgeRun, JudgeVerdict, LLMCall
-
-_S = JudgeVerdict.State
 
 
 class JudgeConfigForm(forms.ModelForm[JudgeConfig]):
@@ -42,9 +46,68 @@ class JudgeConfigForm(forms.ModelForm[JudgeConfig]):
         return cleaned
 
 
-class CampaignChoiceForm(forms.Form):
-    campaign = forms.ModelChoiceField(queryset=Campaign.objects.order_by("name"))
+ORDER_CHOICES = [
+    ("", "The judge's setting"),
+    (services.ORDERS_BOTH, "Both orders (each output shown first once)"),
+    (services.ORDERS_ONE, "One order per comparison (drawn at random)"),
+]
+
+
+def _campaigns_for(request: HttpRequest) -> QuerySet[Campaign]:
+    mine = visible_campaigns(request)
+    campaigns = Campaign.objects.order_by("name")
+    return campaigns if mine is None else campaigns.filter(pk__in=mine)
+
+
+class RunOptionsForm(forms.Form):
     limit = forms.IntegerField(min_value=1, required=False, help_text="Most comparisons to judge; empty for all.")
+    orders = forms.ChoiceField(choices=ORDER_CHOICES, required=False)
+
+
+class CampaignChoiceForm(RunOptionsForm):
+    campaign = forms.ModelChoiceField(queryset=Campaign.objects.none())
+    field_order = ["campaign", "limit", "orders"]
+
+    def __init__(self, *args: Any, campaigns: QuerySet[Campaign], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["campaign"].queryset = campaigns  # type: ignore[attr-defined]
+
+
+class JudgeChoiceForm(RunOptionsForm):
+    judge = forms.ModelChoiceField(queryset=JudgeConfig.objects.order_by("name"))
+    field_order = ["judge", "limit", "orders"]
+
+
+def start_run_for(
+    model_admin: admin.ModelAdmin[Any], request: HttpRequest, campaign: Campaign, judge: JudgeConfig,
+    options: dict[str, Any],
+) -> JudgeRun | None:  # fmt: skip
+    """Start a run and say so in a message; say why not when it cannot start."""
+    try:
+        user = request.user if request.user.is_authenticated else None
+        run = services.start_run(
+            campaign=campaign, judge=judge, limit=options.get("limit"), orders=options.get("orders") or None,
+            requested_by=user,
+        )  # fmt: skip
+    except DomainError as exc:
+        model_admin.message_user(request, f"{judge} on {campaign}: {exc.message}", messages.ERROR)
+        return None
+    total = run.verdicts.count()
+    nothing = "; nothing new: the judge has already judged these comparisons" if not total else ""
+    model_admin.message_user(
+        request, f"Started run #{run.pk}: {judge} on {campaign}, {total} verdicts{nothing}.", messages.SUCCESS
+    )
+    return run
+
+
+def redirect_to_runs(runs: list[JudgeRun]) -> HttpResponseRedirect | None:
+    """Go to the run's page when one started, to the list of the runs just started when several did."""
+    if len(runs) == 1:
+        return HttpResponseRedirect(reverse("admin:judging_judgerun_change", args=[runs[0].pk]))
+    if runs:
+        ids = ",".join(str(run.pk) for run in runs)
+        return HttpResponseRedirect(reverse("admin:judging_judgerun_changelist") + f"?id__in={ids}")
+    return None
 
 
 @admin.register(JudgeConfig)
@@ -79,29 +142,52 @@ class JudgeConfigAdmin(admin.ModelAdmin[JudgeConfig]):
             return "-"
         return f"{consistency.rate:.0%} of {consistency.pairs}"
 
-    @admin.action(description="Judge a campaign with the selected judges")
+    def has_judge_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("judging.add_judgerun")
+
+    @admin.action(description="Judge a campaign with the selected judges", permissions=["judge"])
     def judge_a_campaign(self, request: HttpRequest, queryset: QuerySet[JudgeConfig]) -> HttpResponse | None:
-        form = CampaignChoiceForm(request.POST if "campaign" in request.POST else None)
+        data = request.POST if "campaign" in request.POST else None
+        form = CampaignChoiceForm(data, campaigns=_campaigns_for(request))
         if form.is_bound and form.is_valid():
-            for judge in queryset:
-                self._start(request, form.cleaned_data["campaign"], judge, form.cleaned_data["limit"])
-            return HttpResponseRedirect(reverse("admin:judging_judgerun_changelist"))
+            campaign = form.cleaned_data["campaign"]
+            runs = [start_run_for(self, request, campaign, judge, form.cleaned_data) for judge in queryset]
+            return redirect_to_runs([run for run in runs if run is not None])
         context = {**self.admin_site.each_context(request), "title": "Judge a campaign", "form": form,
                    "judges": queryset, "opts": self.model._meta,
                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME}  # fmt: skip
         return TemplateResponse(request, "admin/judging/judge_campaign.html", context)
 
-    def _start(self, request: HttpRequest, campaign: Campaign, judge: JudgeConfig, limit: int | None) -> None:
-        try:
-            user = request.user if request.user.is_authenticated else None
-            run = services.start_run(campaign=campaign, judge=judge, limit=limit, requested_by=user)
-        except DomainError as exc:
-            self.message_user(request, f"{judge}: {exc.message}", messages.ERROR)
-        else:
-            self.message_user(request, f"Started run #{run.pk}: {judge} on {campaign}.", messages.SUCCESS)
+
+class JudgingCampaignAdmin(CampaignAdmin):
+    """The campaign admin with the judge action (registered in place of annotation's CampaignAdmin)."""
+
+    actions = [*CampaignAdmin.actions, "judge_campaigns"]
+
+    def has_judge_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("judging.add_judgerun")
+
+    @admin.action(description="Judge the selected campaigns with an LLM judge", permissions=["judge"])
+    def judge_campaigns(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> HttpResponse | None:
+        """Ask for the judge (and a limit, orders), then start one run per campaign and go to the run."""
+        form = JudgeChoiceForm(request.POST if "judge" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            judge = form.cleaned_data["judge"]
+            runs = [start_run_for(self, request, campaign, judge, form.cleaned_data) for campaign in queryset]
+            return redirect_to_runs([run for run in runs if run is not None])
+        context = {**self.admin_site.each_context(request), "title": "Judge campaigns with an LLM judge",
+                   "form": form, "campaigns": queryset, "opts": self.model._meta,
+                   "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME}  # fmt: skip
+        return TemplateResponse(request, "admin/judging/judge_campaigns.html", context)
+
+
+admin.site.unregister(Campaign)
+admin.site.register(Campaign, JudgingCampaignAdmin)
 
 
 class JudgeRunAddForm(forms.ModelForm[JudgeRun]):
+    orders = forms.ChoiceField(choices=ORDER_CHOICES, required=False)
+
     class Meta:
         model = JudgeRun
         fields = ["campaign", "judge", "limit"]
@@ -110,104 +196,159 @@ class JudgeRunAddForm(forms.ModelForm[JudgeRun]):
         cleaned = super().clean() or {}
         if cleaned.get("campaign") and cleaned.get("judge"):
             try:
-                services.check_run(campaign=cleaned["campaign"], judge=cleaned["judge"], limit=cleaned.get("limit"))
+                services.check_run(
+                    campaign=cleaned["campaign"], judge=cleaned["judge"], limit=cleaned.get("limit"),
+                    orders=cleaned.get("orders") or None,
+                )  # fmt: skip
             except DomainError as exc:
                 self.add_error(exc.field if exc.field in self.fields else None, exc.message)
         return cleaned
 
 
 @admin.register(JudgeRun)
-class JudgeRunAdmin(admin.ModelAdmin[JudgeRun]):
+class JudgeRunAdmin(CampaignScopedAdmin):
     list_display = ["id", "campaign", "judge", "status", "progress", "judged", "parse_failures", "failures",
-                    "in_flight", "tokens", "cost", "mean_latency", "started_at", "finished_at"]  # fmt: skip
+                    "in_flight", "tokens", "cost", "mean_latency", "started_at", "finished_at",
+                    "short_error"]  # fmt: skip
     list_filter = ["status", "judge", "campaign"]
     actions = ["cancel_runs", "resume_runs", "resume_runs_retrying_failures"]
     readonly_fields = ["campaign", "judge", "status", "limit", "requested_by", "error", "created_at", "started_at",
-                       "finished_at", "summary", "consistency", "verdict_links"]  # fmt: skip
+                       "finished_at", "summary", "stalled", "recent_errors", "consistency",
+                       "verdict_links"]  # fmt: skip
     change_form_template = "admin/judging/judgerun/change_form.html"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[JudgeRun]:
-        return (
-            super()
-            .get_queryset(request)
-            .select_related("campaign", "judge")
-            .annotate(
-                n_total=Count("verdicts"),
-                n_done=Count("verdicts", filter=Q(verdicts__state=_S.DONE)),
-                n_parse_failed=Count("verdicts", filter=Q(verdicts__state=_S.PARSE_FAILED)),
-                n_failed=Count("verdicts", filter=Q(verdicts__state=_S.FAILED)),
-                n_claimed=Count("verdicts", filter=Q(verdicts__state=_S.CLAIMED)),
-                sum_tokens_in=Sum("verdicts__tokens_in", default=0),
-                sum_tokens_out=Sum("verdicts__tokens_out", default=0),
-                sum_cost=Sum("verdicts__cost", default=Decimal(0)),
-                avg_latency=Avg("verdicts__latency_ms", filter=Q(verdicts__cached=False)),
-            )
-        )
+        return selectors.with_progress(super().get_queryset(request).select_related("campaign", "judge"))
 
     def get_form(self, request: HttpRequest, obj: JudgeRun | None = None, change: bool = False, **kwargs: Any) -> Any:
         if obj is None:
             kwargs["form"] = JudgeRunAddForm
         return super().get_form(request, obj, change, **kwargs)
 
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "campaign":
+            kwargs["queryset"] = _campaigns_for(request)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
     def get_readonly_fields(self, request: HttpRequest, obj: JudgeRun | None = None) -> Any:
         return [] if obj is None else self.readonly_fields
 
     def get_fields(self, request: HttpRequest, obj: JudgeRun | None = None) -> Any:
-        return ["campaign", "judge", "limit"] if obj is None else self.readonly_fields
+        return ["campaign", "judge", "limit", "orders"] if obj is None else self.readonly_fields
 
     def save_model(self, request: HttpRequest, obj: JudgeRun, form: Any, change: bool) -> None:
         """Start the run through the service (verdict rows, tasks after commit)."""
         if change:
             return
         user = request.user if request.user.is_authenticated else None
-        run = services.start_run(campaign=obj.campaign, judge=obj.judge, limit=obj.limit, requested_by=user)
+        orders = form.cleaned_data.get("orders") or None
+        run = services.start_run(
+            campaign=obj.campaign, judge=obj.judge, limit=obj.limit, orders=orders, requested_by=user
+        )
         obj.pk, obj.status, obj.started_at = run.pk, run.status, run.started_at
 
     def has_delete_permission(self, request: HttpRequest, obj: JudgeRun | None = None) -> bool:
         return False
 
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view
+        # Before the default URLs: their "<path:object_id>/" would swallow these.
+        return [
+            path("<path:object_id>/cancel/", view(require_POST(self.cancel_view)), name="judging_judgerun_cancel"),
+            path("<path:object_id>/resume/", view(require_POST(self.resume_view)), name="judging_judgerun_resume"),
+            *super().get_urls(),
+        ]
+
+    def render_change_form(
+        self, request: HttpRequest, context: dict[str, Any], add: bool = False, change: bool = False,
+        form_url: str = "", obj: JudgeRun | None = None,
+    ) -> HttpResponse:  # fmt: skip
+        if obj is not None:
+            context["can_control"] = self.has_change_permission(request, obj)
+            context["can_cancel"] = obj.status in (JudgeRun.Status.QUEUED, JudgeRun.Status.RUNNING)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def _run_for_control(self, request: HttpRequest, object_id: str) -> JudgeRun:
+        run: JudgeRun | None = self.get_object(request, object_id)
+        if run is None:
+            raise Http404("No such run.")
+        if not self.has_change_permission(request, run):
+            raise PermissionDenied
+        return run
+
+    def cancel_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Cancel the run (the Cancel button of its page)."""
+        self.cancel_runs(request, [self._run_for_control(request, object_id)])
+        return HttpResponseRedirect(reverse("admin:judging_judgerun_change", args=[object_id]))
+
+    def resume_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Resume the run, retrying failed verdicts when asked (the Resume buttons of its page)."""
+        run = self._run_for_control(request, object_id)
+        self._resume(request, [run], retry_failed=request.POST.get("retry_failed") == "1")
+        return HttpResponseRedirect(reverse("admin:judging_judgerun_change", args=[object_id]))
+
     @admin.display(description="progress")
-    def progress(self, run: Any) -> str:
-        finished = run.n_done + run.n_parse_failed + run.n_failed
-        return f"{finished}/{run.n_total}"
+    def progress(self, run: JudgeRun) -> str:
+        p = selectors.progress_of(run)
+        return f"{p.finished}/{p.total}"
 
     @admin.display(description="judged")
-    def judged(self, run: Any) -> int:
-        return int(run.n_done)
+    def judged(self, run: JudgeRun) -> int:
+        return selectors.progress_of(run).done
 
     @admin.display(description="unparseable")
-    def parse_failures(self, run: Any) -> int:
-        return int(run.n_parse_failed)
+    def parse_failures(self, run: JudgeRun) -> int:
+        return selectors.progress_of(run).parse_failed
 
     @admin.display(description="failed")
-    def failures(self, run: Any) -> int:
-        return int(run.n_failed)
+    def failures(self, run: JudgeRun) -> int:
+        return selectors.progress_of(run).failed
 
     @admin.display(description="in flight")
-    def in_flight(self, run: Any) -> int:
-        return int(run.n_claimed)
+    def in_flight(self, run: JudgeRun) -> int:
+        return selectors.progress_of(run).claimed
 
     @admin.display(description="tokens in/out")
-    def tokens(self, run: Any) -> str:
-        return f"{run.sum_tokens_in}/{run.sum_tokens_out}"
+    def tokens(self, run: JudgeRun) -> str:
+        p = selectors.progress_of(run)
+        return f"{p.tokens_in}/{p.tokens_out}"
 
     @admin.display(description="cost")
-    def cost(self, run: Any) -> str:
-        return f"{run.sum_cost:.4f}"
+    def cost(self, run: JudgeRun) -> str:
+        return f"{selectors.progress_of(run).cost:.4f}"
 
     @admin.display(description="mean latency")
-    def mean_latency(self, run: Any) -> str:
-        return "-" if run.avg_latency is None else f"{run.avg_latency:.0f} ms"
+    def mean_latency(self, run: JudgeRun) -> str:
+        latency = selectors.progress_of(run).mean_latency_ms
+        return "-" if latency is None else f"{latency:.0f} ms"
+
+    @admin.display(description="error")
+    def short_error(self, run: JudgeRun) -> str:
+        return run.error if len(run.error) <= 80 else run.error[:80] + "..."
 
     @admin.display(description="summary")
     def summary(self, run: JudgeRun) -> str:
-        p = selectors.run_progress(run)
+        p = selectors.progress_of(run)
         return (
             f"{p.finished} of {p.total} verdicts finished: {p.done} judged, {p.parse_failed} unparseable, "
             f"{p.failed} failed; {p.pending} pending, {p.claimed} in flight; {p.from_cache} answered from the "
             f"cache; tokens {p.tokens_in} in / {p.tokens_out} out; cost {p.cost:.4f}; mean latency "
             f"{'-' if p.mean_latency_ms is None else f'{p.mean_latency_ms:.0f} ms'}"
         )
+
+    @admin.display(description="stalled work")
+    def stalled(self, run: JudgeRun) -> str:
+        expired = selectors.run_health(run, current=services.now()).expired_claims
+        if run.status != JudgeRun.Status.RUNNING or not expired:
+            return "-"
+        return f"{expired} verdict(s) claimed by a worker whose lease ended (did it die?): resume the run."
+
+    @admin.display(description="recent errors")
+    def recent_errors(self, run: JudgeRun) -> str:
+        errors = selectors.recent_errors(run)
+        if not errors:
+            return "-"
+        return format_html_join("\n", "<div>{} x {}</div>", ((n, reason) for reason, n in errors))
 
     @admin.display(description="position consistency")
     def consistency(self, run: JudgeRun) -> str:
@@ -228,7 +369,7 @@ class JudgeRunAdmin(admin.ModelAdmin[JudgeRun]):
         )  # fmt: skip
 
     @admin.action(description="Cancel the selected runs")
-    def cancel_runs(self, request: HttpRequest, queryset: QuerySet[JudgeRun]) -> None:
+    def cancel_runs(self, request: HttpRequest, queryset: Iterable[JudgeRun]) -> None:
         for run in queryset:
             try:
                 services.cancel_run(run=run)
@@ -239,15 +380,21 @@ class JudgeRunAdmin(admin.ModelAdmin[JudgeRun]):
 
     @admin.action(description="Resume the selected runs")
     def resume_runs(self, request: HttpRequest, queryset: QuerySet[JudgeRun]) -> None:
-        for run in queryset:
-            services.resume_run(run=run)
-            self.message_user(request, f"Resumed run #{run.pk}.", messages.SUCCESS)
+        self._resume(request, queryset, retry_failed=False)
 
     @admin.action(description="Resume the selected runs, retrying failed verdicts")
     def resume_runs_retrying_failures(self, request: HttpRequest, queryset: QuerySet[JudgeRun]) -> None:
-        for run in queryset:
-            services.resume_run(run=run, retry_failed=True)
-            self.message_user(request, f"Resumed run #{run.pk}, retrying failures.", messages.SUCCESS)
+        self._resume(request, queryset, retry_failed=True)
+
+    def _resume(self, request: HttpRequest, runs: Iterable[JudgeRun], *, retry_failed: bool) -> None:
+        for run in runs:
+            try:
+                services.resume_run(run=run, retry_failed=retry_failed)
+            except DomainError as exc:
+                self.message_user(request, exc.message, messages.WARNING)
+            else:
+                retrying = ", retrying failures" if retry_failed else ""
+                self.message_user(request, f"Resumed run #{run.pk}{retrying}.", messages.SUCCESS)
 
 
 class InconsistentFilter(admin.SimpleListFilter):
@@ -270,7 +417,8 @@ class InconsistentFilter(admin.SimpleListFilter):
 
 
 @admin.register(JudgeVerdict)
-class JudgeVerdictAdmin(admin.ModelAdmin[JudgeVerdict]):
+class JudgeVerdictAdmin(CampaignScopedAdmin):
+    campaign_path = "comparison__campaign"
     list_display = ["id", "judge", "comparison", "order", "state", "label", "attempts", "tokens_in", "tokens_out",
                     "latency_ms", "cost", "cached", "short_reason"]  # fmt: skip
     list_filter = ["state", InconsistentFilter, "cached", "judge", "run"]

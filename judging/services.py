@@ -28,6 +28,8 @@ from judging.models import JudgeConfig, JudgeRun, JudgeVerdict
 
 # A claim lasts its calls' timeouts plus this margin (time to write the result); then another worker may take it.
 LEASE_MARGIN_SECONDS = float(os.environ.get("JUDGING_LEASE_MARGIN_SECONDS", "10"))
+ORDERS_BOTH, ORDERS_ONE = "both", "one"
+ORDERS = (ORDERS_BOTH, ORDERS_ONE)  # what a run may ask for instead of the judge's both_orders setting
 BATCH_SIZE = 200  # verdicts per judging task: enough to keep a window of calls busy, and few broker messages
 # Injectable clock (tests move time); the database stores what this returns.
 now: Callable[[], datetime] = timezone.now
@@ -146,13 +148,21 @@ def _custom_template_problems(judge: JudgeConfig) -> list[tuple[str, str]]:
 
 @transaction.atomic
 def start_run(
-    *, campaign: Campaign, judge: JudgeConfig, limit: int | None = None, requested_by: User | None = None
+    *,
+    campaign: Campaign,
+    judge: JudgeConfig,
+    limit: int | None = None,
+    orders: str | None = None,
+    requested_by: User | None = None,
 ) -> JudgeRun:
     """Create a run over the campaign's comparisons (the first `limit` in sampling order) and enqueue its work.
 
-    Verdicts already judged by this judge are kept, not paid for again; pending and failed ones join this run.
+    `orders` is "both" (each comparison with each output shown first), "one" (one order per comparison, drawn from
+    its random key) or None for the judge's own setting. Verdicts already judged by this judge are kept, not paid
+    for again; pending and failed ones join this run.
     """
-    comparisons = check_run(campaign=campaign, judge=judge, limit=limit)
+    comparisons = check_run(campaign=campaign, judge=judge, limit=limit, orders=orders)
+    both = judge.both_orders if orders is None else orders == ORDERS_BOTH
     run = JudgeRun.objects.create(
         campaign=campaign,
         judge=judge,
@@ -165,7 +175,7 @@ def start_run(
         [
             JudgeVerdict(judge=judge, comparison=c, order=order, run=run)
             for c in comparisons
-            for order in orders_for(judge, c)
+            for order in orders_for(judge, c, both=both)
         ],
         ignore_conflicts=True,
         batch_size=2000,
@@ -185,10 +195,14 @@ def _finish_run_on_commit(run_id: int) -> None:
     transaction.on_commit(lambda: finish_run_if_done(run_id=run_id))
 
 
-def check_run(*, campaign: Campaign, judge: JudgeConfig, limit: int | None = None) -> list[Comparison]:
+def check_run(
+    *, campaign: Campaign, judge: JudgeConfig, limit: int | None = None, orders: str | None = None
+) -> list[Comparison]:
     """Return the comparisons a run would judge; raise DomainError when it cannot run."""
     if limit is not None and limit < 1:
         raise DomainError("limit: must be at least 1", field="limit")
+    if orders is not None and orders not in ORDERS:
+        raise DomainError(f"orders: must be one of {', '.join(ORDERS)}, not {orders!r}", field="orders")
     selected = campaign.comparisons.order_by("random_key", "id")
     comparisons = list(selected[:limit] if limit else selected)
     if not comparisons:
@@ -197,9 +211,9 @@ def check_run(*, campaign: Campaign, judge: JudgeConfig, limit: int | None = Non
     return comparisons
 
 
-def orders_for(judge: JudgeConfig, comparison: Comparison) -> list[str]:
-    """Return the orders to judge: both, or one drawn from the comparison's random key."""
-    if judge.both_orders:
+def orders_for(judge: JudgeConfig, comparison: Comparison, *, both: bool | None = None) -> list[str]:
+    """Return the orders to judge: both, or one drawn from the comparison's random key (default: the judge's)."""
+    if judge.both_orders if both is None else both:
         return [JudgeVerdict.Order.AB, JudgeVerdict.Order.BA]
     return [JudgeVerdict.Order.AB if comparison.random_key < 0.5 else JudgeVerdict.Order.BA]
 
@@ -222,9 +236,9 @@ def cancel_run(*, run: JudgeRun) -> JudgeRun:
     updated = JudgeRun.objects.filter(pk=run.pk, status__in=[JudgeRun.Status.QUEUED, JudgeRun.Status.RUNNING]).update(
         status=JudgeRun.Status.CANCELLED, finished_at=now()
     )
+    run.refresh_from_db()
     if not updated:
         raise Conflict(f"run #{run.pk} is {run.get_status_display().lower()}, not running")
-    run.refresh_from_db()
     return run
 
 
@@ -233,8 +247,12 @@ def resume_run(*, run: JudgeRun, retry_failed: bool = False) -> JudgeRun:
     """Run again: release expired claims (a worker died), optionally retry failures, and re-enqueue pending work.
 
     Verdicts still under a live claim are enqueued for when the claim expires: if their worker died, nothing
-    else would ever pick them up; if it lives, the late task finds them done and does nothing.
+    else would ever pick them up; if it lives, the late task finds them done and does nothing. Any run with work
+    left may be resumed, a running one too (that is how a run whose worker died goes on); Conflict when there is
+    nothing left to judge.
     """
+    locked = JudgeRun.objects.select_for_update().get(pk=run.pk)  # one resume or cancel of a run at a time
+    check_resumable(run=locked, retry_failed=retry_failed)
     current = now()
     JudgeVerdict.objects.filter(run=run, state=JudgeVerdict.State.CLAIMED, claimed_until__lt=current).update(
         state=JudgeVerdict.State.PENDING, claimed_by="", claimed_until=None
@@ -256,6 +274,18 @@ def resume_run(*, run: JudgeRun, retry_failed: bool = False) -> JudgeRun:
     transaction.on_commit(lambda: finish_run_if_done(run_id=run.pk))
     run.refresh_from_db()
     return run
+
+
+def check_resumable(*, run: JudgeRun, retry_failed: bool = False) -> None:
+    """Raise Conflict when resuming would do nothing: no pending or claimed verdict (nor failed, to retry)."""
+    states = [JudgeVerdict.State.PENDING, JudgeVerdict.State.CLAIMED]
+    if retry_failed:
+        states.append(JudgeVerdict.State.FAILED)
+    if JudgeVerdict.objects.filter(run=run, state__in=states).exists():
+        return
+    failed = 0 if retry_failed else JudgeVerdict.objects.filter(run=run, state=JudgeVerdict.State.FAILED).count()
+    hint = f"; retrying failures would retry its {failed} failed verdict(s)" if failed else ""
+    raise Conflict(f"run #{run.pk} is {run.get_status_display().lower()} and has nothing left to judge{hint}")
 
 
 def finish_run_if_done(*, run_id: int) -> bool:

@@ -1,5 +1,19 @@
+"""Judge API routes, mounted under /api/v1/ beside the researcher API."""
+
 from __future__ import annotations
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from judging import api
+
+RUNS = "research/campaigns/<slug:slug>/judge-runs/"
+RUN = RUNS + "<int:run_id>/"
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("judges/", api.JudgeListApi.as_view(), name="judge-list"),
+    path(RUNS, api.RunListApi.as_view(), name="judge-run-list"),
+    path(RUN, api.RunDetailApi.as_view(), name="judge-run-detail"),
+    path(RUN + "cancel/", api.RunCancelApi.as_view(), name="judge-run-cancel"),
+    path(RUN + "resume/", api.RunResumeApi.as_view(), name="judge-run-resume"),
+    path(RUN + "verdicts/", api.VerdictListApi.as_view(), name="judge-verdict-list"),
+]

@@ -320,6 +320,24 @@ def test_position_consistency_counts_orders_that_disagree(
     assert len(consistency.inconsistent_comparison_ids) == 3
 
 
+def test_consistency_of_many_runs_at_once_equals_each_runs_own(
+    campaign: Campaign, make_judge: MakeJudge, local_llm: LocalLLM, sent: list[Any]
+) -> None:
+    biased_url, _ = local_llm(position_bias=1.0)
+    fair_url, _ = local_llm(position_bias=0.0)
+    biased, fair = make_judge("biased", base_url=biased_url), make_judge("fair", base_url=fair_url)
+    runs = [services.start_run(campaign=campaign, judge=biased, limit=3)]
+    runs.append(services.start_run(campaign=campaign, judge=fair, limit=5))
+    for run in runs:
+        _judge_all(run)
+    runs.append(services.start_run(campaign=campaign, judge=biased))  # the rest: nothing judged yet
+    together = selectors.runs_consistency(runs)
+    assert together == {run.pk: selectors.position_consistency(run.judge, run=run) for run in runs}
+    assert (together[runs[0].pk].pairs, together[runs[0].pk].consistent) == (3, 0)
+    assert together[runs[1].pk].pairs == 5
+    assert together[runs[2].pk].pairs == 0
+
+
 def test_orders_agree_when_the_same_output_wins_or_both_tie() -> None:
     assert selectors.orders_agree("A", "B")
     assert selectors.orders_agree("tie", "tie")

@@ -1,7 +1,8 @@
 """Judge runs end to end with a real Celery worker process, a real broker and the local server.
 
-The broker is Redis (database 14, flushed first) when 127.0.0.1:6379 answers, otherwise kombu's filesystem
-transport in a temporary folder, so these tests run (not skip) on a machine without Redis.
+The broker is Redis (database 14, flushed first; JUDGING_TEST_REDIS_URL picks another, so that test runs sharing one
+Redis server do not take each other's tasks) when 127.0.0.1:6379 answers, otherwise kombu's filesystem transport in a
+temporary folder, so these tests run (not skip) on a machine without Redis.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from io import StringIO
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.db.models import Count
 
@@ -31,7 +34,7 @@ from tests.judging.conftest import LocalLLM
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
 
-REDIS_TEST_URL = "redis://127.0.0.1:6379/14"
+REDIS_TEST_URL = os.environ.get("JUDGING_TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 LIVENESS_SECONDS = 90  # a bound for a hung run, not a speed target
 
 
@@ -201,4 +204,36 @@ def test_worker_killed_mid_run_then_restarted_completes_with_exactly_one_verdict
 
     assert run.status == JudgeRun.Status.COMPLETED
     assert selectors.run_progress(run).done == 60
+    assert_one_verdict_and_one_rating_per_comparison_and_order(run, judge)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_judge_watch_resumes_a_run_whose_worker_was_killed_and_sees_it_complete(
+    big_campaign: Campaign, local_llm: LocalLLM, start_worker: Callable[..., Any]
+) -> None:
+    url, _ = local_llm(latency_ms=200)
+    judge, _ = services.save_judge(
+        name="watched", base_url=url, model="local-judge", timeout_seconds=1.0, max_concurrency=4,
+        requests_per_minute=60_000,
+    )  # fmt: skip
+    first = start_worker(concurrency=2)
+    run = services.start_run(campaign=big_campaign, judge=judge)
+    wait_for_run(run, until=lambda r: selectors.run_progress(r).done >= 4)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait(timeout=10)
+    assert selectors.run_progress(run).claimed > 0  # its calls in flight stay claimed until their lease ends
+    start_worker(concurrency=2)
+
+    out = StringIO()
+    signal.signal(signal.SIGALRM, lambda *_: pytest.fail(f"judge --watch hung:\n{out.getvalue()}"))
+    signal.alarm(LIVENESS_SECONDS)
+    try:
+        call_command("judge", big_campaign.slug, "--watch", str(run.pk), "--poll", "0.2", stdout=out)
+    finally:
+        signal.alarm(0)
+
+    run.refresh_from_db()
+    assert run.status == JudgeRun.Status.COMPLETED
+    assert f"resumed run #{run.pk}:" in out.getvalue()
+    assert f"run #{run.pk} completed: 60 judged" in out.getvalue()
     assert_one_verdict_and_one_rating_per_comparison_and_order(run, judge)
