@@ -117,7 +117,9 @@ def read_ahead(items: Iterator[T], depth: int = 2) -> Iterator[Iterator[T]]:
         thread.join()
 
 
-def copy_batches(raw: Any, sql: str, params: Sequence[Any], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+def copy_batches(
+    raw: Any, sql: str, params: Sequence[Any] | dict[str, Any], schema: pa.Schema
+) -> Iterator[pa.RecordBatch]:
     """Yield a query's rows as record batches of the given schema, parsed from PostgreSQL's binary COPY.
 
     The query's columns must have the schema's types: text for strings, an integer type for int64, float4 or
@@ -137,16 +139,16 @@ def copy_blocks(raw: Any) -> Iterator[tuple[bytearray, list[int]]]:
     """
     pgconn: PGconn = raw.pgconn
     get_copy_data = pgconn.get_copy_data
-    block, lengths = bytearray(), []
+    block, lengths = bytearray(), list[int]()
     append, rows_left, header = lengths.append, BLOCK_ROWS, True
     while True:
         size, data = get_copy_data(1)
         if size > 2 or (size == 2 and bytes(data) != TRAILER):  # a row (the first one after the file's header)
             if header:
-                data, header = without_header(bytes(data)), False
-                size = len(data)
-                if data == TRAILER:  # the header came with the trailer: no rows
+                first, header = without_header(bytes(data)), False
+                if first == TRAILER:  # the header came with the trailer: no rows
                     continue
+                data, size = memoryview(first), len(first)
             block += data
             append(size)
             rows_left -= 1
