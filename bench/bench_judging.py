@@ -8,7 +8,8 @@ openai client in 64 threads (no database, no Celery) doing the same number of ca
 
 --path celery (default) runs the real path: `celery worker -P threads` processes (2, one per core, of 2 threads:
 each task judges a batch of verdicts with its own window of concurrent calls) fed through Redis when it answers on
-127.0.0.1:6379 (database 13, flushed), the filesystem transport otherwise.
+127.0.0.1:6379 (database 13, flushed; BENCH_REDIS_URL picks another, so benchmarks run side by side do not flush
+each other's queues), the filesystem transport otherwise.
 --path threads calls the judging service (the same code the task calls) from 64 threads in this process.
 """
 
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "evalplatform.settings")
-REDIS_BENCH_URL = "redis://127.0.0.1:6379/13"
+REDIS_BENCH_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 
 
 def main() -> None:
@@ -172,6 +173,29 @@ class _CpuMeter:
         self.server = [p for p in me.children() if port in p.cmdline()]
         self.machine = psutil.cpu_times()
         self.start = [self._cpu(self.workers), self._cpu(self.server)]
+        self.database = {p.pid: sum(p.cpu_times()[:2]) for p in self._backends()}
+
+    @staticmethod
+    def _backends() -> list[Any]:
+        """Return the PostgreSQL server processes serving the bench's database (when it runs on this machine)."""
+        import psutil
+        from django.db import connection
+
+        name = f" {connection.settings_dict['NAME']} "
+        found = []
+        for process in psutil.process_iter(["cmdline"]):
+            if name in " ".join(process.info["cmdline"] or []) + " ":
+                found.append(process)
+        return found
+
+    def _database_cpu(self) -> float:
+        total = 0.0
+        for process in self._backends():  # connections opened since the start count in full
+            try:
+                total += sum(process.cpu_times()[:2]) - self.database.get(process.pid, 0.0)
+            except Exception:  # the connection closed meanwhile
+                continue
+        return total
 
     @staticmethod
     def _cpu(processes: list[Any]) -> float:
@@ -182,12 +206,14 @@ class _CpuMeter:
 
         workers = self._cpu(self.workers) - self.start[0]
         server = self._cpu(self.server) - self.start[1]
+        database = self._database_cpu()
         now = psutil.cpu_times()
         busy = sum(now) - now.idle - now.iowait - (sum(self.machine) - self.machine.idle - self.machine.iowait)
         per = 1000 / judgments
         print(
-            f"  cpu per judgment: workers {workers * per:.2f} ms, server {server * per:.2f} ms, whole machine"
-            f" {busy * per:.2f} ms ({busy / elapsed / psutil.cpu_count():.0%} busy)"
+            f"  cpu per judgment: workers {workers * per:.2f} ms, server {server * per:.2f} ms, PostgreSQL"
+            f" {database * per:.2f} ms, whole machine {busy * per:.2f} ms ({busy / elapsed / psutil.cpu_count():.0%}"
+            f" busy, load average {os.getloadavg()[0]:.1f})"
         )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import dj_database_url
 import django_stubs_ext
+from kombu.entity import Exchange, Queue
 
 from evalplatform.dbserver import embedded_database, wants_embedded
 
@@ -181,6 +182,15 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "polling_interval": 0.2,
     }
 CELERY_RESULT_BACKEND = None
+# Two queues, both consumed by a worker started without -Q: "celery" (judging) and "results" (leaderboard
+# refreshes), so a slow refresh never sits in front of judging tasks. A deployment may give each its own workers
+# (`celery worker -Q celery` and `celery worker -Q results`).
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = (
+    Queue("celery", Exchange("celery"), routing_key="celery"),  # type: ignore[no-untyped-call]
+    Queue("results", Exchange("results"), routing_key="results"),  # type: ignore[no-untyped-call]
+)
+CELERY_TASK_ROUTES = {"results.refresh_leaderboards": {"queue": "results"}}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

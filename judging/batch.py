@@ -26,15 +26,20 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from judging import fetch, limits, llm, prompts
-from judging.models import JudgeConfig, JudgeRun, JudgeVerdict, LLMCall
-from judging.outcomes import Call, Failure, Outcome, Reply, Retry, Work, in_order, record
+from judging.models import JudgeConfig, JudgeVerdict, LLMCall
+from judging.outcomes import Call, Failure, Outcome, Reply, Retry, Work, record
 
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 60.0
+RETRY_AFTER_JITTER = 0.1  # a wait from Retry-After is stretched by up to this fraction (plus 10 ms)
 BACKOFF_SLEEP_SECONDS = 0.5  # a batch left with only backoffs sleeps this long at most, else hands them back
 CALL_IN_SECONDS = 0.5  # how often a batch renews its registration and slot leases, and learns its fair share
 ALIVE_FOR = timedelta(seconds=3 * CALL_IN_SECONDS)  # a registration not renewed for this long is a dead batch's
-QUEUED_PER_SLOT = 0.25  # claimed calls waiting on the event loop behind the running ones, per slot
+QUEUED_PER_SLOT = 0.5  # claimed calls waiting on the event loop behind the running ones, per slot
+# Once a call is back, wait this long for others before writing them and claiming more: each round costs two
+# statements whatever its size, and the calls queued behind the running ones keep the slots busy meanwhile
+# (a slot finishes about a quarter of a 200 ms call in this time; QUEUED_PER_SLOT covers twice that).
+LINGER_SECONDS = 0.05
 
 Clock = Callable[[], datetime]
 
@@ -60,8 +65,8 @@ def judge(verdict_ids: list[int], *, worker: str, clock: Clock, lease_margin: fl
     return BatchResult(later, frozenset(w.verdict.run_id for w in works if w.verdict.run_id))
 
 
-def _workable(verdict: JudgeVerdict, current: datetime) -> bool:
-    if verdict.run is None or verdict.run.status != JudgeRun.Status.RUNNING:
+def _workable(verdict: fetch.LoadedVerdict, current: datetime) -> bool:
+    if not verdict.is_running():
         return False
     if verdict.state == JudgeVerdict.State.PENDING:
         return True
@@ -199,7 +204,7 @@ class Window:
         assert self.pool is not None
         outcomes: list[Outcome] = []
         current = self.clock()
-        for key, result in self.pool.collect(timeout):
+        for key, result in self.pool.collect(timeout, linger=min(LINGER_SECONDS, timeout)):
             work = self.sent.pop(int(key))  # type: ignore[call-overload]
             if isinstance(result, llm.ChatResult):
                 outcomes.append(Reply(work, result, cached=False))
@@ -246,17 +251,17 @@ class Window:
             self.pool.set_limit(0)
 
 
-def build_call(verdict: JudgeVerdict) -> Call:
+def build_call(verdict: fetch.LoadedVerdict) -> Call:
     """Return the chat request for a verdict: its judge's template over the comparison in the verdict's order."""
-    judge, comparison = verdict.judge, verdict.comparison
-    first, second = in_order(verdict)
+    judge = verdict.judge
+    first, second = verdict.in_order()
     spec = prompt_spec_for(judge)
     messages = prompts.render_messages(
         spec,
-        question=comparison.prompt.text,
+        question=verdict.question,
         answer_a=first.text,
         answer_b=second.text,
-        reference=comparison.prompt.reference_answer,
+        reference=verdict.reference,
     )
     request = llm.ChatRequest(
         base_url=judge.base_url,
@@ -281,12 +286,15 @@ def prompt_spec_for(judge: JudgeConfig) -> prompts.PromptSpec:
 
 
 def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
-    """Return the wait before attempt+1: exponential with equal jitter, at least Retry-After, capped."""
-    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2.0 ** max(0, attempt - 1))
-    delay = ceiling / 2 + random.uniform(0, ceiling / 2)
+    """Return the wait before attempt+1: the server's Retry-After plus a little jitter when it gave one, else
+    exponential with equal jitter; capped either way (the judge's max_attempts bounds the attempts)."""
     if retry_after is not None:
-        delay = max(delay, min(retry_after, BACKOFF_CAP_SECONDS))
-    return delay
+        # The server said when: waiting longer (an exponential floor) only idles the judge's slots. The jitter
+        # spreads the verdicts it turned away in the same instant, so they do not all come back at once.
+        wait = min(max(0.0, retry_after), BACKOFF_CAP_SECONDS)
+        return min(BACKOFF_CAP_SECONDS, wait + random.uniform(0, RETRY_AFTER_JITTER * wait + 0.01))
+    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2.0 ** max(0, attempt - 1))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
 def _cached_result(call: LLMCall) -> llm.ChatResult:

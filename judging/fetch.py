@@ -1,18 +1,20 @@
 """Reads on the judging hot path, as plain SQL: a batch runs each once for all its verdicts, and compiling ORM
 queries costs more CPU than the queries themselves (the benchmark judges hundreds of verdicts a second on two cores).
 
-They return ordinary model instances, partially loaded with what the task uses.
+Verdicts come back as plain slotted dataclasses holding what a batch uses, not model instances: building six
+Django models per verdict cost more CPU than the query that loads them. Judges and cached calls are models.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from django.db import connection
 
-from annotation.models import Comparison, Output, Prompt
 from judging.models import JudgeConfig, JudgeRun, JudgeVerdict, LLMCall
 
 _VERDICT = """
@@ -40,30 +42,59 @@ _judges: dict[int, JudgeConfig] = {}
 _judges_lock = threading.Lock()
 
 
-def load_verdicts(verdict_ids: list[int]) -> list[JudgeVerdict]:
-    """Return the verdicts with their run (status only), judge, comparison, prompt and both outputs' texts."""
+class Text(NamedTuple):
+    pk: int
+    text: str
+
+
+@dataclass(eq=False, slots=True)
+class LoadedVerdict:
+    """A verdict to judge, with its judge, run status, comparison and texts (the row of load_verdicts)."""
+
+    pk: int
+    judge: JudgeConfig
+    comparison_id: int
+    campaign_id: int
+    order: str
+    run_id: int | None
+    run_status: str | None
+    state: str
+    attempts: int
+    retry_at: datetime | None
+    claimed_until: datetime | None
+    question: str
+    reference: str
+    output_a: Text
+    output_b: Text
+
+    @property
+    def judge_id(self) -> int:
+        return int(self.judge.pk)
+
+    def in_order(self) -> tuple[Text, Text]:
+        """Return the outputs as the verdict shows them: (A, B)."""
+        if self.order == JudgeVerdict.Order.AB:
+            return self.output_a, self.output_b
+        return self.output_b, self.output_a
+
+    def is_running(self) -> bool:
+        return self.run_status == JudgeRun.Status.RUNNING
+
+
+def load_verdicts(verdict_ids: list[int]) -> list[LoadedVerdict]:
+    """Return the verdicts with their run's status, judge, comparison, prompt and both outputs' texts."""
     with connection.cursor() as cursor:
         cursor.execute(_VERDICT, [verdict_ids])
         return [_verdict(row) for row in cursor.fetchall()]
 
 
-def _verdict(row: tuple[Any, ...]) -> JudgeVerdict:
+def _verdict(row: tuple[Any, ...]) -> LoadedVerdict:
     (pk, judge_id, comparison_id, order, run_id, state, attempts, retry_at, claimed_until, run_status,
-     judge_updated_at, campaign_id, prompt_id, prompt_text, reference, a_id, a_text, b_id, b_text) = row  # fmt: skip
-    verdict = JudgeVerdict(
-        id=pk, judge_id=judge_id, comparison_id=comparison_id, order=order, run_id=run_id, state=state,
-        attempts=attempts, retry_at=retry_at, claimed_until=claimed_until,
+     judge_updated_at, campaign_id, _prompt_id, prompt_text, reference, a_id, a_text, b_id, b_text) = row  # fmt: skip
+    return LoadedVerdict(
+        pk, _judge(judge_id, judge_updated_at), comparison_id, campaign_id, order, run_id, run_status, state,
+        attempts, retry_at, claimed_until, prompt_text, reference, Text(a_id, a_text), Text(b_id, b_text),
     )  # fmt: skip
-    verdict.judge = _judge(judge_id, judge_updated_at)
-    if run_id is not None:
-        verdict.run = JudgeRun(id=run_id, status=run_status)
-    comparison = Comparison(id=comparison_id, campaign_id=campaign_id, prompt_id=prompt_id, output_a_id=a_id,
-                            output_b_id=b_id)  # fmt: skip
-    comparison.prompt = Prompt(id=prompt_id, text=prompt_text, reference_answer=reference)
-    comparison.output_a = Output(id=a_id, prompt_id=prompt_id, text=a_text)
-    comparison.output_b = Output(id=b_id, prompt_id=prompt_id, text=b_text)
-    verdict.comparison = comparison
-    return verdict
 
 
 def cached_calls(request_hashes: list[str]) -> dict[str, LLMCall]:

@@ -24,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     import openai
@@ -37,6 +37,15 @@ _loop: asyncio.AbstractEventLoop | None = None
 _loop_pid = 0
 _async_clients: dict[tuple[str, str, float], openai.AsyncOpenAI] = {}
 NO_KEY = "no-key"  # local servers ignore the key, but the client insists on one
+_TELEMETRY_HEADERS = (
+    "X-Stainless-Lang",
+    "X-Stainless-Package-Version",
+    "X-Stainless-OS",
+    "X-Stainless-Arch",
+    "X-Stainless-Runtime",
+    "X-Stainless-Runtime-Version",
+    "X-Stainless-Async",
+)
 
 
 class LLMError(Exception):
@@ -164,17 +173,20 @@ class CallPool:
         """Change how many calls may be in flight at once (calls already sent finish)."""
         self._loop.call_soon_threadsafe(self._set_limit, limit)
 
-    def collect(self, timeout: float | None) -> list[Outcome]:
-        """Return the finished calls: wait up to `timeout` seconds for the first, then take all that are done."""
+    def collect(self, timeout: float | None, *, linger: float = 0.0) -> list[Outcome]:
+        """Return the finished calls: wait up to `timeout` seconds for the first, then up to `linger` seconds more
+        for others (none once every outstanding call is back), and take all that are done."""
         if not self.outstanding:
             return []
         try:
             outcomes = [self._done.get(timeout=timeout)]
         except queue.Empty:
             return []
-        while True:
+        until = time.monotonic() + linger
+        while len(outcomes) < self.outstanding:
             try:
-                outcomes.append(self._done.get_nowait())
+                left = until - time.monotonic()
+                outcomes.append(self._done.get(timeout=left) if left > 0 else self._done.get_nowait())
             except queue.Empty:
                 break
         self.outstanding -= len(outcomes)
@@ -264,6 +276,9 @@ def _async_client(base_url: str, api_key: str, timeout: float) -> openai.AsyncOp
             timeout=timeout,
             max_retries=0,
             http_client=openai.DefaultAioHttpClient(),
+            # The SDK's telemetry headers (language, OS, runtime versions) are copied, merged, normalised and
+            # encoded on every call; no endpoint needs them, and without them a call costs about 0.1 ms less CPU.
+            default_headers=cast("dict[str, str]", dict.fromkeys(_TELEMETRY_HEADERS, openai.Omit())),
         )
     return _async_clients[key]
 

@@ -15,9 +15,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from annotation.models import Output, Verdict
+from annotation.models import Verdict
 from evalplatform.db import prepared_cursor
-from judging import llm, prompts
+from judging import fetch, llm, prompts
 from judging.models import JudgeConfig, JudgeVerdict
 from results.tasks import schedule_refresh
 
@@ -35,13 +35,13 @@ class Call:
 class Work:
     """A verdict of a batch with its call; not_before is when it may be claimed again after a backoff."""
 
-    verdict: JudgeVerdict
+    verdict: fetch.LoadedVerdict
     call: Call
     not_before: datetime | None = None
 
     @property
     def pk(self) -> int:
-        return int(self.verdict.pk)
+        return self.verdict.pk
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ def record(outcomes: list[Outcome], *, holder: str, current: datetime) -> None:
         cursor.execute(_RECORD, {"rows": rows, "holder": holder, "now": current, "already": ALREADY_RATED})
         (rated,) = cursor.fetchone()
     if rated:
-        for campaign_id in sorted({o.work.verdict.comparison.campaign_id for o in outcomes}):
+        for campaign_id in sorted({o.work.verdict.campaign_id for o in outcomes}):
             schedule_refresh(campaign_id)
 
 
@@ -153,7 +153,7 @@ def _row(outcome: Outcome) -> dict[str, Any]:
     except prompts.VerdictParseError as exc:
         row.update(state=JudgeVerdict.State.PARSE_FAILED, reason=str(exc))
         return row
-    first, second = in_order(verdict)
+    first, second = verdict.in_order()
     winner = {"A": first, "B": second}.get(parsed.outcome)
     row.update(
         state=JudgeVerdict.State.DONE, reason="", parsed=parsed.as_json(), comparison_id=verdict.comparison_id,
@@ -165,14 +165,6 @@ def _row(outcome: Outcome) -> dict[str, Any]:
 
 
 _VERDICTS = {"A": Verdict.WIN, "B": Verdict.WIN, "tie": Verdict.TIE, "both_bad": Verdict.BOTH_BAD}
-
-
-def in_order(verdict: JudgeVerdict) -> tuple[Output, Output]:
-    """Return the outputs as the verdict shows them: (A, B)."""
-    comparison = verdict.comparison
-    if verdict.order == JudgeVerdict.Order.AB:
-        return comparison.output_a, comparison.output_b
-    return comparison.output_b, comparison.output_a
 
 
 def call_cost(judge: JudgeConfig, tokens_in: int, tokens_out: int) -> Decimal:

@@ -30,3 +30,17 @@ class BattleCountSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"battle counts of campaign #{self.campaign_id}"
+
+
+class LeaderboardRefresh(models.Model):
+    """When a campaign's next background leaderboard refresh is due: one row per campaign, shared by every process.
+
+    A rating that commits before ``due_at`` is covered by the refresh already queued for then; a later one queues
+    the next (results.tasks.schedule_refresh), so there is at most one queued refresh per campaign and window.
+    """
+
+    campaign = models.OneToOneField(Campaign, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    due_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"leaderboard refresh of campaign #{self.campaign_id} due {self.due_at:%Y-%m-%d %H:%M:%S}"

@@ -38,12 +38,22 @@ def test_a_batch_judges_every_verdict_with_one_rating_each_and_ends_the_run(
     assert run.status == JudgeRun.Status.COMPLETED
 
 
-def test_backoff_grows_exponentially_with_jitter_honours_retry_after_and_is_capped() -> None:
+def test_backoff_without_retry_after_grows_exponentially_with_jitter_and_is_capped() -> None:
     for attempt in range(1, 6):
         ceiling = 0.5 * 2 ** (attempt - 1)
         assert ceiling / 2 <= batch.backoff_seconds(attempt) <= ceiling
-    assert batch.backoff_seconds(1, retry_after=5) >= 5
-    assert batch.backoff_seconds(30) <= batch.BACKOFF_CAP_SECONDS
+    assert batch.BACKOFF_CAP_SECONDS / 2 <= batch.backoff_seconds(30) <= batch.BACKOFF_CAP_SECONDS
+
+
+def test_backoff_waits_what_retry_after_says_with_a_little_jitter_whatever_the_attempt() -> None:
+    waits = [batch.backoff_seconds(attempt, retry_after=1.0) for attempt in range(1, 11) for _ in range(20)]
+    assert all(1.0 <= wait <= 1.11 for wait in waits)
+    assert len(set(waits)) > 1  # jittered
+    assert 0.0 <= batch.backoff_seconds(5, retry_after=0.0) <= 0.01
+
+
+def test_backoff_caps_a_huge_retry_after() -> None:
+    assert batch.backoff_seconds(1, retry_after=3600) == batch.BACKOFF_CAP_SECONDS
 
 
 @pytest.mark.parametrize(
@@ -112,6 +122,24 @@ def test_a_batch_hands_back_rate_limited_verdicts_for_after_retry_after_and_judg
     assert run.verdicts.filter(state=JudgeVerdict.State.DONE).count() == run.verdicts.count() - len(later)
     run.refresh_from_db()
     assert run.status == JudgeRun.Status.RUNNING  # the handed-back verdicts are still to come
+
+
+def test_a_verdict_rate_limited_again_and_again_waits_retry_after_not_longer(
+    campaign: Campaign, make_judge: MakeJudge, local_llm: LocalLLM, sent: list[Any]
+) -> None:
+    url, _ = local_llm(fault_rate=1.0, faults=("rate_limit",), retry_after=1)
+    run = services.start_run(campaign=campaign, judge=make_judge(base_url=url, max_attempts=10), limit=1)
+    verdict = run.verdicts.get(order="ab")
+    JudgeVerdict.objects.filter(pk=verdict.pk).update(attempts=6)  # exponential backoff would now wait 8-16 s
+    before = timezone.now()
+    step = services.judge_verdict(verdict_id=verdict.pk, worker="test")
+    after = timezone.now()
+    verdict.refresh_from_db()
+    assert (verdict.state, verdict.attempts, verdict.reason) == ("pending", 7, "attempt 7: 429 rate limited")
+    assert verdict.retry_at is not None
+    assert before + timedelta(seconds=1) <= verdict.retry_at <= after + timedelta(seconds=1.11)
+    assert step.retry_in is not None
+    assert step.retry_in <= 1.11
 
 
 def test_a_batch_records_unparseable_replies_with_their_text_beside_judged_ones(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from judging import llm
@@ -109,6 +111,21 @@ def test_call_pool_returns_every_reply_under_its_key_with_at_most_limit_calls_in
     assert all(isinstance(o, llm.ChatResult) and o.text and o.tokens_in > 0 for o in outcomes.values())
     assert all(o.raw["object"] == "chat.completion" for o in outcomes.values() if isinstance(o, llm.ChatResult))
     assert server.stats["max_in_flight"] == 3
+
+
+def test_call_pool_collect_lingers_for_calls_finishing_soon_after_the_first_but_not_past_the_last(
+    local_llm: LocalLLM,
+) -> None:
+    url, _ = local_llm(latency_ms=50)
+    pool = llm.CallPool(timeout=5, limit=2)
+    pool.submit(0, _request(url, messages=(("user", "[User Question]\nfirst"),)), api_key_env="")
+    time.sleep(0.02)
+    pool.submit(1, _request(url, messages=(("user", "[User Question]\nsecond"),)), api_key_env="")
+    started = time.monotonic()
+    outcomes = pool.collect(timeout=10, linger=30)
+    assert sorted(key for key, _ in outcomes) == [0, 1]  # type: ignore[type-var]
+    assert pool.outstanding == 0
+    assert time.monotonic() - started < 30  # every outstanding call was back: no reason to linger on (a bound)
 
 
 def test_call_pool_classifies_failures_like_the_synchronous_client(local_llm: LocalLLM) -> None:

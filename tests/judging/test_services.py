@@ -8,7 +8,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -16,6 +15,7 @@ from annotation.models import Campaign, Rater, Rating
 from evalplatform.exceptions import Conflict, DomainError
 from judging import outcomes, selectors, services
 from judging.models import JudgeConfig, JudgeRun, JudgeVerdict, LLMCall
+from results import tasks as results_tasks
 from tests.judging.conftest import LocalLLM
 
 MakeJudge = Callable[..., JudgeConfig]
@@ -351,11 +351,17 @@ def test_a_judge_rating_schedules_a_leaderboard_refresh_after_commit(
     local_llm: LocalLLM,
     sent: list[Any],
     django_capture_on_commit_callbacks: Any,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     url, _ = local_llm()
-    run = services.start_run(campaign=campaign, judge=make_judge(base_url=url), limit=1)
-    cache.clear()
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+    run = services.start_run(campaign=campaign, judge=make_judge(base_url=url), limit=3)
+    refreshes: list[Any] = []
+    monkeypatch.setattr(results_tasks.refresh_leaderboards, "apply_async", lambda args, **kw: refreshes.append(args))
+    results_tasks.forget_scheduled()
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
         _judge_all(run)
-    assert Rating.objects.filter(source="judge").count() == 2
-    assert len(callbacks) == 1  # one refresh for the burst, not one per rating
+    results_tasks.forget_scheduled()
+    assert Rating.objects.filter(source="judge").count() == 6
+    assert callbacks  # scheduled after commit
+    # For the burst: one refresh at once and one a window later, not one per rating.
+    assert refreshes == [(campaign.pk,), (campaign.pk,)]
