@@ -1,8 +1,9 @@
 """Stream a campaign's ratings as datasets: ratings, Arena battles, TRL preference pairs, AlpacaEval records.
 
-An export is one query whose narrow rows PostgreSQL sorts and streams with ``COPY (...) TO STDOUT``, pyarrow
-parses block by block, and an encoder turns into JSON Lines, CSV or Parquet; the texts those rows show come from
-the campaign's prompts and outputs, read once (see ``reading``). Python never holds more than a batch of rows.
+An export is one query whose narrow rows PostgreSQL sorts and streams with ``COPY (...) TO STDOUT (FORMAT
+binary)``, a reading thread parses block by block into Arrow, and an encoder turns into JSON Lines, CSV or Parquet;
+the texts those rows show come from the campaign's prompts, outputs and raters, read once (see ``reading``).
+Python never holds more than a few batches of rows.
 """
 
 from __future__ import annotations
@@ -58,15 +59,16 @@ def iter_export(
     """Yield an export of the campaign's selected ratings as encoded bytes, piece by piece."""
     # pyarrow and numpy are large: only a process that exports loads them, not every web or Celery worker.
     from results.exports.encoders import ENCODERS
-    from results.exports.reading import export_transaction, read_rows
+    from results.exports.reading import export_transaction, read_ahead, read_rows
 
     fmt, policy = export_format(format, aggregate)
     query = fmt.query(campaign, selection, policy)
     encoder = ENCODERS[file_type](fmt)
     counter = counter or RowCounter()
     yield encoder.header()
-    with export_transaction() as raw:
-        for rows, columns in read_rows(raw, campaign, fmt, query, encoder):
+    # Reading rows (a Python loop per row) runs beside encoding them (Arrow, which releases the GIL).
+    with export_transaction() as raw, read_ahead(read_rows(raw, campaign, fmt, query, encoder)) as batches:
+        for rows, columns in batches:
             counter.rows += rows
             yield encoder.encode(columns)
     yield encoder.close()

@@ -9,6 +9,7 @@ prepared once per prompt or output, not once per row (see ``reading``).
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 from typing import Any, NamedTuple
@@ -18,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from results.exports.formats import STR, ExportFormat
+from results.exports.formats import STR, UTC, ExportFormat
 
 LONG_TEXT = {"prompt", "output_a", "output_b", "rationale", "chosen", "rejected", "instruction", "output_1", "output_2"}
 TEXT = pa.string()
@@ -46,6 +47,7 @@ def data_has(characters: bytes, values: pa.Array) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=256)  # every full batch joins the same constants: build them once
 def repeated(text: str, n: int) -> pa.Array:
     """Return a string array of n times the same text (element-wise joins take arrays faster than scalars)."""
     data = text.encode()
@@ -190,7 +192,9 @@ class ParquetEncoder:
     """Parquet with zstd: one row group per batch, statistics only for short columns."""
 
     def __init__(self, fmt: ExportFormat) -> None:
-        self.schema = pa.schema([(name, pa.type_for_alias(kind)) for name, kind in fmt.columns])
+        self.schema = pa.schema(
+            [(name, TEXT if kind == UTC else pa.type_for_alias(kind)) for name, kind in fmt.columns]
+        )
         self.sink = _Drain()
         small = [name for name, kind in fmt.columns if kind != STR or name not in LONG_TEXT]
         # Min/max statistics of long texts would grow the footer with every row group.

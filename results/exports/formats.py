@@ -1,8 +1,9 @@
 """The four exports: their columns, Arrow types, and the SQL that yields each column or the id to look it up by.
 
-Long texts (prompts, outputs) and the short strings that come with them (question ids, model names) are not
-selected row by row: a column names the prompt or output to take them from (a ``Ref``), so that PostgreSQL sorts
-and sends narrow rows and each text is read and escaped once per export, not once per rating that shows it.
+Long texts (prompts, outputs) and the short strings that come with them (question ids, model names, rater names)
+are not selected row by row: a column names the prompt, output or rater to take them from (a ``Ref``), so that
+PostgreSQL sorts and sends narrow rows and each text is read and escaped once per export, not once per rating that
+shows it.
 """
 
 from __future__ import annotations
@@ -14,23 +15,23 @@ from typing import Any, Literal
 from annotation.models import Campaign
 from evalplatform.exceptions import DomainError
 from results.raters import RaterSelection
-from results.selectors import A_LEFT_SQL, OUTPUT_JOINS, PUBLIC_RATER_SQL, VALUE_SQL, ratings_from
+from results.selectors import A_LEFT_SQL, OUTPUT_JOINS, VALUE_SQL, ratings_from
 
 AGGREGATES = ("majority", "unanimous", "each")
 STR, INT, FLOAT = "string", "int64", "float64"
+UTC = "utc"  # a timestamptz, written as the string YYYY-MM-DDTHH:MM:SS.ffffffZ
 
 LEFT_SQL = f"CASE WHEN {A_LEFT_SQL} THEN 'a' ELSE 'b' END"
-ISO_SQL = """to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
 SHOWN_FIRST = f"CASE WHEN {A_LEFT_SQL} THEN c.output_a_id ELSE c.output_b_id END"
 SHOWN_SECOND = f"CASE WHEN {A_LEFT_SQL} THEN c.output_b_id ELSE c.output_a_id END"
 
 
 @dataclass(frozen=True)
 class Ref:
-    """A column taken from the prompt or output whose id the SQL expression ``key`` gives (NULL gives NULL)."""
+    """A column taken from the prompt, output or rater whose id the SQL expression ``key`` gives (NULL gives NULL)."""
 
-    table: Literal["prompt", "output"]
-    field: Literal["text", "external_id", "model_name"]
+    table: Literal["prompt", "output", "rater"]
+    field: Literal["text", "external_id", "model_name", "pseudonym", "public_name"]
     key: str
 
 
@@ -42,6 +43,12 @@ def prompt(field: Literal["text", "external_id"]) -> Ref:
 def output(field: Literal["text", "model_name"], key: str) -> Ref:
     """Return a column of the output whose id ``key`` gives."""
     return Ref("output", field, key)
+
+
+def rater(field: Literal["pseudonym", "public_name"]) -> Ref:
+    """Return a column of the rating's rater: its pseudonym, or its public name (the name of a rater without an
+    account, such as a judge or an imported rater, else the pseudonym)."""
+    return Ref("rater", field, "r.rater_id")
 
 
 @dataclass(frozen=True)
@@ -71,7 +78,7 @@ class ExportFormat:
 
 def ratings_query(campaign: Campaign, selection: RaterSelection, aggregate: str) -> Query:
     """Return the query of one row per rating, with texts, model names and the rater's pseudonym."""
-    source, params = ratings_from(campaign, selection)
+    source, params = ratings_from(campaign, selection, rater=False)
     select = (
         "r.id",
         "c.id",
@@ -83,7 +90,7 @@ def ratings_query(campaign: Campaign, selection: RaterSelection, aggregate: str)
         output("model_name", "c.output_b_id"),
         output("text", "c.output_a_id"),
         output("text", "c.output_b_id"),
-        "rr.pseudonym",
+        rater("pseudonym"),
         "r.rater_kind",
         "r.source",
         "r.verdict",
@@ -95,7 +102,7 @@ def ratings_query(campaign: Campaign, selection: RaterSelection, aggregate: str)
         "r.strength",
         "r.rationale",
         "r.time_ms",
-        ISO_SQL,
+        "r.created_at",
     )
     return Query(select, source, params, "r.id")
 
@@ -124,7 +131,7 @@ RATINGS = ExportFormat(
         ("strength", INT),
         ("rationale", STR),
         ("time_ms", INT),
-        ("created_at", STR),
+        ("created_at", UTC),
     ),
     query=ratings_query,
 )
@@ -132,13 +139,13 @@ RATINGS = ExportFormat(
 
 def arena_query(campaign: Campaign, selection: RaterSelection, aggregate: str) -> Query:
     """Return the query of one Chatbot Arena battle per rating whose outputs both have a model name."""
-    source, params = ratings_from(campaign, selection, joins=OUTPUT_JOINS)
+    source, params = ratings_from(campaign, selection, joins=OUTPUT_JOINS, rater=False)
     select = (
         f"CASE WHEN {A_LEFT_SQL} THEN xa.model_name ELSE xb.model_name END",
         f"CASE WHEN {A_LEFT_SQL} THEN xb.model_name ELSE xa.model_name END",
         """CASE WHEN r.verdict = 'tie' THEN 'tie' WHEN r.verdict = 'both_bad' THEN 'tie (bothbad)'
                 WHEN r.winner_id = COALESCE(r.left_output_id, c.output_a_id) THEN 'model_a' ELSE 'model_b' END""",
-        PUBLIC_RATER_SQL,
+        rater("public_name"),
         prompt("external_id"),
         "extract(epoch FROM r.created_at)::float8",
     )
@@ -162,7 +169,7 @@ ARENA = ExportFormat(
 
 def alpaca_eval_query(campaign: Campaign, selection: RaterSelection, aggregate: str) -> Query:
     """Return the query of one AlpacaEval annotation per rating: output_1 is the output shown first (left)."""
-    source, params = ratings_from(campaign, selection)
+    source, params = ratings_from(campaign, selection, rater=False)
     select = (
         prompt("text"),
         output("text", SHOWN_FIRST),
@@ -171,7 +178,7 @@ def alpaca_eval_query(campaign: Campaign, selection: RaterSelection, aggregate: 
         output("model_name", SHOWN_SECOND),
         """CASE WHEN r.verdict <> 'win' THEN 1.5::float8
                 WHEN r.winner_id = COALESCE(r.left_output_id, c.output_a_id) THEN 1.0::float8 ELSE 2.0::float8 END""",
-        PUBLIC_RATER_SQL,
+        rater("public_name"),
         prompt("external_id"),
         "c.id",
         "r.id",
@@ -197,7 +204,7 @@ ALPACA_EVAL = ExportFormat(
 )
 
 
-def pair(chosen: str, rejected: str, *rest: str) -> tuple[str | Ref, ...]:
+def pair(chosen: str, rejected: str, *rest: str | Ref) -> tuple[str | Ref, ...]:
     """Return the columns of a preference pair of the outputs ``chosen`` and ``rejected`` (SQL ids), then rest."""
     texts = (output("text", chosen), output("text", rejected))
     models = (output("model_name", chosen), output("model_name", rejected))
@@ -228,9 +235,9 @@ def dpo_query(campaign: Campaign, selection: RaterSelection, aggregate: str) -> 
 
 def dpo_each_query(campaign: Campaign, selection: RaterSelection) -> Query:
     """Return the query of one preference pair per decisive rating."""
-    source, params = ratings_from(campaign, selection)
+    source, params = ratings_from(campaign, selection, rater=False)
     rejected = "CASE WHEN r.winner_id = c.output_a_id THEN c.output_b_id ELSE c.output_a_id END"
-    select = pair("r.winner_id", rejected, "'each'", "1", "1", "0", "0", "0", PUBLIC_RATER_SQL, "r.id")
+    select = pair("r.winner_id", rejected, "'each'", "1", "1", "0", "0", "0", rater("public_name"), "r.id")
     return Query(select, source + " AND r.verdict = 'win'", params, "r.id")
 
 

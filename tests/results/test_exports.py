@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Generator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, cast
 
@@ -17,6 +18,7 @@ from django.db import connection, transaction
 from annotation.models import Output, Prompt, Rater, Rating
 from results.exports import FORMATS, iter_export, reading
 from results.exports.encoders import ParquetEncoder
+from results.exports.timestamps import iso_utc
 from results.raters import RaterSelection
 from tests.results.conftest import Rated
 
@@ -118,6 +120,7 @@ def test_exports_keep_quotes_backslashes_newlines_and_unicode_intact(rated: Rate
     assert table[0]["strength"] is None
 
 
+ISO = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
 TRICKY = 'He said "no", \\n is not\ta newline\nbut this is\r\nand \\. \x01\x1f\x7f, café 😀 ,'
 TRICKY_NAME = 'expert, "the" \\ one'
 
@@ -195,10 +198,13 @@ def test_texts_joined_in_sql_give_the_same_bytes_as_texts_looked_up(
 def test_json_lines_and_csv_are_what_postgresql_writes_for_the_same_rows(tricky: Rated) -> None:
     fmt = FORMATS["ratings"]
     query = fmt.query(tricky.campaign, RaterSelection(), "each")
-    sql = reading.joined_plan(fmt, query, ParquetEncoder(fmt)).sql
     columns = ", ".join(fmt.names)
+    values = [
+        f"to_char({name} AT TIME ZONE 'UTC', '{ISO}') AS {name}" if name == "created_at" else name for name in fmt.names
+    ]
+    sql = f"SELECT {', '.join(values)} FROM ({reading.joined_plan(fmt, query, ParquetEncoder(fmt)).sql}) s({columns})"
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT row_to_json(t)::text FROM ({sql}) AS t({columns})", query.params)
+        cursor.execute(f"SELECT row_to_json(t)::text FROM ({sql}) AS t", query.params)
         postgres_json = "".join(line + "\n" for (line,) in cursor.fetchall()).encode()
         with cursor.cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", query.params) as copy:
             postgres_csv = (columns.replace(" ", "") + "\n").encode() + b"".join(bytes(data) for data in copy)
@@ -208,6 +214,63 @@ def test_json_lines_and_csv_are_what_postgresql_writes_for_the_same_rows(tricky:
 
     assert ours("jsonl") == postgres_json
     assert ours("csv") == postgres_csv
+
+
+def test_timestamps_are_written_as_postgresql_to_char_writes_them(db: None) -> None:
+    moments = """SELECT t FROM unnest(ARRAY['2024-02-29 23:59:59.999999+00', '2000-01-01 00:00:00+00',
+                 '1999-12-31 23:59:59.5+00', '0001-01-01 00:00:00+00', '9999-12-31 23:59:59.999999+00',
+                 '1969-07-20 20:17:40.000001-05', NULL, '2100-03-01 12:00:00.25+00']::timestamptz[]) AS m(t)
+                 UNION ALL SELECT now() - g * interval '1 day 1 hour 1 minute 1.000001 second'
+                 FROM generate_series(1, 5000) g"""
+    schema = pa.schema([("t", reading.TIMESTAMP)])
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT to_char(t AT TIME ZONE 'UTC', '{ISO}') FROM ({moments}) m")
+        expected = [text for (text,) in cursor.fetchall()]
+    with transaction.atomic(), reading.export_transaction() as raw:
+        batches = list(reading.copy_batches(raw, moments, [], schema))
+
+    assert [text for batch in batches for text in iso_utc(batch.column(0)).to_pylist()] == expected
+
+
+def test_binary_rows_of_every_type_nulls_and_empty_strings_are_parsed_column_by_column(
+    db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reading, "BLOCK_ROWS", 3)  # several blocks, one of them partly NULL
+    rows = r"""SELECT g::int2, (g * 100000)::int4, g::int8 * 10000000000, g / 4.0::float4, g / 3.0::float8,
+                     repeat('é"\,' || g, g % 3), CASE WHEN g % 2 = 0 THEN g END, CASE WHEN g % 2 = 0 THEN 'x' END,
+                     NULL::text, NULL::int8
+              FROM generate_series(-1, 7) g ORDER BY g"""
+    types = [pa.int64()] * 3 + [pa.float64()] * 2 + [pa.string(), pa.int64(), pa.string(), pa.string(), pa.int64()]
+    schema = pa.schema([(f"c{i}", t) for i, t in enumerate(types)])
+    with connection.cursor() as cursor:
+        cursor.execute(rows)
+        expected = [list(row) for row in cursor.fetchall()]
+    with transaction.atomic(), reading.export_transaction() as raw:
+        batches = list(reading.copy_batches(raw, rows, [], schema))
+
+    parsed = [list(row.values()) for batch in batches for row in batch.to_pylist()]
+    assert [len(batch) for batch in batches] == [3, 3, 3]
+    assert parsed == [[float(v) if isinstance(v, Decimal) else v for v in row] for row in expected]
+    assert parsed[0][5] == ""  # an empty string is not NULL
+    assert parsed[0][7] is None
+
+
+def test_binary_rows_of_the_wrong_type_are_refused(db: None) -> None:
+    schema = pa.schema([("x", pa.int64())])
+    refused = pytest.raises(psycopg.DataError, match="not a int64")
+    with refused, transaction.atomic(), reading.export_transaction() as raw:
+        list(reading.copy_batches(raw, "SELECT 'abc'::text", [], schema))
+
+
+def test_an_error_while_reading_ahead_is_raised_by_the_export(rated: Rated, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any) -> None:
+        raise psycopg.DataError("broken rows")
+
+    monkeypatch.setattr(reading, "parse_rows", broken)
+
+    with pytest.raises(psycopg.DataError, match="broken rows"):
+        list(iter_export(rated.campaign, format="ratings", file_type="jsonl", selection=RaterSelection()))
+    assert Rating.objects.filter(comparison__campaign=rated.campaign).count() == 4 * len(rated.comparisons)
 
 
 def test_an_empty_export_is_a_valid_empty_file(campaign: Any, tmp_path: Path) -> None:
