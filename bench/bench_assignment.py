@@ -494,8 +494,9 @@ async def drive_open_loop(
             started += 1
             try:
                 await rate_one(conn, campaign_id, n, samples, due)
-            except (OSError, asyncio.IncompleteReadError) as error:
+            except (OSError, asyncio.IncompleteReadError) as error:  # counted; the next rating reconnects
                 samples.errors.append(repr(error))
+                conn.reader = conn.writer = None
             n += 1
             queue.task_done()
 
