@@ -1,12 +1,28 @@
 """Benchmark the assignment engine over HTTP: 32 annotators doing next + rating round trips against gunicorn.
 
-Runs the server as the README's production command does (gunicorn, 2 gthread workers, DJANGO_DEBUG=0) against a
-separate database (<DATABASE_URL's name>_bench) holding one campaign of 1,000,000 comparisons (100,000 with
---quick), seeded with INSERT ... SELECT generate_series. Measures the product's claim (random point in the key
-space, fullest comparisons first, FOR NO KEY UPDATE SKIP LOCKED) and, as the named baseline, the naive claim
-(ORDER BY random() with a row lock, `claim_naive` below, swapped in through EVALPLATFORM_CLAIM_FUNCTION), then
-prints p50/p95/p99 request latency, round-trip latency, ratings per second, CPU per rating (gunicorn, PostgreSQL,
-the load generator) and the ratios.
+Runs the server as the README's production command does (gunicorn, 2 gthread workers, --reuse-port,
+DJANGO_DEBUG=0) against a separate database (<DATABASE_URL's name>_bench) holding one campaign of 1,000,000
+comparisons (100,000 with --quick), seeded with INSERT ... SELECT generate_series. Measures the product's claim
+(random point in the key space, fullest comparisons first, FOR NO KEY UPDATE SKIP LOCKED) and, as the named
+baseline, the naive claim (ORDER BY random() with a row lock, `claim_naive` below, swapped in through
+EVALPLATFORM_CLAIM_FUNCTION), then prints p50/p95/p99 request latency, round-trip latency, ratings per second, CPU
+per rating (gunicorn, PostgreSQL, the load generator), the load average, how many connections each gunicorn worker
+held, and the ratios.
+
+Two loads, each from 32 clients with one keep-alive connection each:
+
+- Closed loop (saturation), for the engine and the baseline: each client sends its next request as soon as the
+  last one is answered, with no think time, so this finds the most ratings per second the server gives. Its
+  latencies are not a service level: with N clients always waiting, Little's law fixes the mean latency at
+  N / request rate (32 clients at 300 ratings/s, i.e. 600 requests/s, wait about 53 ms on average whatever the
+  server does), so "p95 < 50 ms at >= 300 ratings/s" cannot both hold in this run.
+- Open loop (--rate, 300 ratings/s by default; the engine only): ratings are due on a fixed schedule (Poisson
+  arrivals, as from many independent annotators, or evenly spaced with --arrivals even) and each one starts on the
+  first free client. Its latency is counted from when it was due, so time spent waiting for a free client counts
+  and a server that falls behind cannot hide it by slowing the clients down (coordinated omission). It reports the
+  achieved rate, the latencies and whether the server kept up (every due rating started, none more than a second
+  late). This is how the target reads: the server sustains an offered 300 ratings/s with p95 under 50 ms (real
+  annotators think between ratings; the clients here stand for many of them).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/ep_annotate python bench/bench_assignment.py [--quick]
 """
@@ -18,10 +34,13 @@ import asyncio
 import http.client
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +53,8 @@ REPO = Path(__file__).resolve().parent.parent
 MODELS = 5  # 10 pairs per prompt
 REQUIRED = 3
 NAIVE = "bench.bench_assignment:claim_naive"
+# Open loop: ratings still waiting for a free client this long after the last one was due are not started.
+OPEN_LOOP_GRACE_SECONDS = 5.0
 
 NAIVE_PICK_SQL = """
 WITH pick AS (
@@ -197,14 +218,18 @@ def reset(campaign_id: int) -> None:
             "WHERE campaign_id = %(c)s AND last_claimed_by IS NOT NULL",
             {"c": campaign_id},
         )
-        cursor.execute("VACUUM ANALYZE annotation_comparison")
+        # Every run deletes what the last one wrote: without vacuuming those tables too, their dead rows piled up
+        # (680,000 in annotation_assignment after about 15 runs) and each run was slower than the one before.
+        cursor.execute(
+            "VACUUM ANALYZE annotation_comparison, annotation_assignment, annotation_rating, annotation_annotatorstatus"
+        )
 
 
 # ---- server ----------------------------------------------------------------------------------------------------
 
 
 # The README's production command (section "Production"), with the bench's port.
-PRODUCTION_ARGS = "evalplatform.wsgi --workers 2 --worker-class gthread --threads 8"
+PRODUCTION_ARGS = "evalplatform.wsgi --workers 2 --worker-class gthread --threads 8 --reuse-port"
 
 
 def start_server(url: str, port: int, claim_function: str, server_args: str) -> subprocess.Popen[bytes]:
@@ -249,10 +274,10 @@ def process_tree_cpu_seconds(root: int) -> float:
     return total
 
 
-def postgres_cpu_seconds(database: str) -> float:
-    """Return the CPU seconds used so far by the PostgreSQL backends serving `database` (Linux /proc)."""
+def postgres_backend_cpu(database: str) -> dict[int, float]:
+    """Return the CPU seconds used so far by each PostgreSQL backend serving `database` (Linux /proc)."""
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
+    used = {}
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
             if (
@@ -263,8 +288,72 @@ def postgres_cpu_seconds(database: str) -> float:
             fields = (cmdline.parent / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
+        used[int(cmdline.parent.name)] = (int(fields[11]) + int(fields[12])) / ticks
+    return used
+
+
+class PostgresCpu:
+    """Count the CPU seconds of a database's backends from now on, including backends that exit meanwhile.
+
+    The server closes its connections after CONN_MAX_AGE and opens new ones, so two snapshots would lose what the
+    backends that exited in between used: a thread reads them every half second (losing at most that much).
+    """
+
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self.start = postgres_backend_cpu(database)
+        self.last = dict(self.start)
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+        self.thread.start()
+
+    def _poll(self) -> None:
+        while not self.stopped.wait(0.5):
+            self.last |= postgres_backend_cpu(self.database)
+
+    def seconds(self) -> float:
+        """Stop counting and return the seconds used since this object was made."""
+        self.stopped.set()
+        self.thread.join()
+        self.last |= postgres_backend_cpu(self.database)
+        return sum(used - self.start.get(pid, 0.0) for pid, used in self.last.items())
+
+
+def connections_per_worker(server_pid: int, port: int) -> list[int]:
+    """Return how many established connections to `port` each gunicorn worker holds, largest first (Linux /proc)."""
+    established = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                established.add(f"socket:[{fields[9]}]")
+    counts = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) != server_pid:
+                continue
+            links = [os.readlink(fd) for fd in (stat.parent / "fd").iterdir()]
+        except OSError:
+            continue
+        counts.append(sum(link in established for link in links))
+    return sorted(counts, reverse=True)
+
+
+def split_midway(server_pid: int, port: int, seconds: float) -> Callable[[], list[int]]:
+    """Count each worker's connections `seconds` from now (in a thread); the returned function waits for it."""
+    result: list[int] = []
+    thread = threading.Timer(seconds, lambda: result.extend(connections_per_worker(server_pid, port)))
+    thread.start()
+
+    def wait() -> list[int]:
+        thread.join()
+        return result
+
+    return wait
 
 
 # ---- clients ---------------------------------------------------------------------------------------------------
@@ -316,23 +405,33 @@ async def client(port: int, token: str, campaign_id: int, stop_at: float, sample
         samples.errors.append(repr(error))
 
 
+CHOICES = ["left", "right", "tie", "both_bad"]
+
+
+async def rate_one(conn: Connection, campaign_id: int, n: int, samples: Samples, started: float) -> bool:
+    """Make one next + rating round trip; `started` is when it began (or was due); False when it failed."""
+    status, data, _ = await conn.post(f"/api/v1/campaigns/{campaign_id}/next/", {})
+    t_next = time.perf_counter() - started
+    if status != 200:
+        samples.errors.append(f"next {status}")
+        return False
+    body = {"choice": CHOICES[n % 4], "time_ms": 1000}
+    status, _, t_rate = await conn.post(f"/api/v1/assignments/{data['assignment']}/rating/", body)
+    samples.requests += [t_next, t_rate]
+    if status != 201:
+        samples.errors.append(f"rating {status}")
+        return True
+    samples.round_trips.append(t_next + t_rate)
+    samples.ratings += 1
+    return True
+
+
 async def _round_trips(conn: Connection, campaign_id: int, stop_at: float, samples: Samples) -> None:
-    choices = ["left", "right", "tie", "both_bad"]
     n = 0
     while time.perf_counter() < stop_at:
-        status, data, t_next = await conn.post(f"/api/v1/campaigns/{campaign_id}/next/", {})
-        if status != 200:
-            samples.errors.append(f"next {status}")
+        if not await rate_one(conn, campaign_id, n, samples, time.perf_counter()):
             return
-        body = {"choice": choices[n % 4], "time_ms": 1000}
-        status, _, t_rate = await conn.post(f"/api/v1/assignments/{data['assignment']}/rating/", body)
         n += 1
-        samples.requests += [t_next, t_rate]
-        if status == 201:
-            samples.round_trips.append(t_next + t_rate)
-            samples.ratings += 1
-        else:
-            samples.errors.append(f"rating {status}")
 
 
 def run_load(port: int, tokens: list[str], campaign_id: int, seconds: float) -> tuple[Samples, float]:
@@ -346,6 +445,92 @@ def run_load(port: int, tokens: list[str], campaign_id: int, seconds: float) -> 
     started = time.perf_counter()
     asyncio.run(drive())
     return samples, time.perf_counter() - started
+
+
+def arrival_offsets(*, rate: float, seconds: float, arrivals: str, rng: random.Random) -> list[float]:
+    """Return the seconds after the start at which ratings are due: `rate` a second for `seconds`.
+
+    "even" spaces them 1/rate apart; "poisson" draws exponential gaps of mean 1/rate (independent annotators).
+    """
+    if arrivals == "even":
+        return [i / rate for i in range(int(rate * seconds))]
+    offsets, t = [], rng.expovariate(rate)
+    while t < seconds:
+        offsets.append(t)
+        t += rng.expovariate(rate)
+    return offsets
+
+
+@dataclass
+class OpenLoop:
+    """How an open-loop run went: what was due, what finished, and how late the last starts were."""
+
+    due: int
+    started: int
+    max_start_lag: float  # seconds between a rating's due time and when a client could start it
+
+
+async def drive_open_loop(
+    connections: list[Connection], campaign_id: int, offsets: list[float], samples: Samples, grace: float
+) -> OpenLoop:
+    """Start a next + rating round trip at each offset on the first free connection, and time it from that offset.
+
+    A rating due while every connection is busy waits for one, and its latency counts the wait (the time from when
+    it was due), so a server that falls behind shows it in the latencies instead of slowing the arrivals down
+    (coordinated omission). Ratings not started within `grace` seconds after the last offset are dropped.
+    """
+    queue: asyncio.Queue[float] = asyncio.Queue()
+    lag = 0.0
+    started = 0
+    origin = time.perf_counter()
+    give_up_at = origin + (offsets[-1] if offsets else 0.0) + grace
+
+    async def worker(conn: Connection) -> None:
+        nonlocal lag, started
+        n = 0
+        while True:
+            due = await queue.get()
+            now = time.perf_counter()
+            if now > give_up_at:
+                queue.task_done()
+                continue
+            lag = max(lag, now - due)
+            started += 1
+            try:
+                await rate_one(conn, campaign_id, n, samples, due)
+            except (OSError, asyncio.IncompleteReadError) as error:  # counted; the next rating reconnects
+                samples.errors.append(repr(error))
+                conn.reader = conn.writer = None
+            n += 1
+            queue.task_done()
+
+    workers = [asyncio.create_task(worker(conn)) for conn in connections]
+    for offset in offsets:
+        delay = origin + offset - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        queue.put_nowait(origin + offset)
+    await queue.join()
+    for task in workers:
+        task.cancel()
+    await asyncio.gather(*workers, return_exceptions=True)
+    return OpenLoop(due=len(offsets), started=started, max_start_lag=lag)
+
+
+def run_open_loop(
+    port: int, tokens: list[str], campaign_id: int, seconds: float, rate: float, arrivals: str
+) -> tuple[Samples, float, OpenLoop]:
+    """Offer `rate` ratings a second for `seconds` through one connection per token; return samples and the time."""
+    samples = Samples()
+    offsets = arrival_offsets(rate=rate, seconds=seconds, arrivals=arrivals, rng=random.Random(4))
+
+    async def drive() -> OpenLoop:
+        connections = [Connection(port, token) for token in tokens]
+        return await drive_open_loop(connections, campaign_id, offsets, samples, grace=OPEN_LOOP_GRACE_SECONDS)
+
+    started = time.perf_counter()
+    outcome = asyncio.run(drive())
+    return samples, time.perf_counter() - started, outcome
 
 
 # ---- report ----------------------------------------------------------------------------------------------------
@@ -377,43 +562,88 @@ def check_invariants(campaign_id: int) -> str:
 def measure(
     name: str, claim_function: str, args: argparse.Namespace, url: str, campaign_id: int, tokens: list[str]
 ) -> dict[str, float]:
+    """Run the closed-loop saturation load (and the open-loop one when args.rate) against one server."""
     reset(campaign_id)
     server = start_server(url, args.port, claim_function, args.server_args)
+    database = urlparse(url).path.lstrip("/")
     try:
         run_load(args.port, tokens[:4], campaign_id, 1.0)  # warm the workers' connections and caches
         reset(campaign_id)
-        database = urlparse(url).path.lstrip("/")
-        cpu_before = process_tree_cpu_seconds(server.pid), postgres_cpu_seconds(database), time.process_time()
+        cpu = _cpu_counters(server.pid, database)
+        split = split_midway(server.pid, args.port, args.seconds / 2)
         samples, elapsed = run_load(args.port, tokens, campaign_id, args.seconds)
-        server_cpu = process_tree_cpu_seconds(server.pid) - cpu_before[0]
-        postgres_cpu = postgres_cpu_seconds(database) - cpu_before[1]
-        client_cpu = time.process_time() - cpu_before[2]
+        result = report(f"{name} closed loop", samples, elapsed, _cpu_used(server.pid, cpu))
+        print(f"          connections per gunicorn worker midway: {split()}")
+        print("         ", check_invariants(campaign_id))
+        if args.rate and claim_function != NAIVE:
+            reset(campaign_id)
+            cpu = _cpu_counters(server.pid, database)
+            split = split_midway(server.pid, args.port, args.seconds / 2)
+            samples, elapsed, outcome = run_open_loop(
+                args.port, tokens, campaign_id, args.seconds, args.rate, args.arrivals
+            )
+            offered = outcome.due / args.seconds
+            open_result = report(f"{name} open loop", samples, elapsed, _cpu_used(server.pid, cpu))
+            print(f"          connections per gunicorn worker midway: {split()}")
+            kept_up = outcome.started == outcome.due and not samples.errors and outcome.max_start_lag < 1.0
+            print(
+                f"          offered {offered:.1f} ratings/s ({args.arrivals} arrivals, {len(tokens)} clients), "
+                f"{outcome.started} of {outcome.due} started, latest start {outcome.max_start_lag * 1000:.0f} ms "
+                f"after it was due: {'kept up' if kept_up else 'did NOT keep up'}"
+            )
+            print("         ", check_invariants(campaign_id))
+            result |= {f"open_{key}": value for key, value in open_result.items()}
+            result["open_kept_up"] = float(kept_up)
+            result["open_offered"] = offered
     finally:
         server.terminate()
         server.wait(timeout=30)
+    return result
+
+
+def _cpu_counters(server_pid: int, database: str) -> tuple[float, PostgresCpu, float]:
+    return process_tree_cpu_seconds(server_pid), PostgresCpu(database), time.process_time()
+
+
+def _cpu_used(server_pid: int, before: tuple[float, PostgresCpu, float]) -> tuple[float, float, float]:
+    """Return the CPU seconds gunicorn, the database's backends and this process used since `before`."""
+    server, postgres, client = before
+    return process_tree_cpu_seconds(server_pid) - server, postgres.seconds(), time.process_time() - client
+
+
+def report(
+    name: str,
+    samples: Samples,
+    elapsed: float,
+    cpu: tuple[float, float, float],
+) -> dict[str, float]:
+    """Print a run's rate, latencies, CPU per rating (seconds used by gunicorn, PostgreSQL, the load generator)
+    and the load average; return the figures."""
+    server_cpu, postgres_cpu, client_cpu = cpu
     p50, p95, p99 = percentiles(samples.requests)
     r50, r95, r99 = percentiles(samples.round_trips)
+    per_rating = 1000 / max(samples.ratings, 1)
     result = {
         "p50": p50,
         "p95": p95,
         "p99": p99,
         "rt_p95": r95,
         "rate": samples.ratings / elapsed,
-        "cpu_ms": server_cpu * 1000 / max(samples.ratings, 1),
+        "cpu_ms": server_cpu * per_rating,
     }
     print(
-        f"{name:>8}: {samples.ratings:6d} ratings in {elapsed:5.1f} s = {result['rate']:7.1f} ratings/s | "
+        f"{name:>18}: {samples.ratings:6d} ratings in {elapsed:5.1f} s = {result['rate']:7.1f} ratings/s | "
         f"request latency ms p50 {p50:6.1f} p95 {p95:6.1f} p99 {p99:6.1f} | "
         f"next+rating round trip ms p50 {r50:6.1f} p95 {r95:6.1f} p99 {r99:6.1f} | errors {len(samples.errors)}"
     )
-    per_rating = 1000 / max(samples.ratings, 1)
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     print(
         f"          CPU per rating (next + rating): gunicorn {result['cpu_ms']:.2f} ms, "
-        f"PostgreSQL backends {postgres_cpu * per_rating:.2f} ms, load generator {client_cpu * per_rating:.2f} ms"
+        f"PostgreSQL backends {postgres_cpu * per_rating:.2f} ms, load generator {client_cpu * per_rating:.2f} ms; "
+        f"load average {load}"
     )
     if samples.errors:
         print("          first errors:", samples.errors[:5])
-    print("         ", check_invariants(campaign_id))
     return result
 
 
@@ -426,6 +656,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--skip-naive", action="store_true")
     parser.add_argument("--server-args", default=PRODUCTION_ARGS, help="gunicorn arguments (default: the README's)")
+    parser.add_argument(
+        "--rate", type=float, default=300.0, help="open-loop offered ratings/s for the engine (0: closed loop only)"
+    )
+    parser.add_argument("--arrivals", choices=["poisson", "even"], default="poisson", help="open-loop arrivals")
     args = parser.parse_args()
     args.comparisons = args.comparisons or (100_000 if args.quick else 1_000_000)
     args.seconds = args.seconds or (10.0 if args.quick else 30.0)
@@ -440,15 +674,20 @@ def main() -> None:
         f"database {urlparse(url).path[1:]}"
     )
     engine = measure("engine", "", args, url, campaign_id, tokens)
-    if args.skip_naive:
-        return
-    naive = measure("naive", NAIVE, args, url, campaign_id, tokens)
-    print(
-        f"engine vs naive (ORDER BY random() + row lock): {engine['rate'] / naive['rate']:.1f}x ratings/s, "
-        f"p95 {naive['p95'] / engine['p95']:.1f}x lower, p99 {naive['p99'] / engine['p99']:.1f}x lower"
-    )
-    met = engine["p95"] < 50 and engine["rate"] >= 300
-    print(f"targets (p95 < 50 ms, >= 300 ratings/s): {'met' if met else 'NOT met'}")
+    if not args.skip_naive:
+        naive = measure("naive", NAIVE, args, url, campaign_id, tokens)
+        print(
+            f"engine vs naive (ORDER BY random() + row lock), closed loop: {engine['rate'] / naive['rate']:.1f}x "
+            f"ratings/s, p95 {naive['p95'] / engine['p95']:.1f}x lower, p99 {naive['p99'] / engine['p99']:.1f}x lower"
+        )
+    saturation = engine["rate"] >= 300
+    print(f"target >= 300 ratings/s at saturation (closed loop): {'met' if saturation else 'NOT met'}")
+    if args.rate:
+        offered = engine["open_kept_up"] and engine["open_offered"] >= 300 and engine["open_p95"] < 50
+        print(
+            f"target p95 < 50 ms at an offered 300 ratings/s (open loop, offered {engine['open_offered']:.0f}/s): "
+            f"{'met' if offered else 'NOT met'}"
+        )
 
 
 if __name__ == "__main__":
