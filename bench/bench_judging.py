@@ -6,7 +6,7 @@ openai client in 64 threads (no database, no Celery) doing the same number of ca
 
     DATABASE_URL=postgres://... python bench/bench_judging.py [--quick] [--path celery|threads]
 
---path celery (default) runs the real path: `celery worker -P threads` processes (2, one per core, of 2 threads:
+--path celery (default) runs the real path: `celery worker -P threads` processes (2, one per core, of 4 threads:
 each task judges a batch of verdicts with its own window of concurrent calls) fed through Redis when it answers on
 127.0.0.1:6379 (database 13, flushed; BENCH_REDIS_URL picks another, so benchmarks run side by side do not flush
 each other's queues), the filesystem transport otherwise.
@@ -75,7 +75,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--path", choices=["celery", "threads"], default="celery")
     parser.add_argument("--workers", type=int, default=2, help="worker processes sharing the concurrency")
-    parser.add_argument("--threads", type=int, default=2, help="threads per worker process (batches judged at once)")
+    parser.add_argument("--threads", type=int, default=4, help="threads per worker process (batches judged at once)")
     return parser.parse_args()
 
 
