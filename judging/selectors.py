@@ -118,10 +118,11 @@ class Consistency:
 
 
 def position_consistency(judge: JudgeConfig, *, run: JudgeRun | None = None) -> Consistency:
-    """Return the judge's position consistency over comparisons parsed in both orders (optionally in one run)."""
-    verdicts = JudgeVerdict.objects.filter(judge=judge, state=_S.DONE)
+    """Return the judge's position consistency over comparisons parsed in both orders (optionally in one run, which
+    must be the judge's)."""
     if run is not None:
-        verdicts = verdicts.filter(comparison__in=JudgeVerdict.objects.filter(run=run).values("comparison"))
+        return runs_consistency([run])[run.pk]
+    verdicts = JudgeVerdict.objects.filter(judge=judge, state=_S.DONE)
     outcomes: dict[int, dict[str, str]] = defaultdict(dict)
     for comparison_id, order, outcome in verdicts.values_list("comparison_id", "order", "parsed__outcome"):
         outcomes[comparison_id][order] = outcome
@@ -129,7 +130,7 @@ def position_consistency(judge: JudgeConfig, *, run: JudgeRun | None = None) -> 
 
 
 def runs_consistency(runs: list[JudgeRun]) -> dict[int, Consistency]:
-    """Return each run's position consistency, as position_consistency(run.judge, run=run) does, in two queries."""
+    """Return each run's position consistency (its judge's, over the comparisons the run holds), in two queries."""
     if not runs:
         return {}
     judge_of = {run.pk: run.judge_id for run in runs}
