@@ -181,6 +181,22 @@ def test_run_with_a_real_worker_ends_every_verdict_judged_or_failed_with_a_reaso
     )
 
 
+def start_run_and_kill_its_worker(
+    campaign: Campaign,
+    judge: JudgeConfig,
+    worker: subprocess.Popen[bytes],
+    once_done: Callable[[selectors.RunProgress], bool],
+) -> JudgeRun:
+    """Start a run on the campaign, SIGKILL its only worker once `once_done` holds, and return the run."""
+    run = services.start_run(campaign=campaign, judge=judge)
+    wait_for_run(run, until=lambda r: once_done(selectors.run_progress(r)))
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait(timeout=10)
+    # Killed mid-batch: its calls in flight stay claimed until their lease ends.
+    assert selectors.run_progress(run).claimed > 0
+    return run
+
+
 @pytest.mark.django_db(transaction=True)
 def test_worker_killed_mid_run_then_restarted_completes_with_exactly_one_verdict_per_comparison_and_order(
     big_campaign: Campaign, local_llm: LocalLLM, start_worker: Callable[..., Any]
@@ -190,14 +206,11 @@ def test_worker_killed_mid_run_then_restarted_completes_with_exactly_one_verdict
         name="steady", base_url=url, model="local-judge", timeout_seconds=2.0, max_concurrency=4,
         requests_per_minute=60_000,
     )  # fmt: skip
-    first = start_worker(concurrency=4)
-    run = services.start_run(campaign=big_campaign, judge=judge)
-    wait_for_run(run, until=lambda r: selectors.run_progress(r).done >= 8)
-    os.kill(first.pid, signal.SIGKILL)
-    first.wait(timeout=10)
+    run = start_run_and_kill_its_worker(
+        big_campaign, judge, start_worker(concurrency=4), once_done=lambda p: p.done >= 8
+    )
     at_kill = selectors.run_progress(run)
     assert at_kill.done < at_kill.total  # killed mid-run
-    assert at_kill.claimed > 0  # and mid-batch: its calls in flight stay claimed until their lease ends
 
     start_worker(concurrency=4)
     run = wait_for_run(services.resume_run(run=run))
@@ -216,12 +229,9 @@ def test_judge_watch_resumes_a_run_whose_worker_was_killed_and_sees_it_complete(
         name="watched", base_url=url, model="local-judge", timeout_seconds=1.0, max_concurrency=4,
         requests_per_minute=60_000,
     )  # fmt: skip
-    first = start_worker(concurrency=2)
-    run = services.start_run(campaign=big_campaign, judge=judge)
-    wait_for_run(run, until=lambda r: selectors.run_progress(r).done >= 4)
-    os.kill(first.pid, signal.SIGKILL)
-    first.wait(timeout=10)
-    assert selectors.run_progress(run).claimed > 0  # its calls in flight stay claimed until their lease ends
+    run = start_run_and_kill_its_worker(
+        big_campaign, judge, start_worker(concurrency=2), once_done=lambda p: p.done >= 4
+    )
     start_worker(concurrency=2)
 
     out = StringIO()
