@@ -2,7 +2,8 @@
 
 Runs the server as the README's production command does (gunicorn, 2 gthread workers, --reuse-port,
 DJANGO_DEBUG=0) against a separate database (<DATABASE_URL's name>_bench) holding one campaign of 1,000,000
-comparisons (100,000 with --quick), seeded with INSERT ... SELECT generate_series. Measures the product's claim
+comparisons (100,000 with --quick), seeded with INSERT ... SELECT generate_series, beside a finished campaign the
+same annotators rated before (150,000 ratings: a platform in use, see _seed_history). Measures the product's claim
 (random point in the key space, fullest comparisons first, FOR NO KEY UPDATE SKIP LOCKED) and, as the named
 baseline, the naive claim (ORDER BY random() with a row lock, `claim_naive` below, swapped in through
 EVALPLATFORM_CLAIM_FUNCTION), then prints p50/p95/p99 request latency, round-trip latency, ratings per second, CPU
@@ -52,6 +53,8 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parent.parent
 MODELS = 5  # 10 pairs per prompt
 REQUIRED = 3
+# A finished campaign the bench annotators rated before (see _seed_history): 150,000 assignments and ratings.
+HISTORY_COMPARISONS = 50_000
 NAIVE = "bench.bench_assignment:claim_naive"
 # Open loop: ratings still waiting for a free client this long after the last one was due are not started.
 OPEN_LOOP_GRACE_SECONDS = 5.0
@@ -160,6 +163,7 @@ def seed(comparisons: int, clients: int) -> tuple[int, list[str]]:
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE annotation_comparison; ANALYZE annotation_output; ANALYZE annotation_prompt")
         print(f"seeded {comparisons:,} comparisons in {time.perf_counter() - started:.1f} s")
+    _seed_history(owner, users)
     # Rows inserted by SQL (or seeded before HTML was stored) get their HTML rendered the way an import does.
     started = time.perf_counter()
     rendered = fill_missing_html()
@@ -202,6 +206,74 @@ def _seed_rows(cursor: Any, campaign_id: int, prompts: int) -> None:
         """,
         {"c": campaign_id},
     )
+
+
+def _seed_history(owner: Any, users: list[Any]) -> None:
+    """Give the platform a past: a finished campaign whose comparisons the bench annotators rated, 3 each.
+
+    A database where nobody has rated anything yet is not one the engine runs on for long, and it misleads the
+    planner: the reset below leaves the assignment and rating tables empty and vacuumed, PostgreSQL then plans the
+    server's prepared statements for empty tables (a sequential scan to look up an assignment), and a connection
+    keeps those plans for its lifetime (CONN_MAX_AGE, 60 s: the whole run) while the tables grow to tens of
+    thousands of rows. Every claim then read the whole assignment table, several times. With autovacuum on (the
+    default) ANALYZE would soon correct the estimates and replan; this machine's server runs with it off. So the
+    bench starts from a platform in use: HISTORY_COMPARISONS comparisons rated by the same 32 annotators in another
+    campaign, which the reset keeps.
+    """
+    from django.db import connection, transaction
+
+    from annotation.models import Campaign
+    from annotation.services import rater_for_user
+
+    slug = f"bench-history-{HISTORY_COMPARISONS}"
+    if Campaign.objects.filter(slug=slug).exists():
+        return
+    started = time.perf_counter()
+    raters = [rater_for_user(user).pk for user in users]
+    with transaction.atomic():
+        campaign = Campaign.objects.create(
+            name="Bench history", slug=slug, status="closed", owner=owner, ratings_per_comparison=REQUIRED
+        )
+        with connection.cursor() as cursor:
+            _seed_rows(cursor, campaign.pk, HISTORY_COMPARISONS // (MODELS * (MODELS - 1) // 2))
+            # Comparison n (in id order) was rated by raters n, n + 1 and n + 2 (modulo their number).
+            cursor.execute(
+                """
+                WITH c AS (
+                    SELECT id, output_a_id, row_number() OVER (ORDER BY id) AS n
+                    FROM annotation_comparison WHERE campaign_id = %(c)s
+                ), slots AS (
+                    SELECT c.id, c.output_a_id,
+                        (%(raters)s::bigint[])[1 + (c.n + k) %% cardinality(%(raters)s::bigint[])] AS rater
+                    FROM c CROSS JOIN generate_series(0, %(required)s - 1) k
+                ), assigned AS (
+                    INSERT INTO annotation_assignment
+                        (comparison_id, rater_id, left_output_id, state, lease_expires_at, created_at, updated_at)
+                    SELECT id, rater, output_a_id, 'rated', now() - interval '1 day', now() - interval '1 day',
+                        now() - interval '1 day'
+                    FROM slots
+                    RETURNING id, comparison_id, rater_id, left_output_id
+                )
+                INSERT INTO annotation_rating (comparison_id, rater_id, rater_kind, source, assignment_id, verdict,
+                    winner_id, left_output_id, strength, rationale, time_ms, metadata, created_at)
+                SELECT comparison_id, rater_id, 'human', 'annotator', id, 'tie', NULL, left_output_id, NULL, '',
+                    1000, '{}', now() - interval '1 day'
+                FROM assigned
+                """,
+                {"c": campaign.pk, "raters": raters, "required": REQUIRED},
+            )
+            cursor.execute(
+                """
+                UPDATE annotation_comparison c SET filled = %(required)s, last_claimed_by = a.rater_id
+                FROM (SELECT comparison_id, max(rater_id) AS rater_id FROM annotation_assignment
+                      GROUP BY comparison_id) a
+                WHERE c.campaign_id = %(c)s AND a.comparison_id = c.id
+                """,
+                {"c": campaign.pk, "required": REQUIRED},
+            )
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE annotation_comparison, annotation_assignment, annotation_rating")
+    print(f"seeded a history of {HISTORY_COMPARISONS:,} rated comparisons in {time.perf_counter() - started:.1f} s")
 
 
 def reset(campaign_id: int) -> None:
