@@ -189,7 +189,12 @@ def test_transient_error_releases_the_claim_with_backoff_then_gives_up_with_the_
         1,
         "attempt 1: HTTP 500: the server had an error while processing your request",
     )
-    assert services.judge_verdict(verdict_id=verdict.pk, worker="test").retry_in is not None  # still backing off
+    # Still backing off just before the retry is due (the clock is pinned: a slow machine may take longer than the
+    # first attempt's 0.25-0.5 s backoff to get here).
+    assert verdict.retry_at is not None
+    due = verdict.retry_at
+    monkeypatch.setattr(services, "now", lambda: due - timedelta(milliseconds=1))
+    assert services.judge_verdict(verdict_id=verdict.pk, worker="test").retry_in is not None
     later = timezone.now() + timedelta(seconds=60)
     monkeypatch.setattr(services, "now", lambda: later)
     assert services.judge_verdict(verdict_id=verdict.pk, worker="test").retry_in is None
