@@ -121,3 +121,55 @@ def test_an_output_with_script_and_onerror_payloads_renders_as_text_and_runs_not
     page.wait_for_timeout(300)  # give a stray image error handler the chance to fire before checking
     assert page.evaluate("window.__pwned") is None
     assert dialogs == []
+
+
+LONG_CODE = "```python\nresult = " + " + ".join(f"value_{i}" for i in range(60)) + "\n```"
+WIDE_TABLE = (
+    "| "
+    + " | ".join(f"column number {i}" for i in range(12))
+    + " |\n|"
+    + "---|" * 12
+    + "\n| "
+    + " | ".join(str(i) for i in range(12))
+    + " |"
+)
+
+
+def test_on_a_phone_the_outputs_stack_nothing_overflows_the_screen_and_taps_rate(
+    browser: Any, live_server: Any
+) -> None:
+    campaign, annotator = _campaign(prompts=1, texts=(LONG_CODE, WIDE_TABLE + "\n\nhttps://example.org/" + "x" * 120))
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        _log_in(page, live_server, annotator)
+        page.tap("text=Start rating")
+        expect(page.locator("#comparison")).to_be_visible()
+
+        left, right = (page.locator(f"#{side}").bounding_box() for side in ("left", "right"))
+        assert left is not None
+        assert right is not None
+        assert left["y"] + left["height"] <= right["y"]  # stacked, the left output first
+        answer = page.locator("#answer").bounding_box()
+        assert answer is not None
+        assert answer["y"] >= right["y"] + right["height"]  # after the outputs, not pinned over them
+        # The page never scrolls sideways: long code and wide tables scroll inside their own box.
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        assert page.evaluate("[...document.querySelectorAll('#comparison pre, #comparison table')].length") == 2
+        for selector in ("#comparison pre", "#comparison table"):
+            assert page.evaluate(f"document.querySelector('{selector}').scrollWidth") > page.evaluate(
+                f"document.querySelector('{selector}').clientWidth"
+            )
+        for button in page.locator(".answer button").all():
+            box = button.bounding_box()
+            assert box is not None
+            assert box["x"] >= 0
+            assert box["x"] + box["width"] <= 390
+
+        page.tap("button.choice[data-choice=left]")
+        page.tap("#submit")
+        expect(page.locator("#progress")).to_have_attribute("data-done", "1")
+        assert Rating.objects.filter(comparison__campaign=campaign).count() == 1
+    finally:
+        context.close()
