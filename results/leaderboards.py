@@ -113,7 +113,7 @@ def compute_leaderboard(
     board = scoring.bradley_terry_from_counts(counts, bootstrap=bootstrap, rng=np.random.default_rng(seed))
     report.update(board.to_dict())
     report.update(campaign=campaign.slug, raters=selection.key, skipped_unnamed=tally.skipped_unnamed)
-    report["win_rate"] = win_rate_matrix(counts)
+    report["win_rate"] = win_rate_matrix(counts, order=[row["model"] for row in report["ratings"]])
     if with_elo or (with_elo is None and tally.n_battles <= ELO_SYNC_LIMIT):
         elo = scoring.elo(elo_battles(campaign, selection))
         ratings = elo.as_dict()
@@ -124,14 +124,20 @@ def compute_leaderboard(
     return report
 
 
-def win_rate_matrix(counts: scoring.BattleCounts) -> dict[str, Any]:
-    """Return the observed win rate of each model against each other (ties count half), in ``counts`` order."""
-    totals = counts.totals.astype(float)
-    score = counts.wins + 0.5 * counts.all_ties
+def win_rate_matrix(counts: scoring.BattleCounts, *, order: list[str] | None = None) -> dict[str, Any]:
+    """Return the observed win rate of each model against each other (ties count half).
+
+    Rows and columns follow ``order`` (the leaderboard's ranks, as in the predicted-probability matrix beside
+    it), else ``counts`` order.
+    """
+    index = [list(counts.models).index(model) for model in order] if order else list(range(len(counts.models)))
+    totals = counts.totals.astype(float)[np.ix_(index, index)]
+    score = (counts.wins + 0.5 * counts.all_ties)[np.ix_(index, index)]
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = np.where(totals > 0, score / np.where(totals > 0, totals, 1), np.nan)
     matrix = [[None if np.isnan(x) else round(float(x), 4) for x in row] for row in rate]
-    return {"models": list(counts.models), "matrix": matrix, "battles": counts.totals.tolist()}
+    models = [counts.models[i] for i in index]
+    return {"models": models, "matrix": matrix, "battles": totals.astype(int).tolist()}
 
 
 def elo_battles(campaign: Campaign, selection: RaterSelection) -> Iterator[tuple[str, str, str]]:

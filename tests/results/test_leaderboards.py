@@ -6,9 +6,10 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
+import scoring
 from annotation.models import Output, Rating
 from results.counts import battle_tally
-from results.leaderboards import campaign_leaderboard, compute_leaderboard
+from results.leaderboards import campaign_leaderboard, compute_leaderboard, win_rate_matrix
 from results.models import BattleCountSnapshot
 from results.raters import parse_raters
 from tests import factories
@@ -109,3 +110,19 @@ def test_battle_counts_are_brought_up_to_date_incrementally(rated: Rated) -> Non
     snapshot.refresh_from_db()
     assert snapshot.max_rating_id == Rating.objects.latest("id").pk
     assert battle_tally(rated.campaign, parse_raters("humans"), full=True).counts == after.counts
+
+
+def test_observed_win_rates_follow_the_leaderboards_rank_order() -> None:
+    # alpha beat beta 3 of 4, tied gamma once in 2; gamma beat beta twice; the ranks put gamma first.
+    counts = scoring.BattleCounts.from_arrays(
+        ["alpha", "beta", "gamma"],
+        wins=[[0, 3, 1], [1, 0, 0], [0, 2, 0]],
+        ties=[[0, 0, 1], [0, 0, 0], [1, 0, 0]],
+    )
+
+    observed = win_rate_matrix(counts, order=["gamma", "alpha", "beta"])
+
+    assert observed["models"] == ["gamma", "alpha", "beta"]
+    assert observed["matrix"] == [[None, 0.25, 1.0], [0.75, None, 0.75], [0.0, 0.25, None]]
+    assert observed["battles"] == [[0, 2, 2], [2, 0, 4], [2, 4, 0]]
+    assert win_rate_matrix(counts)["models"] == ["alpha", "beta", "gamma"]
