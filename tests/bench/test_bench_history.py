@@ -21,14 +21,18 @@ def users() -> list[User]:
     return [User.objects.create(username=f"bench-annotator-{i}") for i in range(4)]
 
 
-def test_every_history_comparison_is_rated_by_the_required_number_of_distinct_annotators(
-    users: list[User], monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def owner(users: list[User], monkeypatch: pytest.MonkeyPatch) -> User:
+    """The bench owner, after a history of 20 comparisons was seeded for `users`."""
     monkeypatch.setattr(bench, "HISTORY_COMPARISONS", 20)
     owner = User.objects.create(username="bench-owner", is_staff=True)
-
     bench._seed_history(owner, users)
+    return owner
 
+
+def test_every_history_comparison_is_rated_by_the_required_number_of_distinct_annotators(
+    users: list[User], owner: User
+) -> None:
     history = Campaign.objects.get(slug="bench-history-20")
     assert history.status == "closed"
     comparisons = Comparison.objects.filter(campaign=history)
@@ -47,12 +51,7 @@ def test_every_history_comparison_is_rated_by_the_required_number_of_distinct_an
         assert comparison.last_claimed_by in raters
 
 
-def test_a_second_seed_adds_nothing_and_the_reset_keeps_the_history(
-    users: list[User], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(bench, "HISTORY_COMPARISONS", 20)
-    owner = User.objects.create(username="bench-owner", is_staff=True)
-    bench._seed_history(owner, users)
+def test_a_second_seed_adds_nothing_and_the_reset_keeps_the_history(users: list[User], owner: User) -> None:
     bench._seed_history(owner, users)
     assert Rating.objects.count() == 20 * bench.REQUIRED
 
