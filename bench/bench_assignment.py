@@ -18,13 +18,12 @@ Two loads, each from 32 clients with one keep-alive connection each:
   N / request rate (32 clients at 300 ratings/s, i.e. 600 requests/s, wait about 53 ms on average whatever the
   server does; at 540 ratings/s, 30 ms), so they say how fast the server is, not how long an annotator waits.
 - Open loop (--rate, 300 ratings/s by default; the engine only): ratings are due on a fixed schedule (Poisson
-  arrivals, as from many independent annotators, exactly rate x seconds of them, or evenly spaced with
-  --arrivals even) and each one starts on the
-  first free client. Its latency is counted from when it was due, so time spent waiting for a free client counts
-  and a server that falls behind cannot hide it by slowing the clients down (coordinated omission). It reports the
-  achieved rate, the latencies and whether the server kept up (every due rating started, none more than a second
-  late). This is how the target reads: the server sustains an offered 300 ratings/s with p95 under 50 ms (real
-  annotators think between ratings; the clients here stand for many of them).
+  arrivals, as from many independent annotators, exactly rate x seconds of them, or evenly spaced with --arrivals
+  even) and each one starts on the first free client. Its latency is counted from when it was due, so time spent
+  waiting for a free client counts and a server that falls behind cannot hide it by slowing the clients down
+  (coordinated omission). It reports the achieved rate, the latencies and whether the server kept up (every due
+  rating started, none more than a second late). This is how the target reads: the server sustains an offered 300
+  ratings/s with p95 under 50 ms (real annotators think between ratings; the clients here stand for many of them).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/ep_annotate python bench/bench_assignment.py [--quick]
 """
