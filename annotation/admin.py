@@ -15,7 +15,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
-from annotation import campaign_setup, importers
+from annotation import campaign_setup, importers, selectors
 from annotation.forms import (
     CampaignAdminForm,
     ComparisonAdminForm,
@@ -134,6 +134,7 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
         "model_count",
         "comparison_count",
         "rating_count",
+        "annotated",
         "created_at",
     ]
     list_filter = ["status", "label_scheme"]
@@ -141,10 +142,10 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
     prepopulated_fields = {"slug": ["name"]}
     search_fields = ["name", "slug"]
     filter_horizontal = ["researchers", "annotators"]
-    readonly_fields = ["status", "created_at", "updated_at"]
+    readonly_fields = ["status", "annotation_progress", "created_at", "updated_at"]
     actions = ["open_campaigns", "pause_campaigns", "close_campaigns"]
     fieldsets = [
-        (None, {"fields": ["name", "slug", "status", "owner", "instructions"]}),
+        (None, {"fields": ["name", "slug", "status", "annotation_progress", "owner", "instructions"]}),
         ("Labels", {"fields": ["label_scheme", "strength_levels", "require_rationale", "ratings_per_comparison"]}),
         ("Pairing", {"fields": ["pairing_strategy", "pairs_per_prompt", "baseline_model"]}),
         ("Assignments", {"fields": ["lease_seconds", "quota_per_annotator"]}),
@@ -169,6 +170,20 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
                 rating_count=_count(
                     Rating.objects.filter(comparison__campaign=OuterRef("pk")), "comparison__campaign", Count("id")
                 ),
+                regular_count=_count(
+                    Comparison.objects.filter(campaign=OuterRef("pk"), gold_verdict__isnull=True),
+                    "campaign",
+                    Count("id"),
+                ),
+                annotated_count=_count(
+                    Rating.objects.filter(
+                        comparison__campaign=OuterRef("pk"),
+                        comparison__gold_verdict__isnull=True,
+                        source=Rating.Source.ANNOTATOR,
+                    ),
+                    "comparison__campaign",
+                    Count("id"),
+                ),
             )
         )
         mine = visible_campaigns(request)
@@ -189,6 +204,17 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
     @admin.display(description="ratings", ordering="rating_count")
     def rating_count(self, campaign: Any) -> int:
         return int(campaign.rating_count)
+
+    @admin.display(description="annotated", ordering="annotated_count")
+    def annotated(self, campaign: Any) -> str:
+        """Annotator ratings of the regular comparisons against what the campaign asks for."""
+        needed = int(campaign.regular_count) * campaign.ratings_per_comparison
+        done = int(campaign.annotated_count)
+        return f"{done:,} / {needed:,} ({done / needed:.0%})" if needed else "-"
+
+    @admin.display(description="Annotation progress")
+    def annotation_progress(self, campaign: Campaign) -> str:
+        return str(selectors.campaign_progress(campaign)) if campaign.pk else "-"
 
     def get_readonly_fields(self, request: HttpRequest, obj: Campaign | None = None) -> list[str]:
         fields = list(self.readonly_fields)

@@ -1,4 +1,5 @@
-"""Read models for annotators: what a leased comparison looks like to them and how far along they are.
+"""Read models for annotators (what a leased comparison looks like to them and how far along they are) and, for
+researchers, how far along a campaign is.
 
 Nothing here carries a model name or an output id: an annotator sees an assignment id, texts and sides.
 """
@@ -7,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+
+from django.db import connection
 
 from annotation.access import User, annotatable_campaigns
 from annotation.engine import Shown, Text
@@ -97,3 +100,62 @@ def my_campaigns(user: User) -> list[CampaignCard]:
             )
         )
     return cards
+
+
+@dataclass(frozen=True)
+class CampaignProgress:
+    """How far the annotators are with a campaign's regular (non-gold) comparisons, for researchers."""
+
+    comparisons: int  # regular comparisons
+    required: int  # ratings each needs
+    rated: int  # annotator ratings of them
+    complete: int  # comparisons with all their ratings
+    leased: int  # live leases: ratings on their way
+    annotators: int  # annotators who rated at least once (gold included)
+    paused: int  # annotators paused for gold accuracy
+
+    @property
+    def needed(self) -> int:
+        return self.comparisons * self.required
+
+    def __str__(self) -> str:
+        share = f" ({self.rated / self.needed:.0%})" if self.needed else ""
+        return (
+            f"{self.rated:,} of {self.needed:,} ratings{share}; {self.complete:,} of {self.comparisons:,} comparisons "
+            f"complete; {self.leased:,} on their way; {self.annotators:,} annotators rated, {self.paused:,} paused"
+        )
+
+
+CAMPAIGN_PROGRESS_SQL = """
+WITH regular AS (
+    SELECT id FROM annotation_comparison WHERE campaign_id = %(campaign)s AND gold_verdict IS NULL
+), per_comparison AS (
+    SELECT r.comparison_id, count(*) AS n
+    FROM annotation_rating r JOIN regular c ON c.id = r.comparison_id
+    WHERE r.source = 'annotator'
+    GROUP BY r.comparison_id
+)
+SELECT (SELECT count(*) FROM regular),
+    (SELECT coalesce(sum(n), 0) FROM per_comparison),
+    (SELECT count(*) FROM per_comparison WHERE n >= %(required)s),
+    (SELECT count(*) FROM annotation_assignment a JOIN regular c ON c.id = a.comparison_id
+     WHERE a.state = 'leased' AND a.lease_expires_at > now()),
+    (SELECT count(*) FROM annotation_annotatorstatus WHERE campaign_id = %(campaign)s AND rated_count > 0),
+    (SELECT count(*) FROM annotation_annotatorstatus WHERE campaign_id = %(campaign)s AND paused)
+"""
+
+
+def campaign_progress(campaign: Campaign) -> CampaignProgress:
+    """Return the campaign's annotation progress (one statement)."""
+    with connection.cursor() as cursor:
+        cursor.execute(CAMPAIGN_PROGRESS_SQL, {"campaign": campaign.pk, "required": campaign.ratings_per_comparison})
+        comparisons, rated, complete, leased, annotators, paused = cursor.fetchone()
+    return CampaignProgress(
+        comparisons=comparisons,
+        required=campaign.ratings_per_comparison,
+        rated=int(rated),
+        complete=complete,
+        leased=leased,
+        annotators=annotators,
+        paused=paused,
+    )

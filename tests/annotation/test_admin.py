@@ -12,6 +12,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from annotation import selectors, services
 from annotation.models import Campaign, Comparison, Output, Prompt
 from tests import factories
 
@@ -244,3 +245,25 @@ def test_a_researcher_sees_only_the_comparisons_and_prompts_of_their_campaigns(
     prompts = rita.get(reverse("admin:annotation_prompt_changelist")).context["cl"].result_count
 
     assert (comparisons, prompts) == (12, 4)
+
+
+def test_the_campaign_pages_show_how_far_the_annotators_are(
+    rita: Client, campaign: Campaign, annotator: User, other_annotator: User
+) -> None:
+    gold = Comparison.objects.filter(campaign=campaign).first()
+    assert gold is not None
+    Comparison.objects.filter(pk=gold.pk).update(gold_verdict="tie")  # gold: not part of the campaign's work
+    for user in (annotator, other_annotator):  # the second is given the half-rated comparison: fullest first
+        lease = services.claim_next(user=user, campaign_id=campaign.pk)
+        assert lease.shown is not None
+        services.submit_rating(user=user, assignment_id=lease.shown.assignment_id, answer=services.RatingInput("left"))
+    services.claim_next(user=annotator, campaign_id=campaign.pk)  # one more on its way
+
+    progress = selectors.campaign_progress(campaign)
+
+    assert (progress.comparisons, progress.needed, progress.rated) == (11, 22, 2)
+    assert (progress.complete, progress.leased, progress.annotators, progress.paused) == (1, 1, 2, 0)
+    page = rita.get(_url("change", campaign.pk)).content.decode()
+    assert "2 of 22 ratings (9%); 1 of 11 comparisons complete; 1 on their way; 2 annotators rated, 0 paused" in page
+    listing = rita.get(_url("changelist")).content.decode()
+    assert '<td class="field-annotated">2 / 22 (9%)</td>' in listing
