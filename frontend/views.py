@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from annotation import selectors
 from annotation.access import access_campaign_for_annotation
+from annotation.models import Rater
 from annotation.rendering import render_markdown
 from evalplatform.exceptions import NotFound
 
@@ -35,6 +36,7 @@ def rate(request: HttpRequest, campaign_id: int) -> HttpResponse:
         campaign = access_campaign_for_annotation(user=request.user, campaign_id=campaign_id)
     except NotFound as error:
         raise Http404(error.message) from error
+    rater = Rater.objects.filter(user=request.user).first()
     config = {
         "campaign": campaign.pk,
         "choices": campaign.choices,
@@ -45,6 +47,7 @@ def rate(request: HttpRequest, campaign_id: int) -> HttpResponse:
         "nextUrl": reverse("assignment-next", args=[campaign.pk]),
         "assignmentUrl": reverse("rating-create", args=[0]).replace("/0/rating/", "/{id}/"),
         "homeUrl": reverse("frontend:home"),
+        "paused": selectors.progress_of(campaign=campaign, rater=rater).paused,
     }
     context = {
         "campaign": campaign,

@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import Dialog, Page, expect
 
-from annotation.models import Campaign, Output, Prompt, Rating
+from annotation.models import AnnotatorStatus, Campaign, Comparison, Output, Prompt, Rating
 from tests import factories
 from tests.factories import make_comparison
 
@@ -173,3 +173,27 @@ def test_on_a_phone_the_outputs_stack_nothing_overflows_the_screen_and_taps_rate
         assert Rating.objects.filter(comparison__campaign=campaign).count() == 1
     finally:
         context.close()
+
+
+def test_an_annotator_paused_by_a_wrong_gold_answer_is_told_so_and_shown_nothing_more(
+    page: Page, live_server: Any
+) -> None:
+    campaign, annotator = _campaign(prompts=3, gold_rate=1.0, gold_min_answered=1, gold_min_accuracy=0.9)
+    gold = Comparison.objects.filter(campaign=campaign).first()
+    assert gold is not None
+    Comparison.objects.filter(pk=gold.pk).update(gold_verdict="tie")  # every claim tries gold first
+    _log_in(page, live_server, annotator)
+    page.click("text=Start rating")
+    expect(page.locator("#comparison")).to_be_visible()
+
+    page.keyboard.press("1")  # the gold answer is a tie
+    page.keyboard.press("Enter")
+
+    expect(page.locator("#paused")).to_be_visible()
+    expect(page.locator("#comparison")).to_be_hidden()
+    expect(page.locator("#done")).to_be_hidden()
+    assert AnnotatorStatus.objects.get(campaign=campaign).paused
+    page.reload()  # coming back says the same, without asking for a comparison
+    expect(page.locator("#paused")).to_be_visible()
+    expect(page.locator("#comparison")).to_be_hidden()
+    assert Rating.objects.filter(comparison__campaign=campaign).count() == 1

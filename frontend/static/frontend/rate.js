@@ -8,7 +8,8 @@
   const $ = (id) => document.getElementById(id);
   const els = {
     comparison: $("comparison"), prompt: $("prompt"), left: $("left"), right: $("right"),
-    progress: $("progress"), status: $("status"), done: $("done"), submit: $("submit"), skip: $("skip"),
+    progress: $("progress"), status: $("status"), done: $("done"), paused: $("paused"), submit: $("submit"),
+    skip: $("skip"),
     undo: $("undo"), rationale: $("rationale"), strengths: $("strengths"), help: $("help"),
     instructions: $("instructions"), form: $("answer"),
   };
@@ -60,6 +61,7 @@
 
   function showProgress(progress) {
     if (!progress) return;
+    if (progress.paused) pause();
     let text = progress.done + " rated";
     if (progress.quota !== null) text += " of " + progress.quota + " · " + progress.remaining + " remaining";
     els.progress.textContent = text;
@@ -108,11 +110,20 @@
   function finish() {
     current = null;
     els.comparison.hidden = true;
-    els.done.hidden = false;
+    els.done.hidden = !els.paused.hidden;
     say("");
   }
 
+  // Paused by the quality checks (the server ended this annotator's leases): stop showing comparisons.
+  function pause() {
+    queue = [];
+    exhausted = true;
+    els.paused.hidden = false;
+    finish();
+  }
+
   function show(view) {
+    if (!els.paused.hidden) { finish(); return; }  // a comparison fetched before the pause: its lease has ended
     current = view;
     els.prompt.innerHTML = view.prompt.html;  // sanitised on the server (annotation.rendering)
     els.left.innerHTML = view.left.html;
@@ -373,5 +384,5 @@
 
   buildStrengths();
   flush();
-  advance();
+  if (config.paused) pause(); else advance();
 })();
