@@ -36,7 +36,8 @@ def rate(request: HttpRequest, campaign_id: int) -> HttpResponse:
         campaign = access_campaign_for_annotation(user=request.user, campaign_id=campaign_id)
     except NotFound as error:
         raise Http404(error.message) from error
-    rater = Rater.objects.filter(user=request.user).first()
+    user_id = request.user.pk  # signed in (login_required)
+    rater = Rater.objects.filter(user_id=user_id).first() if user_id is not None else None
     config = {
         "campaign": campaign.pk,
         "choices": campaign.choices,
