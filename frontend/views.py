@@ -48,6 +48,7 @@ def rate(request: HttpRequest, campaign_id: int) -> HttpResponse:
         "nextUrl": reverse("assignment-next", args=[campaign.pk]),
         "assignmentUrl": reverse("rating-create", args=[0]).replace("/0/rating/", "/{id}/"),
         "homeUrl": reverse("frontend:home"),
+        "loginUrl": reverse("login") + "?next=" + reverse("frontend:home"),
         "paused": selectors.progress_of(campaign=campaign, rater=rater).paused,
     }
     context = {

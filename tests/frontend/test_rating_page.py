@@ -197,3 +197,36 @@ def test_an_annotator_paused_by_a_wrong_gold_answer_is_told_so_and_shown_nothing
     expect(page.locator("#paused")).to_be_visible()
     expect(page.locator("#comparison")).to_be_hidden()
     assert Rating.objects.filter(comparison__campaign=campaign).count() == 1
+
+
+def test_a_rating_given_after_the_session_ended_is_kept_and_sent_once_signed_in_again(
+    browser: Any, live_server: Any
+) -> None:
+    campaign, annotator = _campaign(prompts=3)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    script_errors: list[str] = []  # the refused requests are logged by the browser; a script error would be a bug
+    page.on("pageerror", lambda error: script_errors.append(str(error)))
+    try:
+        _log_in(page, live_server, annotator)
+        page.click("text=Start rating")
+        expect(page.locator("#comparison")).to_be_visible()
+        context.clear_cookies()  # signed out elsewhere, or the session expired
+
+        page.keyboard.press("2")
+        page.keyboard.press("Enter")
+
+        expect(page.locator("#status")).to_contain_text("You are signed out")
+        expect(page.locator("#status a")).to_have_attribute("href", "/accounts/login/?next=/")
+        assert not Rating.objects.exists()
+        other_tab = context.new_page()
+        _log_in(other_tab, live_server, annotator)
+        other_tab.close()
+        expect(page.locator("#progress")).to_have_attribute("data-done", "1")  # sent by the page's own retry
+        rating = Rating.objects.get(comparison__campaign=campaign)
+        assert rating.verdict == "win"
+        assert rating.winner_id != rating.left_output_id  # 2: the right side
+        assert script_errors == []
+    finally:
+        context.close()

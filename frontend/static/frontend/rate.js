@@ -59,6 +59,19 @@
     els.status.className = "status" + (kind ? " " + kind : "");
   }
 
+  // An error message with a link after it (built as nodes: nothing here is parsed as HTML).
+  function sayLink(message, label, url) {
+    say(message + " ", "error");
+    const link = document.createElement("a");
+    link.href = url;
+    link.target = "_blank";
+    link.textContent = label;
+    els.status.appendChild(link);
+  }
+
+  // The session ended (signed out elsewhere, or expired): 403 from the API, which also refuses a stale CSRF token.
+  const SIGNED_OUT = "You are signed out: your ratings are kept in this browser and sent once you sign in again.";
+
   function showProgress(progress) {
     if (!progress) return;
     if (progress.paused) pause();
@@ -80,6 +93,10 @@
     if (result.status === 200) { result.data.progressVersion = version; return result.data; }
     if (result.status === 204) { exhausted = true; return null; }
     if (result.status === 409) return null;  // already holding the most comparisons allowed
+    if (result.status === 401 || result.status === 403) {
+      sayLink(SIGNED_OUT, "Sign in again in a new tab", config.loginUrl);
+      throw new Error("signed out");
+    }
     throw new Error("next: HTTP " + result.status);
   }
 
@@ -98,7 +115,11 @@
       if (prefetching) await prefetching;
       if (queue.length === 0 && !exhausted) {
         try { const view = await fetchNext(); if (view) queue.push(view); }
-        catch (e) { say("Could not load the next comparison; retrying…", "error"); setTimeout(advance, 2000); return; }
+        catch (e) {
+          if (e.message !== "signed out") say("Could not load the next comparison; retrying…", "error");
+          setTimeout(advance, 2000);
+          return;
+        }
       }
     }
     const view = queue.shift();
@@ -304,8 +325,10 @@
         let result;
         try { result = await post(assignmentUrl(item.assignment, "rating"), item.body); }
         catch (e) { result = null; }
-        if (result === null || result.status >= 500 || result.status === 429) {
-          say("Connection problem: your rating is kept and will be sent again.", "error");
+        const signedOut = result !== null && (result.status === 401 || result.status === 403);
+        if (result === null || result.status >= 500 || result.status === 429 || signedOut) {
+          if (signedOut) sayLink(SIGNED_OUT, "Sign in again in a new tab", config.loginUrl);
+          else say("Connection problem: your rating is kept and will be sent again.", "error");
           await sleep(delay);
           delay = Math.min(delay * 2, 15000);
           continue;
