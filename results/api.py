@@ -17,7 +17,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.models import Rating
+from annotation.models import Rating, Verdict
+from evalplatform.api import validated
 from results import selectors
 from results.access import access_campaign_results, researcher_campaigns
 from results.agreement import campaign_agreement
@@ -34,6 +35,13 @@ def selection_from(request: Request) -> RaterSelection:
     selection = parse_raters(request.query_params.get("raters"), request.query_params.getlist("exclude_raters"))
     selectors.check_rater_names(selection)
     return selection
+
+
+def query(request: Request, serializer: serializers.Serializer[Any]) -> dict[str, Any]:
+    """Return the query parameters `serializer` declares, validated (400 with field errors), others ignored."""
+    params = request.query_params
+    data = {name: params.get(name) for name, _ in serializer.fields.items() if name in params}
+    return dict(validated(serializer, data))
 
 
 def public_rater(rating: Rating) -> str:
@@ -92,22 +100,21 @@ class ComparisonListApi(APIView):
         gold_verdict = serializers.CharField(allow_null=True)
         n_ratings = serializers.IntegerField()
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("model", str),
-            OpenApiParameter("question_id", str),
-            OpenApiParameter("gold", bool),
-        ],
-        responses=Output(many=True),
-    )
+    class Query(serializers.Serializer[Any]):
+        model = serializers.CharField(required=False, allow_blank=True, help_text="Comparisons showing this model.")
+        question_id = serializers.CharField(
+            required=False, allow_blank=True, help_text="Comparisons of this prompt (its external id)."
+        )
+        gold = serializers.BooleanField(required=False, allow_null=True, default=None, help_text="Gold or not.")
+
+    QUERY = Query()
+
+    @extend_schema(parameters=[Query], responses=Output(many=True))
     def get(self, request: Request, slug: str) -> Response:
         campaign = access_campaign_results(user=request.user, slug=slug)
-        gold = request.query_params.get("gold")
+        filters = query(request, self.QUERY)
         rows = selectors.comparisons(
-            campaign,
-            model=request.query_params.get("model"),
-            prompt=request.query_params.get("question_id"),
-            gold=None if gold is None else gold.lower() in ("1", "true", "yes"),
+            campaign, model=filters.get("model"), prompt=filters.get("question_id"), gold=filters["gold"]
         )
         return paginate(request, self, rows, self.Output)
 
@@ -133,25 +140,23 @@ class RatingListApi(APIView):
         def get_rater(self, rating: Rating) -> str:
             return public_rater(rating)
 
-    @extend_schema(
-        parameters=[
-            RATERS_PARAM,
-            EXCLUDE_PARAM,
-            OpenApiParameter("comparison", int),
-            OpenApiParameter("verdict", str, enum=["win", "tie", "both_bad"]),
-            OpenApiParameter("source", str, enum=["annotator", "judge", "import"]),
-        ],
-        responses=Output(many=True),
-    )
+    class Query(serializers.Serializer[Any]):
+        comparison = serializers.IntegerField(required=False, min_value=1, help_text="Ratings of this comparison.")
+        verdict = serializers.ChoiceField(choices=Verdict.choices, required=False)
+        source = serializers.ChoiceField(choices=Rating.Source.choices, required=False)  # type: ignore[assignment]
+
+    QUERY = Query()
+
+    @extend_schema(parameters=[RATERS_PARAM, EXCLUDE_PARAM, Query], responses=Output(many=True))
     def get(self, request: Request, slug: str) -> Response:
         campaign = access_campaign_results(user=request.user, slug=slug)
-        comparison = request.query_params.get("comparison")
+        filters = query(request, self.QUERY)
         rows = selectors.ratings(
             campaign,
             selection_from(request),
-            comparison=int(comparison) if comparison and comparison.isdigit() else None,
-            verdict=request.query_params.get("verdict"),
-            source=request.query_params.get("source"),
+            comparison=filters.get("comparison"),
+            verdict=filters.get("verdict"),
+            source=filters.get("source"),
         )
         return paginate(request, self, rows, self.Output)
 
@@ -164,31 +169,37 @@ def paginate(request: Request, view: APIView, rows: Any, output: type[serializer
 
 
 class LeaderboardApi(APIView):
-    @extend_schema(
-        parameters=[RATERS_PARAM, EXCLUDE_PARAM, OpenApiParameter("bootstrap", int), OpenApiParameter("seed", int)],
-        responses=dict,
-    )
+    class Query(serializers.Serializer[Any]):
+        bootstrap = serializers.IntegerField(
+            min_value=0, max_value=2000, default=0, help_text="Bootstrap rounds for the intervals (0: sandwich)."
+        )
+        seed = serializers.IntegerField(min_value=0, default=0, help_text="Seed of the bootstrap.")
+
+    QUERY = Query()
+
+    @extend_schema(parameters=[RATERS_PARAM, EXCLUDE_PARAM, Query], responses=dict)
     def get(self, request: Request, slug: str) -> Response:
         campaign = access_campaign_results(user=request.user, slug=slug)
-        bootstrap = min(int_param(request, "bootstrap", 0), 2000)
+        options = query(request, self.QUERY)
         selection = selection_from(request)
-        board = campaign_leaderboard(campaign, selection, bootstrap=bootstrap, seed=int_param(request, "seed", 0))
+        board = campaign_leaderboard(campaign, selection, bootstrap=options["bootstrap"], seed=options["seed"])
         board["side_by_side"] = side_by_side(campaign, selection)
         return Response(board)
 
 
 class AgreementApi(APIView):
-    @extend_schema(parameters=[RATERS_PARAM, EXCLUDE_PARAM, OpenApiParameter("bootstrap", int)], responses=dict)
+    class Query(serializers.Serializer[Any]):
+        bootstrap = serializers.IntegerField(
+            min_value=0, max_value=2000, default=200, help_text="Bootstrap rounds for the intervals."
+        )
+
+    QUERY = Query()
+
+    @extend_schema(parameters=[RATERS_PARAM, EXCLUDE_PARAM, Query], responses=dict)
     def get(self, request: Request, slug: str) -> Response:
         campaign = access_campaign_results(user=request.user, slug=slug)
-        bootstrap = min(int_param(request, "bootstrap", 200), 2000)
+        bootstrap = query(request, self.QUERY)["bootstrap"]
         return Response(campaign_agreement(campaign, selection_from(request), bootstrap=bootstrap))
-
-
-def int_param(request: Request, name: str, default: int) -> int:
-    """Return a non-negative integer query parameter, or the default when absent or malformed."""
-    value = request.query_params.get(name, "")
-    return int(value) if value.isdigit() else default
 
 
 class ExportDownloadApi(APIView):

@@ -58,6 +58,9 @@ def parse_raters(
     text = (raters or "all").strip()
     if isinstance(exclude, str):
         exclude = [exclude]
+    for field, value in (("raters", text), *(("exclude_raters", item) for item in exclude or ())):
+        if "\x00" in value:  # no name holds one, and PostgreSQL refuses it in a query
+            raise DomainError(f"{field}: null characters are not allowed", field=field)
     globs = tuple(g.strip() for item in (exclude or ()) for g in item.split(",") if g.strip())
     if text in KINDS:
         return RaterSelection(kind=KINDS[text], exclude=globs)

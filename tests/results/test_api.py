@@ -123,3 +123,40 @@ def test_openapi_schema_lists_the_researcher_api(researcher: User, api_client_fo
     paths = set(schema["paths"])
     assert "/api/v1/research/campaigns/{slug}/leaderboard/" in paths
     assert "/api/v1/research/campaigns/{slug}/export/{dataset}.{file_type}" in paths
+
+
+@pytest.mark.parametrize(
+    ("tail", "params", "field"),
+    [
+        ("leaderboard/", {"bootstrap": "-1"}, "bootstrap"),
+        ("leaderboard/", {"bootstrap": "many"}, "bootstrap"),
+        ("leaderboard/", {"bootstrap": "2001"}, "bootstrap"),
+        ("leaderboard/", {"seed": "-5"}, "seed"),
+        ("agreement/", {"bootstrap": "1e3"}, "bootstrap"),
+        ("ratings/", {"verdict": "maybe"}, "verdict"),
+        ("ratings/", {"source": "web"}, "source"),
+        ("ratings/", {"comparison": "0"}, "comparison"),
+        ("comparisons/", {"gold": "perhaps"}, "gold"),
+        ("comparisons/", {"question_id": "q\x001"}, "question_id"),
+        ("leaderboard/", {"raters": "alice\x00"}, "raters"),
+        ("agreement/", {"exclude_raters": "x\x00*"}, "exclude_raters"),
+        ("export/ratings.jsonl", {"raters": "\x00"}, "raters"),
+    ],
+)
+def test_a_bad_query_parameter_is_a_400_that_names_it(
+    rated: Rated, researcher: User, api_client_for: ClientFor, tail: str, params: dict[str, str], field: str
+) -> None:
+    response = api_client_for(researcher).get(url(rated, tail), params)
+
+    assert response.status_code == 400
+    assert field in response.json()
+
+
+def test_the_results_pages_refuse_a_null_character_in_the_rater_selection(rated: Rated, researcher: User) -> None:
+    client = APIClient()
+    client.force_login(researcher)
+
+    response = client.get(f"/results/{rated.campaign.slug}/", {"raters": "alice\x00"})
+
+    assert response.status_code == 400
+    assert "null characters" in response.content.decode()
