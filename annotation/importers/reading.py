@@ -128,9 +128,29 @@ def _skip_space(text: str, pos: int) -> int:
 
 def _append_object(records: list[Record], line: int, value: Any, errors: ErrorCollector) -> None:
     if isinstance(value, dict):
-        records.append(Record(line, value))
+        _append_record(records, line, value, errors)
     else:
         errors.add(line, "json", f"expected an object, got {type(value).__name__}")
+
+
+def _append_record(records: list[Record], line: int, data: dict[str, Any], errors: ErrorCollector) -> None:
+    """Keep a record unless some text in it holds a null character, which PostgreSQL cannot store."""
+    for key, value in data.items():
+        if _holds_null(key) or _holds_null(value):
+            field = key.replace("\0", "\\0") if isinstance(key, str) else str(key)
+            errors.add(line, field, "contains a null character (U+0000), which cannot be stored")
+            return
+    records.append(Record(line, data))
+
+
+def _holds_null(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\0" in value
+    if isinstance(value, dict):
+        return any(_holds_null(k) or _holds_null(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_null(v) for v in value)
+    return False
 
 
 def _read_csv(text: str, errors: ErrorCollector) -> list[Record]:
@@ -146,7 +166,7 @@ def _read_csv(text: str, errors: ErrorCollector) -> list[Record]:
             if None in row.values():
                 errors.add(start, "csv", "fewer cells than header columns")
                 continue
-            records.append(Record(start, {key: value for key, value in row.items() if key}))
+            _append_record(records, start, {key: value for key, value in row.items() if key}, errors)
     except csv.Error as exc:
         errors.add(reader.line_num, "csv", f"invalid CSV: {exc}")
     return records

@@ -83,6 +83,28 @@ def test_parse_outputs_reports_every_bad_line_with_its_field() -> None:
     ]
 
 
+def test_a_null_character_anywhere_in_a_record_is_reported_with_its_line_and_field() -> None:
+    # PostgreSQL stores no U+0000 in text or jsonb: the import says where it is instead of failing on the write.
+    data = _jsonl(
+        {"prompt_id": "p1", "prompt": "Hi?", "model": "m1", "output": "Hel\u0000lo"},
+        {"prompt_id": "p1", "prompt": "Hi?", "model": "m2", "output": "Hey", "meta": {"tags": ["a", "b\u0000"]}},
+        {"prompt_id": "p1", "prompt": "Hi?", "model": "m3", "output": "Yo"},
+    )
+    csv = b"prompt_id,prompt,model,output\np1,Hi?,m1,Hello\np2,Q\x00,m1,A\n"
+
+    assert _errors(parse_outputs, "o.jsonl", data) == [
+        "o.jsonl:1: output: contains a null character (U+0000), which cannot be stored",
+        "o.jsonl:2: meta: contains a null character (U+0000), which cannot be stored",
+    ]
+    assert _errors(parse_outputs, "o.csv", csv) == [
+        "o.csv:3: prompt: contains a null character (U+0000), which cannot be stored"
+    ]
+    battle = {"model_a": "a", "model_b": "b", "winner": "model_a", "judge": "x\u0000y"}
+    assert _errors(parse_battles, "b.json", json.dumps([battle]).encode()) == [
+        "b.json:1: judge: contains a null character (U+0000), which cannot be stored"
+    ]
+
+
 def test_parse_outputs_reports_the_line_of_bad_json_in_a_json_array() -> None:
     data = b'[\n  {"prompt_id": "p1", "prompt": "Q", "model": "m", "output": "A"},\n  {"prompt_id": "p2",, }\n]'
 
