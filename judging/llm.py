@@ -239,7 +239,11 @@ async def _send(request: ChatRequest, api_key: str, timeout: float) -> ChatResul
 
 
 def result_from_json(reply: Any, latency_ms: int) -> ChatResult:
-    """Return the result of a chat completion given as its JSON; raise PermanentLLMError when it has no choice."""
+    """Return the result of a chat completion given as its JSON; raise PermanentLLMError when it has no choice.
+
+    Null characters in the reply become U+FFFD: PostgreSQL stores none, in text or in jsonb.
+    """
+    reply = storable(reply)
     choices = reply.get("choices") if isinstance(reply, dict) else None
     if not choices or not isinstance(choices[0], dict):
         raise PermanentLLMError("reply has no choices")
@@ -253,6 +257,17 @@ def result_from_json(reply: Any, latency_ms: int) -> ChatResult:
         latency_ms=latency_ms,
         raw=reply,
     )
+
+
+def storable(value: Any) -> Any:
+    """Return a JSON value with every null character in its strings (and keys) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return value.replace("\0", "\ufffd") if "\0" in value else value
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable(v) for v in value]
+    return value
 
 
 def _event_loop() -> asyncio.AbstractEventLoop:

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from judging import llm
+from judging.models import LLMCall
 from tests.judging.conftest import LocalLLM
 
 
@@ -169,3 +170,20 @@ def test_result_from_json_refuses_a_reply_without_choices() -> None:
         llm.result_from_json({"choices": []}, 5)
     with pytest.raises(llm.PermanentLLMError, match="no choices"):
         llm.result_from_json("not json", 5)
+
+
+@pytest.mark.django_db
+def test_a_reply_holding_null_characters_is_stored_with_replacement_characters() -> None:
+    reply = {
+        "choices": [{"message": {"content": "A is better\u0000 [[A]]"}, "finish_reason": "stop"}],
+        "system_fingerprint": "fp\u0000",
+        "usage": {"prompt_tokens": 3, "completion_tokens": 2},
+    }
+
+    result = llm.result_from_json(reply, 5)
+
+    assert result.text == "A is better\ufffd [[A]]"
+    assert result.raw["system_fingerprint"] == "fp\ufffd"
+    call = LLMCall.objects.create(request_hash="h" * 64, model="m", request={}, response=result.raw, text=result.text)
+    call.refresh_from_db()
+    assert call.response["choices"][0]["message"]["content"] == result.text
