@@ -43,8 +43,16 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
+def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A page whose script errors and console errors fail the test.
+
+    The browser logs every 4xx/5xx answer as a console error; a test that provokes some on purpose names their
+    statuses with `@pytest.mark.http_errors(403, ...)`.
+    """
     from playwright.sync_api import expect
+
+    marker = request.node.get_closest_marker("http_errors")
+    expected = [f"the server responded with a status of {code} " for code in (marker.args if marker else ())]
 
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
@@ -55,7 +63,9 @@ def page(browser: Any) -> Iterator[Any]:
     page.on("pageerror", lambda error: errors.append(str(error)))
 
     def record_console_error(message: Any) -> None:
-        if message.type == "error" and "favicon" not in message.location.get("url", ""):
+        if message.type != "error" or "favicon" in message.location.get("url", ""):
+            return
+        if not any(status in message.text for status in expected):
             errors.append(message.text)
 
     page.on("console", record_console_error)

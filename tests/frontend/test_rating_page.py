@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.utils import timezone
 from playwright.sync_api import Dialog, Page, expect
 
-from annotation.models import AnnotatorStatus, Campaign, Comparison, Output, Prompt, Rating
+from annotation.models import AnnotatorStatus, Assignment, Campaign, Comparison, Output, Prompt, Rating
 from tests import factories
 from tests.factories import make_comparison
 
@@ -199,34 +201,49 @@ def test_an_annotator_paused_by_a_wrong_gold_answer_is_told_so_and_shown_nothing
     assert Rating.objects.filter(comparison__campaign=campaign).count() == 1
 
 
+@pytest.mark.http_errors(403)
 def test_a_rating_given_after_the_session_ended_is_kept_and_sent_once_signed_in_again(
-    browser: Any, live_server: Any
+    page: Page, live_server: Any
 ) -> None:
     campaign, annotator = _campaign(prompts=3)
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    script_errors: list[str] = []  # the refused requests are logged by the browser; a script error would be a bug
-    page.on("pageerror", lambda error: script_errors.append(str(error)))
-    try:
-        _log_in(page, live_server, annotator)
-        page.click("text=Start rating")
-        expect(page.locator("#comparison")).to_be_visible()
-        context.clear_cookies()  # signed out elsewhere, or the session expired
+    _log_in(page, live_server, annotator)
+    page.click("text=Start rating")
+    expect(page.locator("#comparison")).to_be_visible()
+    page.context.clear_cookies()  # signed out elsewhere, or the session expired
 
-        page.keyboard.press("2")
-        page.keyboard.press("Enter")
+    page.keyboard.press("2")
+    page.keyboard.press("Enter")
 
-        expect(page.locator("#status")).to_contain_text("You are signed out")
-        expect(page.locator("#status a")).to_have_attribute("href", "/accounts/login/?next=/")
-        assert not Rating.objects.exists()
-        other_tab = context.new_page()
-        _log_in(other_tab, live_server, annotator)
-        other_tab.close()
-        expect(page.locator("#progress")).to_have_attribute("data-done", "1")  # sent by the page's own retry
-        rating = Rating.objects.get(comparison__campaign=campaign)
-        assert rating.verdict == "win"
-        assert rating.winner_id != rating.left_output_id  # 2: the right side
-        assert script_errors == []
-    finally:
-        context.close()
+    expect(page.locator("#status")).to_contain_text("You are signed out")
+    expect(page.locator("#status a")).to_have_attribute("href", "/accounts/login/?next=/")
+    assert not Rating.objects.exists()
+    other_tab = page.context.new_page()
+    _log_in(other_tab, live_server, annotator)
+    other_tab.close()
+    expect(page.locator("#progress")).to_have_attribute("data-done", "1")  # sent by the page's own retry
+    rating = Rating.objects.get(comparison__campaign=campaign)
+    assert rating.verdict == "win"
+    assert rating.winner_id != rating.left_output_id  # 2: the right side
+
+
+@pytest.mark.http_errors(409)
+def test_coming_back_after_the_lease_ended_replaces_the_released_comparison(page: Page, live_server: Any) -> None:
+    campaign, annotator = _campaign(prompts=4)
+    _log_in(page, live_server, annotator)
+    page.click("text=Start rating")
+    comparison = page.locator("#comparison")
+    expect(comparison).to_be_visible()
+    released = comparison.get_attribute("data-assignment")
+    # The computer slept past the lease time: every lease this page holds has ended.
+    Assignment.objects.filter(state="leased").update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+
+    page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")  # the tab is visible again
+
+    expect(page.locator("#status")).to_contain_text("released while you were away")
+    expect(comparison).not_to_have_attribute("data-assignment", released or "")
+    expect(comparison).to_be_visible()
+    page.keyboard.press("1")
+    page.keyboard.press("Enter")
+    expect(page.locator("#progress")).to_have_attribute("data-done", "1")
+    rating = Rating.objects.get(comparison__campaign=campaign)
+    assert rating.assignment_id != int(released or 0)

@@ -362,11 +362,25 @@
 
   // ---- leases ----------------------------------------------------------------------------------------------
 
-  function heartbeat() {
+  // Renew the leases of what is on screen or prefetched. A lease that ended meanwhile (the computer slept, the tab
+  // was throttled past the lease time) is dropped: rating it could only be refused, so another takes its place.
+  async function heartbeat() {
     const shown = (current ? [current] : []).concat(queue);  // not the pending ones: they are being rated or skipped
-    shown.forEach((view) => { post(assignmentUrl(view.assignment, "heartbeat")).catch(() => null); });
+    const answers = await Promise.all(shown.map((view) =>
+      post(assignmentUrl(view.assignment, "heartbeat")).then((r) => r.status, () => null)));
+    const ended = shown.filter((view, i) => answers[i] === 409).map((view) => view.assignment);
+    if (ended.length === 0) return;
+    queue = queue.filter((view) => !ended.includes(view.assignment));
+    if (current && ended.includes(current.assignment)) {
+      await advance();
+      say("The comparison you had open was released while you were away; its lease had ended.", "error");
+    } else {
+      prefetch();
+    }
   }
   setInterval(heartbeat, Math.max(10, Math.floor(config.leaseSeconds / 3)) * 1000);
+  // Coming back to the tab (or waking the computer) checks the leases at once rather than at the next beat.
+  document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") heartbeat(); });
 
   // ---- keyboard, mouse and touch ---------------------------------------------------------------------------
 
