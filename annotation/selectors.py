@@ -62,6 +62,16 @@ def progress_of(*, campaign: Campaign, rater: Rater | None) -> Progress:
     return Progress.of(done=done, quota=campaign.quota_per_annotator, paused=bool(status and status.paused))
 
 
+def rater_of(user: User) -> Rater | None:
+    """Return the user's human rater, or None before their first claim (or for an anonymous user)."""
+    return Rater.objects.filter(user_id=user.pk).first() if user.is_authenticated else None
+
+
+def user_progress(*, campaign: Campaign, user: User) -> Progress:
+    """Return the user's progress in the campaign as an annotator."""
+    return progress_of(campaign=campaign, rater=rater_of(user))
+
+
 def open_comparison_count(campaign: Campaign) -> int:
     """Return how many regular comparisons still have a free slot (an upper bound on an annotator's work)."""
     return Comparison.objects.filter(
@@ -81,7 +91,7 @@ class CampaignCard:
 
 def my_campaigns(user: User) -> list[CampaignCard]:
     """Return the active campaigns the user annotates, with their progress and how much work is open."""
-    rater = Rater.objects.filter(user_id=user.pk).first() if user.is_authenticated else None
+    rater = rater_of(user)
     campaigns = annotatable_campaigns(user).filter(status=Campaign.Status.ACTIVE).order_by("name")
     cards = []
     for campaign in campaigns:

@@ -9,7 +9,6 @@ from django.urls import reverse
 
 from annotation import selectors
 from annotation.access import access_campaign_for_annotation
-from annotation.models import Rater
 from annotation.rendering import render_markdown
 from evalplatform.exceptions import NotFound
 
@@ -36,8 +35,6 @@ def rate(request: HttpRequest, campaign_id: int) -> HttpResponse:
         campaign = access_campaign_for_annotation(user=request.user, campaign_id=campaign_id)
     except NotFound as error:
         raise Http404(error.message) from error
-    user_id = request.user.pk  # signed in (login_required)
-    rater = Rater.objects.filter(user_id=user_id).first() if user_id is not None else None
     config = {
         "campaign": campaign.pk,
         "choices": campaign.choices,
@@ -49,7 +46,7 @@ def rate(request: HttpRequest, campaign_id: int) -> HttpResponse:
         "assignmentUrl": reverse("rating-create", args=[0]).replace("/0/rating/", "/{id}/"),
         "homeUrl": reverse("frontend:home"),
         "loginUrl": reverse("login") + "?next=" + reverse("frontend:home"),
-        "paused": selectors.progress_of(campaign=campaign, rater=rater).paused,
+        "paused": selectors.user_progress(campaign=campaign, user=request.user).paused,
     }
     context = {
         "campaign": campaign,
