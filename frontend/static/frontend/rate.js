@@ -365,6 +365,7 @@
   // Renew the leases of what is on screen or prefetched. A lease that ended meanwhile (the computer slept, the tab
   // was throttled past the lease time) is dropped: rating it could only be refused, so another takes its place.
   async function heartbeat() {
+    if (prefetching) await prefetching;  // a comparison on its way is checked too: it may have been leased before
     const shown = (current ? [current] : []).concat(queue);  // not the pending ones: they are being rated or skipped
     const answers = await Promise.all(shown.map((view) =>
       post(assignmentUrl(view.assignment, "heartbeat")).then((r) => r.status, () => null)));
