@@ -37,13 +37,6 @@ def selection_from(request: Request) -> RaterSelection:
     return selection
 
 
-def query(request: Request, serializer: serializers.Serializer[Any]) -> dict[str, Any]:
-    """Return the query parameters `serializer` declares, validated (400 with field errors), others ignored."""
-    params = request.query_params
-    data = {name: params.get(name) for name, _ in serializer.fields.items() if name in params}
-    return dict(validated(serializer, data))
-
-
 def public_rater(rating: Rating) -> str:
     """Return how a rater may appear in results: a pseudonym for account holders, else the rater's name."""
     return rating.rater.pseudonym if rating.rater.user_id else rating.rater.name
@@ -112,7 +105,7 @@ class ComparisonListApi(APIView):
     @extend_schema(parameters=[Query], responses=Output(many=True))
     def get(self, request: Request, slug: str) -> Response:
         campaign = access_campaign_results(user=request.user, slug=slug)
-        filters = query(request, self.QUERY)
+        filters = validated(self.QUERY, request.query_params.dict())
         rows = selectors.comparisons(
             campaign, model=filters.get("model"), prompt=filters.get("question_id"), gold=filters["gold"]
         )
@@ -150,7 +143,7 @@ class RatingListApi(APIView):
     @extend_schema(parameters=[RATERS_PARAM, EXCLUDE_PARAM, Query], responses=Output(many=True))
     def get(self, request: Request, slug: str) -> Response:
         campaign = access_campaign_results(user=request.user, slug=slug)
-        filters = query(request, self.QUERY)
+        filters = validated(self.QUERY, request.query_params.dict())
         rows = selectors.ratings(
             campaign,
             selection_from(request),
@@ -180,7 +173,7 @@ class LeaderboardApi(APIView):
     @extend_schema(parameters=[RATERS_PARAM, EXCLUDE_PARAM, Query], responses=dict)
     def get(self, request: Request, slug: str) -> Response:
         campaign = access_campaign_results(user=request.user, slug=slug)
-        options = query(request, self.QUERY)
+        options = validated(self.QUERY, request.query_params.dict())
         selection = selection_from(request)
         board = campaign_leaderboard(campaign, selection, bootstrap=options["bootstrap"], seed=options["seed"])
         board["side_by_side"] = side_by_side(campaign, selection)
@@ -198,7 +191,7 @@ class AgreementApi(APIView):
     @extend_schema(parameters=[RATERS_PARAM, EXCLUDE_PARAM, Query], responses=dict)
     def get(self, request: Request, slug: str) -> Response:
         campaign = access_campaign_results(user=request.user, slug=slug)
-        bootstrap = query(request, self.QUERY)["bootstrap"]
+        bootstrap = validated(self.QUERY, request.query_params.dict())["bootstrap"]
         return Response(campaign_agreement(campaign, selection_from(request), bootstrap=bootstrap))
 
 
