@@ -293,6 +293,23 @@ def claim_params(request: ClaimRequest) -> dict[str, Any]:
     }
 
 
+# Whether some regular comparison still has a slot for the rater, whoever holds a row lock on it right now.
+OPEN_TO_RATER_SQL = """
+SELECT EXISTS (
+    SELECT 1 FROM annotation_comparison c
+    WHERE c.campaign_id = %(campaign)s AND c.gold_verdict IS NULL AND c.filled < %(required)s
+      AND NOT EXISTS (SELECT 1 FROM annotation_assignment a WHERE a.comparison_id = c.id AND a.rater_id = %(rater)s)
+)
+"""
+
+
+def open_to_rater(*, campaign_id: int, rater_id: int, required: int) -> bool:
+    """Return whether a regular comparison still has a slot the rater may take, locked by a claim or not."""
+    with prepared_cursor() as cursor:
+        cursor.execute(OPEN_TO_RATER_SQL, {"campaign": campaign_id, "rater": rater_id, "required": required})
+        return bool(cursor.fetchone()[0])
+
+
 def claim_comparison(request: ClaimRequest) -> Shown | None:
     """Lease one comparison to the rater in one statement; return what they are shown, or None."""
     with prepared_cursor() as cursor:

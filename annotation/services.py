@@ -12,6 +12,7 @@ import importlib
 import json
 import os
 import random
+import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,6 +42,9 @@ UNDO_WINDOW = timedelta(seconds=15)
 MAX_LIVE_LEASES = 3
 MAX_RATIONALE_CHARS = 10_000
 MAX_TIME_MS = 24 * 3600 * 1000
+# A claim that found only comparisons other claims hold locked tries again this long, this often (see _claim).
+CLAIM_RETRY_SECONDS = 1.0
+CLAIM_RETRY_PAUSE_SECONDS = 0.005
 
 _rng = random.Random()
 
@@ -140,6 +144,24 @@ def _first_visit(*, user: AbstractBaseUser, campaign_id: int) -> None:
 
 
 def _claim(context: engine.NextContext, *, campaign_id: int, now: datetime, expires: datetime) -> Shown | None:
+    """Lease a comparison to the annotator; None when none is left for them.
+
+    The claim skips comparisons other claims hold locked (SKIP LOCKED), and such a claim takes one slot, so the
+    comparison may still have one for this annotator once it commits: while one does, the claim is tried again
+    (a few milliseconds), or the annotator would be told there is nothing left while work remains.
+    """
+    assert context.rater_id is not None
+    deadline = time.monotonic() + CLAIM_RETRY_SECONDS
+    while True:
+        shown = _claim_once(context, campaign_id=campaign_id, now=now, expires=expires)
+        if shown is not None or time.monotonic() >= deadline:
+            return shown
+        if not engine.open_to_rater(campaign_id=campaign_id, rater_id=context.rater_id, required=context.required):
+            return None
+        time.sleep(CLAIM_RETRY_PAUSE_SECONDS)
+
+
+def _claim_once(context: engine.NextContext, *, campaign_id: int, now: datetime, expires: datetime) -> Shown | None:
     assert context.rater_id is not None
     gold_first = context.gold_rate > 0 and _rng.random() < context.gold_rate
     # Gold is only mixed in: when the regular work is done, the annotator is done.

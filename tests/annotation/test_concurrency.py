@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import connection
+from django.db import connection, transaction
 from django.test import RequestFactory
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -153,3 +153,36 @@ def test_one_annotators_concurrent_next_requests_share_one_lease() -> None:
     assert len(set(shown)) == 1
     assert Assignment.objects.filter(state=Assignment.State.LEASED).count() == 1
     assert sum(Comparison.objects.values_list("filled", flat=True)) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_that_meets_only_a_comparison_another_claim_holds_waits_for_the_slot_left_after_it() -> None:
+    # SKIP LOCKED passes over a comparison another claim is taking; with a slot left after that claim, the
+    # annotator must get it, not "nothing left" (the concurrency test above met this about one run in 40).
+    owner = factories.UserFactory.create(username="rita", is_staff=True)
+    campaign = factories.CampaignFactory.create(owner=owner, status="active", ratings_per_comparison=REQUIRED)
+    annotator = factories.UserFactory.create(username="annotator0")
+    campaign.annotators.add(annotator)
+    factories.populate_campaign(campaign, prompts=1, models=["m1", "m2"])
+    only = Comparison.objects.get(campaign=campaign)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_row() -> None:
+        try:
+            with transaction.atomic():
+                Comparison.objects.select_for_update(no_key=True).get(pk=only.pk)
+                locked.set()
+                release.wait(timeout=10)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_the_row)
+    holder.start()
+    assert locked.wait(timeout=10)
+    threading.Timer(0.2, release.set).start()
+
+    lease = services.claim_next(user=annotator, campaign_id=campaign.pk)
+
+    holder.join(timeout=10)
+    assert lease.assignment is not None
+    assert lease.assignment.comparison_id == only.pk
