@@ -70,7 +70,10 @@
   }
 
   // The session ended (signed out elsewhere, or expired): 403 from the API, which also refuses a stale CSRF token.
-  const SIGNED_OUT = "You are signed out: your ratings are kept in this browser and sent once you sign in again.";
+  function saySignedOut() {
+    sayLink("You are signed out: your ratings are kept in this browser and sent once you sign in again.",
+      "Sign in again in a new tab", config.loginUrl);
+  }
 
   function showProgress(progress) {
     if (!progress) return;
@@ -94,7 +97,7 @@
     if (result.status === 204) { exhausted = true; return null; }
     if (result.status === 409) return null;  // already holding the most comparisons allowed
     if (result.status === 401 || result.status === 403) {
-      sayLink(SIGNED_OUT, "Sign in again in a new tab", config.loginUrl);
+      saySignedOut();
       throw new Error("signed out");
     }
     throw new Error("next: HTTP " + result.status);
@@ -327,7 +330,7 @@
         catch (e) { result = null; }
         const signedOut = result !== null && (result.status === 401 || result.status === 403);
         if (result === null || result.status >= 500 || result.status === 429 || signedOut) {
-          if (signedOut) sayLink(SIGNED_OUT, "Sign in again in a new tab", config.loginUrl);
+          if (signedOut) saySignedOut();
           else say("Connection problem: your rating is kept and will be sent again.", "error");
           await sleep(delay);
           delay = Math.min(delay * 2, 15000);
