@@ -14,6 +14,7 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -23,6 +24,7 @@ from annotation import selectors, services
 from annotation.access import access_own_assignment
 from annotation.selectors import AssignmentView, Progress
 from evalplatform.api import validated
+from evalplatform.jsonbody import BoundedJSONParser
 
 CHOICES = ["left", "right", "tie", "both_bad"]
 
@@ -51,10 +53,24 @@ class AssignmentOutputSerializer(serializers.Serializer[Any]):
 class AnnotatorApi(APIView):
     """Base of the annotator endpoints: JSON only (the browsable renderer would only add negotiation per request).
 
-    The API is documented and browsable at /api/docs/.
+    JSON bodies are parsed with bounded size and depth (evalplatform.jsonbody). The API is documented and
+    browsable at /api/docs/.
     """
 
     renderer_classes = [JSONRenderer]
+    parser_classes = [BoundedJSONParser, FormParser, MultiPartParser]
+
+
+class AssignmentIdField(serializers.IntegerField):
+    """An assignment id: a JSON integer (not a string, a float or a boolean) within a bigint's range."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(min_value=1, max_value=2**63 - 1, **kwargs)
+
+    def to_internal_value(self, data: Any) -> int:
+        if type(data) is not int:
+            self.fail("invalid")
+        return int(super().to_internal_value(data))
 
 
 def _lease_response(lease: services.Lease) -> Response:
@@ -145,7 +161,7 @@ class CampaignMineListApi(AnnotatorApi):
 class AssignmentNextApi(AnnotatorApi):
     class NextInputSerializer(serializers.Serializer[Any]):
         exclude = serializers.ListField(
-            child=serializers.IntegerField(),
+            child=AssignmentIdField(),
             required=False,
             default=list,
             max_length=10,

@@ -9,8 +9,9 @@ once by the middleware itself.
 
 Anything this path is not sure to answer exactly as Django would goes to Django untouched: another URL or method, a
 session cookie (the browser page: its CSRF check is Django's), an `Authorization` header that is not one well-formed
-token, a token that does not authenticate an active user, a body that is not a JSON object, a query string, an
-`Accept` header other than JSON's, a host Django would refuse, a plain-HTTP request Django would redirect to HTTPS.
+token, a token that does not authenticate an active user, a body that is not a JSON object (or is larger or nested
+deeper than the views' parser allows), a query string, an `Accept` header other than JSON's, a host Django would
+refuse, a plain-HTTP request Django would redirect to HTTPS.
 With a middleware it does not know in settings.MIDDLEWARE, or DRF settings on the two views other than those it
 mirrors, it answers nothing (`mirrors_configuration`).
 """
@@ -18,7 +19,6 @@ mirrors, it answers nothing (`mirrors_configuration`).
 from __future__ import annotations
 
 import io
-import json
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -34,14 +34,15 @@ from django.middleware.security import SecurityMiddleware
 from django.urls import reverse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 
 from annotation import api
+from evalplatform import jsonbody
 from evalplatform.api import domain_error_body
 from evalplatform.authentication import TokenAuthentication
 from evalplatform.exceptions import DomainError
+from evalplatform.jsonbody import BoundedJSONParser
 
 StartResponse = Callable[..., Any]
 WSGIApplication = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -79,10 +80,6 @@ def _rating(user: Any, assignment_id: int, data: Any, request: WSGIRequest) -> A
     return api.create_rating(user=user, assignment_id=assignment_id, data=data, headers=request.headers)
 
 
-def _refuse_constant(name: str) -> None:
-    raise ValueError(f"{name} is not valid JSON")  # NaN and Infinity: DRF's strict parser refuses them too
-
-
 def _route(name: str) -> re.Pattern[str]:
     """Return a pattern matching the path of the named URL, with its one integer argument as group 1."""
     placeholder = 918273645
@@ -117,7 +114,7 @@ def mirrors_configuration() -> bool:
         and list(view.permission_classes) == [IsAuthenticated]
         and not list(view.throttle_classes)
         and list(view.renderer_classes) == [JSONRenderer]
-        and JSONParser in list(view.parser_classes)
+        and list(view.parser_classes)[:1] == [BoundedJSONParser]
         for view in (api.AssignmentNextApi, api.RatingCreateApi)
     )
     return views_as_mirrored and set(settings.MIDDLEWARE) <= MIRRORED_MIDDLEWARE
@@ -206,14 +203,20 @@ class AnnotatorFastPath:
         return user
 
     def _data(self, request: WSGIRequest, environ: dict[str, Any]) -> dict[str, Any] | None:
-        """Return the JSON object in the body (empty body: {}, as DRF), or None with the body kept for Django."""
+        """Return the JSON object in the body (empty body: {}, as DRF), or None with the body kept for Django.
+
+        The body is parsed as the views' parser does, with its size and depth limits; what it refuses (too large,
+        too deep, not JSON) goes to Django, which answers with the parser's error.
+        """
         try:
+            if int(environ.get("CONTENT_LENGTH") or 0) > BoundedJSONParser.max_bytes:
+                return None
             raw = request.body
-        except RequestDataTooBig:  # refused before reading: Django answers it
+        except (ValueError, RequestDataTooBig):  # refused before reading: Django answers it
             return None
         try:
-            data = json.loads(raw.decode(), parse_constant=_refuse_constant) if raw else {}
-        except ValueError:  # DRF's parser refuses it, with its message
+            data = jsonbody.loads(raw) if raw else {}
+        except ValueError:  # the views' parser refuses it (BodyTooDeep too), with its message
             data = None
         if not isinstance(data, dict):
             environ["wsgi.input"] = io.BytesIO(raw)

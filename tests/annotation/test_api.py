@@ -255,3 +255,46 @@ def test_the_rating_response_shows_the_side_and_the_undo_deadline(
     }
     stored = Rating.objects.get()
     assert stored.winner_id != stored.left_output_id
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "1" + "]" * depth
+
+
+def test_next_with_an_exclude_nested_5000_deep_is_400_and_leases_nothing(
+    campaign: Campaign, annotator: User, api_client_for: ClientFor
+) -> None:
+    body = '{"exclude": ' + _nested(5000) + "}"
+
+    response = api_client_for(annotator).post(
+        f"/api/v1/campaigns/{campaign.pk}/next/", body, content_type="application/json"
+    )
+
+    assert response.status_code == 400
+    assert "nested deeper than 32 levels" in response.json()["detail"]
+    assert not Assignment.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "exclude",
+    [[[1]], ["1"], [1.0], [True], [0], [2**63], list(range(1, 12)), {"1": 1}, None, _nested(3)],
+    ids=["nested", "string", "float", "bool", "zero", "too-big", "eleven", "object", "null", "nested-string"],
+)
+def test_next_refuses_an_exclude_that_is_not_a_flat_short_list_of_ids(
+    campaign: Campaign, annotator: User, api_client_for: ClientFor, exclude: Any
+) -> None:
+    response = _next(api_client_for(annotator), campaign, exclude=exclude)
+
+    assert response.status_code == 400
+    assert "exclude" in response.json()
+    assert not Assignment.objects.exists()
+
+
+def test_a_body_over_the_size_limit_is_413(campaign: Campaign, annotator: User, api_client_for: ClientFor) -> None:
+    client = api_client_for(annotator)
+    assignment = _next(client, campaign).json()["assignment"]
+
+    response = _rate(client, assignment, choice="left", rationale="x" * 300_000)
+
+    assert response.status_code == 413
+    assert not Rating.objects.exists()

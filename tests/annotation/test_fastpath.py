@@ -335,3 +335,23 @@ def test_the_plain_payloads_are_what_the_documented_serializers_give(campaign: C
 
     assert api.assignment_payload(view) == api.AssignmentOutputSerializer().to_representation(view)
     assert api.rating_payload(result) == api.RatingCreateApi.RatingOutputSerializer().to_representation(result)
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        pytest.param(b'{"exclude": ' + b"[" * 5000 + b"]" * 5000 + b"}", 400, id="exclude-5000-deep"),
+        pytest.param(b'{"exclude": [[1]]}', 400, id="exclude-nested"),
+        pytest.param(b'{"exclude": ["1"]}', 400, id="exclude-string-id"),
+        pytest.param(b'{"rationale": "' + b"[" * 5000 + b'"}', 200, id="brackets-in-a-string"),
+        pytest.param(b'{"exclude": [], "pad": "' + b"x" * 300_000 + b'"}', 413, id="too-large"),
+    ],
+)
+def test_hostile_bodies_get_the_views_answer_not_a_500(
+    app: AnnotatorFastPath, campaign: Campaign, token: str, raw: bytes, status: int
+) -> None:
+    fast = call(app, _next_path(campaign), raw=raw, token=token)
+    django = call(app.django_application, _next_path(campaign), raw=raw, token=token)
+
+    assert fast.status == status
+    _same_answer(fast, django, ignore=("lease_expires",) if status == 200 else ())
