@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # swagger-ui and redoc served from our static files, not a CDN
     "annotation",
     "judging",
     "results",
@@ -163,6 +164,12 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Pairwise rating of model outputs by annotators and LLM judges; rankings and agreement.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and /api/docs/ are for signed-in users (any account; they describe the API, not anyone's data),
+    # and the docs page loads swagger-ui from the project's own static files (drf-spectacular-sidecar).
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Celery: Redis in production (CELERY_BROKER_URL=redis://...). Without it, a broker that needs no server:
