@@ -9,13 +9,20 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
 from annotation import campaign_setup, importers, selectors
+from annotation.admin_scoping import (
+    ScopedChoicesAdmin,
+    ScopedRelatedFieldListFilter,
+    managed_campaigns,
+    may_edit_rater,
+    visible_raters,
+)
 from annotation.forms import (
     CampaignAdminForm,
     ComparisonAdminForm,
@@ -105,14 +112,11 @@ def _count(queryset: QuerySet[Any], group_by: str, aggregate: Any) -> Coalesce:
 
 def visible_campaigns(request: HttpRequest) -> QuerySet[Any, Any] | None:
     """Return the campaigns a non-superuser may manage (owner or researcher); None means every campaign."""
-    user = request.user
-    if not isinstance(user, User) or user.is_superuser:
-        return None
-    return Campaign.objects.filter(Q(owner=user) | Q(researchers=user)).values("pk")
+    return managed_campaigns(request.user)
 
 
-class CampaignScopedAdmin(admin.ModelAdmin[Any]):
-    """Show researchers only the rows of their own campaigns."""
+class CampaignScopedAdmin(ScopedChoicesAdmin[Any]):
+    """Show researchers only the rows of their own campaigns, and offer only those in every form and filter."""
 
     campaign_path = "campaign"
 
@@ -151,7 +155,7 @@ def with_counts(queryset: QuerySet[Campaign]) -> QuerySet[Campaign]:
 
 
 @admin.register(Campaign)
-class CampaignAdmin(admin.ModelAdmin[Campaign]):
+class CampaignAdmin(ScopedChoicesAdmin[Campaign]):
     form = CampaignAdminForm
     list_display = [
         "name",
@@ -169,7 +173,6 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
     list_select_related = ["owner"]
     prepopulated_fields = {"slug": ["name"]}
     search_fields = ["name", "slug"]
-    filter_horizontal = ["researchers", "annotators"]
     readonly_fields = ["status", "annotation_progress", "created_at", "updated_at"]
     actions = ["open_campaigns", "pause_campaigns", "close_campaigns"]
     fieldsets = [
@@ -419,10 +422,14 @@ class RenderedTextAdmin(CampaignScopedAdmin):
 @admin.register(Prompt)
 class PromptAdmin(RenderedTextAdmin):
     list_display = ["external_id", "campaign", "short_text"]
-    list_filter = ["campaign"]
+    list_filter = [("campaign", ScopedRelatedFieldListFilter)]
     list_select_related = ["campaign"]
     search_fields = ["external_id", "text"]
-    raw_id_fields = ["campaign"]
+    autocomplete_fields = ["campaign"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Prompt | None = None) -> list[str]:
+        # Its outputs and comparisons hang off the campaign too (migration 0002): a prompt stays where it was made.
+        return ["campaign"] if obj is not None else []
 
     @admin.display(description="text")
     def short_text(self, prompt: Prompt) -> str:
@@ -433,10 +440,13 @@ class PromptAdmin(RenderedTextAdmin):
 class OutputAdmin(RenderedTextAdmin):
     campaign_path = "prompt__campaign"
     list_display = ["id", "model_name", "prompt"]
-    list_filter = ["model_name"]
+    list_filter = ["model_name"]  # AllValuesFieldListFilter reads the scoped get_queryset
     list_select_related = ["prompt"]
-    raw_id_fields = ["prompt"]
+    autocomplete_fields = ["prompt"]
     search_fields = ["text", "prompt__external_id"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Output | None = None) -> list[str]:
+        return ["prompt"] if obj is not None else []  # its comparisons are of its prompt
 
 
 class GoldFilter(admin.SimpleListFilter):
@@ -458,7 +468,7 @@ class ComparisonAdmin(CampaignScopedAdmin):
 
     form = ComparisonAdminForm
     list_display = ["id", "campaign", "prompt", "output_a", "output_b", "gold_verdict", "gold_winner"]
-    list_filter = ["campaign", GoldFilter]
+    list_filter = [("campaign", ScopedRelatedFieldListFilter), GoldFilter]
     list_select_related = ["campaign", "prompt", "output_a", "output_b", "gold_winner"]
     readonly_fields = ["campaign", "prompt", "output_a", "output_b", "random_key", "created_at"]
     fields = ["campaign", "prompt", "output_a", "output_b", "gold_verdict", "gold_winner", "random_key", "created_at"]
@@ -474,21 +484,56 @@ class ComparisonAdmin(CampaignScopedAdmin):
 
 
 @admin.register(Rater)
-class RaterAdmin(admin.ModelAdmin[Rater]):
+class RaterAdmin(ScopedChoicesAdmin[Rater]):
+    """Raters seen through the user's campaigns; a researcher renames only imported raters no other team sees."""
+
     list_display = ["name", "kind", "user", "pseudonym"]
     list_filter = ["kind"]
     list_select_related = ["user"]
     search_fields = ["name"]
     raw_id_fields = ["user"]
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Rater]:
+        queryset = super().get_queryset(request)
+        if visible_campaigns(request) is None:
+            return queryset
+        return queryset.filter(pk__in=visible_raters(request.user).values("pk"))
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Rater | None = None) -> list[str]:
+        return [] if getattr(request.user, "is_superuser", False) else ["kind", "user"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Raters come from accounts, judges and imports; a hand-made one would be in no campaign (and its name,
+        # unique on the server, would be taken from whoever imports it next).
+        return bool(getattr(request.user, "is_superuser", False)) and super().has_add_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Rater | None = None) -> bool:
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or may_edit_rater(request.user, obj))
+
+    def has_delete_permission(self, request: HttpRequest, obj: Rater | None = None) -> bool:
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or may_edit_rater(request.user, obj))
+
 
 @admin.register(Rating)
 class RatingAdmin(CampaignScopedAdmin):
+    """Ratings are what annotators, judges and imports gave: read (and deleted) here, never written by hand.
+
+    The services that write them check what the admin cannot: the rater's kind, the assignment, the label scheme,
+    one rating per annotator and the outputs of the comparison.
+    """
+
     campaign_path = "comparison__campaign"
     list_display = ["id", "comparison", "rater", "verdict", "winner", "source", "created_at"]
-    list_filter = ["source", "verdict", "comparison__campaign"]
+    list_filter = ["source", "verdict", ("comparison__campaign", ScopedRelatedFieldListFilter)]
     list_select_related = ["comparison", "rater", "winner"]
-    raw_id_fields = ["comparison", "rater", "assignment", "winner", "left_output"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Rating | None = None) -> bool:
+        return False
 
 
 # --- Annotator status (assignment engine) ---
@@ -500,13 +545,25 @@ class AnnotatorStatusAdmin(CampaignScopedAdmin):
     """Why an annotator was paused in a campaign (gold accuracy), and a way to resume them."""
 
     list_display = ["rater", "campaign", "rated_count", "gold_answered", "gold_correct", "paused", "paused_reason"]
-    list_filter = ["paused", "campaign"]
+    list_filter = ["paused", ("campaign", ScopedRelatedFieldListFilter)]
     search_fields = ["rater__name"]
-    readonly_fields = ["rated_count", "gold_answered", "gold_correct", "paused", "paused_reason", "paused_at"]
-    raw_id_fields = ["campaign", "rater"]
+    readonly_fields = [
+        "campaign",
+        "rater",
+        "rated_count",
+        "gold_answered",
+        "gold_correct",
+        "paused",
+        "paused_reason",
+        "paused_at",
+    ]
     actions = ["resume"]
 
-    @admin.action(description="Resume the selected annotators (clear the pause)")
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # The assignment engine keeps one per annotator and campaign, with counts it derives from the ratings.
+        return False
+
+    @admin.action(description="Resume the selected annotators (clear the pause)", permissions=["change"])
     def resume(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         resumed = queryset.filter(paused=True).update(paused=False, paused_reason="", paused_at=None)
         self.message_user(request, f"Resumed {resumed} annotator(s).")

@@ -2,17 +2,77 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any
 
 from django import forms
+from django.contrib.auth.models import User
+from django.contrib.auth.validators import UnicodeUsernameValidator
 
 from annotation.models import Campaign, Comparison, Output, Verdict
 
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024
+MAX_USERNAMES = 1000  # per field; a larger team is an annotator group
+
+
+class UsernamesField(forms.Field):
+    """Accounts named by username (commas, spaces or new lines between them), cleaned into the active accounts.
+
+    The campaign form takes usernames rather than offering every account of the server in a list: a researcher adds
+    the people they know, and an unknown name is an error that names only what was typed.
+    """
+
+    widget = forms.Textarea(attrs={"rows": 2, "cols": 60})
+    valid_username = re.compile(UnicodeUsernameValidator.regex)
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, str) or value is None:
+            return value or ""
+        return ", ".join(sorted(user.username for user in value))
+
+    def to_python(self, value: Any) -> list[str]:
+        names = re.split(r"[\s,]+", str(value or "").strip())
+        return list(dict.fromkeys(name for name in names if name))
+
+    def clean(self, value: Any) -> list[User]:
+        names = self.to_python(value)
+        if self.required and not names:
+            raise forms.ValidationError(self.error_messages["required"], code="required")
+        if len(names) > MAX_USERNAMES:
+            raise forms.ValidationError(
+                f"At most {MAX_USERNAMES} usernames; give a larger team an annotator group.", code="too_many"
+            )
+        malformed = [name for name in names if len(name) > 150 or not self.valid_username.match(name)]
+        if malformed:
+            raise forms.ValidationError(f"Not a username: {_quoted(malformed)}.", code="malformed")
+        users = {user.username: user for user in User.objects.filter(username__in=names, is_active=True)}
+        unknown = [name for name in names if name not in users]
+        if unknown:
+            raise forms.ValidationError(f"No active account named {_quoted(unknown)}.", code="unknown")
+        return [users[name] for name in names]
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        before = set(self.to_python(self.prepare_value(initial)))
+        return before != set(self.to_python(data))
+
+
+def _quoted(names: Iterable[str], most: int = 10) -> str:
+    names = list(names)
+    shown = ", ".join(repr(name[:60]) for name in names[:most])  # repr: a control character shows as an escape
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 class CampaignAdminForm(forms.ModelForm[Campaign]):
     """The campaign form, saying in words what the database constraints on pairing settings require."""
+
+    annotators = UsernamesField(
+        required=False, help_text="Usernames of the accounts that may annotate besides the annotator group."
+    )
+    researchers = UsernamesField(
+        required=False,
+        help_text="Usernames of the accounts that manage the campaign and read its results, besides the owner.",
+    )
 
     class Meta:
         model = Campaign

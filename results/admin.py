@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
@@ -14,10 +15,11 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
+from evalplatform.exceptions import DomainError
 from results.access import researcher_campaigns
 from results.exports import CONTENT_TYPES, iter_export
 from results.models import CampaignReport
-from results.raters import parse_raters
+from results.raters import RaterSelection, parse_raters
 from results.views import agreement_context, leaderboard_context
 
 
@@ -74,10 +76,25 @@ class CampaignReportAdmin(admin.ModelAdmin[CampaignReport]):
         ]
         return own + super().get_urls()
 
-    def report(self, request: HttpRequest, pk: int, template: str, context: dict[str, Any]) -> HttpResponse:
+    def report(self, request: HttpRequest, template: str, context: dict[str, Any], status: int = 200) -> HttpResponse:
         """Render a report page in the admin's frame."""
         context.update(self.admin_site.each_context(request), opts=self.model._meta, title=context["campaign"].name)
-        return TemplateResponse(request, template, context)
+        return TemplateResponse(request, template, context, status=status)
+
+    def show(
+        self,
+        request: HttpRequest,
+        pk: int,
+        template: str,
+        build: Callable[[CampaignReport, RaterSelection], dict[str, Any]],
+    ) -> HttpResponse:
+        """Render a report for the raters the query asks for; a bad query is a 400 page saying which parameter."""
+        campaign = self.campaign(request, pk)
+        try:
+            selection = parse_raters(request.GET.get("raters"), request.GET.getlist("exclude_raters"))
+        except DomainError as error:
+            return self.report(request, template, {"campaign": campaign, "error": error.message}, status=400)
+        return self.report(request, template, build(campaign, selection))
 
     def campaign(self, request: HttpRequest, pk: int) -> CampaignReport:
         if not self.has_view_permission(request):
@@ -85,14 +102,10 @@ class CampaignReportAdmin(admin.ModelAdmin[CampaignReport]):
         return get_object_or_404(self.get_queryset(request), pk=pk)
 
     def leaderboard_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        campaign = self.campaign(request, pk)
-        selection = parse_raters(request.GET.get("raters"), request.GET.getlist("exclude_raters"))
-        return self.report(request, pk, "admin/results/leaderboard.html", leaderboard_context(campaign, selection))
+        return self.show(request, pk, "admin/results/leaderboard.html", leaderboard_context)
 
     def agreement_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        campaign = self.campaign(request, pk)
-        selection = parse_raters(request.GET.get("raters"), request.GET.getlist("exclude_raters"))
-        return self.report(request, pk, "admin/results/agreement.html", agreement_context(campaign, selection))
+        return self.show(request, pk, "admin/results/agreement.html", agreement_context)
 
     @admin.action(description="Download ratings of the selected campaign (JSON Lines)")
     def download_ratings(self, request: HttpRequest, queryset: QuerySet[CampaignReport]) -> HttpResponseBase | None:
