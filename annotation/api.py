@@ -224,8 +224,11 @@ class RatingCreateApi(AnnotatorApi):
             201: RatingOutputSerializer,
             200: OpenApiResponse(RatingOutputSerializer, description="Replay of an accepted request."),
             400: OpenApiResponse(description="Field errors: a choice outside the scheme, a missing rationale."),
-            404: OpenApiResponse(description="Not your assignment."),
-            409: OpenApiResponse(description="The lease expired or the comparison is already rated."),
+            404: OpenApiResponse(description="Not your assignment, or you no longer annotate its campaign."),
+            409: OpenApiResponse(
+                description="The lease expired, the comparison is already rated, the campaign is not active "
+                "(code campaign_not_active) or you are paused in it (code annotator_paused)."
+            ),
         },
     )
     def post(self, request: Request, assignment_id: int) -> Response:
@@ -253,7 +256,10 @@ class RatingUndoApi(AnnotatorApi):
         request=None,
         responses={
             200: AssignmentOutputSerializer,
-            409: OpenApiResponse(description="No rating, or older than 15 seconds."),
+            404: OpenApiResponse(description="Not your assignment, or you no longer annotate its campaign."),
+            409: OpenApiResponse(
+                description="No rating, older than 15 seconds, the campaign is not active or you are paused in it."
+            ),
         },
     )
     def post(self, request: Request, assignment_id: int) -> Response:
@@ -263,18 +269,24 @@ class RatingUndoApi(AnnotatorApi):
 
 class LeaseRenewApi(AnnotatorApi):
     class LeaseSerializer(serializers.Serializer[Any]):
-        assignment = serializers.IntegerField(source="pk")
+        assignment = serializers.IntegerField(source="assignment_id")
         lease_expires = serializers.DateTimeField(source="lease_expires_at")
 
     @extend_schema(
         operation_id="lease_renew",
         request=None,
-        responses={200: LeaseSerializer, 409: OpenApiResponse(description="The lease has expired.")},
+        responses={
+            200: LeaseSerializer,
+            404: OpenApiResponse(description="Not your assignment, or you no longer annotate its campaign."),
+            409: OpenApiResponse(
+                description="The lease has expired, the campaign is not active (code campaign_not_active) or you "
+                "are paused in it (code annotator_paused)."
+            ),
+        },
     )
     def post(self, request: Request, assignment_id: int) -> Response:
-        assignment = access_own_assignment(user=request.user, assignment_id=assignment_id)
-        assignment = services.renew_lease(assignment=assignment)
-        return Response(self.LeaseSerializer(assignment).data)
+        renewed = services.renew_lease(user=request.user, assignment_id=assignment_id)
+        return Response(self.LeaseSerializer(renewed).data)
 
 
 # Shared by every request: DRF deep-copies a serializer's fields for each new instance, which costs more than

@@ -105,6 +105,15 @@ dead AS (
 )"""
 EXPIRED_SWEEP_BATCH = 50
 
+# Whether %(user)s annotates the campaign row {campaign}: listed among its annotators or in its annotator group.
+# `next` serves only them; heartbeat, rating and undo check it too, so removing someone ends their leases' use.
+ANNOTATES_SQL = """(
+    EXISTS (SELECT 1 FROM annotation_campaign_annotators m WHERE m.campaign_id = {campaign}.id AND m.user_id = %(user)s)
+    OR EXISTS (
+        SELECT 1 FROM auth_user_groups g WHERE g.group_id = {campaign}.annotator_group_id AND g.user_id = %(user)s
+    )
+)"""
+
 # The annotator's standing in a campaign they may annotate, locked: it serialises one annotator's claims.
 # No row: no such campaign, or not theirs to annotate. A NULL rater or status: first visit (created elsewhere).
 NEXT_CONTEXT_SQL = """
@@ -117,11 +126,8 @@ standing AS (
 SELECT c.status, c.ratings_per_comparison, c.quota_per_annotator, c.gold_rate, c.lease_seconds,
     (SELECT id FROM rater), st.id, st.rated_count, st.paused
 FROM annotation_campaign c LEFT JOIN standing st ON true
-WHERE c.id = %(campaign)s AND (
-    EXISTS (SELECT 1 FROM annotation_campaign_annotators m WHERE m.campaign_id = c.id AND m.user_id = %(user)s)
-    OR EXISTS (SELECT 1 FROM auth_user_groups g WHERE g.group_id = c.annotator_group_id AND g.user_id = %(user)s)
-)
-"""
+WHERE c.id = %(campaign)s AND {annotates}
+""".format(annotates=ANNOTATES_SQL.format(campaign="c"))
 
 # Run after the standing is locked, so it sees every lease the annotator's other requests committed.
 LIVE_LEASES_SQL = (
@@ -142,6 +148,37 @@ WITH renewed AS (
     RETURNING id, comparison_id, left_output_id, lease_expires_at
 )""" + SHOWN_SQL.format(source="renewed")
 
+# Renew the user's own live lease, only while its campaign is active, they still annotate it and are not paused.
+RENEW_OWN_SQL = """
+WITH target AS (
+    SELECT a.id, k.lease_seconds
+    FROM annotation_assignment a
+    JOIN annotation_rater r ON r.id = a.rater_id
+    JOIN annotation_comparison c ON c.id = a.comparison_id
+    JOIN annotation_campaign k ON k.id = c.campaign_id
+    LEFT JOIN annotation_annotatorstatus s ON s.campaign_id = k.id AND s.rater_id = a.rater_id
+    WHERE a.id = %(assignment)s AND r.user_id = %(user)s AND k.status = 'active' AND s.paused IS NOT TRUE
+      AND {annotates}
+)
+UPDATE annotation_assignment a
+SET lease_expires_at = %(now)s + make_interval(secs => t.lease_seconds), updated_at = %(now)s
+FROM target t
+WHERE a.id = t.id AND a.state = 'leased' AND a.lease_expires_at > %(now)s
+RETURNING a.id, a.lease_expires_at
+""".format(annotates=ANNOTATES_SQL.format(campaign="k"))
+
+# Why the user may not act on an assignment: whether it is theirs, its campaign's status, whether they still
+# annotate it and are paused there, and its lease (read when RENEW_OWN_SQL changed nothing, and by undo).
+STANDING_SQL = """
+SELECT k.status, {annotates}, s.paused IS TRUE, a.state = 'leased' AND a.lease_expires_at > %(now)s
+FROM annotation_assignment a
+JOIN annotation_rater r ON r.id = a.rater_id
+JOIN annotation_comparison c ON c.id = a.comparison_id
+JOIN annotation_campaign k ON k.id = c.campaign_id
+LEFT JOIN annotation_annotatorstatus s ON s.campaign_id = k.id AND s.rater_id = a.rater_id
+WHERE a.id = %(assignment)s AND r.user_id = %(user)s
+""".format(annotates=ANNOTATES_SQL.format(campaign="k"))
+
 END_LEASE_SQL = """
 WITH ended AS (
     UPDATE annotation_assignment SET state = %(state)s, updated_at = %(now)s
@@ -155,7 +192,8 @@ SHOW_SQL = "WITH shown AS (SELECT * FROM annotation_assignment WHERE id = %(assi
     source="shown"
 )
 
-# The user's own assignment with what a rating needs, and the rater's standing locked.
+# The user's own assignment with what a rating needs, the rater's standing locked, and whether they may still rate
+# it (the campaign's status, whether they still annotate it).
 RATING_CONTEXT_SQL = """
 WITH target AS (
     SELECT a.id, a.rater_id, r.kind, a.left_output_id, a.comparison_id, c.campaign_id, c.output_a_id,
@@ -172,9 +210,9 @@ WITH target AS (
 SELECT t.id, t.rater_id, t.kind, t.left_output_id, t.comparison_id, t.campaign_id, t.output_a_id, t.output_b_id,
     t.gold_verdict, t.gold_winner_id, k.label_scheme, k.strength_levels, k.require_rationale,
     k.quota_per_annotator, k.gold_min_answered, k.gold_min_accuracy,
-    st.id, st.rated_count, st.gold_answered, st.gold_correct, st.paused
+    st.id, st.rated_count, st.gold_answered, st.gold_correct, st.paused, k.status, {annotates}
 FROM target t JOIN annotation_campaign k ON k.id = t.campaign_id LEFT JOIN standing st ON true
-"""
+""".format(annotates=ANNOTATES_SQL.format(campaign="k"))
 
 # Take the lease (only while it is live), store the rating and count it, in one statement.
 RECORD_RATING_SQL = """
@@ -363,6 +401,32 @@ def renew(*, assignment_id: int, expires: datetime, now: datetime) -> Shown | No
         return shown_from_row(cursor.fetchone())
 
 
+def renew_own(*, user_id: int, assignment_id: int, now: datetime) -> tuple[int, datetime] | None:
+    """Extend the user's live lease by its campaign's lease time; None if it is not theirs to renew (see standing)."""
+    with prepared_cursor() as cursor:
+        cursor.execute(RENEW_OWN_SQL, {"user": user_id, "assignment": assignment_id, "now": now})
+        row = cursor.fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What decides whether a user may still act on their assignment."""
+
+    campaign_status: str
+    annotates: bool
+    paused: bool
+    live: bool
+
+
+def standing(*, user_id: int, assignment_id: int, now: datetime) -> Standing | None:
+    """Return the user's standing towards their assignment; None if it is not theirs."""
+    with prepared_cursor() as cursor:
+        cursor.execute(STANDING_SQL, {"user": user_id, "assignment": assignment_id, "now": now})
+        row = cursor.fetchone()
+    return None if row is None else Standing(*row)
+
+
 def end_lease(*, assignment_id: int, state: str, now: datetime) -> bool:
     """Move a leased assignment to `state` and free its slot; False if it was no longer leased."""
     with prepared_cursor() as cursor:
@@ -404,6 +468,8 @@ class RatingContext:
     gold_answered: int | None
     gold_correct: int | None
     paused: bool | None
+    campaign_status: str
+    annotates: bool
 
     @property
     def right_output_id(self) -> int:

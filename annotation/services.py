@@ -22,6 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from annotation import engine
+from annotation.access import User
 from annotation.engine import ClaimRequest, Shown
 from annotation.models import (
     CHOICES_BY_SCHEME,
@@ -47,6 +48,33 @@ CLAIM_RETRY_SECONDS = 1.0
 CLAIM_RETRY_PAUSE_SECONDS = 0.005
 
 _rng = random.Random()
+
+
+class CampaignNotActive(Conflict):
+    """The campaign is paused, closed or back to draft: it takes no ratings, renewals or undos."""
+
+    code = "campaign_not_active"
+
+
+class AnnotatorPaused(Conflict):
+    """The annotator is paused in the campaign (gold checks, or by a researcher)."""
+
+    code = "annotator_paused"
+
+
+def check_may_work(*, annotates: bool, campaign_status: str, paused: bool) -> None:
+    """Raise as `next` refuses: NotFound if the user no longer annotates the campaign, Conflict if it is not
+    active (CampaignNotActive) or they are paused in it (AnnotatorPaused).
+
+    `next` answers the last two with 204 (nothing to show); heartbeat, rating and undo act on a lease the
+    annotator already holds, so they answer 409 with the reason.
+    """
+    if not annotates:
+        raise NotFound("No such assignment.")
+    if campaign_status != Campaign.Status.ACTIVE:
+        raise CampaignNotActive(f"This campaign is {campaign_status} and takes no ratings now.")
+    if paused:
+        raise AnnotatorPaused("You are paused in this campaign; ratings can no longer be given or changed.")
 
 
 def _load_claim_function() -> Callable[[ClaimRequest], Shown | None]:
@@ -182,18 +210,29 @@ def _claim_once(context: engine.NextContext, *, campaign_id: int, now: datetime,
     return None
 
 
-@transaction.atomic
-def renew_lease(*, assignment: Assignment, now: datetime | None = None) -> Assignment:
-    """Extend a live lease by the campaign's lease time; Conflict if it has expired or ended."""
+@dataclass(frozen=True)
+class Renewed:
+    assignment_id: int
+    lease_expires_at: datetime
+
+
+def renew_lease(*, user: User, assignment_id: int, now: datetime | None = None) -> Renewed:
+    """Extend the user's live lease by the campaign's lease time (one statement).
+
+    Refused as a rating would be: NotFound if the assignment is not theirs or they no longer annotate its
+    campaign; Conflict if the campaign is not active, they are paused, or the lease has expired or ended.
+    """
+    if user.pk is None:
+        raise NotFound("No such assignment.")
     now = now or timezone.now()
-    campaign = assignment.comparison.campaign
-    expires = now + timedelta(seconds=campaign.lease_seconds)
-    updated = Assignment.objects.filter(
-        pk=assignment.pk, state=Assignment.State.LEASED, lease_expires_at__gt=now
-    ).update(lease_expires_at=expires, updated_at=now)
-    if not updated:
-        raise Conflict("This lease has expired or the comparison is no longer yours to rate.")
-    return Assignment.objects.get(pk=assignment.pk)
+    renewed = engine.renew_own(user_id=user.pk, assignment_id=assignment_id, now=now)
+    if renewed is not None:
+        return Renewed(*renewed)
+    standing = engine.standing(user_id=user.pk, assignment_id=assignment_id, now=now)
+    if standing is None:
+        raise NotFound("No such assignment.")
+    check_may_work(annotates=standing.annotates, campaign_status=standing.campaign_status, paused=standing.paused)
+    raise Conflict("This lease has expired or the comparison is no longer yours to rate.")
 
 
 @dataclass(frozen=True)
@@ -272,6 +311,14 @@ def submit_rating(
         context = engine.lock_rating_context(user_id=user.pk, assignment_id=assignment_id)
         if context is None:
             raise NotFound("No such assignment.")
+        try:
+            check_may_work(
+                annotates=context.annotates, campaign_status=context.campaign_status, paused=bool(context.paused)
+            )
+        except Conflict:
+            if _is_replay(context, answer):  # accepted before the campaign stopped or the annotator was paused
+                return _replayed_rating(context, answer)
+            raise
         scheme = RatingScheme(context.label_scheme, context.strength_levels, context.require_rationale)
         check_rating_input(scheme=scheme, answer=answer)
         if context.status_id is None:  # every claim creates the standing; only a deleted one is missing
@@ -326,6 +373,13 @@ def choice_of(rating: Rating) -> str:
     if rating.verdict != Verdict.WIN:
         return rating.verdict
     return "left" if rating.winner_id == rating.left_output_id else "right"
+
+
+def _is_replay(context: engine.RatingContext, answer: RatingInput) -> bool:
+    if not answer.idempotency_key:
+        return False
+    existing = Rating.objects.filter(assignment_id=context.assignment_id).first()
+    return existing is not None and existing.metadata.get("idempotency_key") == answer.idempotency_key
 
 
 def _replayed_rating(context: engine.RatingContext, answer: RatingInput) -> RatingResult:
@@ -394,13 +448,20 @@ def skip_assignment(*, assignment: Assignment, now: datetime | None = None) -> N
 
 @transaction.atomic
 def undo_rating(*, assignment: Assignment, now: datetime | None = None) -> Lease:
-    """Delete the annotator's rating given less than 15 seconds ago and lease the comparison to them again."""
+    """Delete the annotator's rating given less than 15 seconds ago and lease the comparison to them again.
+
+    Refused as a rating would be (check_may_work) once they no longer annotate the campaign, it is not active or
+    they are paused in it: the texts are not shown again.
+    """
     now = now or timezone.now()
     comparison = assignment.comparison
     campaign = comparison.campaign
     status = _locked_status(campaign=campaign, rater=assignment.rater)
-    if status.paused:
-        raise Conflict("You are paused in this campaign; ratings can no longer be changed.")
+    assert assignment.rater.user_id is not None
+    standing = engine.standing(user_id=assignment.rater.user_id, assignment_id=assignment.pk, now=now)
+    if standing is None:
+        raise NotFound("No such assignment.")
+    check_may_work(annotates=standing.annotates, campaign_status=standing.campaign_status, paused=status.paused)
     rating = Rating.objects.select_for_update().filter(assignment=assignment).first()
     if rating is None:
         raise Conflict("There is no rating to undo.")

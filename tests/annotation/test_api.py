@@ -298,3 +298,35 @@ def test_a_body_over_the_size_limit_is_413(campaign: Campaign, annotator: User, 
 
     assert response.status_code == 413
     assert not Rating.objects.exists()
+
+
+def _set_status(status: str) -> Any:
+    return lambda campaign, user: Campaign.objects.filter(pk=campaign.pk).update(status=status)
+
+
+@pytest.mark.parametrize(
+    ("revoke", "status", "code"),
+    [
+        pytest.param(lambda campaign, user: campaign.annotators.remove(user), 404, "not_found", id="removed"),
+        pytest.param(_set_status("paused"), 409, "campaign_not_active", id="paused"),
+        pytest.param(_set_status("closed"), 409, "campaign_not_active", id="closed"),
+    ],
+)
+def test_heartbeat_rating_and_undo_are_refused_once_the_right_to_annotate_ends(
+    campaign: Campaign, annotator: User, api_client_for: ClientFor, revoke: Any, status: int, code: str
+) -> None:
+    client = api_client_for(annotator)
+    leased = _next(client, campaign).json()["assignment"]
+    rated = _next(client, campaign, exclude=[leased]).json()["assignment"]
+    assert _rate(client, rated, choice="left").status_code == 201
+    revoke(campaign, annotator)
+
+    heartbeat = client.post(f"/api/v1/assignments/{leased}/heartbeat/")
+    rating = _rate(client, leased, choice="left")
+    undo = client.post(f"/api/v1/assignments/{rated}/undo/")
+
+    for response in (heartbeat, rating, undo):
+        assert (response.status_code, response.json()["code"]) == (status, code)
+        assert "prompt" not in response.json()
+    assert Rating.objects.get().assignment_id == rated
+    assert _next(client, campaign).status_code == (404 if status == 404 else 204)

@@ -355,3 +355,25 @@ def test_hostile_bodies_get_the_views_answer_not_a_500(
 
     assert fast.status == status
     _same_answer(fast, django, ignore=("lease_expires",) if status == 200 else ())
+
+
+@pytest.mark.parametrize(
+    ("revoke", "status"),
+    [
+        pytest.param(lambda c, u: c.annotators.remove(u), 404, id="removed"),
+        pytest.param(lambda c, u: Campaign.objects.filter(pk=c.pk).update(status="paused"), 409, id="paused"),
+        pytest.param(lambda c, u: Campaign.objects.filter(pk=c.pk).update(status="closed"), 409, id="closed"),
+    ],
+)
+def test_a_rating_is_refused_on_the_lean_path_once_the_right_to_annotate_ends(
+    app: AnnotatorFastPath, campaign: Campaign, annotator: User, token: str, revoke: Any, status: int
+) -> None:
+    assignment = call(app, _next_path(campaign), {}, token=token).json()["assignment"]
+    revoke(campaign, annotator)
+
+    fast = call(app, _rating_path(assignment), {"choice": "left"}, token=token)
+
+    assert fast.status == status
+    _same_answer(fast, call(app.django_application, _rating_path(assignment), {"choice": "left"}, token=token))
+    assert not Rating.objects.exists()
+    assert app.django_application.calls == 1  # type: ignore[attr-defined]

@@ -129,11 +129,13 @@ def test_heartbeat_extends_a_live_lease_and_refuses_an_expired_one(campaign: Cam
     assignment = services.claim_next(user=annotator, campaign_id=campaign.pk, now=T0).assignment
     assert assignment is not None
 
-    renewed = services.renew_lease(assignment=assignment, now=T0 + timedelta(seconds=500))
+    renewed = services.renew_lease(user=annotator, assignment_id=assignment.pk, now=T0 + timedelta(seconds=500))
     assert renewed.lease_expires_at == T0 + timedelta(seconds=500 + campaign.lease_seconds)
+    assert Assignment.objects.get(pk=assignment.pk).lease_expires_at == renewed.lease_expires_at
 
-    with pytest.raises(Conflict):
-        services.renew_lease(assignment=assignment, now=T0 + timedelta(seconds=500 + campaign.lease_seconds + 1))
+    later = T0 + timedelta(seconds=500 + campaign.lease_seconds + 1)
+    with pytest.raises(Conflict, match="expired"):
+        services.renew_lease(user=annotator, assignment_id=assignment.pk, now=later)
 
 
 def test_the_quota_stops_an_annotator(campaign: Campaign, annotator: User) -> None:
@@ -464,3 +466,127 @@ def test_the_benchmarks_naive_claim_leases_through_the_same_workflow(
     assert lease.shown.prompt.text.startswith("Question")
     assert lease.assignment is not None
     assert Comparison.objects.get(pk=lease.assignment.comparison_id).filled == 1
+
+
+# ---- leases end with the right to use them (issue 12 item 8) ------------------------------------------------------
+
+
+def _remove_directly(campaign: Campaign, user: User) -> None:
+    campaign.annotators.remove(user)
+
+
+def _remove_from_the_group(campaign: Campaign, user: User) -> None:
+    user.groups.clear()
+
+
+def _pause_campaign(campaign: Campaign, user: User) -> None:
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.PAUSED)
+
+
+def _close_campaign(campaign: Campaign, user: User) -> None:
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.CLOSED)
+
+
+def _pause_annotator(campaign: Campaign, user: User) -> None:
+    # As the admin's action does: the standing only, leases left as they are.
+    AnnotatorStatus.objects.filter(campaign=campaign).update(paused=True, paused_reason="by hand", paused_at=T0)
+
+
+REVOCATIONS = [
+    pytest.param(_remove_directly, NotFound, "not_found", id="removed"),
+    pytest.param(_remove_from_the_group, NotFound, "not_found", id="removed-from-group"),
+    pytest.param(_pause_campaign, services.CampaignNotActive, "campaign_not_active", id="campaign-paused"),
+    pytest.param(_close_campaign, services.CampaignNotActive, "campaign_not_active", id="campaign-closed"),
+    pytest.param(_pause_annotator, services.AnnotatorPaused, "annotator_paused", id="annotator-paused"),
+]
+
+
+def _annotated_campaign(researcher: User, annotator: User, revoke: Any) -> Campaign:
+    """Return an active campaign `annotator` annotates: through its group when `revoke` removes them from it."""
+    if revoke is not _remove_from_the_group:
+        return _one_comparison_campaign(researcher, annotator)
+    group = Group.objects.create(name="crowd")
+    annotator.groups.add(group)
+    return _one_comparison_campaign(researcher, annotator_group=group)
+
+
+@pytest.mark.parametrize(("revoke", "error", "code"), REVOCATIONS)
+def test_a_lease_cannot_be_renewed_once_the_right_to_annotate_ends(
+    researcher: User, annotator: User, revoke: Any, error: type[DomainError], code: str
+) -> None:
+    campaign = _annotated_campaign(researcher, annotator, revoke)
+    assignment = services.claim_next(user=annotator, campaign_id=campaign.pk, now=T0).assignment
+    assert assignment is not None
+    revoke(campaign, annotator)
+
+    with pytest.raises(error) as raised:
+        services.renew_lease(user=annotator, assignment_id=assignment.pk, now=T0 + timedelta(seconds=10))
+
+    assert raised.value.code == code
+    assert Assignment.objects.get(pk=assignment.pk).lease_expires_at == assignment.lease_expires_at
+
+
+@pytest.mark.parametrize(("revoke", "error", "code"), REVOCATIONS)
+def test_a_lease_cannot_be_rated_once_the_right_to_annotate_ends(
+    researcher: User, annotator: User, revoke: Any, error: type[DomainError], code: str
+) -> None:
+    campaign = _annotated_campaign(researcher, annotator, revoke)
+    assignment = services.claim_next(user=annotator, campaign_id=campaign.pk, now=T0).assignment
+    assert assignment is not None
+    revoke(campaign, annotator)
+
+    with pytest.raises(error) as raised:
+        services.submit_rating(user=annotator, assignment_id=assignment.pk, answer=services.RatingInput("left"), now=T0)
+
+    assert raised.value.code == code
+    assert not Rating.objects.exists()
+    assert Assignment.objects.get(pk=assignment.pk).state == Assignment.State.LEASED
+    assert AnnotatorStatus.objects.get(campaign=campaign).rated_count == 0
+
+
+@pytest.mark.parametrize(("revoke", "error", "code"), REVOCATIONS)
+def test_a_rating_cannot_be_undone_once_the_right_to_annotate_ends(
+    researcher: User, annotator: User, revoke: Any, error: type[DomainError], code: str
+) -> None:
+    campaign = _annotated_campaign(researcher, annotator, revoke)
+    rating = _rate(campaign, annotator)
+    revoke(campaign, annotator)
+    assignment = Assignment.objects.select_related("comparison__campaign", "rater").get(rating=rating)
+
+    with pytest.raises(error) as raised:
+        services.undo_rating(assignment=assignment, now=T0 + timedelta(seconds=5))
+
+    assert raised.value.code == code
+    assert Rating.objects.filter(pk=rating.pk).exists()
+    assert Assignment.objects.get(pk=assignment.pk).state == Assignment.State.RATED
+
+
+def test_a_rating_accepted_before_the_campaign_closed_is_still_replayed(campaign: Campaign, annotator: User) -> None:
+    assignment = services.claim_next(user=annotator, campaign_id=campaign.pk, now=T0).assignment
+    assert assignment is not None
+    answer = services.RatingInput("left", idempotency_key="k1")
+    first = services.submit_rating(user=annotator, assignment_id=assignment.pk, answer=answer, now=T0)
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.CLOSED)
+
+    retry = services.submit_rating(user=annotator, assignment_id=assignment.pk, answer=answer, now=T0)
+
+    assert (retry.created, retry.rating_id) == (False, first.rating_id)
+    other = services.RatingInput("left", idempotency_key="k2")
+    with pytest.raises(services.CampaignNotActive):
+        services.submit_rating(user=annotator, assignment_id=assignment.pk, answer=other, now=T0)
+
+
+def test_leases_work_again_once_the_campaign_is_resumed(campaign: Campaign, annotator: User) -> None:
+    assignment = services.claim_next(user=annotator, campaign_id=campaign.pk, now=T0).assignment
+    assert assignment is not None
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.PAUSED)
+    with pytest.raises(services.CampaignNotActive):
+        services.renew_lease(user=annotator, assignment_id=assignment.pk, now=T0)
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.ACTIVE)
+
+    services.renew_lease(user=annotator, assignment_id=assignment.pk, now=T0)
+    result = services.submit_rating(
+        user=annotator, assignment_id=assignment.pk, answer=services.RatingInput("tie"), now=T0
+    )
+
+    assert result.created
