@@ -269,3 +269,73 @@ def test_the_campaign_pages_show_how_far_the_annotators_are(
     assert not [q for q in queries if "COUNT(DISTINCT" in q["sql"]]  # the list's counts are left to the list
     listing = rita.get(_url("changelist")).content.decode()
     assert '<td class="field-annotated">2 / 22 (9%)</td>' in listing
+
+
+def _campaign_form(client: Client, campaign: Campaign) -> dict[str, object]:
+    """Return the campaign's change form as the page fills it in."""
+    form = client.get(_url("change", campaign.pk)).context["adminform"].form
+    values = {name: form[name].value() for name in form.fields}
+    return {name: "" if value is None else value for name, value in values.items()}
+
+
+def test_the_campaign_form_takes_annotators_and_researchers_by_username(
+    rita: Client, draft: Campaign, annotator: User, other_annotator: User
+) -> None:
+    colleague = factories.UserFactory.create(username="ravi", is_staff=True)
+
+    response = rita.post(
+        _url("change", draft.pk), {**_campaign_form(rita, draft), "annotators": "alice,\nbob", "researchers": "ravi"}
+    )
+
+    assert response.status_code == 302
+    assert set(draft.annotators.all()) == {annotator, other_annotator}
+    assert list(draft.researchers.all()) == [colleague]
+    assert _campaign_form(rita, draft)["annotators"] == "alice, bob"
+
+
+def test_saving_the_campaign_form_as_shown_keeps_its_people(rita: Client, campaign: Campaign) -> None:
+    before = set(campaign.annotators.all())
+
+    response = rita.post(_url("change", campaign.pk), _campaign_form(rita, campaign))
+
+    assert response.status_code == 302
+    assert set(campaign.annotators.all()) == before
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ("alice nobody", "No active account named &#x27;nobody&#x27;."),
+        ("alice gone", "No active account named &#x27;gone&#x27;."),  # inactive: the same words as unknown
+        ("alice\x00", "Not a username: &#x27;alice\\x00&#x27;."),
+        (" ".join(f"u{i}" for i in range(1001)), "At most 1000 usernames"),
+    ],
+)
+def test_a_username_that_names_no_active_account_is_a_field_error_and_saves_nothing(
+    rita: Client, campaign: Campaign, typed: str, message: str
+) -> None:
+    factories.UserFactory.create(username="gone", is_active=False)
+    before = set(campaign.annotators.all())
+
+    response = rita.post(_url("change", campaign.pk), {**_campaign_form(rita, campaign), "annotators": typed})
+
+    assert response.status_code == 200
+    assert list(response.context["adminform"].form.errors) == ["annotators"]
+    assert message in response.content.decode()
+    assert set(campaign.annotators.all()) == before
+
+
+def test_the_campaign_form_offers_the_groups_of_the_researcher_and_of_their_campaigns(
+    rita: Client, researcher: User, draft: Campaign
+) -> None:
+    from django.contrib.auth.models import Group
+
+    mine = Group.objects.create(name="Rita's annotators")
+    researcher.groups.add(mine)
+    used = Group.objects.create(name="Used before")
+    factories.CampaignFactory.create(owner=researcher, annotator_group=used)
+    Group.objects.create(name="Another lab's annotators")
+
+    choices = rita.get(_url("change", draft.pk)).context["adminform"].form.fields["annotator_group"].queryset
+
+    assert [group.name for group in choices] == ["Rita's annotators", "Used before"]
