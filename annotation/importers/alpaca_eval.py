@@ -27,7 +27,7 @@ from annotation.importers.ratings import (
     import_plan,
     parse_rated_pairs,
 )
-from annotation.importers.reading import Record
+from annotation.importers.reading import Progress, Record, Source
 from annotation.importers.summary import ImportSummary
 from annotation.models import Verdict
 
@@ -62,9 +62,9 @@ class AlpacaVote:
         return "alpaca-" + hashlib.sha256(self.instruction.encode()).hexdigest()[:16]
 
 
-def parse_alpaca_eval(name: str, data: bytes) -> RatingsPlan:
+def parse_alpaca_eval(name: str, source: Source, *, progress: Progress | None = None) -> RatingsPlan:
     """Return what an AlpacaEval annotation file asks to store, or raise ImportRefused listing bad lines."""
-    return parse_rated_pairs(name, data, read_vote=_vote, plan_vote=_plan_vote)
+    return parse_rated_pairs(name, source, progress=progress, read_vote=_vote, plan_vote=_plan_vote)
 
 
 def import_alpaca_eval(

@@ -28,7 +28,7 @@ from annotation.importers.ratings import (
     import_plan,
     parse_rated_pairs,
 )
-from annotation.importers.reading import Record
+from annotation.importers.reading import Progress, Record, Source
 from annotation.importers.summary import ImportSummary
 from annotation.models import Verdict
 
@@ -65,9 +65,9 @@ class Battle:
         return f"battle-{digest[:16]}"
 
 
-def parse_battles(name: str, data: bytes) -> RatingsPlan:
+def parse_battles(name: str, source: Source, *, progress: Progress | None = None) -> RatingsPlan:
     """Return what a battle log asks to store, or raise ImportRefused listing bad lines."""
-    return parse_rated_pairs(name, data, read_vote=_battle, plan_vote=_plan_battle)
+    return parse_rated_pairs(name, source, progress=progress, read_vote=_battle, plan_vote=_plan_battle)
 
 
 def import_battles(

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from annotation.importers.limits import import_limits
 from evalplatform.exceptions import DomainError
-
-ERROR_CAP = 50
 
 
 @dataclass(frozen=True)
@@ -35,19 +34,19 @@ class ImportRefused(DomainError):
         """Return the errors as `file:line: field: problem` strings, with a tail line when capped."""
         shown = [str(error) for error in self.errors]
         if self.total > len(self.errors):
-            shown.append(f"... and {self.total - len(self.errors)} more")
+            shown.append(f"... and {self.total - len(self.errors):,} more")
         return shown
 
     def render(self) -> str:
-        return f"refused: {self.total} error(s), nothing was written\n" + "\n".join(self.lines)
+        return f"refused: {self.total:,} error(s), nothing was written\n" + "\n".join(self.lines)
 
 
 @dataclass
 class ErrorCollector:
-    """Collect line errors for one file, keeping the first `cap`."""
+    """Collect line errors for one file, keeping the first `cap` (IMPORT_LIMITS["errors_kept"]) and counting all."""
 
     file: str
-    cap: int = ERROR_CAP
+    cap: int = field(default_factory=lambda: import_limits().errors_kept)
     errors: list[LineError] = field(default_factory=list)
     total: int = 0
 

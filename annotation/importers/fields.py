@@ -43,6 +43,10 @@ def name_field(record: Record, key: str, errors: ErrorCollector, *, required: bo
     return text
 
 
+NO_EXTRAS: dict[str, Any] = {}  # shared by every record without extra keys (a dict per row adds up); never mutated
+
+
 def extras(record: Record, known: set[str]) -> dict[str, Any]:
     """Return the record's keys that the format does not define, for metadata."""
-    return {key: value for key, value in record.data.items() if key not in known}
+    found = {key: value for key, value in record.data.items() if key not in known}
+    return found or NO_EXTRAS

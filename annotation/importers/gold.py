@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from annotation.importers.errors import ErrorCollector
 from annotation.importers.fields import name_field
-from annotation.importers.reading import read_records
+from annotation.importers.reading import Progress, Source, read_records
 from annotation.importers.summary import ImportSummary
 from annotation.importers.writing import check_campaign_accepts_imports, run_atomically
 from annotation.models import Campaign, Comparison, Output, Verdict
@@ -29,12 +29,12 @@ class GoldFile:
     rows: list[GoldRow]
 
 
-def parse_gold(name: str, data: bytes) -> GoldFile:
+def parse_gold(name: str, source: Source, *, progress: Progress | None = None) -> GoldFile:
     """Return the gold answers of a file, or raise ImportRefused listing bad lines."""
     errors = ErrorCollector(name)
     rows: list[GoldRow] = []
     seen: dict[tuple[str, frozenset[str]], int] = {}
-    for record in read_records(name, data, errors):
+    for record in read_records(name, source, errors, progress=progress):
         prompt_id = name_field(record, "prompt_id", errors)
         model_a = name_field(record, "model_a", errors)
         model_b = name_field(record, "model_b", errors)

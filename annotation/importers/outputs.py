@@ -7,9 +7,9 @@ from typing import Any
 
 from annotation.importers.errors import ErrorCollector
 from annotation.importers.fields import extras, name_field, text_field
-from annotation.importers.reading import Record, read_records
+from annotation.importers.reading import Progress, Record, Source, read_records
 from annotation.importers.summary import ImportSummary
-from annotation.importers.writing import BATCH_SIZE, check_campaign_accepts_imports, run_atomically
+from annotation.importers.writing import BATCH_SIZE, batched, check_campaign_accepts_imports, run_atomically
 from annotation.models import Campaign, Output, Prompt
 from annotation.rendering import render_markdown
 
@@ -18,7 +18,7 @@ LONG_FIELDS = {"prompt_id", "prompt", "model", "output", "reference"}
 PROMPT_FIELDS = {"prompt_id", "prompt", "reference"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PromptRow:
     line: int
     external_id: str
@@ -27,7 +27,7 @@ class PromptRow:
     metadata: dict[str, Any]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OutputRow:
     line: int
     prompt_id: str
@@ -50,29 +50,36 @@ class OutputsFile:
         return {row.model for row in self.outputs}
 
 
-def parse_outputs(name: str, data: bytes) -> OutputsFile:
-    """Return the prompts and outputs of a JSONL, JSON or CSV file, or raise ImportRefused listing bad lines."""
+def parse_outputs(name: str, source: Source, *, progress: Progress | None = None) -> OutputsFile:
+    """Return the prompts and outputs of a JSONL, JSON or CSV file, or raise ImportRefused listing bad lines.
+
+    The layout is the first record's: wide when it has an `output:<model>` column, else long.
+    """
     errors = ErrorCollector(name)
-    records = read_records(name, data, errors)
-    layout = "wide" if any(key.startswith(WIDE_PREFIX) for r in records for key in r.data) else "long"
-    parsed = OutputsFile(name=name, layout=layout)
+    parsed: OutputsFile | None = None
     seen: dict[tuple[str, str], int] = {}
-    for record in records:
-        prompt = _prompt_row(record, errors, wide=layout == "wide")
-        rows = _wide_outputs(record, errors) if layout == "wide" else _long_output(record, errors)
+    models: dict[str, str] = {}
+    for record in read_records(name, source, errors, progress=progress):
+        if parsed is None:
+            wide = any(key.startswith(WIDE_PREFIX) for key in record.data)
+            parsed = OutputsFile(name=name, layout="wide" if wide else "long")
+        prompt = _prompt_row(record, errors, wide=parsed.layout == "wide")
+        rows = _wide_outputs(record, errors) if parsed.layout == "wide" else _long_output(record, errors)
         if prompt is None:
             continue
-        _add_prompt(parsed, prompt, errors)
+        prompt_id = _add_prompt(parsed, prompt, errors)
         for row in rows:
-            key = (prompt.external_id, row.model)
+            model = models.setdefault(row.model, row.model)  # one string per model name, however many rows
+            key = (prompt_id, model)
             if key in seen:
                 errors.add(
-                    row.line, "model", f"duplicate row: prompt {key[0]} and model {key[1]} as on line {seen[key]}"
+                    row.line, "model", f"duplicate row: prompt {prompt_id} and model {model} as on line {seen[key]}"
                 )
                 continue
             seen[key] = row.line
-            parsed.outputs.append(OutputRow(row.line, prompt.external_id, row.model, row.text, row.metadata))
+            parsed.outputs.append(OutputRow(row.line, prompt_id, model, row.text, row.metadata))
     errors.raise_if_any()
+    assert parsed is not None  # a file without records was refused above
     return parsed
 
 
@@ -116,16 +123,18 @@ def _wide_outputs(record: Record, errors: ErrorCollector) -> list[OutputRow]:
     return rows
 
 
-def _add_prompt(parsed: OutputsFile, prompt: PromptRow, errors: ErrorCollector) -> None:
+def _add_prompt(parsed: OutputsFile, prompt: PromptRow, errors: ErrorCollector) -> str:
+    """Keep the prompt's first row; return its id (the first row's string, so that rows share it)."""
     first = parsed.prompts.setdefault(prompt.external_id, prompt)
     if first is prompt:
-        return
+        return first.external_id
     if first.text != prompt.text:
         errors.add(prompt.line, "prompt", f"conflicting text for prompt_id {prompt.external_id} (line {first.line})")
     if prompt.reference and first.reference != prompt.reference:
         errors.add(
             prompt.line, "reference", f"conflicting reference for prompt_id {prompt.external_id} (line {first.line})"
         )
+    return first.external_id
 
 
 def import_outputs(*, campaign: Campaign, parsed: OutputsFile, dry_run: bool = False) -> ImportSummary:
@@ -134,51 +143,38 @@ def import_outputs(*, campaign: Campaign, parsed: OutputsFile, dry_run: bool = F
     Refuses (writing nothing) when a stored prompt or output with the same id differs from the file.
     """
     check_campaign_accepts_imports(campaign)
-    return run_atomically(lambda: _write_outputs(campaign, parsed), dry_run=dry_run)
+    return run_atomically(lambda: _write_outputs(campaign, parsed, render=not dry_run), dry_run=dry_run)
 
 
-def _write_outputs(campaign: Campaign, parsed: OutputsFile) -> ImportSummary:
+def _write_outputs(campaign: Campaign, parsed: OutputsFile, *, render: bool) -> ImportSummary:
     errors = ErrorCollector(parsed.name)
-    stored = {
-        p.external_id: p
-        for p in Prompt.objects.select_for_update().filter(campaign=campaign, external_id__in=list(parsed.prompts))
-    }
-    _check_stored_prompts(parsed, stored, errors)
-    stored_outputs = {
-        (o.prompt.external_id, o.model_name or ""): o
-        for o in Output.objects.filter(prompt__in=list(stored.values()), model_name__in=parsed.models).select_related(
-            "prompt"
-        )
-    }
+    stored = _stored_prompts(campaign, parsed, errors)
+    stored_outputs = _stored_outputs(stored, parsed)
     new_outputs = _new_outputs(parsed, stored_outputs, errors)
     errors.raise_if_any()
-    new_prompts = [
-        Prompt(
-            campaign=campaign,
-            external_id=p.external_id,
-            text=p.text,
-            html=render_markdown(p.text),
-            reference_answer=p.reference,
-            metadata=p.metadata,
-        )
-        for p in parsed.prompts.values()
-        if p.external_id not in stored
-    ]
-    for prompt in Prompt.objects.bulk_create(new_prompts, batch_size=BATCH_SIZE):
-        stored[prompt.external_id] = prompt
-    Output.objects.bulk_create(
-        [
-            Output(
-                prompt=stored[r.prompt_id],
-                model_name=r.model,
-                text=r.text,
-                html=render_markdown(r.text),
-                metadata=r.metadata,
+    # A dry run is rolled back: it checks every constraint but does not spend time rendering markdown.
+    html = render_markdown if render else _no_html
+    new_prompts = [p for p in parsed.prompts.values() if p.external_id not in stored]
+    for batch in batched(new_prompts, BATCH_SIZE):
+        created = Prompt.objects.bulk_create(
+            Prompt(
+                campaign=campaign,
+                external_id=p.external_id,
+                text=p.text,
+                html=html(p.text),
+                reference_answer=p.reference,
+                metadata=p.metadata,
             )
-            for r in new_outputs
-        ],
-        batch_size=BATCH_SIZE,
-    )
+            for p in batch
+        )
+        stored.update((prompt.external_id, prompt.pk) for prompt in created)
+    for rows in batched(new_outputs, BATCH_SIZE):
+        Output.objects.bulk_create(
+            Output(
+                prompt_id=stored[r.prompt_id], model_name=r.model, text=r.text, html=html(r.text), metadata=r.metadata
+            )
+            for r in rows
+        )
     return ImportSummary(
         file=parsed.name,
         records=len({row.line for row in parsed.outputs}),
@@ -189,22 +185,51 @@ def _write_outputs(campaign: Campaign, parsed: OutputsFile) -> ImportSummary:
     )
 
 
-def _check_stored_prompts(parsed: OutputsFile, stored: dict[str, Prompt], errors: ErrorCollector) -> None:
-    for external_id, prompt in stored.items():
-        row = parsed.prompts[external_id]
-        if prompt.text != row.text:
-            errors.add(row.line, "prompt", f"prompt_id {external_id} is already stored with a different text")
-        elif row.reference and prompt.reference_answer != row.reference:
-            errors.add(row.line, "reference", f"prompt_id {external_id} is already stored with a different reference")
+def _no_html(text: str) -> str:
+    return ""
 
 
-def _new_outputs(parsed: OutputsFile, stored: dict[tuple[str, str], Output], errors: ErrorCollector) -> list[OutputRow]:
+def _stored_prompts(campaign: Campaign, parsed: OutputsFile, errors: ErrorCollector) -> dict[str, int]:
+    """Return the pk of each of the file's prompts already stored (locked), reporting those stored differently."""
+    stored: dict[str, int] = {}
+    for ids in batched(parsed.prompts, BATCH_SIZE):
+        rows = (
+            Prompt.objects.select_for_update()
+            .filter(campaign=campaign, external_id__in=ids)
+            .values_list("pk", "external_id", "text", "reference_answer")
+        )
+        for pk, external_id, text, reference in rows:
+            stored[external_id] = pk
+            _check_stored_prompt(parsed.prompts[external_id], text, reference, errors)
+    return stored
+
+
+def _stored_outputs(stored: dict[str, int], parsed: OutputsFile) -> dict[tuple[str, str], str]:
+    """Return the text of each stored output of the file's prompts and models, by (prompt id, model)."""
+    external_ids = {pk: external_id for external_id, pk in stored.items()}
+    texts: dict[tuple[str, str], str] = {}
+    for pks in batched(external_ids, BATCH_SIZE):
+        rows = Output.objects.filter(prompt_id__in=pks, model_name__in=parsed.models).values_list(
+            "prompt_id", "model_name", "text"
+        )
+        texts.update(((external_ids[pk], model or ""), text) for pk, model, text in rows)
+    return texts
+
+
+def _check_stored_prompt(row: PromptRow, text: str, reference: str, errors: ErrorCollector) -> None:
+    if text != row.text:
+        errors.add(row.line, "prompt", f"prompt_id {row.external_id} is already stored with a different text")
+    elif row.reference and reference != row.reference:
+        errors.add(row.line, "reference", f"prompt_id {row.external_id} is already stored with a different reference")
+
+
+def _new_outputs(parsed: OutputsFile, stored: dict[tuple[str, str], str], errors: ErrorCollector) -> list[OutputRow]:
     new = []
     for row in parsed.outputs:
         existing = stored.get((row.prompt_id, row.model))
         if existing is None:
             new.append(row)
-        elif existing.text != row.text:
+        elif existing != row.text:
             errors.add(
                 row.line, "output", f"model {row.model} already has a different output for prompt_id {row.prompt_id}"
             )

@@ -15,7 +15,7 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from annotation.importers.errors import ErrorCollector
-from annotation.importers.reading import Record, read_records
+from annotation.importers.reading import Progress, Record, Source, read_records
 from annotation.importers.summary import ImportSummary
 from annotation.importers.writing import BATCH_SIZE, check_campaign_accepts_imports, run_atomically
 from annotation.models import Campaign, Comparison, Output, Prompt, Rater, Rating
@@ -284,8 +284,9 @@ Vote = TypeVar("Vote")
 
 def parse_rated_pairs(
     name: str,
-    data: bytes,
+    source: Source,
     *,
+    progress: Progress | None = None,
     read_vote: Callable[[Record, ErrorCollector], Vote | None],
     plan_vote: Callable[[RatingsPlan, ErrorCollector, dict[Any, int], Vote], None],
 ) -> RatingsPlan:
@@ -293,7 +294,7 @@ def parse_rated_pairs(
     errors = ErrorCollector(name)
     plan = RatingsPlan(name=name)
     seen: dict[Any, int] = {}
-    for record in read_records(name, data, errors):
+    for record in read_records(name, source, errors, progress=progress):
         vote = read_vote(record, errors)
         if vote is not None:
             plan_vote(plan, errors, seen, vote)

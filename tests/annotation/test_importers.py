@@ -131,14 +131,17 @@ def test_parse_outputs_refuses_an_empty_file() -> None:
     assert _errors(parse_outputs, "o.csv", b"  \n") == ["o.csv:1: file: the file is empty"]
 
 
-def test_parse_outputs_caps_the_error_list() -> None:
-    data = _jsonl(*({"prompt_id": f"p{i}", "prompt": "Q", "model": "m"} for i in range(60)))
+def test_parse_outputs_keeps_the_first_thousand_errors_and_counts_the_rest() -> None:
+    data = _jsonl(*({"prompt_id": f"p{i}", "prompt": "Q", "model": "m"} for i in range(2500)))
 
-    lines = _errors(parse_outputs, "o.jsonl", data)
+    with pytest.raises(ImportRefused) as refused:
+        parse_outputs("o.jsonl", data)
 
-    assert len(lines) == 51
+    lines = refused.value.lines
+    assert (len(lines), refused.value.total) == (1001, 2500)
     assert lines[0] == "o.jsonl:1: output: missing field"
-    assert lines[-1] == "... and 10 more"
+    assert lines[999] == "o.jsonl:1000: output: missing field"
+    assert lines[-1] == "... and 1,500 more"
 
 
 def test_parse_outputs_reports_csv_rows_with_the_wrong_number_of_cells() -> None:
