@@ -444,3 +444,32 @@ def test_a_report_with_a_null_character_in_its_rater_query_is_a_400_naming_the_p
 
     assert response.status_code == 400
     assert f"{next(iter(query))}: null characters are not allowed" in response.content.decode()
+
+
+def test_a_shared_rater_cannot_be_deleted_by_a_researcher_of_either_team(world: World, bea: Client) -> None:
+    shared = Rater.objects.create(name="shared-imported", kind=Rater.Kind.HUMAN)  # no rating protects it
+    for team in (world.a, world.b):
+        AnnotatorStatus.objects.create(campaign=team.campaign, rater=shared)
+    url = reverse("admin:annotation_rater_changelist")
+
+    response = bea.post(url, {"action": "delete_selected", "_selected_action": [shared.pk], "post": "yes"})
+
+    assert response.status_code == 403
+    assert Rater.objects.filter(pk=shared.pk).exists()
+    assert AnnotatorStatus.objects.filter(rater=shared).count() == 2
+
+
+def test_a_superuser_adds_to_any_campaign(world: World) -> None:
+    root = _client(world.root)
+
+    prompt = root.post(
+        reverse("admin:annotation_prompt_add"),
+        {"campaign": world.a.campaign.pk, "external_id": "by-root", "text": "x", "metadata": "{}"},
+    )
+    output = root.post(
+        reverse("admin:annotation_output_add"),
+        {"prompt": world.b.prompt.pk, "model_name": "by-root", "text": "x", "metadata": "{}"},
+    )
+
+    assert (prompt.status_code, output.status_code) == (302, 302)
+    assert Prompt.objects.filter(campaign=world.a.campaign, external_id="by-root").exists()
