@@ -423,3 +423,20 @@ class AnnotatorStatus(models.Model):
     @property
     def gold_accuracy(self) -> float | None:
         return self.gold_correct / self.gold_answered if self.gold_answered else None
+
+
+class SignInFailures(models.Model):
+    """Failed sign-ins (passwords, API tokens) counted per account or client address, in a fixed window.
+
+    Written only by evalplatform.throttle (one upsert per failure); rows whose window has ended are deleted there.
+    """
+
+    key = models.CharField(primary_key=True, max_length=200, help_text="account:<username> or address:<IP>.")
+    failures = models.PositiveIntegerField()
+    window_started_at = models.DateTimeField(db_index=True, help_text="First failure of the current window.")
+
+    class Meta:
+        verbose_name_plural = "sign-in failures"
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.failures} failures since {self.window_started_at:%Y-%m-%d %H:%M}"

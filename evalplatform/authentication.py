@@ -1,7 +1,9 @@
-"""Token authentication in one prepared statement.
+"""Token authentication in one prepared statement, with failures throttled per client address.
 
 DRF's TokenAuthentication loads the token and its user through the ORM, which costs more Python than the rest
-of an annotator's request; this does the same lookup, with the same errors, in one statement.
+of an annotator's request; this does the same lookup, with the same errors, in one statement. A token that does
+not authenticate counts as a failure of the client's address (evalplatform.throttle); past the address's limit,
+failures are answered 429 with Retry-After instead of 403. A token that authenticates never touches the counts.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from django.db import DEFAULT_DB_ALIAS
 from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
+from rest_framework.request import Request
 
+from evalplatform import throttle
 from evalplatform.db import prepared_cursor
 
 
@@ -32,8 +36,22 @@ def _token_sql() -> tuple[str, list[str], list[str]]:
     return sql, token_fields, user_fields
 
 
+class InvalidToken(exceptions.AuthenticationFailed):
+    """A well-formed token header whose key does not authenticate an active user."""
+
+
 class TokenAuthentication(authentication.TokenAuthentication):
     """`Authorization: Token <key>`, as DRF's, with the token and its user read in one prepared statement."""
+
+    def authenticate(self, request: Request) -> tuple[Any, Token] | None:
+        try:
+            return super().authenticate(request)
+        except InvalidToken:
+            address = throttle.address_key(throttle.client_address(request.META))
+            wait = throttle.record_failure([address])
+            if wait is not None:
+                raise exceptions.Throttled(wait=wait) from None
+            raise
 
     def authenticate_credentials(self, key: str) -> tuple[Any, Token]:
         sql, token_fields, user_fields = _token_sql()
@@ -41,10 +59,10 @@ class TokenAuthentication(authentication.TokenAuthentication):
             cursor.execute(sql, [key])
             row = cursor.fetchone()
         if row is None:
-            raise exceptions.AuthenticationFailed(_("Invalid token."))
+            raise InvalidToken(_("Invalid token."))
         token = Token.from_db(DEFAULT_DB_ALIAS, token_fields, row[: len(token_fields)])
         user = get_user_model().from_db(DEFAULT_DB_ALIAS, user_fields, row[len(token_fields) :])
         if not user.is_active:
-            raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
+            raise InvalidToken(_("User inactive or deleted."))
         token.user = user
         return user, token

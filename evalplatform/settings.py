@@ -138,6 +138,15 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "frontend:home"
 LOGOUT_REDIRECT_URL = "login"
 
+# Sign-in throttling (evalplatform.throttle; docs/security.md, "Throttling"): failed passwords per account, failed
+# passwords and API tokens per client address, counted in the database over a window (0: no limit). The client
+# address is REMOTE_ADDR, or with EVALPLATFORM_TRUSTED_PROXIES = n reverse proxies in front that each append to
+# X-Forwarded-For, the n-th address of that header from the right.
+EVALPLATFORM_SIGNIN_ACCOUNT_FAILURES = int(os.environ.get("EVALPLATFORM_SIGNIN_ACCOUNT_FAILURES", "10"))
+EVALPLATFORM_SIGNIN_ADDRESS_FAILURES = int(os.environ.get("EVALPLATFORM_SIGNIN_ADDRESS_FAILURES", "50"))
+EVALPLATFORM_SIGNIN_WINDOW_SECONDS = int(os.environ.get("EVALPLATFORM_SIGNIN_WINDOW_SECONDS", "900"))
+EVALPLATFORM_TRUSTED_PROXIES = int(os.environ.get("EVALPLATFORM_TRUSTED_PROXIES", "0"))
+
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -6,12 +6,17 @@ from django.contrib.auth.decorators import login_required
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from evalplatform.signin import ThrottledAdminAuthenticationForm, ThrottledAuthenticationForm
+
 admin.site.site_header = "evalplatform"
 admin.site.site_title = "evalplatform admin"
+admin.site.login_form = ThrottledAdminAuthenticationForm
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path(
+        "accounts/login/", auth_views.LoginView.as_view(authentication_form=ThrottledAuthenticationForm), name="login"
+    ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     # Signed-in users only (SPECTACULAR_SETTINGS["SERVE_PERMISSIONS"]); the docs page sends a browser to sign in.
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

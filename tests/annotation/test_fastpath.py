@@ -24,7 +24,7 @@ from rest_framework.authtoken.models import Token
 
 from annotation import api, services
 from annotation.fastpath import AnnotatorFastPath
-from annotation.models import Assignment, Campaign, Rating
+from annotation.models import Assignment, Campaign, Rating, SignInFailures
 from annotation.selectors import assignment_view
 from annotation.stored_html import fill_missing_html
 
@@ -377,3 +377,21 @@ def test_a_rating_is_refused_on_the_lean_path_once_the_right_to_annotate_ends(
     _same_answer(fast, call(app.django_application, _rating_path(assignment), {"choice": "left"}, token=token))
     assert not Rating.objects.exists()
     assert app.django_application.calls == 1  # type: ignore[attr-defined]
+
+
+def test_failed_tokens_are_counted_once_and_throttled_past_the_address_limit(
+    app: AnnotatorFastPath, campaign: Campaign, token: str
+) -> None:
+    unknown = "0" * 40
+    first = call(app, _next_path(campaign), {}, token=unknown, REMOTE_ADDR="10.1.0.1")
+    assert SignInFailures.objects.get(key="address:10.1.0.1").failures == 1  # the lean path hands it to Django
+    for _ in range(49):
+        assert call(app, _next_path(campaign), {}, token=unknown, REMOTE_ADDR="10.1.0.1").status == 403
+
+    throttled = call(app, _next_path(campaign), {}, token=unknown, REMOTE_ADDR="10.1.0.1")
+    good_elsewhere = call(app, _next_path(campaign), {}, token=token, REMOTE_ADDR="10.1.0.2")
+
+    assert first.status == 403
+    assert (throttled.status, throttled.headers["Retry-After"]) == (429, "900")
+    assert good_elsewhere.status == 200
+    assert app.django_application.calls == 51  # type: ignore[attr-defined]
