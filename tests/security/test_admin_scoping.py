@@ -133,6 +133,17 @@ CHANGELISTS = [
 ]
 
 
+def test_every_admin_of_annotation_and_results_is_in_this_suite() -> None:
+    """A newly registered model fails here until its scoping is decided and tested."""
+    registered = {
+        f"{model._meta.app_label}_{model._meta.model_name}"
+        for model in admin.site._registry
+        if model._meta.app_label in ("annotation", "results")
+    }
+
+    assert registered == set(CHANGELISTS)
+
+
 @pytest.mark.parametrize("name", CHANGELISTS)
 def test_a_changelist_shows_none_of_another_teams_rows(world: World, bea: Client, ada: Client, name: str) -> None:
     url = reverse(f"admin:{name}_changelist")
@@ -473,3 +484,15 @@ def test_a_superuser_adds_to_any_campaign(world: World) -> None:
 
     assert (prompt.status_code, output.status_code) == (302, 302)
     assert Prompt.objects.filter(campaign=world.a.campaign, external_id="by-root").exists()
+
+
+def test_a_gold_winner_cannot_be_another_teams_output(world: World, bea: Client) -> None:
+    comparison = world.b.comparison
+    url = reverse("admin:annotation_comparison_change", args=[comparison.pk])
+
+    response = bea.post(url, {"gold_verdict": "win", "gold_winner": world.a.output.pk})
+
+    assert response.status_code == 200
+    assert list(response.context["adminform"].form.errors) == ["gold_winner"]
+    comparison.refresh_from_db()
+    assert comparison.gold_verdict is None
