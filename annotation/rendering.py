@@ -1,22 +1,49 @@
-"""Untrusted markdown (prompts, model outputs, instructions) to sanitised HTML.
+"""Untrusted markdown (prompts, model outputs, instructions) to sanitised HTML, in bounded time and memory.
 
-Two layers: raw HTML in the source is never passed through by Markdown (it shows as text, which is what an
-annotator must see when a model answers with HTML), and the result is cleaned by nh3 with a strict allow-list:
-no scripts, no event handlers, no styles, no images and no links (link text stays, the link does not), so
-nothing in a rendered output can run or load anything.
+Two layers of safety: raw HTML in the source is never passed through (it shows as text, which is what an annotator
+must see when a model answers with HTML), and the result is cleaned by nh3 with a strict allow-list: no scripts, no
+event handlers, no styles, no images and no links (link text stays, the link does not), so nothing in a rendered
+output can run or load anything.
+
+Bounded work (docs/security.md, "Markdown"). markdown-it-py parses CommonMark in time linear in the text
+(Python-Markdown, used before, scanned the rest of the text for every link: quadratic). What is left is held by
+budgets, each a setting, all deterministic except the last:
+
+- a text longer than EVALPLATFORM_MARKDOWN_MAX_CHARS, or nested deeper than EVALPLATFORM_MARKDOWN_MAX_NESTING
+  (markdown-it would silently drop what lies deeper), is shown whole as escaped plain text with a note;
+- tables: at most EVALPLATFORM_MARKDOWN_MAX_TABLE_CELLS cells per text (later tables show as text) and at most
+  TABLE_AUTOCOMPLETED_CELLS empty cells added to one table's short rows (each a few tokens of Python work);
+- Pygments, whose lexers are regular expressions of their own (many are quadratic on some inputs), highlights only
+  the languages of EVALPLATFORM_MARKDOWN_HIGHLIGHT_LANGUAGES, at most EVALPLATFORM_MARKDOWN_HIGHLIGHT_MAX_CHARS of
+  code per text, and stops once EVALPLATFORM_MARKDOWN_HIGHLIGHT_SECONDS have passed; code past any of these is shown
+  in the same box without colours. The clock is read between tokens, so it cannot stop one regular expression that
+  runs long: the language allow-list is what keeps those out (bench/bench_rendering.py measures the longest step).
 """
 
 from __future__ import annotations
 
 import functools
+import html
+import importlib
 import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from io import StringIO
+from typing import Any
 
-import markdown
 import nh3
-from markdown.extensions import Extension, codehilite
+from django.conf import settings
+from markdown_it import MarkdownIt
+from markdown_it.rules_block import StateBlock
+from markdown_it.rules_block.table import table as _table
+from markdown_it.token import Token
+from markdown_it.utils import OptionsDict
 from pygments.formatters.html import HtmlFormatter
 from pygments.lexer import Lexer
 from pygments.lexers import find_lexer_class_by_name
+from pygments.lexers.special import TextLexer
 from pygments.util import ClassNotFound
 
 ALLOWED_TAGS = {
@@ -26,20 +53,41 @@ ALLOWED_TAGS = {
 # Pygments highlights with CSS classes (see frontend/static/frontend/pygments.css), never inline styles.
 ALLOWED_ATTRIBUTES = {"span": {"class"}, "div": {"class"}, "code": {"class"}, "pre": {"class"}, "ol": {"start"}}
 
+# markdown-it-py pads a table's short rows with empty cells up to 65,536 per table, which a 4 KB text can ask for
+# (about 1.5 s of work); a real table is rarely short of more than a few cells.
+TABLE_AUTOCOMPLETED_CELLS = 1000
+# (`markdown_it.rules_block.table` the name is the rule function; the module holds the limit it reads every table)
+vars(importlib.import_module("markdown_it.rules_block.table"))["MAX_AUTOCOMPLETED_CELLS"] = TABLE_AUTOCOMPLETED_CELLS
 
-class _EscapeRawHtml(Extension):  # type: ignore[misc]
-    """Treat raw HTML in the source as text instead of passing it through."""
 
-    def extendMarkdown(self, md: markdown.Markdown) -> None:
-        md.preprocessors.deregister("html_block")
-        md.inlinePatterns.deregister("html")
+@dataclass(frozen=True)
+class Limits:
+    """The rendering budgets (settings EVALPLATFORM_MARKDOWN_*; defaults in evalplatform/settings.py)."""
+
+    max_chars: int = 100_000
+    max_nesting: int = 32
+    max_table_cells: int = 10_000
+    highlight_max_chars: int = 20_000
+    highlight_seconds: float = 0.25
+    highlight_languages: frozenset[str] = frozenset()
+
+
+def limits() -> Limits:
+    """Return the budgets in force (read on every call, so tests and operators may change them)."""
+    return Limits(
+        max_chars=settings.EVALPLATFORM_MARKDOWN_MAX_CHARS,
+        max_nesting=settings.EVALPLATFORM_MARKDOWN_MAX_NESTING,
+        max_table_cells=settings.EVALPLATFORM_MARKDOWN_MAX_TABLE_CELLS,
+        highlight_max_chars=settings.EVALPLATFORM_MARKDOWN_HIGHLIGHT_MAX_CHARS,
+        highlight_seconds=settings.EVALPLATFORM_MARKDOWN_HIGHLIGHT_SECONDS,
+        highlight_languages=frozenset(settings.EVALPLATFORM_MARKDOWN_HIGHLIGHT_LANGUAGES),
+    )
 
 
 class _HtmlFormatter(HtmlFormatter):  # type: ignore[misc]
     """Pygments' HTML formatter, building its token-to-class tables once per style rather than once per code block.
 
-    codehilite makes a formatter for every code block, and building the tables costs more than highlighting a
-    short block (bulk imports render every model answer once).
+    Building the tables costs more than highlighting a short block (bulk imports render every model answer once).
     """
 
     _tables: dict[tuple[object, str], tuple[dict[object, str], dict[str, object]]] = {}
@@ -58,6 +106,7 @@ class _HtmlFormatter(HtmlFormatter):  # type: ignore[misc]
 
 @functools.lru_cache(maxsize=512)  # bounded: the language names come from untrusted text
 def _lexer_class(alias: str) -> type[Lexer] | None:
+    """Return the lexer class for a language name (Pygments scans its whole table on every lookup)."""
     try:
         found: type[Lexer] = find_lexer_class_by_name(alias)
     except ClassNotFound:
@@ -65,54 +114,174 @@ def _lexer_class(alias: str) -> type[Lexer] | None:
     return found
 
 
-def _get_lexer_by_name(alias: str | None, **options: object) -> Lexer:
-    """pygments.lexers.get_lexer_by_name with the alias lookup remembered.
-
-    Pygments scans its whole lexer table (and, for a name it does not know, the installed packages' entry points)
-    on every call; codehilite calls it for every code block, twice for a block without a known language.
-    """
-    lexer_class = _lexer_class(alias) if alias else None
-    if lexer_class is None:
-        raise ClassNotFound(f"no lexer for alias {alias!r} found")
-    return lexer_class(**options)
+class _OutOfTime(Exception):
+    pass
 
 
-codehilite.get_lexer_by_name = _get_lexer_by_name  # the name codehilite looks lexers up by
-
-_local = threading.local()
+clock: Callable[[], float] = time.monotonic  # the highlighting budget's clock (tests set their own)
 
 
-def _converter() -> markdown.Markdown:
-    # Building a Markdown instance loads every extension; reuse one per thread (instances are not thread-safe).
-    converter: markdown.Markdown | None = getattr(_local, "converter", None)
-    if converter is None:
-        converter = markdown.Markdown(
-            extensions=["fenced_code", "tables", "sane_lists", "codehilite", _EscapeRawHtml()],
-            extension_configs={
-                "codehilite": {"guess_lang": False, "css_class": "codehilite", "pygments_formatter": _HtmlFormatter}
-            },
-            output_format="html",
+class _Highlighter:
+    """Highlight the code blocks of one text within its budgets."""
+
+    def __init__(self, budget: Limits) -> None:
+        self.languages = budget.highlight_languages
+        self.chars_left = budget.highlight_max_chars
+        self.seconds = budget.highlight_seconds
+        self.deadline: float | None = None  # starts with the first block that is highlighted
+        self.out_of_time = False
+
+    def block(self, code: str, language: str) -> str:
+        """Return the block as `<div class="codehilite"><pre>...`, with colours when the budgets allow."""
+        lexer_class = _lexer_class(language.lower()) if language else None
+        if lexer_class is None or not self._allowed(lexer_class) or len(code) > self.chars_left:
+            return _format(TextLexer().get_tokens(code))
+        self.chars_left -= len(code)
+        if self.deadline is None:
+            self.deadline = clock() + self.seconds
+        try:
+            return _format(_until(lexer_class().get_tokens(code), self.deadline))
+        except _OutOfTime:
+            self.chars_left = 0
+            self.out_of_time = True
+            return _format(TextLexer().get_tokens(code))
+
+    def _allowed(self, lexer_class: type[Lexer]) -> bool:
+        return any(alias in self.languages for alias in lexer_class.aliases)
+
+
+def _until(tokens: Iterator[tuple[Any, str]], deadline: float) -> Iterator[tuple[Any, str]]:
+    for count, token in enumerate(tokens):
+        if count % 64 == 0 and clock() > deadline:
+            raise _OutOfTime
+        yield token
+
+
+def _format(tokens: Iterator[tuple[Any, str]]) -> str:
+    out = StringIO()
+    _HtmlFormatter(cssclass="codehilite", wrapcode=True).format(list(tokens), out)
+    return out.getvalue()
+
+
+def _render_fence(self: Any, tokens: list[Token], idx: int, options: OptionsDict, env: dict[str, Any]) -> str:
+    token = tokens[idx]
+    language = token.info.split(maxsplit=1)[0] if token.info.strip() else ""
+    highlighter: _Highlighter = env["highlighter"]
+    return highlighter.block(token.content, language)
+
+
+def _render_code_block(self: Any, tokens: list[Token], idx: int, options: OptionsDict, env: dict[str, Any]) -> str:
+    return _format(TextLexer().get_tokens(tokens[idx].content))
+
+
+def _bounded_table(state: StateBlock, start_line: int, end_line: int, silent: bool) -> bool:
+    """markdown-it-py's table rule, refusing further tables once the text's cell budget is spent."""
+    cells_left: int = state.env.get("table_cells_left", 0)
+    if cells_left <= 0:
+        return False
+    before = len(state.tokens)
+    found = _table(state, start_line, end_line, silent)
+    if found and not silent:
+        state.env["table_cells_left"] = cells_left - sum(
+            t.type in ("td_open", "th_open") for t in state.tokens[before:]
         )
-        _local.converter = converter
-    return converter
+    return found
 
 
-# Annotators are shown the HTML stored with each text (annotation.stored_html); this cache catches the texts an
-# import or a fill renders more than once (the same prompt or answer in several rows).
-RENDER_CACHE_SIZE = 2048
+@functools.lru_cache(maxsize=8)
+def _parser(max_nesting: int) -> MarkdownIt:
+    # One past the budget, so that a text at the budget parses whole and a deeper one can be told apart.
+    md = MarkdownIt("commonmark", {"html": False, "maxNesting": max_nesting + 1}).enable("table")
+    md.block.ruler.at("table", _bounded_table, {"alt": ["paragraph", "reference"]})
+    md.add_render_rule("fence", _render_fence)
+    md.add_render_rule("code_block", _render_code_block)
+    return md
 
 
-@functools.lru_cache(maxsize=RENDER_CACHE_SIZE)
-def render_markdown(text: str) -> str:
-    """Return safe HTML for untrusted markdown text (remembered for the most recently rendered texts)."""
-    if not text:
-        return ""
-    html = _converter().reset().convert(text)
+def _plain(text: str, reason: str) -> str:
+    """Return the text as escaped plain text with a note (safe by construction: nh3 would drop a leading newline).
+
+    An HTML parser drops the newline that follows `<pre>`, so the one we put there keeps the text's own.
+    """
+    return (
+        f'<div class="render-note">Shown as plain text: {reason}.</div>\n'
+        f'<pre class="plain-text">\n{html.escape(text, quote=False)}</pre>'
+    )
+
+
+def _clean(markup: str) -> str:
     return nh3.clean(
-        html,
+        markup,
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
         url_schemes=set(),
         link_rel=None,
         strip_comments=True,
     )
+
+
+def _render(text: str, budget: Limits) -> tuple[str, bool]:
+    """Return the HTML, and whether it is what any later call would return (no time budget ran out)."""
+    if len(text) > budget.max_chars:
+        return _plain(text, f"over the rendering limit of {budget.max_chars:,} characters"), True
+    md = _parser(budget.max_nesting)
+    highlighter = _Highlighter(budget)
+    env: dict[str, Any] = {"highlighter": highlighter, "table_cells_left": budget.max_table_cells}
+    tokens = md.parse(text, env)
+    if any(token.level >= budget.max_nesting for token in tokens):
+        return _plain(text, f"nested deeper than the rendering limit of {budget.max_nesting} levels"), True
+    return _clean(md.renderer.render(tokens, md.options, env)).rstrip("\n"), not highlighter.out_of_time
+
+
+class _RenderCache:
+    """The most recently rendered short texts, held to a total size (texts and their HTML, in characters)."""
+
+    def __init__(self, max_chars: int, max_text_chars: int) -> None:
+        self.max_chars = max_chars
+        self.max_text_chars = max_text_chars
+        self._entries: OrderedDict[tuple[str, Limits], str] = OrderedDict()
+        self._chars = 0
+        self._lock = threading.Lock()
+
+    def get(self, text: str, budget: Limits) -> str | None:
+        with self._lock:
+            found = self._entries.get((text, budget))
+            if found is not None:
+                self._entries.move_to_end((text, budget))
+            return found
+
+    def put(self, text: str, budget: Limits, rendered: str) -> None:
+        size = len(text) + len(rendered)
+        if len(text) > self.max_text_chars:
+            return
+        with self._lock:
+            if (text, budget) in self._entries:
+                return
+            self._entries[(text, budget)] = rendered
+            self._chars += size
+            while self._chars > self.max_chars:
+                (old_text, _), old = self._entries.popitem(last=False)
+                self._chars -= len(old_text) + len(old)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._chars = 0
+
+
+# Annotators are shown the HTML stored with each text (annotation.stored_html); this cache catches the texts an
+# import or a fill renders more than once (the same prompt or answer in several rows), within about 8 MB.
+render_cache = _RenderCache(max_chars=4_000_000, max_text_chars=20_000)
+
+
+def render_markdown(text: str) -> str:
+    """Return safe HTML for untrusted markdown text, within the rendering budgets (see the module's docstring)."""
+    if not text:
+        return ""
+    budget = limits()
+    found = render_cache.get(text, budget)
+    if found is None:
+        found, repeatable = _render(text, budget)
+        if repeatable:
+            render_cache.put(text, budget, found)
+    return found

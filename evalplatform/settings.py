@@ -181,6 +181,20 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
+# Rendering untrusted markdown (annotation.rendering; docs/security.md, "Markdown"): a longer or deeper text is shown
+# as escaped plain text with a note; tables and code highlighting past their budgets show as text / without colours.
+# Pygments highlights only the listed languages: many of its lexers take quadratic time on some inputs.
+EVALPLATFORM_MARKDOWN_MAX_CHARS = int(os.environ.get("EVALPLATFORM_MARKDOWN_MAX_CHARS", "100000"))
+EVALPLATFORM_MARKDOWN_MAX_NESTING = int(os.environ.get("EVALPLATFORM_MARKDOWN_MAX_NESTING", "32"))
+EVALPLATFORM_MARKDOWN_MAX_TABLE_CELLS = int(os.environ.get("EVALPLATFORM_MARKDOWN_MAX_TABLE_CELLS", "10000"))
+EVALPLATFORM_MARKDOWN_HIGHLIGHT_MAX_CHARS = int(os.environ.get("EVALPLATFORM_MARKDOWN_HIGHLIGHT_MAX_CHARS", "20000"))
+EVALPLATFORM_MARKDOWN_HIGHLIGHT_SECONDS = float(os.environ.get("EVALPLATFORM_MARKDOWN_HIGHLIGHT_SECONDS", "0.25"))
+EVALPLATFORM_MARKDOWN_HIGHLIGHT_LANGUAGES = env_list(
+    "EVALPLATFORM_MARKDOWN_HIGHLIGHT_LANGUAGES",
+    "python,pycon,javascript,typescript,json,bash,c,cpp,csharp,java,kotlin,go,rust,swift,ruby,php,sql,html,xml,css,"
+    "yaml,toml,ini,diff,r,scala,lua,haskell,docker,make",
+)
+
 # Celery: Redis in production (CELERY_BROKER_URL=redis://...). Without it, a broker that needs no server:
 # kombu's SQLAlchemy-free "filesystem" transport in var/celery/, so the demo runs a real worker process.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
