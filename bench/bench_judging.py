@@ -102,10 +102,20 @@ def local_server(latency_ms: int, faults: list[str]) -> Iterator[str]:
     server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
     try:
         _wait_for_port(port)
-        yield f"http://127.0.0.1:{port}/v1"
+        url = f"http://127.0.0.1:{port}/v1"
+        _allow_endpoint(url)
+        yield url
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def _allow_endpoint(url: str) -> None:
+    """Let judges call the local server, here and in the workers started after this (judging.policy)."""
+    from django.conf import settings
+
+    os.environ["EVALPLATFORM_JUDGE_ALLOWED_ENDPOINTS"] = url
+    settings.EVALPLATFORM_JUDGE_ALLOWED_ENDPOINTS = [url]
 
 
 def _wait_for_port(port: int) -> None:

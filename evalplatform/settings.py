@@ -168,6 +168,17 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "evalplatform.api.exception_handler",
 }
+
+# LLM judges (docs/security.md, "Judges: owners, key variables and endpoints"): the environment variables a judge
+# may name for its API key (NAME or NAME=URL_PREFIX), the base URL prefixes it may call, and the non-public
+# networks (CIDRs) those may resolve to. Production allows nothing until the operator lists it; DEBUG allows the
+# demo's local server.
+EVALPLATFORM_JUDGE_KEY_ENVS = env_list("EVALPLATFORM_JUDGE_KEY_ENVS", "")
+EVALPLATFORM_JUDGE_ALLOWED_ENDPOINTS = env_list(
+    "EVALPLATFORM_JUDGE_ALLOWED_ENDPOINTS", "http://127.0.0.1:8001/v1" if DEBUG else ""
+)
+EVALPLATFORM_JUDGE_PRIVATE_NETWORKS = env_list("EVALPLATFORM_JUDGE_PRIVATE_NETWORKS", "")
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "evalplatform API",
     "DESCRIPTION": "Pairwise rating of model outputs by annotators and LLM judges; rankings and agreement.",

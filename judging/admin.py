@@ -1,16 +1,19 @@
 """Admin for judges, judge runs (start, watch, cancel, resume), verdicts and the call cache.
 
 It also adds the judge action to the campaign admin: annotation knows nothing of judges, judging extends it.
+Scoped by judging.access: a researcher lists and uses their own judges and the operator's, changes only their own;
+runs, verdicts and stored calls are those of their campaigns, and the filters name only those.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -22,7 +25,7 @@ from django.views.decorators.http import require_POST
 from annotation.admin import CampaignAdmin, CampaignScopedAdmin, visible_campaigns
 from annotation.models import Campaign
 from evalplatform.exceptions import DomainError
-from judging import selectors, services
+from judging import access, selectors, services
 from judging.models import JudgeConfig, JudgeRun, JudgeVerdict, LLMCall
 
 
@@ -44,6 +47,13 @@ class JudgeConfigForm(forms.ModelForm[JudgeConfig]):
         except DomainError as exc:
             self.add_error(exc.field if exc.field in self.fields else None, exc.message)
         return cleaned
+
+
+class NotFoundOutsideScope:
+    """Answer 404 for an object outside the user's scope (or gone), where Django's admin would redirect."""
+
+    def _get_obj_does_not_exist_redirect(self, request: HttpRequest, opts: Any, object_id: str) -> HttpResponse:
+        raise Http404(f"No {opts.verbose_name} with id {object_id!r} that you may see.")
 
 
 ORDER_CHOICES = [
@@ -74,8 +84,12 @@ class CampaignChoiceForm(RunOptionsForm):
 
 
 class JudgeChoiceForm(RunOptionsForm):
-    judge = forms.ModelChoiceField(queryset=JudgeConfig.objects.order_by("name"))
+    judge = forms.ModelChoiceField(queryset=JudgeConfig.objects.none())
     field_order = ["judge", "limit", "orders"]
+
+    def __init__(self, *args: Any, judges: QuerySet[JudgeConfig], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["judge"].queryset = judges  # type: ignore[attr-defined]
 
 
 def start_run_for(
@@ -111,10 +125,10 @@ def redirect_to_runs(runs: list[JudgeRun]) -> HttpResponseRedirect | None:
 
 
 @admin.register(JudgeConfig)
-class JudgeConfigAdmin(admin.ModelAdmin[JudgeConfig]):
+class JudgeConfigAdmin(NotFoundOutsideScope, admin.ModelAdmin[JudgeConfig]):
     form = JudgeConfigForm
-    list_display = ["name", "model", "base_url", "template", "both_orders", "max_concurrency", "requests_per_minute",
-                    "position_consistency"]  # fmt: skip
+    list_display = ["name", "owner", "model", "base_url", "template", "both_orders", "max_concurrency",
+                    "requests_per_minute", "position_consistency"]  # fmt: skip
     search_fields = ["name", "model"]
     actions = ["judge_a_campaign"]
     fieldsets = [
@@ -125,15 +139,37 @@ class JudgeConfigAdmin(admin.ModelAdmin[JudgeConfig]):
                                           "price_input_per_million", "price_output_per_million"]}),
     ]  # fmt: skip
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[JudgeConfig]:
+        return super().get_queryset(request).filter(pk__in=access.usable_judges(request.user).values("pk"))
+
+    def get_fieldsets(self, request: HttpRequest, obj: JudgeConfig | None = None) -> Any:
+        """Superusers choose the owner (empty: an operator's judge); a researcher's judges are their own."""
+        if not request.user.is_superuser:
+            return self.fieldsets
+        (title, options), *rest = self.fieldsets
+        return [(title, {"fields": [*options["fields"], "owner"]}), *rest]
+
+    def has_change_permission(self, request: HttpRequest, obj: JudgeConfig | None = None) -> bool:
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or access.may_change_judge(request.user, obj))
+
+    def has_delete_permission(self, request: HttpRequest, obj: JudgeConfig | None = None) -> bool:
+        allowed = super().has_delete_permission(request, obj)
+        return allowed and (obj is None or access.may_change_judge(request.user, obj))
+
     def save_model(self, request: HttpRequest, obj: JudgeConfig, form: Any, change: bool) -> None:
         """Save through the services, which keep the judge's rater (and its name) and rate limiter."""
         settings = {f: form.cleaned_data[f] for f in services.JUDGE_FIELDS if f in form.cleaned_data}
+        superuser = request.user.is_superuser
+        owner: User | None = form.cleaned_data.get("owner") if superuser else cast(User, request.user)
         if change:
             stored = JudgeConfig.objects.select_related("rater").get(pk=obj.pk)
             services.update_judge(judge=stored, name=form.cleaned_data["name"], **settings)
+            if superuser and "owner" in form.cleaned_data:
+                services.set_judge_owner(judge=stored, owner=owner)
             return
-        saved, _ = services.save_judge(name=form.cleaned_data["name"], **settings)
-        obj.pk, obj.rater = saved.pk, saved.rater
+        saved = services.create_judge(name=form.cleaned_data["name"], owner=owner, **settings)
+        obj.pk, obj.rater, obj.owner = saved.pk, saved.rater, saved.owner
 
     @admin.display(description="position consistency")
     def position_consistency(self, judge: JudgeConfig) -> str:
@@ -170,7 +206,8 @@ class JudgingCampaignAdmin(CampaignAdmin):
     @admin.action(description="Judge the selected campaigns with an LLM judge", permissions=["judge"])
     def judge_campaigns(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> HttpResponse | None:
         """Ask for the judge (and a limit, orders), then start one run per campaign and go to the run."""
-        form = JudgeChoiceForm(request.POST if "judge" in request.POST else None)
+        data = request.POST if "judge" in request.POST else None
+        form = JudgeChoiceForm(data, judges=access.usable_judges(request.user))
         if form.is_bound and form.is_valid():
             judge = form.cleaned_data["judge"]
             runs = [start_run_for(self, request, campaign, judge, form.cleaned_data) for campaign in queryset]
@@ -206,15 +243,16 @@ class JudgeRunAddForm(forms.ModelForm[JudgeRun]):
 
 
 @admin.register(JudgeRun)
-class JudgeRunAdmin(CampaignScopedAdmin):
+class JudgeRunAdmin(NotFoundOutsideScope, CampaignScopedAdmin):
     list_display = ["id", "campaign", "judge", "status", "progress", "judged", "parse_failures", "failures",
                     "in_flight", "tokens", "cost", "mean_latency", "started_at", "finished_at",
                     "short_error"]  # fmt: skip
-    list_filter = ["status", "judge", "campaign"]
+    list_filter = ["status", ("judge", admin.RelatedOnlyFieldListFilter),
+                   ("campaign", admin.RelatedOnlyFieldListFilter)]  # fmt: skip
     actions = ["cancel_runs", "resume_runs", "resume_runs_retrying_failures"]
-    readonly_fields = ["campaign", "judge", "status", "limit", "requested_by", "error", "created_at", "started_at",
-                       "finished_at", "summary", "stalled", "recent_errors", "consistency",
-                       "verdict_links"]  # fmt: skip
+    readonly_fields = ["campaign", "judge", "status", "limit", "requested_by", "base_url", "model", "api_key_env",
+                       "error", "created_at", "started_at", "finished_at", "summary", "stalled", "recent_errors",
+                       "consistency", "verdict_links"]  # fmt: skip
     change_form_template = "admin/judging/judgerun/change_form.html"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[JudgeRun]:
@@ -228,6 +266,8 @@ class JudgeRunAdmin(CampaignScopedAdmin):
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "campaign":
             kwargs["queryset"] = _campaigns_for(request)
+        if db_field.name == "judge":
+            kwargs["queryset"] = access.usable_judges(request.user)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_readonly_fields(self, request: HttpRequest, obj: JudgeRun | None = None) -> Any:
@@ -417,11 +457,12 @@ class InconsistentFilter(admin.SimpleListFilter):
 
 
 @admin.register(JudgeVerdict)
-class JudgeVerdictAdmin(CampaignScopedAdmin):
+class JudgeVerdictAdmin(NotFoundOutsideScope, CampaignScopedAdmin):
     campaign_path = "comparison__campaign"
     list_display = ["id", "judge", "comparison", "order", "state", "label", "attempts", "tokens_in", "tokens_out",
                     "latency_ms", "cost", "cached", "short_reason"]  # fmt: skip
-    list_filter = ["state", InconsistentFilter, "cached", "judge", "run"]
+    list_filter = ["state", InconsistentFilter, "cached", ("judge", admin.RelatedOnlyFieldListFilter),
+                   ("run", admin.RelatedOnlyFieldListFilter)]  # fmt: skip
     search_fields = ["reason", "raw_response", "request_hash"]
     list_select_related = ["judge", "comparison"]
 
@@ -444,12 +485,20 @@ class JudgeVerdictAdmin(CampaignScopedAdmin):
 
 
 @admin.register(LLMCall)
-class LLMCallAdmin(admin.ModelAdmin[LLMCall]):
+class LLMCallAdmin(NotFoundOutsideScope, admin.ModelAdmin[LLMCall]):
     list_display = ["request_hash", "model", "finish_reason", "tokens_in", "tokens_out", "latency_ms", "created_at"]
     search_fields = ["request_hash", "model", "text"]
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[LLMCall]:
+        """Return the calls made for verdicts of the user's campaigns (every call for superusers)."""
+        calls = super().get_queryset(request)
+        return calls if request.user.is_superuser else calls.filter(pk__in=access.visible_llm_calls(request.user))
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: LLMCall | None = None) -> bool:
+        return request.user.is_superuser  # a stored call answers every team's identical requests
 
     def has_change_permission(self, request: HttpRequest, obj: LLMCall | None = None) -> bool:
         return False

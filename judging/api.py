@@ -1,7 +1,8 @@
 """Judge API: list judges; start, watch, cancel and resume a campaign's judge runs; read their verdicts.
 
 Scoped like the researcher API: a campaign's owner, its researchers and superusers reach its runs; its annotators
-get 403, anyone else 404. Judges are listed without secrets: only the NAME of the variable holding the API key.
+get 403, anyone else 404. Judges are listed without secrets: only the NAME of the variable holding the API key; a
+researcher lists and starts runs with their own judges and the operator's only (judging.access).
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from evalplatform.api import validated
-from evalplatform.exceptions import DomainError
 from judging import selectors, services
-from judging.access import access_judge_run, access_judges
-from judging.models import JudgeConfig, JudgeRun, JudgeVerdict
+from judging.access import access_judge_run, access_judges, access_usable_judge
+from judging.models import JudgeRun, JudgeVerdict
 from results.access import access_campaign_results
 
 OUTCOMES = ["A", "B", "tie", "both_bad"]
@@ -33,6 +33,9 @@ class JudgeListApi(APIView):
 
         id = serializers.IntegerField()
         name = serializers.CharField()
+        owner = serializers.CharField(
+            source="owner.username", allow_null=True, help_text="Who may change it; null: the operator's judge."
+        )
         base_url = serializers.CharField()
         model = serializers.CharField()
         api_key_env = serializers.CharField(help_text="NAME of the workers' environment variable holding the key.")
@@ -132,7 +135,7 @@ class RunListApi(APIView):
         class Meta:
             ref_name = "JudgeRunStart"
 
-        judge = serializers.CharField(help_text="The judge's name (see /api/v1/judges/).")
+        judge = serializers.CharField(help_text="The judge's name (see /api/v1/judges/): one you may use.")
         limit = serializers.IntegerField(min_value=1, required=False, allow_null=True, help_text="Most comparisons.")
         orders = serializers.ChoiceField(
             choices=services.ORDERS,
@@ -161,9 +164,7 @@ class RunListApi(APIView):
     def post(self, request: Request, slug: str) -> Response:
         campaign = access_campaign_results(user=request.user, slug=slug)
         data = validated(self.Input(), request.data)
-        judge = JudgeConfig.objects.filter(name=data["judge"]).first()
-        if judge is None:
-            raise DomainError(f"no judge named {data['judge']!r}", field="judge")
+        judge = access_usable_judge(user=request.user, name=data["judge"])
         user = request.user if request.user.is_authenticated else None
         run = services.start_run(
             campaign=campaign, judge=judge, limit=data.get("limit"), orders=data.get("orders"), requested_by=user

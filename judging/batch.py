@@ -25,8 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from judging import fetch, limits, llm, prompts
-from judging.models import JudgeConfig, JudgeVerdict, LLMCall
+from django.db.models import Q
+
+from judging import fetch, limits, llm, policy, prompts
+from judging.models import JudgeConfig, JudgeRun, JudgeVerdict, LLMCall
 from judging.outcomes import Call, Failure, Outcome, Reply, Retry, Work, record
 
 BACKOFF_BASE_SECONDS = 0.5
@@ -55,6 +57,7 @@ def judge(verdict_ids: list[int], *, worker: str, clock: Clock, lease_margin: fl
     current = clock()
     works = [Work(v, build_call(v), v.retry_at) for v in fetch.load_verdicts(sorted(set(verdict_ids)))]
     works = [w for w in works if _workable(w.verdict, current)]
+    works = _refuse_barred(works, current)
     by_judge: dict[int, list[Work]] = {}
     for work in works:
         by_judge.setdefault(work.verdict.judge_id, []).append(work)
@@ -63,6 +66,64 @@ def judge(verdict_ids: list[int], *, worker: str, clock: Clock, lease_margin: fl
         window = Window(judge_works, worker=worker, clock=clock, lease_margin=lease_margin, max_wait=max_wait)
         later.update(window.run())
     return BatchResult(later, frozenset(w.verdict.run_id for w in works if w.verdict.run_id))
+
+
+def _refuse_barred(works: list[Work], current: datetime) -> list[Work]:
+    """Fail the verdicts (and their runs) whose call the operator's rules now refuse, or whose judge's endpoint
+    changed since their run started; return the others."""
+    problems: dict[int, str | None] = {}
+    barred: dict[tuple[int | None, str], list[int]] = {}
+    kept = []
+    for work in works:
+        verdict = work.verdict
+        if verdict.judge_id not in problems:
+            problems[verdict.judge_id] = call_problem(verdict.judge)
+        reason = problems[verdict.judge_id]
+        if reason is None and verdict.endpoint_changed():
+            reason = endpoint_change(verdict)
+        if reason is None:
+            kept.append(work)
+        else:
+            barred.setdefault((verdict.run_id, reason), []).append(verdict.pk)
+    for (run_id, reason), ids in barred.items():
+        _fail_barred(run_id, ids, reason, current)
+    return kept
+
+
+def call_problem(judge: JudgeConfig) -> str | None:
+    """Return why the operator's rules refuse a call by this judge now (endpoint, its addresses, key), or None."""
+    try:
+        policy.check_endpoint(judge.base_url, unresolvable_ok=True)
+        policy.check_key_env(judge.api_key_env, judge.base_url)
+    except policy.PolicyError as exc:
+        return f"refused by the operator's rules: {exc}"
+    return None
+
+
+def endpoint_change(verdict: fetch.LoadedVerdict) -> str:
+    """Return the reason a verdict fails when its judge's endpoint changed since its run started."""
+    assert verdict.run_endpoint is not None
+    base_url, model, key_env = verdict.run_endpoint
+    judge = verdict.judge
+    was = f"{model} at {base_url} (key {key_env or '-'})"
+    now = f"{judge.model} at {judge.base_url} (key {judge.api_key_env or '-'})"
+    return (
+        f"judge {judge.name}'s endpoint changed since run #{verdict.run_id} started (was {was}, now {now}); not "
+        "calling it: start a new run to use the judge as it is now"
+    )
+
+
+def _fail_barred(run_id: int | None, verdict_ids: list[int], reason: str, current: datetime) -> None:
+    """Fail the verdicts and every pending verdict of their run, and the run, with the reason."""
+    unclaimed = Q(state=JudgeVerdict.State.PENDING) | Q(state=JudgeVerdict.State.CLAIMED, claimed_until__lt=current)
+    ours = Q(pk__in=verdict_ids) if run_id is None else Q(pk__in=verdict_ids) | Q(run_id=run_id)
+    JudgeVerdict.objects.filter(unclaimed, ours).update(
+        state=JudgeVerdict.State.FAILED, reason=reason, claimed_by="", claimed_until=None, finished_at=current
+    )
+    if run_id is not None:
+        JudgeRun.objects.filter(pk=run_id, status=JudgeRun.Status.RUNNING).update(
+            status=JudgeRun.Status.FAILED, error=reason, finished_at=current
+        )
 
 
 def _workable(verdict: fetch.LoadedVerdict, current: datetime) -> bool:

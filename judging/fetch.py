@@ -20,7 +20,7 @@ from judging.models import JudgeConfig, JudgeRun, JudgeVerdict, LLMCall
 _VERDICT = """
     SELECT v.id, v.judge_id, v.comparison_id, v."order", v.run_id, v.state, v.attempts, v.retry_at,
            v.claimed_until, r.status, j.updated_at, c.campaign_id, c.prompt_id, p.text, p.reference_answer,
-           c.output_a_id, a.text, c.output_b_id, b.text
+           c.output_a_id, a.text, c.output_b_id, b.text, r.base_url, r.model, r.api_key_env
     FROM judging_judgeverdict v
     JOIN judging_judgeconfig j ON j.id = v.judge_id
     JOIN annotation_comparison c ON c.id = v.comparison_id
@@ -66,6 +66,13 @@ class LoadedVerdict:
     reference: str
     output_a: Text
     output_b: Text
+    run_endpoint: tuple[str, str, str] | None = None  # (base_url, model, api_key_env) recorded by the run
+
+    def endpoint_changed(self) -> bool:
+        """Return whether the judge's endpoint differs from the one its run recorded (unrecorded: no)."""
+        if not self.run_endpoint or not self.run_endpoint[0]:
+            return False
+        return self.run_endpoint != (self.judge.base_url, self.judge.model, self.judge.api_key_env)
 
     @property
     def judge_id(self) -> int:
@@ -90,10 +97,12 @@ def load_verdicts(verdict_ids: list[int]) -> list[LoadedVerdict]:
 
 def _verdict(row: tuple[Any, ...]) -> LoadedVerdict:
     (pk, judge_id, comparison_id, order, run_id, state, attempts, retry_at, claimed_until, run_status,
-     judge_updated_at, campaign_id, _prompt_id, prompt_text, reference, a_id, a_text, b_id, b_text) = row  # fmt: skip
+     judge_updated_at, campaign_id, _prompt_id, prompt_text, reference, a_id, a_text, b_id, b_text, run_base_url,
+     run_model, run_key_env) = row  # fmt: skip
     return LoadedVerdict(
         pk, _judge(judge_id, judge_updated_at), comparison_id, campaign_id, order, run_id, run_status, state,
         attempts, retry_at, claimed_until, prompt_text, reference, Text(a_id, a_text), Text(b_id, b_text),
+        None if run_id is None else (run_base_url, run_model, run_key_env),
     )  # fmt: skip
 
 

@@ -7,6 +7,12 @@ Judging sends its calls through a CallPool: `openai.AsyncOpenAI` on one event lo
 with openai's aiohttp transport, one client (and connection pool) per endpoint, key and timeout. A call costs that
 loop about half the CPU of the synchronous client in a thread, and waiting costs a timer, not a thread.
 `complete()` is the synchronous client, one call at a time.
+
+The operator's rules (judging.policy) hold at call time too: the key variable is checked right before os.environ
+is read; clients follow no redirects (a 3xx is a permanent failure, never a request to another host); the async
+clients resolve hosts through a resolver that refuses any address the rules do not allow (a name that resolves to
+127.0.0.1 at connect time, after passing the check at save time, still goes nowhere); complete() checks the
+endpoint, resolving its host, before each call.
 """
 
 from __future__ import annotations
@@ -19,14 +25,18 @@ import json
 import os
 import queue
 import re
+import socket
 import threading
 import time
 from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from judging import policy
 
 if TYPE_CHECKING:
+    import aiohttp
     import openai
 
 # One client per endpoint, key and timeout in each process: clients hold a connection pool and are thread-safe.
@@ -36,6 +46,7 @@ _clients_lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 _loop_pid = 0
 _async_clients: dict[tuple[str, str, float], openai.AsyncOpenAI] = {}
+_E = TypeVar("_E", bound=BaseException)
 NO_KEY = "no-key"  # local servers ignore the key, but the client insists on one
 _TELEMETRY_HEADERS = (
     "X-Stainless-Lang",
@@ -109,7 +120,11 @@ def complete(request: ChatRequest, *, api_key_env: str, timeout: float) -> ChatR
     """Send one chat completion and return the reply; raise TransientLLMError or PermanentLLMError."""
     import openai  # imported on first call: building its models takes seconds, which every manage.py run would pay
 
-    client = _client(request.base_url, _api_key(api_key_env), timeout)
+    try:
+        policy.check_endpoint(request.base_url)
+    except policy.PolicyError as exc:
+        raise PermanentLLMError(f"refused by the operator's rules: {exc}") from exc
+    client = _client(request.base_url, _api_key(api_key_env, request.base_url), timeout)
     started = time.monotonic()
     try:
         completion = client.chat.completions.create(**request.payload())
@@ -126,6 +141,9 @@ def classify(exc: Exception, *, timeout: float) -> LLMError:
     if isinstance(exc, openai.RateLimitError):
         return TransientLLMError("429 rate limited", retry_after=retry_after_seconds(exc.response.headers))
     if isinstance(exc, openai.APIConnectionError):  # a timeout is one too
+        barred = _caused_by(exc, AddressRefused)
+        if barred is not None:
+            raise PermanentLLMError(f"refused by the operator's rules: {barred}") from exc
         refused = _connection_error(exc)
         if isinstance(exc, openai.APITimeoutError) and refused is None:
             return TransientLLMError(f"timed out after {timeout:g}s")
@@ -163,7 +181,7 @@ class CallPool:
         """Queue one request; its outcome comes back from collect() under `key`."""
         self.outstanding += 1
         try:
-            api_key = _api_key(api_key_env)
+            api_key = _api_key(api_key_env, request.base_url)
         except PermanentLLMError as exc:
             self._done.put((key, exc))
             return
@@ -290,7 +308,7 @@ def _async_client(base_url: str, api_key: str, timeout: float) -> openai.AsyncOp
             api_key=api_key,
             timeout=timeout,
             max_retries=0,
-            http_client=openai.DefaultAioHttpClient(),
+            http_client=openai.DefaultAioHttpClient(follow_redirects=False, transport=_guarded_transport()),
             # The SDK's telemetry headers (language, OS, runtime versions) are copied, merged, normalised and
             # encoded on every call; no endpoint needs them, and without them a call costs about 0.1 ms less CPU.
             default_headers=cast("dict[str, str]", dict.fromkeys(_TELEMETRY_HEADERS, openai.Omit())),
@@ -314,9 +332,15 @@ def _close_async_clients() -> None:
 
 def _connection_error(exc: BaseException) -> ConnectionError | None:
     # The aiohttp transport reports a refused connection as a connect timeout: the causes tell which it was.
+    return _caused_by(exc, ConnectionError)
+
+
+def _caused_by(exc: BaseException, kind: type[_E]) -> _E | None:
     seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ConnectionError):
+    for _ in range(50):  # a cycle of causes ends here
+        if seen is None:
+            return None
+        if isinstance(seen, kind):
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
@@ -340,9 +364,59 @@ def _result(completion: Any, latency_ms: int) -> ChatResult:
     return result_from_json(completion.model_dump(mode="json"), latency_ms)
 
 
-def _api_key(env_name: str) -> str:
+def _guarded_transport() -> Any:
+    """Return openai's aiohttp transport with connections resolved through GuardedResolver."""
+    import aiohttp
+    from openai._vendor.httpx_aiohttp import AiohttpTransport
+
+    transport = AiohttpTransport()
+
+    def session() -> aiohttp.ClientSession:
+        limits = transport.limits
+        connector = aiohttp.TCPConnector(
+            resolver=cast("aiohttp.abc.AbstractResolver", GuardedResolver()),
+            ssl=transport.ssl_context,
+            keepalive_timeout=limits.keepalive_expiry,
+            limit=limits.max_connections or 100,
+        )
+        return aiohttp.ClientSession(connector=connector)
+
+    transport.client = session
+    return transport
+
+
+class AddressRefused(OSError):
+    """A host resolved to an address the operator's rules do not allow: the call is refused for good."""
+
+
+class GuardedResolver:
+    """An aiohttp resolver that refuses a host when any address it resolves to is not allowed (judging.policy)."""
+
+    def __init__(self) -> None:
+        import aiohttp
+
+        self._inner: aiohttp.abc.AbstractResolver = aiohttp.ThreadedResolver()
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> Any:
+        results = await self._inner.resolve(host, port, family)
+        for result in results:
+            problem = policy.address_problem(result["host"])
+            if problem:
+                raise AddressRefused(f"host {host!r} resolves to {problem}")
+        return results
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+def _api_key(env_name: str, base_url: str) -> str:
+    """Return the key a judge at base_url names, once the operator's rules allow it (checked again here)."""
     if not env_name:
         return NO_KEY
+    try:
+        policy.check_key_env(env_name, base_url)
+    except policy.PolicyError as exc:
+        raise PermanentLLMError(f"refused by the operator's rules: {exc}") from exc
     key = os.environ.get(env_name)
     if not key:
         raise PermanentLLMError(f"environment variable {env_name} (the judge's api_key_env) is not set in the worker")
@@ -355,7 +429,10 @@ def _client(base_url: str, api_key: str, timeout: float) -> openai.OpenAI:
     key = (base_url, api_key, timeout)
     with _clients_lock:
         if key not in _clients:
-            _clients[key] = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0)
+            _clients[key] = openai.OpenAI(
+                base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0,
+                http_client=openai.DefaultHttpxClient(follow_redirects=False),
+            )  # fmt: skip
         return _clients[key]
 
 

@@ -29,6 +29,12 @@ class JudgeConfig(models.Model):
         JSON = "json", "JSON reply (structured output)"
 
     name = models.CharField(max_length=200, unique=True)
+    # Who may change it; empty for an operator's judge (made by a superuser or a management command), which every
+    # researcher may use and only superusers change. Researchers use their own judges and the operator's.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="judges",
+        help_text="Empty: an operator's judge, usable by every researcher, changed only by superusers.",
+    )  # fmt: skip
     rater = models.OneToOneField(Rater, on_delete=models.PROTECT, related_name="judge_config", editable=False)
     # Always "judge": with the composite foreign key of migration 0002 it makes the rater a judge rater.
     rater_kind = models.CharField(max_length=5, default=Rater.Kind.JUDGE, editable=False)
@@ -114,6 +120,11 @@ class JudgeRun(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     error = models.TextField(blank=True)
+    # The judge's endpoint when the run started: the worker refuses to call another one (an edited judge must not
+    # silently redirect runs already started). Empty on runs made without the service: not checked.
+    base_url = models.CharField(max_length=500, blank=True, editable=False)
+    model = models.CharField(max_length=200, blank=True, editable=False)
+    api_key_env = models.CharField(max_length=100, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

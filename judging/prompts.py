@@ -6,10 +6,13 @@ prompt (Li et al., 2024): same structure, markers and verdict labels, so replies
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
+
+import re2
 
 Outcome = Literal["A", "B", "tie", "both_bad"]
 PLACEHOLDERS = ("question", "answer_a", "answer_b", "reference")
@@ -104,6 +107,7 @@ LABELS: dict[str, tuple[Outcome, int | None]] = {
     "BOTH BAD": ("both_bad", None),
     "NEITHER": ("both_bad", None),
 }
+MAX_PATTERN_LENGTH = 500  # characters of a custom verdict pattern (the field's max_length)
 MT_BENCH_PATTERN = r"\[\[(A|B|C)\]\]"
 ARENA_HARD_PATTERN = r"\[\[([AB<>=]+)\]\]"
 
@@ -174,11 +178,18 @@ def check_custom_template(text: str) -> None:
 
 
 def check_verdict_pattern(pattern: str) -> None:
-    """Raise ValueError when a verdict pattern is not a regex with a capturing group."""
+    """Raise ValueError when a verdict pattern is too long, not an RE2 regex, or has no capturing group.
+
+    Patterns run on RE2 (linear time in the reply, whatever the pattern): backreferences and lookarounds, which
+    need backtracking, are refused.
+    """
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        raise ValueError(f"verdict_pattern: longer than {MAX_PATTERN_LENGTH} characters ({len(pattern)})")
     try:
-        compiled = re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"verdict_pattern: not a regular expression: {exc}") from exc
+        compiled = compile_pattern(pattern)
+    except re2.error as exc:
+        reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise ValueError(f"verdict_pattern: not a regular expression RE2 accepts: {reason}") from exc
     if compiled.groups < 1:
         raise ValueError("verdict_pattern: needs a capturing group (named 'verdict' or group 1) for the label")
 
@@ -213,7 +224,7 @@ def parse_verdict(spec: PromptSpec, text: str, *, finish_reason: str = "stop") -
 
 def parse_pattern_verdict(text: str, pattern: str) -> ParsedVerdict:
     """Return the one label the pattern finds in the text; several different labels are ambiguous."""
-    compiled = re.compile(pattern)
+    compiled = compile_pattern(pattern)
     group: str | int = "verdict" if "verdict" in compiled.groupindex else 1
     labels = [m.group(group).strip() for m in compiled.finditer(text) if m.group(group)]
     if not labels:
@@ -222,6 +233,15 @@ def parse_pattern_verdict(text: str, pattern: str) -> ParsedVerdict:
     if len(distinct) > 1:
         raise VerdictParseError("ambiguous verdict: " + ", ".join(distinct))
     return _from_label(distinct[0])
+
+
+@functools.lru_cache(maxsize=256)
+def compile_pattern(pattern: str) -> Any:
+    """Return the pattern compiled by RE2 (linear-time matching: no pattern can hang a worker); raise re2.error."""
+    options = re2.Options()
+    options.log_errors = False  # the reason comes back in the exception
+    options.max_mem = 8 << 20  # bytes for the compiled program: a pattern needing more is refused
+    return re2.compile(pattern, options)
 
 
 def parse_json_verdict(text: str) -> ParsedVerdict:

@@ -23,7 +23,8 @@ from django.utils import timezone
 
 from annotation.models import Campaign, Comparison, Rater
 from evalplatform.exceptions import Conflict, DomainError
-from judging import batch, fetch, limits, prompts
+from judging import batch, fetch, limits, policy, prompts
+from judging.access import check_may_use_judge
 from judging.models import JudgeConfig, JudgeRun, JudgeVerdict
 
 # A claim lasts its calls' timeouts plus this margin (time to write the result); then another worker may take it.
@@ -67,19 +68,30 @@ class NextStep:
 
 @transaction.atomic
 def save_judge(*, name: str, **options: Any) -> tuple[JudgeConfig, bool]:
-    """Create the judge (and its judge Rater) or update its settings; return it and whether it was created."""
+    """Create the judge (and its judge Rater) or update its settings; return it and whether it was created.
+
+    The operator's upsert (add_judge): a new judge has no owner, so every researcher may use it.
+    """
     judge = JudgeConfig.objects.select_for_update().filter(name=name).first()
     if judge is not None:
         return update_judge(judge=judge, **options), False
+    return create_judge(name=name, **options), True
+
+
+@transaction.atomic
+def create_judge(*, name: str, owner: User | None = None, **options: Any) -> JudgeConfig:
+    """Create a judge owned by `owner` (None: the operator's), with its judge Rater and rate limiter."""
+    if JudgeConfig.objects.filter(name=name).exists():
+        raise Conflict(f"name: a judge is already called {name!r}", field="name")
     if Rater.objects.filter(name=name).exclude(kind=Rater.Kind.JUDGE).exists():
         raise Conflict(f"name: a human rater is already called {name!r}", field="name")
     _check_option_names(options)
-    judge = JudgeConfig(name=name, **options)
+    judge = JudgeConfig(name=name, owner=owner, **options)
     check_judge(judge)
     judge.rater, _ = Rater.objects.get_or_create(name=name, kind=Rater.Kind.JUDGE)
     judge.save()
     limits.ensure_limits(judge, current=now())
-    return judge, True
+    return judge
 
 
 @transaction.atomic
@@ -99,6 +111,14 @@ def update_judge(*, judge: JudgeConfig, name: str | None = None, **options: Any)
     return judge
 
 
+@transaction.atomic
+def set_judge_owner(*, judge: JudgeConfig, owner: User | None) -> JudgeConfig:
+    """Give the judge to another owner (None: make it an operator's judge, usable by every researcher)."""
+    judge.owner = owner
+    judge.save(update_fields=["owner", "updated_at"])
+    return judge
+
+
 def _check_option_names(options: dict[str, Any]) -> None:
     unknown = set(options) - set(JUDGE_FIELDS)
     if unknown:
@@ -106,12 +126,21 @@ def _check_option_names(options: dict[str, Any]) -> None:
 
 
 def check_judge(judge: JudgeConfig) -> None:
-    """Raise DomainError naming the field when the judge's settings cannot work."""
+    """Raise DomainError naming the field when the judge's settings cannot work or the operator's rules refuse them.
+
+    The endpoint must be allowed (resolving its host: every address must be allowed) and the key variable too.
+    """
     problems: list[tuple[str, str]] = []
     if not judge.name.strip():
         problems.append(("name", "must not be empty"))
-    if not judge.base_url.startswith(("http://", "https://")):
-        problems.append(("base_url", f"must be an http(s) URL, not {judge.base_url!r}"))
+    for check in (
+        lambda: policy.check_endpoint(judge.base_url),
+        lambda: policy.check_key_env(judge.api_key_env, judge.base_url),
+    ):
+        try:
+            check()
+        except policy.PolicyError as exc:
+            problems.append((exc.field, exc.message))
     if not judge.model.strip():
         problems.append(("model", "must not be empty"))
     if judge.template not in JudgeConfig.Template.values:
@@ -159,15 +188,20 @@ def start_run(
 
     `orders` is "both" (each comparison with each output shown first), "one" (one order per comparison, drawn from
     its random key) or None for the judge's own setting. Verdicts already judged by this judge are kept, not paid
-    for again; pending and failed ones join this run.
+    for again; pending and failed ones join this run. The run records the judge's endpoint (base_url, model,
+    api_key_env): its verdicts fail rather than call another one if the judge is edited meanwhile. A judge that
+    `requested_by` may not use (another team's) is refused; None is the operator, who may use any.
     """
-    comparisons = check_run(campaign=campaign, judge=judge, limit=limit, orders=orders)
+    comparisons = check_run(campaign=campaign, judge=judge, limit=limit, orders=orders, user=requested_by)
     both = judge.both_orders if orders is None else orders == ORDERS_BOTH
     run = JudgeRun.objects.create(
         campaign=campaign,
         judge=judge,
         limit=limit,
         requested_by=requested_by,
+        base_url=judge.base_url,
+        model=judge.model,
+        api_key_env=judge.api_key_env,
         status=JudgeRun.Status.RUNNING,
         started_at=now(),
     )
@@ -196,9 +230,12 @@ def _finish_run_on_commit(run_id: int) -> None:
 
 
 def check_run(
-    *, campaign: Campaign, judge: JudgeConfig, limit: int | None = None, orders: str | None = None
-) -> list[Comparison]:
-    """Return the comparisons a run would judge; raise DomainError when it cannot run."""
+    *, campaign: Campaign, judge: JudgeConfig, limit: int | None = None, orders: str | None = None,
+    user: User | None = None,
+) -> list[Comparison]:  # fmt: skip
+    """Return the comparisons a run would judge; raise DomainError when it cannot run (or `user` may not use the
+    judge)."""
+    check_may_use_judge(user=user, judge=judge)
     if limit is not None and limit < 1:
         raise DomainError("limit: must be at least 1", field="limit")
     if orders is not None and orders not in ORDERS:

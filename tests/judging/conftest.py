@@ -15,14 +15,30 @@ from judging.models import JudgeConfig
 LocalLLM = Callable[..., tuple[str, LocalLLMServer]]
 
 
+TEST_ENDPOINTS = ["http://127.0.0.1:9/v1", "http://127.0.0.1:8001/v1"]  # make_judge's default (nothing listens)
+
+
+@pytest.fixture(autouse=True)
+def _judge_endpoints(settings: Any) -> None:
+    """Allow the endpoints these tests' judges point at (production allows none), and no key variable."""
+    settings.EVALPLATFORM_JUDGE_ALLOWED_ENDPOINTS = list(TEST_ENDPOINTS)
+    settings.EVALPLATFORM_JUDGE_KEY_ENVS = []
+    settings.EVALPLATFORM_JUDGE_PRIVATE_NETWORKS = []
+
+
 @pytest.fixture
-def local_llm() -> Iterator[LocalLLM]:
-    """Return a starter: local_llm(latency_ms=..., fault_rate=...) -> (base URL, server), stopped after the test."""
+def local_llm(settings: Any) -> Iterator[LocalLLM]:
+    """Return a starter: local_llm(latency_ms=..., fault_rate=...) -> (base URL, server), stopped after the test.
+
+    Each server's URL is added to the allowed endpoints.
+    """
     with contextlib.ExitStack() as stack:
 
         def start(**config: Any) -> tuple[str, LocalLLMServer]:
             server = LocalLLMServer(ServerConfig(port=0, **config))
-            return stack.enter_context(server.running_in_thread()), server
+            url = stack.enter_context(server.running_in_thread())
+            settings.EVALPLATFORM_JUDGE_ALLOWED_ENDPOINTS = [*settings.EVALPLATFORM_JUDGE_ALLOWED_ENDPOINTS, url]
+            return url, server
 
         yield start
 

@@ -247,7 +247,7 @@ def test_researchers_see_and_start_runs_only_on_their_own_campaigns(
 
     listing = client.get(reverse("admin:judging_judgerun_changelist"))
     assert [run.pk for run in listing.context["cl"].result_list] == [mine.pk]
-    assert client.get(reverse("admin:judging_judgerun_change", args=[theirs.pk])).status_code == 302  # not found
+    assert client.get(reverse("admin:judging_judgerun_change", args=[theirs.pk])).status_code == 404
     assert client.post(reverse("admin:judging_judgerun_cancel", args=[theirs.pk])).status_code == 404
     add_page = client.get(reverse("admin:judging_judgerun_add")).content.decode()
     assert campaign.name in add_page

@@ -48,8 +48,9 @@ def co_researcher(campaign: Campaign) -> User:
 
 def test_judges_are_listed_with_the_key_variable_name_never_the_key(
     make_judge: MakeJudge, researcher: User, campaign: Campaign, api_client_for: ClientFor,
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, settings: Any,
 ) -> None:  # fmt: skip
+    settings.EVALPLATFORM_JUDGE_KEY_ENVS = ["JUDGE_SECRET_KEY"]
     monkeypatch.setenv("JUDGE_SECRET_KEY", "sk-very-secret-value")
     make_judge("gpt", api_key_env="JUDGE_SECRET_KEY", template="arena_hard")
     response = api_client_for(researcher).get("/api/v1/judges/")

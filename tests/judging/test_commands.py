@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 from io import StringIO
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -25,7 +26,8 @@ def _call(*args: str) -> str:
     return out.getvalue()
 
 
-def test_add_judge_creates_then_updates_the_same_judge(db: None) -> None:
+def test_add_judge_creates_then_updates_the_same_judge(db: None, settings: Any) -> None:
+    settings.EVALPLATFORM_JUDGE_KEY_ENVS = ["GPT_KEY"]
     created = _call("add_judge", "gpt", "--base-url", "http://127.0.0.1:8001/v1", "--model", "local-judge",
                     "--template", "arena_hard", "--price-input", "2.5", "--one-order")  # fmt: skip
     assert created.startswith("created judge gpt")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -56,15 +57,17 @@ def test_connection_refused_is_transient() -> None:
         llm.complete(_request("http://127.0.0.1:9/v1"), api_key_env="", timeout=2)
 
 
-def test_client_errors_are_permanent(local_llm: LocalLLM) -> None:
+def test_client_errors_are_permanent(local_llm: LocalLLM, settings: Any) -> None:
     url, _ = local_llm()
+    settings.EVALPLATFORM_JUDGE_ALLOWED_ENDPOINTS = [url.removesuffix("/v1")]
     with pytest.raises(llm.PermanentLLMError, match="HTTP 404"):
         llm.complete(_request(url.removesuffix("/v1") + "/nowhere"), api_key_env="", timeout=5)
 
 
-def test_missing_api_key_variable_is_permanent_and_named(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_api_key_variable_is_permanent_and_named(monkeypatch: pytest.MonkeyPatch, settings: Any) -> None:
+    settings.EVALPLATFORM_JUDGE_KEY_ENVS = ["JUDGE_TEST_KEY"]
     monkeypatch.delenv("JUDGE_TEST_KEY", raising=False)
-    with pytest.raises(llm.PermanentLLMError, match="JUDGE_TEST_KEY"):
+    with pytest.raises(llm.PermanentLLMError, match=r"JUDGE_TEST_KEY .*is not set"):
         llm.complete(_request("http://127.0.0.1:9/v1"), api_key_env="JUDGE_TEST_KEY", timeout=2)
 
 

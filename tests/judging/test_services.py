@@ -55,7 +55,7 @@ def test_save_judge_refuses_the_name_of_a_human_rater(db: None) -> None:
     ],
 )
 def test_save_judge_names_the_bad_setting_and_stores_nothing(db: None, options: dict[str, Any], field: str) -> None:
-    options = {"base_url": "http://x/v1", "model": "m", **options}
+    options = {"base_url": "http://127.0.0.1:9/v1", "model": "m", **options}
     with pytest.raises(DomainError) as caught:
         services.save_judge(name="bad", **options)
     assert caught.value.field == field
@@ -221,8 +221,9 @@ def test_rate_limited_call_waits_at_least_retry_after(
 
 
 def test_permanent_error_fails_the_verdict_with_the_reason(
-    campaign: Campaign, make_judge: MakeJudge, sent: list[Any], monkeypatch: pytest.MonkeyPatch
+    campaign: Campaign, make_judge: MakeJudge, sent: list[Any], monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
+    settings.EVALPLATFORM_JUDGE_KEY_ENVS = ["MISSING_KEY"]
     monkeypatch.delenv("MISSING_KEY", raising=False)
     run = services.start_run(campaign=campaign, judge=make_judge(api_key_env="MISSING_KEY"), limit=1)
     _judge_all(run)

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
 from django.db.models import Count
@@ -106,7 +107,11 @@ def start_worker(broker_env: dict[str, str], tmp_path: Path) -> Iterator[Callabl
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ]  # fmt: skip
         with log.open("wb") as out:
-            process = subprocess.Popen(command, cwd=factories.REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+            # The worker checks the judge's endpoint itself: allow what this test allows (its local server).
+            allowed = {"EVALPLATFORM_JUDGE_ALLOWED_ENDPOINTS": ",".join(settings.EVALPLATFORM_JUDGE_ALLOWED_ENDPOINTS)}
+            process = subprocess.Popen(
+                command, cwd=factories.REPO_ROOT, env={**env, **allowed}, stdout=out, stderr=subprocess.STDOUT
+            )
         workers.append((process, log))
         return process
 

@@ -1,4 +1,8 @@
-"""Create or update an LLM judge configuration (idempotent: run it again to change settings)."""
+"""Create or update an LLM judge configuration (idempotent: run it again to change settings).
+
+The operator's command: a judge it creates has no owner (every researcher may use it, only superusers change it)
+unless --owner names a user. The operator's rules on endpoints and key variables hold here too.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from argparse import ArgumentParser
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError
 
 from evalplatform.exceptions import DomainError
@@ -37,6 +42,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("name")
+        parser.add_argument("--owner", help="username of the judge's owner (default: none, an operator's judge)")
         parser.add_argument("--base-url", help="e.g. http://127.0.0.1:8001/v1 (required when creating)")
         parser.add_argument("--model", help="required when creating")
         parser.add_argument("--api-key-env", help="NAME of the environment variable holding the API key")
@@ -61,12 +67,25 @@ class Command(BaseCommand):
         exists = JudgeConfig.objects.filter(name=options["name"]).exists()
         if not exists and not (settings.get("base_url") and settings.get("model")):
             raise CommandError("--base-url and --model are required to create a judge")
+        owner = _owner(options["owner"])
         try:
             judge, created = services.save_judge(name=options["name"], **settings)
+            if options["owner"] is not None:
+                services.set_judge_owner(judge=judge, owner=owner)
         except DomainError as exc:
             raise CommandError(exc.message) from exc
         verb = "created" if created else "updated"
         self.stdout.write(f"{verb} judge {judge.name}: {judge.model} at {judge.base_url}, template {judge.template}")
+
+
+def _owner(username: str | None) -> User | None:
+    """Return the user named by --owner ("" or absent: none)."""
+    if not username:
+        return None
+    owner = User.objects.filter(username=username).first()
+    if owner is None:
+        raise CommandError(f"--owner: no user named {username!r}")
+    return owner
 
 
 def _settings(options: dict[str, Any]) -> dict[str, Any]:

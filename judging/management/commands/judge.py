@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.models import Campaign
 from evalplatform.exceptions import Conflict, DomainError
 from judging import selectors, services
 from judging.models import JudgeConfig, JudgeRun
+from results.access import researcher_campaigns
 
 BAR_WIDTH = 30
 LOG_EVERY_SECONDS = 10.0  # without a terminal: a line when the counts change, else one this often
@@ -43,6 +45,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("campaign", help="campaign slug")
         parser.add_argument("--judge", help="judge name (see add_judge); needed to start a run")
+        parser.add_argument(
+            "--requested-by",
+            metavar="USERNAME",
+            help="act for this user: the campaign must be theirs and the judge one they may use (default: the "
+            "operator, who may use any judge)",
+        )
         parser.add_argument("--limit", type=int, help="judge at most this many comparisons")
         parser.add_argument(
             "--orders", choices=services.ORDERS, help="both orders or one per comparison (default: the judge's)"
@@ -68,6 +76,7 @@ class Command(BaseCommand):
         campaign = Campaign.objects.filter(slug=options["campaign"]).first()
         if campaign is None:
             raise CommandError(f"campaign: no campaign with slug {options['campaign']!r}")
+        user = self._user(options["requested_by"], campaign)
         judge = self._judge(options["judge"])
         if options["cancel"] is not None:
             self._cancel(self._existing(campaign, judge, options["cancel"], "--cancel"))
@@ -75,12 +84,22 @@ class Command(BaseCommand):
         if options["watch"] is not None:
             run = self._existing(campaign, judge, options["watch"], "--watch")
         else:
-            run = self._start_or_resume(campaign, judge, options)
+            run = self._start_or_resume(campaign, judge, options, user)
             progress = selectors.run_progress(run)
             nothing = "; nothing new: the judge has already judged these comparisons" if not progress.total else ""
             self.stdout.write(f"run #{run.pk}: {run.judge} on {campaign.slug}, {progress.total} verdicts{nothing}")
         if options["wait"] or options["watch"] is not None:
             self._wait(run, options)
+
+    def _user(self, username: str | None, campaign: Campaign) -> User | None:
+        if username is None:
+            return None
+        user = User.objects.filter(username=username).first()
+        if user is None:
+            raise CommandError(f"--requested-by: no user named {username!r}")
+        if not researcher_campaigns(user).filter(pk=campaign.pk).exists():
+            raise CommandError(f"campaign: {username} is not a researcher of {campaign.slug!r}")
+        return user
 
     def _judge(self, name: str | None) -> JudgeConfig | None:
         if name is None:
@@ -98,14 +117,18 @@ class Command(BaseCommand):
             raise CommandError(f"{option}: no run #{run_id}{of} on {campaign.slug}")
         return run
 
-    def _start_or_resume(self, campaign: Campaign, judge: JudgeConfig | None, options: dict[str, Any]) -> JudgeRun:
+    def _start_or_resume(
+        self, campaign: Campaign, judge: JudgeConfig | None, options: dict[str, Any], user: User | None
+    ) -> JudgeRun:
         try:
             if options["resume"] is not None:
                 run = self._existing(campaign, judge, options["resume"], "--resume")
                 return services.resume_run(run=run, retry_failed=options["retry_failed"])
             if judge is None:
                 raise CommandError("--judge: required to start a run (or give --resume, --watch or --cancel RUN_ID)")
-            return services.start_run(campaign=campaign, judge=judge, limit=options["limit"], orders=options["orders"])
+            return services.start_run(
+                campaign=campaign, judge=judge, limit=options["limit"], orders=options["orders"], requested_by=user
+            )
         except DomainError as exc:
             raise CommandError(exc.message) from exc
 
