@@ -56,6 +56,19 @@ class NotFoundOutsideScope:
         raise Http404(f"No {opts.verbose_name} with id {object_id!r} that you may see.")
 
 
+class OwnRelatedFilter(admin.RelatedOnlyFieldListFilter):
+    """A related-object filter naming only objects of rows the user may see (no other team's campaign or judge).
+
+    It reads the rows from the admin's `filter_rows(request)`: the scoped rows without the list's annotations.
+    """
+
+    def field_choices(self, field: Any, request: HttpRequest, model_admin: Any) -> Any:
+        rows = model_admin.filter_rows(request)
+        pk_qs = rows.order_by().values_list(f"{self.field_path}__pk", flat=True).distinct()
+        ordering = self.field_admin_ordering(field, request, model_admin)
+        return field.get_choices(include_blank=False, limit_choices_to={"pk__in": pk_qs}, ordering=ordering)
+
+
 ORDER_CHOICES = [
     ("", "The judge's setting"),
     (services.ORDERS_BOTH, "Both orders (each output shown first once)"),
@@ -247,8 +260,7 @@ class JudgeRunAdmin(NotFoundOutsideScope, CampaignScopedAdmin):
     list_display = ["id", "campaign", "judge", "status", "progress", "judged", "parse_failures", "failures",
                     "in_flight", "tokens", "cost", "mean_latency", "started_at", "finished_at",
                     "short_error"]  # fmt: skip
-    list_filter = ["status", ("judge", admin.RelatedOnlyFieldListFilter),
-                   ("campaign", admin.RelatedOnlyFieldListFilter)]  # fmt: skip
+    list_filter = ["status", ("judge", OwnRelatedFilter), ("campaign", OwnRelatedFilter)]
     actions = ["cancel_runs", "resume_runs", "resume_runs_retrying_failures"]
     readonly_fields = ["campaign", "judge", "status", "limit", "requested_by", "base_url", "model", "api_key_env",
                        "error", "created_at", "started_at", "finished_at", "summary", "stalled", "recent_errors",
@@ -256,7 +268,11 @@ class JudgeRunAdmin(NotFoundOutsideScope, CampaignScopedAdmin):
     change_form_template = "admin/judging/judgerun/change_form.html"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[JudgeRun]:
-        return selectors.with_progress(super().get_queryset(request).select_related("campaign", "judge"))
+        return selectors.with_progress(self.filter_rows(request).select_related("campaign", "judge"))
+
+    def filter_rows(self, request: HttpRequest) -> QuerySet[JudgeRun]:
+        """Return the runs of the user's campaigns, without the progress aggregates."""
+        return super().get_queryset(request)
 
     def get_form(self, request: HttpRequest, obj: JudgeRun | None = None, change: bool = False, **kwargs: Any) -> Any:
         if obj is None:
@@ -461,10 +477,12 @@ class JudgeVerdictAdmin(NotFoundOutsideScope, CampaignScopedAdmin):
     campaign_path = "comparison__campaign"
     list_display = ["id", "judge", "comparison", "order", "state", "label", "attempts", "tokens_in", "tokens_out",
                     "latency_ms", "cost", "cached", "short_reason"]  # fmt: skip
-    list_filter = ["state", InconsistentFilter, "cached", ("judge", admin.RelatedOnlyFieldListFilter),
-                   ("run", admin.RelatedOnlyFieldListFilter)]  # fmt: skip
+    list_filter = ["state", InconsistentFilter, "cached", ("judge", OwnRelatedFilter), ("run", OwnRelatedFilter)]
     search_fields = ["reason", "raw_response", "request_hash"]
     list_select_related = ["judge", "comparison"]
+
+    def filter_rows(self, request: HttpRequest) -> QuerySet[JudgeVerdict]:
+        return self.get_queryset(request)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
