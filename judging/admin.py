@@ -141,7 +141,7 @@ def redirect_to_runs(runs: list[JudgeRun]) -> HttpResponseRedirect | None:
 class JudgeConfigAdmin(NotFoundOutsideScope, admin.ModelAdmin[JudgeConfig]):
     form = JudgeConfigForm
     list_display = ["name", "owner", "model", "base_url", "template", "both_orders", "max_concurrency",
-                    "requests_per_minute", "position_consistency"]  # fmt: skip
+                    "requests_per_minute"]  # fmt: skip
     search_fields = ["name", "model"]
     actions = ["judge_a_campaign"]
     fieldsets = [
@@ -184,12 +184,17 @@ class JudgeConfigAdmin(NotFoundOutsideScope, admin.ModelAdmin[JudgeConfig]):
         saved = services.create_judge(name=form.cleaned_data["name"], owner=owner, **settings)
         obj.pk, obj.rater, obj.owner = saved.pk, saved.rater, saved.owner
 
-    @admin.display(description="position consistency")
-    def position_consistency(self, judge: JudgeConfig) -> str:
-        consistency = selectors.position_consistency(judge)
-        if consistency.rate is None:
-            return "-"
-        return f"{consistency.rate:.0%} of {consistency.pairs}"
+    def get_list_display(self, request: HttpRequest) -> Any:
+        """The columns, with position consistency over the verdicts of the user's campaigns only (an operator's
+        judge also judges other teams' comparisons)."""
+        verdicts = access.visible_verdicts(request.user)
+
+        @admin.display(description="position consistency")
+        def position_consistency(judge: JudgeConfig) -> str:
+            consistency = selectors.position_consistency(judge, within=verdicts)
+            return "-" if consistency.rate is None else f"{consistency.rate:.0%} of {consistency.pairs}"
+
+        return [*self.list_display, position_consistency]
 
     def has_judge_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("judging.add_judgerun")

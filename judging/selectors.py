@@ -117,12 +117,14 @@ class Consistency:
         return self.consistent / self.pairs if self.pairs else None
 
 
-def position_consistency(judge: JudgeConfig, *, run: JudgeRun | None = None) -> Consistency:
+def position_consistency(
+    judge: JudgeConfig, *, run: JudgeRun | None = None, within: QuerySet[JudgeVerdict] | None = None
+) -> Consistency:
     """Return the judge's position consistency over comparisons parsed in both orders (optionally in one run, which
-    must be the judge's)."""
+    must be the judge's, or among the verdicts `within`, e.g. those of the campaigns a user may read)."""
     if run is not None:
         return runs_consistency([run])[run.pk]
-    verdicts = JudgeVerdict.objects.filter(judge=judge, state=_S.DONE)
+    verdicts = (JudgeVerdict.objects if within is None else within).filter(judge=judge, state=_S.DONE)
     outcomes: dict[int, dict[str, str]] = defaultdict(dict)
     for comparison_id, order, outcome in verdicts.values_list("comparison_id", "order", "parsed__outcome"):
         outcomes[comparison_id][order] = outcome

@@ -546,3 +546,19 @@ def test_built_in_and_named_group_patterns_still_read_verdicts_with_re2() -> Non
     assert prompts.parse_pattern_verdict("Verdict: B", r"Verdict: (?P<verdict>[AB])").outcome == "B"
     with pytest.raises(ValueError, match="longer than 500 characters"):
         prompts.check_verdict_pattern("(A)" + "x" * 600)
+
+
+def test_an_operators_judge_shows_each_team_its_position_consistency_over_its_own_verdicts(teams: Teams) -> None:
+    judge = teams.operator_judge
+    for campaign, outcomes in ((teams.campaign_a, ("A", "A")), (teams.campaign_b, ("A", "B"))):
+        comparison = campaign.comparisons.all()[0]
+        for order, outcome in zip(("ab", "ba"), outcomes, strict=True):
+            JudgeVerdict.objects.create(
+                judge=judge, comparison=comparison, order=order, state=JudgeVerdict.State.DONE,
+                parsed={"outcome": outcome},
+            )  # fmt: skip
+    listing = _client(teams.bea).get(reverse("admin:judging_judgeconfig_changelist"))
+    [row] = [r for r in listing.context["cl"].result_list if r.pk == judge.pk]
+    column = listing.context["cl"].list_display[-1]
+    assert column(row) == "100% of 1"  # B's one pair (A then B: the same output wins); A's pair is not counted
+    assert _client(teams.root).get(reverse("admin:judging_judgeconfig_changelist")).status_code == 200
