@@ -210,6 +210,8 @@ def test_an_output_cannot_be_added_to_another_teams_prompt(world: World, bea: Cl
 
 
 def test_the_add_forms_accept_the_teams_own_campaign_and_prompt(world: World, bea: Client) -> None:
+    for model in ("prompt", "output"):
+        assert MARKER not in _page(bea, reverse(f"admin:annotation_{model}_add"))
     added = bea.post(
         reverse("admin:annotation_prompt_add"),
         {"campaign": world.b.campaign.pk, "external_id": "new", "text": "x", "metadata": "{}"},
