@@ -57,6 +57,24 @@ def _check_options(args: argparse.Namespace) -> None:
         raise ValueError("--max-per-unit applies to loo_mode_agreement only")
 
 
+def _check_order(args: argparse.Namespace, values: list[Hashable]) -> None:
+    """Refuse text labels where the metric uses the order of the values and no order was given.
+
+    Sorted, text labels would be ordered alphabetically (a < b < tie; "10" < "2"), which is rarely the scale
+    meant. Interval and ratio distances come from the values themselves (text that is not a number is refused
+    when they are computed).
+    """
+    option = "--level ordinal" if args.level == "ordinal" else f"--weights {args.weights}" if args.weights else None
+    labels = sorted({v for v in values if isinstance(v, str)})
+    if option is None or not labels or args.categories is not None:
+        return
+    shown = ", ".join(labels[:5]) + (", ..." if len(labels) > 5 else "")
+    raise ValueError(
+        f"{option} orders the values, and they are text labels ({shown}): give their order with "
+        "--categories LOWEST,...,HIGHEST (text is not sorted alphabetically)"
+    )
+
+
 def agreement_payload(args: argparse.Namespace) -> dict[str, Any]:
     """Compute the requested metric over the file's ratings and return its JSON-ready dict."""
     if args.metric not in METRICS:
@@ -69,7 +87,9 @@ def agreement_payload(args: argparse.Namespace) -> dict[str, Any]:
         return mtbench_agreement(ratings, **common).to_dict()
     if args.metric == "loo_mode_agreement":
         return loo_mode_agreement(ratings, max_per_unit=args.max_per_unit, **common).to_dict()
-    categories = _match_categories(args.categories, [v for _, _, v in ratings])
+    values = [v for _, _, v in ratings]
+    _check_order(args, values)
+    categories = _match_categories(args.categories, values)
     table = rating_table(ratings, categories=categories)
     if args.metric == "krippendorff_alpha":
         return krippendorff_alpha(table, level=args.level or "nominal", **common).to_dict()

@@ -4,6 +4,8 @@ project's importers; and an Arena export that imports back to the same leaderboa
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +76,34 @@ def test_arena_export_imports_back_to_the_same_leaderboard(
     first, again = ({r["model"]: r["rating"] for r in board["ratings"]} for board in boards)
     assert first.keys() == again.keys()
     assert all(again[m] == pytest.approx(first[m], abs=1e-6) for m in first)
+
+
+def test_scoring_cli_needs_the_order_of_mt_bench_labels_and_then_agrees_with_the_report(
+    researcher: User, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    call_command("import_battles", str(MT_BENCH), "--campaign", "mt-bench", "--owner", researcher.username)
+    exported = tmp_path / "ratings.jsonl"
+    call_command("export", "mt-bench", "--format", "ratings", "--out", str(exported), "--exclude-raters", "author_*")
+    capsys.readouterr()
+    report = agreement("mt-bench", "--exclude-raters", "author_*", capsys=capsys)
+    votes = tmp_path / "votes.jsonl"
+    rows = [json.loads(line) for line in exported.read_text().splitlines()]
+    votes.write_text(
+        "".join(
+            json.dumps({"unit": r["comparison_id"], "rater": r["rater"], "value": r["choice"]}) + "\n" for r in rows
+        )
+    )
+
+    def scoring_agreement(*options: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "scoring", "agreement", str(votes), "--metric", "krippendorff_alpha"]
+        return subprocess.run([*command, "--level", "ordinal", *options], capture_output=True, text=True)
+
+    refused = scoring_agreement()
+    assert refused.returncode == 1
+    assert "text labels (a, b, tie): give their order with --categories" in refused.stderr
+    ordered = json.loads(scoring_agreement("--categories", "a,tie,b").stdout)
+    alphabetical = json.loads(scoring_agreement("--categories", "a,b,tie").stdout)
+    assert ordered["value"] == pytest.approx(
+        report["krippendorff_alpha"]["ordinal"]["value"], abs=1e-6
+    )  # the report rounds to 6 places
+    assert (round(ordered["value"], 3), round(alphabetical["value"], 3)) == (0.523, 0.387)

@@ -181,3 +181,52 @@ def test_json_output_is_the_standard_indented_encoding(names: list[str]) -> None
     assert _json_with_matrix(payload, ("win_probability", "matrix")) == json.dumps(_finite(payload), indent=1)
     payload["win_probability"]["matrix"][0][0] = float("nan")
     assert _json_with_matrix(payload, ("win_probability", "matrix")) == json.dumps(_finite(payload), indent=1)
+
+
+@pytest.fixture
+def label_file(tmp_path: Path) -> Path:
+    """Write text-labelled votes where tie lies between a and b: raters split a/tie more than a/b."""
+    votes = [("a", "a"), ("a", "tie"), ("b", "tie"), ("b", "b"), ("a", "tie"), ("tie", "tie"), ("a", "b"), ("b", "b")]
+    path = tmp_path / "labels.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"unit": u, "rater": r, "value": v}) + "\n"
+            for u, pair in enumerate(votes)
+            for r, v in zip("xy", pair, strict=True)
+        )
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        (("--metric", "krippendorff_alpha", "--level", "ordinal"), "--level ordinal"),
+        (("--metric", "cohen_kappa", "--weights", "quadratic"), "--weights quadratic"),
+    ],
+)
+def test_text_labels_at_an_ordered_level_need_their_order_given(
+    label_file: Path, options: tuple[str, ...], named: str
+) -> None:
+    refused = run("agreement", str(label_file), *options)
+
+    assert refused.returncode == 1
+    assert refused.stdout == ""
+    assert f"error: {named} orders the values, and they are text labels (a, b, tie)" in refused.stderr
+    assert "--categories" in refused.stderr
+    given = run("agreement", str(label_file), *options, "--categories", "a,tie,b")
+    assert given.returncode == 0, given.stderr
+    numbers = label_file.with_name("numbers.jsonl")  # the same scale as numbers, which need no order
+    scale = {"a": 0, "tie": 1, "b": 2}
+    rows = [json.loads(line) for line in label_file.read_text().splitlines()]
+    numbers.write_text("".join(json.dumps({**row, "value": scale[row["value"]]}) + "\n" for row in rows))
+    assert json.loads(given.stdout)["value"] == pytest.approx(
+        json.loads(run("agreement", str(numbers), *options).stdout)["value"]
+    )
+    alphabetical = run("agreement", str(label_file), *options, "--categories", "a,b,tie")
+    assert json.loads(alphabetical.stdout)["value"] != pytest.approx(json.loads(given.stdout)["value"])
+
+
+def test_text_labels_at_the_nominal_level_need_no_order(label_file: Path) -> None:
+    done = run("agreement", str(label_file), "--metric", "krippendorff_alpha", "--level", "nominal")
+    assert done.returncode == 0, done.stderr
