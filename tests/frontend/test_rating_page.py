@@ -247,3 +247,37 @@ def test_coming_back_after_the_lease_ended_replaces_the_released_comparison(page
     expect(page.locator("#progress")).to_have_attribute("data-done", "1")
     rating = Rating.objects.get(comparison__campaign=campaign)
     assert rating.assignment_id != int(released or 0)
+
+
+@pytest.mark.http_errors(409)
+def test_a_campaign_paused_while_the_page_is_open_is_said_at_the_next_heartbeat(page: Page, live_server: Any) -> None:
+    campaign, annotator = _campaign(prompts=4)
+    _log_in(page, live_server, annotator)
+    page.click("text=Start rating")
+    expect(page.locator("#comparison")).to_be_visible()
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.PAUSED)
+
+    page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")  # the heartbeat runs at once
+
+    expect(page.locator("#status")).to_contain_text("This campaign is paused and takes no ratings now.")
+    expect(page.locator("#comparison")).to_be_hidden()
+    page.keyboard.press("1")
+    page.keyboard.press("Enter")
+    assert not Rating.objects.exists()
+
+
+@pytest.mark.http_errors(404)
+def test_an_annotator_removed_while_rating_is_told_and_the_rating_is_not_stored(page: Page, live_server: Any) -> None:
+    campaign, annotator = _campaign(prompts=4)
+    _log_in(page, live_server, annotator)
+    page.click("text=Start rating")
+    expect(page.locator("#comparison")).to_be_visible()
+    page.wait_for_load_state("networkidle")  # the next comparison is prefetched before the removal
+    campaign.annotators.remove(annotator)
+
+    page.keyboard.press("1")
+    page.keyboard.press("Enter")
+
+    expect(page.locator("#status")).to_contain_text("A rating was not accepted: You no longer annotate this campaign.")
+    expect(page.locator("#comparison")).to_be_hidden()
+    assert not Rating.objects.exists()

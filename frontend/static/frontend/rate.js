@@ -95,6 +95,7 @@
     const result = await post(config.nextUrl, { exclude: heldIds() });
     if (result.status === 200) { result.data.progressVersion = version; return result.data; }
     if (result.status === 204) { exhausted = true; return null; }
+    if (result.status === 404) { stop(result); return null; }  // no longer an annotator of this campaign
     if (result.status === 409) return null;  // already holding the most comparisons allowed
     if (result.status === 401 || result.status === 403) {
       saySignedOut();
@@ -136,6 +137,21 @@
     els.comparison.hidden = true;
     els.done.hidden = !els.paused.hidden;
     say("");
+  }
+
+  // The server refuses this annotator's work here: removed from the campaign (404), the campaign paused or closed,
+  // or the annotator paused (409 with a code). Say why and show nothing more; `prefix` tells what was refused.
+  const STOP_CODES = ["campaign_not_active", "annotator_paused"];
+  const stops = (result) => result !== null && (result.status === 404
+    || (result.status === 409 && result.data !== null && STOP_CODES.includes(result.data.code)));
+
+  function stop(result, prefix) {
+    if (result.data && result.data.code === "annotator_paused") { pause(); return; }
+    queue = [];
+    exhausted = true;
+    finish();
+    const reason = result.status === 404 ? "You no longer annotate this campaign." : describe(result.data);
+    say((prefix || "") + reason, "error");
   }
 
   // Paused by the quality checks (the server ended this annotator's leases): stop showing comparisons.
@@ -343,6 +359,8 @@
         if (result.status === 200 || result.status === 201) {
           progressVersion += 1;
           showProgress(result.data.progress);
+        } else if (stops(result)) {
+          stop(result, "A rating was not accepted: ");
         } else {
           say("A rating was not accepted: " + describe(result.data), "error");
         }
@@ -371,8 +389,10 @@
     if (prefetching) await prefetching;  // a comparison on its way is checked too: it may have been leased before
     const shown = (current ? [current] : []).concat(queue);  // not the pending ones: they are being rated or skipped
     const answers = await Promise.all(shown.map((view) =>
-      post(assignmentUrl(view.assignment, "heartbeat")).then((r) => r.status, () => null)));
-    const ended = shown.filter((view, i) => answers[i] === 409).map((view) => view.assignment);
+      post(assignmentUrl(view.assignment, "heartbeat")).then((r) => r, () => null)));
+    const refusal = answers.find(stops);
+    if (refusal) { stop(refusal); return; }
+    const ended = shown.filter((view, i) => answers[i] !== null && answers[i].status === 409).map((view) => view.assignment);
     if (ended.length === 0) return;
     queue = queue.filter((view) => !ended.includes(view.assignment));
     if (current && ended.includes(current.assignment)) {
