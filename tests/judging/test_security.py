@@ -562,3 +562,14 @@ def test_an_operators_judge_shows_each_team_its_position_consistency_over_its_ow
     column = listing.context["cl"].list_display[-1]
     assert column(row) == "100% of 1"  # B's one pair (A then B: the same output wins); A's pair is not counted
     assert _client(teams.root).get(reverse("admin:judging_judgeconfig_changelist")).status_code == 200
+
+
+def test_add_judge_gives_a_judge_an_owner_only_when_asked(teams: Teams) -> None:
+    call_command("add_judge", "cli-judge", "--base-url", "http://127.0.0.1:9/v1", "--model", "m", stdout=StringIO())
+    assert JudgeConfig.objects.get(name="cli-judge").owner is None
+    call_command("add_judge", "cli-judge", "--owner", "bea", stdout=StringIO())
+    assert JudgeConfig.objects.get(name="cli-judge").owner == teams.bea
+    with pytest.raises(CommandError, match="--owner: no user named 'nobody'"):
+        call_command("add_judge", "cli-judge", "--owner", "nobody", stdout=StringIO())
+    with pytest.raises(CommandError, match="api_key_env: DJANGO_SECRET_KEY holds the server's own secrets"):
+        call_command("add_judge", "cli-judge", "--api-key-env", "DJANGO_SECRET_KEY", stdout=StringIO())
