@@ -242,7 +242,11 @@ class AssignmentSkipApi(AnnotatorApi):
     @extend_schema(
         operation_id="assignment_skip",
         request=None,
-        responses={204: OpenApiResponse(description="Skipped."), 409: OpenApiResponse(description="Not leased.")},
+        responses={
+            204: OpenApiResponse(description="Skipped."),
+            404: OpenApiResponse(description="Not your assignment, or you no longer annotate its campaign."),
+            409: OpenApiResponse(description="Not leased, the campaign is not active or you are paused in it."),
+        },
     )
     def post(self, request: Request, assignment_id: int) -> Response:
         assignment = access_own_assignment(user=request.user, assignment_id=assignment_id)

@@ -439,10 +439,24 @@ def _pause_if_below_gold_threshold(
     return True
 
 
+def _check_standing(assignment: Assignment, *, now: datetime) -> None:
+    """Raise as check_may_work when the assignment's annotator may no longer act on it."""
+    assert assignment.rater.user_id is not None
+    standing = engine.standing(user_id=assignment.rater.user_id, assignment_id=assignment.pk, now=now)
+    if standing is None:
+        raise NotFound("No such assignment.")
+    check_may_work(annotates=standing.annotates, campaign_status=standing.campaign_status, paused=standing.paused)
+
+
 @transaction.atomic
 def skip_assignment(*, assignment: Assignment, now: datetime | None = None) -> None:
-    """Give the comparison back to the pool; this annotator will not be offered it again."""
-    if not engine.end_lease(assignment_id=assignment.pk, state=Assignment.State.SKIPPED, now=now or timezone.now()):
+    """Give the comparison back to the pool; this annotator will not be offered it again.
+
+    Refused as a rating would be (check_may_work): the lease then runs out by itself.
+    """
+    now = now or timezone.now()
+    _check_standing(assignment, now=now)
+    if not engine.end_lease(assignment_id=assignment.pk, state=Assignment.State.SKIPPED, now=now):
         raise Conflict("This comparison is no longer leased to you.")
 
 
@@ -457,11 +471,7 @@ def undo_rating(*, assignment: Assignment, now: datetime | None = None) -> Lease
     comparison = assignment.comparison
     campaign = comparison.campaign
     status = _locked_status(campaign=campaign, rater=assignment.rater)
-    assert assignment.rater.user_id is not None
-    standing = engine.standing(user_id=assignment.rater.user_id, assignment_id=assignment.pk, now=now)
-    if standing is None:
-        raise NotFound("No such assignment.")
-    check_may_work(annotates=standing.annotates, campaign_status=standing.campaign_status, paused=status.paused)
+    _check_standing(assignment, now=now)  # after the lock: it reads the standing as the lock left it
     rating = Rating.objects.select_for_update().filter(assignment=assignment).first()
     if rating is None:
         raise Conflict("There is no rating to undo.")

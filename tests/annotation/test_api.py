@@ -312,7 +312,7 @@ def _set_status(status: str) -> Any:
         pytest.param(_set_status("closed"), 409, "campaign_not_active", id="closed"),
     ],
 )
-def test_heartbeat_rating_and_undo_are_refused_once_the_right_to_annotate_ends(
+def test_heartbeat_rating_skip_and_undo_are_refused_once_the_right_to_annotate_ends(
     campaign: Campaign, annotator: User, api_client_for: ClientFor, revoke: Any, status: int, code: str
 ) -> None:
     client = api_client_for(annotator)
@@ -323,9 +323,10 @@ def test_heartbeat_rating_and_undo_are_refused_once_the_right_to_annotate_ends(
 
     heartbeat = client.post(f"/api/v1/assignments/{leased}/heartbeat/")
     rating = _rate(client, leased, choice="left")
+    skip = client.post(f"/api/v1/assignments/{leased}/skip/")
     undo = client.post(f"/api/v1/assignments/{rated}/undo/")
 
-    for response in (heartbeat, rating, undo):
+    for response in (heartbeat, rating, skip, undo):
         assert (response.status_code, response.json()["code"]) == (status, code)
         assert "prompt" not in response.json()
     assert Rating.objects.get().assignment_id == rated

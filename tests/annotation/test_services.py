@@ -561,6 +561,23 @@ def test_a_rating_cannot_be_undone_once_the_right_to_annotate_ends(
     assert Assignment.objects.get(pk=assignment.pk).state == Assignment.State.RATED
 
 
+@pytest.mark.parametrize(("revoke", "error", "code"), REVOCATIONS)
+def test_a_lease_cannot_be_skipped_once_the_right_to_annotate_ends(
+    researcher: User, annotator: User, revoke: Any, error: type[DomainError], code: str
+) -> None:
+    campaign = _annotated_campaign(researcher, annotator, revoke)
+    assignment = services.claim_next(user=annotator, campaign_id=campaign.pk, now=T0).assignment
+    assert assignment is not None
+    revoke(campaign, annotator)
+    assignment = Assignment.objects.select_related("comparison__campaign", "rater").get(pk=assignment.pk)
+
+    with pytest.raises(error) as raised:
+        services.skip_assignment(assignment=assignment, now=T0)
+
+    assert raised.value.code == code
+    assert Assignment.objects.get(pk=assignment.pk).state == Assignment.State.LEASED
+
+
 def test_a_rating_accepted_before_the_campaign_closed_is_still_replayed(campaign: Campaign, annotator: User) -> None:
     assignment = services.claim_next(user=annotator, campaign_id=campaign.pk, now=T0).assignment
     assert assignment is not None
