@@ -203,7 +203,7 @@ EVALPLATFORM_MARKDOWN_HIGHLIGHT_SECONDS = float(os.environ.get("EVALPLATFORM_MAR
 EVALPLATFORM_MARKDOWN_HIGHLIGHT_LANGUAGES = env_list(
     "EVALPLATFORM_MARKDOWN_HIGHLIGHT_LANGUAGES",
     "python,pycon,javascript,typescript,json,bash,c,cpp,csharp,java,kotlin,go,rust,swift,ruby,php,sql,html,xml,css,"
-    "yaml,toml,ini,diff,r,scala,lua,haskell,docker,make",
+    "yaml,toml,ini,diff,r,lua,haskell,docker,make",
 )
 
 # Celery: Redis in production (CELERY_BROKER_URL=redis://...). Without it, a broker that needs no server:
