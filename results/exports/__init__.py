@@ -28,8 +28,13 @@ __all__ = [
     "write_export",
 ]
 
-FILE_TYPES = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet"}
-CONTENT_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
+FILE_TYPES = {".jsonl": "jsonl", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+CONTENT_TYPES = {
+    "jsonl": "application/x-ndjson",
+    "json": "application/json",
+    "csv": "text/csv",
+    "parquet": "application/vnd.apache.parquet",
+}
 
 
 class RowCounter:
@@ -40,10 +45,12 @@ class RowCounter:
 
 
 def file_type_for(path: str | Path) -> str:
-    """Return the file type (jsonl, csv, parquet) named by a file's extension."""
+    """Return the file type (jsonl, json, csv, parquet) named by a file's extension."""
     suffix = Path(path).suffix.lower()
     if suffix not in FILE_TYPES:
-        raise DomainError(f"{path}: unknown file type {suffix or '(none)'}; use .jsonl, .csv or .parquet", field="out")
+        raise DomainError(
+            f"{path}: unknown file type {suffix or '(none)'}; use .jsonl, .json, .csv or .parquet", field="out"
+        )
     return FILE_TYPES[suffix]
 
 

@@ -1,4 +1,4 @@
-"""Encode an export's Arrow batches as JSON Lines, CSV or Parquet.
+"""Encode an export's Arrow batches as JSON Lines, a JSON array, CSV or Parquet.
 
 JSON Lines and CSV lines are built column-wise: every column becomes its text (numbers as PostgreSQL printed them,
 strings escaped or quoted), then one element-wise join of the columns and the constant text between them makes
@@ -151,6 +151,32 @@ class JsonLinesEncoder(TextEncoder):
         return ["{" + keys[0], *("," + key for key in keys[1:]), "}\n"]
 
 
+class JsonArrayEncoder(JsonLinesEncoder):
+    """One JSON array of objects (as pandas' ``read_json`` and FastChat's ``--clean-battle-file`` read a ``.json``
+    file), written as it streams: an object per line, each after a comma but the first."""
+
+    def __init__(self, fmt: ExportFormat) -> None:
+        super().__init__(fmt)
+        self.first = True
+
+    def separators(self) -> list[str]:
+        first, *rest = super().separators()
+        return [",\n" + first, *rest[:-1], "}"]
+
+    def header(self) -> bytes:
+        return b"["
+
+    def encode(self, fields: list[Field]) -> memoryview:
+        lines = super().encode(fields)
+        if self.first and len(lines):
+            self.first = False
+            return lines[2:]  # the first object follows the bracket without a comma
+        return lines
+
+    def close(self) -> bytes:
+        return b"\n]\n"
+
+
 class CsvEncoder(TextEncoder):
     """CSV as PostgreSQL's COPY writes it: a header line, fields quoted only when needed, NULL as nothing."""
 
@@ -223,6 +249,7 @@ class ParquetEncoder:
 
 ENCODERS: dict[str, type[JsonLinesEncoder] | type[CsvEncoder] | type[ParquetEncoder]] = {
     "jsonl": JsonLinesEncoder,
+    "json": JsonArrayEncoder,
     "csv": CsvEncoder,
     "parquet": ParquetEncoder,
 }

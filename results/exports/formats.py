@@ -18,7 +18,7 @@ from results.raters import RaterSelection
 from results.selectors import A_LEFT_SQL, OUTPUT_JOINS, VALUE_SQL, ratings_from
 
 AGGREGATES = ("majority", "unanimous", "each")
-STR, INT, FLOAT = "string", "int64", "float64"
+STR, INT, FLOAT, BOOL = "string", "int64", "float64", "bool"
 UTC = "utc"  # a timestamptz, written as the string YYYY-MM-DDTHH:MM:SS.ffffffZ
 
 LEFT_SQL = f"CASE WHEN {A_LEFT_SQL} THEN 'a' ELSE 'b' END"
@@ -137,6 +137,12 @@ RATINGS = ExportFormat(
 )
 
 
+# FastChat's analysis keeps only anonymous battles (models hidden until the vote). Annotators and judges here never
+# see model names; an imported battle keeps the ``anony`` its file gave (kept in the rating's metadata), else true.
+ANONY_SQL = """CASE WHEN jsonb_typeof(r.metadata -> 'anony') = 'boolean' THEN (r.metadata -> 'anony')::boolean
+                    ELSE true END"""
+
+
 def arena_query(campaign: Campaign, selection: RaterSelection, aggregate: str) -> Query:
     """Return the query of one Chatbot Arena battle per rating whose outputs both have a model name."""
     source, params = ratings_from(campaign, selection, joins=OUTPUT_JOINS, rater=False)
@@ -148,6 +154,7 @@ def arena_query(campaign: Campaign, selection: RaterSelection, aggregate: str) -
         rater("public_name"),
         prompt("external_id"),
         "extract(epoch FROM r.created_at)::float8",
+        ANONY_SQL,
     )
     named_only = source + " AND xa.model_name IS NOT NULL AND xb.model_name IS NOT NULL"
     return Query(select, named_only, params, "r.id")
@@ -162,14 +169,23 @@ ARENA = ExportFormat(
         ("judge", STR),
         ("question_id", STR),
         ("tstamp", FLOAT),
+        ("anony", BOOL),
     ),
     query=arena_query,
 )
 
 
 def alpaca_eval_query(campaign: Campaign, selection: RaterSelection, aggregate: str) -> Query:
-    """Return the query of one AlpacaEval annotation per rating: output_1 is the output shown first (left)."""
-    source, params = ratings_from(campaign, selection, rater=False)
+    """Return the query of one AlpacaEval annotation per rating: output_1 is the output shown first (left).
+
+    ``annotator_index`` numbers the raters of the campaign from 0 in the order they were created (the same for
+    every rater selection).
+    """
+    source, params = ratings_from(campaign, selection, joins=" JOIN ix ON ix.rater_id = r.rater_id", rater=False)
+    prefix = """WITH ix AS (
+                   SELECT d.rater_id, row_number() OVER (ORDER BY d.rater_id) - 1 AS annotator_index
+                   FROM (SELECT DISTINCT r.rater_id FROM annotation_rating r
+                         JOIN annotation_comparison c ON c.id = r.comparison_id WHERE c.campaign_id = %s) d)"""
     select = (
         prompt("text"),
         output("text", SHOWN_FIRST),
@@ -179,11 +195,12 @@ def alpaca_eval_query(campaign: Campaign, selection: RaterSelection, aggregate: 
         """CASE WHEN r.verdict <> 'win' THEN 1.5::float8
                 WHEN r.winner_id = COALESCE(r.left_output_id, c.output_a_id) THEN 1.0::float8 ELSE 2.0::float8 END""",
         rater("public_name"),
+        "ix.annotator_index",
         prompt("external_id"),
         "c.id",
         "r.id",
     )
-    return Query(select, source, params, "r.id")
+    return Query(select, source, [campaign.pk, *params], "r.id", prefix)
 
 
 ALPACA_EVAL = ExportFormat(
@@ -196,6 +213,7 @@ ALPACA_EVAL = ExportFormat(
         ("generator_2", STR),
         ("preference", FLOAT),
         ("annotator", STR),
+        ("annotator_index", INT),
         ("question_id", STR),
         ("comparison_id", INT),
         ("rating_id", INT),

@@ -49,7 +49,7 @@ CAMPAIGN_ROWS = {
     "rater": "FROM annotation_rater t",
 }
 FIELDS = {("rater", "public_name"): "CASE WHEN {t}.user_id IS NULL THEN {t}.name ELSE {t}.pseudonym END"}
-CASTS = {pa.string(): "text", pa.int64(): "int8", pa.float64(): "float8", TIMESTAMP: "timestamptz"}
+CASTS = {pa.string(): "text", pa.int64(): "int8", pa.float64(): "float8", pa.bool_(): "bool", TIMESTAMP: "timestamptz"}
 
 
 class Encoder(Protocol):
@@ -123,7 +123,7 @@ def copy_batches(
     """Yield a query's rows as record batches of the given schema, parsed from PostgreSQL's binary COPY.
 
     The query's columns must have the schema's types: text for strings, an integer type for int64, float4 or
-    float8 for float64, timestamptz for timestamps (microseconds since 1970 in UTC).
+    float8 for float64, bool for bool, timestamptz for timestamps (microseconds since 1970 in UTC).
     """
     with raw.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT WITH (FORMAT binary)", params):
         for block, lengths in copy_blocks(raw):
@@ -221,6 +221,10 @@ def parse_column(block: bytearray, start: np.ndarray, size: np.ndarray, field: p
     mask = null if null.any() else None
     if pa.types.is_string(field.type):
         return text_values(block, start, np.maximum(size, 0), mask)
+    if pa.types.is_boolean(field.type):
+        if (size[~null] != 1).any():
+            raise psycopg.DataError(f"column {field.name}: values of several bytes are not a bool")
+        return pa.array(view(block, "u1")[np.where(null, 0, start)] != 0, pa.bool_(), mask=mask)
     width = int(size.max(initial=-1))
     if width < 0:
         return pa.nulls(len(size), field.type)

@@ -12,12 +12,14 @@ from results.management.commands._common import add_rater_arguments, get_campaig
 
 
 class Command(BaseCommand):
-    help = "Export a campaign's ratings as a dataset; the file type (.jsonl, .csv, .parquet) comes from --out."
+    help = "Export a campaign's ratings as a dataset; the file type (.jsonl, .json, .csv, .parquet) comes from --out."
 
     def add_arguments(self, parser: CommandParser) -> None:
         add_rater_arguments(parser)
         parser.add_argument("--format", required=True, choices=sorted(FORMATS))
-        parser.add_argument("--out", required=True, help="Output file: .jsonl, .csv or .parquet.")
+        parser.add_argument(
+            "--out", required=True, help="Output file: .jsonl (JSON Lines), .json (one JSON array), .csv or .parquet."
+        )
         parser.add_argument(
             "--aggregate",
             choices=AGGREGATES,
