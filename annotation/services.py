@@ -66,13 +66,14 @@ def check_may_work(*, annotates: bool, campaign_status: str, paused: bool) -> No
     """Raise as `next` refuses: NotFound if the user no longer annotates the campaign, Conflict if it is not
     active (CampaignNotActive) or they are paused in it (AnnotatorPaused).
 
-    `next` answers the last two with 204 (nothing to show); heartbeat, rating and undo act on a lease the
+    `next` answers the last two with 204 (nothing to show); heartbeat, rating, skip and undo act on a lease the
     annotator already holds, so they answer 409 with the reason.
     """
     if not annotates:
         raise NotFound("No such assignment.")
     if campaign_status != Campaign.Status.ACTIVE:
-        raise CampaignNotActive(f"This campaign is {campaign_status} and takes no ratings now.")
+        state = "not open yet" if campaign_status == Campaign.Status.DRAFT else campaign_status
+        raise CampaignNotActive(f"This campaign is {state} and takes no ratings now.")
     if paused:
         raise AnnotatorPaused("You are paused in this campaign; ratings can no longer be given or changed.")
 

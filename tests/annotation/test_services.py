@@ -607,3 +607,12 @@ def test_leases_work_again_once_the_campaign_is_resumed(campaign: Campaign, anno
     )
 
     assert result.created
+
+
+def test_a_draft_campaign_is_said_to_be_not_open_yet(campaign: Campaign, annotator: User) -> None:
+    assignment = services.claim_next(user=annotator, campaign_id=campaign.pk, now=T0).assignment
+    assert assignment is not None
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.DRAFT)
+
+    with pytest.raises(services.CampaignNotActive, match="This campaign is not open yet"):
+        services.renew_lease(user=annotator, assignment_id=assignment.pk, now=T0)
