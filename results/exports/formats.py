@@ -47,7 +47,8 @@ def output(field: Literal["text", "model_name"], key: str) -> Ref:
 
 def rater(field: Literal["pseudonym", "public_name"]) -> Ref:
     """Return a column of the rating's rater: its pseudonym, or its public name (the name of a rater without an
-    account, such as a judge or an imported rater, else the pseudonym)."""
+    account, such as a judge or an imported rater, else the pseudonym), which every export shows (one rule with
+    the reports and the API: ``results.selectors.PUBLIC_RATER_SQL``)."""
     return Ref("rater", field, "r.rater_id")
 
 
@@ -77,7 +78,7 @@ class ExportFormat:
 
 
 def ratings_query(campaign: Campaign, selection: RaterSelection, aggregate: str) -> Query:
-    """Return the query of one row per rating, with texts, model names and the rater's pseudonym."""
+    """Return the query of one row per rating, with texts, model names and the rater's public name."""
     source, params = ratings_from(campaign, selection, rater=False)
     select = (
         "r.id",
@@ -90,7 +91,7 @@ def ratings_query(campaign: Campaign, selection: RaterSelection, aggregate: str)
         output("model_name", "c.output_b_id"),
         output("text", "c.output_a_id"),
         output("text", "c.output_b_id"),
-        rater("pseudonym"),
+        rater("public_name"),
         "r.rater_kind",
         "r.source",
         "r.verdict",

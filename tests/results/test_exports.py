@@ -325,3 +325,25 @@ def test_an_error_in_the_middle_of_the_rows_is_raised_as_postgresql_reports_it(d
         list(reading.copy_batches(raw, rows, [], schema))
 
     assert not Rater.objects.filter(name="nobody").exists()  # the connection still works
+
+
+def test_every_export_and_the_agreement_report_show_each_rater_by_the_same_public_name(
+    rated: Rated, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shown = {
+        fmt: {row[column] for row in read_jsonl(export(rated, tmp_path, fmt, f"{fmt}.jsonl", *args))}
+        for fmt, column, args in [
+            ("ratings", "rater", ()),
+            ("arena", "judge", ()),
+            ("alpaca_eval", "annotator", ()),
+            ("dpo", "rater", ("--aggregate", "each")),
+        ]
+    }
+    call_command("agreement", rated.campaign.slug, "--json", "--bootstrap", "0")
+    report = json.loads(capsys.readouterr().out)
+
+    # An account holder by pseudonym; an imported rater and a judge (no account here) by name.
+    public = {rated.alice.pseudonym, "expert_1", "gpt-judge"}
+    assert shown == dict.fromkeys(shown, public)
+    assert {row["rater"] for row in report["annotators"]} == public
+    assert rated.expert.pseudonym not in json.dumps(report) + str(shown)
