@@ -314,7 +314,14 @@ def resume_run(*, run: JudgeRun, retry_failed: bool = False) -> JudgeRun:
 
 
 def check_resumable(*, run: JudgeRun, retry_failed: bool = False) -> None:
-    """Raise Conflict when resuming would do nothing: no pending or claimed verdict (nor failed, to retry)."""
+    """Raise Conflict when resuming would do nothing: no pending or claimed verdict (nor failed, to retry), or the
+    judge's endpoint changed since the run started (its verdicts would only fail)."""
+    judge = JudgeConfig.objects.get(pk=run.judge_id)
+    if run.base_url and (run.base_url, run.model, run.api_key_env) != (judge.base_url, judge.model, judge.api_key_env):
+        raise Conflict(
+            f"run #{run.pk} cannot go on: judge {judge.name}'s endpoint changed since it started (was {run.model} at "
+            f"{run.base_url}, now {judge.model} at {judge.base_url}); start a new run"
+        )
     states = [JudgeVerdict.State.PENDING, JudgeVerdict.State.CLAIMED]
     if retry_failed:
         states.append(JudgeVerdict.State.FAILED)

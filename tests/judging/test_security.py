@@ -24,7 +24,7 @@ from django.test import Client
 from django.urls import reverse
 
 from annotation.models import Campaign
-from evalplatform.exceptions import DomainError
+from evalplatform.exceptions import Conflict, DomainError
 from judging import access, batch, llm, policy, prompts, services
 from judging.models import JudgeConfig, JudgeRun, JudgeVerdict, LLMCall
 from tests import factories
@@ -476,6 +476,8 @@ def test_a_run_fails_rather_than_call_the_endpoint_its_judge_was_changed_to(
     assert run.status == JudgeRun.Status.FAILED
     assert "endpoint changed" in run.error
     assert first_server.stats["requests"] == second_server.stats["requests"] == 0
+    with pytest.raises(Conflict, match="endpoint changed since it started"):
+        services.resume_run(run=run, retry_failed=True)
     again = services.start_run(campaign=teams.campaign_a, judge=judge, limit=2, requested_by=teams.rita)
     _judge_all(again)
     assert set(again.verdicts.values_list("state", flat=True)) == {JudgeVerdict.State.DONE}
