@@ -59,6 +59,10 @@ class Endpoint:
 
 def parse_endpoint(url: str) -> Endpoint:
     """Return the endpoint of a base URL; raise PolicyError on anything but a plain http(s) URL."""
+    if any(ord(c) <= 32 or ord(c) >= 127 for c in url.strip()):
+        # urlsplit silently drops tabs and newlines (as browsers do): "http://127.0.0.1:80\t01" would read as :8001
+        raise PolicyError("base_url", "must hold only printable ASCII characters, without spaces (write IDN hosts in "
+                          "punycode)")  # fmt: skip
     try:
         parts = urlsplit(url.strip())
         port = parts.port

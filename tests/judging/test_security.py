@@ -193,6 +193,9 @@ def test_the_call_pool_refuses_a_delisted_key_variable_before_reading_the_enviro
         "http://127.0.0.1:8002/v1",  # another port
         "ftp://127.0.0.1:8001/v1",
         "http://127.0.0.1:8001/v1?x=1",
+        "http://127.0.0.1:80\t01/v1",  # urlsplit drops the tab: it would read as the allowed port
+        "http://127.0.0.1:8001/v\n1",
+        "http://127.0.0.1:8001/v1/\u0430",
     ],
 )
 def test_an_endpoint_not_allowed_by_the_operator_is_refused_on_its_field(db: None, settings: Any, url: str) -> None:
