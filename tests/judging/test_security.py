@@ -578,3 +578,12 @@ def test_add_judge_gives_a_judge_an_owner_only_when_asked(teams: Teams) -> None:
         call_command("add_judge", "cli-judge", "--owner", "nobody", stdout=StringIO())
     with pytest.raises(CommandError, match="api_key_env: DJANGO_SECRET_KEY holds the server's own secrets"):
         call_command("add_judge", "cli-judge", "--api-key-env", "DJANGO_SECRET_KEY", stdout=StringIO())
+
+
+def test_researcher_b_cannot_delete_an_operators_judge_with_the_bulk_action(teams: Teams) -> None:
+    response = _client(teams.bea).post(
+        reverse("admin:judging_judgeconfig_changelist"),
+        {"action": "delete_selected", "_selected_action": [teams.operator_judge.pk, teams.judge_a.pk], "post": "yes"},
+    )
+    assert response.status_code in (200, 302, 403)
+    assert JudgeConfig.objects.filter(pk__in=[teams.operator_judge.pk, teams.judge_a.pk]).count() == 2
