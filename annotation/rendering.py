@@ -104,13 +104,20 @@ class _HtmlFormatter(HtmlFormatter):  # type: ignore[misc]
             self.ttype2class, self.class2style = tables
 
 
-@functools.lru_cache(maxsize=512)  # bounded: the language names come from untrusted text
-def _lexer_class(alias: str) -> type[Lexer] | None:
-    """Return the lexer class for a language name (Pygments scans its whole table on every lookup)."""
-    try:
-        found: type[Lexer] = find_lexer_class_by_name(alias)
-    except ClassNotFound:
-        return None
+@functools.lru_cache(maxsize=8)
+def _allowed_lexers(languages: frozenset[str]) -> dict[str, type[Lexer]]:
+    """Return the lexer class of every name (alias) of the allowed languages, by lower-case name.
+
+    Untrusted language names are looked up here only: Pygments scans its whole table, and its plugins' entry points
+    for a name it does not know, on every lookup (0.3 ms; ten thousand made-up names in one text took seconds).
+    """
+    found: dict[str, type[Lexer]] = {}
+    for language in sorted(languages):
+        try:
+            lexer_class: type[Lexer] = find_lexer_class_by_name(language)
+        except ClassNotFound:
+            continue
+        found.update({alias.lower(): lexer_class for alias in lexer_class.aliases})
     return found
 
 
@@ -125,7 +132,7 @@ class _Highlighter:
     """Highlight the code blocks of one text within its budgets."""
 
     def __init__(self, budget: Limits) -> None:
-        self.languages = budget.highlight_languages
+        self.lexers = _allowed_lexers(budget.highlight_languages)
         self.chars_left = budget.highlight_max_chars
         self.seconds = budget.highlight_seconds
         self.deadline: float | None = None  # starts with the first block that is highlighted
@@ -133,8 +140,8 @@ class _Highlighter:
 
     def block(self, code: str, language: str) -> str:
         """Return the block as `<div class="codehilite"><pre>...`, with colours when the budgets allow."""
-        lexer_class = _lexer_class(language.lower()) if language else None
-        if lexer_class is None or not self._allowed(lexer_class) or len(code) > self.chars_left:
+        lexer_class = self.lexers.get(language.lower())
+        if lexer_class is None or len(code) > self.chars_left:
             return _format(TextLexer().get_tokens(code))
         self.chars_left -= len(code)
         if self.deadline is None:
@@ -145,9 +152,6 @@ class _Highlighter:
             self.chars_left = 0
             self.out_of_time = True
             return _format(TextLexer().get_tokens(code))
-
-    def _allowed(self, lexer_class: type[Lexer]) -> bool:
-        return any(alias in self.languages for alias in lexer_class.aliases)
 
 
 def _until(tokens: Iterator[tuple[Any, str]], deadline: float) -> Iterator[tuple[Any, str]]:

@@ -81,8 +81,17 @@ def _old_converter() -> markdown.Markdown:
     return md
 
 
+@functools.lru_cache(maxsize=512)
+def _lexer_class(alias: str) -> type[Lexer] | None:
+    try:
+        found: type[Lexer] = find_lexer_class_by_name(alias)
+    except ClassNotFound:
+        return None
+    return found
+
+
 def _remembered_lexer(alias: str | None, **options: object) -> Lexer:
-    lexer_class = rendering._lexer_class(alias) if alias else None
+    lexer_class = _lexer_class(alias) if alias else None
     if lexer_class is None:
         raise ClassNotFound(alias)
     return lexer_class(**options)

@@ -216,6 +216,7 @@ PATHOLOGICAL = {
     "python code that is quadratic for Pygments": "```python\n" + "\n " * 8_000 + "\n```",
     "javascript code that is quadratic for Pygments": "```js\n" + "a." * 8_000 + "\n```",
     "code in a language Pygments lexes slowly": "```autoit\n" + " " * 8_000 + "\n```",
+    "code fences in 8,000 made-up languages": "".join(f"```x{i}\n```\n" for i in range(8_000)),
 }
 
 
@@ -313,6 +314,19 @@ def test_code_outside_the_highlight_budgets_is_shown_without_colours(settings: A
     assert '<span class="k">def</span>' in blocks[0]
     assert blocks[1].startswith("<pre><span></span><code>def f():\n")  # past the 30 characters
     assert blocks[2].startswith("<pre><span></span><code>def f; end\n")  # not an allowed language
+
+
+def test_made_up_language_names_are_never_looked_up_in_pygments(monkeypatch: pytest.MonkeyPatch) -> None:
+    lookups: list[str] = []
+    find = rendering.find_lexer_class_by_name
+    monkeypatch.setattr(rendering, "find_lexer_class_by_name", lambda name: lookups.append(name) or find(name))
+    rendering._allowed_lexers.cache_clear()
+
+    markup = render_markdown("".join(f"```x{i}\nx = 1\n```\n" for i in range(100)) + "```py\nx = 1\n```")
+
+    assert lookups == sorted(rendering.limits().highlight_languages)  # the allowed ones, once
+    assert '<span class="n">x</span>' in markup  # `py` is an alias of an allowed language
+    assert markup.count('<div class="codehilite"><pre><span></span><code>x = 1\n</code>') == 100
 
 
 def test_highlighting_stops_when_its_time_is_up(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
