@@ -14,6 +14,7 @@ from typing import Any
 
 import markdown
 import pygments
+import pygments.lexers
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
@@ -318,8 +319,12 @@ def test_code_outside_the_highlight_budgets_is_shown_without_colours(settings: A
 
 def test_made_up_language_names_are_never_looked_up_in_pygments(monkeypatch: pytest.MonkeyPatch) -> None:
     lookups: list[str] = []
-    find = rendering.find_lexer_class_by_name
-    monkeypatch.setattr(rendering, "find_lexer_class_by_name", lambda name: lookups.append(name) or find(name))
+
+    def find(name: str) -> Any:
+        lookups.append(name)
+        return pygments.lexers.find_lexer_class_by_name(name)
+
+    monkeypatch.setattr("annotation.rendering.find_lexer_class_by_name", find)
     rendering._allowed_lexers.cache_clear()
 
     markup = render_markdown("".join(f"```x{i}\nx = 1\n```\n" for i in range(100)) + "```py\nx = 1\n```")
