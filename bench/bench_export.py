@@ -144,7 +144,7 @@ def run_export(slug: str, kind: str, out: str) -> None:
     campaign = Campaign.objects.get(slug=slug)
     before, cpu = backend_cpu(), time.process_time()
     started = time.perf_counter()
-    rows = write_export(campaign, format=kind.split(".")[0], out=out, selection=RaterSelection())
+    rows = write_export(campaign, format=kind.split(".")[0], out=out, selection=RaterSelection()).rows
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     after = backend_cpu()
     postgres = None if before is None or after is None else after - before

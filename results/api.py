@@ -22,12 +22,14 @@ from evalplatform.api import validated
 from results import selectors
 from results.access import access_campaign_results, researcher_campaigns
 from results.agreement import campaign_agreement
-from results.exports import CONTENT_TYPES, export_format, file_type_for, iter_export
+from results.exports import CONTENT_TYPES, RowCounter, export_format, file_type_for, iter_export, started
 from results.leaderboards import campaign_leaderboard, side_by_side
 from results.raters import RaterSelection, parse_raters
 
 RATERS_PARAM = OpenApiParameter("raters", str, description="humans, judges, all (default) or NAME,NAME,...")
 EXCLUDE_PARAM = OpenApiParameter("exclude_raters", str, description="Leave out raters whose name matches this glob.")
+# An export's rows left out (dpo: pairs without texts), sent before the body: a trailer would be lost on most clients.
+SKIPPED_HEADER, WARNING_HEADER = "X-Export-Skipped-Rows", "X-Export-Warning"
 
 
 def selection_from(request: Request) -> RaterSelection:
@@ -209,9 +211,17 @@ class ExportDownloadApi(APIView):
         aggregate = request.query_params.get("aggregate")
         file_type = file_type_for(f"{dataset}.{file_type}")
         export_format(dataset, aggregate)
-        stream = iter_export(
-            campaign, format=dataset, file_type=file_type, selection=selection_from(request), aggregate=aggregate
+        counter = RowCounter()
+        selection = selection_from(request)
+        # Started here: the rows left out are counted, in the export's snapshot, before the headers are sent.
+        stream = started(
+            iter_export(
+                campaign, format=dataset, file_type=file_type, selection=selection, aggregate=aggregate, counter=counter
+            )
         )
         response = StreamingHttpResponse(stream, content_type=CONTENT_TYPES[file_type])
         response["Content-Disposition"] = f'attachment; filename="{campaign.slug}-{dataset}.{file_type}"'
+        response[SKIPPED_HEADER] = str(counter.skipped)
+        if counter.warning:
+            response[WARNING_HEADER] = counter.warning
         return response

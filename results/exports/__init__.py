@@ -8,12 +8,12 @@ Python never holds more than a few batches of rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 
 from annotation.models import Campaign
 from evalplatform.exceptions import DomainError
-from results.exports.formats import AGGREGATES, FORMATS, ExportFormat, export_format
+from results.exports.formats import AGGREGATES, FORMATS, ExportFormat, counted, export_format
 from results.raters import RaterSelection
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "export_format",
     "file_type_for",
     "iter_export",
+    "started",
     "write_export",
 ]
 
@@ -38,10 +39,17 @@ CONTENT_TYPES = {
 
 
 class RowCounter:
-    """Count the rows an export wrote."""
+    """Count the rows an export wrote, and those it left out (see ``ExportFormat.skipped``)."""
 
     def __init__(self) -> None:
         self.rows = 0
+        self.skipped = 0
+        self.warning = ""
+
+    def skip(self, fmt: ExportFormat, rows: int) -> None:
+        """Count rows the export left out, with the warning that says so."""
+        self.skipped = rows
+        self.warning = f"skipped {rows} {fmt.skipped}" if rows else ""
 
 
 def file_type_for(path: str | Path) -> str:
@@ -62,29 +70,50 @@ def iter_export(
     selection: RaterSelection,
     aggregate: str | None = None,
     counter: RowCounter | None = None,
-) -> Iterator[bytes | memoryview]:
-    """Yield an export of the campaign's selected ratings as encoded bytes, piece by piece."""
+) -> Generator[bytes | memoryview, None, None]:
+    """Yield an export of the campaign's selected ratings as encoded bytes, piece by piece.
+
+    The first piece comes once the rows left out have been counted (in the export's snapshot): a caller that takes
+    it before sending anything can report them (``counter.warning``) in a response header.
+    """
     # pyarrow and numpy are large: only a process that exports loads them, not every web or Celery worker.
     from results.exports.encoders import ENCODERS
-    from results.exports.reading import export_transaction, read_ahead, read_rows
+    from results.exports.reading import count_rows, export_transaction, read_ahead, read_rows
 
     fmt, policy = export_format(format, aggregate)
     query = fmt.query(campaign, selection, policy)
     encoder = ENCODERS[file_type](fmt)
     counter = counter or RowCounter()
-    yield encoder.header()
-    # Reading rows (a Python loop per row) runs beside encoding them (Arrow, which releases the GIL).
-    with export_transaction() as raw, read_ahead(read_rows(raw, campaign, fmt, query, encoder)) as batches:
-        for rows, columns in batches:
-            counter.rows += rows
-            yield encoder.encode(columns)
+    with export_transaction() as raw:
+        counter.skip(fmt, count_rows(raw, counted(query), query.params))
+        yield encoder.header()
+        # Reading rows (a Python loop per row) runs beside encoding them (Arrow, which releases the GIL).
+        with read_ahead(read_rows(raw, campaign, fmt, query, encoder)) as batches:
+            for rows, columns in batches:
+                counter.rows += rows
+                yield encoder.encode(columns)
     yield encoder.close()
+
+
+def started(stream: Generator[bytes | memoryview, None, None]) -> Generator[bytes | memoryview, None, None]:
+    """Run an export up to its first piece now, so its counts of rows left out are known, and return the whole
+    stream; closing it closes the export."""
+    first = next(stream)
+
+    def pieces() -> Generator[bytes | memoryview, None, None]:
+        try:
+            yield first
+            yield from stream
+        finally:
+            stream.close()
+
+    return pieces()
 
 
 def write_export(
     campaign: Campaign, *, format: str, out: str | Path, selection: RaterSelection, aggregate: str | None = None
-) -> int:
-    """Write an export to a file whose extension gives its type; return the number of rows written."""
+) -> RowCounter:
+    """Write an export to a file whose extension gives its type; return its counts of rows written and left out."""
     file_type = file_type_for(out)
     export_format(format, aggregate)  # fail on bad names before creating the file
     counter = RowCounter()
@@ -93,4 +122,4 @@ def write_export(
             campaign, format=format, file_type=file_type, selection=selection, aggregate=aggregate, counter=counter
         ):
             handle.write(data)
-    return counter.rows
+    return counter

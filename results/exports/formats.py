@@ -61,6 +61,12 @@ class Query:
     params: list[Any]
     order_by: str
     prefix: str = ""  # a WITH clause, whose parameters come first in params
+    skipped: str = ""  # the FROM ... WHERE of rows left out of the file, to count them (same parameters)
+
+
+def counted(query: Query) -> str:
+    """Return the SQL that counts the rows the query leaves out, or "" if it leaves none out."""
+    return f"{query.prefix} SELECT count(*) {query.skipped}" if query.skipped else ""
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,7 @@ class ExportFormat:
     columns: tuple[tuple[str, str], ...]
     query: Callable[[Campaign, RaterSelection, str], Query]
     aggregates: tuple[str, ...] = ("each",)
+    skipped: str = ""  # what the rows its query leaves out are, for the warning that counts them
 
     @property
     def names(self) -> list[str]:
@@ -230,13 +237,26 @@ def pair(chosen: str, rejected: str, *rest: str | Ref) -> tuple[str | Ref, ...]:
     return (prompt("text"), *texts, *models, prompt("external_id"), "c.id", *rest)
 
 
+# A preference pair needs a prompt and two answers: a comparison whose prompt or either output has no text (nothing
+# but white space; MT-Bench battles imported without their conversations) makes no pair. Each text is read once.
+NO_TEXT_PREFIX = """WITH blank_prompt AS MATERIALIZED (
+                        SELECT t.id FROM annotation_prompt t WHERE t.campaign_id = %s AND t.text !~ '[^[:space:]]'),
+                    blank_output AS MATERIALIZED (
+                        SELECT t.id FROM annotation_output t JOIN annotation_prompt p ON p.id = t.prompt_id
+                        WHERE p.campaign_id = %s AND t.text !~ '[^[:space:]]')"""
+NO_TEXT = """(c.prompt_id IN (SELECT id FROM blank_prompt) OR c.output_a_id IN (SELECT id FROM blank_output)
+              OR c.output_b_id IN (SELECT id FROM blank_output))"""
+NO_TEXT_WARNING = "preference pairs whose prompt, chosen or rejected text is empty"
+
+
 def dpo_query(campaign: Campaign, selection: RaterSelection, aggregate: str) -> Query:
-    """Return the query of TRL preference pairs under an aggregation policy (see AGGREGATES)."""
+    """Return the query of TRL preference pairs under an aggregation policy (see AGGREGATES), without the pairs
+    whose texts are empty."""
     if aggregate == "each":
         return dpo_each_query(campaign, selection)
     source, params = ratings_from(campaign, selection, rater=False)
-    keep = "v.a * 2 > v.n OR v.b * 2 > v.n" if aggregate == "majority" else "v.a = v.n OR v.b = v.n"
-    prefix = f"""WITH v AS (
+    keep = "(v.a * 2 > v.n OR v.b * 2 > v.n)" if aggregate == "majority" else "(v.a = v.n OR v.b = v.n)"
+    prefix = f"""{NO_TEXT_PREFIX}, v AS (
                    SELECT r.comparison_id AS id, count(*) AS n,
                           count(*) FILTER (WHERE r.verdict = 'win' AND r.winner_id = c.output_a_id) AS a,
                           count(*) FILTER (WHERE r.verdict = 'win' AND r.winner_id = c.output_b_id) AS b,
@@ -249,15 +269,31 @@ def dpo_query(campaign: Campaign, selection: RaterSelection, aggregate: str) -> 
     select = pair(
         chosen, rejected, policy, "v.n", "GREATEST(v.a, v.b)", "LEAST(v.a, v.b)", "v.t", "v.bb", "NULL", "NULL"
     )
-    return Query(select, f"FROM v JOIN annotation_comparison c ON c.id = v.id WHERE {keep}", params, "c.id", prefix)
+    pairs = f"FROM v JOIN annotation_comparison c ON c.id = v.id WHERE {keep}"
+    return Query(
+        select,
+        f"{pairs} AND NOT {NO_TEXT}",
+        [campaign.pk, campaign.pk, *params],
+        "c.id",
+        prefix,
+        skipped=f"{pairs} AND {NO_TEXT}",
+    )
 
 
 def dpo_each_query(campaign: Campaign, selection: RaterSelection) -> Query:
-    """Return the query of one preference pair per decisive rating."""
+    """Return the query of one preference pair per decisive rating, without the pairs whose texts are empty."""
     source, params = ratings_from(campaign, selection, rater=False)
     rejected = "CASE WHEN r.winner_id = c.output_a_id THEN c.output_b_id ELSE c.output_a_id END"
     select = pair("r.winner_id", rejected, "'each'", "1", "1", "0", "0", "0", rater("public_name"), "r.id")
-    return Query(select, source + " AND r.verdict = 'win'", params, "r.id")
+    decisive = source + " AND r.verdict = 'win'"
+    return Query(
+        select,
+        f"{decisive} AND NOT {NO_TEXT}",
+        [campaign.pk, campaign.pk, *params],
+        "r.id",
+        NO_TEXT_PREFIX,
+        skipped=f"{decisive} AND {NO_TEXT}",
+    )
 
 
 DPO = ExportFormat(
@@ -281,6 +317,7 @@ DPO = ExportFormat(
     ),
     query=dpo_query,
     aggregates=AGGREGATES,
+    skipped=NO_TEXT_WARNING,
 )
 
 FORMATS = {f.name: f for f in (RATINGS, ARENA, DPO, ALPACA_EVAL)}

@@ -74,6 +74,16 @@ def export_transaction() -> Iterator[Any]:
         yield connection.connection
 
 
+def count_rows(raw: Any, sql: str, params: Sequence[Any]) -> int:
+    """Return the count a ``SELECT count(*)`` query gives, 0 for no query."""
+    if not sql:
+        return 0
+    with raw.cursor() as cursor:
+        cursor.execute(sql, params)
+        (rows,) = cursor.fetchone()
+    return int(rows)
+
+
 @contextmanager
 def read_ahead(items: Iterator[T], depth: int = 2) -> Iterator[Iterator[T]]:
     """Run a generator in a thread of its own, at most ``depth`` items ahead of the iterator yielded.

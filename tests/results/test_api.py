@@ -160,3 +160,27 @@ def test_the_results_pages_refuse_a_null_character_in_the_rater_selection(rated:
 
     assert response.status_code == 400
     assert "null characters" in response.content.decode()
+
+
+def test_export_download_says_how_many_rows_it_left_out_in_its_headers(
+    rated: Rated, researcher: User, api_client_for: ClientFor
+) -> None:
+    from annotation.models import Output
+
+    client = api_client_for(researcher)
+    before = client.get(url(rated, "export/dpo.jsonl"), {"aggregate": "each"})
+    assert before["X-Export-Skipped-Rows"] == "0"
+    assert "X-Export-Warning" not in before
+    n_before = len(streamed(before).splitlines())
+    Output.objects.filter(pk=rated.comparisons[0].output_a_id).update(text="")
+
+    response = client.get(url(rated, "export/dpo.json"), {"aggregate": "each"})
+
+    assert response.streaming
+    skipped = int(response["X-Export-Skipped-Rows"])
+    assert skipped > 0
+    assert (
+        response["X-Export-Warning"]
+        == f"skipped {skipped} preference pairs whose prompt, chosen or rejected text is empty"
+    )
+    assert len(json.loads(streamed(response))) == n_before - skipped

@@ -107,3 +107,17 @@ def test_scoring_cli_needs_the_order_of_mt_bench_labels_and_then_agrees_with_the
         report["krippendorff_alpha"]["ordinal"]["value"], abs=1e-6
     )  # the report rounds to 6 places
     assert (round(ordered["value"], 3), round(alphabetical["value"], 3)) == (0.523, 0.387)
+
+
+def test_mt_bench_battles_without_conversations_make_no_preference_pairs(
+    researcher: User, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    call_command("import_battles", str(MT_BENCH), "--campaign", "mt-bench", "--owner", researcher.username)
+    capsys.readouterr()
+    out = tmp_path / "pairs.jsonl"
+
+    call_command("export", "mt-bench", "--format", "dpo", "--out", str(out))
+
+    assert out.read_text() == ""  # the file has votes but no texts: every majority pair would be empty
+    err = capsys.readouterr().err
+    assert "warning: skipped 616 preference pairs whose prompt, chosen or rejected text is empty" in err

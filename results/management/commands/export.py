@@ -31,7 +31,7 @@ class Command(BaseCommand):
         campaign = get_campaign(options["campaign"])
         try:
             selection = get_selection(options["raters"], options["exclude_raters"])
-            rows = write_export(
+            written = write_export(
                 campaign,
                 format=options["format"],
                 out=options["out"],
@@ -40,4 +40,6 @@ class Command(BaseCommand):
             )
         except DomainError as exc:
             raise CommandError(exc.message) from exc
-        self.stderr.write(f"wrote {rows} rows to {options['out']}")
+        if written.warning:
+            self.stderr.write(f"warning: {written.warning}")
+        self.stderr.write(f"wrote {written.rows} rows to {options['out']}")
