@@ -145,8 +145,12 @@
   const stops = (result) => result !== null && (result.status === 404
     || (result.status === 409 && result.data !== null && STOP_CODES.includes(result.data.code)));
 
+  let stopped = false;
+
   function stop(result, prefix) {
     if (result.data && result.data.code === "annotator_paused") { pause(); return; }
+    if (stopped && !prefix) return;  // said already; a refused rating is still reported
+    stopped = true;
     queue = [];
     exhausted = true;
     finish();
