@@ -203,8 +203,23 @@ class ExportDownloadApi(APIView):
             RATERS_PARAM,
             EXCLUDE_PARAM,
             OpenApiParameter("aggregate", str, enum=["majority", "unanimous", "each"]),
+            OpenApiParameter(
+                SKIPPED_HEADER,
+                int,
+                OpenApiParameter.HEADER,
+                response=[200],
+                description="Rows left out of the file (dpo: pairs whose prompt, chosen or rejected text is empty).",
+            ),
+            OpenApiParameter(
+                WARNING_HEADER,
+                str,
+                OpenApiParameter.HEADER,
+                response=[200],
+                description="Says what was left out, when something was.",
+            ),
         ],
         responses={(200, "application/octet-stream"): bytes},
+        description="Stream an export: file_type jsonl (JSON Lines), json (one JSON array), csv or parquet.",
     )
     def get(self, request: Request, slug: str, dataset: str, file_type: str) -> StreamingHttpResponse:
         campaign = access_campaign_results(user=request.user, slug=slug)
