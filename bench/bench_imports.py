@@ -5,6 +5,8 @@ Shapes (generated once into --dir, default /tmp/evalplatform-bench-imports):
   bad-csv   95 MB of CSV where every row is bad (",,," under the outputs header: 4 errors a row)
   long-line one 50 MB JSON line (a single output of 50 MB)
   nested    one JSON line nested 100,000 levels deep (item 7)
+  prompts   the outputs limits at once: 250,000 prompts x 6 models = 1.5M rows (99 MB)
+  battles   the ratings limit: 75,000 battles, each its own question (prompt, 2 outputs, comparison, rating)
 
 Each run is a child process that imports the file into a fresh campaign, as a dry run (the admin's preview) or for
 real, and reports its wall time and peak RSS (getrusage). --baseline REF runs the same children against the code of
@@ -31,12 +33,14 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-SHAPES = ("outputs", "bad-csv", "long-line", "nested")
+SHAPES = ("outputs", "bad-csv", "long-line", "nested", "prompts", "battles")
 FILE_NAMES = {
     "outputs": "outputs.jsonl",
     "bad-csv": "bad.csv",
     "long-line": "long-line.jsonl",
     "nested": "nested.jsonl",
+    "prompts": "prompts.jsonl",
+    "battles": "battles.jsonl",
 }
 MB = 1024 * 1024
 
@@ -49,7 +53,9 @@ def generate(shape: str, directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
     with partial.open("w", encoding="utf-8") as out:
-        {"outputs": _outputs, "bad-csv": _bad_csv, "long-line": _long_line, "nested": _nested}[shape](out)
+        writers = {"outputs": _outputs, "bad-csv": _bad_csv, "long-line": _long_line, "nested": _nested}
+        writers |= {"prompts": _prompts, "battles": _battles}
+        writers[shape](out)
     partial.rename(path)
     return path
 
@@ -60,6 +66,19 @@ def _outputs(out: Any) -> None:
         for model in range(10):
             row = {"prompt_id": f"q{prompt}", "prompt": text, "model": f"m{model}", "output": f"A{prompt % 10}"}
             out.write(json.dumps(row, separators=(",", ":")) + "\n")
+
+
+def _prompts(out: Any) -> None:
+    for prompt in range(250_000):
+        for model in range(6):
+            row = {"prompt_id": f"q{prompt}", "prompt": f"Q{prompt}", "model": f"m{model}", "output": f"A{model}"}
+            out.write(json.dumps(row, separators=(",", ":")) + "\n")
+
+
+def _battles(out: Any) -> None:
+    for battle in range(75_000):
+        row = {"question_id": f"q{battle}", "model_a": "a", "model_b": "b", "winner": "tie", "judge": f"j{battle % 50}"}
+        out.write(json.dumps(row, separators=(",", ":")) + "\n")
 
 
 def _bad_csv(out: Any) -> None:
@@ -102,8 +121,13 @@ def child(path: Path, *, dry_run: bool, code: Path) -> dict[str, Any]:
         # The new code reads from the file; the baseline took the upload's bytes (the admin called upload.read()).
         streams = "source" in inspect.signature(importers.parse_outputs).parameters
         source: Any = path if streams else path.read_bytes()
-        parsed = importers.parse_outputs(path.name, source)
-        outcome = importers.import_outputs(campaign=campaign, parsed=parsed, dry_run=dry_run).describe()
+        if path.name.startswith("battles"):
+            plan = importers.parse_battles(path.name, source)
+            summary = importers.import_battles(campaign_slug=campaign.slug, plan=plan, owner=owner, dry_run=dry_run)
+        else:
+            parsed = importers.parse_outputs(path.name, source)
+            summary = importers.import_outputs(campaign=campaign, parsed=parsed, dry_run=dry_run)
+        outcome = summary.describe()
     except importers.ImportRefused as refused:
         outcome = f"refused: {refused.total:,} errors, first: {refused.lines[0][:100]}"
     except Exception as exc:  # the baseline's answer to some shapes is a crash; report it as the admin would (500)
@@ -111,6 +135,12 @@ def child(path: Path, *, dry_run: bool, code: Path) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     with connection.cursor() as cursor:  # raw SQL: the ORM's cascade would load every row
+        for table in ("rating", "comparison"):
+            cursor.execute(
+                f"DELETE FROM annotation_{table} WHERE {'comparison_' if table == 'rating' else ''}id IN "
+                "(SELECT id FROM annotation_comparison WHERE campaign_id = %s)",
+                [campaign.pk],
+            )
         cursor.execute(
             "DELETE FROM annotation_output WHERE prompt_id IN "
             "(SELECT id FROM annotation_prompt WHERE campaign_id = %s)",
@@ -167,7 +197,7 @@ def main() -> None:
     for shape in args.shapes:
         path = generate(shape, args.dir)
         # Only the well-formed shape gets a real import: the others are refused by the preview already.
-        runs = [True] if shape != "outputs" or args.no_real else [True, False]
+        runs = [True] if shape in {"bad-csv", "long-line", "nested"} or args.no_real else [True, False]
         for dry_run in runs:
             for label, code in trees:
                 result = measure(path, dry_run=dry_run, code=code, cap=args.cap)

@@ -137,7 +137,7 @@ def _plan_vote(plan: RatingsPlan, errors: ErrorCollector, seen: dict[Any, int], 
     right = add_output(plan, errors, prompt, PlannedOutput(vote.line, vote.generator_2, vote.output_2))
     winner = {1.0: left, 2.0: right}.get(vote.preference)
     verdict = Verdict.TIE if vote.preference in TIES else Verdict.WIN
-    metadata = {"file": plan.name, "line": vote.line, **vote.metadata}
+    metadata = vote.metadata  # the writer adds the file and line
     add_rating(
         plan, errors, seen, PlannedRating(vote.line, prompt, left, right, winner, verdict, vote.rater, None, metadata)
     )

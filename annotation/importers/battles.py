@@ -149,7 +149,7 @@ def _plan_battle(plan: RatingsPlan, errors: ErrorCollector, seen: dict[Any, int]
     right = add_output(plan, errors, prompt, _output(battle, battle.model_b, battle.text_b, battle.conversation_b))
     winner = {"model_a": left, "model_b": right}.get(battle.winner)
     verdict = {"model_a": Verdict.WIN, "model_b": Verdict.WIN, "tie": Verdict.TIE}.get(battle.winner, Verdict.BOTH_BAD)
-    metadata = {"file": plan.name, "line": battle.line, **battle.metadata}
+    metadata = battle.metadata  # the writer adds the file and line
     rating = PlannedRating(battle.line, prompt, left, right, winner, verdict, battle.judge, battle.created_at, metadata)
     add_rating(plan, errors, seen, rating)
 

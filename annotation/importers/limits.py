@@ -22,8 +22,12 @@ class ImportLimits:
     max_depth: int = 64
     # How many line errors an import reports; the rest are counted ("... and 31,699,000 more").
     errors_kept: int = 1000
-    # The most records a file may hold: what a parsed file keeps in memory grows with it.
-    max_records: int = 500_000
+    # What a parsed file keeps in memory grows with its records (some 40 bytes per output), its prompts (some
+    # 500 bytes each) and its ratings (some 2 KB each, with their prompts, outputs and comparisons): these three
+    # bound it (bench/bench_imports.py measures each at its limit).
+    max_records: int = 1_500_000
+    max_prompts: int = 250_000
+    max_ratings: int = 75_000
     # Larger uploads are checked and imported by a Celery worker, with progress on the admin page.
     inline_max_bytes: int = 5 * MB
 

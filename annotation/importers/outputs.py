@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from annotation.importers.errors import ErrorCollector
-from annotation.importers.fields import extras, name_field, text_field
+from annotation.importers.fields import NO_EXTRAS, extras, name_field, text_field
+from annotation.importers.limits import import_limits
 from annotation.importers.reading import Progress, Record, Source, read_records
 from annotation.importers.summary import ImportSummary
 from annotation.importers.writing import BATCH_SIZE, batched, check_campaign_accepts_imports, run_atomically
@@ -38,16 +43,79 @@ class OutputRow:
 
 @dataclass
 class OutputsFile:
-    """A validated file of prompts and outputs."""
+    """A validated file of prompts and outputs.
+
+    Outputs are kept in columns (arrays of line, prompt and model numbers; the texts' UTF-8 end to end), not as
+    an object per row, which would cost some 200 bytes of overhead each.
+    """
 
     name: str
     layout: str
     prompts: dict[str, PromptRow] = field(default_factory=dict)
-    outputs: list[OutputRow] = field(default_factory=list)
+    prompt_ids: list[str] = field(default_factory=list)
+    model_names: list[str] = field(default_factory=list)
+    lines: array[int] = field(default_factory=lambda: array("i"))
+    prompt_numbers: array[int] = field(default_factory=lambda: array("i"))
+    model_numbers: array[int] = field(default_factory=lambda: array("i"))
+    # Every output's text, UTF-8, one after the other; text i ends at text_ends[i].
+    text_bytes: bytearray = field(default_factory=bytearray)
+    text_ends: array[int] = field(default_factory=lambda: array("q"))
+    metadata: list[dict[str, Any]] = field(default_factory=list)
+    _prompt_numbers: dict[str, int] = field(default_factory=dict)
+    _model_numbers: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.lines)
 
     @property
     def models(self) -> set[str]:
-        return {row.model for row in self.outputs}
+        return set(self.model_names)
+
+    @property
+    def outputs(self) -> list[OutputRow]:
+        """Return every output as a row (for small files and tests: the columns are what imports use)."""
+        return [self.row(i) for i in range(len(self))]
+
+    def row(self, i: int) -> OutputRow:
+        prompt_id, model = self.prompt_ids[self.prompt_numbers[i]], self.model_names[self.model_numbers[i]]
+        text = self.text_bytes[self.text_ends[i - 1] if i else 0 : self.text_ends[i]].decode()
+        return OutputRow(self.lines[i], prompt_id, model, text, self.metadata[i])
+
+    def add_prompt(self, prompt: PromptRow) -> PromptRow:
+        """Keep the first row of each prompt id and return it."""
+        first = self.prompts.setdefault(prompt.external_id, prompt)
+        if first is prompt:
+            self._prompt_numbers[prompt.external_id] = len(self.prompt_ids)
+            self.prompt_ids.append(prompt.external_id)
+        return first
+
+    def prompt_number(self, external_id: str) -> int:
+        return self._prompt_numbers[external_id]
+
+    def add_output(self, prompt_id: str, row: OutputRow) -> None:
+        model = self._model_numbers.setdefault(row.model, len(self.model_names))
+        if model == len(self.model_names):
+            self.model_names.append(row.model)
+        self.lines.append(row.line)
+        self.prompt_numbers.append(self._prompt_numbers[prompt_id])
+        self.model_numbers.append(model)
+        self.text_bytes += row.text.encode()
+        self.text_ends.append(len(self.text_bytes))
+        self.metadata.append(row.metadata)
+
+    def duplicates(self) -> Iterator[tuple[int, int]]:
+        """Yield (row, first row) for each row whose prompt and model an earlier row has already."""
+        keys = np.frombuffer(self.prompt_numbers, dtype=np.int32).astype(np.int64) * max(len(self.model_names), 1)
+        keys = keys + np.frombuffer(self.model_numbers, dtype=np.int32)
+        order = np.argsort(keys, kind="stable")  # rows of one key stay in file order
+        repeated = np.flatnonzero(keys[order][1:] == keys[order][:-1]) + 1
+        if not len(repeated):
+            return
+        group_start = np.ones(len(order), dtype=bool)
+        group_start[repeated] = False
+        first = np.maximum.accumulate(np.where(group_start, np.arange(len(order)), 0))
+        for position in repeated:
+            yield int(order[position]), int(order[first[position]])
 
 
 def parse_outputs(name: str, source: Source, *, progress: Progress | None = None) -> OutputsFile:
@@ -57,8 +125,7 @@ def parse_outputs(name: str, source: Source, *, progress: Progress | None = None
     """
     errors = ErrorCollector(name)
     parsed: OutputsFile | None = None
-    seen: dict[tuple[str, str], int] = {}
-    models: dict[str, str] = {}
+    max_prompts = import_limits().max_prompts
     for record in read_records(name, source, errors, progress=progress):
         if parsed is None:
             wide = any(key.startswith(WIDE_PREFIX) for key in record.data)
@@ -67,17 +134,21 @@ def parse_outputs(name: str, source: Source, *, progress: Progress | None = None
         rows = _wide_outputs(record, errors) if parsed.layout == "wide" else _long_output(record, errors)
         if prompt is None:
             continue
+        if len(parsed.prompts) == max_prompts and prompt.external_id not in parsed.prompts:
+            errors.add(record.line, "prompt_id", f"more than {max_prompts:,} prompts: split the file")
+            break
         prompt_id = _add_prompt(parsed, prompt, errors)
         for row in rows:
-            model = models.setdefault(row.model, row.model)  # one string per model name, however many rows
-            key = (prompt_id, model)
-            if key in seen:
-                errors.add(
-                    row.line, "model", f"duplicate row: prompt {prompt_id} and model {model} as on line {seen[key]}"
-                )
-                continue
-            seen[key] = row.line
-            parsed.outputs.append(OutputRow(row.line, prompt_id, model, row.text, row.metadata))
+            parsed.add_output(prompt_id, row)
+    if parsed is not None:
+        for number, first in parsed.duplicates():
+            duplicate = parsed.row(number)
+            errors.add(
+                duplicate.line,
+                "model",
+                f"duplicate row: prompt {duplicate.prompt_id} and model {duplicate.model} as on line "
+                f"{parsed.lines[first]}",
+            )
     errors.raise_if_any()
     assert parsed is not None  # a file without records was refused above
     return parsed
@@ -89,8 +160,9 @@ def _prompt_row(record: Record, errors: ErrorCollector, *, wide: bool) -> Prompt
     reference = text_field(record, "reference", errors, required=False) or ""
     if external_id is None or text is None:
         return None
-    metadata = extras(record, PROMPT_FIELDS) if wide else {}
-    metadata = {key: value for key, value in metadata.items() if not key.startswith(WIDE_PREFIX)}
+    metadata = extras(record, PROMPT_FIELDS) if wide else NO_EXTRAS
+    if metadata:
+        metadata = {key: value for key, value in metadata.items() if not key.startswith(WIDE_PREFIX)} or NO_EXTRAS
     return PromptRow(record.line, external_id, text, reference, metadata)
 
 
@@ -125,7 +197,7 @@ def _wide_outputs(record: Record, errors: ErrorCollector) -> list[OutputRow]:
 
 def _add_prompt(parsed: OutputsFile, prompt: PromptRow, errors: ErrorCollector) -> str:
     """Keep the prompt's first row; return its id (the first row's string, so that rows share it)."""
-    first = parsed.prompts.setdefault(prompt.external_id, prompt)
+    first = parsed.add_prompt(prompt)
     if first is prompt:
         return first.external_id
     if first.text != prompt.text:
@@ -140,53 +212,30 @@ def _add_prompt(parsed: OutputsFile, prompt: PromptRow, errors: ErrorCollector) 
 def import_outputs(*, campaign: Campaign, parsed: OutputsFile, dry_run: bool = False) -> ImportSummary:
     """Add the file's prompts and outputs to the campaign; rows already stored identically are kept as they are.
 
-    Refuses (writing nothing) when a stored prompt or output with the same id differs from the file.
+    Refuses (writing nothing) when a stored prompt or output with the same id differs from the file. A dry run
+    checks and counts with queries only.
     """
     check_campaign_accepts_imports(campaign)
-    return run_atomically(lambda: _write_outputs(campaign, parsed, render=not dry_run), dry_run=dry_run)
+    return run_atomically(lambda: _write_outputs(campaign, parsed, dry_run=dry_run), dry_run=dry_run)
 
 
-def _write_outputs(campaign: Campaign, parsed: OutputsFile, *, render: bool) -> ImportSummary:
+def _write_outputs(campaign: Campaign, parsed: OutputsFile, *, dry_run: bool) -> ImportSummary:
     errors = ErrorCollector(parsed.name)
     stored = _stored_prompts(campaign, parsed, errors)
-    stored_outputs = _stored_outputs(stored, parsed)
-    new_outputs = _new_outputs(parsed, stored_outputs, errors)
+    new_rows = _new_rows(parsed, stored, errors)
     errors.raise_if_any()
-    # A dry run is rolled back: it checks every constraint but does not spend time rendering markdown.
-    html = render_markdown if render else _no_html
     new_prompts = [p for p in parsed.prompts.values() if p.external_id not in stored]
-    for batch in batched(new_prompts, BATCH_SIZE):
-        created = Prompt.objects.bulk_create(
-            Prompt(
-                campaign=campaign,
-                external_id=p.external_id,
-                text=p.text,
-                html=html(p.text),
-                reference_answer=p.reference,
-                metadata=p.metadata,
-            )
-            for p in batch
-        )
-        stored.update((prompt.external_id, prompt.pk) for prompt in created)
-    for rows in batched(new_outputs, BATCH_SIZE):
-        Output.objects.bulk_create(
-            Output(
-                prompt_id=stored[r.prompt_id], model_name=r.model, text=r.text, html=html(r.text), metadata=r.metadata
-            )
-            for r in rows
-        )
+    if not dry_run:
+        _insert_prompts(campaign, new_prompts, stored)
+        _insert_outputs(parsed, new_rows, stored)
     return ImportSummary(
         file=parsed.name,
-        records=len({row.line for row in parsed.outputs}),
+        records=int(np.unique(np.frombuffer(parsed.lines, dtype=np.int32)).size),
         prompts=len(parsed.prompts),
-        models=len(parsed.models),
-        outputs=len(parsed.outputs),
-        created={"prompts": len(new_prompts), "outputs": len(new_outputs)},
+        models=len(parsed.model_names),
+        outputs=len(parsed),
+        created={"prompts": len(new_prompts), "outputs": len(new_rows)},
     )
-
-
-def _no_html(text: str) -> str:
-    return ""
 
 
 def _stored_prompts(campaign: Campaign, parsed: OutputsFile, errors: ErrorCollector) -> dict[str, int]:
@@ -204,18 +253,6 @@ def _stored_prompts(campaign: Campaign, parsed: OutputsFile, errors: ErrorCollec
     return stored
 
 
-def _stored_outputs(stored: dict[str, int], parsed: OutputsFile) -> dict[tuple[str, str], str]:
-    """Return the text of each stored output of the file's prompts and models, by (prompt id, model)."""
-    external_ids = {pk: external_id for external_id, pk in stored.items()}
-    texts: dict[tuple[str, str], str] = {}
-    for pks in batched(external_ids, BATCH_SIZE):
-        rows = Output.objects.filter(prompt_id__in=pks, model_name__in=parsed.models).values_list(
-            "prompt_id", "model_name", "text"
-        )
-        texts.update(((external_ids[pk], model or ""), text) for pk, model, text in rows)
-    return texts
-
-
 def _check_stored_prompt(row: PromptRow, text: str, reference: str, errors: ErrorCollector) -> None:
     if text != row.text:
         errors.add(row.line, "prompt", f"prompt_id {row.external_id} is already stored with a different text")
@@ -223,14 +260,56 @@ def _check_stored_prompt(row: PromptRow, text: str, reference: str, errors: Erro
         errors.add(row.line, "reference", f"prompt_id {row.external_id} is already stored with a different reference")
 
 
-def _new_outputs(parsed: OutputsFile, stored: dict[tuple[str, str], str], errors: ErrorCollector) -> list[OutputRow]:
-    new = []
-    for row in parsed.outputs:
-        existing = stored.get((row.prompt_id, row.model))
-        if existing is None:
-            new.append(row)
-        elif existing != row.text:
-            errors.add(
-                row.line, "output", f"model {row.model} already has a different output for prompt_id {row.prompt_id}"
+def _new_rows(parsed: OutputsFile, stored: dict[str, int], errors: ErrorCollector) -> np.ndarray[Any, Any]:
+    """Return the numbers of the rows to insert: all but those of stored prompts whose output is stored already."""
+    prompt_numbers = np.frombuffer(parsed.prompt_numbers, dtype=np.int32)
+    stored_numbers = np.array([parsed.prompt_number(external_id) for external_id in stored], dtype=np.int32)
+    new = np.ones(len(prompt_numbers), dtype=bool)
+    for rows in batched(np.flatnonzero(np.isin(prompt_numbers, stored_numbers)).tolist(), BATCH_SIZE):
+        batch = [parsed.row(i) for i in rows]
+        stored_outputs = Output.objects.filter(
+            prompt_id__in={stored[r.prompt_id] for r in batch}, model_name__in={r.model for r in batch}
+        ).values_list("prompt_id", "model_name", "text")
+        texts = {(pk, model): text for pk, model, text in stored_outputs}
+        for i, row in zip(rows, batch, strict=True):
+            existing = texts.get((stored[row.prompt_id], row.model))
+            if existing is None:
+                continue
+            new[i] = False
+            if existing != row.text:
+                errors.add(
+                    row.line,
+                    "output",
+                    f"model {row.model} already has a different output for prompt_id {row.prompt_id}",
+                )
+    return np.flatnonzero(new)
+
+
+def _insert_prompts(campaign: Campaign, new_prompts: list[PromptRow], stored: dict[str, int]) -> None:
+    for batch in batched(new_prompts, BATCH_SIZE):
+        created = Prompt.objects.bulk_create(
+            Prompt(
+                campaign=campaign,
+                external_id=p.external_id,
+                text=p.text,
+                html=render_markdown(p.text),
+                reference_answer=p.reference,
+                metadata=p.metadata,
             )
-    return new
+            for p in batch
+        )
+        stored.update((prompt.external_id, prompt.pk) for prompt in created)
+
+
+def _insert_outputs(parsed: OutputsFile, new_rows: np.ndarray[Any, Any], stored: dict[str, int]) -> None:
+    for numbers in batched(new_rows.tolist(), BATCH_SIZE):
+        Output.objects.bulk_create(
+            Output(
+                prompt_id=stored[row.prompt_id],
+                model_name=row.model,
+                text=row.text,
+                html=render_markdown(row.text),
+                metadata=row.metadata,
+            )
+            for row in map(parsed.row, numbers)
+        )

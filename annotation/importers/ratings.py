@@ -15,9 +15,10 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from annotation.importers.errors import ErrorCollector
+from annotation.importers.limits import import_limits
 from annotation.importers.reading import Progress, Record, Source, read_records
 from annotation.importers.summary import ImportSummary
-from annotation.importers.writing import BATCH_SIZE, check_campaign_accepts_imports, run_atomically
+from annotation.importers.writing import BATCH_SIZE, batched, check_campaign_accepts_imports, run_atomically
 from annotation.models import Campaign, Comparison, Output, Prompt, Rater, Rating
 from annotation.rendering import render_markdown
 from evalplatform.exceptions import DomainError
@@ -45,7 +46,7 @@ class PlannedOutput:
         return ("model", self.model_name) if self.model_name else ("text", self.text)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PlannedRating:
     line: int
     prompt: str
@@ -82,23 +83,28 @@ class RatingsPlan:
 
 def import_plan(*, campaign_slug: str, plan: RatingsPlan, owner: User | None, dry_run: bool = False) -> ImportSummary:
     """Store a plan in the campaign (created, as a draft owned by `owner`, when it does not exist)."""
-    return run_atomically(lambda: _write_plan(campaign_slug, plan, owner), dry_run=dry_run)
+    # A dry run is rolled back: it checks every constraint but does not spend time rendering markdown.
+    html = _no_html if dry_run else render_markdown
+    return run_atomically(lambda: _write_plan(campaign_slug, plan, owner, html), dry_run=dry_run)
 
 
-def _write_plan(campaign_slug: str, plan: RatingsPlan, owner: User | None) -> ImportSummary:
+def _no_html(text: str) -> str:
+    return ""
+
+
+def _write_plan(campaign_slug: str, plan: RatingsPlan, owner: User | None, html: Callable[[str], str]) -> ImportSummary:
     campaign, campaign_created = _campaign(campaign_slug, owner)
     errors = ErrorCollector(plan.name)
     summary = plan.summary()
     summary.campaign_created = campaign_created
-    prompts, new_prompts = _store_prompts(campaign, plan, errors)
+    prompts, new_prompts = _store_prompts(campaign, plan, errors, html)
     errors.raise_if_any()
-    outputs, new_outputs = _store_outputs(plan, prompts, errors)
+    outputs, new_outputs = _store_outputs(plan, prompts, errors, html)
     errors.raise_if_any()
     comparisons, new_comparisons = _store_comparisons(campaign, plan, prompts, outputs)
     raters, new_raters = _store_raters(plan, errors)
     errors.raise_if_any()
     new_ratings = _store_ratings(plan, comparisons, outputs, raters, errors)
-    errors.raise_if_any()
     summary.created = {
         "prompts": new_prompts,
         "outputs": new_outputs,
@@ -122,127 +128,163 @@ def _campaign(slug: str, owner: User | None) -> tuple[Campaign, bool]:
     return Campaign.objects.create(name=slug, slug=slug, owner=owner), True
 
 
-def _store_prompts(campaign: Campaign, plan: RatingsPlan, errors: ErrorCollector) -> tuple[dict[str, Prompt], int]:
-    stored = {p.external_id: p for p in Prompt.objects.filter(campaign=campaign, external_id__in=list(plan.prompts))}
-    for external_id, prompt in stored.items():
-        planned = plan.prompts[external_id]
-        if planned.text and prompt.text and planned.text != prompt.text:
-            errors.add(planned.line, "prompt", f"prompt {external_id} is already stored with a different text")
-    new = [
-        Prompt(campaign=campaign, external_id=key, text=p.text, html=render_markdown(p.text), metadata=p.metadata)
-        for key, p in plan.prompts.items()
-        if key not in stored
-    ]
-    stored.update((p.external_id, p) for p in Prompt.objects.bulk_create(new, batch_size=BATCH_SIZE))
+# The writers below keep primary keys, not model instances, and create rows a batch at a time: a file of
+# 100,000 ratings would otherwise hold several hundred thousand instances at once.
+
+
+def _store_prompts(
+    campaign: Campaign, plan: RatingsPlan, errors: ErrorCollector, html: Callable[[str], str]
+) -> tuple[dict[str, int], int]:
+    stored: dict[str, int] = {}
+    for keys in batched(plan.prompts, BATCH_SIZE):
+        rows = Prompt.objects.filter(campaign=campaign, external_id__in=keys).values_list("pk", "external_id", "text")
+        for pk, external_id, text in rows:
+            stored[external_id] = pk
+            planned = plan.prompts[external_id]
+            if planned.text and text and planned.text != text:
+                errors.add(planned.line, "prompt", f"prompt {external_id} is already stored with a different text")
+    new = [key for key in plan.prompts if key not in stored]
+    for keys in batched(new, BATCH_SIZE):
+        created = Prompt.objects.bulk_create(
+            Prompt(
+                campaign=campaign,
+                external_id=key,
+                text=plan.prompts[key].text,
+                html=html(plan.prompts[key].text),
+                metadata=plan.prompts[key].metadata,
+            )
+            for key in keys
+        )
+        stored.update((p.external_id, p.pk) for p in created)
     return stored, len(new)
 
 
 def _store_outputs(
-    plan: RatingsPlan, prompts: dict[str, Prompt], errors: ErrorCollector
-) -> tuple[dict[tuple[str, OutputKey], Output], int]:
-    by_prompt_id = {p.pk: key for key, p in prompts.items()}
-    stored: dict[tuple[str, OutputKey], Output] = {}
-    for output in Output.objects.filter(prompt__in=list(prompts.values())).order_by("id"):
-        prompt_key = by_prompt_id[output.prompt_id]
-        if output.model_name:
-            stored[(prompt_key, ("model", output.model_name))] = output
-        stored.setdefault((prompt_key, ("text", output.text)), output)
-    new = []
-    for key, planned in plan.outputs.items():
-        existing = stored.get(key)
-        if existing is None:
-            new.append(
-                (
-                    key,
-                    Output(
-                        prompt=prompts[key[0]],
-                        model_name=planned.model_name,
-                        text=planned.text,
-                        html=render_markdown(planned.text),
-                        metadata=planned.metadata,
-                    ),
-                )
+    plan: RatingsPlan, prompts: dict[str, int], errors: ErrorCollector, html: Callable[[str], str]
+) -> tuple[dict[tuple[str, OutputKey], int], int]:
+    prompt_keys = {pk: key for key, pk in prompts.items()}
+    stored: dict[tuple[str, OutputKey], int] = {}
+    for pks in batched(prompt_keys, BATCH_SIZE):
+        rows = (
+            Output.objects.filter(prompt_id__in=pks).order_by("id").values_list("pk", "prompt_id", "model_name", "text")
+        )
+        for pk, prompt_id, model_name, text in rows:
+            prompt_key = prompt_keys[prompt_id]
+            keys = [(prompt_key, ("model", model_name))] if model_name else []
+            keys.append((prompt_key, ("text", text)))
+            for key in keys:
+                if key in stored:
+                    continue
+                stored[key] = pk
+                planned = plan.outputs.get(key)
+                if planned is not None and planned.text and text and planned.text != text:
+                    errors.add(
+                        planned.line, "output", f"{planned.model_name} already has a different output for {key[0]}"
+                    )
+    new = [key for key in plan.outputs if key not in stored]
+    for keys in batched(new, BATCH_SIZE):
+        created = Output.objects.bulk_create(
+            Output(
+                prompt_id=prompts[key[0]],
+                model_name=plan.outputs[key].model_name,
+                text=plan.outputs[key].text,
+                html=html(plan.outputs[key].text),
+                metadata=plan.outputs[key].metadata,
             )
-        elif planned.text and existing.text and planned.text != existing.text:
-            errors.add(planned.line, "output", f"{planned.model_name} already has a different output for {key[0]}")
-    Output.objects.bulk_create([output for _, output in new], batch_size=BATCH_SIZE)
-    stored.update(new)
+            for key in keys
+        )
+        stored.update((key, output.pk) for key, output in zip(keys, created, strict=True))
     return stored, len(new)
 
 
 def _store_comparisons(
     campaign: Campaign,
     plan: RatingsPlan,
-    prompts: dict[str, Prompt],
-    outputs: dict[tuple[str, OutputKey], Output],
-) -> tuple[dict[tuple[int, int], Comparison], int]:
-    stored = {(c.output_a_id, c.output_b_id): c for c in Comparison.objects.filter(prompt__in=list(prompts.values()))}
-    new: dict[tuple[int, int], Comparison] = {}
+    prompts: dict[str, int],
+    outputs: dict[tuple[str, OutputKey], int],
+) -> tuple[dict[tuple[int, int], int], int]:
+    stored: dict[tuple[int, int], int] = {}
+    for pks in batched(prompts.values(), BATCH_SIZE):
+        rows = Comparison.objects.filter(prompt_id__in=pks).values_list("output_a_id", "output_b_id", "pk")
+        stored.update(((a, b), pk) for a, b, pk in rows)
+    new: dict[tuple[int, int], int] = {}
     for rating in plan.ratings:
         pair = _pair(outputs[(rating.prompt, rating.left)], outputs[(rating.prompt, rating.right)])
         if pair not in stored and pair not in new:
-            new[pair] = Comparison(
-                campaign=campaign, prompt=prompts[rating.prompt], output_a_id=pair[0], output_b_id=pair[1]
-            )
-    Comparison.objects.bulk_create(list(new.values()), batch_size=BATCH_SIZE)
-    stored.update(new)
+            new[pair] = prompts[rating.prompt]
+    for pairs in batched(new.items(), BATCH_SIZE):
+        created = Comparison.objects.bulk_create(
+            Comparison(campaign=campaign, prompt_id=prompt, output_a_id=pair[0], output_b_id=pair[1])
+            for pair, prompt in pairs
+        )
+        stored.update((pair, comparison.pk) for (pair, _), comparison in zip(pairs, created, strict=True))
     return stored, len(new)
 
 
-def _pair(first: Output, second: Output) -> tuple[int, int]:
-    a, b = sorted((first.pk, second.pk))
+def _pair(first: int, second: int) -> tuple[int, int]:
+    a, b = sorted((first, second))
     return a, b
 
 
-def _store_raters(plan: RatingsPlan, errors: ErrorCollector) -> tuple[dict[str, Rater], int]:
+def _store_raters(plan: RatingsPlan, errors: ErrorCollector) -> tuple[dict[str, int], int]:
     names = {r.rater: r.line for r in reversed(plan.ratings)}
-    stored = {r.name: r for r in Rater.objects.filter(name__in=list(names))}
-    for name, rater in stored.items():
-        if rater.kind != Rater.Kind.HUMAN:
-            errors.add(names[name], "rater", f"{name} is an LLM judge's rater name, not a human's")
-    new = [Rater(kind=Rater.Kind.HUMAN, name=name) for name in names if name not in stored]
-    stored.update((r.name, r) for r in Rater.objects.bulk_create(new, batch_size=BATCH_SIZE))
+    stored: dict[str, int] = {}
+    for batch in batched(names, BATCH_SIZE):
+        for pk, name, kind in Rater.objects.filter(name__in=batch).values_list("pk", "name", "kind"):
+            stored[name] = pk
+            if kind != Rater.Kind.HUMAN:
+                errors.add(names[name], "rater", f"{name} is an LLM judge's rater name, not a human's")
+    new = [name for name in names if name not in stored]
+    for batch in batched(new, BATCH_SIZE):
+        stored.update(
+            (r.name, r.pk) for r in Rater.objects.bulk_create(Rater(kind=Rater.Kind.HUMAN, name=n) for n in batch)
+        )
     return stored, len(new)
 
 
 def _store_ratings(
     plan: RatingsPlan,
-    comparisons: dict[tuple[int, int], Comparison],
-    outputs: dict[tuple[str, OutputKey], Output],
-    raters: dict[str, Rater],
+    comparisons: dict[tuple[int, int], int],
+    outputs: dict[tuple[str, OutputKey], int],
+    raters: dict[str, int],
     errors: ErrorCollector,
 ) -> int:
-    already = set(
-        Rating.objects.filter(rater__in=list(raters.values()), comparison__in=list(comparisons.values())).values_list(
-            "comparison_id", "rater_id", "left_output_id"
-        )
-    )
-    now = timezone.now()
-    new = []
+    already: set[tuple[int, int, int | None]] = set()
+    for pks in batched(comparisons.values(), BATCH_SIZE):
+        rows = Rating.objects.filter(rater_id__in=list(raters.values()), comparison_id__in=pks)
+        already.update(rows.values_list("comparison_id", "rater_id", "left_output_id"))
     for planned in plan.ratings:
         left = outputs[(planned.prompt, planned.left)]
         comparison = comparisons[_pair(left, outputs[(planned.prompt, planned.right)])]
-        rater = raters[planned.rater]
-        if (comparison.pk, rater.pk, left.pk) in already:
+        if (comparison, raters[planned.rater], left) in already:
             errors.add(planned.line, "rater", f"duplicate row: {planned.rater} already rated this item in this order")
-            continue
-        winner = outputs[(planned.prompt, planned.winner)] if planned.winner else None
-        new.append(
-            Rating(
-                comparison=comparison,
-                rater=rater,
-                rater_kind=rater.kind,
-                source=Rating.Source.IMPORT,
-                verdict=planned.verdict,
-                winner=winner,
-                left_output=left,
-                metadata=planned.metadata,
-                created_at=planned.created_at or now,
-            )
-        )
-    if not errors:
-        Rating.objects.bulk_create(new, batch_size=BATCH_SIZE)
-    return len(new)
+    errors.raise_if_any()
+    now = timezone.now()
+    for batch in batched(plan.ratings, BATCH_SIZE):
+        Rating.objects.bulk_create(_rating(plan.name, planned, comparisons, outputs, raters, now) for planned in batch)
+    return len(plan.ratings)
+
+
+def _rating(
+    file: str,
+    planned: PlannedRating,
+    comparisons: dict[tuple[int, int], int],
+    outputs: dict[tuple[str, OutputKey], int],
+    raters: dict[str, int],
+    now: dt.datetime,
+) -> Rating:
+    left = outputs[(planned.prompt, planned.left)]
+    return Rating(
+        comparison_id=comparisons[_pair(left, outputs[(planned.prompt, planned.right)])],
+        rater_id=raters[planned.rater],
+        rater_kind=Rater.Kind.HUMAN,
+        source=Rating.Source.IMPORT,
+        verdict=planned.verdict,
+        winner_id=outputs[(planned.prompt, planned.winner)] if planned.winner else None,
+        left_output_id=left,
+        metadata={"file": file, "line": planned.line, **planned.metadata},
+        created_at=planned.created_at or now,
+    )
 
 
 def add_rating(
@@ -294,7 +336,8 @@ def parse_rated_pairs(
     errors = ErrorCollector(name)
     plan = RatingsPlan(name=name)
     seen: dict[Any, int] = {}
-    for record in read_records(name, source, errors, progress=progress):
+    max_ratings = import_limits().max_ratings
+    for record in read_records(name, source, errors, progress=progress, max_records=max_ratings, unit="ratings"):
         vote = read_vote(record, errors)
         if vote is not None:
             plan_vote(plan, errors, seen, vote)

@@ -64,9 +64,15 @@ def read_records(
     *,
     limits: ImportLimits | None = None,
     progress: Progress | None = None,
+    max_records: int | None = None,
+    unit: str = "records",
 ) -> Iterator[Record]:
-    """Yield the records of a JSON array, JSON Lines or CSV file one at a time; bad lines go to `errors`."""
+    """Yield the records of a JSON array, JSON Lines or CSV file one at a time; bad lines go to `errors`.
+
+    Reading stops with an error after `max_records` (default: the limit's max_records), counted as `unit`.
+    """
     limits = limits or import_limits()
+    max_records = max_records or limits.max_records
     with open_source(source) as stream:
         head = stream.read(2)
         stream.seek(0)
@@ -83,8 +89,8 @@ def read_records(
         try:
             for record in readers[detect_format(name, first)](lines, errors, limits):
                 count += 1
-                if count > limits.max_records:
-                    errors.add(record.line, "file", f"more than {limits.max_records:,} records: split the file")
+                if count > max_records:
+                    errors.add(record.line, "file", f"more than {max_records:,} {unit}: split the file")
                     return
                 yield record
         except _Stop:

@@ -30,7 +30,7 @@ def _nested(depth: int) -> str:
 
 @pytest.fixture
 def small_limits(settings: Any) -> None:
-    settings.IMPORT_LIMITS = {"max_line_bytes": 1000, "max_records": 3, "max_depth": 5}
+    settings.IMPORT_LIMITS = {"max_line_bytes": 1000, "max_records": 3, "max_prompts": 2, "max_ratings": 2}
 
 
 @pytest.mark.parametrize("parse", PARSERS)
@@ -81,10 +81,15 @@ def test_a_json_array_element_or_csv_record_longer_than_the_limit_is_refused(sma
     assert _errors("o.csv", csv_data) == ["o.csv:498: csv: a record longer than 1,000 bytes"]
 
 
-def test_a_file_with_more_records_than_the_limit_is_refused(small_limits: None) -> None:
-    data = "\n".join(json.dumps({**ROW, "prompt_id": f"p{i}"}) for i in range(10)).encode()
+def test_a_file_with_more_records_prompts_or_ratings_than_the_limits_is_refused(small_limits: None) -> None:
+    models = "\n".join(json.dumps({**ROW, "model": f"m{i}"}) for i in range(10)).encode()
+    prompts = "\n".join(json.dumps({**ROW, "prompt_id": f"p{i}"}) for i in range(10)).encode()
+    battle = {"model_a": "a", "model_b": "b", "winner": "tie"}
+    battles = "\n".join(json.dumps({**battle, "question_id": f"q{i}"}) for i in range(10)).encode()
 
-    assert _errors("o.jsonl", data) == ["o.jsonl:4: file: more than 3 records: split the file"]
+    assert _errors("o.jsonl", models) == ["o.jsonl:4: file: more than 3 records: split the file"]
+    assert _errors("o.jsonl", prompts) == ["o.jsonl:3: prompt_id: more than 2 prompts: split the file"]
+    assert _errors("b.jsonl", battles, parse_battles) == ["b.jsonl:3: file: more than 2 ratings: split the file"]
 
 
 @pytest.mark.parametrize(
