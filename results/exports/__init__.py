@@ -1,9 +1,10 @@
 """Stream a campaign's ratings as datasets: ratings, Arena battles, TRL preference pairs, AlpacaEval records.
 
 An export is one query whose narrow rows PostgreSQL sorts and streams with ``COPY (...) TO STDOUT (FORMAT
-binary)``, a reading thread parses block by block into Arrow, and an encoder turns into JSON Lines, CSV or Parquet;
-the texts those rows show come from the campaign's prompts, outputs and raters, read once (see ``reading``).
-Python never holds more than a few batches of rows.
+binary)``, a reading thread parses block by block into Arrow, and an encoder turns into JSON Lines, a JSON array,
+CSV or Parquet; the texts those rows show come from the campaign's prompts, outputs and raters, read once (see
+``reading``). Python never holds more than a few batches of rows. Rows an export leaves out (dpo pairs without
+texts) are counted before the first byte, so that a download can say how many in its headers.
 """
 
 from __future__ import annotations

@@ -62,11 +62,18 @@ class Query:
     order_by: str
     prefix: str = ""  # a WITH clause, whose parameters come first in params
     skipped: str = ""  # the FROM ... WHERE of rows left out of the file, to count them (same parameters)
+    skips_if: str = "TRUE"  # a cheap condition without which no row is left out (so none need counting)
 
 
 def counted(query: Query) -> str:
-    """Return the SQL that counts the rows the query leaves out, or "" if it leaves none out."""
-    return f"{query.prefix} SELECT count(*) {query.skipped}" if query.skipped else ""
+    """Return the SQL that counts the rows the query leaves out, or "" if it leaves none out.
+
+    The count is taken only where ``skips_if`` holds: PostgreSQL runs an uncorrelated subquery when it is first
+    needed, so a dpo export of a campaign whose texts are all there does not aggregate its ratings twice.
+    """
+    if not query.skipped:
+        return ""
+    return f"{query.prefix} SELECT CASE WHEN {query.skips_if} THEN (SELECT count(*) {query.skipped}) ELSE 0 END"
 
 
 @dataclass(frozen=True)
@@ -246,6 +253,7 @@ NO_TEXT_PREFIX = """WITH blank_prompt AS MATERIALIZED (
                         WHERE p.campaign_id = %s AND t.text !~ '[^[:space:]]')"""
 NO_TEXT = """(c.prompt_id IN (SELECT id FROM blank_prompt) OR c.output_a_id IN (SELECT id FROM blank_output)
               OR c.output_b_id IN (SELECT id FROM blank_output))"""
+ANY_NO_TEXT = "(EXISTS (SELECT FROM blank_prompt) OR EXISTS (SELECT FROM blank_output))"
 NO_TEXT_WARNING = "preference pairs whose prompt, chosen or rejected text is empty"
 
 
@@ -277,6 +285,7 @@ def dpo_query(campaign: Campaign, selection: RaterSelection, aggregate: str) -> 
         "c.id",
         prefix,
         skipped=f"{pairs} AND {NO_TEXT}",
+        skips_if=ANY_NO_TEXT,
     )
 
 
@@ -293,6 +302,7 @@ def dpo_each_query(campaign: Campaign, selection: RaterSelection) -> Query:
         "r.id",
         NO_TEXT_PREFIX,
         skipped=f"{decisive} AND {NO_TEXT}",
+        skips_if=ANY_NO_TEXT,
     )
 
 
