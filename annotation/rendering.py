@@ -192,6 +192,8 @@ def _bounded_table(state: StateBlock, start_line: int, end_line: int, silent: bo
     return found
 
 
+# markdown-it-py keeps each parse's state in objects of its own (and ours in `env`), so the threads of a gthread
+# worker share one parser (Python-Markdown's instances were not thread-safe: it needed one per thread).
 @functools.lru_cache(maxsize=8)
 def _parser(max_nesting: int) -> MarkdownIt:
     # One past the budget, so that a text at the budget parses whole and a deeper one can be told apart.
