@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -72,6 +73,9 @@ def test_arena_json_export_is_read_by_fastchats_elo_analysis_and_gives_our_ratin
     gaps = {m: (theirs[m] - theirs["llama-13b"], ours[m] - ours["llama-13b"]) for m in ours}
     assert all(abs(t - o) < 1.0 for t, o in gaps.values()), gaps  # measured: at most 0.46 (gpt-4)
     assert sorted(ours, key=ours.__getitem__) == sorted(theirs, key=theirs.__getitem__)
+    ranked = subprocess.run([sys.executable, "-m", "scoring", "rank", str(out)], capture_output=True, text=True)
+    assert ranked.returncode == 0, ranked.stderr  # our own command line reads the same file
+    assert {r["model"]: r["rating"] for r in json.loads(ranked.stdout)["ratings"]} == pytest.approx(ours, abs=1e-6)
 
 
 def test_arena_jsonl_is_not_what_fastchat_reads(rated: Rated, tmp_path: Path) -> None:

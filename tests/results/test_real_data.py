@@ -58,11 +58,12 @@ def test_alpaca_eval_cross_annotations_give_the_published_leave_one_out_agreemen
     assert report["n_units"] == 648
 
 
+@pytest.mark.parametrize("suffix", ["jsonl", "json"])
 def test_arena_export_imports_back_to_the_same_leaderboard(
-    researcher: User, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    researcher: User, tmp_path: Path, capsys: pytest.CaptureFixture[str], suffix: str
 ) -> None:
     call_command("import_battles", str(MT_BENCH), "--campaign", "mt-bench", "--owner", researcher.username)
-    out = tmp_path / "battles.jsonl"
+    out = tmp_path / f"battles.{suffix}"
     call_command("export", "mt-bench", "--format", "arena", "--out", str(out))
     call_command("import_battles", str(out), "--campaign", "mt-bench-again", "--owner", researcher.username)
     capsys.readouterr()
