@@ -7,6 +7,7 @@ import re
 import signal
 import sys
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from html.parser import HTMLParser
 from types import FrameType
@@ -391,3 +392,14 @@ def test_any_text_over_a_budget_shows_whole_and_safe(text: str) -> None:
 
     _assert_safe(plain)
     assert _plain_text_of(plain) == text
+
+
+def test_threads_sharing_the_parser_render_as_one_thread_does() -> None:
+    texts = [f"# {i}\n\n- *a{i}*\n\n```python\nx = {i}\n```\n\n| a |\n|---|\n| {i} |" for i in range(64)]
+    alone = [render_markdown(text) for text in texts]
+    rendering.render_cache.clear()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        together = list(pool.map(render_markdown, texts))
+
+    assert together == alone
