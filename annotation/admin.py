@@ -30,37 +30,20 @@ from annotation.forms import (
     ImportConfirmForm,
     ImportUploadForm,
 )
+from annotation.importers import jobs as import_jobs
 from annotation.importers import staging
-from annotation.models import Campaign, Comparison, Output, Prompt, Rater, Rating
+from annotation.importers.limits import import_limits
+from annotation.models import Campaign, Comparison, ImportJob, Output, Prompt, Rater, Rating
 from annotation.rendering import render_markdown
 from evalplatform.exceptions import DomainError
 
 
 @dataclass(frozen=True)
 class ImportKind:
-    """One kind of file the campaign page can import, and the services that parse and store it."""
+    """One kind of file the campaign page can import (annotation.importers.jobs.IMPORTERS parses and stores it)."""
 
     title: str
     help: str
-    run: Callable[[Campaign, str, bytes, bool], importers.ImportSummary]
-
-
-def _run_outputs(campaign: Campaign, name: str, data: bytes, dry_run: bool) -> importers.ImportSummary:
-    return importers.import_outputs(campaign=campaign, parsed=importers.parse_outputs(name, data), dry_run=dry_run)
-
-
-def _run_battles(campaign: Campaign, name: str, data: bytes, dry_run: bool) -> importers.ImportSummary:
-    plan = importers.parse_battles(name, data)
-    return importers.import_battles(campaign_slug=campaign.slug, plan=plan, owner=campaign.owner, dry_run=dry_run)
-
-
-def _run_alpaca(campaign: Campaign, name: str, data: bytes, dry_run: bool) -> importers.ImportSummary:
-    plan = importers.parse_alpaca_eval(name, data)
-    return importers.import_alpaca_eval(campaign_slug=campaign.slug, plan=plan, owner=campaign.owner, dry_run=dry_run)
-
-
-def _run_gold(campaign: Campaign, name: str, data: bytes, dry_run: bool) -> importers.ImportSummary:
-    return importers.import_gold(campaign=campaign, parsed=importers.parse_gold(name, data), dry_run=dry_run)
 
 
 IMPORT_KINDS = {
@@ -69,25 +52,21 @@ IMPORT_KINDS = {
         "Long format: one row per prompt, model and output with prompt_id, prompt, model, output, optional "
         "reference (other keys go to the output's metadata). Wide format: one row per prompt with prompt_id, prompt, "
         "optional reference and one column output:<model> per model (an empty cell: that model has no output).",
-        _run_outputs,
     ),
     "battles": ImportKind(
         "Import battles",
         "Chatbot Arena / MT-Bench votes: model_a, model_b, winner (model_a, model_b, tie, tie (bothbad)), optional "
         "judge, question_id, tstamp, conversation_a, conversation_b. Each battle becomes a rating.",
-        _run_battles,
     ),
     "alpaca_eval": ImportKind(
         "Import AlpacaEval annotations",
         "instruction, output_1, output_2, preference (1, 2, 1.5 or 0 for a tie), annotator or annotator_index, "
         "optional generator_1, generator_2. Each row becomes a rating.",
-        _run_alpaca,
     ),
     "gold": ImportKind(
         "Import gold answers",
         "prompt_id, model_a, model_b, gold (model_a, model_b, tie or both_bad): the known answer of an existing "
         "comparison, for checking annotators. Generate the comparisons first.",
-        _run_gold,
     ),
 }
 
@@ -272,6 +251,11 @@ class CampaignAdmin(ScopedChoicesAdmin[Campaign]):
         # Before the default URLs: their "<path:object_id>/" would swallow these.
         return [
             path("<path:object_id>/import/<str:kind>/", view(self.import_view), name="annotation_campaign_import"),
+            path(
+                "<path:object_id>/import/<str:kind>/job/<int:job_id>/",
+                view(self.import_job_view),
+                name="annotation_campaign_import_job",
+            ),
             path("<path:object_id>/generate/", view(self.generate_view), name="annotation_campaign_generate"),
             path("<path:object_id>/status/<str:status>/", view(self.status_view), name="annotation_campaign_status"),
             *super().get_urls(),
@@ -316,30 +300,40 @@ class CampaignAdmin(ScopedChoicesAdmin[Campaign]):
         return TemplateResponse(request, f"admin/annotation/campaign/{template}", context)
 
     def import_view(self, request: HttpRequest, object_id: str, kind: str) -> HttpResponse:
-        """Upload a file, preview its validation (line errors or a summary), then confirm to store it atomically."""
+        """Upload a file, preview its validation (line errors or a summary), then confirm to store it atomically.
+
+        A file over IMPORT_LIMITS["inline_max_bytes"] is checked, then imported, by a worker: the page follows it.
+        """
         campaign = self._campaign_for_change(request, object_id)
         spec = IMPORT_KINDS.get(kind)
         if spec is None:
             raise Http404("No such import.")
-        page = {"kind": kind, "spec": spec}
+        page = {"kind": kind, "spec": spec, "inline_max_mb": import_limits().inline_max_bytes // 1024 // 1024}
         if request.method == "POST" and "token" in request.POST:
             return self._confirm_import(request, campaign, kind, spec, page)
         form = ImportUploadForm(request.POST or None, request.FILES or None)
         if request.method != "POST" or not form.is_valid():
             return self._page(request, campaign, "import.html", spec.title, form=form, **page)
         upload = form.cleaned_data["file"]
-        name, data = upload.name, upload.read()
+        user_id = _user_id(request)
+        token = staging.stage_upload(
+            name=upload.name, upload=upload, campaign_id=campaign.pk, kind=kind, user_id=user_id
+        )
+        staged = staging.load_staged(token, campaign_id=campaign.pk, kind=kind, user_id=user_id)
+        if not import_jobs.runs_inline(staged.size):
+            return self._start_import_job(request, campaign, staged, token, dry_run=True)
         try:
-            summary = spec.run(campaign, name, data, True)
+            summary = import_jobs.run_import(
+                kind=kind, campaign=campaign, name=staged.name, source=staged.path, dry_run=True
+            )
         except importers.ImportRefused as refused:
+            staging.discard_staged(token)
             return self._page(
                 request, campaign, "import.html", spec.title, form=ImportUploadForm(), refused=refused, **page
             )
         except DomainError as error:
+            staging.discard_staged(token)
             return self._page(request, campaign, "import.html", spec.title, form=form, error=error.message, **page)
-        token = staging.stage_upload(
-            name=name, data=data, campaign_id=campaign.pk, kind=kind, user_id=_user_id(request)
-        )
         confirm = ImportConfirmForm(initial={"token": token})
         return self._page(request, campaign, "import.html", spec.title, summary=summary, confirm=confirm, **page)
 
@@ -352,7 +346,11 @@ class CampaignAdmin(ScopedChoicesAdmin[Campaign]):
             if not form.is_valid():
                 raise DomainError("the confirmation is missing its upload: upload the file again")
             staged = staging.load_staged(token, campaign_id=campaign.pk, kind=kind, user_id=_user_id(request))
-            summary = spec.run(campaign, staged.name, staged.data, False)
+            if not import_jobs.runs_inline(staged.size):
+                return self._start_import_job(request, campaign, staged, token, dry_run=False)
+            summary = import_jobs.run_import(
+                kind=kind, campaign=campaign, name=staged.name, source=staged.path, dry_run=False
+            )
         except importers.ImportRefused as refused:
             return self._page(
                 request, campaign, "import.html", spec.title, form=ImportUploadForm(), refused=refused, **page
@@ -364,6 +362,34 @@ class CampaignAdmin(ScopedChoicesAdmin[Campaign]):
         self.log_change(request, campaign, f"{spec.title}: {summary.describe()}")
         self.message_user(request, f"{spec.title}: {summary.describe()}", messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:annotation_campaign_change", args=[campaign.pk]))
+
+    def _start_import_job(
+        self, request: HttpRequest, campaign: Campaign, staged: staging.StagedFile, token: str, *, dry_run: bool
+    ) -> HttpResponse:
+        assert isinstance(request.user, User)  # admin views require a signed-in user
+        job = import_jobs.start_import_job(
+            campaign=campaign, user=request.user, staged=staged, token=token, dry_run=dry_run
+        )
+        return HttpResponseRedirect(
+            reverse("admin:annotation_campaign_import_job", args=[campaign.pk, staged.kind, job.pk])
+        )
+
+    def import_job_view(self, request: HttpRequest, object_id: str, kind: str, job_id: int) -> HttpResponse:
+        """Follow a background import of the campaign: its progress, then the summary (and Confirm) or the errors."""
+        campaign = self._campaign_for_change(request, object_id)
+        spec = IMPORT_KINDS.get(kind)
+        job = ImportJob.objects.filter(pk=job_id, campaign=campaign, kind=kind).first()
+        if spec is None or job is None:
+            raise Http404("No such import.")
+        context: dict[str, Any] = {"kind": kind, "spec": spec, "job": job}
+        if job.status == ImportJob.Status.REFUSED:
+            context["refused"] = {"total": job.error_total, "lines": job.errors}
+        elif job.status == ImportJob.Status.DONE:
+            context["summary"] = import_jobs.job_summary(job)
+            # The upload's token is good for the user who sent it only: they alone are offered to confirm.
+            mine = job.dry_run and job.user_id == _user_id(request)
+            context["confirm"] = ImportConfirmForm(initial={"token": job.token}) if mine else None
+        return self._page(request, campaign, "import_job.html", spec.title, **context)
 
     def generate_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """Generate comparisons by strategy; pairs that exist are kept and counted."""

@@ -440,3 +440,56 @@ class SignInFailures(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.failures} failures since {self.window_started_at:%Y-%m-%d %H:%M}"
+
+
+class ImportJob(models.Model):
+    """A file checked (dry run) or imported by a Celery worker, with its progress and outcome for the admin page.
+
+    Written only by annotation.importers.jobs: created queued, claimed by one worker (queued -> running), then
+    done, refused (with the file's line errors) or failed (with the reason).
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        REFUSED = "refused"
+        FAILED = "failed"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="import_jobs")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=20, help_text="outputs, battles, alpaca_eval or gold.")
+    file_name = models.CharField(max_length=255)
+    token = models.TextField(help_text="The signed token of the staged upload (annotation.importers.staging).")
+    dry_run = models.BooleanField(help_text="A check with counts (the preview); else the import itself.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    phase = models.CharField(max_length=10, blank=True, help_text="reading or writing, while running.")
+    size_bytes = models.BigIntegerField()
+    read_bytes = models.BigIntegerField(default=0)
+    summary = models.JSONField(default=dict, blank=True, help_text="What the file holds and what is (or would be) new.")
+    errors = models.JSONField(default=list, blank=True, help_text="The first line errors of a refused file.")
+    error_total = models.PositiveIntegerField(default=0)
+    message = models.TextField(blank=True, help_text="Why the job failed.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(read_bytes__gte=0, size_bytes__gte=0), name="import_job_sizes_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["queued", "running"], finished_at__isnull=True)
+                | Q(status__in=["done", "refused", "failed"], finished_at__isnull=False),
+                name="import_job_finished_when_over",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} import of {self.file_name} ({self.status})"
+
+    @property
+    def percent(self) -> int:
+        """Return how much of the file has been read, 0 to 100."""
+        return min(100, self.read_bytes * 100 // self.size_bytes) if self.size_bytes else 100

@@ -5,8 +5,10 @@ from __future__ import annotations
 import secrets
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from django.core import signing
 
@@ -21,10 +23,20 @@ class StagedFile:
     """An uploaded file waiting for confirmation, and whom it belongs to."""
 
     name: str
-    data: bytes
+    path: Path
     campaign_id: int
     kind: str
     user_id: int
+
+    @property
+    def size(self) -> int:
+        return self.path.stat().st_size
+
+
+class Upload(Protocol):
+    """What is staged: a Django UploadedFile, or anything else that yields its bytes in chunks."""
+
+    def chunks(self) -> Iterator[bytes]: ...
 
 
 def staging_dir() -> Path:
@@ -33,11 +45,13 @@ def staging_dir() -> Path:
     return path
 
 
-def stage_upload(*, name: str, data: bytes, campaign_id: int, kind: str, user_id: int) -> str:
-    """Store the upload in a private temporary file and return a signed token naming it."""
+def stage_upload(*, name: str, upload: Upload | bytes, campaign_id: int, kind: str, user_id: int) -> str:
+    """Copy the upload, chunk by chunk, into a private temporary file and return a signed token naming it."""
     _remove_stale_files()
     key = secrets.token_urlsafe(24)
-    (staging_dir() / key).write_bytes(data)
+    with (staging_dir() / key).open("wb") as staged:
+        for chunk in [upload] if isinstance(upload, bytes) else upload.chunks():
+            staged.write(chunk)
     return signing.dumps({"key": key, "name": name, "campaign": campaign_id, "kind": kind, "user": user_id}, salt=SALT)
 
 
@@ -52,7 +66,7 @@ def load_staged(token: str, *, campaign_id: int, kind: str, user_id: int) -> Sta
     path = staging_dir() / payload["key"]
     if not path.exists():
         raise DomainError("this upload was already imported or has expired: upload the file again")
-    return StagedFile(payload["name"], path.read_bytes(), campaign_id, kind, user_id)
+    return StagedFile(payload["name"], path, campaign_id, kind, user_id)
 
 
 def discard_staged(token: str) -> None:
@@ -64,5 +78,8 @@ def discard_staged(token: str) -> None:
 def _remove_stale_files() -> None:
     cutoff = time.time() - MAX_AGE_SECONDS
     for path in staging_dir().iterdir():
-        if path.stat().st_mtime < cutoff:
-            path.unlink(missing_ok=True)
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink(missing_ok=True)
+        except FileNotFoundError:  # another request removed it meanwhile
+            continue

@@ -24,7 +24,7 @@ from django.db import models
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from annotation.models import Assignment, Campaign, Rating
+from annotation.models import Assignment, Campaign, ImportJob, Rating
 from judging.models import JudgeConfig, JudgeRun
 from tests.security.world import MARKER, World, build_world
 
@@ -358,6 +358,9 @@ def _custom_admin_probes(world: World) -> list[Probe]:
     assert a.run is not None
     campaign, run = a.campaign.pk, a.run.pk
     upload = b'{"prompt_id": "x1", "prompt": "injected?", "model": "injected-model-by-bea", "output": "hi"}\n'
+    job = ImportJob.objects.create(
+        campaign=a.campaign, user=a.owner, kind="outputs", file_name="a.jsonl", token="-", dry_run=True, size_bytes=9
+    ).pk
     probes = [
         Probe("admin:index", "GET", reverse("admin:index"), admin_list),
         Probe("admin:login", "GET", reverse("admin:login"), admin_login),
@@ -382,6 +385,12 @@ def _custom_admin_probes(world: World) -> list[Probe]:
             "admin:annotation_campaign_import",
             "GET",
             f"/admin/annotation/campaign/{campaign}/import/outputs/",
+            admin_object,
+        ),
+        Probe(
+            "admin:annotation_campaign_import_job",
+            "GET",
+            f"/admin/annotation/campaign/{campaign}/import/outputs/job/{job}/",
             admin_object,
         ),
         Probe(
