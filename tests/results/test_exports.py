@@ -157,8 +157,9 @@ def test_unusual_characters_survive_every_file_type_exactly(
     jsonl = read_jsonl(export(tricky, tmp_path, fmt, "t.jsonl", *args))
     csv_rows = read_csv(export(tricky, tmp_path, fmt, "t.csv", *args))
     table = pq.read_table(export(tricky, tmp_path, fmt, "t.parquet", *args)).to_pylist()
+    array = json.loads(export(tricky, tmp_path, fmt, "t.json", *args).read_text())
 
-    assert table == jsonl
+    assert table == jsonl == array
     assert csv_rows == [{key: as_csv(value) for key, value in row.items()} for row in jsonl]
     shown = {value for row in jsonl for value in row.values()}
     assert 'q,"0"\n' in shown
@@ -175,7 +176,7 @@ def test_ratings_export_shows_the_tricky_values_in_their_columns(tricky: Rated, 
     assert first["rationale"] == 'tab\tquote"backslash\\\nend'
 
 
-@pytest.mark.parametrize("file_type", ["jsonl", "csv", "parquet"])
+@pytest.mark.parametrize("file_type", ["jsonl", "json", "csv", "parquet"])
 @pytest.mark.parametrize(
     ("fmt", "aggregate"),
     [("ratings", None), ("arena", None), ("dpo", "each"), ("dpo", "majority"), ("alpaca_eval", None)],
