@@ -197,6 +197,8 @@ ROW = {"prompt_id": "p1", "prompt": "Hi?", "model": "m1", "output": "Hello"}
         ),
         (b"prompt_id,prompt,model,output\np1,Caf\xe9?,m1,Oui\n", ":2: encoding: not UTF-8: byte 0xE9"),
         (b"", ":1: file: the file is empty"),
+        (json.dumps(ROW).encode() + b'\n{"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", ":2: json: nested deeper"),
+        (json.dumps({**ROW, "output": "x" * (5 << 20)}).encode(), ":1: line: longer than 4,194,304 bytes"),
     ],
     ids=[
         "bad-json",
@@ -206,6 +208,8 @@ ROW = {"prompt_id": "p1", "prompt": "Hi?", "model": "m1", "output": "Hello"}
         "conflicting-prompt",
         "wrong-encoding",
         "empty-file",
+        "nested-too-deep",
+        "line-too-long",
     ],
 )
 def test_import_outputs_refuses_a_malformed_file_naming_the_line_and_writes_nothing(

@@ -14,12 +14,14 @@ from annotation.importers import ImportRefused, ImportSummary
 from evalplatform.exceptions import DomainError
 
 
-def read_file(path: str) -> bytes:
-    """Return the file's bytes, or fail with a clear message."""
+def read_file(path: str) -> Path:
+    """Return the file's path once it is known to be readable (the importers read it line by line), or fail."""
     try:
-        return Path(path).read_bytes()
+        with Path(path).open("rb") as stream:
+            stream.read(1)
     except OSError as exc:
         raise CommandError(f"{path}: cannot read: {exc.strerror}") from exc
+    return Path(path)
 
 
 def resolve_owner(username: str | None) -> User | None:
