@@ -50,7 +50,7 @@ def run_import(command: BaseCommand, work: Callable[[], ImportSummary]) -> None:
 class RatingsImportCommand(BaseCommand):
     """An import of rated pairs into a campaign that is created when missing: parse the file, then write it."""
 
-    parse: Callable[[str, bytes], Any]
+    parse: Callable[[str, Path], Any]
     write_import: Callable[..., ImportSummary]
 
     def add_arguments(self, parser: ArgumentParser) -> None:
