@@ -10,9 +10,9 @@ from django import forms
 from django.contrib.auth.models import User
 from django.contrib.auth.validators import UnicodeUsernameValidator
 
+from annotation.importers.limits import import_limits
 from annotation.models import Campaign, Comparison, Output, Verdict
 
-MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 MAX_USERNAMES = 1000  # per field; a larger team is an annotator group
 
 
@@ -113,8 +113,9 @@ class ImportUploadForm(forms.Form):
 
     def clean_file(self) -> Any:
         upload = self.cleaned_data["file"]
-        if upload.size > MAX_UPLOAD_BYTES:
-            raise forms.ValidationError(f"The file is larger than {MAX_UPLOAD_BYTES // 1024 // 1024} MB.")
+        limit = import_limits().max_upload_bytes
+        if upload.size > limit:
+            raise forms.ValidationError(f"The file is larger than {limit // 1024 // 1024} MB.")
         return upload
 
 

@@ -172,3 +172,12 @@ def test_reading_reports_progress_in_bytes_read() -> None:
     assert len(seen) == 3  # one report per megabyte read
     assert seen == sorted(seen)
     assert 1024 * 1024 <= seen[0] < seen[-1] <= len(data)
+
+
+def test_the_upload_limit_is_the_operators_setting(rita: Client, draft: Campaign, settings: Any) -> None:
+    settings.IMPORT_LIMITS = {"max_upload_bytes": 1024 * 1024}
+
+    page = _upload(rita, draft, b" " * (1024 * 1024 + 1))
+
+    assert b"The file is larger than 1 MB." in page.content
+    assert not ImportJob.objects.exists()
