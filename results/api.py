@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotation.models import Rating, Verdict
+from annotation.models import Campaign, Rating, Verdict
 from evalplatform.api import validated
 from results import selectors
 from results.access import access_campaign_results, researcher_campaigns
@@ -32,10 +32,10 @@ EXCLUDE_PARAM = OpenApiParameter("exclude_raters", str, description="Leave out r
 SKIPPED_HEADER, WARNING_HEADER = "X-Export-Skipped-Rows", "X-Export-Warning"
 
 
-def selection_from(request: Request) -> RaterSelection:
-    """Parse and check the rater selection of a request's query string."""
+def selection_from(request: Request, campaign: Campaign) -> RaterSelection:
+    """Parse and check the rater selection of a request's query string (names among the campaign's raters)."""
     selection = parse_raters(request.query_params.get("raters"), request.query_params.getlist("exclude_raters"))
-    selectors.check_rater_names(selection)
+    selectors.check_rater_names(selection, campaign=campaign)
     return selection
 
 
@@ -148,7 +148,7 @@ class RatingListApi(APIView):
         filters = validated(self.QUERY, request.query_params.dict())
         rows = selectors.ratings(
             campaign,
-            selection_from(request),
+            selection_from(request, campaign),
             comparison=filters.get("comparison"),
             verdict=filters.get("verdict"),
             source=filters.get("source"),
@@ -176,7 +176,7 @@ class LeaderboardApi(APIView):
     def get(self, request: Request, slug: str) -> Response:
         campaign = access_campaign_results(user=request.user, slug=slug)
         options = validated(self.QUERY, request.query_params.dict())
-        selection = selection_from(request)
+        selection = selection_from(request, campaign)
         board = campaign_leaderboard(campaign, selection, bootstrap=options["bootstrap"], seed=options["seed"])
         board["side_by_side"] = side_by_side(campaign, selection)
         return Response(board)
@@ -194,7 +194,7 @@ class AgreementApi(APIView):
     def get(self, request: Request, slug: str) -> Response:
         campaign = access_campaign_results(user=request.user, slug=slug)
         bootstrap = validated(self.QUERY, request.query_params.dict())["bootstrap"]
-        return Response(campaign_agreement(campaign, selection_from(request), bootstrap=bootstrap))
+        return Response(campaign_agreement(campaign, selection_from(request, campaign), bootstrap=bootstrap))
 
 
 class ExportDownloadApi(APIView):
@@ -227,7 +227,7 @@ class ExportDownloadApi(APIView):
         file_type = file_type_for(f"{dataset}.{file_type}")
         export_format(dataset, aggregate)
         counter = RowCounter()
-        selection = selection_from(request)
+        selection = selection_from(request, campaign)
         # Started here: the rows left out are counted, in the export's snapshot, before the headers are sent.
         stream = started(
             iter_export(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from annotation.models import Campaign, Comparison, Output, Rater, Rating
 from evalplatform.exceptions import DomainError
@@ -82,19 +82,24 @@ def fetch_all(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         return list(cursor.fetchall())
 
 
-def check_rater_names(selection: RaterSelection) -> None:
-    """Raise DomainError naming the raters of a selection that do not exist."""
+def check_rater_names(selection: RaterSelection, *, campaign: Campaign) -> None:
+    """Raise DomainError naming the raters of a selection that have not rated in the campaign.
+
+    Names are looked up among the campaign's own raters only: the answer says nothing of whether another team
+    has a rater by that name.
+    """
     if not selection.names:
         return
     known = set(
         Rater.objects.filter(Q(name__in=selection.names) | Q(pseudonym__in=selection.names))
+        .filter(Exists(Rating.objects.filter(rater=OuterRef("pk"), comparison__campaign=campaign)))
         .values_list("name", "pseudonym")
         .iterator()
     )
     found = {n for pair in known for n in pair}
     missing = [n for n in selection.names if n not in found]
     if missing:
-        raise DomainError(f"raters: no rater named {', '.join(missing)}", field="raters")
+        raise DomainError(f"raters: no rater named {', '.join(missing)} has rated in this campaign", field="raters")
 
 
 @dataclass(frozen=True)

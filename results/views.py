@@ -33,7 +33,7 @@ def researcher_view(view: View) -> View:
         try:
             campaign = access_campaign_results(user=request.user, slug=slug)
             selection = parse_raters(request.GET.get("raters"), request.GET.getlist("exclude_raters"))
-            check_rater_names(selection)
+            check_rater_names(selection, campaign=campaign)
             return view(request, campaign, selection)
         except NotFound as exc:
             raise Http404(exc.message) from exc

@@ -253,3 +253,21 @@ def test_the_lean_path_refuses_what_django_refuses(persona: str) -> None:
         assert MARKER.encode() not in body.lower()
     assert Rating.objects.count() == ratings
     assert list(Assignment.objects.order_by("pk").values_list("pk", "state")) == states
+
+
+def test_a_rater_selection_does_not_tell_whether_another_team_has_a_rater_by_that_name() -> None:
+    """`?raters=NAME` answers alike for a name nobody has and a name only team A's raters have."""
+    world = build_world()
+    bea = world.users["bea"]
+    assert bea is not None
+    client = Client()
+    client.force_login(bea)
+    slug = world.b.campaign.slug
+    answers = {}
+    for name in ["ALPHA-SECRET-imported-rater", "nobody-at-all"]:
+        api = client.get(f"/api/v1/research/campaigns/{slug}/leaderboard/", {"raters": name})
+        page = client.get(f"/results/{slug}/", {"raters": name})
+        answers[name] = (api.status_code, page.status_code)
+        assert api.status_code == 400
+        assert api.json()["raters"] == [f"raters: no rater named {name} has rated in this campaign"]
+    assert answers["ALPHA-SECRET-imported-rater"] == answers["nobody-at-all"]

@@ -29,8 +29,8 @@ def get_campaign(ref: str) -> Campaign:
     return campaign
 
 
-def get_selection(raters: str, exclude: list[str] | None = None) -> RaterSelection:
-    """Parse and check a rater selection."""
+def get_selection(campaign: Campaign, raters: str, exclude: list[str] | None = None) -> RaterSelection:
+    """Parse and check a rater selection (names among the campaign's raters)."""
     selection = parse_raters(raters, exclude)
-    check_rater_names(selection)
+    check_rater_names(selection, campaign=campaign)
     return selection

@@ -27,7 +27,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         campaign = get_campaign(options["campaign"])
         try:
-            selection = get_selection(options["raters"], options["exclude_raters"])
+            selection = get_selection(campaign, options["raters"], options["exclude_raters"])
             report = campaign_agreement(campaign, selection, bootstrap=options["bootstrap"], seed=options["seed"])
         except DomainError as exc:
             raise CommandError(exc.message) from exc

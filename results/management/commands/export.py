@@ -30,7 +30,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         campaign = get_campaign(options["campaign"])
         try:
-            selection = get_selection(options["raters"], options["exclude_raters"])
+            selection = get_selection(campaign, options["raters"], options["exclude_raters"])
             written = write_export(
                 campaign,
                 format=options["format"],

@@ -28,7 +28,7 @@ class Command(BaseCommand):
         if options["bootstrap"] < 0:
             raise CommandError("--bootstrap must be 0 or more")
         try:
-            selection = get_selection(options["raters"], options["exclude_raters"])
+            selection = get_selection(campaign, options["raters"], options["exclude_raters"])
             board = campaign_leaderboard(campaign, selection, bootstrap=options["bootstrap"], seed=options["seed"])
             if options["side_by_side"]:
                 board["side_by_side"] = side_by_side(campaign, selection)
