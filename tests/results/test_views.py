@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import logging
+
+import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
@@ -89,3 +92,30 @@ def test_admin_report_refuses_staff_without_campaign_permissions(rated: Rated) -
     response = client_for(staff).get(f"/admin/results/campaignreport/{rated.campaign.pk}/leaderboard/")
 
     assert response.status_code == 403
+
+
+def test_a_refused_results_page_logs_one_line_without_a_traceback(
+    rated: Rated, annotator: User, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="django.request"):
+        response = client_for(annotator).get(f"/results/{rated.campaign.slug}/")
+
+    assert response.status_code == 403
+    [record] = [r for r in caplog.records if r.name == "django.request"]
+    assert record.getMessage() == f"Forbidden (Permission denied): /results/{rated.campaign.slug}/"
+    assert logging.Formatter().format(record).count("\n") == 0
+
+
+def test_a_server_error_still_logs_its_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError as exc:
+        error = exc
+    with caplog.at_level(logging.ERROR, logger="django.request"):
+        logging.getLogger("django.request").error(
+            "Internal Server Error: /x/", exc_info=error, extra={"status_code": 500}
+        )
+
+    [record] = caplog.records
+    assert "Traceback" in logging.Formatter().format(record)
+    assert "RuntimeError: boom" in logging.Formatter().format(record)
