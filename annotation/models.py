@@ -493,3 +493,23 @@ class ImportJob(models.Model):
     def percent(self) -> int:
         """Return how much of the file has been read, 0 to 100."""
         return min(100, self.read_bytes * 100 // self.size_bytes) if self.size_bytes else 100
+
+
+class IdempotencyKey(models.Model):
+    """A write of the research API done under an `Idempotency-Key`, and its answer, given again to a retry.
+
+    Written only by annotation.research.idempotency, in the transaction of the write itself; kept 24 hours.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    request_digest = models.CharField(max_length=64, help_text="sha256 of the method, path, query and body.")
+    status_code = models.PositiveSmallIntegerField()
+    response = models.JSONField(null=True)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_once_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.status_code})"
