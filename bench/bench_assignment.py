@@ -1,6 +1,6 @@
 """Benchmark the assignment engine over HTTP: 32 annotators doing next + rating round trips against gunicorn.
 
-Runs the server as the README's production command does (gunicorn, 2 gthread workers, --reuse-port,
+Runs the server as the production command of docs/deployment.md does (gunicorn, 2 gthread workers, --reuse-port,
 DJANGO_DEBUG=0) against a separate database (<DATABASE_URL's name>_bench) holding one campaign of 1,000,000
 comparisons (100,000 with --quick), seeded with INSERT ... SELECT generate_series, beside a finished campaign the
 same annotators rated before (150,000 ratings: a platform in use, see _seed_history). Measures the product's claim
@@ -300,7 +300,7 @@ def reset(campaign_id: int) -> None:
 # ---- server ----------------------------------------------------------------------------------------------------
 
 
-# The README's production command (section "Production"), with the bench's port.
+# The production command of docs/deployment.md ("The commands"), with the bench's port.
 PRODUCTION_ARGS = "evalplatform.wsgi --workers 2 --worker-class gthread --threads 8 --reuse-port"
 
 
@@ -727,7 +727,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--skip-naive", action="store_true")
-    parser.add_argument("--server-args", default=PRODUCTION_ARGS, help="gunicorn arguments (default: the README's)")
+    parser.add_argument("--server-args", default=PRODUCTION_ARGS, help="gunicorn arguments (default: production's)")
     parser.add_argument(
         "--rate", type=float, default=300.0, help="open-loop offered ratings/s for the engine (0: closed loop only)"
     )

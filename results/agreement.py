@@ -1,6 +1,6 @@
 """Agreement reports of a campaign: human-human, each judge against the humans, per annotator, rater by rater.
 
-Conventions (documented in the README):
+Conventions (documented in docs/scoring.md, "How the platform applies them", and docs/guide.md):
 - unit = comparison; value = the rating's verdict relative to the comparison's stored outputs ("a", "b", "tie",
   "both_bad"), never the shown side, so votes given in either order are comparable;
 - a rater with several ratings of one comparison (judges rate both orders) counts once for unit-level metrics:
