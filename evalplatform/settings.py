@@ -190,6 +190,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # One name for a choice set that several fields use (a campaign's pairing_strategy, generation's strategy).
+    "ENUM_NAME_OVERRIDES": {"PairingStrategyEnum": "annotation.models.Campaign.PairingStrategy"},
 }
 
 # Rendering untrusted markdown (annotation.rendering; docs/security.md, "Markdown"): a longer or deeper text is shown

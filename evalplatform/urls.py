@@ -24,6 +24,7 @@ urlpatterns = [
     path("api/v1/", include("annotation.urls")),
     path("api/v1/", include("judging.urls")),
     path("api/v1/", include("results.urls")),
+    path("api/v1/", include("annotation.research.urls")),
     path("results/", include("results.site_urls")),
     path("", include("frontend.urls")),
 ]

@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from annotation.models import Campaign, Rating, Verdict
+from annotation.research.api import CampaignCreateApi, CampaignUpdateApi
 from evalplatform.api import validated
 from results import selectors
 from results.access import access_campaign_results, researcher_campaigns
@@ -57,14 +58,14 @@ class CampaignOutput(serializers.Serializer[Any]):
     created_at = serializers.DateTimeField()
 
 
-class CampaignListApi(APIView):
+class CampaignListApi(CampaignCreateApi):  # POST: create (annotation.research.api)
     @extend_schema(responses=CampaignOutput(many=True))
     def get(self, request: Request) -> Response:
         campaigns = researcher_campaigns(request.user).annotate(n_comparisons=Count("comparisons")).order_by("-id")
         return Response(CampaignOutput(campaigns, many=True).data)
 
 
-class CampaignDetailApi(APIView):
+class CampaignDetailApi(CampaignUpdateApi):  # PATCH: change (annotation.research.api)
     class Output(CampaignOutput):
         class Meta:
             ref_name = "ResearchCampaignDetail"

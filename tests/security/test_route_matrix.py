@@ -527,12 +527,112 @@ def _site_probes(world: World) -> list[Probe]:
             api=True,
             data={"judge": a.judge.pk if a.judge else 0},
         ),
+        *_research_write_probes(world),
         Probe("results:index", "GET", reverse("results:index"), signed_in_researchers),
         Probe("results:leaderboard", "GET", f"/results/{slug}/", research_page),
         Probe("results:agreement", "GET", f"/results/{slug}/agreement/", research_page),
         Probe("frontend:home", "GET", reverse("frontend:home"), signed_in),
         Probe("frontend:rate", "GET", f"/campaigns/{a.campaign.pk}/rate/", rating_page),
     ]
+
+
+def _research_write_probes(world: World) -> list[Probe]:
+    """The research write API on team A's campaign (refused writes only: the owner's are its own tests')."""
+    research = f"/api/v1/research/campaigns/{world.a.campaign.slug}/"
+    job = ImportJob.objects.create(
+        campaign=world.a.campaign,
+        user=world.a.owner,
+        kind="outputs",
+        file_name="a.jsonl",
+        token="-",
+        dry_run=True,
+        size_bytes=9,
+    ).pk
+    rows = [{"prompt_id": "x1", "prompt": "injected?", "model": "injected-model-by-bea", "output": "hi"}]
+    gold = [
+        {
+            "prompt_id": "ALPHA-SECRET-p0",
+            "model_a": "alpha-secret-model-1",
+            "model_b": "alpha-secret-model-2",
+            "gold": "tie",
+        }
+    ]
+    write = "research-write:"
+    return [
+        Probe(
+            "results-api:campaign-list",
+            "POST",
+            "/api/v1/research/campaigns/",
+            research_create,
+            api=True,
+            data={"name": "Made by a probe", "slug": "made-by-probe"},
+        ),
+        Probe(
+            "results-api:campaign-detail", "PATCH", research, research_write, api=True, data={"name": "x"}, write=True
+        ),
+        Probe(
+            write + "outputs-upload",
+            "POST",
+            research + "outputs/",
+            research_write,
+            api=True,
+            data={"records": rows},
+            write=True,
+        ),
+        Probe(
+            write + "gold-upload",
+            "POST",
+            research + "gold/",
+            research_write,
+            api=True,
+            data={"records": gold},
+            write=True,
+        ),
+        Probe(write + "import-job", "GET", f"{research}imports/{job}/", research_api, api=True),
+        Probe(
+            write + "comparisons-generate",
+            "POST",
+            research + "comparisons/generate/",
+            research_write,
+            api=True,
+            data={"strategy": "all_pairs"},
+            write=True,
+        ),
+        Probe(
+            write + "annotators-set",
+            "PUT",
+            research + "annotators/",
+            research_write,
+            api=True,
+            data={"users": ["bea"], "group": None},
+            write=True,
+        ),
+        Probe(
+            write + "status-change",
+            "POST",
+            research + "status/",
+            research_write,
+            api=True,
+            data={"status": "closed"},
+            write=True,
+        ),
+    ]
+
+
+def research_write(persona: str) -> Expect:
+    """A write on team A's campaign through the research API: its owner and superusers, refused to the rest."""
+    if persona in READERS_OF_A:
+        return Expect(frozenset({200, 201, 202, 400, 409}), may_see_a=True)
+    return research_api(persona)
+
+
+def research_create(persona: str) -> Expect:
+    """Creating a campaign: researchers (the add permission), not annotators; shows nothing of team A to bea."""
+    if persona == "anonymous":
+        return Expect(API_REFUSED_ANONYMOUS)
+    if persona in ANNOTATORS:
+        return Expect(FORBIDDEN)
+    return Expect(frozenset({201}), may_see_a=persona in READERS_OF_A)
 
 
 def research_list(persona: str) -> Expect:
@@ -601,6 +701,7 @@ def fingerprint(world: World) -> dict[str, Any]:
     campaign = Campaign.objects.get(pk=a.campaign.pk)
     return {
         "campaign": (campaign.status, campaign.name, campaign.updated_at),
+        "annotators": (campaign.annotator_group_id, sorted(campaign.annotators.values_list("username", flat=True))),
         "prompts": sorted(a.campaign.prompts.values_list("id", "text")),
         "outputs": sorted(a.campaign.prompts.values_list("outputs__id", "outputs__model_name", "outputs__text")),
         "comparisons": sorted(Campaign.objects.get(pk=a.campaign.pk).comparisons.values_list("id", "gold_verdict")),
@@ -636,7 +737,7 @@ def _send(client: Client, probe: Probe) -> Any:
             data[key] = handle
         return client.post(probe.url, data)
     if probe.url.startswith("/api/"):
-        return client.post(probe.url, json.dumps(data), content_type="application/json")
+        return client.generic(probe.method, probe.url, json.dumps(data), content_type="application/json")
     return client.post(probe.url, data)
 
 
