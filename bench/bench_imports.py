@@ -14,6 +14,7 @@ a git revision too (extracted with `git archive` into a temporary directory), so
 same run on the same machine. A child still running after --cap seconds is killed and reported as "> cap".
 
     DATABASE_URL=postgres://... python bench/bench_imports.py [--baseline c8c951b] [--cap 300] [--shapes ...]
+(a migrated database: the children create a campaign each and delete it afterwards; they run with DJANGO_DEBUG=0)
 Target (issue 12, item 5): peak RSS < 300 MB for any accepted upload (the upload limit is 100 MB).
 """
 
@@ -154,10 +155,12 @@ def child(path: Path, *, dry_run: bool, code: Path) -> dict[str, Any]:
 def measure(path: Path, *, dry_run: bool, code: Path, cap: float) -> dict[str, Any]:
     """Run one child process; a child past the cap is killed."""
     command = [sys.executable, __file__, "--child", str(path), "--code", str(code)] + (["--dry-run"] if dry_run else [])
+    # As in production: with DEBUG on, Django would keep the SQL of the last 9,000 queries (bulk inserts) in memory.
+    env = os.environ | {"DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY", "bench-" * 8)}
     started = time.perf_counter()
     try:
         # In the code's own directory: a checkout's directory comes first on sys.path once Django is set up.
-        done = subprocess.run(command, capture_output=True, text=True, timeout=cap, check=False, cwd=code)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=cap, check=False, cwd=code, env=env)
     except subprocess.TimeoutExpired:
         return {"seconds": f"> {cap:.0f}", "peak_mb": "?", "outcome": "killed at the cap"}
     if done.returncode != 0:

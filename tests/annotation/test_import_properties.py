@@ -52,7 +52,7 @@ json_values = st.recursive(
 )
 
 
-VALID = {
+VALID: dict[str, dict[str, Any]] = {
     "outputs": {"prompt_id": "p1", "prompt": "Q", "model": "m1", "output": "A"},
     "battles": {"question_id": "q1", "model_a": "m1", "model_b": "m2", "winner": "tie"},
     "alpaca_eval": {"instruction": "Q", "output_1": "A", "output_2": "B", "preference": 1, "annotator": "x"},
@@ -140,7 +140,7 @@ def test_arbitrary_records_are_imported_or_refused_leaving_the_database_as_it_wa
 def test_a_value_postgresql_cannot_store_anywhere_in_a_record_is_refused_before_writing(
     kind: str, name: str, extra: Any, bad: Any, campaign: Any
 ) -> None:
-    record = VALID[kind] | {"extra": [extra, {"deeper": bad}]}
+    record: dict[str, Any] = {**VALID[kind], "extra": [extra, {"deeper": bad}]}
     before = _counts()
 
     with pytest.raises(ImportRefused):
