@@ -1,7 +1,7 @@
 """Django settings, read from environment variables.
 
 Development defaults are safe for a laptop; production sets DJANGO_DEBUG=0, DJANGO_SECRET_KEY and
-DJANGO_ALLOWED_HOSTS (see the README's "Production" section).
+DJANGO_ALLOWED_HOSTS (see docs/deployment.md).
 """
 
 from __future__ import annotations
