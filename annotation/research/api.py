@@ -386,7 +386,7 @@ def upload_schema(kind: str, what: str) -> Callable[[F], F]:
             413: OpenApiResponse(description="Larger than the importers accept."),
             422: ERROR_422,
         },
-        description=f"Import {what}: a multipart `file` in any importer format (README, 'Importers'), or a JSON "
+        description=f"Import {what}: a multipart `file` in any importer format (docs/guide.md, 'Importers'), or a JSON "
         "body {\"records\": [...]} (record N is line N of 'records.jsonl'). The same atomic importer as the admin: "
         "a refused file writes nothing. Files over IMPORT_LIMITS['inline_max_bytes'] (5 MB) are checked and "
         "imported by a worker (202 with the job to follow).",
