@@ -208,6 +208,15 @@ EVALPLATFORM_MARKDOWN_HIGHLIGHT_LANGUAGES = env_list(
     "yaml,toml,ini,diff,r,lua,haskell,docker,make",
 )
 
+# Imports (annotation.importers.limits; docs/security.md, "Imports"): upload size, line size, nesting depth, records,
+# prompts and ratings per file, errors kept, and the size above which a Celery worker runs the import. Any of them
+# from EVALPLATFORM_IMPORT_<NAME> in bytes or counts, e.g. EVALPLATFORM_IMPORT_MAX_UPLOAD_BYTES=52428800.
+IMPORT_LIMITS = {
+    name.removeprefix("EVALPLATFORM_IMPORT_").lower(): int(value)
+    for name, value in os.environ.items()
+    if name.startswith("EVALPLATFORM_IMPORT_")
+}
+
 # Celery: Redis in production (CELERY_BROKER_URL=redis://...). Without it, a broker that needs no server:
 # kombu's SQLAlchemy-free "filesystem" transport in var/celery/, so the demo runs a real worker process.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")

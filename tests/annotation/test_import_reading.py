@@ -153,3 +153,10 @@ def test_parsers_read_a_path(tmp_path: Path) -> None:
     path.write_text(json.dumps(ROW))
 
     assert [o.text for o in parse_outputs(path.name, path).outputs] == ["A"]
+
+
+def test_an_unknown_import_limit_is_named(settings: Any) -> None:
+    settings.IMPORT_LIMITS = {"max_lines": 10}
+
+    with pytest.raises(ValueError, match=r"IMPORT_LIMITS: unknown keys \['max_lines'\]"):
+        parse_outputs("o.jsonl", json.dumps(ROW).encode())
