@@ -230,7 +230,10 @@ class RecordsJSONParser(BoundedJSONParser):
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
         self.max_bytes = import_limits().inline_max_bytes
-        return super().parse(stream, media_type, parser_context)
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except BodyTooLarge as error:
+            raise BodyTooLarge(f"{error.detail} For more records, send a file (multipart `file`).") from error
 
 
 class BoundedMultiPartParser(MultiPartParser):

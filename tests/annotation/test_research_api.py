@@ -428,6 +428,23 @@ def test_an_upload_over_the_inline_size_is_imported_by_a_job_to_follow(
     assert Output.objects.filter(prompt__campaign=draft).count() == 6
 
 
+def test_uploads_over_the_importers_limits_are_refused_unread_with_413(
+    draft: Campaign, researcher: User, api_client_for: ClientFor, settings: Any
+) -> None:
+    settings.IMPORT_LIMITS = {"max_upload_bytes": 1000, "inline_max_bytes": 500}
+    client = api_client_for(researcher)
+    url = f"{BASE}{draft.slug}/outputs/"
+
+    big_file = client.post(url, {"file": upload("o.jsonl", b" " * 100_000 + jsonl(records()))})
+    big_json = client.post(url, {"records": records(prompts=20)}, format="json")
+
+    assert big_file.status_code == 413
+    assert "largest upload" in big_file.json()["detail"]
+    assert big_json.status_code == 413
+    assert "send a file" in big_json.json()["detail"]
+    assert not Prompt.objects.filter(campaign=draft).exists()
+
+
 def test_an_import_job_is_followed_by_the_campaigns_researchers_only(
     draft: Campaign, researcher: User, other_researcher: User, api_client_for: ClientFor
 ) -> None:
