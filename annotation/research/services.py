@@ -7,10 +7,12 @@ the importers' parsers and limits), so a campaign is held to one set of rules wh
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from django import forms
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group, User
 from django.db import transaction
 from django.forms.models import model_to_dict
@@ -29,6 +31,7 @@ AnyUser = AbstractBaseUser | AnonymousUser
 # The campaign fields the API writes: the admin form's, with status left to its own route.
 CAMPAIGN_FIELDS = list(CampaignAdminForm.Meta.fields)
 USER_LIST_FIELDS = ("annotators", "researchers")
+_SEPARATOR = re.compile(r"[\s,]")  # what UsernamesField splits on
 
 
 class FieldErrors(DomainError):
@@ -60,6 +63,14 @@ def _group_id(user: AnyUser, name: str | None, current: Group | None, *, field: 
     return group.pk
 
 
+def _usernames(names: list[str], *, field: str) -> str:
+    """Return a list of usernames as the form's usernames field reads them; a name it would split is refused."""
+    split = [name for name in names if _SEPARATOR.search(name)]
+    if split:
+        raise DomainError(f"Not a username: {', '.join(repr(name[:60]) for name in split[:10])}.", field=field)
+    return ", ".join(names)
+
+
 def _owner_id(user: AnyUser, username: str) -> int:
     if not is_superuser(user):
         raise DomainError("Only a superuser may set a campaign's owner.", field="owner")
@@ -79,7 +90,7 @@ def save_campaign(*, user: User, campaign: Campaign | None, changes: dict[str, A
     data = _form_data(campaign) if campaign is not None else {**_form_data(Campaign()), "owner": user.pk}
     for name, value in changes.items():
         if name in USER_LIST_FIELDS:
-            data[name] = ", ".join(value)
+            data[name] = _usernames(value, field=name)
         elif name == "annotator_group":
             current = campaign.annotator_group if campaign else None
             data[name] = _group_id(user, value, current, field="annotator_group") or ""
@@ -99,10 +110,9 @@ def save_campaign(*, user: User, campaign: Campaign | None, changes: dict[str, A
 def set_annotators(*, user: AnyUser, campaign: Campaign, usernames: list[str], group: str | None) -> None:
     """Let exactly these accounts and this group (one the user may choose, or none) annotate the campaign."""
     try:
-        users = UsernamesField(required=False).clean(", ".join(usernames))
-    except Exception as error:  # django.forms.ValidationError: its messages name only what was typed
-        messages = getattr(error, "messages", [str(error)])
-        raise DomainError(" ".join(messages), field="users") from error
+        users = UsernamesField(required=False).clean(_usernames(usernames, field="users"))
+    except forms.ValidationError as error:  # its messages name only what was typed
+        raise DomainError(" ".join(error.messages), field="users") from error
     group_id = _group_id(user, group, campaign.annotator_group, field="group")
     chosen = Group.objects.get(pk=group_id) if group_id is not None else None
     campaign_setup.set_campaign_annotators(campaign=campaign, group=chosen, users=users)

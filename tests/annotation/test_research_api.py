@@ -106,6 +106,7 @@ def test_create_campaign_makes_a_draft_owned_by_the_requester(
         ({"name": "X", "slug": "x", "pairing_strategy": "random_k"}, "pairs_per_prompt", "needs k"),
         ({"name": "X", "slug": "x", "pairing_strategy": "baseline"}, "baseline_model", "baseline model"),
         ({"name": "X", "slug": "x", "annotators": ["nobody"]}, "annotators", "No active account named 'nobody'"),
+        ({"name": "X", "slug": "x", "researchers": ["alice bob"]}, "researchers", "Not a username: 'alice bob'"),
         ({"name": "X", "slug": "x", "annotator_group": "Secret"}, "annotator_group", "No group named 'Secret'"),
         ({"name": "X", "slug": "x", "gold_rate": 2}, "gold_rate", "less than or equal to 1"),
         ({"name": "X", "slug": "not a slug"}, "slug", "slug"),
@@ -554,6 +555,8 @@ def test_set_annotators_replaces_the_accounts_and_the_group(
     [
         ({"users": ["nobody"], "group": None}, "users"),
         ({"users": ["bad name!"], "group": None}, "users"),
+        ({"users": ["alice bob"], "group": None}, "users"),
+        ({"users": ["alice,bob"], "group": None}, "users"),
         ({"users": [], "group": "Not mine"}, "group"),
         ({"users": "alice", "group": None}, "users"),
         ({"group": None}, "users"),
