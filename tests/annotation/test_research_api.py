@@ -657,3 +657,23 @@ def test_a_campaign_set_up_over_the_api_is_rated_by_an_annotator_and_ranked(
     assert Rating.objects.filter(comparison__campaign_id=campaign_id).count() == 6
     assert {row["model"] for row in board.json()["ratings"]} == {"m-a", "m-b", "m-c"}
     assert sum(row["votes"] for row in board.json()["ratings"]) == 12  # 6 ratings, each counted for both models
+
+
+def test_another_teams_annotator_group_cannot_be_chosen(
+    campaign: Campaign, other_researcher: User, api_client_for: ClientFor
+) -> None:
+    ritas = Group.objects.create(name="Rita's raters")
+    campaign.annotator_group = ritas
+    campaign.save()
+    beas = factories.CampaignFactory.create(owner=other_researcher, slug="beas")
+    client = api_client_for(other_researcher)
+
+    patched = client.patch(f"{BASE}beas/", {"annotator_group": "Rita's raters"}, format="json")
+    put = client.put(f"{BASE}beas/annotators/", {"users": [], "group": "Rita's raters"}, format="json")
+    created = client.post(BASE, {"name": "B2", "slug": "b2", "annotator_group": "Rita's raters"}, format="json")
+
+    assert patched.status_code == put.status_code == created.status_code == 400
+    assert "No group named" in patched.json()["annotator_group"][0]
+    assert "No group named" in put.json()["group"][0]
+    assert Campaign.objects.get(pk=beas.pk).annotator_group is None
+    assert not Campaign.objects.filter(slug="b2").exists()
