@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from scoring.battles import OUTCOMES, BattleCounts, aggregate_battles
 from scoring.bradley_terry import Leaderboard, ModelRating, bradley_terry, bradley_terry_from_counts
 from scoring.elo import EloRating, EloResult, elo
-from scoring.loaders import InputError, read_battle_counts, read_battles, read_ratings
+from scoring.loaders import BattleFilter, InputError, read_battle_counts, read_battles, read_ratings
 
 if TYPE_CHECKING:
     from scoring.agreement import (
@@ -59,6 +59,7 @@ __all__ = [
     "OUTCOMES",
     "AgreementResult",
     "BattleCounts",
+    "BattleFilter",
     "EloRating",
     "EloResult",
     "InputError",

@@ -263,6 +263,363 @@ static inline int outcome_of(const char *p, size_t n) {
     }
 }
 
+/* A validating JSON reader for whole records, used where a line (or an array element) is not a flat battle. The
+   data it reads ends with a NUL byte at `limit` (a sentinel): reaching it means the record goes on past the data
+   read so far (J_MORE); a NUL anywhere else, or anything that is not JSON, is J_BAD. Newlines between tokens are
+   counted (array elements span lines). */
+enum { J_OK = 0, J_BAD = 1, J_MORE = 2 };
+#define MAX_DEPTH 256
+
+typedef struct {
+    const char *limit;
+    int64_t newlines;
+} Doc;
+
+static inline const char *json_blanks(Doc *d, const char *p) {
+    for (;; p++) {
+        char c = *p;
+        if (c == ' ' || c == '\t' || c == '\r') continue;
+        if (c == '\n') {
+            d->newlines++;
+            continue;
+        }
+        return p;
+    }
+}
+
+static inline int stop_at(const Doc *d, const char *p) { return p >= d->limit ? J_MORE : J_BAD; }
+
+static inline int is_digit(char c) { return c >= '0' && c <= '9'; }
+
+static inline int is_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+
+/* Skip the string at p (its opening quote); set *end past its closing quote and *escaped if it has escapes. */
+static int json_string(const Doc *d, const char *p, const char **end, int *escaped) {
+    *escaped = 0;
+    for (p++;;) {
+        unsigned char c = (unsigned char)*p;
+        if (c > '"' && c != '\\') {
+            p++;
+            continue;
+        }
+        if (c == '"') {
+            *end = p + 1;
+            return J_OK;
+        }
+        if (c == '\\') {
+            *escaped = 1;
+            char e = p[1];
+            if (e == 'u') {
+                for (int k = 2; k < 6; k++)
+                    if (!is_hex(p[k])) return stop_at(d, p + k);
+                p += 6;
+            } else if (e && strchr("\"\\/bfnrt", e)) {
+                p += 2;
+            } else {
+                return stop_at(d, p + 1);
+            }
+            continue;
+        }
+        if (c < 0x20) return stop_at(d, p);
+        p++;
+    }
+}
+
+static int json_number(const Doc *d, const char *p, const char **end) {
+    if (*p == '-') p++;
+    if (*p == '0') p++;
+    else if (*p >= '1' && *p <= '9')
+        while (is_digit(*p)) p++;
+    else return stop_at(d, p);
+    if (*p == '.') {
+        if (!is_digit(*++p)) return stop_at(d, p);
+        while (is_digit(*p)) p++;
+    }
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        if (*p == '+' || *p == '-') p++;
+        if (!is_digit(*p)) return stop_at(d, p);
+        while (is_digit(*p)) p++;
+    }
+    if (p >= d->limit) return J_MORE; /* the number may go on */
+    *end = p;
+    return J_OK;
+}
+
+static int json_literal(const Doc *d, const char *p, const char **end, const char *word, size_t n) {
+    for (size_t k = 0; k < n; k++)
+        if (p[k] != word[k]) return stop_at(d, p + k);
+    *end = p + n;
+    return J_OK;
+}
+
+static int json_value(Doc *d, const char *p, const char **end, int depth);
+
+/* Skip the object at p (its '{'); call `on_key` hooks through the caller's loop instead: see record_object. */
+static int json_object(Doc *d, const char *p, const char **end, int depth) {
+    if (depth > MAX_DEPTH) return J_BAD;
+    int escaped, status;
+    p = json_blanks(d, p + 1);
+    if (*p == '}') {
+        *end = p + 1;
+        return J_OK;
+    }
+    for (;;) {
+        if (*p != '"') return stop_at(d, p);
+        if ((status = json_string(d, p, &p, &escaped))) return status;
+        p = json_blanks(d, p);
+        if (*p != ':') return stop_at(d, p);
+        if ((status = json_value(d, json_blanks(d, p + 1), &p, depth + 1))) return status;
+        p = json_blanks(d, p);
+        if (*p == ',') {
+            p = json_blanks(d, p + 1);
+            continue;
+        }
+        if (*p == '}') {
+            *end = p + 1;
+            return J_OK;
+        }
+        return stop_at(d, p);
+    }
+}
+
+static int json_array(Doc *d, const char *p, const char **end, int depth) {
+    if (depth > MAX_DEPTH) return J_BAD;
+    int status;
+    p = json_blanks(d, p + 1);
+    if (*p == ']') {
+        *end = p + 1;
+        return J_OK;
+    }
+    for (;;) {
+        if ((status = json_value(d, p, &p, depth + 1))) return status;
+        p = json_blanks(d, p);
+        if (*p == ',') {
+            p = json_blanks(d, p + 1);
+            continue;
+        }
+        if (*p == ']') {
+            *end = p + 1;
+            return J_OK;
+        }
+        return stop_at(d, p);
+    }
+}
+
+static int json_value(Doc *d, const char *p, const char **end, int depth) {
+    int escaped;
+    switch (*p) {
+    case '"':
+        return json_string(d, p, end, &escaped);
+    case '{':
+        return json_object(d, p, end, depth);
+    case '[':
+        return json_array(d, p, end, depth);
+    case 't':
+        return json_literal(d, p, end, "true", 4);
+    case 'f':
+        return json_literal(d, p, end, "false", 5);
+    case 'n':
+        return json_literal(d, p, end, "null", 4);
+    default:
+        return json_number(d, p, end);
+    }
+}
+
+/* Decode the body of a JSON string (between its quotes) into UTF-8 at out (room for n bytes is enough); return
+   its length, or -1 for a lone surrogate (which Python reads but UTF-8 cannot hold). */
+static ptrdiff_t json_unescape(const char *p, size_t n, char *out) {
+    char *o = out;
+    const char *end = p + n;
+    while (p < end) {
+        if (*p != '\\') {
+            *o++ = *p++;
+            continue;
+        }
+        char e = p[1];
+        if (e != 'u') {
+            static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+            *o++ = to[strchr(from, e) - from];
+            p += 2;
+            continue;
+        }
+        uint32_t cp = (uint32_t)strtoul((char[5]){p[2], p[3], p[4], p[5], 0}, NULL, 16);
+        p += 6;
+        if (cp >= 0xDC00 && cp <= 0xDFFF) return -1;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            if (end - p < 6 || p[0] != '\\' || p[1] != 'u') return -1;
+            uint32_t low = (uint32_t)strtoul((char[5]){p[2], p[3], p[4], p[5], 0}, NULL, 16);
+            if (low < 0xDC00 || low > 0xDFFF) return -1;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+            p += 6;
+        }
+        if (cp < 0x80) {
+            *o++ = (char)cp;
+        } else if (cp < 0x800) {
+            *o++ = (char)(0xC0 | (cp >> 6));
+            *o++ = (char)(0x80 | (cp & 0x3F));
+        } else if (cp < 0x10000) {
+            *o++ = (char)(0xE0 | (cp >> 12));
+            *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+            *o++ = (char)(0x80 | (cp & 0x3F));
+        } else {
+            *o++ = (char)(0xF0 | (cp >> 18));
+            *o++ = (char)(0x80 | ((cp >> 12) & 0x3F));
+            *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+            *o++ = (char)(0x80 | (cp & 0x3F));
+        }
+    }
+    return o - out;
+}
+
+/* What a record filter asks for (scoring.loaders.BattleFilter); the fields it reads are checked only when asked. */
+typedef struct {
+    int active, anony_only, dedup, window;
+    const char *language, *category;
+    size_t language_n, category_n;
+    double since, until;
+} Filters;
+
+enum { F_MODEL_A, F_MODEL_B, F_WINNER, F_LANGUAGE, N_STRINGS };
+/* A field's state: missing, present with a usable value, or present with a value of the wrong type. */
+enum { MISSING = 0, PRESENT = 1, WRONG = 2 };
+
+typedef struct {
+    const char *text[N_STRINGS];
+    size_t length[N_STRINGS];
+    int has[N_STRINGS], escaped[N_STRINGS];
+    int anony, has_anony, sampled, has_sampled, category, has_category, has_tstamp;
+    double tstamp;
+    int odd; /* something the Python reader should judge (escaped keys) */
+} Record;
+
+static inline int key_is(const char *key, size_t n, const char *name) {
+    return strlen(name) == n && memcmp(key, name, n) == 0;
+}
+
+static int json_bool(Doc *d, const char *p, const char **end, int *value, int *state) {
+    int status = json_value(d, p, end, 1);
+    if (status) return status;
+    *state = (*p == 't' || *p == 'f') ? PRESENT : WRONG;
+    *value = *p == 't';
+    return J_OK;
+}
+
+/* Read the object at p, calling back for each key: used for the record and for dedup_tag/category_tag. */
+typedef int (*KeyHook)(Doc *d, void *ctx, const char *key, size_t n, int escaped, const char *p, const char **end,
+                       int depth);
+
+static int json_object_keys(Doc *d, const char *p, const char **end, int depth, KeyHook hook, void *ctx) {
+    if (depth > MAX_DEPTH) return J_BAD;
+    int escaped, status;
+    p = json_blanks(d, p + 1);
+    if (*p == '}') {
+        *end = p + 1;
+        return J_OK;
+    }
+    for (;;) {
+        if (*p != '"') return stop_at(d, p);
+        const char *key = p + 1;
+        if ((status = json_string(d, p, &p, &escaped))) return status;
+        size_t n = (size_t)(p - 1 - key);
+        p = json_blanks(d, p);
+        if (*p != ':') return stop_at(d, p);
+        if ((status = hook(d, ctx, key, n, escaped, json_blanks(d, p + 1), &p, depth + 1))) return status;
+        p = json_blanks(d, p);
+        if (*p == ',') {
+            p = json_blanks(d, p + 1);
+            continue;
+        }
+        if (*p == '}') {
+            *end = p + 1;
+            return J_OK;
+        }
+        return stop_at(d, p);
+    }
+}
+
+typedef struct {
+    Record *record;
+    const char *path;
+    size_t path_n;
+} CategoryWalk;
+
+/* category_tag: a key equal to the rest of the path is the answer; a key that is a dotted prefix of it leads on. */
+static int category_hook(Doc *d, void *ctx, const char *key, size_t n, int escaped, const char *p, const char **end,
+                         int depth) {
+    CategoryWalk *walk = ctx;
+    if (escaped) walk->record->odd = 1;
+    if (walk->record->has_category != MISSING) return json_value(d, p, end, depth); /* the first match counts */
+    if (!escaped && n == walk->path_n && memcmp(key, walk->path, n) == 0)
+        return json_bool(d, p, end, &walk->record->category, &walk->record->has_category);
+    if (!escaped && *p == '{' && n < walk->path_n && walk->path[n] == '.' && memcmp(key, walk->path, n) == 0) {
+        CategoryWalk inner = {walk->record, walk->path + n + 1, walk->path_n - n - 1};
+        return json_object_keys(d, p, end, depth, category_hook, &inner);
+    }
+    return json_value(d, p, end, depth);
+}
+
+static int dedup_hook(Doc *d, void *ctx, const char *key, size_t n, int escaped, const char *p, const char **end,
+                      int depth) {
+    Record *record = ctx;
+    if (escaped) record->odd = 1;
+    if (!escaped && key_is(key, n, "sampled")) return json_bool(d, p, end, &record->sampled, &record->has_sampled);
+    return json_value(d, p, end, depth);
+}
+
+typedef struct {
+    Record *record;
+    const Filters *filters;
+} RecordWalk;
+
+static int record_hook(Doc *d, void *ctx, const char *key, size_t n, int escaped, const char *p, const char **end,
+                       int depth) {
+    RecordWalk *walk = ctx;
+    Record *r = walk->record;
+    if (escaped) {
+        r->odd = 1;
+        return json_value(d, p, end, depth);
+    }
+    static const char *const names[N_STRINGS] = {"model_a", "model_b", "winner", "language"};
+    for (int k = 0; k < N_STRINGS; k++) {
+        if (!key_is(key, n, names[k])) continue;
+        int status = json_value(d, p, end, depth);
+        if (status) return status;
+        r->has[k] = *p == '"' ? PRESENT : WRONG;
+        if (*p == '"') {
+            r->text[k] = p + 1;
+            r->length[k] = (size_t)(*end - p - 2);
+            r->escaped[k] = memchr(p + 1, '\\', r->length[k]) != NULL;
+        }
+        return J_OK;
+    }
+    if (key_is(key, n, "anony")) return json_bool(d, p, end, &r->anony, &r->has_anony);
+    if (key_is(key, n, "tstamp")) {
+        int status = json_value(d, p, end, depth);
+        if (status) return status;
+        r->has_tstamp = (*p == '-' || is_digit(*p)) ? PRESENT : WRONG;
+        if (r->has_tstamp == PRESENT) r->tstamp = strtod(p, NULL);
+        return J_OK;
+    }
+    if (key_is(key, n, "dedup_tag") && walk->filters->dedup) {
+        r->has_sampled = MISSING;
+        if (*p == '{') return json_object_keys(d, p, end, depth, dedup_hook, r);
+        r->has_sampled = WRONG;
+        return json_value(d, p, end, depth);
+    }
+    if (key_is(key, n, "category_tag") && walk->filters->category) {
+        r->has_category = MISSING;
+        r->category = 0;
+        if (*p == '{') {
+            CategoryWalk inner = {r, walk->filters->category, walk->filters->category_n};
+            return json_object_keys(d, p, end, depth, category_hook, &inner);
+        }
+        r->has_category = WRONG;
+        return json_value(d, p, end, depth);
+    }
+    return json_value(d, p, end, depth);
+}
+
 /* Counts per ordered pair of name indices and outcome, the key and its counts side by side (one cache line). */
 typedef struct {
     uint64_t key; /* ((a + 1) << 32) | b, 0 where free */
@@ -309,34 +666,132 @@ static int pairs_add(Pairs *t, int64_t a, int64_t b, int outcome) {
 }
 
 typedef struct {
-    int parse;
+    int parse, array, stopped;
+    Filters filters;
     Strings names, odd;
     Pairs pairs;
-    int64_t lines;
+    int64_t lines, filtered;
+    char *scratch;
+    size_t scratch_size;
+    int64_t error_line;
+    const char *error;
 } Scan;
 
-/* Count one line (followed by a '\n' in memory): a flat battle into the pairs, anything else into the odd lines. */
-static int scan_line(Scan *scan, const char *p, size_t n, int64_t line) {
-    const char *values[3];
-    size_t lengths[3];
-    if (scan->parse && parse_flat(p, p + n, values, lengths) == 0) {
-        int outcome = outcome_of(values[2], lengths[2]);
-        if (outcome >= 0 && (lengths[0] != lengths[1] || memcmp(values[0], values[1], lengths[0]) != 0)) {
-            int64_t a = strings_find(&scan->names, values[0], lengths[0], line);
-            int64_t b = a < 0 ? -1 : strings_find(&scan->names, values[1], lengths[1], line);
-            return b < 0 ? -1 : pairs_add(&scan->pairs, a, b, outcome);
+/* Beyond this many bytes of records left for Python to judge, the scan stops (the caller reads the file itself). */
+#define ODD_BYTES (64u << 20)
+
+/* Count a flat battle; return 0, or -1 when out of memory. */
+static int count_battle(Scan *scan, const char *values[3], const size_t lengths[3], int outcome, int64_t line) {
+    int64_t a = strings_find(&scan->names, values[0], lengths[0], line);
+    int64_t b = a < 0 ? -1 : strings_find(&scan->names, values[1], lengths[1], line);
+    return b < 0 ? -1 : pairs_add(&scan->pairs, a, b, outcome);
+}
+
+/* Judge a parsed record as scoring.loaders._filtered_battle does: return 1 when it was counted or filtered out, 0
+   when Python should judge it (it may be an error), -1 when out of memory. The checks run in the same order. */
+static int count_record(Scan *scan, Record *r, int64_t line) {
+    if (r->odd) return 0;
+    const char *values[N_STRINGS];
+    size_t lengths[N_STRINGS], need = 0;
+    const Filters *f = &scan->filters;
+    int strings = f->language ? N_STRINGS : 3;
+    for (int k = 0; k < strings; k++) {
+        if (k < 3 && r->has[k] != PRESENT) return 0;
+        need += r->escaped[k] ? r->length[k] : 0;
+    }
+    if (need > scan->scratch_size) {
+        char *grown = realloc(scan->scratch, need);
+        if (!grown) return -1;
+        scan->scratch = grown;
+        scan->scratch_size = need;
+    }
+    char *out = scan->scratch;
+    for (int k = 0; k < strings; k++) {
+        values[k] = r->text[k];
+        lengths[k] = r->length[k];
+        if (r->has[k] == PRESENT && r->escaped[k]) {
+            ptrdiff_t n = json_unescape(r->text[k], r->length[k], out);
+            if (n < 0) return 0;
+            values[k] = out;
+            lengths[k] = (size_t)n;
+            out += n;
         }
     }
+    int outcome = outcome_of(values[2], lengths[2]);
+    if (outcome < 0 || (lengths[0] == lengths[1] && memcmp(values[0], values[1], lengths[0]) == 0)) return 0;
+    if (f->active) {
+        if (f->anony_only) {
+            if (r->has_anony != PRESENT) return 0;
+            if (!r->anony) goto filtered;
+        }
+        if (f->language) {
+            if (r->has[F_LANGUAGE] != PRESENT) return 0;
+            if (lengths[F_LANGUAGE] != f->language_n || memcmp(values[F_LANGUAGE], f->language, f->language_n))
+                goto filtered;
+        }
+        if (f->dedup) {
+            if (r->has_sampled == WRONG) return 0;
+            if (r->has_sampled == PRESENT && !r->sampled) goto filtered;
+        }
+        if (f->window) {
+            if (r->has_tstamp != PRESENT) return 0;
+            if (!(r->tstamp >= f->since && r->tstamp < f->until)) goto filtered;
+        }
+        if (f->category) {
+            if (r->has_category == WRONG) return 0;
+            if (r->has_category != PRESENT || !r->category) goto filtered;
+        }
+    }
+    return count_battle(scan, values, lengths, outcome, line) < 0 ? -1 : 1;
+filtered:
+    scan->filtered++;
+    return 1;
+}
+
+/* Read the record object at p; return a J_ status and set *end past it. */
+static int read_record(Scan *scan, Doc *d, const char *p, const char **end, Record *r) {
+    memset(r, 0, sizeof *r);
+    RecordWalk walk = {r, &scan->filters};
+    return json_object_keys(d, p, end, 1, record_hook, &walk);
+}
+
+/* Keep a record for Python to judge; return 0, or -1 when out of memory. */
+static int keep_odd(Scan *scan, const char *p, size_t n, int64_t line) {
     int64_t i = strings_find(&scan->odd, p, n, line);
     if (i < 0) return -1;
     scan->odd.count[i]++;
+    if (scan->parse && scan->odd.used > ODD_BYTES) scan->stopped = 1;
     return 0;
+}
+
+/* Count one line (followed by a '\n' in memory): a battle into the pairs, anything else into the odd lines. */
+static int scan_line(Scan *scan, char *p, size_t n, int64_t line) {
+    const char *values[3];
+    size_t lengths[3];
+    if (scan->parse && !scan->filters.active && parse_flat(p, p + n, values, lengths) == 0) {
+        int outcome = outcome_of(values[2], lengths[2]);
+        if (outcome >= 0 && (lengths[0] != lengths[1] || memcmp(values[0], values[1], lengths[0]) != 0))
+            return count_battle(scan, values, lengths, outcome, line);
+    }
+    if (scan->parse) {
+        Doc d = {p + n, 0};
+        char saved = p[n];
+        p[n] = 0;
+        const char *q = json_blanks(&d, p), *end;
+        Record r;
+        int counted = 0;
+        if (*q == '{' && read_record(scan, &d, q, &end, &r) == J_OK && json_blanks(&d, end) == p + n)
+            counted = count_record(scan, &r, line);
+        p[n] = saved;
+        if (counted) return counted < 0 ? -1 : 0;
+    }
+    return keep_odd(scan, p, n, line);
 }
 
 /* Read `left` bytes of the file (or up to its end) and count their lines; return 0, or an errno value. */
 static int scan_file(int fd, Scan *scan, uint64_t left) {
     size_t size = 1 << 20, carry = 0;
-    char *buf = malloc(size);
+    char *buf = malloc(size + 1);
     int64_t line = 0;
     if (!buf || (scan->parse && pairs_grow(&scan->pairs) < 0)) {
         free(buf);
@@ -344,7 +799,7 @@ static int scan_file(int fd, Scan *scan, uint64_t left) {
     }
     for (;;) {
         if (carry == size) { /* one line fills the buffer */
-            char *grown = realloc(buf, 2 * size);
+            char *grown = realloc(buf, 2 * size + 1);
             if (!grown) {
                 free(buf);
                 return ENOMEM;
@@ -361,8 +816,8 @@ static int scan_file(int fd, Scan *scan, uint64_t left) {
         }
         left -= (uint64_t)got;
         size_t end = carry + (size_t)got;
-        const char *p = buf, *stop = buf + end, *newline;
-        while ((newline = memchr(p, '\n', (size_t)(stop - p))) != NULL) {
+        char *p = buf, *stop = buf + end, *newline;
+        while (!scan->stopped && (newline = memchr(p, '\n', (size_t)(stop - p))) != NULL) {
             if (scan_line(scan, p, (size_t)(newline - p), ++line) < 0) {
                 free(buf);
                 return ENOMEM;
@@ -370,9 +825,9 @@ static int scan_file(int fd, Scan *scan, uint64_t left) {
             p = newline + 1;
         }
         carry = (size_t)(stop - p);
-        if (got == 0) { /* the last line has no newline: give it one (carry < size, see above) */
+        if (got == 0 || scan->stopped) { /* the last line has no newline: give it one (carry < size, see above) */
             buf[end] = '\n';
-            int error = carry && scan_line(scan, p, carry, ++line) < 0 ? ENOMEM : 0;
+            int error = !scan->stopped && carry && scan_line(scan, p, carry, ++line) < 0 ? ENOMEM : 0;
             scan->lines = line;
             free(buf);
             return error;
@@ -381,33 +836,154 @@ static int scan_file(int fd, Scan *scan, uint64_t left) {
     }
 }
 
+/* Read a JSON array of records, streaming: one element at a time is in memory (the buffer grows to the largest).
+   Elements that are not objects, or that the record reader leaves to Python, are kept as odd lines numbered by
+   their first line; a syntax error stops the scan and is reported (error_line, error). Return 0 or an errno. */
+static int scan_array(int fd, Scan *scan) {
+    size_t size = 1 << 20, used = 0;
+    char *buf = malloc(size + 1);
+    if (!buf || pairs_grow(&scan->pairs) < 0) {
+        free(buf);
+        return ENOMEM;
+    }
+    int64_t line = 1;
+    int eof = 0, state = 0; /* 0 before '[', 1 before an element or ']', 2 before an element, 3 after one, 4 done */
+    size_t at = 0;
+    /* skip a UTF-8 byte order mark */
+    for (;;) {
+        buf[used] = 0;
+        Doc d = {buf + used, 0};
+        const char *p = json_blanks(&d, buf + at), *end = NULL;
+        line += d.newlines;
+        at = (size_t)(p - buf);
+        int status = J_OK;
+        if (p < d.limit) {
+            if (state == 0) {
+                if (at + 3 <= used && memcmp(p, "\xef\xbb\xbf", 3) == 0 && line == 1 && at == 0) {
+                    at += 3;
+                    continue;
+                }
+                if (*p != '[') status = J_BAD;
+                else end = p + 1, state = 1;
+            } else if (state == 1 && *p == ']') {
+                end = p + 1, state = 4;
+            } else if (state == 1 || state == 2) {
+                Doc e = {d.limit, 0};
+                Record r;
+                if (*p == '{') status = read_record(scan, &e, p, &end, &r);
+                else status = json_value(&e, p, &end, 1);
+                if (status == J_BAD) line += e.newlines;
+                if (status == J_OK) {
+                    int counted = *p == '{' ? count_record(scan, &r, line) : 0;
+                    if (counted < 0 || (!counted && keep_odd(scan, p, (size_t)(end - p), line) < 0)) {
+                        free(buf);
+                        return ENOMEM;
+                    }
+                    line += e.newlines;
+                    state = 3;
+                }
+            } else if (state == 3) {
+                if (*p == ',') end = p + 1, state = 2;
+                else if (*p == ']') end = p + 1, state = 4;
+                else status = J_BAD;
+            } else {
+                status = J_BAD;
+            }
+            if (status == J_OK) {
+                at = (size_t)(end - buf);
+                if (scan->stopped) break;
+                continue;
+            }
+        } else {
+            status = J_MORE;
+        }
+        if (status == J_MORE && eof && state == 4) break;
+        if (status == J_BAD || (status == J_MORE && eof)) {
+            scan->error_line = line;
+            scan->error = status == J_BAD ? (state == 4 ? "invalid JSON (extra data after the array)"
+                                                        : "invalid JSON (in an array element)")
+                          : state == 0 ? "" : "invalid JSON (the array is not closed)";
+            if (state == 0 && status == J_MORE) scan->error = NULL; /* an empty file */
+            break;
+        }
+        /* J_MORE: keep [at, used) and read more */
+        memmove(buf, buf + at, used - at);
+        used -= at;
+        at = 0;
+        if (used == size) {
+            char *grown = realloc(buf, 2 * size + 1);
+            if (!grown) {
+                free(buf);
+                return ENOMEM;
+            }
+            buf = grown;
+            size *= 2;
+        }
+        ssize_t got = read(fd, buf + used, size - used);
+        if (got < 0) {
+            if (errno == EINTR) continue;
+            int error = errno;
+            free(buf);
+            return error;
+        }
+        eof = got == 0;
+        used += (size_t)got;
+    }
+    scan->lines = line;
+    free(buf);
+    return 0;
+}
+
 PyDoc_STRVAR(scan_battles_doc,
-             "scan_battles(path, parse, start=0, stop=-1) -> (names, pairs, counts, lines, line_counts, first, n)\n\n"
-             "Read bytes [start, stop) of a file (stop -1: to its end) line by line (split at \\n); n is the number\n"
-             "of lines and line numbers count from the first line of the range. With parse, each line that reads\n"
-             "{\"model_a\": \"A\", \"model_b\": \"B\", \"winner\": \"W\"} (blanks between tokens, trailing blanks or CR, strings\n"
-             "without escapes or control characters, W a known label, A != B) is counted per (A, B, W): names holds\n"
-             "the distinct names (bytes), pairs the int32 (A, B) indices of each pair met and counts its int64\n"
-             "battles per outcome code (4 per pair). Every other line is counted as a distinct line: lines (bytes,\n"
-             "in the order first met), line_counts and first (the 1-based number of its first line) as int64.");
+             "scan_battles(path, parse, start=0, stop=-1, array=False, anony_only=False, language=None, dedup=False,\n"
+             "             since=-inf, until=inf, category=None)\n"
+             "    -> (names, pairs, counts, lines, line_counts, first, n, filtered, stopped, error)\n\n"
+             "Read bytes [start, stop) of a JSON Lines file (stop -1: to its end) line by line (split at \\n), or with\n"
+             "array the whole file as one JSON array, streamed element by element; n is the number of lines and line\n"
+             "numbers count from the first line of the range. With parse, each line (element) that is a JSON object\n"
+             "with string fields model_a, model_b, winner (a known label, A != B) and any other keys is counted per\n"
+             "(A, B, W) if it passes the filters (anonymous battles, a language, dedup_tag.sampled not false, since <=\n"
+             "tstamp < until, a true value at the dotted path into category_tag), else counted in filtered. names holds\n"
+             "the distinct names (UTF-8 bytes), pairs the int32 (A, B) indices of each pair met and counts its int64\n"
+             "battles per outcome code (4 per pair). Every other line (element) is kept for the caller to judge, as a\n"
+             "distinct line: lines (bytes, in the order first met), line_counts and first (the 1-based number of its\n"
+             "first line) as int64. stopped: more than 64 MB of such lines were kept and the scan stopped there. error:\n"
+             "None, or (line, message) for a syntax error of the array (which ends the scan).");
 
 static PyObject *scan_battles(PyObject *self, PyObject *args) {
     PyObject *path = NULL;
-    int parse = 1;
+    int parse = 1, array = 0, anony_only = 0, dedup = 0;
     long long start = 0, stop = -1;
-    if (!PyArg_ParseTuple(args, "O&p|LL", PyUnicode_FSConverter, &path, &parse, &start, &stop)) return NULL;
+    const char *language = NULL, *category = NULL;
+    Py_ssize_t language_n = 0, category_n = 0;
+    double since = -INFINITY, until = INFINITY;
+    if (!PyArg_ParseTuple(args, "O&p|LLppz#pddz#", PyUnicode_FSConverter, &path, &parse, &start, &stop, &array,
+                          &anony_only, &language, &language_n, &dedup, &since, &until, &category, &category_n))
+        return NULL;
     if (start < 0 || (stop >= 0 && stop < start)) {
         Py_DECREF(path);
         return PyErr_Format(PyExc_ValueError, "scan_battles: bad range [%lld, %lld)", start, stop);
     }
     int fd, error = 0;
-    Scan scan = {.parse = parse};
+    Scan scan = {.parse = parse, .array = array};
+    Filters *f = &scan.filters;
+    f->anony_only = anony_only;
+    f->language = language;
+    f->language_n = (size_t)language_n;
+    f->dedup = dedup;
+    f->since = since;
+    f->until = until;
+    f->window = since > -INFINITY || until < INFINITY;
+    f->category = category;
+    f->category_n = (size_t)category_n;
+    f->active = anony_only || language || dedup || f->window || category;
     Py_BEGIN_ALLOW_THREADS;
     fd = open(PyBytes_AS_STRING(path), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         error = errno;
     } else {
         if (lseek(fd, (off_t)start, SEEK_SET) < 0) error = errno;
+        else if (array) error = scan_array(fd, &scan);
         else error = scan_file(fd, &scan, stop < 0 ? UINT64_MAX : (uint64_t)(stop - start));
         close(fd);
     }
@@ -433,9 +1009,13 @@ static PyObject *scan_battles(PyObject *self, PyObject *args) {
         }
         static const int64_t none[1] = {0}; /* y# gives None for a NULL pointer */
         Py_ssize_t bytes = (Py_ssize_t)(scan.odd.n * sizeof(int64_t));
-        result = Py_BuildValue("OOOOy#y#L", names, pairs, counts, lines,
-                               (const char *)(scan.odd.count ? scan.odd.count : none), bytes,
-                               (const char *)(scan.odd.first ? scan.odd.first : none), bytes, (long long)scan.lines);
+        PyObject *err = scan.error ? Py_BuildValue("(Ls)", (long long)scan.error_line, scan.error) : Py_NewRef(Py_None);
+        if (err)
+            result = Py_BuildValue("OOOOy#y#LLON", names, pairs, counts, lines,
+                                   (const char *)(scan.odd.count ? scan.odd.count : none), bytes,
+                                   (const char *)(scan.odd.first ? scan.odd.first : none), bytes,
+                                   (long long)scan.lines, (long long)scan.filtered,
+                                   scan.stopped ? Py_True : Py_False, err);
     }
     Py_XDECREF(names);
     Py_XDECREF(lines);
@@ -444,6 +1024,7 @@ static PyObject *scan_battles(PyObject *self, PyObject *args) {
     strings_free(&scan.names);
     strings_free(&scan.odd);
     free(scan.pairs.slots);
+    free(scan.scratch);
     Py_DECREF(path);
     return result;
 }

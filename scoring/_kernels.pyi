@@ -1,8 +1,19 @@
 from typing import Any
 
 def scan_battles(
-    path: str, parse: bool, start: int = 0, stop: int = -1, /
-) -> tuple[list[bytes], bytes, bytes, list[bytes], bytes, bytes, int]: ...
+    path: str,
+    parse: bool,
+    start: int = 0,
+    stop: int = -1,
+    array: bool = False,
+    anony_only: bool = False,
+    language: bytes | None = None,
+    dedup: bool = False,
+    since: float = ...,
+    until: float = ...,
+    category: bytes | None = None,
+    /,
+) -> tuple[list[bytes], bytes, bytes, list[bytes], bytes, bytes, int, int, bool, tuple[int, str] | None]: ...
 def poisson_tables(
     first: Any, means: Any, low: Any, width: Any, offsets: Any, order: Any, cdf: Any, guide: Any, /
 ) -> None: ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import math
 import os
@@ -14,7 +15,7 @@ import numpy as np
 
 from scoring.bradley_terry import Leaderboard, bradley_terry_from_counts
 from scoring.elo import elo
-from scoring.loaders import InputError, read_battle_counts, read_battles
+from scoring.loaders import BattleFilter, InputError, read_battle_counts, read_battles
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,6 +38,15 @@ def build_parser() -> argparse.ArgumentParser:
     rank.add_argument("--anchor", type=_anchor, default=None, metavar="MODEL=RATING")
     rank.add_argument("--elo", action="store_true", help="also report online Elo (K=4)")
     rank.add_argument("--format", choices=("json", "table"), default="json")
+    filters = rank.add_argument_group("filters (FastChat's analysis options)")
+    filters.add_argument("--anony-only", action="store_true", help="only anonymous battles (anony: true)")
+    filters.add_argument("--language", default=None, metavar="L", help="only battles whose language is L")
+    filters.add_argument("--exclude-ties", action="store_true", help="drop both tie labels")
+    filters.add_argument("--dedup", action="store_true", help="drop battles whose dedup_tag.sampled is false")
+    filters.add_argument("--since", type=_time, default=None, metavar="T", help="only tstamp >= T (Unix or ISO)")
+    filters.add_argument("--until", type=_time, default=None, metavar="T", help="only tstamp < T (Unix or ISO)")
+    filters.add_argument("--category", default=None, metavar="PATH", help="only true at PATH in category_tag")
+    filters.add_argument("--min-votes", type=_non_negative, default=0, metavar="N", help="drop models with < N votes")
     agreement = commands.add_parser("agreement", help="inter-rater agreement from (unit, rater, value) JSONL")
     agreement.add_argument("file")
     agreement.add_argument("--metric", required=True)
@@ -68,6 +78,35 @@ def _anchor(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(f"rating {rating!r} is not a number") from None
 
 
+def _time(text: str) -> float:
+    """Parse a time as Unix seconds or an ISO 8601 date or date-time (UTC unless it names its offset)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither Unix seconds nor an ISO 8601 date") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.timestamp()
+
+
+def battle_filter(args: argparse.Namespace) -> BattleFilter:
+    """Return the filters given on the command line."""
+    return BattleFilter(
+        anony_only=args.anony_only,
+        language=args.language,
+        dedup=args.dedup,
+        since=args.since,
+        until=args.until,
+        category=args.category or None,
+        exclude_ties=args.exclude_ties,
+        min_votes=args.min_votes,
+    )
+
+
 def _categories(text: str) -> list[str]:
     """Parse a comma-separated category list."""
     return [item for item in text.split(",") if item]
@@ -75,7 +114,12 @@ def _categories(text: str) -> list[str]:
 
 def run_rank(args: argparse.Namespace) -> str:
     """Return the rendered leaderboard for the ``rank`` command."""
-    counts = read_battle_counts(args.file)
+    filters = battle_filter(args)
+    try:
+        counts = read_battle_counts(args.file, filters)
+    except InputError as exc:
+        message = str(exc)
+        raise InputError(message if message.startswith("cannot read") else f"{args.file}: {message}") from None
     board = bradley_terry_from_counts(
         counts,
         ties=args.ties,
@@ -85,8 +129,10 @@ def run_rank(args: argparse.Namespace) -> str:
     )
     payload = board.to_dict()
     payload["seed"] = args.seed
+    if filters.active:
+        payload["filters"] = filters.as_dict()
     if args.elo:
-        ratings = elo(read_battles(args.file)).as_dict()
+        ratings = elo(read_battles(args.file, filters)).as_dict()
         for row in payload["ratings"]:
             row["elo"] = ratings[row["model"]]
     if args.format == "table":

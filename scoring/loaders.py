@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import codecs
 import json
+import math
 import re
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,80 @@ RATING_FIELDS = ("unit", "rater", "value")
 
 class InputError(ValueError):
     """A problem with an input file, naming the line or record at fault."""
+
+
+@dataclass(frozen=True)
+class BattleFilter:
+    """Which battles of a Chatbot Arena log to keep (the filters of FastChat's analysis).
+
+    ``anony_only``: only battles with ``"anony": true``; ``language``: only that ``language``; ``dedup``: drop
+    battles whose ``dedup_tag.sampled`` is false (kept where there is no ``dedup_tag``); ``since``/``until``: only
+    ``since <= tstamp < until`` (Unix seconds); ``category``: only battles with ``true`` at this path into
+    ``category_tag`` (``criteria_v0.1.math``: keys may hold dots; a missing path counts as false);
+    ``exclude_ties``: drop both tie labels; ``min_votes``: then drop the models with fewer votes (one pass) and
+    their battles. A record without a field that a filter reads, or with a value of the wrong type there, is an
+    error naming its line.
+    """
+
+    anony_only: bool = False
+    language: str | None = None
+    dedup: bool = False
+    since: float | None = None
+    until: float | None = None
+    category: str | None = None
+    exclude_ties: bool = False
+    min_votes: int = 0
+
+    @property
+    def reads_records(self) -> bool:
+        """Return whether a filter reads fields other than the battle's own."""
+        return bool(
+            self.anony_only
+            or self.language is not None
+            or self.dedup
+            or self.since is not None
+            or self.until is not None
+            or self.category
+        )
+
+    @property
+    def active(self) -> bool:
+        """Return whether any filter is set."""
+        return self.reads_records or self.exclude_ties or self.min_votes > 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the filters that are set."""
+        defaults = BattleFilter()
+        return {name: value for name, value in vars(self).items() if value != getattr(defaults, name)}
+
+    def apply(self, counts: BattleCounts) -> BattleCounts:
+        """Apply ``exclude_ties`` and ``min_votes`` to aggregated counts; drop models left without battles."""
+        if not self.exclude_ties and self.min_votes <= 0:
+            return counts
+        zero = np.zeros_like(counts.ties)
+        ties = zero if self.exclude_ties else counts.ties
+        bothbad = zero if self.exclude_ties else counts.ties_bothbad
+        totals = counts.wins + counts.wins.T + ties + bothbad
+        keep = np.flatnonzero(totals.sum(axis=1) >= max(self.min_votes, 1))
+        grid = np.ix_(keep, keep)
+        return BattleCounts(
+            models=tuple(counts.models[i] for i in keep.tolist()),
+            wins=counts.wins[grid],
+            ties=ties[grid],
+            ties_bothbad=bothbad[grid],
+        )
+
+    def apply_to_battles(self, battles: list[Battle]) -> list[Battle]:
+        """Apply ``exclude_ties`` and ``min_votes`` to battles in file order."""
+        if self.exclude_ties:
+            battles = [battle for battle in battles if not battle[2].startswith("tie")]
+        if self.min_votes > 0:
+            votes = Counter(name for a, b, _ in battles for name in (a, b))
+            battles = [b for b in battles if votes[b[0]] >= self.min_votes and votes[b[1]] >= self.min_votes]
+        return battles
+
+
+NO_FILTER = BattleFilter()
 
 
 def _read_bytes(path: str | Path) -> bytes:
@@ -85,6 +162,76 @@ def _battle(values: tuple[Any, ...]) -> Battle:
         raise _RecordError(f"battle of model {model_a!r} against itself")
     outcome_code(winner)
     return model_a, model_b, winner
+
+
+_MISSING = object()
+
+
+def _filtered_battle(record: Any, filters: BattleFilter) -> Battle | None:
+    """Return the record's battle, or None where the filters drop it (the checks of the compiled count_record)."""
+    battle = _battle(_record_fields(record, BATTLE_FIELDS))
+    if not filters.reads_records:
+        return battle
+    if filters.anony_only:
+        anony = _typed(record, "anony", bool, "true or false", "--anony-only")
+        if not anony:
+            return None
+    if filters.language is not None and _typed(record, "language", str, "a string", "--language") != filters.language:
+        return None
+    if filters.dedup:
+        tag = record.get("dedup_tag", _MISSING)
+        if tag is not _MISSING:
+            if not isinstance(tag, dict):
+                raise _RecordError("field 'dedup_tag' must be an object (read by --dedup)")
+            sampled = tag.get("sampled", True)
+            if not isinstance(sampled, bool):
+                raise _RecordError("field 'dedup_tag.sampled' must be true or false (read by --dedup)")
+            if not sampled:
+                return None
+    if filters.since is not None or filters.until is not None:
+        tstamp = record.get("tstamp", _MISSING)
+        if tstamp is _MISSING:
+            raise _RecordError("missing field 'tstamp' (read by --since/--until)")
+        if isinstance(tstamp, bool) or not isinstance(tstamp, int | float) or not math.isfinite(tstamp):
+            raise _RecordError("field 'tstamp' must be a number (read by --since/--until)")
+        since = -math.inf if filters.since is None else filters.since
+        until = math.inf if filters.until is None else filters.until
+        if not since <= tstamp < until:
+            return None
+    if filters.category:
+        tag = record.get("category_tag", _MISSING)
+        if tag is _MISSING:
+            return None
+        if not isinstance(tag, dict):
+            raise _RecordError("field 'category_tag' must be an object (read by --category)")
+        value = _category_value(tag, filters.category)
+        if value is not _MISSING and not isinstance(value, bool):
+            raise _RecordError(f"category_tag.{filters.category} must be true or false (read by --category)")
+        if value is not True:
+            return None
+    return battle
+
+
+def _typed(record: dict[str, Any], name: str, kind: type, what: str, option: str) -> Any:
+    """Return a field a filter reads, checking that it is there and of the right type."""
+    value = record.get(name, _MISSING)
+    if value is _MISSING:
+        raise _RecordError(f"missing field {name!r} (read by {option})")
+    if not isinstance(value, kind):
+        raise _RecordError(f"field {name!r} must be {what} (read by {option})")
+    return value
+
+
+def _category_value(tag: dict[str, Any], path: str) -> Any:
+    """Return the value at a dotted path into category_tag (keys may hold dots: the first match in order counts)."""
+    for key, value in tag.items():
+        if key == path:
+            return value
+        if path.startswith(key + ".") and isinstance(value, dict):
+            found = _category_value(value, path[len(key) + 1 :])
+            if found is not _MISSING:
+                return found
+    return _MISSING
 
 
 _SIMPLE_BATTLE = re.compile(
@@ -192,9 +339,9 @@ def _distinct(values: NDArray[np.uint8]) -> tuple[list[bytes], NDArray[np.int64]
     return [row.tobytes().rstrip(b"\0") for row in words[first]], codes.ravel().astype(np.int64)
 
 
-def _battle_from_line(content: bytes) -> Battle:
-    """Parse and validate one JSON Lines battle (flat records in the usual key order skip the JSON parser)."""
-    simple = _SIMPLE_BATTLE.fullmatch(content)
+def _battle_from_line(content: bytes, filters: BattleFilter = NO_FILTER) -> Battle | None:
+    """Parse and judge one JSON Lines battle (flat records in the usual key order skip the JSON parser)."""
+    simple = None if filters.reads_records else _SIMPLE_BATTLE.fullmatch(content)
     if simple is not None:
         try:
             a, b, winner = (field.decode("utf-8") for field in simple.groups())
@@ -202,18 +349,98 @@ def _battle_from_line(content: bytes) -> Battle:
             pass
         else:
             return _battle((a, b, winner))
-    return _battle(_parse_line(content, BATTLE_FIELDS))
+    return _filtered_battle(_load_record(content), filters)
 
 
-def _array_battles(data: bytes) -> list[Battle]:
-    """Return the battles of a JSON array document."""
-    out = []
-    for number, record in enumerate(_array_records(data), start=1):
+def _load_record(content: bytes) -> Any:
+    """Parse one JSON value; raise _RecordError saying why it is not JSON."""
+    try:
+        return json.loads(content)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _RecordError(f"invalid JSON ({getattr(exc, 'msg', exc)})") from None
+    except RecursionError:
+        raise _RecordError("invalid JSON (nested too deeply)") from None
+
+
+MAX_RECORD_CHARS = 1 << 28
+
+
+def _array_elements(path: str | Path) -> Iterator[tuple[int, Any]]:
+    """Yield (first line, element) for each element of a JSON array file, reading it in blocks (no whole file).
+
+    An element may be up to MAX_RECORD_CHARS characters long; errors raise InputError naming the line.
+    """
+    decoder = json.JSONDecoder()
+    utf8 = codecs.getincrementaldecoder("utf-8-sig")()
+    blank = re.compile(r"[ \t\r\n]*")
+    with Path(path).open("rb") as handle:
+        text, at, line, eof, state = "", 0, 1, False, "start"
+
+        def more() -> None:
+            nonlocal text, at, eof
+            chunk = handle.read(max(1 << 20, len(text) - at))
+            eof = not chunk
+            try:
+                text = text[at:] + utf8.decode(chunk, final=eof)
+            except UnicodeDecodeError as exc:
+                raise InputError(f"line {line}: invalid UTF-8 ({exc.reason})") from None
+            at = 0
+
+        while True:
+            skipped = blank.match(text, at)
+            assert skipped is not None
+            line += text.count("\n", at, skipped.end())
+            at = skipped.end()
+            if at == len(text):
+                if eof:
+                    if state in ("start", "done"):
+                        return
+                    raise InputError(f"line {line}: invalid JSON (the array is not closed)")
+                more()
+                continue
+            char = text[at]
+            if state == "start":
+                if char != "[":
+                    raise InputError(f"line {line}: expected a JSON array or JSON Lines")
+                at, state = at + 1, "first"
+            elif state in ("first", "next") and not (state == "first" and char == "]"):
+                try:
+                    record, end = decoder.raw_decode(text, at)
+                except json.JSONDecodeError as exc:
+                    if not eof and len(text) - at < MAX_RECORD_CHARS:
+                        more()
+                        continue
+                    raise InputError(
+                        f"line {line + text.count(chr(10), at, exc.pos)}: invalid JSON ({exc.msg})"
+                    ) from None
+                except RecursionError:
+                    raise InputError(f"line {line}: invalid JSON (nested too deeply)") from None
+                if end == len(text) and not eof:  # a number may go on in the next block
+                    more()
+                    continue
+                yield line, record
+                line += text.count("\n", at, end)
+                at, state = end, "after"
+            elif state == "after" and char in ",]":
+                at, state = at + 1, "next" if char == "," else "done"
+            elif state == "first":
+                at, state = at + 1, "done"
+            else:
+                what = "extra data after the array" if state == "done" else "expected ',' or ']'"
+                raise InputError(f"line {line}: invalid JSON ({what})")
+
+
+def _array_tally(path: str | Path, filters: BattleFilter) -> Counter[Battle]:
+    """Tally the battles of a JSON array file that pass the filters, streaming it."""
+    tally: Counter[Battle] = Counter()
+    for line, record in _array_elements(path):
         try:
-            out.append(_battle(_record_fields(record, BATTLE_FIELDS)))
+            battle = _filtered_battle(record, filters)
         except ValueError as exc:
-            raise InputError(f"record {number}: {exc}") from None
-    return out
+            raise InputError(f"line {line}: {exc}") from None
+        if battle is not None:
+            tally[battle] += 1
+    return tally
 
 
 def _starts_like_json_array(path: str | Path) -> bool:
@@ -226,40 +453,59 @@ def _starts_like_json_array(path: str | Path) -> bool:
     return False
 
 
-def read_battle_counts(path: str | Path) -> BattleCounts:
-    """Read an Arena battle log and aggregate it; identical lines are parsed once."""
+def read_battle_counts(path: str | Path, filters: BattleFilter | None = None) -> BattleCounts:
+    """Read an Arena battle log (JSON Lines or a JSON array) and aggregate the battles that pass the filters.
+
+    Records may carry any other keys (FastChat's ``clean_battle`` files); the compiled scanner reads them without
+    a Python object per record, a JSON array one element at a time.
+    """
+    filters = filters or NO_FILTER
     try:
-        if _starts_like_json_array(path):
-            tally: Counter[Battle] = Counter(_array_battles(_read_bytes(path)))
-        else:
-            scanned = _scanned_counts(path) if compiled.kernels is not None else None
-            if scanned is not None:
-                return scanned
-            lines = tally_lines(path)
-            fast = _simple_tally(lines)
-            if fast is not None:
-                return fast
-            tally = _tally_distinct_lines(lines)
+        array = _starts_like_json_array(path)
+        counts = _scanned_counts(path, array, filters) if compiled.kernels is not None else None
+        if counts is None:
+            if array:
+                tally = _array_tally(path, filters)
+            else:
+                lines = tally_lines(path)
+                fast = None if filters.reads_records else _simple_tally(lines)
+                tally = Counter() if fast is not None else _tally_distinct_lines(lines, filters)
+                counts = fast
+            if counts is None:
+                if not tally:
+                    raise InputError(
+                        "no battles pass the filters" if filters.reads_records else "no battles in the file"
+                    )
+                counts = counts_from_tally(tally)
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if not tally:
-        raise InputError("no battles in the file")
-    return counts_from_tally(tally)
+    counts = filters.apply(counts)
+    if not counts.n_battles:
+        raise InputError("no battles pass the filters")
+    return counts
 
 
-def _scanned_counts(path: str | Path) -> BattleCounts | None:
-    """Aggregate a JSON Lines log with the compiled scanner; None if a name is not UTF-8 (the caller says where).
+def _scanned_counts(path: str | Path, array: bool, filters: BattleFilter) -> BattleCounts | None:
+    """Aggregate a log with the compiled scanner; None where the caller must read it itself.
 
-    The scanner counts flat records in the usual key order per (model_a, model_b, winner) and every other line as a
-    distinct line, which is parsed here, in file order, so that an error names the first bad line. Large files are
-    split at line ends into one part per idle core, scanned by threads (the kernel runs without the GIL).
+    That is where a name is not UTF-8 (the caller says where) or where the scanner stopped after keeping more than
+    64 MB of records it leaves to Python and none of them was an error. The scanner counts the records it can
+    judge per (model_a, model_b, winner) and keeps every other line (array element) as a distinct line, which is
+    parsed here, in file order, so that an error names the first bad line. Large JSON Lines files are split at
+    line ends into one part per idle core, scanned by threads (the kernel runs without the GIL).
     """
-    parts = _scan_parts(path)
+    parts = _scan_parts(path, array, filters)
     try:
         names = [[name.decode("utf-8") for name in part[0]] for part in parts]
     except UnicodeDecodeError:
         return None
-    other = _tally_distinct_lines(_odd_lines(parts))
+    other = _tally_distinct_lines(_odd_lines(parts), filters)
+    for part in parts:
+        if part[9] is not None:
+            line, message = part[9]
+            raise InputError(f"line {line}: {message}")
+    if any(part[8] for part in parts):
+        return None
     models = sorted({*(name for part in names for name in part), *(name for a, b, _ in other for name in (a, b))})
     index = {name: i for i, name in enumerate(models)}
     first_model, second_model, outcomes, counts = [], [], [], []
@@ -275,28 +521,48 @@ def _scanned_counts(path: str | Path) -> BattleCounts | None:
         column.append(values)
     weights = np.concatenate(counts)
     if not weights.any():
-        raise InputError("no battles in the file")
+        raise InputError("no battles pass the filters" if filters.reads_records else "no battles in the file")
     return aggregate_codes(
         models, np.concatenate(first_model), np.concatenate(second_model), np.concatenate(outcomes), weights
     )
 
 
-_Scanned = tuple[list[bytes], bytes, bytes, list[bytes], bytes, bytes, int]
+_Scanned = tuple[list[bytes], bytes, bytes, list[bytes], bytes, bytes, int, int, bool, tuple[int, str] | None]
 
 
-def _scan_parts(path: str | Path) -> list[_Scanned]:
+def scan_options(filters: BattleFilter) -> tuple[bool, bytes | None, bool, float, float, bytes | None]:
+    """Return the compiled scanner's filter arguments."""
+    return (
+        filters.anony_only,
+        None if filters.language is None else filters.language.encode("utf-8", "surrogatepass"),
+        filters.dedup,
+        -math.inf if filters.since is None else float(filters.since),
+        math.inf if filters.until is None else float(filters.until),
+        None if not filters.category else filters.category.encode("utf-8", "surrogatepass"),
+    )
+
+
+def _scan_parts(path: str | Path, array: bool, filters: BattleFilter) -> list[_Scanned]:
     """Scan the file with the compiled kernel, in parts read by threads when it is large and cores are idle."""
     kernels = compiled.kernels
     assert kernels is not None
-    ranges = line_ranges(Path(path), idle_cores())
+    options = scan_options(filters)
+    ranges = [(0, -1)] if array else line_ranges(Path(path), idle_cores())
+    anony, language, dedup, since, until, category = options
+
+    def scan_range(start: int, stop: int, is_array: bool) -> _Scanned:
+        return kernels.scan_battles(
+            str(path), True, start, stop, is_array, anony, language, dedup, since, until, category
+        )
+
     if len(ranges) == 1:
-        return [kernels.scan_battles(str(path), True)]
+        return [scan_range(*ranges[0], array)]
     results: list[_Scanned | None] = [None] * len(ranges)
     errors: list[BaseException] = []
 
     def scan(k: int) -> None:
         try:
-            results[k] = kernels.scan_battles(str(path), True, *ranges[k])
+            results[k] = scan_range(*ranges[k], False)
         except BaseException as exc:  # re-raised in the calling thread
             errors.append(exc)
 
@@ -314,11 +580,12 @@ def _scan_parts(path: str | Path) -> list[_Scanned]:
 def _odd_lines(parts: list[_Scanned]) -> LineTally:
     """Merge the parts' tallies of lines that are not flat records, numbering lines from the start of the file."""
     if len(parts) == 1:
-        _, _, _, lines, counts, first, _ = parts[0]
+        lines, counts, first = parts[0][3:6]
         return LineTally(lines, np.frombuffer(counts, np.int64), np.frombuffer(first, np.int64), _NO_WORDS)
     merged: dict[bytes, list[int]] = {}
     offset = 0
-    for _, _, _, lines, counts, first, n_lines in parts:
+    for part in parts:
+        lines, counts, first, n_lines = part[3:7]
         for line, count, number in zip(
             lines, np.frombuffer(counts, np.int64).tolist(), np.frombuffer(first, np.int64).tolist(), strict=True
         ):
@@ -336,39 +603,69 @@ def _odd_lines(parts: list[_Scanned]) -> LineTally:
 _NO_WORDS = np.zeros((0, 1), dtype=np.uint64)
 
 
-def _tally_distinct_lines(lines: LineTally) -> Counter[Battle]:
+def _tally_distinct_lines(lines: LineTally, filters: BattleFilter = NO_FILTER) -> Counter[Battle]:
     """Parse each distinct line once, in file order; raise InputError naming the first bad line."""
     tally: Counter[Battle] = Counter()
     for i in np.argsort(lines.first, kind="stable").tolist():
         content = lines.lines[i]
         if content.strip():
             try:
-                tally[_battle_from_line(content)] += int(lines.counts[i])
+                battle = _battle_from_line(content, filters)
             except ValueError as exc:
-                raise InputError(f"line {lines.first[i]}: {exc}") from None
+                raise InputError(f"line {_error_line(content, exc, int(lines.first[i]))}: {exc}") from None
+            if battle is not None:
+                tally[battle] += int(lines.counts[i])
     return tally
 
 
-def read_battles(path: str | Path) -> list[Battle]:
-    """Read an Arena battle log as (model_a, model_b, winner) triples in file order."""
-    data = _read_bytes(path)
-    if _is_json_array(data):
-        out = _array_battles(data)
-    else:
-        cache: dict[bytes, Battle] = {}
-        out = []
-        for number, content in enumerate(data.split(b"\n"), start=1):
-            battle = cache.get(content)
-            if battle is None:
-                if not content.strip():
-                    continue
+def _error_line(content: bytes, exc: ValueError, first: int) -> int:
+    """Return the line of an error in a record that starts on line ``first`` (array elements span lines)."""
+    if "\n" not in content.decode("utf-8", "replace"):
+        return first
+    try:
+        json.loads(content)
+    except json.JSONDecodeError as error:
+        return first + error.lineno - 1
+    except (UnicodeDecodeError, RecursionError):
+        pass
+    return first
+
+
+def read_battles(path: str | Path, filters: BattleFilter | None = None) -> list[Battle]:
+    """Read an Arena battle log as (model_a, model_b, winner) triples in file order, filtered."""
+    filters = filters or NO_FILTER
+    out: list[Battle] = []
+    try:
+        if _starts_like_json_array(path):
+            for line, record in _array_elements(path):
                 try:
-                    battle = cache[content] = _battle_from_line(content)
+                    battle = _filtered_battle(record, filters)
                 except ValueError as exc:
-                    raise InputError(f"line {number}: {exc}") from None
-            out.append(battle)
+                    raise InputError(f"line {line}: {exc}") from None
+                if battle is not None:
+                    out.append(battle)
+        else:
+            cache: dict[bytes, Battle | None] = {}
+            with Path(path).open("rb") as handle:
+                for number, content in enumerate(handle, start=1):
+                    content = content.rstrip(b"\n")
+                    if content not in cache:
+                        if not content.strip():
+                            continue
+                        try:
+                            cache[content] = _battle_from_line(content, filters)
+                        except ValueError as exc:
+                            raise InputError(f"line {number}: {exc}") from None
+                    battle = cache[content]
+                    if battle is not None:
+                        out.append(battle)
+                    if len(cache) > 1 << 16:
+                        cache.clear()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    out = filters.apply_to_battles(out)
     if not out:
-        raise InputError("no battles in the file")
+        raise InputError("no battles pass the filters" if filters.active else "no battles in the file")
     return out
 
 

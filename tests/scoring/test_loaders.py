@@ -39,7 +39,7 @@ def test_jsonl_and_json_array_give_the_same_counts(tmp_path: Path) -> None:
         ),
         ('\n{"model_a": "x", "model_b": "y", "winner": "draw"}', "line 2: unknown winner label 'draw'"),
         ('{"model_a": "x", "model_b": "x", "winner": "tie"}', "line 1: battle of model 'x' against itself"),
-        ("[1, 2]", "record 1: expected a JSON object"),
+        ("[1, 2]", "line 1: expected a JSON object"),
         ("", "no battles"),
     ],
 )
