@@ -8,10 +8,11 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db.models import Exists, OuterRef
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from annotation.models import Campaign
+from annotation.models import Campaign, Rater, Rating
 from evalplatform.exceptions import DomainError, NotFound, PermissionDenied
 from results import svg
 from results.access import access_campaign_results, researcher_campaigns
@@ -22,27 +23,38 @@ from results.raters import RaterSelection, parse_raters
 from results.selectors import check_rater_names
 
 View = Callable[..., HttpResponse]
+PageData = Callable[[Campaign, RaterSelection], dict[str, Any]]
 
 
-def researcher_view(view: View) -> View:
-    """Require login, fetch the campaign for a researcher, and turn domain errors into 404/403/400 pages."""
+def researcher_page(template: str) -> Callable[[PageData], View]:
+    """Make a campaign page: login, the researcher's campaign (else 404/403), then ``template`` with the data.
 
-    @login_required
-    @wraps(view)
-    def wrapper(request: HttpRequest, slug: str) -> HttpResponse:
-        try:
-            campaign = access_campaign_results(user=request.user, slug=slug)
-            selection = parse_raters(request.GET.get("raters"), request.GET.getlist("exclude_raters"))
-            check_rater_names(selection, campaign=campaign)
-            return view(request, campaign, selection)
-        except NotFound as exc:
-            raise Http404(exc.message) from exc
-        except PermissionDenied as exc:
-            raise DjangoPermissionDenied(exc.message) from exc
-        except DomainError as exc:
-            return HttpResponse(exc.message, status=400, content_type="text/plain")
+    A rater selection the domain refuses renders the same page, its form and the message naming the parameter
+    (status 400), rather than a bare error page.
+    """
 
-    return wrapper
+    def decorate(page_data: PageData) -> View:
+        @login_required
+        @wraps(page_data)
+        def view(request: HttpRequest, slug: str) -> HttpResponse:
+            try:
+                campaign = access_campaign_results(user=request.user, slug=slug)
+            except NotFound as exc:
+                raise Http404(exc.message) from exc
+            except PermissionDenied as exc:
+                raise DjangoPermissionDenied(exc.message) from exc
+            try:
+                selection = parse_raters(request.GET.get("raters"), request.GET.getlist("exclude_raters"))
+                check_rater_names(selection, campaign=campaign)
+                context = page_data(campaign, selection)
+            except DomainError as exc:
+                refused = {"campaign": campaign, "error": exc.message, "error_field": exc.field}
+                return render(request, template, refused, status=400)
+            return render(request, template, context)
+
+        return view
+
+    return decorate
 
 
 @login_required
@@ -51,47 +63,73 @@ def campaign_index(request: HttpRequest) -> HttpResponse:
     return render(request, "results/index.html", {"campaigns": campaigns})
 
 
-@researcher_view
-def leaderboard_page(request: HttpRequest, campaign: Campaign, selection: RaterSelection) -> HttpResponse:
-    return render(request, "results/leaderboard.html", leaderboard_context(campaign, selection))
+@researcher_page("results/leaderboard.html")
+def leaderboard_page(campaign: Campaign, selection: RaterSelection) -> dict[str, Any]:
+    return leaderboard_context(campaign, selection)
 
 
-@researcher_view
-def agreement_page(request: HttpRequest, campaign: Campaign, selection: RaterSelection) -> HttpResponse:
-    return render(request, "results/agreement.html", agreement_context(campaign, selection))
+@researcher_page("results/agreement.html")
+def agreement_page(campaign: Campaign, selection: RaterSelection) -> dict[str, Any]:
+    return agreement_context(campaign, selection)
 
 
 def leaderboard_context(campaign: Campaign, selection: RaterSelection) -> dict[str, Any]:
     """Return the leaderboard page's data and pictures (shared with the admin view)."""
     board = campaign_leaderboard(campaign, selection)
     pictures = {}
-    if board["ratings"]:
+    rows = [dict(row, rank_worst=worst_rank(row, board["ratings"])) for row in board["ratings"]]
+    if rows:
+        battles = board["win_rate"]["battles"]
         probability = board["win_probability"]
         pictures = {
-            "intervals": svg.interval_chart(board["ratings"]),
+            "intervals": svg.interval_chart(rows),
             "win_rate": svg.heatmap(
                 board["win_rate"]["models"],
                 board["win_rate"]["matrix"],
-                counts=board["win_rate"]["battles"],
+                counts=battles,
                 title="Observed win rate of row over column (ties count half)",
             ),
             "win_probability": svg.heatmap(
-                probability["models"], probability["matrix"], title="Predicted probability that row beats column"
+                probability["models"],
+                probability["matrix"],
+                counts=battles if probability["models"] == board["win_rate"]["models"] else None,
+                title="Predicted probability that row beats column",
             ),
         }
     return {
         "campaign": campaign,
         "selection": selection,
         "board": board,
+        "rows": rows,
+        "has_elo": any(row.get("elo") is not None for row in rows),
         "side_by_side": side_by_side(campaign, selection),
         "pictures": pictures,
         "formats": list(FORMATS),
     }
 
 
+def worst_rank(row: dict[str, Any], rows: list[dict[str, Any]]) -> int:
+    """Return the worst rank the 95% intervals allow: the models minus those whose interval lies wholly below."""
+    return len(rows) - sum(1 for other in rows if other["upper"] < row["lower"])
+
+
 def agreement_context(campaign: Campaign, selection: RaterSelection) -> dict[str, Any]:
     """Return the agreement page's data and heatmap (shared with the admin view)."""
     report = campaign_agreement(campaign, selection, bootstrap=200)
     heat = report["rater_heatmap"]
-    picture = svg.heatmap(heat["raters"], heat["matrix"], counts=heat["shared"], title="Agreement between raters")
+    picture = svg.heatmap(
+        heat["raters"],
+        heat["matrix"],
+        counts=heat["shared"],
+        unit="shared comparison",
+        title="Agreement between raters (share of shared comparisons rated alike)",
+    )
     return {"campaign": campaign, "selection": selection, "report": report, "heatmap": picture}
+
+
+def campaign_rater_names(campaign: Campaign, *, limit: int = 500) -> list[str]:
+    """Return how the campaign's raters appear in results (pseudonyms for account holders), for the picker."""
+    rated = Rating.objects.filter(rater=OuterRef("pk"), comparison__campaign=campaign)
+    raters = Rater.objects.filter(Exists(rated)).values_list("user_id", "name", "pseudonym")
+    names = sorted({name if user_id is None else pseudonym for user_id, name, pseudonym in raters.iterator()})
+    return names[:limit]

@@ -1,4 +1,4 @@
-"""Template filters for results pages."""
+"""Template tags and filters for results pages."""
 
 from __future__ import annotations
 
@@ -6,7 +6,11 @@ from typing import Any
 
 from django import template
 
+from results.views import campaign_rater_names
+
 register = template.Library()
+
+KINDS = {"all": "All raters", "humans": "Humans", "judges": "Judges"}
 
 
 @register.filter
@@ -30,3 +34,22 @@ def figure(item: dict[str, Any] | None) -> str:
 def get(mapping: dict[str, Any], key: str) -> Any:
     """Return mapping[key], or None."""
     return mapping.get(key) if mapping else None
+
+
+@register.inclusion_tag("results/_raters_form.html", takes_context=True)
+def raters_form(context: template.Context) -> dict[str, Any]:
+    """Render the rater picker: a kind (all, humans, judges) or named raters, and names to leave out.
+
+    The form sends one ``raters`` value, as the API and the admin read it; the kind picker fills it in.
+    """
+    request = context["request"]
+    raters = request.GET.get("raters", "all").strip() or "all"
+    kind = "all" if raters == "everyone" else raters
+    return {
+        "raters": raters,
+        "kind": kind if kind in KINDS else "names",
+        "kinds": KINDS,
+        "exclude": ", ".join(request.GET.getlist("exclude_raters")),
+        "rater_names": campaign_rater_names(context["campaign"]),
+        "error_field": context.get("error_field"),
+    }

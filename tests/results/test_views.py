@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
+from django.contrib.staticfiles import finders
 from django.test import Client
 
+from annotation.models import Campaign
 from tests import factories
 from tests.results.conftest import Rated, streamed
 
@@ -119,3 +122,76 @@ def test_a_server_error_still_logs_its_traceback(caplog: pytest.LogCaptureFixtur
     [record] = caplog.records
     assert "Traceback" in logging.Formatter().format(record)
     assert "RuntimeError: boom" in logging.Formatter().format(record)
+
+
+def test_a_bad_raters_value_shows_the_styled_page_with_its_form_and_a_message_naming_the_parameter(
+    rated: Rated, researcher: User
+) -> None:
+    client = client_for(researcher)
+    for path in (f"/results/{rated.campaign.slug}/", f"/results/{rated.campaign.slug}/agreement/"):
+        response = client.get(path, {"raters": "nobody"})
+        page = response.content.decode()
+
+        assert response.status_code == 400
+        assert response["Content-Type"].startswith("text/html")
+        assert "results/results.css" in page
+        assert '<form method="get" class="raters-form"' in page
+        assert "raters: no rater named nobody has rated in this campaign" in page
+        assert 'id="raters" name="raters" value="nobody"' in page
+        assert page.count('aria-invalid="true"') == 1
+
+
+def test_a_bad_exclusion_marks_the_leave_out_box(rated: Rated, researcher: User) -> None:
+    response = client_for(researcher).get(f"/results/{rated.campaign.slug}/", {"exclude_raters": "a\x00b"})
+    page = response.content.decode()
+
+    assert response.status_code == 400
+    assert "exclude_raters: null characters are not allowed" in page
+    assert 'name="exclude_raters"' in page
+    assert page.split('name="exclude_raters"')[1].split(">")[0].count('aria-invalid="true"') == 1
+
+
+def test_the_rater_picker_lists_this_campaigns_raters_as_results_show_them(rated: Rated, researcher: User) -> None:
+    elsewhere = factories.CampaignFactory.create(owner=researcher)
+    comparison = factories.populate_campaign(elsewhere, prompts=1, models=["m1", "m2"])[0]
+    factories.make_rating(comparison, factories.RaterFactory.create(name="other-team-rater"), winner=None)
+
+    page = client_for(researcher).get(f"/results/{rated.campaign.slug}/").content.decode()
+    datalist = page.split('<datalist id="rater-names">')[1].split("</datalist>")[0]
+
+    assert '<option value="humans">' in datalist
+    assert '<option value="judges">' in datalist
+    assert f'<option value="{rated.alice.pseudonym}">' in datalist
+    assert '<option value="expert_1">' in datalist
+    assert '<option value="gpt-judge">' in datalist
+    assert "alice" not in datalist  # an account holder appears by pseudonym only
+    assert "other-team-rater" not in datalist
+    assert "humans, judges, all, or rater names separated by commas (3 raters in this campaign)" in page
+
+
+def test_results_pages_count_in_the_singular_for_one(campaign: Campaign, researcher: User) -> None:
+    comparison = campaign.comparisons.order_by("id").first()
+    assert comparison is not None
+    human = factories.RaterFactory.create(name="solo")
+    factories.make_rating(comparison, human, winner=comparison.output_a)
+    client = client_for(researcher)
+
+    leaderboard = client.get(f"/results/{campaign.slug}/").content.decode()
+    agreement = client.get(f"/results/{campaign.slug}/agreement/").content.decode()
+
+    assert "1 battle ·" in leaderboard
+    assert "over 1 battle<" in leaderboard
+    assert "1 battles" not in leaderboard
+    assert "(1 rater in this campaign)" in leaderboard
+    assert "1 human rating of 1 comparison by 1 rater ·" in agreement
+
+
+def test_pages_link_the_favicon_which_is_served(rated: Rated, researcher: User) -> None:
+    client = client_for(researcher)
+    for path in ("/results/", f"/results/{rated.campaign.slug}/", "/", "/accounts/login/"):
+        page = client.get(path).content.decode()
+        assert '<link rel="icon" href="/static/frontend/favicon.svg" type="image/svg+xml">' in page, path
+
+    icon = finders.find("frontend/favicon.svg")
+    assert isinstance(icon, str)
+    assert Path(icon).read_text().startswith("<svg")
