@@ -66,7 +66,7 @@ def outside(page: Page, selector: str, width: int) -> list[str]:
                 const frame = (el.closest("figure") || document.body).getBoundingClientRect();
                 return box.width === 0 || box.left < Math.max(0, frame.left) - 0.5
                     || box.right > Math.min(width, frame.right) + 0.5;
-            }).map((el) => el.closest("g").textContent)""",
+            }).map((el) => (el.closest("g") || el).textContent)""",
             [selector, width],
         )
     )
@@ -94,6 +94,7 @@ def test_no_results_page_scrolls_sideways_and_the_chart_shows_every_model(
     page.goto(live_server.url + f"/results/{board.slug}/agreement/")
     assert page.locator("figure svg g.cell").count() == 16  # four raters
     assert outside(page, "figure svg g.cell rect", width) == []
+    assert outside(page, "table.metrics td", width) == []  # the agreement figures are read without scrolling
     assert page.evaluate("document.querySelector('link[rel=icon]')?.href").endswith("favicon.svg")
     assert failed == []  # no 404 for a favicon either
 

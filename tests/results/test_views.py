@@ -188,7 +188,8 @@ def test_results_pages_count_in_the_singular_for_one(campaign: Campaign, researc
 
 def test_pages_link_the_favicon_which_is_served(rated: Rated, researcher: User) -> None:
     client = client_for(researcher)
-    for path in ("/results/", f"/results/{rated.campaign.slug}/", "/", "/accounts/login/"):
+    report = f"/admin/results/campaignreport/{rated.campaign.pk}/leaderboard/"
+    for path in ("/results/", f"/results/{rated.campaign.slug}/", "/", "/accounts/login/", report):
         page = client.get(path).content.decode()
         assert '<link rel="icon" href="/static/frontend/favicon.svg" type="image/svg+xml">' in page, path
 
