@@ -302,7 +302,8 @@ def _insert_prompts(campaign: Campaign, new_prompts: list[PromptRow], stored: di
 
 
 def _insert_outputs(parsed: OutputsFile, new_rows: np.ndarray[Any, Any], stored: dict[str, int]) -> None:
-    for numbers in batched(new_rows.tolist(), BATCH_SIZE):
+    for start in range(0, len(new_rows), BATCH_SIZE):
+        numbers = new_rows[start : start + BATCH_SIZE].tolist()  # a Python int per row would cost 50 MB at 1.5M
         Output.objects.bulk_create(
             Output(
                 prompt_id=stored[row.prompt_id],
