@@ -8,7 +8,6 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.db.models import Exists, OuterRef
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -18,9 +17,9 @@ from results import svg
 from results.access import access_campaign_results, researcher_campaigns
 from results.agreement import campaign_agreement
 from results.exports import FORMATS
-from results.leaderboards import campaign_leaderboard, side_by_side
+from results.leaderboards import cache_key, cached, campaign_leaderboard, side_by_side
 from results.raters import RaterSelection, parse_raters
-from results.selectors import check_rater_names
+from results.selectors import check_rater_names, ratings_version
 
 View = Callable[..., HttpResponse]
 PageData = Callable[[Campaign, RaterSelection], dict[str, Any]]
@@ -127,9 +126,16 @@ def agreement_context(campaign: Campaign, selection: RaterSelection) -> dict[str
     return {"campaign": campaign, "selection": selection, "report": report, "heatmap": picture}
 
 
-def campaign_rater_names(campaign: Campaign, *, limit: int = 500) -> list[str]:
-    """Return how the campaign's raters appear in results (pseudonyms for account holders), for the picker."""
-    rated = Rating.objects.filter(rater=OuterRef("pk"), comparison__campaign=campaign)
-    raters = Rater.objects.filter(Exists(rated)).values_list("user_id", "name", "pseudonym")
-    names = sorted({name if user_id is None else pseudonym for user_id, name, pseudonym in raters.iterator()})
-    return names[:limit]
+def campaign_rater_names(campaign: Campaign) -> list[str]:
+    """Return how the campaign's raters appear in results (pseudonyms for account holders), sorted.
+
+    Read from the campaign's ratings (not by asking every rater whether it rated here: imports bring thousands of
+    raters) and cached until the ratings change, as the leaderboard is.
+    """
+
+    def compute() -> list[str]:
+        rater_ids = Rating.objects.filter(comparison__campaign=campaign).values("rater_id").distinct()
+        raters = Rater.objects.filter(pk__in=rater_ids).values_list("user_id", "name", "pseudonym")
+        return sorted({name if user_id is None else pseudonym for user_id, name, pseudonym in raters.iterator()})
+
+    return list(cached(cache_key("rater-names", campaign.pk, ratings_version().key), compute))

@@ -11,6 +11,7 @@ from results.views import campaign_rater_names
 register = template.Library()
 
 KINDS = {"all": "All raters", "humans": "Humans", "judges": "Judges"}
+LISTED_NAMES = 500  # a longer datalist is no help to a reader; any name may still be typed
 
 
 @register.filter
@@ -45,11 +46,13 @@ def raters_form(context: template.Context) -> dict[str, Any]:
     request = context["request"]
     raters = request.GET.get("raters", "all").strip() or "all"
     kind = "all" if raters == "everyone" else raters
+    names = campaign_rater_names(context["campaign"])
     return {
         "raters": raters,
         "kind": kind if kind in KINDS else "names",
         "kinds": KINDS,
         "exclude": ", ".join(request.GET.getlist("exclude_raters")),
-        "rater_names": campaign_rater_names(context["campaign"]),
+        "rater_names": names[:LISTED_NAMES],
+        "n_raters": len(names),
         "error_field": context.get("error_field"),
     }

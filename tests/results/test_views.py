@@ -196,3 +196,15 @@ def test_pages_link_the_favicon_which_is_served(rated: Rated, researcher: User) 
     icon = finders.find("frontend/favicon.svg")
     assert isinstance(icon, str)
     assert Path(icon).read_text().startswith("<svg")
+
+
+def test_the_rater_picker_lists_a_new_rater_on_the_next_page(rated: Rated, researcher: User) -> None:
+    client = client_for(researcher)
+    path = f"/results/{rated.campaign.slug}/"
+    assert "newcomer" not in client.get(path).content.decode()
+
+    factories.make_rating(rated.comparisons[0], factories.RaterFactory.create(name="newcomer"), winner=None)
+
+    page = client.get(path).content.decode()
+    assert '<option value="newcomer">' in page
+    assert "(4 raters in this campaign)" in page
