@@ -5,7 +5,7 @@ Shapes (generated once into --dir, default /tmp/evalplatform-bench-imports):
   bad-csv   95 MB of CSV where every row is bad (",,," under the outputs header: 4 errors a row)
   long-line one 50 MB JSON line (a single output of 50 MB)
   nested    one JSON line nested 100,000 levels deep (item 7)
-  prompts   the outputs limits at once: 250,000 prompts x 6 models = 1.5M rows (99 MB)
+  prompts   the outputs limits at once: 200,000 prompts x 7 models = 1.4M rows (95 MB)
   battles   the ratings limit: 75,000 battles, each its own question (prompt, 2 outputs, comparison, rating)
 
 Each run is a child process that imports the file into a fresh campaign, as a dry run (the admin's preview) or for
@@ -70,8 +70,8 @@ def _outputs(out: Any) -> None:
 
 
 def _prompts(out: Any) -> None:
-    for prompt in range(250_000):
-        for model in range(6):
+    for prompt in range(200_000):
+        for model in range(7):
             row = {"prompt_id": f"q{prompt}", "prompt": f"Q{prompt}", "model": f"m{model}", "output": f"A{model}"}
             out.write(json.dumps(row, separators=(",", ":")) + "\n")
 

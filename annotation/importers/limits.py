@@ -26,7 +26,7 @@ class ImportLimits:
     # 500 bytes each) and its ratings (some 2 KB each, with their prompts, outputs and comparisons): these three
     # bound it (bench/bench_imports.py measures each at its limit).
     max_records: int = 1_500_000
-    max_prompts: int = 250_000
+    max_prompts: int = 200_000
     max_ratings: int = 75_000
     # Larger uploads are checked and imported by a Celery worker, with progress on the admin page.
     inline_max_bytes: int = 5 * MB

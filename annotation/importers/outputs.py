@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,9 +28,19 @@ PROMPT_FIELDS = {"prompt_id", "prompt", "reference"}
 class PromptRow:
     line: int
     external_id: str
-    text: str
-    reference: str
+    # UTF-8: a str holding one character past U+FFFF takes 4 bytes for every character of it.
+    text_utf8: bytes
+    reference_utf8: bytes
     metadata: dict[str, Any]
+    number: int = -1  # its place in OutputsFile.prompt_ids, once kept
+
+    @property
+    def text(self) -> str:
+        return self.text_utf8.decode()
+
+    @property
+    def reference(self) -> str:
+        return self.reference_utf8.decode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +72,6 @@ class OutputsFile:
     text_bytes: bytearray = field(default_factory=bytearray)
     text_ends: array[int] = field(default_factory=lambda: array("q"))
     metadata: list[dict[str, Any]] = field(default_factory=list)
-    _prompt_numbers: dict[str, int] = field(default_factory=dict)
     _model_numbers: dict[str, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -81,23 +91,24 @@ class OutputsFile:
         text = self.text_bytes[self.text_ends[i - 1] if i else 0 : self.text_ends[i]].decode()
         return OutputRow(self.lines[i], prompt_id, model, text, self.metadata[i])
 
-    def add_prompt(self, prompt: PromptRow) -> PromptRow:
-        """Keep the first row of each prompt id and return it."""
-        first = self.prompts.setdefault(prompt.external_id, prompt)
-        if first is prompt:
-            self._prompt_numbers[prompt.external_id] = len(self.prompt_ids)
-            self.prompt_ids.append(prompt.external_id)
-        return first
+    def add_prompt(self, prompt: PromptRow) -> tuple[PromptRow, bool]:
+        """Keep the first row of each prompt id (numbered); return it, and whether it is this one."""
+        first = self.prompts.get(prompt.external_id)
+        if first is not None:
+            return first, False
+        first = self.prompts[prompt.external_id] = dataclasses.replace(prompt, number=len(self.prompt_ids))
+        self.prompt_ids.append(prompt.external_id)
+        return first, True
 
     def prompt_number(self, external_id: str) -> int:
-        return self._prompt_numbers[external_id]
+        return self.prompts[external_id].number
 
     def add_output(self, prompt_id: str, row: OutputRow) -> None:
         model = self._model_numbers.setdefault(row.model, len(self.model_names))
         if model == len(self.model_names):
             self.model_names.append(row.model)
         self.lines.append(row.line)
-        self.prompt_numbers.append(self._prompt_numbers[prompt_id])
+        self.prompt_numbers.append(self.prompts[prompt_id].number)
         self.model_numbers.append(model)
         self.text_bytes += row.text.encode()
         self.text_ends.append(len(self.text_bytes))
@@ -163,7 +174,7 @@ def _prompt_row(record: Record, errors: ErrorCollector, *, wide: bool) -> Prompt
     metadata = extras(record, PROMPT_FIELDS) if wide else NO_EXTRAS
     if metadata:
         metadata = {key: value for key, value in metadata.items() if not key.startswith(WIDE_PREFIX)} or NO_EXTRAS
-    return PromptRow(record.line, external_id, text, reference, metadata)
+    return PromptRow(record.line, external_id, text.encode(), reference.encode(), metadata)
 
 
 def _long_output(record: Record, errors: ErrorCollector) -> list[OutputRow]:
@@ -197,12 +208,12 @@ def _wide_outputs(record: Record, errors: ErrorCollector) -> list[OutputRow]:
 
 def _add_prompt(parsed: OutputsFile, prompt: PromptRow, errors: ErrorCollector) -> str:
     """Keep the prompt's first row; return its id (the first row's string, so that rows share it)."""
-    first = parsed.add_prompt(prompt)
-    if first is prompt:
+    first, added = parsed.add_prompt(prompt)
+    if added:
         return first.external_id
-    if first.text != prompt.text:
+    if first.text_utf8 != prompt.text_utf8:
         errors.add(prompt.line, "prompt", f"conflicting text for prompt_id {prompt.external_id} (line {first.line})")
-    if prompt.reference and first.reference != prompt.reference:
+    if prompt.reference_utf8 and first.reference_utf8 != prompt.reference_utf8:
         errors.add(
             prompt.line, "reference", f"conflicting reference for prompt_id {prompt.external_id} (line {first.line})"
         )
