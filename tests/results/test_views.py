@@ -208,3 +208,14 @@ def test_the_rater_picker_lists_a_new_rater_on_the_next_page(rated: Rated, resea
     page = client.get(path).content.decode()
     assert '<option value="newcomer">' in page
     assert "(4 raters in this campaign)" in page
+
+
+def test_agreement_page_explains_its_figures_where_they_are_read(rated: Rated, researcher: User) -> None:
+    page = client_for(researcher).get(f"/results/{rated.campaign.slug}/agreement/").content.decode()
+    judges, per_rater = page.split("<h2>Judges against the humans</h2>")[1].split("<h2>Per rater</h2>")
+
+    assert "in brackets" in page.split("<h2>Humans with humans</h2>")[1].split("</table>")[0]
+    for column in ("With human majority", "Cohen's kappa", "Human ceiling", "Position consistency"):
+        assert f"<dt>{column}</dt>" in judges.replace("&#x27;", "'")
+    for column in ("With others' consensus", "Gold accuracy", 'Share "left"'):
+        assert f"<dt>{column}</dt>" in per_rater.replace("&#x27;", "'").replace("&quot;", '"')
