@@ -13,7 +13,7 @@ from django.db import connection
 
 from annotation.access import User, annotatable_campaigns
 from annotation.engine import Shown, Text
-from annotation.models import AnnotatorStatus, Campaign, Comparison, Rater
+from annotation.models import AnnotatorStatus, Assignment, Campaign, Comparison, Rater
 from annotation.rendering import render_markdown
 
 Side = Text  # one text shown, as markdown and as its stored sanitised HTML
@@ -79,6 +79,21 @@ def open_comparison_count(campaign: Campaign) -> int:
     ).count()
 
 
+def comparison_count(campaign: Campaign) -> int:
+    """Return how many comparisons the campaign has, gold included: the most one annotator may rate in it."""
+    return Comparison.objects.filter(campaign=campaign).count()
+
+
+def open_to_rater_count(*, campaign: Campaign, rater: Rater) -> int:
+    """Return how many comparisons the rater may still rate: the leases they hold, and the regular comparisons with
+    a free slot they were never given (the claim's own condition, engine.OPEN_TO_RATER_SQL)."""
+    held = Assignment.objects.filter(comparison__campaign=campaign, rater=rater, state=Assignment.State.LEASED)
+    never_given = Comparison.objects.filter(
+        campaign=campaign, gold_verdict__isnull=True, filled__lt=campaign.ratings_per_comparison
+    ).exclude(assignments__rater=rater)
+    return held.count() + never_given.count()
+
+
 @dataclass(frozen=True)
 class CampaignCard:
     id: int
@@ -96,7 +111,10 @@ def my_campaigns(user: User) -> list[CampaignCard]:
     cards = []
     for campaign in campaigns:
         progress = progress_of(campaign=campaign, rater=rater)
-        available = open_comparison_count(campaign)
+        if rater is None:
+            available = open_comparison_count(campaign)
+        else:
+            available = open_to_rater_count(campaign=campaign, rater=rater)
         if progress.remaining is not None:
             available = min(available, progress.remaining)
         cards.append(

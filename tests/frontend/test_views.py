@@ -8,6 +8,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
+from annotation import services
 from annotation.models import Campaign
 
 pytestmark = pytest.mark.django_db
@@ -66,3 +67,30 @@ def test_anonymous_visitors_are_sent_to_the_login_page(client: Client) -> None:
 
     assert response.status_code == 302
     assert response["Location"].startswith("/accounts/login/")
+
+
+def _rate_everything_open_to(user: User, campaign: Campaign) -> int:
+    """Rate every comparison the campaign leases to the user (through the annotator's services); return how many."""
+    rated = 0
+    while (shown := services.claim_next(user=user, campaign_id=campaign.pk).shown) is not None:
+        services.submit_rating(user=user, assignment_id=shown.assignment_id, answer=services.RatingInput(choice="tie"))
+        rated += 1
+    return rated
+
+
+def test_my_campaigns_says_the_annotator_is_done_once_they_rated_all_they_may_though_others_still_have_work(
+    campaign: Campaign, annotator: User, other_annotator: User, client: Client
+) -> None:
+    rated = _rate_everything_open_to(annotator, campaign)  # 12 comparisons, each wanting 2 ratings
+    assert rated == 12
+    client.force_login(annotator)
+
+    page = client.get("/").content.decode()
+
+    assert "Start rating" not in page
+    assert "comparisons open" not in page
+    assert "You are done here" in page
+    client.force_login(other_annotator)  # the second rating of each is still open to bob
+    page = client.get("/").content.decode()
+    assert "Start rating" in page
+    assert "12 comparisons open for you" in page
