@@ -25,12 +25,13 @@ from results.access import access_campaign_results, researcher_campaigns
 from results.agreement import campaign_agreement
 from results.exports import CONTENT_TYPES, RowCounter, export_format, file_type_for, iter_export, started
 from results.leaderboards import campaign_leaderboard, side_by_side
+from results.rater_mix import mix_note, rater_mix
 from results.raters import RaterSelection, parse_raters
 
 RATERS_PARAM = OpenApiParameter("raters", str, description="humans, judges, all (default) or NAME,NAME,...")
 EXCLUDE_PARAM = OpenApiParameter("exclude_raters", str, description="Leave out raters whose name matches this glob.")
 # An export's rows left out (dpo: pairs without texts), sent before the body: a trailer would be lost on most clients.
-SKIPPED_HEADER, WARNING_HEADER = "X-Export-Skipped-Rows", "X-Export-Warning"
+SKIPPED_HEADER, WARNING_HEADER, RATERS_HEADER = "X-Export-Skipped-Rows", "X-Export-Warning", "X-Export-Raters"
 
 
 def selection_from(request: Request, campaign: Campaign) -> RaterSelection:
@@ -218,6 +219,14 @@ class ExportDownloadApi(APIView):
                 response=[200],
                 description="Says what was left out, when something was.",
             ),
+            OpenApiParameter(
+                RATERS_HEADER,
+                str,
+                OpenApiParameter.HEADER,
+                response=[200],
+                description="The rater selection (all, the default, counts every human and judge), its numbers of "
+                "humans and judges, and whether it mixes them.",
+            ),
         ],
         responses={(200, "application/octet-stream"): bytes},
         description="Stream an export: file_type jsonl (JSON Lines), json (one JSON array), csv or parquet.",
@@ -240,4 +249,5 @@ class ExportDownloadApi(APIView):
         response[SKIPPED_HEADER] = str(counter.skipped)
         if counter.warning:
             response[WARNING_HEADER] = counter.warning
+        response[RATERS_HEADER] = mix_note(rater_mix(campaign, selection))
         return response

@@ -259,18 +259,26 @@ NO_TEXT_WARNING = "preference pairs whose prompt, chosen or rejected text is emp
 
 def dpo_query(campaign: Campaign, selection: RaterSelection, aggregate: str) -> Query:
     """Return the query of TRL preference pairs under an aggregation policy (see AGGREGATES), without the pairs
-    whose texts are empty."""
+    whose texts are empty.
+
+    majority and unanimous count raters, not ratings: ``n_ratings`` is the number of raters of the comparison and
+    the votes columns count raters, each rater's several ratings of it making one vote.
+    """
     if aggregate == "each":
         return dpo_each_query(campaign, selection)
     source, params = ratings_from(campaign, selection, rater=False)
     keep = "(v.a * 2 > v.n OR v.b * 2 > v.n)" if aggregate == "majority" else "(v.a = v.n OR v.b = v.n)"
-    prefix = f"""{NO_TEXT_PREFIX}, v AS (
-                   SELECT r.comparison_id AS id, count(*) AS n,
-                          count(*) FILTER (WHERE r.verdict = 'win' AND r.winner_id = c.output_a_id) AS a,
-                          count(*) FILTER (WHERE r.verdict = 'win' AND r.winner_id = c.output_b_id) AS b,
-                          count(*) FILTER (WHERE r.verdict = 'tie') AS t,
-                          count(*) FILTER (WHERE r.verdict = 'both_bad') AS bb
-                   {source} GROUP BY r.comparison_id)"""
+    # One vote per rater and comparison (a judge rates both orders): the rater's common value when their ratings
+    # agree, "tie" when they contradict each other, as in the agreement report (results.agreement.collapse).
+    prefix = f"""{NO_TEXT_PREFIX}, rv AS (
+                   SELECT r.comparison_id AS id,
+                          CASE WHEN min({VALUE_SQL}) = max({VALUE_SQL}) THEN min({VALUE_SQL}) ELSE 'tie' END AS value
+                   {source} GROUP BY r.comparison_id, r.rater_id),
+                 v AS (
+                   SELECT id, count(*) AS n, count(*) FILTER (WHERE value = 'a') AS a,
+                          count(*) FILTER (WHERE value = 'b') AS b, count(*) FILTER (WHERE value = 'tie') AS t,
+                          count(*) FILTER (WHERE value = 'both_bad') AS bb
+                   FROM rv GROUP BY id)"""
     chosen = "CASE WHEN v.a > v.b THEN c.output_a_id ELSE c.output_b_id END"
     rejected = "CASE WHEN v.a > v.b THEN c.output_b_id ELSE c.output_a_id END"
     policy = {"majority": "'majority'", "unanimous": "'unanimous'"}[aggregate]

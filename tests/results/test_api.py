@@ -184,3 +184,16 @@ def test_export_download_says_how_many_rows_it_left_out_in_its_headers(
         == f"skipped {skipped} preference pairs whose prompt, chosen or rejected text is empty"
     )
     assert len(json.loads(streamed(response))) == n_before - skipped
+
+
+def test_export_download_states_its_rater_selection_in_a_header(
+    rated: Rated, researcher: User, api_client_for: ClientFor
+) -> None:
+    client = api_client_for(researcher)
+
+    everyone = client.get(url(rated, "export/dpo.jsonl"))
+    judge = client.get(url(rated, "export/dpo.jsonl"), {"raters": "gpt-judge"})
+
+    assert everyone["X-Export-Raters"] == "raters: all (the default), 2 humans and 1 judge: humans and judges mixed"
+    assert judge["X-Export-Raters"] == "raters: gpt-judge, 0 humans and 1 judge"
+    assert all(json.loads(line)["n_ratings"] == 1 for line in streamed(judge).splitlines())

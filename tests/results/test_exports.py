@@ -63,14 +63,44 @@ def test_arena_export_gives_battles_with_the_shown_left_model_as_model_a(rated: 
     assert rows[1]["winner"] == "tie"
 
 
-def test_dpo_majority_keeps_comparisons_a_strict_majority_of_ratings_prefers(rated: Rated, tmp_path: Path) -> None:
+def test_dpo_majority_keeps_comparisons_a_strict_majority_of_raters_prefers(rated: Rated, tmp_path: Path) -> None:
     rows = read_jsonl(export(rated, tmp_path, "dpo", "d.jsonl"))
 
-    # alice, the expert (ties on every 4th) and the judge twice (reversed on every 5th): 4 votes each.
-    assert len(rows) == len(rated.comparisons) - 1  # comparison 0: 2 of 4 for the better model, no majority
+    # alice, the expert (ties on every 4th) and the judge, whose two orders are one vote (a tie when they
+    # contradict each other, on every 5th): 3 votes each.
+    n = len(rated.comparisons)
+    assert len(rows) == n - len([i for i in range(n) if i % 20 == 0])  # 1 of 3 for the better model, 2 ties
     assert all(r["chosen_model"] < r["rejected_model"] for r in rows)
     assert {r["policy"] for r in rows} == {"majority"}
-    assert rows[0]["votes_chosen"] + rows[0]["votes_rejected"] + rows[0]["votes_tie"] == rows[0]["n_ratings"]
+    assert {r["n_ratings"] for r in rows} == {3}
+    by_id = {r["comparison_id"]: r for r in rows}
+    reversed_once = by_id[rated.comparisons[5].pk]
+    assert (reversed_once["votes_chosen"], reversed_once["votes_rejected"], reversed_once["votes_tie"]) == (2, 0, 1)
+
+
+def test_dpo_counts_one_judges_two_orders_as_one_vote(rated: Rated, tmp_path: Path) -> None:
+    majority = read_jsonl(export(rated, tmp_path, "dpo", "j.jsonl", "--raters", "gpt-judge"))
+    unanimous = read_jsonl(
+        export(rated, tmp_path, "dpo", "u.jsonl", "--raters", "gpt-judge", "--aggregate", "unanimous")
+    )
+
+    n = len(rated.comparisons)
+    consistent = [i for i in range(n) if i % 5]
+    assert [r["comparison_id"] for r in majority] == [rated.comparisons[i].pk for i in consistent]
+    assert {(r["n_ratings"], r["votes_chosen"], r["votes_rejected"]) for r in majority} == {(1, 1, 0)}
+    assert unanimous == [{**r, "policy": "unanimous"} for r in majority]
+
+
+def test_export_states_its_rater_selection_and_that_it_mixes_humans_and_judges(
+    rated: Rated, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    export(rated, tmp_path, "dpo", "d.jsonl")
+    everyone = capsys.readouterr().err
+    export(rated, tmp_path, "dpo", "h.jsonl", "--raters", "humans")
+    humans = capsys.readouterr().err
+
+    assert "raters: all (the default), 2 humans and 1 judge: humans and judges mixed" in everyone
+    assert "raters: humans, 2 humans and 0 judges\n" in humans
 
 
 def test_dpo_unanimous_and_each_policies(rated: Rated, tmp_path: Path) -> None:

@@ -91,6 +91,9 @@ def test_leaderboard_table_and_errors(rated: Rated, capsys: pytest.CaptureFixtur
     out = capsys.readouterr().out
     assert "model-x" in out
     assert "raters judges" in out
+    assert "raters: judges, 0 humans and 1 judge" in out
+    board = leaderboard_json(rated, capsys=capsys)
+    assert board["rater_mix"] == {"raters": "all", "default": True, "humans": 2, "judges": 1, "mixed": True}
     with pytest.raises(CommandError, match="no campaign 'nope'"):
         call_command("leaderboard", "nope")
     with pytest.raises(CommandError, match="no rater named ghost"):

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from evalplatform.exceptions import DomainError
 from results.exports import AGGREGATES, FORMATS, write_export
 from results.management.commands._common import add_rater_arguments, get_campaign, get_selection
+from results.rater_mix import mix_note, rater_mix
 
 
 class Command(BaseCommand):
@@ -23,7 +24,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--aggregate",
             choices=AGGREGATES,
-            help="dpo only: majority (default; a strict majority of all ratings), unanimous, or each rating.",
+            help="dpo only: majority (default; a strict majority of the raters, each rater's ratings of a comparison"
+            " one vote), unanimous (every rater), or each rating.",
         )
         parser.add_argument("--exclude-raters", action="append", help="Leave out raters whose name matches GLOB.")
 
@@ -40,6 +42,7 @@ class Command(BaseCommand):
             )
         except DomainError as exc:
             raise CommandError(exc.message) from exc
+        self.stderr.write(mix_note(rater_mix(campaign, selection)))
         if written.warning:
             self.stderr.write(f"warning: {written.warning}")
         self.stderr.write(f"wrote {written.rows} rows to {options['out']}")

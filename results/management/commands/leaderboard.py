@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from evalplatform.exceptions import DomainError
 from results.leaderboards import campaign_leaderboard, side_by_side
 from results.management.commands._common import add_rater_arguments, get_campaign, get_selection
+from results.rater_mix import mix_note, rater_mix
 
 
 class Command(BaseCommand):
@@ -30,6 +31,7 @@ class Command(BaseCommand):
         try:
             selection = get_selection(campaign, options["raters"], options["exclude_raters"])
             board = campaign_leaderboard(campaign, selection, bootstrap=options["bootstrap"], seed=options["seed"])
+            board["rater_mix"] = rater_mix(campaign, selection)
             if options["side_by_side"]:
                 board["side_by_side"] = side_by_side(campaign, selection)
         except DomainError as exc:
@@ -57,6 +59,7 @@ def table(board: dict[str, Any]) -> str:
             f"{row['losses']:>6} {row['ties']:>5}"
         )
     lines += [f"warning: {w}" for w in board.get("warnings", [])]
+    lines.append(mix_note(board["rater_mix"]))
     sbs = board.get("side_by_side")
     if sbs:
         for label, corr in sbs["correlation_with_humans"].items():
