@@ -47,6 +47,7 @@ def rate(request: HttpRequest, campaign_id: int) -> HttpResponse:
         "homeUrl": reverse("frontend:home"),
         "loginUrl": reverse("login") + "?next=" + reverse("frontend:home"),
         "paused": selectors.user_progress(campaign=campaign, user=request.user).paused,
+        "comparisons": selectors.comparison_count(campaign),
     }
     context = {
         "campaign": campaign,

@@ -281,3 +281,141 @@ def test_an_annotator_removed_while_rating_is_told_and_the_rating_is_not_stored(
     expect(page.locator("#status")).to_contain_text("A rating was not accepted: You no longer annotate this campaign.")
     expect(page.locator("#comparison")).to_be_hidden()
     assert not Rating.objects.exists()
+
+
+LONG_ANSWER = "\n\n".join(f"Paragraph {i} of a long answer, worth reading in full." for i in range(60))
+LONG_INSTRUCTIONS = "\n\n".join(f"Rule {i}: read both answers to the end before you choose." for i in range(40))
+
+
+def _assert_outputs_readable_beside(page: Page, panel: str) -> None:
+    """The open panel covers no output, and the sticky answer leaves at least 300 px of them on the screen."""
+    names = (panel, "#left", "#right", "#answer")
+    panel_box, left, right, answer = (page.locator(name).bounding_box() for name in names)
+    assert panel_box is not None
+    assert left is not None
+    assert right is not None
+    assert answer is not None
+    assert panel_box["x"] >= right["x"] + right["width"]  # beside the outputs, not over them
+    visible = min(left["y"] + left["height"], answer["y"], 900) - max(left["y"], 0)
+    assert visible >= 300, (left, answer)
+
+
+def test_panels_open_beside_the_outputs_close_for_the_next_comparison_and_ctrl_enter_leaves_the_rationale(
+    page: Page, live_server: Any
+) -> None:
+    campaign, annotator = _campaign(prompts=3, texts=(LONG_ANSWER, LONG_ANSWER), instructions=LONG_INSTRUCTIONS)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _log_in(page, live_server, annotator)
+    page.click("text=Start rating")
+    comparison = page.locator("#comparison")
+    expect(comparison).to_be_visible()
+    expect(page.locator("#submit kbd")).to_be_visible()  # key hints on a desktop
+
+    page.keyboard.press("i")
+    expect(page.locator("#instructions")).to_be_visible()
+    _assert_outputs_readable_beside(page, "#instructions")
+    page.keyboard.press("?")
+    expect(page.locator("#instructions")).to_be_hidden()
+    expect(page.locator("#help")).to_be_visible()
+    expect(page.locator("#help")).to_contain_text("Ctrl+Enter")
+    _assert_outputs_readable_beside(page, "#help")
+
+    shown = comparison.get_attribute("data-assignment")
+    page.keyboard.press("1")
+    page.click("#rationale")
+    page.keyboard.type("The left one is clearer.")
+    page.keyboard.press("Control+Enter")
+    expect(comparison).not_to_have_attribute("data-assignment", shown or "")
+    expect(page.locator("#help")).to_be_hidden()  # not kept open over the next comparison
+    page.keyboard.press("2")  # a key again, not a character typed into the next rationale
+    expect(page.locator("button.choice[data-choice=right]")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#rationale")).to_have_value("")
+    expect(page.locator("#progress")).to_have_attribute("data-done", "1")
+    assert Rating.objects.get(comparison__campaign=campaign).rationale == "The left one is clearer."
+
+
+def test_undo_brings_the_answer_back_a_skip_is_said_and_not_undone_and_the_undo_offer_expires(
+    page: Page, live_server: Any
+) -> None:
+    campaign, annotator = _campaign(prompts=4)
+    page.clock.install()
+    _log_in(page, live_server, annotator)
+    page.click("text=Start rating")
+    comparison, progress, status = page.locator("#comparison"), page.locator("#progress"), page.locator("#status")
+    expect(progress).to_have_text("0 of 4 rated")
+    first = comparison.get_attribute("data-assignment")
+
+    page.keyboard.press("2")
+    page.fill("#rationale", "It cites a source.")
+    page.click("#submit")
+    expect(progress).to_have_text("1 of 4 rated")
+    page.keyboard.press("z")
+    expect(status).to_contain_text("Undone")
+    expect(comparison).to_have_attribute("data-assignment", first or "")
+    expect(page.locator("button.choice[data-choice=right]")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#rationale")).to_have_value("It cites a source.")
+    expect(progress).to_have_text("0 of 4 rated")
+
+    page.click("#submit")
+    expect(progress).to_have_text("1 of 4 rated")
+    skipped = comparison.get_attribute("data-assignment")
+    page.keyboard.press("s")
+    expect(status).to_contain_text("Skipped")
+    expect(comparison).not_to_have_attribute("data-assignment", skipped or "")
+    third = comparison.get_attribute("data-assignment")
+    page.keyboard.press("z")
+    expect(status).to_contain_text("a skipped comparison is not brought back")
+    expect(comparison).to_have_attribute("data-assignment", third or "")
+    assert Rating.objects.get(comparison__campaign=campaign).assignment_id == int(first or 0)
+
+    page.keyboard.press("1")
+    page.keyboard.press("Enter")
+    expect(progress).to_have_text("2 of 4 rated")
+    expect(status).to_have_text("Saved. Press Z within 15 s to undo.")
+    page.clock.fast_forward(16_000)
+    expect(status).to_have_text("")  # the offer goes with the window
+    expect(page.locator("#undo")).to_be_disabled()
+
+
+def test_on_a_phone_the_choices_pair_up_submit_comes_into_view_and_no_key_hints_show(
+    browser: Any, live_server: Any
+) -> None:
+    campaign, annotator = _campaign(prompts=2, instructions=LONG_INSTRUCTIONS)
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        _log_in(page, live_server, annotator)
+        page.tap("text=Start rating")
+        expect(page.locator("#comparison")).to_be_visible()
+        boxes = [button.bounding_box() for button in page.locator("button.choice").all()]
+        assert len(boxes) == 4
+        rows: dict[float, list[float]] = {}
+        for box in boxes:
+            assert box is not None
+            rows.setdefault(round(box["y"]), []).append(round(box["width"]))
+        assert [len(widths) for widths in rows.values()] == [2, 2]  # two even rows, not 1, 2, 1
+        assert all(max(widths) - min(widths) <= 1 for widths in rows.values())
+        expect(page.locator(".answer kbd").first).to_be_hidden()
+        expect(page.locator("#toggle-help")).to_be_hidden()
+
+        left = page.locator("button.choice[data-choice=left]")
+        left.evaluate("button => button.scrollIntoView({block: 'end'})")  # the choices at the screen's bottom edge
+        left.tap()
+        submit = page.locator("#submit").bounding_box()
+        assert submit is not None
+        assert submit["y"] >= 0
+        assert submit["y"] + submit["height"] <= 844
+
+        page.tap("#toggle-instructions")
+        instructions, first_output = page.locator("#instructions").bounding_box(), page.locator("#left").bounding_box()
+        assert instructions is not None
+        assert first_output is not None
+        assert instructions["y"] + instructions["height"] <= first_output["y"]  # in the page's flow, above
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.tap("#submit")
+        expect(page.locator("#progress")).to_have_text("1 of 2 rated")
+        expect(page.locator("#instructions")).to_be_hidden()
+        assert Rating.objects.filter(comparison__campaign=campaign).count() == 1
+    finally:
+        context.close()

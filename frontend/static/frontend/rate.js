@@ -22,6 +22,7 @@
   let choice = null;
   let strength = null;
   let lastRated = null;        // {view, item, at}: what Z brings back
+  let skippedLast = false;     // the last action was a skip: Z has nothing to bring back (a skip is not undone)
   const pending = new Set();   // assignments whose rating or skip is still on its way: never fetch them again
   let exhausted = false;
   let visibleSince = null;     // time on task counts only while the tab is visible
@@ -75,13 +76,14 @@
       "Sign in again in a new tab", config.loginUrl);
   }
 
+  // "N of M": M is the quota, or the campaign's comparisons (each may be rated once) when there is none or fewer.
   function showProgress(progress) {
     if (!progress) return;
     if (progress.paused) pause();
-    let text = progress.done + " rated";
-    if (progress.quota !== null) text += " of " + progress.quota + " · " + progress.remaining + " remaining";
-    els.progress.textContent = text;
+    const total = progress.quota === null ? config.comparisons : Math.min(progress.quota, config.comparisons);
+    els.progress.textContent = progress.done + " of " + total + " rated";
     els.progress.dataset.done = String(progress.done);
+    els.progress.dataset.total = String(total);
   }
 
   // ---- fetching comparisons -------------------------------------------------------------------------------
@@ -127,9 +129,16 @@
       }
     }
     const view = queue.shift();
+    closePanels();  // instructions and keys are read once, not kept open over every comparison
     if (!view) { finish(); return; }
     show(view);
     prefetch();
+  }
+
+  // A message about what was just done, once the next comparison (or the end) is on screen; an error said
+  // meanwhile (the next one could not be loaded, the campaign stopped) is kept.
+  function sayAfter(advancing, message) {
+    advancing.then(() => { if (!els.status.classList.contains("error")) say(message, "ok"); });
   }
 
   function finish() {
@@ -220,6 +229,12 @@
     setChoice(value);
   }
 
+  // After a tap or click on a choice, Submit comes into view (on a phone it is often below the screen's edge).
+  function revealSubmit() {
+    const box = els.submit.getBoundingClientRect();
+    if (box.top < 0 || box.bottom > window.innerHeight) els.submit.scrollIntoView({ block: "nearest" });
+  }
+
   function render() {
     document.querySelectorAll("button.choice").forEach((b) => {
       b.setAttribute("aria-pressed", String(b.dataset.choice === choice));
@@ -265,18 +280,28 @@
     outbox.push(item);
     pending.add(item.assignment);
     saveOutbox();
-    lastRated = { view: current, item: item, at: Date.now() };
-    setTimeout(render, config.undoSeconds * 1000 + 50);
+    const rated = { view: current, item: item, at: Date.now() };
+    lastRated = rated;
+    skippedLast = false;
+    const message = "Saved. Press Z within " + config.undoSeconds + " s to undo.";
+    setTimeout(() => {
+      render();
+      if (lastRated === rated && els.status.textContent === message) say("");  // the undo window has closed
+    }, config.undoSeconds * 1000 + 50);
+    // Leave the rationale box: the next "1" chooses Left rather than being typed into the next rationale.
+    if (document.activeElement === els.rationale) els.rationale.blur();
     flush();
-    advance();
-    say("Saved. Press Z within " + config.undoSeconds + " s to undo.", "ok");
+    sayAfter(advance(), message);
   }
 
   async function skip() {
     if (!current || pending.has(current.assignment)) return;
     const id = current.assignment;
     pending.add(id);
-    advance();
+    // Z now has nothing to undo: the rating before the skip is not brought back in place of the skipped one.
+    lastRated = null;
+    skippedLast = true;
+    sayAfter(advance(), "Skipped: this comparison goes to someone else.");
     try {
       for (let attempt = 0; attempt < 5; attempt++) {
         try { await post(assignmentUrl(id, "skip")); return; }
@@ -292,7 +317,11 @@
   }
 
   async function undo() {
-    if (!canUndo()) { say("Nothing to undo (a rating can be undone within " + config.undoSeconds + " s).", "error"); return; }
+    if (!canUndo()) {
+      if (skippedLast) say("Nothing to undo: a skipped comparison is not brought back.", "error");
+      else say("Nothing to undo (a rating can be undone within " + config.undoSeconds + " s).", "error");
+      return;
+    }
     const rated = lastRated;
     lastRated = null;
     const unsent = outbox.indexOf(rated.item);
@@ -300,7 +329,7 @@
       outbox.splice(unsent, 1);  // never sent: just forget it
       pending.delete(rated.item.assignment);
       saveOutbox();
-      restore(rated.view);
+      restore(rated.view, rated.item.body);
       return;
     }
     await waitFor(() => !outbox.includes(rated.item));
@@ -308,15 +337,20 @@
     if (result.status === 200) {
       progressVersion += 1;
       result.data.progressVersion = progressVersion;
-      restore(result.data);
+      restore(result.data, rated.item.body);
       return;
     }
     say((result.data && result.data.detail) || "Could not undo.", "error");
   }
 
-  function restore(view) {
+  // Show the undone comparison again with the answer given (choice, strength, rationale) selected, to change.
+  function restore(view, answer) {
     if (current) queue.unshift(current);
     show(view);
+    choice = answer.choice;
+    strength = answer.strength;
+    els.rationale.value = answer.rationale;
+    render();
     say("Undone: rate this comparison again.", "ok");
   }
 
@@ -414,7 +448,18 @@
 
   const KEY_CHOICES = { "1": "left", "2": "right", "3": "tie", "4": "both_bad" };
 
-  function toggle(el) { el.hidden = !el.hidden; }
+  function toggle(el) {
+    const opening = el.hidden;
+    closePanels();
+    el.hidden = !opening;
+    document.body.classList.toggle("panel-open", opening);
+  }
+
+  function closePanels() {
+    els.help.hidden = true;
+    els.instructions.hidden = true;
+    document.body.classList.remove("panel-open");
+  }
 
   document.addEventListener("keydown", (event) => {
     if (event.altKey || event.metaKey || (event.ctrlKey && event.key !== "Enter")) return;
@@ -435,17 +480,21 @@
     else if (key === "z") undo();
     else if (key === "?" || (key === "/" && event.shiftKey)) toggle(els.help);
     else if (key === "i") toggle(els.instructions);
-    else if (key === "escape") { els.help.hidden = true; els.instructions.hidden = true; }
+    else if (key === "escape") closePanels();
     else return;
     event.preventDefault();
   });
 
-  document.querySelectorAll("button.choice").forEach((b) => b.addEventListener("click", () => pick(b.dataset.choice)));
+  document.querySelectorAll("button.choice").forEach((b) => b.addEventListener("click", () => {
+    pick(b.dataset.choice);
+    revealSubmit();
+  }));
   els.form.addEventListener("submit", (event) => { event.preventDefault(); submit(); });
   els.skip.addEventListener("click", skip);
   els.undo.addEventListener("click", undo);
   $("toggle-help").addEventListener("click", () => toggle(els.help));
   $("toggle-instructions").addEventListener("click", () => toggle(els.instructions));
+  document.querySelectorAll("button.close-panel").forEach((b) => b.addEventListener("click", closePanels));
 
   buildStrengths();
   flush();
