@@ -398,6 +398,7 @@ def test_on_a_phone_the_choices_pair_up_submit_comes_into_view_and_no_key_hints_
         assert all(max(widths) - min(widths) <= 1 for widths in rows.values())
         expect(page.locator(".answer kbd").first).to_be_hidden()
         expect(page.locator("#toggle-help")).to_be_hidden()
+        expect(page.locator("#toggle-instructions")).to_have_text("Instructions", use_inner_text=True)
 
         left = page.locator("button.choice[data-choice=left]")
         left.evaluate("button => button.scrollIntoView({block: 'end'})")  # the choices at the screen's bottom edge
@@ -415,6 +416,7 @@ def test_on_a_phone_the_choices_pair_up_submit_comes_into_view_and_no_key_hints_
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         page.tap("#submit")
         expect(page.locator("#progress")).to_have_text("1 of 2 rated")
+        expect(page.locator("#status")).to_have_text("Saved. Tap Undo within 15 s to undo.")
         expect(page.locator("#instructions")).to_be_hidden()
         assert Rating.objects.filter(comparison__campaign=campaign).count() == 1
     finally:

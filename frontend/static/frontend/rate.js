@@ -14,6 +14,8 @@
     instructions: $("instructions"), form: $("answer"),
   };
   const STRENGTH_NAMES = { 2: ["slightly", "clearly"], 3: ["slightly", "clearly", "much"] };
+  // The same test as the style sheet's: a touch screen is told about buttons, not keys.
+  const TOUCH = window.matchMedia("(hover: none) and (pointer: coarse)").matches;
   const OUTBOX_KEY = "evalplatform.outbox." + config.campaign;
 
   let current = null;          // the assignment on screen
@@ -266,7 +268,7 @@
     if (!current || choice === null || pending.has(current.assignment)) return;
     const rationale = els.rationale.value;
     if (config.requireRationale && !rationale.trim()) {
-      say("This campaign asks for a rationale: write it, then press Ctrl+Enter.", "error");
+      say("This campaign asks for a rationale: write it, then " + (TOUCH ? "tap Submit." : "press Ctrl+Enter."), "error");
       els.rationale.focus();
       return;
     }
@@ -283,7 +285,7 @@
     const rated = { view: current, item: item, at: Date.now() };
     lastRated = rated;
     skippedLast = false;
-    const message = "Saved. Press Z within " + config.undoSeconds + " s to undo.";
+    const message = "Saved. " + (TOUCH ? "Tap Undo" : "Press Z") + " within " + config.undoSeconds + " s to undo.";
     setTimeout(() => {
       render();
       if (lastRated === rated && els.status.textContent === message) say("");  // the undo window has closed
