@@ -29,12 +29,16 @@ if TYPE_CHECKING:
     from scoring.krippendorff import krippendorff_alpha
     from scoring.llm_agreement import LooModeAgreement, MTBenchAgreement, loo_mode_agreement, mtbench_agreement
     from scoring.position import PositionBias, PositionConsistency, position_bias, position_consistency
+    from scoring.ppi import PPIData, PPILeaderboard, PPIRating, ppi_bradley_terry, ppi_leaderboard
     from scoring.ratings import RatingTable, rating_table, rating_table_from_matrix
 
 _EXPORTS = {
     "AgreementResult": "scoring.agreement",
     "LooModeAgreement": "scoring.llm_agreement",
     "MTBenchAgreement": "scoring.llm_agreement",
+    "PPIData": "scoring.ppi",
+    "PPILeaderboard": "scoring.ppi",
+    "PPIRating": "scoring.ppi",
     "PositionBias": "scoring.position",
     "PositionConsistency": "scoring.position",
     "RatingTable": "scoring.ratings",
@@ -50,6 +54,8 @@ _EXPORTS = {
     "percent_agreement": "scoring.agreement",
     "position_bias": "scoring.position",
     "position_consistency": "scoring.position",
+    "ppi_bradley_terry": "scoring.ppi",
+    "ppi_leaderboard": "scoring.ppi",
     "rating_table": "scoring.ratings",
     "rating_table_from_matrix": "scoring.ratings",
     "scott_pi": "scoring.agreement",
@@ -67,6 +73,9 @@ __all__ = [
     "LooModeAgreement",
     "MTBenchAgreement",
     "ModelRating",
+    "PPIData",
+    "PPILeaderboard",
+    "PPIRating",
     "PositionBias",
     "PositionConsistency",
     "RatingTable",
@@ -86,6 +95,8 @@ __all__ = [
     "percent_agreement",
     "position_bias",
     "position_consistency",
+    "ppi_bradley_terry",
+    "ppi_leaderboard",
     "rating_table",
     "rating_table_from_matrix",
     "read_battle_counts",
