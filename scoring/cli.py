@@ -38,6 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
     rank.add_argument("--anchor", type=_anchor, default=None, metavar="MODEL=RATING")
     rank.add_argument("--elo", action="store_true", help="also report online Elo (K=4)")
     rank.add_argument("--format", choices=("json", "table"), default="json")
+    rank.add_argument(
+        "--combine",
+        choices=("ppi",),
+        default=None,
+        help="rank human and LLM-judge votes together (PPI; records carry question_id, judge, rater_kind)",
+    )
+    rank.add_argument("--judge", action="append", default=None, metavar="NAME", help="with --combine: only this judge")
     filters = rank.add_argument_group("filters (FastChat's analysis options)")
     filters.add_argument("--anony-only", action="store_true", help="only anonymous battles (anony: true)")
     filters.add_argument("--language", default=None, metavar="L", help="only battles whose language is L")
@@ -114,6 +121,12 @@ def _categories(text: str) -> list[str]:
 
 def run_rank(args: argparse.Namespace) -> str:
     """Return the rendered leaderboard for the ``rank`` command."""
+    if args.combine == "ppi":
+        from scoring.ppi_cli import run_rank_ppi
+
+        return run_rank_ppi(args)
+    if args.judge:
+        raise ValueError("--judge needs --combine ppi")
     filters = battle_filter(args)
     try:
         counts = read_battle_counts(args.file, filters)
