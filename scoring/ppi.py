@@ -79,6 +79,30 @@ class PPIData:
         index = {m: i for i, m in enumerate(models)}
         lcells = _cells([(index[a], index[b], y, yh) for a, b, y, yh in lab], 4)
         ucells = _cells([(index[a], index[b], yh) for a, b, yh in unl], 3)
+        return cls._from_cells(models, lcells, ucells)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        models: Sequence[str],
+        labelled: tuple[NDArray[np.integer], NDArray[np.integer], Array, Array],
+        unlabelled: tuple[NDArray[np.integer], NDArray[np.integer], Array],
+    ) -> PPIData:
+        """Aggregate comparisons given as arrays of model indices and scores: (a, b, y, yhat) and (a, b, yhat)."""
+        lab = np.column_stack([np.asarray(col, dtype=np.float64) for col in labelled])
+        unl = np.column_stack([np.asarray(col, dtype=np.float64) for col in unlabelled])
+        if ((lab[:, 2:] < 0) | (lab[:, 2:] > 1)).any() or ((unl[:, 2] < 0) | (unl[:, 2] > 1)).any():
+            raise ValueError("scores must lie in [0, 1]")
+        if (lab[:, 0] == lab[:, 1]).any() or (unl[:, 0] == unl[:, 1]).any():
+            raise ValueError("comparison of a model against itself")
+        indices = np.concatenate([lab[:, :2].ravel(), unl[:, :2].ravel()])
+        if len(indices) and (indices.min() < 0 or indices.max() >= len(models)):
+            raise ValueError("model indices must lie in [0, len(models))")
+        return cls._from_cells(tuple(models), _cells(lab, 4), _cells(unl, 3))
+
+    @classmethod
+    def _from_cells(cls, models: tuple[str, ...], lcells: list[Array], ucells: list[Array]) -> PPIData:
+        """Build from the columns returned by ``_cells``."""
         return cls(
             models=models,
             la=lcells[0].astype(np.intp),
@@ -93,9 +117,9 @@ class PPIData:
         )
 
 
-def _cells(rows: Sequence[tuple[float, ...]], width: int) -> list[Array]:
+def _cells(rows: Sequence[tuple[float, ...]] | Array, width: int) -> list[Array]:
     """Return the columns of the distinct rows plus their counts."""
-    if not rows:
+    if not len(rows):
         return [np.zeros(0) for _ in range(width + 1)]
     distinct, counts = np.unique(np.asarray(rows, dtype=np.float64), axis=0, return_counts=True)
     return [distinct[:, k] for k in range(width)] + [counts.astype(np.float64)]

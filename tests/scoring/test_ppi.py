@@ -173,3 +173,14 @@ def test_to_dict_is_shaped_like_the_rank_output() -> None:
     assert payload["n_labelled"] == 300
     assert payload["n_unlabelled"] == 3000
     assert len(payload["win_probability"]["matrix"]) == 4
+
+
+def test_from_arrays_aggregates_like_from_comparisons() -> None:
+    rng = np.random.default_rng(9)
+    data, (a, b, y, yhat), (ua, ub, uyhat) = make_data(rng, 200, 800, agree=0.7)
+    order = [index(name) for name in NAMES]
+    remap = np.array(order)
+    arrays = PPIData.from_arrays(sorted(NAMES), (remap[a], remap[b], y, yhat), (remap[ua], remap[ub], uyhat))
+    assert np.allclose(ppi_fit(arrays).theta, ppi_fit(data).theta, atol=1e-12)
+    with pytest.raises(ValueError, match="model indices"):
+        PPIData.from_arrays(["x", "y"], (a, b, y, yhat), (ua, ub, uyhat))
