@@ -10,7 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
+from django.contrib.auth.models import User
+from rest_framework.authtoken.models import Token
 
+from annotation.models import Campaign, Comparison
 from evalplatform_client import (
     Client,
     Conflict,
@@ -348,3 +351,46 @@ def test_stderr_progress_rewrites_one_line_and_ends_it() -> None:
         "\rjudge run #3: 5/18 verdicts\rjudge run #3: 18/18 verdicts\n"
         "\rupload a.jsonl: 25% (0.5 of 2.0 MB)\rexport b.csv: 1.2 MB" + " " * 15
     )
+
+
+class LosesAnswers(httpx.BaseTransport):
+    """A real HTTP transport that loses the answer to the first attempt of each call (each new Idempotency-Key),
+    after the server has done its work."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.keys: set[str] = set()
+        self.replayed: list[str] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.inner.handle_request(request)
+        key = request.headers.get("Idempotency-Key")
+        if key and key not in self.keys:
+            self.keys.add(key)
+            response.read()
+            raise httpx.ReadError("connection reset before the answer arrived", request=request)
+        if key:
+            self.replayed.append(response.headers.get("Idempotent-Replayed", ""))
+        return response
+
+
+@pytest.mark.django_db(transaction=True)
+def test_creates_uploads_and_generation_whose_answers_were_lost_are_done_once_on_a_live_server(
+    live_server: Any, researcher: User, tmp_path: Path
+) -> None:
+    token, _ = Token.objects.get_or_create(user=researcher)
+    transport = LosesAnswers()
+    client = Client(live_server.url, token=str(token.key), transport=transport, sleep=lambda _: None, progress=False)
+    rows = [{"prompt_id": f"q{p}", "prompt": f"Q{p}", "model": m, "output": f"{m} {p}"} for p in range(2) for m in "xy"]
+    path = tmp_path / "outputs.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+    campaign = client.campaigns.create(name="Once", slug="once")
+    summary = campaign.upload_outputs(path)
+    report = campaign.generate(strategy="all_pairs")
+
+    assert transport.replayed == ["true", "true", "true"]  # each retry got the first answer back
+    assert Campaign.objects.filter(slug="once").count() == 1
+    assert summary["created"] == {"prompts": 2, "outputs": 4}  # the first answer, not "nothing new"
+    assert report["created"] == 2
+    assert Comparison.objects.filter(campaign__slug="once").count() == 2
