@@ -171,6 +171,11 @@ class LeaderboardApi(APIView):
             min_value=0, max_value=2000, default=0, help_text="Bootstrap rounds for the intervals (0: sandwich)."
         )
         seed = serializers.IntegerField(min_value=0, default=0, help_text="Seed of the bootstrap.")
+        combine = serializers.ChoiceField(
+            choices=["ppi"],
+            required=False,
+            help_text="ppi: rank humans and judges together (prediction-powered; sandwich intervals, bootstrap 0).",
+        )
 
     QUERY = Query()
 
@@ -179,8 +184,12 @@ class LeaderboardApi(APIView):
         campaign = access_campaign_results(user=request.user, slug=slug)
         options = validated(self.QUERY, request.query_params.dict())
         selection = selection_from(request, campaign)
-        board = campaign_leaderboard(campaign, selection, bootstrap=options["bootstrap"], seed=options["seed"])
-        board["side_by_side"] = side_by_side(campaign, selection)
+        combine = options.get("combine")
+        board = campaign_leaderboard(
+            campaign, selection, bootstrap=options["bootstrap"], seed=options["seed"], combine=combine
+        )
+        if not combine:
+            board["side_by_side"] = side_by_side(campaign, selection)
         return Response(board)
 
 

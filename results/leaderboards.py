@@ -20,7 +20,9 @@ from django.core.cache import cache
 
 import scoring
 from annotation.models import Campaign
+from evalplatform.exceptions import DomainError
 from results.counts import BattleTally, battle_tally
+from results.ppi import compute_ppi_leaderboard
 from results.raters import RaterSelection
 from results.selectors import (
     A_LEFT_SQL,
@@ -59,14 +61,18 @@ def campaign_leaderboard(
     seed: int = 0,
     with_elo: bool | None = None,
     force: bool = False,
+    combine: str | None = None,
 ) -> dict[str, Any]:
     """Return the campaign's leaderboard under a rater selection, from the cache when the ratings are unchanged.
 
     Online Elo replays every rating in order, so by default (``with_elo=None``) a request computes it only for
     campaigns of at most ELO_SYNC_LIMIT ratings; for larger ones it is served when the background refresh has
-    cached it, and left out otherwise.
+    cached it, and left out otherwise. ``combine="ppi"`` ranks the selected humans and judges together by
+    prediction-powered inference (``results/ppi.py``; sandwich intervals, no Elo, ``bootstrap`` must be 0).
     """
     version = ratings_version()
+    if combine is not None:
+        return _combined_leaderboard(campaign, selection, combine, bootstrap, version.key, force)
 
     def key(elo: bool | None) -> str:
         return cache_key("leaderboard", campaign.pk, selection.key, bootstrap, seed, elo, version.key)
@@ -80,6 +86,18 @@ def campaign_leaderboard(
             force=force,
         )
     )
+
+
+def _combined_leaderboard(
+    campaign: Campaign, selection: RaterSelection, combine: str, bootstrap: int, version: str, force: bool
+) -> dict[str, Any]:
+    """Return the human + judge leaderboard (cached like the others); raise DomainError on bad options."""
+    if combine != "ppi":
+        raise DomainError(f"combine: unknown method {combine!r} (expected ppi)", field="combine")
+    if bootstrap:
+        raise DomainError("combine=ppi gives analytic intervals: leave bootstrap at 0", field="bootstrap")
+    key = cache_key("leaderboard-ppi", campaign.pk, selection.key, version)
+    return dict(cached(key, lambda: compute_ppi_leaderboard(campaign, selection), force=force))
 
 
 def compute_leaderboard(

@@ -1,4 +1,4 @@
-"""manage.py leaderboard CAMPAIGN [--raters humans|judges|all|NAME,...] [--bootstrap N] [--json]."""
+"""manage.py leaderboard CAMPAIGN [--raters humans|judges|all|NAME,...] [--bootstrap N] [--combine ppi] [--json]."""
 
 from __future__ import annotations
 
@@ -23,6 +23,12 @@ class Command(BaseCommand):
         parser.add_argument("--exclude-raters", action="append", help="Leave out raters whose name matches GLOB.")
         parser.add_argument("--side-by-side", action="store_true", help="Also rank by humans and each judge.")
         parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
+        parser.add_argument(
+            "--combine",
+            choices=["ppi"],
+            default=None,
+            help="Rank humans and judges together (prediction-powered: all judge ratings plus the human ones).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         campaign = get_campaign(options["campaign"])
@@ -30,13 +36,36 @@ class Command(BaseCommand):
             raise CommandError("--bootstrap must be 0 or more")
         try:
             selection = get_selection(campaign, options["raters"], options["exclude_raters"])
-            board = campaign_leaderboard(campaign, selection, bootstrap=options["bootstrap"], seed=options["seed"])
+            board = campaign_leaderboard(
+                campaign, selection, bootstrap=options["bootstrap"], seed=options["seed"], combine=options["combine"]
+            )
+            if options["combine"]:
+                self.stdout.write(json.dumps(board, indent=2) if options["json"] else combined_table(board))
+                return
             board["rater_mix"] = rater_mix(campaign, selection)
             if options["side_by_side"]:
                 board["side_by_side"] = side_by_side(campaign, selection)
         except DomainError as exc:
             raise CommandError(exc.message) from exc
         self.stdout.write(json.dumps(board, indent=2) if options["json"] else table(board))
+
+
+def combined_table(board: dict[str, Any]) -> str:
+    """Return the human + judge (prediction-powered) leaderboard as a text table."""
+    lines = [
+        f"{board['campaign']}: humans and judges combined (prediction-powered), raters {board['raters']}: "
+        f"{board['n_labelled']} comparisons rated by both, {board['n_unlabelled']} by judges only"
+        + (f", lambda {board['lambda']:.3f}" if "lambda" in board else ""),
+        f"{'rank':>4} {'ub':>3}  {'model':<28} {'rating':>8} {'95% interval':>19} {'humans only':>12} {'paired':>7}",
+    ]
+    for row in board["ratings"]:
+        lines.append(
+            f"{row['rank']:>4} {row['rank_ub']:>3}  {row['model']:<28} {row['rating']:>8.1f} "
+            f"[{row['lower']:>7.1f}, {row['upper']:>7.1f}] {'+-':>3}{1.96 * row['se_human']:>6.1f} pt "
+            f"{row['labelled']:>7}"
+        )
+    lines += [f"warning: {w}" for w in board.get("warnings", [])]
+    return "\n".join(lines)
 
 
 def table(board: dict[str, Any]) -> str:
