@@ -1,0 +1,103 @@
+"""The client's calls against a live server without a worker: settings, gold, comparisons, status moves, judge runs
+started, cancelled and resumed (their tasks stay in the in-memory broker), and the server's refusals as typed errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from rest_framework.authtoken.models import Token
+
+from evalplatform_client import Campaign, Client, Conflict, ImportRefused, NotFound, ValidationError
+from judging import services as judging_services
+
+IDLE_ENDPOINT = "http://127.0.0.1:9/v1"  # nothing listens: no worker runs in these tests anyway
+
+
+def client_for(live_server: Any, user: User) -> Client:
+    token, _ = Token.objects.get_or_create(user=user)
+    return Client(live_server.url, token=str(token.key), progress=False, poll_interval=0.05)
+
+
+def set_up(client: Client, tmp_path: Path) -> Campaign:
+    rows = [
+        {"prompt_id": f"q{p}", "prompt": f"Question {p}", "model": model, "output": f"{model} says {p}"}
+        for p in range(3)
+        for model in ("m1", "m2")
+    ]
+    path = tmp_path / "outputs.csv"
+    path.write_text("prompt_id,prompt,model,output\n" + "".join(",".join(row.values()) + "\n" for row in rows))
+    campaign = client.campaigns.create(name="Settings", slug="settings", label_scheme="four_way")
+    campaign.upload_outputs(path)
+    campaign.generate()
+    return campaign
+
+
+@pytest.mark.django_db(transaction=True)
+def test_settings_gold_comparisons_and_status_moves_through_the_client(
+    live_server: Any, researcher: User, annotator: User, tmp_path: Path
+) -> None:
+    client = client_for(live_server, researcher)
+    campaign = set_up(client, tmp_path)
+
+    changed = campaign.update(require_rationale=True, instructions="Pick the *clearer* answer.")
+    assert (changed.data["require_rationale"], changed.data["instructions"]) == (True, "Pick the *clearer* answer.")
+    with pytest.raises(ValidationError) as refused:
+        campaign.update(pairing_strategy="baseline")
+    assert refused.value.errors == {"baseline_model": ["The baseline strategy needs the name of the baseline model."]}
+    assert "baseline_model: The baseline strategy needs" in str(refused.value)
+
+    gold = [{"prompt_id": "q1", "model_a": "m1", "model_b": "m2", "gold": "model_b"}]
+    assert campaign.upload_gold(records=gold, dry_run=True)["dry_run"] is True
+    assert list(campaign.comparisons(gold=True)) == []
+    campaign.upload_gold(records=gold)
+    assert [c["question_id"] for c in campaign.comparisons(gold=True)] == ["q1"]
+    assert len(list(campaign.comparisons(page_size=2))) == 3
+    with pytest.raises(ImportRefused) as bad:
+        campaign.upload_gold(records=[{"prompt_id": "q9", "model_a": "m1", "model_b": "m2", "gold": "model_a"}])
+    assert bad.value.lines
+    assert bad.value.lines[0].startswith("records.jsonl:1:")
+
+    summary = client.campaigns.get("settings")
+    assert (summary.status, summary.data["n_prompts"], sorted(summary.data["models"])) == ("draft", 3, ["m1", "m2"])
+    assert [c["slug"] for c in client.campaigns.list()] == ["settings"]
+    assert campaign.open().status == "active"
+    assert campaign.pause().status == "paused"
+    assert campaign.open().status == "active"
+    assert campaign.close().status == "closed"
+    with pytest.raises(Conflict):
+        campaign.pause()
+
+    with pytest.raises(NotFound):
+        client_for(live_server, annotator).campaign("settings").leaderboard()
+    with pytest.raises(NotFound):
+        client.campaign("no-such-campaign").refresh()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_judge_run_started_cancelled_resumed_and_listed_through_the_client(
+    live_server: Any, researcher: User, settings: Any, tmp_path: Path
+) -> None:
+    settings.EVALPLATFORM_JUDGE_ALLOWED_ENDPOINTS = [IDLE_ENDPOINT]
+    settings.EVALPLATFORM_JUDGE_KEY_ENVS = []
+    judging_services.save_judge(name="idle-judge", base_url=IDLE_ENDPOINT, model="m", template="arena_hard")
+    client = client_for(live_server, researcher)
+    campaign = set_up(client, tmp_path)
+
+    assert "idle-judge" in [judge["name"] for judge in client.judges.list()]
+    with pytest.raises(ValidationError) as unknown:
+        campaign.judge("no-such-judge")
+    assert "judge" in unknown.value.errors
+
+    run = campaign.judge("idle-judge", limit=2, orders="one")
+    assert (run.status, run.progress["total"]) == ("running", 2)
+    assert [v["state"] for v in run.verdicts()] == ["pending", "pending"]
+    assert run.cancel().status == "cancelled"
+    with pytest.raises(Conflict):
+        run.cancel()
+    assert run.resume().status == "running"
+    assert campaign.judge_run(run.id).status == "running"
+    assert [r.id for r in campaign.judge_runs(status="running")] == [run.id]
+    assert run.data["judge"] == "idle-judge"
