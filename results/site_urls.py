@@ -12,4 +12,5 @@ urlpatterns = [
     path("", views.campaign_index, name="index"),
     path("<slug:slug>/", views.leaderboard_page, name="leaderboard"),
     path("<slug:slug>/agreement/", views.agreement_page, name="agreement"),
+    path("<slug:slug>/combined/", views.combined_page, name="combined"),
 ]

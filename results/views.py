@@ -67,6 +67,16 @@ def leaderboard_page(campaign: Campaign, selection: RaterSelection) -> dict[str,
     return leaderboard_context(campaign, selection)
 
 
+@researcher_page("results/combined.html")
+def combined_page(campaign: Campaign, selection: RaterSelection) -> dict[str, Any]:
+    board = campaign_leaderboard(campaign, selection, combine="ppi")
+    rows = [dict(row, rank_worst=worst_rank(row, board["ratings"])) for row in board["ratings"]]
+    for row in rows:
+        row["narrower"] = 1 - row["se"] / row["se_human"] if row["se_human"] else None
+    pictures = {"intervals": svg.interval_chart(rows)} if rows else {}
+    return {"campaign": campaign, "selection": selection, "board": board, "rows": rows, "pictures": pictures}
+
+
 @researcher_page("results/agreement.html")
 def agreement_page(campaign: Campaign, selection: RaterSelection) -> dict[str, Any]:
     return agreement_context(campaign, selection)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
+from django.test import Client
 
 import scoring
 from annotation.models import Campaign, Comparison, Output, Prompt, Rater
@@ -129,3 +130,26 @@ def test_api_takes_combine_ppi_and_validates_it(mixed: Mixed, researcher: User, 
     refused = client.get(url, {"combine": "ppi", "bootstrap": "5"})
     assert refused.status_code == 400
     assert "bootstrap" in json.dumps(refused.json())
+
+
+def test_site_page_shows_the_combined_table_beside_the_humans_only_rating(mixed: Mixed, researcher: User) -> None:
+    client = Client()
+    client.force_login(researcher)
+    response = client.get(f"/results/{mixed.campaign.slug}/combined/")
+    page = response.content.decode()
+    report = compute_ppi_leaderboard(mixed.campaign, parse_raters("all"))
+    best = report["ratings"][0]
+
+    assert response.status_code == 200
+    assert "30 comparisons rated by humans and a judge" in page
+    assert f"{best['rating']:.1f}" in page
+    assert f"{best['rating_human']:.1f}" in page
+    assert f"{round(100 * (1 - best['se'] / best['se_human']))}%" in page
+    assert page.count("<svg") == 1
+    assert 'aria-current="page">Humans + judges' in page
+
+
+def test_site_page_refuses_strangers(mixed: Mixed, other_annotator: User) -> None:
+    client = Client()
+    client.force_login(other_annotator)
+    assert client.get(f"/results/{mixed.campaign.slug}/combined/").status_code in (403, 404)
