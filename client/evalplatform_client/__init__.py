@@ -8,7 +8,8 @@ campaign = client.campaigns.create(name="Weekly", slug="weekly")
 from __future__ import annotations
 
 from evalplatform_client._http import RetryPolicy
-from evalplatform_client.client import Campaign, Campaigns, Client, ExportResult, JudgeRun, Judges
+from evalplatform_client.campaign import Campaign, ExportResult
+from evalplatform_client.client import Campaigns, Client, Judges
 from evalplatform_client.errors import (
     APIError,
     AuthenticationFailed,
@@ -26,6 +27,7 @@ from evalplatform_client.errors import (
     WaitTimeout,
 )
 from evalplatform_client.progress import Progress, StderrProgress
+from evalplatform_client.runs import JudgeRun
 
 __all__ = [
     "APIError",
