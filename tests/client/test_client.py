@@ -3,9 +3,11 @@ started, cancelled and resumed (their tasks stay in the in-memory broker), and t
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from django.contrib.auth.models import User
 from rest_framework.authtoken.models import Token
@@ -101,3 +103,57 @@ def test_a_judge_run_started_cancelled_resumed_and_listed_through_the_client(
     assert campaign.judge_run(run.id).status == "running"
     assert [r.id for r in campaign.judge_runs(status="running")] == [run.id]
     assert run.data["judge"] == "idle-judge"
+
+
+def every_call(client: Client, tmp_path: Path) -> None:
+    """Call each of the client's methods that sends a request once."""
+    upload = tmp_path / "outputs.jsonl"
+    upload.write_text("{}\n")
+    client.campaigns.list()
+    client.judges.list()
+    campaign = client.campaigns.create(name="n", slug="s")
+    client.campaigns.get("s")
+    campaign.update(name="m")
+    campaign.upload_outputs(upload)
+    campaign.upload_gold(records=[{}])
+    campaign.import_job(1)
+    campaign.generate()
+    campaign.set_annotators(users=[])
+    campaign.open()
+    list(campaign.comparisons())
+    list(campaign.ratings())
+    campaign.leaderboard()
+    campaign.agreement()
+    campaign.export("dpo", tmp_path / "dpo.jsonl")
+    run = campaign.judge("j")
+    list(campaign.judge_runs())
+    campaign.judge_run(run.id).cancel().resume()
+    list(run.verdicts())
+
+
+def test_the_client_calls_every_researcher_and_judge_endpoint_of_the_openapi_schema(tmp_path: Path) -> None:
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    operations = {
+        (method.upper(), path)
+        for path, item in schema["paths"].items()
+        if path.startswith(("/api/v1/research/", "/api/v1/judges/"))
+        for method in item
+        if method in ("get", "post", "put", "patch", "delete")
+    }
+    sent: list[tuple[str, str]] = []
+    anything = {"slug": "s", "id": 1, "status": "active", "progress": {"finished": 0, "total": 0}, "count": 0}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append((request.method, request.url.path))
+        return httpx.Response(200, json={**anything, "results": []})
+
+    every_call(Client("http://x.test", transport=httpx.MockTransport(answer), progress=False), tmp_path)
+
+    def called(method: str, template: str) -> bool:
+        pattern = re.compile(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$")
+        return any(m == method and pattern.match(path) for m, path in sent)
+
+    assert len(operations) >= 20
+    assert sorted(op for op in operations if not called(*op)) == []
