@@ -394,3 +394,18 @@ def test_creates_uploads_and_generation_whose_answers_were_lost_are_done_once_on
     assert summary["created"] == {"prompts": 2, "outputs": 4}  # the first answer, not "nothing new"
     assert report["created"] == 2
     assert Comparison.objects.filter(campaign__slug="once").count() == 2
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_drawn_by_default_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    assert make_client(Server(httpx.Response(200)), [], progress=None).progress is None
+    assert isinstance(make_client(Server(httpx.Response(200)), [], progress=True).progress, StderrProgress)
+
+    monkeypatch.setattr("sys.stderr", Terminal())
+    assert isinstance(make_client(Server(httpx.Response(200)), [], progress=None).progress, StderrProgress)
+    assert make_client(Server(httpx.Response(200)), [], progress=False).progress is None
