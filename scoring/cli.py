@@ -1,4 +1,5 @@
-"""Command line: ``python -m scoring rank FILE`` and ``python -m scoring agreement FILE --metric NAME``."""
+"""Command line: ``python -m scoring rank FILE``, ``python -m scoring agreement FILE --metric NAME`` and
+``python -m scoring raters FILE``."""
 
 from __future__ import annotations
 
@@ -63,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     agreement.add_argument("--max-per-unit", type=_non_negative, default=None, metavar="N")
     agreement.add_argument("--bootstrap", type=_non_negative, default=0, metavar="N")
     agreement.add_argument("--seed", type=int, default=None, metavar="S")
+    raters = commands.add_parser("raters", help="flag anomalous raters in an Arena battle log or a ratings export")
+    raters.add_argument("file")
+    raters.add_argument("--format", choices=("json", "table"), default="json")
+    raters.add_argument("--alpha", type=float, default=0.05, metavar="A", help="flag below this corrected p-value")
+    raters.add_argument("--correction", choices=("bh", "holm"), default="bh")
     return parser
 
 
@@ -184,6 +190,13 @@ def run_agreement(args: argparse.Namespace) -> str:
     return json.dumps(_finite(agreement_payload(args)), indent=1)
 
 
+def run_raters(args: argparse.Namespace) -> str:
+    """Return the per-rater report of the ``raters`` command."""
+    from scoring.rater_cli import raters_output
+
+    return raters_output(args)
+
+
 def _json_with_matrix(payload: dict[str, Any], path: tuple[str, str]) -> str:
     """Return json.dumps(_finite(payload), indent=1), writing the matrix at ``path`` without the slow encoder.
 
@@ -217,7 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        output = run_rank(args) if args.command == "rank" else run_agreement(args)
+        commands = {"rank": run_rank, "agreement": run_agreement, "raters": run_raters}
+        output = commands[args.command](args)
     except (InputError, ValueError) as exc:
         print(f"error: {_one_line(str(exc))}", file=sys.stderr)
         return 1
