@@ -531,6 +531,7 @@ def _site_probes(world: World) -> list[Probe]:
         Probe("results:index", "GET", reverse("results:index"), signed_in_researchers),
         Probe("results:leaderboard", "GET", f"/results/{slug}/", research_page),
         Probe("results:agreement", "GET", f"/results/{slug}/agreement/", research_page),
+        Probe("results:combined", "GET", f"/results/{slug}/combined/", research_page),
         Probe("frontend:home", "GET", reverse("frontend:home"), signed_in),
         Probe("frontend:rate", "GET", f"/campaigns/{a.campaign.pk}/rate/", rating_page),
     ]
