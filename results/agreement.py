@@ -23,6 +23,7 @@ import numpy as np
 import scoring
 from annotation.models import Campaign
 from results.leaderboards import cache_key, cached
+from results.rater_quality import posterior_summary
 from results.raters import RaterSelection
 from results.selectors import RatingRow, rating_rows, ratings_version
 
@@ -55,6 +56,7 @@ def compute_agreement(
     ]
     report["annotators"] = annotator_reports(rows)
     report["rater_heatmap"] = rater_heatmap(rows)
+    report["rater_model"] = posterior_summary(collapse(rows))
     return report
 
 

@@ -17,7 +17,7 @@ All the p-values of all raters are corrected together for multiple testing, by B
 rate, the default) or Holm (family-wise error); a rater is flagged when one of its corrected p-values is below
 ``alpha``, with the reasons. The suspects of that first pass distort the model they are tested against (an
 adversarial rater pulls the ratings together): the fit test is run again against the model refitted without them
-(when every model keeps a vote), and its result is the one reported. Competence (MACE, ``scoring.raters``) is
+(when every model keeps a vote), and its result is the one reported. Competence (Dawid-Skene's, ``scoring.raters``) is
 reported where the rater shares comparisons with others and is not a reason to flag: on a battle log most prompts
 have one vote.
 """
@@ -38,7 +38,7 @@ from scipy import stats
 
 from scoring.bradley_terry import bradley_terry
 from scoring.loaders import InputError
-from scoring.raters import mace
+from scoring.raters import dawid_skene
 
 Outcome = Literal["left", "right", "tie"]
 Correction = Literal["bh", "holm"]
@@ -172,7 +172,11 @@ def adjust(p_values: Sequence[float], method: Correction) -> list[float]:
 
 
 def competences(votes: Sequence[RaterVote]) -> dict[str, float]:
-    """Return MACE competence of the raters of comparisons that several raters voted on (others absent).
+    """Return the Dawid-Skene competence of the raters of comparisons that several raters voted on (others absent).
+
+    Dawid-Skene, not MACE: where the true class hardly varies (a campaign whose better model comes first in name
+    order in every pair) MACE explains every rater as guessing that class and gives honest raters a competence
+    near 0; Dawid-Skene's class prevalence takes it in.
 
     A vote's label is relative to the pair's models in name order (first, second, tie), so it means the same
     whichever side each model was shown.
@@ -192,7 +196,8 @@ def competences(votes: Sequence[RaterVote]) -> dict[str, float]:
     if not triples:
         return {}
     return {
-        str(rater): value for rater, value in mace(triples, classes=("first", "tie", "second")).rater_dict().items()
+        str(rater): value
+        for rater, value in dawid_skene(triples, classes=("first", "tie", "second")).rater_dict().items()
     }
 
 
