@@ -380,7 +380,7 @@ def test_undo_brings_the_answer_back_a_skip_is_said_and_not_undone_and_the_undo_
 def test_on_a_phone_the_choices_pair_up_submit_comes_into_view_and_no_key_hints_show(
     browser: Any, live_server: Any
 ) -> None:
-    campaign, annotator = _campaign(prompts=2, instructions=LONG_INSTRUCTIONS)
+    campaign, annotator = _campaign(prompts=2, texts=(LONG_ANSWER, LONG_ANSWER), instructions=LONG_INSTRUCTIONS)
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     page = context.new_page()
     page.set_default_timeout(15_000)

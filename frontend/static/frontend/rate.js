@@ -234,7 +234,8 @@
   // After a tap or click on a choice, Submit comes into view (on a phone it is often below the screen's edge).
   function revealSubmit() {
     const box = els.submit.getBoundingClientRect();
-    if (box.top < 0 || box.bottom > window.innerHeight) els.submit.scrollIntoView({ block: "nearest" });
+    if (box.bottom > window.innerHeight) window.scrollBy(0, box.bottom - window.innerHeight + 16);
+    else if (box.top < 0) window.scrollBy(0, box.top - 16);
   }
 
   function render() {
