@@ -5,8 +5,8 @@
 ``conv_metadata`` with the token, header, list and bold counts of both answers, ``is_code``, ``is_refusal``,
 ``dedup_tag``, ``category_tag`` with the criteria/if/math/creative-writing tags, and for a share of the records
 ``conversation_a``/``conversation_b`` with texts that need escapes), long-tailed model popularity (weights
-proportional to 1/rank^1.6: the top models get about 10^5 votes in a million, the tail tens, and most pairs
-meet under 10 times), a time order and about 10% ties. ``write_uniform`` is the old three-key shape with
+of 1 / (1 + (rank / 8)^3) among 150 models: in a million battles the top models get about 2 x 10^5 votes, the tail
+a few tens, and most pairs meet under 10 times), a time order and about 10% ties. ``write_uniform`` is the old three-key shape with
 uniformly chosen pairs. Both write JSON Lines or a JSON array (``json.dump(..., indent=...)`` style, as
 FastChat's ``clean_battle_data.py`` writes it).
 """
@@ -56,10 +56,15 @@ def model_names(n_models: int) -> list[str]:
     return [f"{stems[k % len(stems)]}-{2023 + k % 3}{k % 12 + 1:02d}{k:02d}" for k in range(n_models)]
 
 
+def popularity(n_models: int, skew: float) -> np.ndarray:
+    """Return each model's share of the votes: a head of about 8 models, then a tail falling as 1/rank^skew."""
+    weights = 1.0 / (1.0 + (np.arange(n_models) / 8.0) ** skew)
+    return np.asarray(weights / weights.sum())
+
+
 def _pairs(rng: np.random.Generator, n: int, n_models: int, skew: float) -> tuple[np.ndarray, np.ndarray]:
-    """Draw n ordered pairs of distinct models, each side by popularity proportional to 1/rank^skew."""
-    weights = 1.0 / np.arange(1, n_models + 1) ** skew
-    weights /= weights.sum()
+    """Draw n ordered pairs of distinct models, each side by popularity (see ``popularity``)."""
+    weights = popularity(n_models, skew)
     a = rng.choice(n_models, size=n, p=weights)
     b = rng.choice(n_models, size=n, p=weights)
     same = a == b
@@ -133,7 +138,7 @@ def _record(
 def write_realistic(
     path: Path,
     n_battles: int,
-    n_models: int = 100,
+    n_models: int = 150,
     seed: int = 0,
     array: bool = False,
     conversation_share: float = 0.05,
@@ -149,7 +154,7 @@ def write_realistic(
         written = 0
         for start in range(0, n_battles, block):
             n = min(block, n_battles - start)
-            a, b = _pairs(rng, n, n_models, 1.6)
+            a, b = _pairs(rng, n, n_models, 3.0)
             outcome = _outcomes(rng, strength, a, b)
             talk = rng.random(n) < conversation_share
             pieces = []

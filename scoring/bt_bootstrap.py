@@ -149,6 +149,14 @@ class _Segments:
         self.sorted = bool((self.order == np.arange(len(owner))).all())
         self.models, self.starts = np.unique(self.owners, return_index=True)
 
+    def mins(self, values: Counts) -> Array:
+        """Return each model's minimum of the rows of ``values`` (inf for a model without rows)."""
+        rows = values if self.sorted else values.take(self.order, axis=0)
+        out = np.full((self.m, values.shape[1]), np.inf)
+        if len(rows):
+            out[self.models] = np.minimum.reduceat(rows, self.starts, axis=0)
+        return out
+
     def sums(self, values: Counts, presorted: bool = False) -> Array:
         """Return each model's sum of the rows of ``values`` (in the owners' order if ``presorted``)."""
         rows = values if presorted or self.sorted else values.take(self.order, axis=0)
@@ -201,10 +209,35 @@ class _ChordSolver:
         else:
             x, active = self._davidson_chord(draws)
             lost = self._lost_edges(draws[0] + draws[2], draws[1] + draws[2])
-        redo = np.flatnonzero(active | lost)
+        redo = active.copy()
+        check = np.flatnonzero(lost & ~active)
+        if len(check):
+            redo[check] = self._splits(draws, check)
+        redo = np.flatnonzero(redo)
         if len(redo):
             x[redo] = self._newton(draws[:, :, redo], np.repeat(self.x0[None], len(redo), axis=0))
         return bt_fit.center(x[:, : self.m], self.fit.labels)
+
+    def _splits(self, draws: Counts, rounds: NDArray[np.intp]) -> NDArray[np.bool_]:
+        """Return, for the given rounds, whether the resample splits a connected component of the data.
+
+        Where chord steps converged they found a point where the gradient vanishes, so the round's
+        maximum-likelihood estimate exists (the log-likelihood is concave) even if it lost a 'won or tied against'
+        edge; it is unique unless the pairs that still met split a component, which this finds by propagating the
+        smallest model index along them (vectorised over rounds; as many passes as the components' diameter).
+        """
+        met = draws[:, :, rounds].sum(axis=0) > 0
+        labels = np.repeat(np.arange(self.m, dtype=np.float64)[:, None], len(rounds), axis=1)
+        while True:
+            low = np.minimum(labels.take(self.pair_i, axis=0), labels.take(self.pair_j, axis=0))
+            low[~met] = np.inf
+            reached = np.minimum(self.sums.by_first.mins(low), self.sums.by_second.mins(low))
+            updated = np.minimum(labels, reached)
+            if np.array_equal(updated, labels):
+                break
+            labels = updated
+        components = (labels == np.arange(self.m)[:, None]).sum(axis=0)
+        return np.asarray(components != int(self.fit.labels.max()) + 1)
 
     def _half_chord(self, draws: Counts) -> tuple[Array, NDArray[np.bool_], NDArray[np.bool_]]:
         """Iterate chord steps for half-tie Bradley-Terry (the hot loop); also return the rounds that lost an edge.

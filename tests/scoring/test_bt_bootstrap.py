@@ -127,3 +127,42 @@ def test_the_compiled_chord_steps_match_the_numpy_ones(
     with_kernels = solver.solve(draws)
     monkeypatch.setattr(compiled, "kernels", None)
     assert np.abs(with_kernels - solver.solve(draws)).max() * bt_fit.RATING_SCALE < 2e-6
+
+
+@pytest.mark.parametrize("mode", ["half", "davidson"])
+def test_rounds_that_lose_a_rare_edge_keep_their_chord_fit_unless_it_splits_the_graph(
+    mode: TieMode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Four models that met often, and one pair that met once: a third of the rounds lose that edge.
+    wins = np.array([[0, 120, 90, 1], [80, 0, 110, 70], [110, 90, 0, 100], [0, 130, 100, 0]])
+    ties = np.array([[0, 10, 10, 0], [10, 0, 10, 10], [10, 10, 0, 10], [0, 10, 10, 0]])
+    counts = BattleCounts.from_arrays(["a", "b", "c", "d"], wins=wins, ties=ties)
+    fit = _point_fit(counts, mode, DEFAULT_PRIOR, 1e-9, [])
+    assert fit.prior == 0.0
+    refits: list[int] = []
+    newton = bt_bootstrap._ChordSolver._newton
+
+    def counted(self: bt_bootstrap._ChordSolver, draws: np.ndarray, x: np.ndarray) -> np.ndarray:
+        refits.append(len(x))
+        return newton(self, draws, x)
+
+    monkeypatch.setattr(bt_bootstrap._ChordSolver, "_newton", counted)
+    fast = bt_bootstrap.bootstrap_thetas(counts, fit, mode, 128, np.random.default_rng(3))
+    assert sum(refits) == 0
+    # Refitting every round that lost the edge by full Newton (what was done before) gives the same ratings.
+    monkeypatch.setattr(bt_bootstrap._ChordSolver, "_splits", lambda self, draws, rounds: np.ones(len(rounds), bool))
+    slow = bt_bootstrap.bootstrap_thetas(counts, fit, mode, 128, np.random.default_rng(3))
+    assert 20 < sum(refits) < 128
+    assert np.abs(fast - slow).max() * bt_fit.RATING_SCALE < 1e-4
+
+
+def test_a_round_whose_pairs_no_longer_connect_the_models_is_refitted_with_the_prior() -> None:
+    wins = np.array([[0, 50, 1], [40, 0, 0], [0, 0, 0]])
+    counts = BattleCounts.from_arrays(["a", "b", "c"], wins=wins + np.array([[0, 0, 0], [0, 0, 0], [1, 0, 0]]))
+    fit = _point_fit(counts, "half", DEFAULT_PRIOR, 1e-9, [])
+    pair_i, pair_j = np.nonzero(np.triu(counts.totals) > 0)
+    cells = np.stack([counts.wins[pair_i, pair_j], counts.wins[pair_j, pair_i], counts.all_ties[pair_i, pair_j]])
+    solver = bt_bootstrap._ChordSolver(counts, fit, "half", pair_i, pair_j, cells, 1e-9)
+    draws = np.stack([cells, cells]).transpose(1, 2, 0).astype(np.float64)
+    draws[:, 1, 1] = 0.0  # round 1: pair (a, c) did not meet
+    assert solver._splits(draws, np.array([0, 1])).tolist() == [False, True]
