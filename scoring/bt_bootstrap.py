@@ -209,11 +209,11 @@ class _ChordSolver:
         else:
             x, active = self._davidson_chord(draws)
             lost = self._lost_edges(draws[0] + draws[2], draws[1] + draws[2])
-        redo = active.copy()
+        refit = active.copy()
         check = np.flatnonzero(lost & ~active)
         if len(check):
-            redo[check] = self._splits(draws, check)
-        redo = np.flatnonzero(redo)
+            refit[check] = self._splits(draws, check)
+        redo = np.flatnonzero(refit)
         if len(redo):
             x[redo] = self._newton(draws[:, :, redo], np.repeat(self.x0[None], len(redo), axis=0))
         return bt_fit.center(x[:, : self.m], self.fit.labels)
