@@ -5,10 +5,10 @@
 ``conv_metadata`` with the token, header, list and bold counts of both answers, ``is_code``, ``is_refusal``,
 ``dedup_tag``, ``category_tag`` with the criteria/if/math/creative-writing tags, and for a share of the records
 ``conversation_a``/``conversation_b`` with texts that need escapes), long-tailed model popularity (weights
-of 1 / (1 + (rank / 8)^3) among 150 models: in a million battles the top models get about 2 x 10^5 votes, the tail
-a few tens, and most pairs meet under 10 times), a time order and about 10% ties. ``write_uniform`` is the old
-three-key shape with uniformly chosen pairs. Both write JSON Lines or a JSON array (``json.dump(..., indent=...)`` style, as
-FastChat's ``clean_battle_data.py`` writes it).
+of 1 / (1 + (rank / 8)^3) among 150 models: in a million battles the top models get about 2 x 10^5 votes,
+the tail a few tens, and most pairs meet under 10 times), a time order and about 10% ties. ``write_uniform`` is the old
+three-key shape with uniformly chosen pairs. Both write JSON Lines or a JSON array (``json.dump(..., indent=...)``
+style, as FastChat's ``clean_battle_data.py`` writes it).
 """
 
 from __future__ import annotations
