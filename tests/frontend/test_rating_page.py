@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
-from playwright.sync_api import Dialog, Page, expect
+from playwright.sync_api import Dialog, Page, Route, expect
 
 from annotation.models import AnnotatorStatus, Assignment, Campaign, Comparison, Output, Prompt, Rating
 from tests import factories
@@ -421,3 +421,36 @@ def test_on_a_phone_the_choices_pair_up_submit_comes_into_view_and_no_key_hints_
         assert Rating.objects.filter(comparison__campaign=campaign).count() == 1
     finally:
         context.close()
+
+
+def test_progress_counts_a_rating_once_it_is_saved_before_the_next_comparison_appears(
+    page: Page, live_server: Any
+) -> None:
+    _, annotator = _campaign(prompts=3)
+    _log_in(page, live_server, annotator)
+    page.click("text=Start rating")
+    comparison, progress = page.locator("#comparison"), page.locator("#progress")
+    expect(progress).to_have_text("0 of 3 rated")
+    page.wait_for_load_state("networkidle")  # the second comparison is prefetched
+    held: list[Route] = []
+
+    def hold(route: Route) -> None:
+        held.append(route)
+
+    page.route("**/next/", hold)  # the third is not: its request waits
+    page.keyboard.press("1")
+    page.keyboard.press("Enter")
+    expect(progress).to_have_text("1 of 3 rated")
+    second = comparison.get_attribute("data-assignment")
+
+    page.keyboard.press("2")
+    page.keyboard.press("Enter")
+
+    expect(progress).to_have_text("2 of 3 rated")
+    expect(comparison).to_have_attribute("data-assignment", second or "")  # the next one has not appeared
+    assert held
+    for route in held:
+        route.continue_()
+    page.unroute("**/next/")  # and lets any request held meanwhile through
+    expect(comparison).not_to_have_attribute("data-assignment", second or "")
+    expect(progress).to_have_text("2 of 3 rated")
