@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 from annotation.models import Campaign
 from evalplatform.exceptions import Conflict, DomainError
 from judging import selectors, services
-from judging.models import JudgeConfig, JudgeRun
+from judging.models import JudgeConfig, JudgeRun, JudgeVerdict
 from results.access import researcher_campaigns
 
 BAR_WIDTH = 30
@@ -87,7 +87,10 @@ class Command(BaseCommand):
             run = self._start_or_resume(campaign, judge, options, user)
             progress = selectors.run_progress(run)
             nothing = "; nothing new: the judge has already judged these comparisons" if not progress.total else ""
-            self.stdout.write(f"run #{run.pk}: {run.judge} on {campaign.slug}, {progress.total} verdicts{nothing}")
+            self.stdout.write(
+                f"run #{run.pk}: {run.judge} on {campaign.slug}, {_plural(progress.total, 'verdict')}"
+                f"{_per_comparison(run)}{nothing}"
+            )
         if options["wait"] or options["watch"] is not None:
             self._wait(run, options)
 
@@ -255,6 +258,24 @@ class Command(BaseCommand):
 
     def _command(self, run: JudgeRun) -> str:
         return f"manage.py judge {run.campaign.slug}"
+
+
+def _per_comparison(run: JudgeRun) -> str:
+    """Return how the run's verdicts stand to its comparisons: ``(20 comparisons in both orders)``."""
+    verdicts = JudgeVerdict.objects.filter(run=run)
+    total = verdicts.count()
+    comparisons = verdicts.values("comparison_id").distinct().count()
+    if not total:
+        return ""
+    if total == 2 * comparisons:
+        return f" ({_plural(comparisons, 'comparison')} in both orders)"
+    if total == comparisons:
+        return f" ({_plural(comparisons, 'comparison')}, one order each)"
+    return f" (over {_plural(comparisons, 'comparison')}: both orders, less those this judge already gave)"
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _duration(seconds: float) -> str:
