@@ -43,11 +43,34 @@ class Command(BaseCommand):
                 self.stdout.write(json.dumps(board, indent=2) if options["json"] else combined_table(board))
                 return
             board["rater_mix"] = rater_mix(campaign, selection)
+            board["warnings"] = [_say_what_is_missing(w, board, campaign.slug) for w in board.get("warnings", [])]
             if options["side_by_side"]:
                 board["side_by_side"] = side_by_side(campaign, selection)
         except DomainError as exc:
             raise CommandError(exc.message) from exc
         self.stdout.write(json.dumps(board, indent=2) if options["json"] else table(board))
+
+
+NO_NAMED_RATINGS = "no ratings between named models"  # results.leaderboards: the selection gave no battle
+COLUMNS = (
+    "rank: 1 + the models rated higher; ub: the best rank the 95% intervals allow (1 + the models whose interval "
+    "lies wholly above this one's), so ub <= rank; ub < rank: some models rated higher cannot be told apart from it"
+)
+
+
+def _say_what_is_missing(warning: str, board: dict[str, Any], slug: str) -> str:
+    """Return the warning, saying which raters are missing when the selection has no ratings at all."""
+    mix = board["rater_mix"]
+    if warning != NO_NAMED_RATINGS or mix["humans"] or mix["judges"]:
+        return warning
+    kind = mix["raters"].split(" -")[0]  # the key without its exclusions
+    if kind == "judges":
+        return f"no judge has rated {slug} yet: run manage.py judge {slug} --judge NAME, or choose --raters humans"
+    if kind == "humans":
+        return f"no annotator has rated {slug} yet: choose --raters judges, or wait for ratings"
+    if mix["default"]:
+        return f"{slug} has no ratings yet"
+    return f"the raters {mix['raters']} gave no ratings in {slug}"
 
 
 def combined_table(board: dict[str, Any]) -> str:
@@ -64,6 +87,8 @@ def combined_table(board: dict[str, Any]) -> str:
             f"[{row['lower']:>7.1f}, {row['upper']:>7.1f}] {'+-':>3}{1.96 * row['se_human']:>6.1f} pt "
             f"{row['labelled']:>7}"
         )
+    if board["ratings"]:
+        lines.append(COLUMNS)
     lines += [f"warning: {w}" for w in board.get("warnings", [])]
     return "\n".join(lines)
 
@@ -86,6 +111,11 @@ def table(board: dict[str, Any]) -> str:
             f"{row['rank']:>4} {row['rank_ub']:>3}  {row['model']:<28} {row['rating']:>8.1f} "
             f"[{row['lower']:>7.1f}, {row['upper']:>7.1f}] {elo:>7} {row['votes']:>6} {row['wins']:>5} "
             f"{row['losses']:>6} {row['ties']:>5}"
+        )
+    if board["ratings"]:
+        lines.append(
+            COLUMNS
+            + "; elo: online Elo over the ratings in the order given (it depends on that order; the rating does not)"
         )
     lines += [f"warning: {w}" for w in board.get("warnings", [])]
     lines.append(mix_note(board["rater_mix"]))
