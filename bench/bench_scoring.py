@@ -4,6 +4,12 @@ Run from the repository root::
 
     python bench/bench_scoring.py            # 1,000,000 battles, 100 models, 1,000 bootstrap rounds
     python bench/bench_scoring.py --quick    # 100,000 battles, 30 models, 200 rounds
+    python bench/bench_scoring.py --shape realistic --battles 200000 --array   # Arena-shaped JSON array
+
+``--shape realistic`` writes what FastChat's ``clean_battle`` files look like (``bench/arena_logs.py``: every key,
+nested ``conv_metadata``/``dedup_tag``/``category_tag``, some conversations, long-tailed popularity among 150 models,
+most pairs with 1-10 votes); ``--array`` writes one JSON array instead of JSON Lines (the baseline then reads it
+with ``pandas.read_json`` as ``elo_analysis.py --clean-battle-file`` does).
 
 The baseline follows the public description of Chatbot Arena's pipeline (FastChat's ``compute_bt`` and
 ``compute_bootstrap_bt``): ``pandas.read_json(lines=True)``, unique (model_a, model_b, outcome) rows weighted by
@@ -49,6 +55,7 @@ from scipy.special import expit  # noqa: E402
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from bench.arena_logs import write_realistic, write_uniform  # noqa: E402
 from scoring import compiled, krippendorff_alpha, rating_table_from_matrix  # noqa: E402
 
 SCALE = 400.0 / math.log(10.0)
@@ -71,6 +78,11 @@ def make_battles(path: Path, n_battles: int, n_models: int, seed: int) -> None:
             outcome = np.where(u < p_a, 0, np.where(u < 0.9, 1, np.where(u < 0.97, 2, 3)))
             rows = zip(names[a].tolist(), names[b].tolist(), labels[outcome].tolist(), strict=True)
             handle.write("".join(f'{{"model_a": "{x}", "model_b": "{y}", "winner": "{w}"}}\n' for x, y, w in rows))
+
+
+def read_frame(path: Path) -> pd.DataFrame:
+    """Read a battle log as FastChat does: ``pandas.read_json`` (JSON Lines or, for a .json file, an array)."""
+    return pd.read_json(path, lines=path.suffix == ".jsonl")
 
 
 def run_ours(path: Path, rounds: int) -> tuple[float, float, float, dict[str, Any]]:
@@ -139,7 +151,7 @@ def run_baseline(path: Path, rounds: int, seed: int) -> tuple[float, float, list
     """
     start, cpu_start = time.perf_counter(), time.process_time()
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    df = pd.read_json(path, lines=True)
+    df = read_frame(path)
     codes, models = pd.factorize(pd.concat([df["model_a"], df["model_b"]]))
     n = len(df)
     schedule = np.ones((n, 3), dtype=np.int32)
@@ -172,7 +184,7 @@ def baseline_imports() -> float:
 
 def exact_ml(path: Path) -> dict[str, float]:
     """Return the exact BT maximum-likelihood ratings by a separate trust-region Newton solve."""
-    df = pd.read_json(path, lines=True)
+    df = read_frame(path)
     codes, models = pd.factorize(pd.concat([df["model_a"], df["model_b"]]))
     n, m = len(df), len(models)
     won = np.where(df["winner"] == "model_a", 1.0, np.where(df["winner"] == "model_b", 0.0, 0.5))
@@ -213,13 +225,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes for a fast check")
     parser.add_argument("--runs", type=int, default=3, help="runs of each pipeline (the median is reported)")
+    parser.add_argument("--shape", choices=("flat", "uniform", "realistic"), default="flat")
+    parser.add_argument("--array", action="store_true", help="one JSON array file instead of JSON Lines")
+    parser.add_argument("--battles", type=int, default=None, help="number of battles (default 1,000,000)")
+    parser.add_argument("--rounds", type=int, default=None, help="our bootstrap rounds (default 1,000)")
+    parser.add_argument("--file", type=Path, default=None, help="use this log instead of writing one")
+    parser.add_argument("--skip-alpha", action="store_true", help="skip the Krippendorff benchmark")
     args = parser.parse_args()
     n_battles, n_models, rounds = (100_000, 30, 200) if args.quick else (1_000_000, 100, 1000)
+    n_battles = args.battles or n_battles
+    rounds = args.rounds or rounds
     units = 20_000 if args.quick else 200_000
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "battles.jsonl"
-        make_battles(path, n_battles, n_models, seed=0)
-        print(f"battles: {n_battles:,} among {n_models} models, file {path.stat().st_size / 1e6:.1f} MB")
+        path = args.file or Path(tmp) / ("battles.json" if args.array else "battles.jsonl")
+        if args.file is not None:
+            pass
+        elif args.shape == "realistic":
+            n_models = 150
+            write_realistic(path, n_battles, n_models, seed=0, array=args.array)
+        elif args.shape == "uniform" or args.array:
+            write_uniform(path, n_battles, n_models, seed=0, array=args.array)
+        else:
+            make_battles(path, n_battles, n_models, seed=0)
+        print(
+            f"battles: {n_battles:,} ({args.shape} shape, {'JSON array' if path.suffix == '.json' else 'JSON Lines'}),"
+            f" file {path.stat().st_size / 1e6:.1f} MB, load {os.getloadavg()[0]:.1f}"
+        )
         print(f"compiled kernels: {'built' if compiled.kernels is not None else 'NOT BUILT (numpy twins)'}")
         compileall.compile_dir(REPO_ROOT / "scoring", quiet=1)
         ours_runs, base_runs = [], []
@@ -259,6 +290,8 @@ def main() -> None:
         diff_ours = max(abs(mine[m] - exact[m]) for m in exact)
         diff_base = max(abs(b - exact[m]) for m, b in zip(models, base_point, strict=True))
         print(f"max |rating - exact ML|: ours {diff_ours:.2e}, baseline {diff_base:.2e} rating points")
+    if args.skip_alpha:
+        return
     alpha_s, alpha = bench_alpha(units, 20, 1000, seed=0)
     print(f"krippendorff alpha, {units:,} units x 20 raters (80% missing), 1000 rounds: {alpha_s:.2f} s")
     print(f"(alpha = {alpha:.4f})")
