@@ -22,16 +22,24 @@ from annotation.research.api import CampaignCreateApi, CampaignUpdateApi
 from evalplatform.api import validated
 from results import selectors
 from results.access import access_campaign_results, researcher_campaigns
-from results.agreement import campaign_agreement
-from results.exports import CONTENT_TYPES, RowCounter, export_format, file_type_for, iter_export, started
-from results.leaderboards import campaign_leaderboard, side_by_side
+from results.exports import CONTENT_TYPES, RowCounter, export_format, file_type_for, started
+from results.leaderboards import side_by_side
+from results.manifest import (
+    agreement_with_manifest,
+    export_manifest,
+    iter_export_with_digest,
+    leaderboard_with_manifest,
+)
 from results.rater_mix import mix_note, rater_mix
 from results.raters import RaterSelection, parse_raters
+from results.reproduce import reproduce
 
 RATERS_PARAM = OpenApiParameter("raters", str, description="humans, judges, all (default) or NAME,NAME,...")
 EXCLUDE_PARAM = OpenApiParameter("exclude_raters", str, description="Leave out raters whose name matches this glob.")
 # An export's rows left out (dpo: pairs without texts), sent before the body: a trailer would be lost on most clients.
 SKIPPED_HEADER, WARNING_HEADER, RATERS_HEADER = "X-Export-Skipped-Rows", "X-Export-Warning", "X-Export-Raters"
+# SHA-256 of the exact ratings a download holds (its manifest's ratings.sha256), read in the export's snapshot.
+DIGEST_HEADER = "X-Export-Ratings-Sha256"
 
 
 def selection_from(request: Request, campaign: Campaign) -> RaterSelection:
@@ -185,7 +193,7 @@ class LeaderboardApi(APIView):
         options = validated(self.QUERY, request.query_params.dict())
         selection = selection_from(request, campaign)
         combine = options.get("combine")
-        board = campaign_leaderboard(
+        board = leaderboard_with_manifest(
             campaign, selection, bootstrap=options["bootstrap"], seed=options["seed"], combine=combine
         )
         if not combine:
@@ -205,7 +213,7 @@ class AgreementApi(APIView):
     def get(self, request: Request, slug: str) -> Response:
         campaign = access_campaign_results(user=request.user, slug=slug)
         bootstrap = validated(self.QUERY, request.query_params.dict())["bootstrap"]
-        return Response(campaign_agreement(campaign, selection_from(request, campaign), bootstrap=bootstrap))
+        return Response(agreement_with_manifest(campaign, selection_from(request, campaign), bootstrap=bootstrap))
 
 
 class ExportDownloadApi(APIView):
@@ -247,16 +255,54 @@ class ExportDownloadApi(APIView):
         export_format(dataset, aggregate)
         counter = RowCounter()
         selection = selection_from(request, campaign)
-        # Started here: the rows left out are counted, in the export's snapshot, before the headers are sent.
+        digest: dict[str, Any] = {}
+        # Started here: the rows left out are counted, and the ratings digested, in the export's snapshot, before the
+        # headers are sent.
         stream = started(
-            iter_export(
-                campaign, format=dataset, file_type=file_type, selection=selection, aggregate=aggregate, counter=counter
+            iter_export_with_digest(
+                campaign, format=dataset, file_type=file_type, selection=selection, aggregate=aggregate,
+                counter=counter, digest=digest,
             )
-        )
+        )  # fmt: skip
         response = StreamingHttpResponse(stream, content_type=CONTENT_TYPES[file_type])
         response["Content-Disposition"] = f'attachment; filename="{campaign.slug}-{dataset}.{file_type}"'
         response[SKIPPED_HEADER] = str(counter.skipped)
         if counter.warning:
             response[WARNING_HEADER] = counter.warning
         response[RATERS_HEADER] = mix_note(rater_mix(campaign, selection))
+        response[DIGEST_HEADER] = digest["sha256"]
         return response
+
+
+class ExportManifestApi(APIView):
+    @extend_schema(
+        parameters=[
+            RATERS_PARAM,
+            EXCLUDE_PARAM,
+            OpenApiParameter("aggregate", str, enum=["majority", "unanimous", "each"]),
+        ],
+        responses=dict,
+        description="Return the reproducibility manifest of an export (computed like the download, which it does not "
+        "send: the file's SHA-256 and size, the ratings' digest, selection, options, judges, code version).",
+    )
+    def get(self, request: Request, slug: str, dataset: str, file_type: str) -> Response:
+        campaign = access_campaign_results(user=request.user, slug=slug)
+        aggregate = request.query_params.get("aggregate")
+        file_type = file_type_for(f"{dataset}.{file_type}")
+        export_format(dataset, aggregate)
+        selection = selection_from(request, campaign)
+        return Response(
+            export_manifest(campaign, format=dataset, file_type=file_type, selection=selection, aggregate=aggregate)
+        )
+
+
+class ReproduceApi(APIView):
+    @extend_schema(
+        request=dict,
+        responses=dict,
+        description="Recompute the result a manifest describes (a leaderboard's, agreement report's or export's "
+        "`manifest`, sent as the body) and say whether it is identical, and what changed if not.",
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        campaign = access_campaign_results(user=request.user, slug=slug)
+        return Response(reproduce(request.data, campaign=campaign))

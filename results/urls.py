@@ -17,6 +17,12 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path(CAMPAIGN + "ratings/", api.RatingListApi.as_view(), name="rating-list"),
     path(CAMPAIGN + "leaderboard/", api.LeaderboardApi.as_view(), name="leaderboard"),
     path(CAMPAIGN + "agreement/", api.AgreementApi.as_view(), name="agreement"),
+    path(CAMPAIGN + "reproduce/", api.ReproduceApi.as_view(), name="reproduce"),
+    path(
+        CAMPAIGN + "export/<str:dataset>.<str:file_type>/manifest/",
+        api.ExportManifestApi.as_view(),
+        name="export-manifest",
+    ),
     path(
         CAMPAIGN + "export/<str:dataset>.<str:file_type>",
         api.ExportDownloadApi.as_view(),

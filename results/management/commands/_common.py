@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 from django.core.management.base import CommandError, CommandParser
 
 from annotation.models import Campaign
@@ -34,3 +38,13 @@ def get_selection(campaign: Campaign, raters: str, exclude: list[str] | None = N
     selection = parse_raters(raters, exclude)
     check_rater_names(selection, campaign=campaign)
     return selection
+
+
+def write_manifest(path: str | None, manifest: dict[str, Any]) -> None:
+    """Write a reproducibility manifest to path (nothing when None), or raise CommandError."""
+    if path is None:
+        return
+    try:
+        Path(path).write_text(json.dumps(manifest, indent=2) + "\n")
+    except OSError as exc:
+        raise CommandError(f"{path}: cannot write the manifest ({exc.strerror})") from exc

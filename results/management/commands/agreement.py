@@ -8,8 +8,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from evalplatform.exceptions import DomainError
-from results.agreement import campaign_agreement
-from results.management.commands._common import add_rater_arguments, get_campaign, get_selection
+from results.management.commands._common import add_rater_arguments, get_campaign, get_selection, write_manifest
+from results.manifest import agreement_with_manifest
 
 
 class Command(BaseCommand):
@@ -23,12 +23,14 @@ class Command(BaseCommand):
         parser.add_argument("--bootstrap", type=int, default=200, help="Bootstrap rounds for the intervals.")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--json", action="store_true", help="Print JSON instead of a summary.")
+        parser.add_argument("--manifest", metavar="FILE", help="Write the reproducibility manifest to FILE.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         campaign = get_campaign(options["campaign"])
         try:
             selection = get_selection(campaign, options["raters"], options["exclude_raters"])
-            report = campaign_agreement(campaign, selection, bootstrap=options["bootstrap"], seed=options["seed"])
+            report = agreement_with_manifest(campaign, selection, bootstrap=options["bootstrap"], seed=options["seed"])
+            write_manifest(options["manifest"], report["manifest"])
         except DomainError as exc:
             raise CommandError(exc.message) from exc
         self.stdout.write(json.dumps(report, indent=2) if options["json"] else summary(report))

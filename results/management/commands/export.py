@@ -1,4 +1,7 @@
-"""manage.py export CAMPAIGN --format ratings|arena|dpo|alpaca_eval --out FILE [--raters ...] [--aggregate ...]."""
+"""manage.py export CAMPAIGN --format ratings|arena|dpo|alpaca_eval --out FILE [--raters ...] [--aggregate ...].
+
+Writes FILE and its reproducibility manifest beside it, FILE.manifest.json.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +10,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from evalplatform.exceptions import DomainError
-from results.exports import AGGREGATES, FORMATS, write_export
+from results.exports import AGGREGATES, FORMATS
 from results.management.commands._common import add_rater_arguments, get_campaign, get_selection
+from results.manifest import manifest_path, write_export_with_manifest
 from results.rater_mix import mix_note, rater_mix
 
 
@@ -33,7 +37,7 @@ class Command(BaseCommand):
         campaign = get_campaign(options["campaign"])
         try:
             selection = get_selection(campaign, options["raters"], options["exclude_raters"])
-            written = write_export(
+            written, _ = write_export_with_manifest(
                 campaign,
                 format=options["format"],
                 out=options["out"],
@@ -46,3 +50,4 @@ class Command(BaseCommand):
         if written.warning:
             self.stderr.write(f"warning: {written.warning}")
         self.stderr.write(f"wrote {written.rows} rows to {options['out']}")
+        self.stderr.write(f"manifest: {manifest_path(options['out'])} (check it later: manage.py reproduce FILE)")

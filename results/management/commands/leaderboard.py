@@ -8,8 +8,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from evalplatform.exceptions import DomainError
-from results.leaderboards import campaign_leaderboard, side_by_side
-from results.management.commands._common import add_rater_arguments, get_campaign, get_selection
+from results.leaderboards import side_by_side
+from results.management.commands._common import add_rater_arguments, get_campaign, get_selection, write_manifest
+from results.manifest import leaderboard_with_manifest
 from results.rater_mix import mix_note, rater_mix
 
 
@@ -23,6 +24,7 @@ class Command(BaseCommand):
         parser.add_argument("--exclude-raters", action="append", help="Leave out raters whose name matches GLOB.")
         parser.add_argument("--side-by-side", action="store_true", help="Also rank by humans and each judge.")
         parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
+        parser.add_argument("--manifest", metavar="FILE", help="Write the reproducibility manifest to FILE.")
         parser.add_argument(
             "--combine",
             choices=["ppi"],
@@ -36,9 +38,10 @@ class Command(BaseCommand):
             raise CommandError("--bootstrap must be 0 or more")
         try:
             selection = get_selection(campaign, options["raters"], options["exclude_raters"])
-            board = campaign_leaderboard(
+            board = leaderboard_with_manifest(
                 campaign, selection, bootstrap=options["bootstrap"], seed=options["seed"], combine=options["combine"]
             )
+            write_manifest(options["manifest"], board["manifest"])
             if options["combine"]:
                 self.stdout.write(json.dumps(board, indent=2) if options["json"] else combined_table(board))
                 return
