@@ -195,5 +195,6 @@ def test_export_download_states_its_rater_selection_in_a_header(
     judge = client.get(url(rated, "export/dpo.jsonl"), {"raters": "gpt-judge"})
 
     assert everyone["X-Export-Raters"] == "raters: all (the default), 2 humans and 1 judge: humans and judges mixed"
+    assert all(json.loads(line)["n_ratings"] == 3 for line in streamed(everyone).splitlines())
     assert judge["X-Export-Raters"] == "raters: gpt-judge, 0 humans and 1 judge"
     assert all(json.loads(line)["n_ratings"] == 1 for line in streamed(judge).splitlines())
