@@ -35,7 +35,10 @@ class ModelRating:
     bootstrap); ``se`` is the analytic sandwich standard error (relative to the anchor when one is given, so
     the anchor's own interval is a point); ``rank`` is 1 + the number of models rated strictly higher and
     ``rank_ub`` Arena's 1 + the number of models whose lower bound exceeds this model's upper bound; ``ties``
-    counts both tie labels, ``ties_bothbad`` the second alone.
+    counts both tie labels, ``ties_bothbad`` the second alone. ``rank_lower``/``rank_upper`` are the rank spread:
+    with a bootstrap the best and worst rank the model takes in the central 95% of the rounds (its rank's 2.5% and
+    97.5% quantiles, rounded outwards), without one the interval-overlap bounds (``rank_ub``, and 1 + the number of
+    other models whose upper bound reaches this model's lower bound).
     """
 
     model: str
@@ -51,6 +54,8 @@ class ModelRating:
     ties_bothbad: int
     se: float
     flags: tuple[str, ...] = ()
+    rank_lower: int = 0
+    rank_upper: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -276,6 +281,7 @@ def _assemble(
     """Build the sorted Leaderboard."""
     totals = counts.model_totals()
     order = np.argsort(-ratings, kind="stable")
+    rank_lower, rank_upper = rank_spread(boot, lower, upper)
     rows = []
     for i in order:
         rows.append(
@@ -293,6 +299,8 @@ def _assemble(
                 ties_bothbad=int(totals["ties_bothbad"][i]),
                 se=float(se[i]),
                 flags=_flags(totals, int(i)),
+                rank_lower=int(rank_lower[i]),
+                rank_upper=int(rank_upper[i]),
             )
         )
     models = tuple(counts.models[i] for i in order)
@@ -314,6 +322,27 @@ def _assemble(
         iterations=fit.iterations,
         bootstrap_ratings=None if boot is None else boot[:, order],
     )
+
+
+def rank_spread(
+    boot: NDArray[np.float64] | None, lower: NDArray[np.float64], upper: NDArray[np.float64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Return each model's best and worst plausible rank (1 = best; see ``ModelRating``).
+
+    ``boot`` is (rounds, models) bootstrap ratings, or None for the interval-overlap bounds.
+    """
+    if boot is None or not len(boot):
+        best = 1 + (lower[None, :] > upper[:, None]).sum(axis=1)
+        others = ~np.eye(len(lower), dtype=bool)
+        worst = 1 + ((upper[None, :] >= lower[:, None]) & others).sum(axis=1)
+        return best.astype(np.int64), worst.astype(np.int64)
+    ranks = np.empty(boot.shape, dtype=np.int64)
+    for start in range(0, len(boot), 64):  # (rounds x models x models) comparisons in slices
+        part = boot[start : start + 64]
+        ranks[start : start + 64] = 1 + (part[:, None, :] > part[:, :, None]).sum(axis=2)
+    best = np.quantile(ranks, 0.025, axis=0, method="lower")
+    worst = np.quantile(ranks, 0.975, axis=0, method="higher")
+    return np.asarray(best, dtype=np.int64), np.asarray(worst, dtype=np.int64)
 
 
 def _name_groups(counts: BattleCounts, labels: NDArray[np.int32]) -> str:

@@ -196,3 +196,31 @@ def test_a_model_without_battles_is_flagged_and_isolated() -> None:
     board = bradley_terry_from_counts(counts)
     assert board.rating("idle").flags == ("no_votes",)
     assert board.components == [["a", "b"], ["idle"]]
+
+
+def test_rank_spread_is_the_central_95_percent_of_each_models_bootstrap_ranks() -> None:
+    from scipy.stats import rankdata
+
+    wins = [[0, 52, 60, 70, 90], [48, 0, 51, 62, 80], [40, 49, 0, 55, 71], [30, 38, 45, 0, 60], [10, 20, 29, 40, 0]]
+    counts = BattleCounts.from_arrays(["a", "b", "c", "d", "e"], wins=wins)
+    board = bradley_terry_from_counts(counts, bootstrap=400, rng=np.random.default_rng(5))
+    assert board.bootstrap_ratings is not None
+    ranks = np.array([rankdata(-row, method="min") for row in board.bootstrap_ratings])
+    for k, row in enumerate(board.ratings):
+        ordered = np.sort(ranks[:, k])
+        assert row.rank_lower == ordered[int(np.floor(0.025 * (len(ordered) - 1)))]
+        assert row.rank_upper == ordered[int(np.ceil(0.975 * (len(ordered) - 1)))]
+    spread = [(row.rank_lower, row.rank_upper) for row in board.ratings]
+    assert spread[0][0] == 1
+    assert spread[-1][1] == 5
+    assert any(high > low for low, high in spread[:2])  # a and b are close: their ranks overlap
+
+
+def test_rank_spread_without_a_bootstrap_is_the_interval_overlap() -> None:
+    wins = [[0, 52, 60, 70, 90], [48, 0, 51, 62, 80], [40, 49, 0, 55, 71], [30, 38, 45, 0, 60], [10, 20, 29, 40, 0]]
+    board = bradley_terry_from_counts(BattleCounts.from_arrays(["a", "b", "c", "d", "e"], wins=wins))
+    for row in board.ratings:
+        others = [other for other in board.ratings if other.model != row.model]
+        assert row.rank_lower == row.rank_ub == 1 + sum(other.lower > row.upper for other in others)
+        assert row.rank_upper == 1 + sum(other.upper >= row.lower for other in others)
+    assert board.to_dict()["ratings"][0]["rank_upper"] == board.ratings[0].rank_upper
