@@ -9,11 +9,13 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from annotation import campaign_setup, importers, selectors
 from annotation.admin_scoping import (
@@ -76,6 +78,12 @@ STATUS_VERBS: dict[str, str] = {
     Campaign.Status.PAUSED: "Pause",
     Campaign.Status.CLOSED: "Close",
 }
+
+
+def generation_message(report: campaign_setup.GenerationReport) -> str:
+    """Return what a generation did, naming its strategy by its label ("All pairs of models per prompt")."""
+    label = Campaign.PairingStrategy(report.strategy).label
+    return label + report.describe().removeprefix(report.strategy)
 
 
 def _user_id(request: HttpRequest) -> int:
@@ -147,6 +155,7 @@ class CampaignAdmin(ScopedChoicesAdmin[Campaign]):
         "rating_count",
         "annotated",
         "created_at",
+        "results",
     ]
     list_filter = ["status", "label_scheme"]
     list_select_related = ["owner"]
@@ -157,7 +166,15 @@ class CampaignAdmin(ScopedChoicesAdmin[Campaign]):
     fieldsets = [
         (None, {"fields": ["name", "slug", "status", "annotation_progress", "owner", "instructions"]}),
         ("Labels", {"fields": ["label_scheme", "strength_levels", "require_rationale", "ratings_per_comparison"]}),
-        ("Pairing", {"fields": ["pairing_strategy", "pairs_per_prompt", "baseline_model"]}),
+        (
+            "Pairing",
+            {
+                "fields": ["pairing_strategy", "pairs_per_prompt", "baseline_model"],
+                "description": "The defaults of Generate comparisons (and of the API's). Its page may "
+                "choose otherwise for one generation: that choice wins for the comparisons it makes, and these "
+                "settings stay as they are.",
+            },
+        ),
         ("Assignments", {"fields": ["lease_seconds", "quota_per_annotator"]}),
         ("Gold pairs", {"fields": ["gold_rate", "gold_min_answered", "gold_min_accuracy"]}),
         ("Who may annotate", {"fields": ["annotator_group", "annotators"]}),
@@ -199,6 +216,10 @@ class CampaignAdmin(ScopedChoicesAdmin[Campaign]):
         done = int(campaign.annotated_count)
         return f"{done:,} / {needed:,} ({done / needed:.0%})" if needed else "-"
 
+    @admin.display(description="results")
+    def results(self, campaign: Campaign) -> SafeString:
+        return format_html('<a href="{}">Results</a>', reverse("results:leaderboard", args=[campaign.slug]))
+
     @admin.display(description="Annotation progress")
     def annotation_progress(self, campaign: Campaign) -> str:
         return str(selectors.campaign_progress(campaign)) if campaign.pk else "-"
@@ -213,6 +234,11 @@ class CampaignAdmin(ScopedChoicesAdmin[Campaign]):
         if not change and obj.owner_id is None and isinstance(request.user, User):
             obj.owner = request.user
         super().save_model(request, obj, form, change)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        for warning in selectors.campaign_warnings(form.instance):  # with its people saved
+            self.message_user(request, warning, messages.WARNING)
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         initial = super().get_changeform_initial_data(request)
@@ -230,7 +256,8 @@ class CampaignAdmin(ScopedChoicesAdmin[Campaign]):
             except DomainError as error:
                 self.message_user(request, error.message, messages.ERROR)
         if changed:
-            self.message_user(request, f"{changed} campaign(s) now {status}.", messages.SUCCESS)
+            label = Campaign.Status(status).label.lower()
+            self.message_user(request, f"{changed} campaign(s) now {label}.", messages.SUCCESS)
 
     @admin.action(description="Open selected campaigns", permissions=["change"])
     def open_campaigns(self, request: HttpRequest, queryset: QuerySet[Campaign]) -> None:
@@ -271,12 +298,15 @@ class CampaignAdmin(ScopedChoicesAdmin[Campaign]):
         obj: Campaign | None = None,
     ) -> HttpResponse:
         if obj is not None:
+            # Opening needs comparisons (the service refuses it): no button before they exist.
+            openable = obj.comparisons.exists()
             context["import_kinds"] = [(kind, spec.title) for kind, spec in IMPORT_KINDS.items()]
             context["next_statuses"] = [
                 (status, STATUS_VERBS[status])
                 for status in STATUS_VERBS
-                if status in campaign_setup.TRANSITIONS[obj.status]
+                if status in campaign_setup.TRANSITIONS[obj.status] and (openable or status != Campaign.Status.ACTIVE)
             ]
+            context["campaign_warnings"] = selectors.campaign_warnings(obj)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def _campaign_for_change(self, request: HttpRequest, object_id: str) -> Campaign:
@@ -394,13 +424,7 @@ class CampaignAdmin(ScopedChoicesAdmin[Campaign]):
     def generate_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         """Generate comparisons by strategy; pairs that exist are kept and counted."""
         campaign = self._campaign_for_change(request, object_id)
-        names = (
-            Output.objects.filter(prompt__campaign=campaign)
-            .values_list("model_name", flat=True)
-            .order_by("model_name")
-            .distinct()
-        )
-        models = sorted(name for name in names if name)
+        models = selectors.campaign_model_names(campaign)
         initial = {
             "strategy": campaign.pairing_strategy,
             "k": campaign.pairs_per_prompt,
@@ -413,8 +437,8 @@ class CampaignAdmin(ScopedChoicesAdmin[Campaign]):
             except DomainError as error:
                 form.add_error(error.field if error.field in form.fields else None, error.message)
             else:
-                self.log_change(request, campaign, report.describe())
-                self.message_user(request, report.describe(), messages.SUCCESS)
+                self.log_change(request, campaign, generation_message(report))
+                self.message_user(request, generation_message(report), messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:annotation_campaign_change", args=[campaign.pk]))
         return self._page(request, campaign, "generate.html", "Generate comparisons", form=form, models=models)
 
@@ -475,6 +499,30 @@ class OutputAdmin(RenderedTextAdmin):
         return ["prompt"] if obj is not None else []  # its comparisons are of its prompt
 
 
+class ModelFilter(admin.SimpleListFilter):
+    """Comparisons in which a model is one of the two sides; the choices are the models of the user's rows."""
+
+    title = "model"
+    parameter_name = "model"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        outputs = Output.objects.all()
+        mine = visible_campaigns(request)
+        if mine is not None:
+            outputs = outputs.filter(prompt__campaign__in=mine)
+        campaign = request.GET.get("campaign__id__exact", "")
+        if campaign.isdigit():
+            outputs = outputs.filter(prompt__campaign=int(campaign))
+        names = outputs.values_list("model_name", flat=True).distinct().order_by()
+        return [(name, name) for name in sorted(name for name in names if name)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        name = self.value()
+        if name:
+            return queryset.filter(Q(output_a__model_name=name) | Q(output_b__model_name=name))
+        return queryset
+
+
 class GoldFilter(admin.SimpleListFilter):
     title = "gold"
     parameter_name = "gold"
@@ -494,11 +542,19 @@ class ComparisonAdmin(CampaignScopedAdmin):
 
     form = ComparisonAdminForm
     list_display = ["id", "campaign", "prompt", "output_a", "output_b", "gold_verdict", "gold_winner"]
-    list_filter = [("campaign", ScopedRelatedFieldListFilter), GoldFilter]
+    list_filter = [("campaign", ScopedRelatedFieldListFilter), ModelFilter, GoldFilter]
     list_select_related = ["campaign", "prompt", "output_a", "output_b", "gold_winner"]
+    search_fields = ["prompt__external_id"]
+    search_help_text = "Search by prompt id."
     readonly_fields = ["campaign", "prompt", "output_a", "output_b", "random_key", "created_at"]
     fields = ["campaign", "prompt", "output_a", "output_b", "gold_verdict", "gold_winner", "random_key", "created_at"]
     actions = ["clear_gold"]
+
+    def get_list_display(self, request: HttpRequest) -> list[str | Callable[[Any], str | bool]]:
+        columns = list(super().get_list_display(request))
+        if "campaign__id__exact" in request.GET:  # one campaign: its name would repeat on every row
+            columns.remove("campaign")
+        return columns
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -10,6 +10,7 @@ from django import forms
 from django.contrib.auth.models import User
 from django.contrib.auth.validators import UnicodeUsernameValidator
 
+from annotation import selectors
 from annotation.importers.limits import import_limits
 from annotation.models import Campaign, Comparison, Output, Verdict
 
@@ -97,6 +98,23 @@ class CampaignAdminForm(forms.ModelForm[Campaign]):
             "annotators",
             "researchers",
         ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        models = selectors.campaign_model_names(self.instance) if self.instance.pk else []
+        current = self.instance.baseline_model
+        if models:  # choose among the campaign's models; a name typed before its outputs came stays offered
+            names = models if not current or current in models else [*models, current]
+            self.fields["baseline_model"] = forms.ChoiceField(
+                choices=[("", "---------"), *((name, name) for name in names)],
+                required=False,
+                help_text=f"For the baseline strategy: one of the campaign's {len(models)} models.",
+            )
+        else:
+            self.fields["baseline_model"].help_text = (
+                "For the baseline strategy: the model name as the outputs will give it (a list of the campaign's "
+                "models once its outputs are imported)."
+            )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

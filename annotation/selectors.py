@@ -9,11 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.contrib.auth.models import User as Account
 from django.db import connection
+from django.db.models import Q
 
 from annotation.access import User, annotatable_campaigns
 from annotation.engine import Shown, Text
-from annotation.models import AnnotatorStatus, Assignment, Campaign, Comparison, Rater
+from annotation.models import AnnotatorStatus, Assignment, Campaign, Comparison, Output, Rater
 from annotation.rendering import render_markdown
 
 Side = Text  # one text shown, as markdown and as its stored sanitised HTML
@@ -150,8 +152,14 @@ class CampaignProgress:
         share = f" ({self.rated / self.needed:.0%})" if self.needed else ""
         return (
             f"{self.rated:,} of {self.needed:,} ratings{share}; {self.complete:,} of {self.comparisons:,} comparisons "
-            f"complete; {self.leased:,} on their way; {self.annotators:,} annotators rated, {self.paused:,} paused"
+            f"complete; {self.leased:,} on their way; {_plural(self.annotators, 'annotator')} rated, "
+            f"{self.paused:,} paused"
         )
+
+
+def _plural(n: int, noun: str) -> str:
+    """Return ``1 annotator``, ``2 annotators``."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 CAMPAIGN_PROGRESS_SQL = """
@@ -187,3 +195,35 @@ def campaign_progress(campaign: Campaign) -> CampaignProgress:
         annotators=annotators,
         paused=paused,
     )
+
+
+def campaign_model_names(campaign: Campaign) -> list[str]:
+    """Return the names of the models with outputs in the campaign, sorted."""
+    names = Output.objects.filter(prompt__campaign=campaign).values_list("model_name", flat=True).distinct()
+    return sorted(name for name in names.order_by() if name)
+
+
+def annotator_count(campaign: Campaign) -> int:
+    """Return how many active accounts may annotate the campaign (listed, or members of its annotator group)."""
+    may = Q(annotation_campaigns=campaign)
+    if campaign.annotator_group_id is not None:
+        may |= Q(groups=campaign.annotator_group_id)
+    return Account.objects.filter(may, is_active=True).distinct().count()
+
+
+def campaign_warnings(campaign: Campaign) -> list[str]:
+    """Return why the campaign's annotation cannot finish or check its annotators, in words for its researchers."""
+    warnings = []
+    annotators, required = annotator_count(campaign), campaign.ratings_per_comparison
+    if required > annotators:
+        warnings.append(
+            f"Each comparison needs {_plural(required, 'rating')} from different annotators, but "
+            f"{_plural(annotators, 'account')} may annotate: the annotation cannot finish. Add annotators (or an "
+            "annotator group), or lower the ratings per comparison."
+        )
+    if campaign.gold_rate > 0 and not campaign.comparisons.filter(gold_verdict__isnull=False).exists():
+        warnings.append(
+            f"The gold rate is {campaign.gold_rate:.0%} but the campaign has no gold pairs: no annotator is checked "
+            "against known answers. Import gold answers (or set them on comparisons), or set the gold rate to 0."
+        )
+    return warnings

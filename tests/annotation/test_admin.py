@@ -339,3 +339,120 @@ def test_the_campaign_form_offers_the_groups_of_the_researcher_and_of_their_camp
     choices = rita.get(_url("change", draft.pk)).context["adminform"].form.fields["annotator_group"].queryset
 
     assert [group.name for group in choices] == ["Rita's annotators", "Used before"]
+
+
+def test_the_campaign_list_and_page_link_to_the_campaign_results(rita: Client, campaign: Campaign) -> None:
+    results = reverse("results:leaderboard", args=[campaign.slug])
+
+    listing = rita.get(_url("changelist")).content.decode()
+    page = rita.get(_url("change", campaign.pk)).content.decode()
+
+    assert f'<td class="field-results"><a href="{results}">Results</a></td>' in listing
+    assert f'href="{results}">Results</a>' in page
+
+
+def test_open_is_offered_only_once_the_campaign_has_comparisons(rita: Client, draft: Campaign) -> None:
+    before = rita.get(_url("change", draft.pk)).content.decode()
+    factories.populate_campaign(draft, prompts=1, models=["a", "b"])
+    after = rita.get(_url("change", draft.pk)).content.decode()
+
+    assert _url("status", draft.pk, "active") not in before
+    assert _url("status", draft.pk, "active") in after
+
+
+def test_the_campaign_page_warns_when_the_annotation_cannot_finish(
+    rita: Client, campaign: Campaign, annotator: User
+) -> None:
+    fine = rita.get(_url("change", campaign.pk)).context["campaign_warnings"]
+    Campaign.objects.filter(pk=campaign.pk).update(ratings_per_comparison=3, gold_rate=0.2)
+
+    page = rita.get(_url("change", campaign.pk)).content.decode()
+
+    assert fine == []  # two annotators for two ratings each, no gold asked for
+    assert "Each comparison needs 3 ratings from different annotators, but 2 accounts may annotate" in page
+    assert "The gold rate is 20% but the campaign has no gold pairs" in page
+    Comparison.objects.filter(pk=campaign.comparisons.first().pk).update(gold_verdict="tie")  # type: ignore[union-attr]
+    assert "no gold pairs" not in rita.get(_url("change", campaign.pk)).content.decode()
+
+
+def test_saving_a_campaign_that_cannot_finish_warns_with_the_saved_annotators(rita: Client, campaign: Campaign) -> None:
+    response = rita.post(_url("change", campaign.pk), {**_campaign_form(rita, campaign), "annotators": "alice"})
+
+    assert response.status_code == 302
+    shown = [str(message) for message in response.wsgi_request._messages]  # type: ignore[attr-defined]
+    assert any("needs 2 ratings from different annotators, but 1 account may annotate" in m for m in shown)
+
+
+def test_the_generation_message_names_the_strategy_by_its_label(rita: Client, draft: Campaign) -> None:
+    factories.populate_campaign(draft, prompts=1, models=["a", "b"])
+    Comparison.objects.filter(campaign=draft).delete()
+
+    response = rita.post(_url("generate", draft.pk), {"strategy": "all_pairs"}, follow=True)
+
+    assert b"All pairs of models per prompt: 1 comparisons created" in response.content
+    assert b"all_pairs:" not in response.content
+
+
+def test_the_campaign_form_chooses_the_baseline_among_the_campaign_models(rita: Client, campaign: Campaign) -> None:
+    field = rita.get(_url("change", campaign.pk)).context["adminform"].form.fields["baseline_model"]
+    form = {**_campaign_form(rita, campaign), "pairing_strategy": "baseline"}
+
+    wrong = rita.post(_url("change", campaign.pk), {**form, "baseline_model": "model-q"})
+    right = rita.post(_url("change", campaign.pk), {**form, "baseline_model": "model-y"})
+
+    assert [value for value, _ in field.choices] == ["", "model-x", "model-y", "model-z"]
+    assert list(wrong.context["adminform"].form.errors) == ["baseline_model"]
+    assert right.status_code == 302
+    campaign.refresh_from_db()
+    assert campaign.baseline_model == "model-y"
+
+
+def test_the_campaign_form_and_the_generate_page_say_which_pairing_setting_wins(
+    rita: Client, campaign: Campaign
+) -> None:
+    page = rita.get(_url("change", campaign.pk)).content.decode()
+    generate = rita.get(_url("generate", campaign.pk)).content.decode()
+
+    assert "The defaults of Generate comparisons" in page
+    assert "that choice wins for the comparisons it makes" in page
+    assert "What you choose here wins for this generation only" in " ".join(generate.split())
+
+
+def _comparisons(client: Client, **params: str | int) -> tuple[list[Comparison], str]:
+    response = client.get(reverse("admin:annotation_comparison_changelist"), params)
+    assert response.status_code == 200
+    return list(response.context["cl"].result_list), response.content.decode()
+
+
+def test_the_comparisons_list_filters_by_model_and_searches_by_prompt_id(rita: Client, campaign: Campaign) -> None:
+    stranger = factories.CampaignFactory.create()
+    factories.populate_campaign(stranger, prompts=1, models=["secret-model", "model-x"])
+
+    with_y, content = _comparisons(rita, model="model-y")
+    on_q1, _ = _comparisons(rita, q="q1")
+
+    assert "secret-model" not in content  # the model filter names the user's models only
+    assert 'href="?model=model-z"' in content
+    assert len(with_y) == 8
+    assert all("model-y" in (c.output_a.model_name, c.output_b.model_name) for c in with_y)
+    assert sorted(c.prompt.external_id for c in on_q1) == ["q1", "q1", "q1"]
+
+
+def test_the_comparisons_list_of_one_campaign_does_not_repeat_its_name(rita: Client, campaign: Campaign) -> None:
+    _, every = _comparisons(rita)
+    _, one = _comparisons(rita, campaign__id__exact=campaign.pk)
+
+    assert 'class="field-campaign' in every
+    assert 'class="field-campaign' not in one
+
+
+def test_the_progress_line_counts_one_annotator_in_the_singular(
+    rita: Client, campaign: Campaign, annotator: User
+) -> None:
+    lease = services.claim_next(user=annotator, campaign_id=campaign.pk)
+    assert lease.shown is not None
+    services.submit_rating(user=annotator, assignment_id=lease.shown.assignment_id, answer=services.RatingInput("left"))
+
+    page = rita.get(_url("change", campaign.pk)).content.decode()
+
+    assert "; 1 annotator rated, 0 paused" in page
