@@ -244,6 +244,14 @@ class ExportDownloadApi(APIView):
                 description="The rater selection (all, the default, counts every human and judge), its numbers of "
                 "humans and judges, and whether it mixes them.",
             ),
+            OpenApiParameter(
+                DIGEST_HEADER,
+                str,
+                OpenApiParameter.HEADER,
+                response=[200],
+                description="SHA-256 of the exact ratings in the file (read in the export's snapshot): its manifest's "
+                "ratings.sha256 (GET .../export/<dataset>.<file_type>/manifest/ gives the whole manifest).",
+            ),
         ],
         responses={(200, "application/octet-stream"): bytes},
         description="Stream an export: file_type jsonl (JSON Lines), json (one JSON array), csv or parquet.",

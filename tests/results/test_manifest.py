@@ -225,3 +225,31 @@ def test_api_reproduce_refuses_a_manifest_of_another_campaign_and_hides_campaign
     outsiders = api_client_for(outsider)
     hidden = outsiders.post(f"/api/v1/research/campaigns/{rated.campaign.slug}/reproduce/", manifest, format="json")
     assert hidden.status_code == 404
+
+
+def test_manifest_names_each_judges_request_settings_and_reproduce_sees_them_change(
+    rated: Rated, settings: Any
+) -> None:
+    from judging import services as judging_services
+    from results.manifest import leaderboard_with_manifest
+
+    url = "http://127.0.0.1:9/v1"
+    settings.EVALPLATFORM_JUDGE_ALLOWED_ENDPOINTS = [url]
+    settings.EVALPLATFORM_JUDGE_KEY_ENVS = []
+    settings.EVALPLATFORM_JUDGE_PRIVATE_NETWORKS = []
+    judging_services.save_judge(name="gpt-judge", base_url=url, model="gpt-4", template="arena_hard", temperature=0.0)
+    manifest = leaderboard_with_manifest(rated.campaign, RaterSelection())["manifest"]
+
+    [judge] = manifest["judges"]
+    assert (judge["name"], judge["config"]["model"], judge["config"]["template"]) == (
+        "gpt-judge",
+        "gpt-4",
+        "arena_hard",
+    )
+    assert judge["config"]["temperature"] == 0.0
+    assert "max_concurrency" not in judge["config"]  # not a request setting
+    judging_services.save_judge(name="gpt-judge", temperature=0.7)
+    report = reproduce(manifest)
+    assert report["judges"] == {"identical": False, "changed": ["gpt-judge"], "added": [], "removed": []}
+    assert report["identical"]  # the same ratings give the same result; the report says the judge changed since
+    assert "judges changed: gpt-judge" in report["differences"]

@@ -113,6 +113,13 @@ def research_api_post(persona: str) -> Expect:
     return research_api(persona)
 
 
+def research_api_check(persona: str) -> Expect:
+    """A POST on team A's research API that changes nothing (reproduce: an empty body is no manifest, 400)."""
+    if persona in READERS_OF_A:
+        return Expect(frozenset({400}), may_see_a=True)
+    return research_api(persona)
+
+
 def admin_list(persona: str) -> Expect:
     """A list, add form or index of the admin: every researcher, showing only their own team's data."""
     return {
@@ -514,6 +521,8 @@ def _site_probes(world: World) -> list[Probe]:
         Probe("results-api:leaderboard", "GET", research + "leaderboard/", research_api, api=True),
         Probe("results-api:agreement", "GET", research + "agreement/", research_api, api=True),
         Probe("results-api:export", "GET", research + "export/ratings.jsonl", research_api, api=True),
+        Probe("results-api:export-manifest", "GET", research + "export/dpo.csv/manifest/", research_api, api=True),
+        Probe("results-api:reproduce", "POST", research + "reproduce/", research_api_check, api=True, data={}),
         Probe("judge-run-list", "GET", runs, research_api, api=True),
         Probe("judge-run-detail", "GET", f"{runs}{run}/", research_api, api=True),
         Probe("judge-verdict-list", "GET", f"{runs}{run}/verdicts/", research_api, api=True),
