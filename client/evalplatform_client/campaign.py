@@ -297,3 +297,22 @@ class Campaign:
             skipped_rows=int(headers.get("X-Export-Skipped-Rows") or 0),
             warning=headers.get("X-Export-Warning"),
         )
+
+    def export_manifest(
+        self,
+        dataset: str,
+        file_type: str = "jsonl",
+        *,
+        raters: str | None = None,
+        exclude_raters: str | None = None,
+        aggregate: str | None = None,
+    ) -> dict[str, Any]:
+        """Return the reproducibility manifest of an export with these options, without downloading it."""
+        params = {"raters": raters, "exclude_raters": exclude_raters, "aggregate": aggregate}
+        result: dict[str, Any] = self._json("GET", f"export/{dataset}.{file_type}/manifest/", params=params)
+        return result
+
+    def reproduce(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Recompute the result a manifest describes and return whether it is identical (and what changed if not)."""
+        result: dict[str, Any] = self._json("POST", "reproduce/", json=manifest, safe=True)  # reads only
+        return result

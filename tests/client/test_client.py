@@ -125,6 +125,7 @@ def every_call(client: Client, tmp_path: Path) -> None:
     campaign.leaderboard()
     campaign.agreement()
     campaign.export("dpo", tmp_path / "dpo.jsonl")
+    campaign.reproduce(campaign.export_manifest("dpo", "jsonl"))
     run = campaign.judge("j")
     list(campaign.judge_runs())
     campaign.judge_run(run.id).cancel().resume()
