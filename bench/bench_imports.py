@@ -6,7 +6,7 @@ Shapes (generated once into --dir, default /tmp/evalplatform-bench-imports):
   long-line one 50 MB JSON line (a single output of 50 MB)
   nested    one JSON line nested 100,000 levels deep (item 7)
   prompts   the outputs limits at once: 200,000 prompts x 7 models = 1.4M rows (95 MB)
-  battles   the ratings limit: 75,000 battles, each its own question (prompt, 2 outputs, comparison, rating)
+  battles   the ratings limit: 50,000 battles, each its own question (prompt, 2 outputs, comparison, rating)
 
 Each run is a child process that imports the file into a fresh campaign, as a dry run (the admin's preview) or for
 real, and reports its wall time and peak RSS (getrusage). --baseline REF runs the same children against the code of
@@ -77,7 +77,7 @@ def _prompts(out: Any) -> None:
 
 
 def _battles(out: Any) -> None:
-    for battle in range(75_000):
+    for battle in range(50_000):
         row = {"question_id": f"q{battle}", "model_a": "a", "model_b": "b", "winner": "tie", "judge": f"j{battle % 50}"}
         out.write(json.dumps(row, separators=(",", ":")) + "\n")
 
@@ -102,8 +102,8 @@ def _nested(out: Any) -> None:
     out.write("}\n")
 
 
-def child(path: Path, *, dry_run: bool, code: Path) -> dict[str, Any]:
-    """Import `path` into a fresh campaign with the code under `code`; return wall seconds, peak RSS and outcome."""
+def child(path: Path, *, dry_run: bool, code: Path) -> None:
+    """Import `path` into a fresh campaign with the code under `code`; print wall seconds, peak RSS and outcome."""
     sys.path.insert(0, str(code))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "evalplatform.settings")
     import django
@@ -135,6 +135,8 @@ def child(path: Path, *, dry_run: bool, code: Path) -> dict[str, Any]:
         outcome = f"crashed (500): {type(exc).__name__}: {str(exc)[:100]}"
     seconds = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # Reported before the clean-up, which the parent's cap may cut short (deleting 75,000 prompts takes minutes).
+    print(json.dumps({"seconds": round(seconds, 1), "peak_mb": round(peak_mb), "outcome": outcome}), flush=True)
     with connection.cursor() as cursor:  # raw SQL: the ORM's cascade would load every row
         for table in ("rating", "comparison"):
             cursor.execute(
@@ -149,7 +151,6 @@ def child(path: Path, *, dry_run: bool, code: Path) -> dict[str, Any]:
         )
         cursor.execute("DELETE FROM annotation_prompt WHERE campaign_id = %s", [campaign.pk])
     campaign.delete()
-    return {"seconds": round(seconds, 1), "peak_mb": round(peak_mb), "outcome": outcome}
 
 
 def measure(path: Path, *, dry_run: bool, code: Path, cap: float) -> dict[str, Any]:
@@ -161,7 +162,10 @@ def measure(path: Path, *, dry_run: bool, code: Path, cap: float) -> dict[str, A
     try:
         # In the code's own directory: a checkout's directory comes first on sys.path once Django is set up.
         done = subprocess.run(command, capture_output=True, text=True, timeout=cap, check=False, cwd=code, env=env)
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired as expired:
+        printed = expired.stdout.decode() if isinstance(expired.stdout, bytes) else (expired.stdout or "")
+        if printed.strip():  # the import was done: the clean-up was cut short
+            return dict(json.loads(printed.strip().splitlines()[-1]))
         return {"seconds": f"> {cap:.0f}", "peak_mb": "?", "outcome": "killed at the cap"}
     if done.returncode != 0:
         tail = done.stderr.strip().splitlines()[-1:] or ["?"]
@@ -191,7 +195,7 @@ def main() -> None:
     parser.add_argument("--no-real", action="store_true", help="only the dry runs (previews)")
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, dry_run=args.dry_run, code=args.code)))
+        child(args.child, dry_run=args.dry_run, code=args.code)
         return
     trees = [] if args.baseline_only else [("current", ROOT)]
     if args.baseline:

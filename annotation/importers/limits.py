@@ -27,7 +27,7 @@ class ImportLimits:
     # bound it (bench/bench_imports.py measures each at its limit).
     max_records: int = 1_500_000
     max_prompts: int = 200_000
-    max_ratings: int = 75_000
+    max_ratings: int = 50_000
     # Larger uploads are checked and imported by a Celery worker, with progress on the admin page.
     inline_max_bytes: int = 5 * MB
 
