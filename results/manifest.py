@@ -35,7 +35,7 @@ from evalplatform.exceptions import DomainError
 from judging.models import JudgeConfig
 from results.exports import RowCounter
 from results.raters import RaterSelection
-from results.selectors import fetch_all, judge_raters, ratings_from
+from results.selectors import fetch_all, judge_raters, ratings_from, ratings_version
 
 FORMAT = "evalplatform.manifest/1"
 KINDS = ("leaderboard", "agreement", "export")
@@ -95,6 +95,15 @@ def ratings_digest(campaign: Campaign, selection: RaterSelection) -> dict[str, A
         "columns": ROW_COLUMNS,
         "sketch": encode_sketch(counts, hashes),
     }
+
+
+def cached_ratings_digest(campaign: Campaign, selection: RaterSelection) -> dict[str, Any]:
+    """Return the ratings digest, cached under the ratings version as the reports are (a cached leaderboard
+    then costs no pass over its ratings)."""
+    from results.leaderboards import cache_key, cached
+
+    key = cache_key("manifest-ratings", campaign.pk, selection.key, ratings_version().key)
+    return dict(cached(key, lambda: ratings_digest(campaign, selection)))
 
 
 def sketch(source: str, params: list[Any], *, upto_id: int | None = None) -> tuple[list[int], list[int], int]:
@@ -224,7 +233,7 @@ def leaderboard_with_manifest(
     from results.leaderboards import campaign_leaderboard
 
     with snapshot():
-        ratings = ratings_digest(campaign, selection)
+        ratings = cached_ratings_digest(campaign, selection)
         board = campaign_leaderboard(campaign, selection, bootstrap=bootstrap, seed=seed, combine=combine)
         options = leaderboard_options(board, bootstrap=bootstrap, seed=seed, combine=combine)
         board["manifest"] = build(
@@ -241,7 +250,7 @@ def agreement_with_manifest(
     from results.agreement import campaign_agreement
 
     with snapshot():
-        ratings = ratings_digest(campaign, selection)
+        ratings = cached_ratings_digest(campaign, selection)
         report = campaign_agreement(campaign, selection, bootstrap=bootstrap, seed=seed)
         report["manifest"] = build(
             kind="agreement", campaign=campaign, selection=selection, options={"bootstrap": bootstrap, "seed": seed},

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
@@ -23,12 +25,15 @@ IMPORT_ENDED = ("done", "refused", "failed")
 
 @dataclass(frozen=True)
 class ExportResult:
-    """A downloaded export: where it is, its size, and the rows the server left out (dpo) with its warning."""
+    """A downloaded export: where it is, its size, the rows the server left out (dpo) with its warning, the digest
+    of the exact ratings it holds, and where its manifest was written (``export(..., manifest=True)``)."""
 
     path: str
     bytes: int
     skipped_rows: int
     warning: str | None
+    ratings_sha256: str | None = None
+    manifest_path: str | None = None
 
 
 class Campaign:
@@ -278,10 +283,13 @@ class Campaign:
         raters: str | None = None,
         exclude_raters: str | None = None,
         aggregate: str | None = None,
+        manifest: bool = False,
     ) -> ExportResult:
         """Stream an export to `path` (the file type from its suffix unless given); return what was written.
 
-        The file appears complete or not at all (written beside it, then renamed).
+        The file appears complete or not at all (written beside it, then renamed). With `manifest`, its
+        reproducibility manifest is fetched, checked against the file (the same ratings, the same bytes: else
+        EvalPlatformError, as when ratings changed in between) and written beside it, `path` + ".manifest.json".
         """
         target = os.fspath(path)
         file_type = file_type or os.path.splitext(target)[1].lstrip(".").lower()
@@ -291,12 +299,23 @@ class Campaign:
         headers = self.client.session.download(
             f"{self.path}export/{dataset}.{file_type}", params, target, self.client.progress
         )
-        return ExportResult(
+        result = ExportResult(
             path=target,
             bytes=os.path.getsize(target),
             skipped_rows=int(headers.get("X-Export-Skipped-Rows") or 0),
             warning=headers.get("X-Export-Warning"),
+            ratings_sha256=headers.get("X-Export-Ratings-Sha256"),
         )
+        if not manifest:
+            return result
+        described = self.export_manifest(
+            dataset, file_type, raters=raters, exclude_raters=exclude_raters, aggregate=aggregate
+        )
+        _check_manifest(described, result)
+        manifest_path = target + ".manifest.json"
+        with open(manifest_path, "w", encoding="utf-8") as out:
+            json.dump(described, out, indent=2)
+        return replace(result, manifest_path=manifest_path)
 
     def export_manifest(
         self,
@@ -316,3 +335,15 @@ class Campaign:
         """Recompute the result a manifest describes and return whether it is identical (and what changed if not)."""
         result: dict[str, Any] = self._json("POST", "reproduce/", json=manifest, safe=True)  # reads only
         return result
+
+
+def _check_manifest(manifest: dict[str, Any], result: ExportResult) -> None:
+    """Raise EvalPlatformError unless the manifest describes the downloaded file (same ratings, same bytes)."""
+    if manifest["ratings"]["sha256"] != result.ratings_sha256:
+        raise errors.EvalPlatformError(f"{result.path}: the ratings changed between the download and its manifest")
+    sha = hashlib.sha256()
+    with open(result.path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            sha.update(block)
+    if manifest["result"]["sha256"] != sha.hexdigest():
+        raise errors.EvalPlatformError(f"{result.path}: the file differs from what its manifest describes")

@@ -15,6 +15,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 from rest_framework.authtoken.models import Token
 
+from annotation.models import Comparison
 from evalplatform_client import Client, Conflict, PermissionDenied, Progress, ValidationError
 from judging import services as judging_services
 from judging.localllm.server import LocalLLMServer, ServerConfig
@@ -145,11 +146,28 @@ def test_a_whole_campaign_through_the_client_from_creation_to_a_dpo_file(
     assert len(human) == 12
     assert {r["rater_kind"] for r in human} == {"human"}
 
-    exported = campaign.export("dpo", tmp_path / "weekly-dpo.jsonl", raters="humans")
+    exported = campaign.export("dpo", tmp_path / "weekly-dpo.jsonl", raters="humans", manifest=True)
     rows = [json.loads(line) for line in (tmp_path / "weekly-dpo.jsonl").read_text().splitlines()]
     assert (len(rows), exported.skipped_rows) == (12, 0)
     assert all(PREFERENCE[row["chosen_model"]] > PREFERENCE[row["rejected_model"]] for row in rows)
     assert all(row["chosen"].startswith(f"Answer by {row['chosen_model']}") for row in rows)
+
+    # Reproduce: the export's manifest (beside the file) and the leaderboard's, then again after a new rating.
+    assert exported.manifest_path == str(tmp_path / "weekly-dpo.jsonl.manifest.json")
+    manifest = json.loads((tmp_path / "weekly-dpo.jsonl.manifest.json").read_text())
+    assert (manifest["ratings"]["count"], manifest["ratings"]["sha256"]) == (12, exported.ratings_sha256)
+    assert [j["name"] for j in campaign.leaderboard(raters="judges")["manifest"]["judges"]] == [local_judge]
+    assert campaign.reproduce(manifest)["identical"] is True
+    assert campaign.reproduce(board["manifest"])["identical"] is True
+    with pytest.raises(ValidationError) as edited:
+        campaign.reproduce({**manifest, "options": {**manifest["options"], "aggregate": "each"}})
+    assert "checksum mismatch" in edited.value.message
+    comparison = Comparison.objects.filter(campaign__slug="weekly").order_by("id").first()
+    assert comparison is not None
+    factories.make_rating(comparison, factories.RaterFactory.create(name="late-expert"), winner=comparison.output_a)
+    changed = campaign.reproduce(board["manifest"])  # the leaderboard of the humans: one more human rating now
+    assert (changed["identical"], changed["ratings"]["added"], changed["ratings"]["now"]) == (False, 1, 13)
+    assert changed["differences"][0].startswith("ratings: 12 then, 13 now: 1 added since")
 
     annotators_view = Client(live_server.url, token=token_of(annotator), progress=False)
     with pytest.raises(PermissionDenied):
