@@ -340,10 +340,66 @@ class _ChordSolver:
             prior[_rounds_without_mle(wins, ties, self.fit.labels)] = DEFAULT_PRIOR
         theta0 = x[:, : self.m]
         if self.mode == "half":
-            return bt_fit.newton(wins + ties / 2, None, self.fit.labels, prior, theta0, None, self.tol).theta
+            return self._pair_newton(draws, prior, theta0)
         result = bt_fit.newton(wins, ties, self.fit.labels, prior, theta0, x[:, self.m], self.tol)
         assert result.log_nu is not None
         return np.concatenate([result.theta, result.log_nu[:, None]], axis=1)
+
+    def _pair_newton(self, draws: Counts, prior: Array, theta0: Array) -> Array:
+        """Fit half-tie rounds by damped Newton steps with the likelihood summed over the pairs that met.
+
+        What ``bt_fit.newton`` does on dense (models x models) matrices, at the cost of the pairs: the gradient,
+        the Hessian's entries and the log-likelihood of the backtracking line search come from per-pair arrays;
+        only the linear solve is dense. ``prior`` is per round; returns (rounds, models).
+        """
+        m, rounds = self.m, draws.shape[2]
+        half = draws[2] * 0.5
+        first, second = draws[0] + half, draws[1] + half
+        battles = first + second
+        theta = np.ascontiguousarray(theta0.T, dtype=np.float64)
+        fixup = bt_fit.centering_matrix(self.fit.labels, 0)
+        constrained = prior == 0.0
+        index = np.arange(m)
+        active = np.ones(rounds, dtype=bool)
+
+        def loglik(values: Array, keep: NDArray[np.intp]) -> Array:
+            diff = values[self.pair_i] - values[self.pair_j]
+            total = (first[:, keep] * bt_fit.log_sigmoid(diff) + second[:, keep] * bt_fit.log_sigmoid(-diff)).sum(0)
+            both = bt_fit.log_sigmoid(values) + bt_fit.log_sigmoid(-values)
+            return np.asarray(total + prior[keep] * 0.5 * both.sum(axis=0))
+
+        for _ in range(200):
+            keep = np.flatnonzero(active)
+            values = theta[:, keep]
+            p = bt_fit.sigmoid(values[self.pair_i] - values[self.pair_j])
+            residual = first[:, keep] - battles[:, keep] * p
+            grad = self.sums.per_model(residual, -residual)
+            weight = battles[:, keep] * p * (1.0 - p)
+            hess = np.zeros((len(keep), m, m))
+            hess[:, self.pair_i, self.pair_j] = -weight.T
+            hess[:, self.pair_j, self.pair_i] = -weight.T
+            sig = bt_fit.sigmoid(values)
+            grad += prior[keep] * (0.5 - sig)
+            diagonal = self.sums.per_model(weight, weight) + prior[keep] * sig * (1.0 - sig)
+            hess[:, index, index] = diagonal.T
+            hess[constrained[keep]] += fixup
+            step = np.linalg.solve(hess, grad.T[:, :, None])[:, :, 0].T
+            biggest = np.abs(step).max(axis=0)
+            step *= np.minimum(1.0, bt_fit.MAX_STEP / np.maximum(biggest, 1e-300))
+            before = loglik(values, keep)
+            scale = np.ones(len(keep))
+            for _ in range(60):
+                candidate = values + scale * step
+                worse = loglik(candidate, keep) < before - 1e-10 * np.maximum(1.0, np.abs(before))
+                if not worse.any():
+                    break
+                scale[worse] /= 2.0
+            theta[:, keep] = values + scale * step
+            done = np.abs(step).max(axis=0) * RATING_SCALE < self.tol
+            active[keep[done]] = False
+            if not active.any():
+                break
+        return np.ascontiguousarray(theta.T)
 
 
 def _remaining_error(step: Array, last: Array) -> tuple[Array, Array]:

@@ -166,3 +166,28 @@ def test_a_round_whose_pairs_no_longer_connect_the_models_is_refitted_with_the_p
     draws = np.stack([cells, cells]).transpose(1, 2, 0).astype(np.float64)
     draws[:, 1, 1] = 0.0  # round 1: pair (a, c) did not meet
     assert solver._splits(draws, np.array([0, 1])).tolist() == [False, True]
+
+
+def test_the_pair_newton_refit_matches_the_dense_newton_fit() -> None:
+    # Long-tailed data with rare pairs; rounds with and without the prior.
+    rng = np.random.default_rng(11)
+    weights = 1.0 / (1.0 + (np.arange(30) / 8.0) ** 3)
+    a = rng.choice(30, 6000, p=weights / weights.sum())
+    b = rng.choice(30, 6000, p=weights / weights.sum())
+    keep = a != b
+    outcome = np.where(rng.random(6000) < 0.1, 2, np.where(rng.random(6000) < 0.5, 0, 1))[keep]
+    labels = ["model_a", "model_b", "tie"]
+    counts = aggregate_battles((f"m{x}", f"m{y}", labels[w]) for x, y, w in zip(a[keep], b[keep], outcome, strict=True))
+    fit = _point_fit(counts, "half", DEFAULT_PRIOR, 1e-6, [])
+    pair_i, pair_j = np.nonzero(np.triu(counts.totals) > 0)
+    cells = np.stack([counts.wins[pair_i, pair_j], counts.wins[pair_j, pair_i], counts.all_ties[pair_i, pair_j]])
+    solver = bt_bootstrap._ChordSolver(counts, fit, "half", pair_i, pair_j, cells, 1e-9)
+    draws = MultinomialSampler(cells.ravel()).draw(48, np.random.default_rng(2)).reshape(3, len(pair_i), 48)
+    wins, ties = solver._dense(draws.astype(np.float64))
+    assert bt_bootstrap._rounds_without_mle(wins, ties, fit.labels) == []
+    prior = np.where(np.arange(48) % 2 == 0, DEFAULT_PRIOR, 0.0)  # both kinds of round in one batch
+    start = np.repeat(fit.theta[None], 48, axis=0)
+    dense = bt_fit.newton(wins + ties / 2, None, fit.labels, prior, start, None, 1e-9).theta
+    pairs = solver._pair_newton(draws.astype(np.float64), prior, start)
+    difference = bt_fit.center(dense, fit.labels) - bt_fit.center(pairs, fit.labels)
+    assert np.abs(difference).max() * bt_fit.RATING_SCALE < 1e-6
