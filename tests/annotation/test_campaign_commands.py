@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.conf import settings
@@ -201,9 +202,13 @@ def test_set_annotators_empties_the_list_and_clears_the_group(campaign: Campaign
 
 
 def test_a_refused_command_exits_non_zero_with_its_message_on_stderr() -> None:
-    db = settings.DATABASES["default"]  # the test database: the command finds no campaign there either
-    url = f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    env = {**os.environ, "DATABASE_URL": url}
+    # The test database, on the server the tests use (DATABASE_URL's, or the embedded one by its name).
+    name = settings.DATABASES["default"]["NAME"]
+    if os.environ.get("DATABASE_URL"):
+        database = {"DATABASE_URL": urlunsplit(urlsplit(os.environ["DATABASE_URL"])._replace(path="/" + name))}
+    else:
+        database = {"EVALPLATFORM_DB_NAME": name}
+    env = {**os.environ, **database}  # the command finds no campaign there either
     done = subprocess.run(
         [sys.executable, "manage.py", "campaign_status", "no-such-campaign", "open"],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120,
