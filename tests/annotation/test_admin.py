@@ -442,8 +442,8 @@ def test_the_comparisons_list_of_one_campaign_does_not_repeat_its_name(rita: Cli
     _, every = _comparisons(rita)
     _, one = _comparisons(rita, campaign__id__exact=campaign.pk)
 
-    assert 'class="field-campaign' in every
-    assert 'class="field-campaign' not in one
+    assert 'class="field-campaign_name"' in every
+    assert 'class="field-campaign_name"' not in one
 
 
 def test_the_progress_line_counts_one_annotator_in_the_singular(
