@@ -46,19 +46,10 @@ ROW_SQL = """concat_ws('|', r.id, r.rater_id, r.comparison_id, r.verdict, COALES
     (extract(epoch FROM r.created_at) * 1000000)::bigint)"""
 ROW_HASH_SQL = f"('x' || left(md5({ROW_SQL}), 16))::bit(64)::bigint"
 ROW_COLUMNS = ["id", "rater", "comparison", "verdict", "winner", "left_output", "strength", "created_at_us"]
-# The judge settings that shape its requests (not its rate limits, prices or key's variable).
-JUDGE_FIELDS = (
-    "base_url",
-    "model",
-    "template",
-    "system_prompt",
-    "custom_template",
-    "verdict_format",
-    "verdict_pattern",
-    "temperature",
-    "max_tokens",
-    "both_orders",
-)
+# The judge settings that shape its requests (not its rate limits, prices or key's variable). Free texts appear by
+# their SHA-256: a co-researcher's own judge is used in a shared campaign, but its prompts stay its owner's to show.
+JUDGE_FIELDS = ("base_url", "model", "template", "verdict_format", "temperature", "max_tokens", "both_orders")
+JUDGE_TEXTS = ("system_prompt", "custom_template", "verdict_pattern")
 # Parts of a report that are not its result: timing, and what the API or a command adds beside it.
 VOLATILE = ("seconds", "manifest", "side_by_side", "rater_mix")
 HEX64 = frozenset("0123456789abcdef")
@@ -176,10 +167,16 @@ def judge_configs(campaign: Campaign, selection: RaterSelection) -> list[dict[st
     result = []
     for rater_id, name in judges:
         config = configs.get(rater_id)
-        fields = {field: getattr(config, field) for field in JUDGE_FIELDS} if config else None
+        fields = judge_settings(config) if config else None
         digest = hashlib.sha256(canonical(fields)).hexdigest() if fields else None
         result.append({"name": name, "config": fields, "sha256": digest})
     return result
+
+
+def judge_settings(config: JudgeConfig) -> dict[str, Any]:
+    """Return a judge's request settings, free texts as their SHA-256."""
+    texts = {f"{field}_sha256": hashlib.sha256(getattr(config, field).encode()).hexdigest() for field in JUDGE_TEXTS}
+    return {field: getattr(config, field) for field in JUDGE_FIELDS} | texts
 
 
 def selection_data(selection: RaterSelection) -> dict[str, Any]:

@@ -248,8 +248,23 @@ def test_manifest_names_each_judges_request_settings_and_reproduce_sees_them_cha
     )
     assert judge["config"]["temperature"] == 0.0
     assert "max_concurrency" not in judge["config"]  # not a request setting
+    assert judge["config"]["system_prompt_sha256"] == hashlib.sha256(b"").hexdigest()  # texts by digest only
     judging_services.save_judge(name="gpt-judge", temperature=0.7)
     report = reproduce(manifest)
     assert report["judges"] == {"identical": False, "changed": ["gpt-judge"], "added": [], "removed": []}
     assert report["identical"]  # the same ratings give the same result; the report says the judge changed since
     assert "judges changed: gpt-judge" in report["differences"]
+
+
+def test_a_parquet_export_and_a_combined_leaderboard_reproduce_byte_for_byte(rated: Rated, tmp_path: Path) -> None:
+    from results.manifest import leaderboard_with_manifest
+
+    out = tmp_path / "ratings.parquet"
+    run("export", rated.campaign.slug, "--format", "ratings", "--out", str(out))
+    exported = json.loads((tmp_path / "ratings.parquet.manifest.json").read_text())
+    combined = leaderboard_with_manifest(rated.campaign, RaterSelection(), combine="ppi")["manifest"]
+
+    assert exported["result"]["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert reproduce(exported)["identical"]
+    assert combined["options"] == {"bootstrap": 0, "seed": 0, "combine": "ppi", "with_elo": False}
+    assert reproduce(combined)["identical"]
