@@ -7,8 +7,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from django import forms
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.db.models import Exists, OuterRef, Q
 
 from annotation import selectors
 from annotation.importers.limits import import_limits
@@ -101,6 +102,23 @@ class CampaignAdminForm(forms.ModelForm[Campaign]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._offer_annotator_groups()
+        self._offer_baselines()
+
+    def _offer_annotator_groups(self) -> None:
+        """Offer as annotator groups only groups that grant no permission (a role such as Researchers is not a team
+        of annotators), on top of the scoping the admin applied; the campaign's current group stays offered."""
+        field = self.fields.get("annotator_group")
+        if not isinstance(field, forms.ModelChoiceField) or field.queryset is None:
+            return
+        grants = Group.permissions.through.objects.filter(group=OuterRef("pk"))
+        field.queryset = field.queryset.filter(~Exists(grants) | Q(pk=self.instance.annotator_group_id))
+        field.help_text = (
+            "Members of this group may annotate. Groups that grant permissions (such as Researchers) are roles, not "
+            "teams of annotators, and are not offered."
+        )
+
+    def _offer_baselines(self) -> None:
         models = selectors.campaign_model_names(self.instance) if self.instance.pk else []
         current = self.instance.baseline_model
         if models:  # choose among the campaign's models; a name typed before its outputs came stays offered

@@ -456,3 +456,21 @@ def test_the_progress_line_counts_one_annotator_in_the_singular(
     page = rita.get(_url("change", campaign.pk)).content.decode()
 
     assert "; 1 annotator rated, 0 paused" in page
+
+
+def test_the_annotator_group_choices_leave_out_role_groups_that_grant_permissions(
+    rita: Client, researcher: User, draft: Campaign
+) -> None:
+    from django.contrib.auth.models import Group, Permission
+
+    role = Group.objects.create(name="Researchers")
+    role.permissions.set(Permission.objects.filter(content_type__app_label="annotation"))
+    team = Group.objects.create(name="Rita's annotators")
+    researcher.groups.add(role, team)
+
+    choices = rita.get(_url("change", draft.pk)).context["adminform"].form.fields["annotator_group"].queryset
+    Campaign.objects.filter(pk=draft.pk).update(annotator_group=role)  # chosen before: stays offered, so it saves
+    response = rita.post(_url("change", draft.pk), _campaign_form(rita, draft))
+
+    assert [group.name for group in choices] == ["Rita's annotators"]
+    assert response.status_code == 302
