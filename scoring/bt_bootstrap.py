@@ -212,32 +212,46 @@ class _ChordSolver:
         refit = active.copy()
         check = np.flatnonzero(lost & ~active)
         if len(check):
-            refit[check] = self._splits(draws, check)
+            refit[check] = ~self._lost_edge_fit_stands(draws, check)
         redo = np.flatnonzero(refit)
         if len(redo):
             x[redo] = self._newton(draws[:, :, redo], np.repeat(self.x0[None], len(redo), axis=0))
         return bt_fit.center(x[:, : self.m], self.fit.labels)
 
-    def _splits(self, draws: Counts, rounds: NDArray[np.intp]) -> NDArray[np.bool_]:
-        """Return, for the given rounds, whether the resample splits a connected component of the data.
+    def _lost_edge_fit_stands(self, draws: Counts, rounds: NDArray[np.intp]) -> NDArray[np.bool_]:
+        """Return whether the converged chord fits of rounds that lost an edge stand: a vanishing gradient means
+        a finite MLE, unique unless the round has no unique one (see ``_without_mle``)."""
+        return np.asarray(~self._without_mle(draws, rounds))
 
-        Where chord steps converged they found a point where the gradient vanishes, so the round's
-        maximum-likelihood estimate exists (the log-likelihood is concave) even if it lost a 'won or tied against'
-        edge; it is unique unless the pairs that still met split a component, which this finds by propagating the
-        smallest model index along them (vectorised over rounds; as many passes as the components' diameter).
+    def _without_mle(self, draws: Counts, rounds: NDArray[np.intp]) -> NDArray[np.bool_]:
+        """Return, for the given rounds, whether the resample has no unique finite MLE (as _rounds_without_mle).
+
+        That is where, in some component of the data, the 'won or tied against' digraph of the round is not
+        strongly connected (Zermelo's condition; a component that split is not either). Checked for all the rounds
+        at once: what the first model of each component reaches, and what reaches it, spread along the edges until
+        nothing changes (as many passes as the components' diameter). Where chord steps converged for a round that
+        lost an edge, this is what decides whether their fit stands.
         """
-        met = draws[:, :, rounds].sum(axis=0) > 0
-        labels = np.repeat(np.arange(self.m, dtype=np.float64)[:, None], len(rounds), axis=1)
-        while True:
-            low = np.minimum(labels.take(self.pair_i, axis=0), labels.take(self.pair_j, axis=0))
-            low[~met] = np.inf
-            reached = np.minimum(self.sums.by_first.mins(low), self.sums.by_second.mins(low))
-            updated = np.minimum(labels, reached)
-            if np.array_equal(updated, labels):
-                break
-            labels = updated
-        components = (labels == np.arange(self.m)[:, None]).sum(axis=0)
-        return np.asarray(components != int(self.fit.labels.max()) + 1)
+        chunk = draws[:, :, rounds]
+        forward = (chunk[0] + chunk[2] > 0).astype(np.float64)  # first model won or tied against the second
+        backward = (chunk[1] + chunk[2] > 0).astype(np.float64)
+        labels = self.fit.labels
+        roots = np.zeros(self.m)
+        roots[np.unique(labels, return_index=True)[1]] = 1.0
+        by_first, by_second = self.sums.by_first, self.sums.by_second
+        strong = np.ones(len(rounds), dtype=bool)
+        for into_second, into_first in ((forward, backward), (backward, forward)):
+            reach = np.repeat(roots[:, None], len(rounds), axis=1)
+            while True:
+                # Node j (second of a pair) is reached from i along i -> j, node i along j -> i.
+                at_second = -by_second.mins(-(reach.take(self.pair_i, axis=0) * into_second))
+                at_first = -by_first.mins(-(reach.take(self.pair_j, axis=0) * into_first))
+                updated = np.maximum(reach, np.maximum(at_second, at_first))
+                if np.array_equal(updated, reach):
+                    break
+                reach = updated
+            strong &= (reach > 0).all(axis=0)
+        return np.asarray(~strong)
 
     def _half_chord(self, draws: Counts) -> tuple[Array, NDArray[np.bool_], NDArray[np.bool_]]:
         """Iterate chord steps for half-tie Bradley-Terry (the hot loop); also return the rounds that lost an edge.
@@ -334,13 +348,13 @@ class _ChordSolver:
 
     def _newton(self, draws: Counts, x: Array) -> Array:
         """Fit the given rounds by full Newton, with the default prior where their MLE does not exist."""
-        wins, ties = self._dense(draws)
         prior = np.full(len(x), self.fit.prior)
         if not self.fit.prior:
-            prior[_rounds_without_mle(wins, ties, self.fit.labels)] = DEFAULT_PRIOR
+            prior[self._without_mle(draws, np.arange(len(x)))] = DEFAULT_PRIOR
         theta0 = x[:, : self.m]
         if self.mode == "half":
             return self._pair_newton(draws, prior, theta0)
+        wins, ties = self._dense(draws)
         result = bt_fit.newton(wins, ties, self.fit.labels, prior, theta0, x[:, self.m], self.tol)
         assert result.log_nu is not None
         return np.concatenate([result.theta, result.log_nu[:, None]], axis=1)

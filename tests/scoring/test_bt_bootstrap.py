@@ -150,7 +150,8 @@ def test_rounds_that_lose_a_rare_edge_keep_their_chord_fit_unless_it_splits_the_
     fast = bt_bootstrap.bootstrap_thetas(counts, fit, mode, 128, np.random.default_rng(3))
     assert sum(refits) == 0
     # Refitting every round that lost the edge by full Newton (what was done before) gives the same ratings.
-    monkeypatch.setattr(bt_bootstrap._ChordSolver, "_splits", lambda self, draws, rounds: np.ones(len(rounds), bool))
+    never = lambda self, draws, rounds: np.zeros(len(rounds), bool)  # noqa: E731
+    monkeypatch.setattr(bt_bootstrap._ChordSolver, "_lost_edge_fit_stands", never)
     slow = bt_bootstrap.bootstrap_thetas(counts, fit, mode, 128, np.random.default_rng(3))
     assert 20 < sum(refits) < 128
     assert np.abs(fast - slow).max() * bt_fit.RATING_SCALE < 1e-4
@@ -165,7 +166,28 @@ def test_a_round_whose_pairs_no_longer_connect_the_models_is_refitted_with_the_p
     solver = bt_bootstrap._ChordSolver(counts, fit, "half", pair_i, pair_j, cells, 1e-9)
     draws = np.stack([cells, cells]).transpose(1, 2, 0).astype(np.float64)
     draws[:, 1, 1] = 0.0  # round 1: pair (a, c) did not meet
-    assert solver._splits(draws, np.array([0, 1])).tolist() == [False, True]
+    assert solver._without_mle(draws, np.array([0, 1])).tolist() == [False, True]
+
+
+def test_the_vectorised_mle_check_agrees_with_the_graph_algorithms() -> None:
+    rng = np.random.default_rng(8)
+    weights = 1.0 / (1.0 + (np.arange(25) / 6.0) ** 3)
+    a = rng.choice(25, 1800, p=weights / weights.sum())
+    b = rng.choice(25, 1800, p=weights / weights.sum())
+    keep = a != b
+    outcome = np.where(rng.random(1800) < 0.1, 2, np.where(rng.random(1800) < 0.6, 0, 1))[keep]
+    labels = ["model_a", "model_b", "tie"]
+    counts = aggregate_battles((f"m{x}", f"m{y}", labels[w]) for x, y, w in zip(a[keep], b[keep], outcome, strict=True))
+    fit = _point_fit(counts, "half", DEFAULT_PRIOR, 1e-6, [])
+    pair_i, pair_j = np.nonzero(np.triu(counts.totals) > 0)
+    cells = np.stack([counts.wins[pair_i, pair_j], counts.wins[pair_j, pair_i], counts.all_ties[pair_i, pair_j]])
+    solver = bt_bootstrap._ChordSolver(counts, fit, "half", pair_i, pair_j, cells, 1e-6)
+    draws = MultinomialSampler(cells.ravel()).draw(200, np.random.default_rng(4)).reshape(3, len(pair_i), 200)
+    wins, ties = solver._dense(draws.astype(np.float64))
+    expected = np.zeros(200, dtype=bool)
+    expected[bt_bootstrap._rounds_without_mle(wins, ties, fit.labels)] = True
+    assert 10 < expected.sum() < 190
+    assert solver._without_mle(draws, np.arange(200)).tolist() == expected.tolist()
 
 
 def test_the_pair_newton_refit_matches_the_dense_newton_fit() -> None:
