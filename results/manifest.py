@@ -35,7 +35,7 @@ from evalplatform.exceptions import DomainError
 from judging.models import JudgeConfig
 from results.exports import RowCounter
 from results.raters import RaterSelection
-from results.selectors import fetch_all, judge_raters, ratings_from, ratings_version
+from results.selectors import fetch_all, judge_raters, no_jit, ratings_from, ratings_version
 
 FORMAT = "evalplatform.manifest/1"
 KINDS = ("leaderboard", "agreement", "export")
@@ -73,12 +73,14 @@ def ratings_digest(campaign: Campaign, selection: RaterSelection) -> dict[str, A
     """Return the count, largest id, SHA-256 and sketch of the campaign's selected ratings."""
     source, params = ratings_from(campaign, selection, rater=False)
     sha = hashlib.sha256()
-    connection.ensure_connection()
     sql = f"COPY (SELECT {ROW_SQL} {source} ORDER BY r.id) TO STDOUT"
-    with transaction.atomic(), connection.connection.cursor() as cursor, cursor.copy(sql, params) as copy:
-        for block in copy:
-            sha.update(block)
-    counts, hashes, max_id = sketch(source, params)
+    with snapshot():  # the digest and the sketch read the same ratings
+        with connection.cursor() as plain:
+            no_jit(plain)
+        with connection.connection.cursor() as cursor, cursor.copy(sql, params) as copy:
+            for block in copy:
+                sha.update(block)
+        counts, hashes, max_id = sketch(source, params)
     return {
         "count": sum(counts),
         "max_id": max_id,
