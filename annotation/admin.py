@@ -170,9 +170,9 @@ class CampaignAdmin(ScopedChoicesAdmin[Campaign]):
             "Pairing",
             {
                 "fields": ["pairing_strategy", "pairs_per_prompt", "baseline_model"],
-                "description": "The defaults of Generate comparisons (and of the API's). Its page may "
-                "choose otherwise for one generation: that choice wins for the comparisons it makes, and these "
-                "settings stay as they are.",
+                "description": "The defaults of Generate comparisons (and of the API's and the "
+                "generate_comparisons command's). Its page may choose otherwise for one generation: that choice "
+                "wins for the comparisons it makes, and these settings stay as they are.",
             },
         ),
         ("Assignments", {"fields": ["lease_seconds", "quota_per_annotator"]}),
