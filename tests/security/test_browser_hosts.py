@@ -7,40 +7,18 @@ to any host but the live server's is aborted and fails the test.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from django.test import Client
 
-from tests.frontend.conftest import CHROMIUM_ARGS
 from tests.security.world import World, build_world
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 VIEWPORTS = {"desktop": {"width": 1440, "height": 900}, "phone": {"width": 390, "height": 844}}
 LOCAL_SCHEMES = {"data", "blob", "about"}
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    import os
-
-    from playwright.sync_api import sync_playwright
-
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-            yield browser
-            browser.close()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 def pages_of(world: World) -> dict[str, list[str]]:
@@ -65,14 +43,14 @@ def pages_of(world: World) -> dict[str, list[str]]:
     }
 
 
-def test_no_page_asks_another_host_for_anything(chromium: Any, live_server: Any) -> None:
+def test_no_page_asks_another_host_for_anything(browser: Any, live_server: Any) -> None:
     world = build_world()
     own = urlsplit(live_server.url).netloc
     foreign: list[str] = []
     loaded = 0
     for persona, paths in pages_of(world).items():
         for viewport_name, viewport in VIEWPORTS.items():
-            context = chromium.new_context(viewport=viewport)
+            context = browser.new_context(viewport=viewport)
             user = world.users[persona]
             if user is not None:
                 client = Client()
