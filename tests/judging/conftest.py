@@ -73,3 +73,16 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, float | None]]:
 def fast_password_hashing(settings: Any) -> None:
     """Hash the personas' passwords cheaply: PBKDF2 would dominate these tests' setup."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def judge_form(**changes: str) -> dict[str, str]:
+    """Return the admin's judge form data for a valid judge of the local server, with these fields changed."""
+    data = {
+        "name": "admin-judge", "base_url": "http://127.0.0.1:8001/v1", "model": "local-judge", "api_key_env": "",
+        "template": "arena_hard", "system_prompt": "", "custom_template": "", "verdict_format": "pattern",
+        "verdict_pattern": "", "temperature": "0", "max_tokens": "512", "both_orders": "on", "max_concurrency": "8",
+        "requests_per_minute": "600", "timeout_seconds": "30", "max_attempts": "5", "price_input_per_million": "0",
+        "price_output_per_million": "0",
+    }  # fmt: skip
+    data.update(changes)
+    return data

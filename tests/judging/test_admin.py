@@ -16,7 +16,7 @@ from annotation.models import Campaign, Rater
 from judging import services
 from judging.models import JudgeConfig, JudgeRun, JudgeVerdict
 from tests import factories
-from tests.judging.conftest import LocalLLM
+from tests.judging.conftest import LocalLLM, judge_form
 
 MakeJudge = Callable[..., JudgeConfig]
 
@@ -28,20 +28,8 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return calls
 
 
-def _judge_form(**changes: str) -> dict[str, str]:
-    data = {
-        "name": "admin-judge", "base_url": "http://127.0.0.1:8001/v1", "model": "local-judge", "api_key_env": "",
-        "template": "arena_hard", "system_prompt": "", "custom_template": "", "verdict_format": "pattern",
-        "verdict_pattern": "", "temperature": "0", "max_tokens": "512", "both_orders": "on", "max_concurrency": "8",
-        "requests_per_minute": "600", "timeout_seconds": "30", "max_attempts": "5", "price_input_per_million": "0",
-        "price_output_per_million": "0",
-    }  # fmt: skip
-    data.update(changes)
-    return data
-
-
 def test_adding_a_judge_in_the_admin_creates_its_judge_rater(admin_client: Client) -> None:
-    response = admin_client.post(reverse("admin:judging_judgeconfig_add"), _judge_form())
+    response = admin_client.post(reverse("admin:judging_judgeconfig_add"), judge_form())
     assert response.status_code == 302
     judge = JudgeConfig.objects.get(name="admin-judge")
     assert (judge.rater.name, judge.rater.kind) == ("admin-judge", Rater.Kind.JUDGE)
@@ -50,14 +38,14 @@ def test_adding_a_judge_in_the_admin_creates_its_judge_rater(admin_client: Clien
 def test_renaming_a_judge_in_the_admin_renames_its_rater(admin_client: Client, make_judge: MakeJudge) -> None:
     judge = make_judge("old-name")
     url = reverse("admin:judging_judgeconfig_change", args=[judge.pk])
-    response = admin_client.post(url, _judge_form(name="new-name"))
+    response = admin_client.post(url, judge_form(name="new-name"))
     assert response.status_code == 302
     judge.refresh_from_db()
     assert (judge.name, judge.rater.name, judge.template) == ("new-name", "new-name", "arena_hard")
 
 
 def test_custom_template_without_answers_is_refused_on_its_field(admin_client: Client) -> None:
-    form = _judge_form(template="custom", custom_template="{question} only", verdict_pattern=r"\[\[(A|B)\]\]")
+    form = judge_form(template="custom", custom_template="{question} only", verdict_pattern=r"\[\[(A|B)\]\]")
     response = admin_client.post(reverse("admin:judging_judgeconfig_add"), form)
     assert response.status_code == 200
     assert "must contain {answer_a} and {answer_b}" in response.content.decode()

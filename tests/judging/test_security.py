@@ -28,7 +28,7 @@ from evalplatform.exceptions import Conflict, DomainError
 from judging import access, batch, llm, policy, prompts, services
 from judging.models import JudgeConfig, JudgeRun, JudgeVerdict, LLMCall
 from tests import factories
-from tests.judging.conftest import LocalLLM
+from tests.judging.conftest import LocalLLM, judge_form
 
 MakeJudge = Callable[..., JudgeConfig]
 ClientFor = Callable[[User | None], Any]
@@ -84,16 +84,8 @@ def _client(user: User) -> Client:
     return client
 
 
-def _judge_form(**changes: str) -> dict[str, str]:
-    data = {
-        "name": "new-judge", "base_url": "http://127.0.0.1:9/v1", "model": "m", "api_key_env": "",
-        "template": "arena_hard", "system_prompt": "", "custom_template": "", "verdict_format": "pattern",
-        "verdict_pattern": "", "temperature": "0", "max_tokens": "512", "both_orders": "on", "max_concurrency": "8",
-        "requests_per_minute": "600", "timeout_seconds": "30", "max_attempts": "5", "price_input_per_million": "0",
-        "price_output_per_million": "0",
-    }  # fmt: skip
-    data.update(changes)
-    return data
+def _form(**changes: str) -> dict[str, str]:
+    return judge_form(**{"name": "new-judge", "base_url": "http://127.0.0.1:9/v1", "model": "m", **changes})
 
 
 def _judge_all(run: JudgeRun) -> None:
@@ -127,9 +119,7 @@ def test_a_key_variable_bound_to_an_endpoint_is_refused_for_another(db: None, se
 
 
 def test_researcher_b_cannot_save_a_judge_naming_the_secret_key_in_the_admin(teams: Teams) -> None:
-    response = _client(teams.bea).post(
-        reverse("admin:judging_judgeconfig_add"), _judge_form(api_key_env="DJANGO_SECRET_KEY")
-    )
+    response = _client(teams.bea).post(reverse("admin:judging_judgeconfig_add"), _form(api_key_env="DJANGO_SECRET_KEY"))
     assert response.status_code == 200
     assert "DJANGO_SECRET_KEY holds the server&#x27;s own secrets" in response.content.decode()
     assert "api_key_env" in response.context["adminform"].form.errors
@@ -233,7 +223,7 @@ def test_a_public_hostname_is_refused_when_any_of_its_addresses_is_private(
 
 
 def test_researcher_b_cannot_point_a_judge_at_the_metadata_service_in_the_admin(teams: Teams) -> None:
-    form = _judge_form(base_url="http://169.254.169.254/latest")
+    form = _form(base_url="http://169.254.169.254/latest")
     response = _client(teams.bea).post(reverse("admin:judging_judgeconfig_add"), form)
     assert response.status_code == 200
     assert "base_url" in response.context["adminform"].form.errors
@@ -328,7 +318,7 @@ def test_researcher_b_cannot_see_or_edit_researcher_as_judge_in_the_admin(teams:
     bea = _client(teams.bea)
     change = reverse("admin:judging_judgeconfig_change", args=[teams.judge_a.pk])
     assert bea.get(change).status_code == 404
-    response = bea.post(change, _judge_form(name="alpha-secret-judge", base_url="http://127.0.0.1:8001/v1"))
+    response = bea.post(change, _form(name="alpha-secret-judge", base_url="http://127.0.0.1:8001/v1"))
     assert response.status_code == 404
     for view in ("history", "delete"):
         assert bea.get(reverse(f"admin:judging_judgeconfig_{view}", args=[teams.judge_a.pk])).status_code == 404
@@ -338,7 +328,7 @@ def test_researcher_b_cannot_see_or_edit_researcher_as_judge_in_the_admin(teams:
 
 def test_only_superusers_change_an_operators_judge(teams: Teams) -> None:
     change = reverse("admin:judging_judgeconfig_change", args=[teams.operator_judge.pk])
-    form = _judge_form(name="operator-judge", model="changed")
+    form = _form(name="operator-judge", model="changed")
     bea = _client(teams.bea)
     assert bea.get(change).status_code == 200  # read-only: they may use it
     assert bea.post(change, form).status_code == 403
@@ -351,11 +341,11 @@ def test_only_superusers_change_an_operators_judge(teams: Teams) -> None:
 
 
 def test_a_judge_made_in_the_admin_belongs_to_its_maker(teams: Teams) -> None:
-    response = _client(teams.bea).post(reverse("admin:judging_judgeconfig_add"), _judge_form(owner=str(teams.rita.pk)))
+    response = _client(teams.bea).post(reverse("admin:judging_judgeconfig_add"), _form(owner=str(teams.rita.pk)))
     assert response.status_code == 302
     assert JudgeConfig.objects.get(name="new-judge").owner == teams.bea  # the owner field is the superuser's only
     edit = reverse("admin:judging_judgeconfig_change", args=[JudgeConfig.objects.get(name="new-judge").pk])
-    assert _client(teams.bea).post(edit, _judge_form(model="mine")).status_code == 302
+    assert _client(teams.bea).post(edit, _form(model="mine")).status_code == 302
 
 
 def test_researcher_b_cannot_start_a_run_with_researcher_as_judge_anywhere(
@@ -537,7 +527,7 @@ def test_the_issues_redos_pattern_answers_promptly_on_a_long_reply() -> None:
 def test_a_verdict_pattern_re2_cannot_run_in_linear_time_is_refused_on_its_field(
     teams: Teams, pattern: str, reason: str
 ) -> None:
-    form = _judge_form(template="custom", custom_template="{answer_a} {answer_b}", verdict_pattern=pattern)
+    form = _form(template="custom", custom_template="{answer_a} {answer_b}", verdict_pattern=pattern)
     response = _client(teams.bea).post(reverse("admin:judging_judgeconfig_add"), form)
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
