@@ -268,3 +268,13 @@ def test_a_parquet_export_and_a_combined_leaderboard_reproduce_byte_for_byte(rat
     assert reproduce(exported)["identical"]
     assert combined["options"] == {"bootstrap": 0, "seed": 0, "combine": "ppi", "with_elo": False}
     assert reproduce(combined)["identical"]
+
+
+def test_reproduce_reads_a_saved_json_report_holding_its_manifest(rated: Rated, tmp_path: Path) -> None:
+    text, _ = run("leaderboard", rated.campaign.slug, "--raters", "humans", "--side-by-side", "--json")
+    (tmp_path / "board.json").write_text(text)
+    agreement, _ = run("agreement", rated.campaign.slug, "--bootstrap", "0", "--json")
+    (tmp_path / "agreement.json").write_text(agreement)
+
+    assert run("reproduce", str(tmp_path / "board.json"))[0].startswith("identical: the leaderboard")
+    assert run("reproduce", str(tmp_path / "agreement.json"))[0].startswith("identical: the agreement")
