@@ -377,10 +377,13 @@ class _ChordSolver:
         active = np.ones(rounds, dtype=bool)
 
         def loglik(values: Array, keep: NDArray[np.intp]) -> Array:
+            # first * log s(d) + second * log s(-d), with log s(-d) = log s(d) - d: one logarithm per pair.
             diff = values[self.pair_i] - values[self.pair_j]
-            total = (first[:, keep] * bt_fit.log_sigmoid(diff) + second[:, keep] * bt_fit.log_sigmoid(-diff)).sum(0)
-            both = bt_fit.log_sigmoid(values) + bt_fit.log_sigmoid(-values)
+            total = (battles[:, keep] * bt_fit.log_sigmoid(diff) - second[:, keep] * diff).sum(axis=0)
+            both = 2.0 * bt_fit.log_sigmoid(values) - values
             return np.asarray(total + prior[keep] * 0.5 * both.sum(axis=0))
+
+        current = loglik(theta, np.arange(rounds))
 
         for _ in range(200):
             keep = np.flatnonzero(active)
@@ -400,15 +403,18 @@ class _ChordSolver:
             step = np.linalg.solve(hess, grad.T[:, :, None])[:, :, 0].T
             biggest = np.abs(step).max(axis=0)
             step *= np.minimum(1.0, bt_fit.MAX_STEP / np.maximum(biggest, 1e-300))
-            before = loglik(values, keep)
+            before = current[keep]
             scale = np.ones(len(keep))
             for _ in range(60):
-                candidate = values + scale * step
-                worse = loglik(candidate, keep) < before - 1e-10 * np.maximum(1.0, np.abs(before))
+                after = loglik(values + scale * step, keep)
+                worse = after < before - 1e-10 * np.maximum(1.0, np.abs(before))
                 if not worse.any():
                     break
                 scale[worse] /= 2.0
+            else:
+                after = loglik(values + scale * step, keep)
             theta[:, keep] = values + scale * step
+            current[keep] = after
             done = np.abs(step).max(axis=0) * RATING_SCALE < self.tol
             active[keep[done]] = False
             if not active.any():
