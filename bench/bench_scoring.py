@@ -55,7 +55,8 @@ from scipy.special import expit  # noqa: E402
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from bench.arena_logs import write_realistic, write_uniform  # noqa: E402
+from arena_logs import write_realistic, write_uniform  # noqa: E402  (this script's directory)
+
 from scoring import compiled, krippendorff_alpha, rating_table_from_matrix  # noqa: E402
 
 SCALE = 400.0 / math.log(10.0)

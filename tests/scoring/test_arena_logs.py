@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections import Counter
 from pathlib import Path
@@ -10,11 +11,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bench.arena_logs import write_realistic
 from scoring import BattleCounts, compiled, loaders
 from scoring.battles import counts_from_tally
 from scoring.cli import main
 from scoring.loaders import BattleFilter, InputError, read_battle_counts, read_battles
+
+# Imported by name: bench/ is a directory of scripts (bench_scoring imports arena_logs as a top-level module), so
+# importing it as bench.arena_logs here would make mypy see the same file under two names.
+write_realistic = importlib.import_module("bench.arena_logs").write_realistic
 
 START = 1_682_000_000.0
 FILTERS = [
