@@ -73,14 +73,33 @@ class Limits:
 
 
 def limits() -> Limits:
-    """Return the budgets in force (read on every call, so tests and operators may change them)."""
+    """Return the budgets in force (read on every call, so tests and operators may change them).
+
+    The same settings give the same Limits object: the render cache keys every entry by it, and a fresh copy per
+    entry (its set of language names is about 2 KB) made a bulk import's cache hundreds of MB.
+    """
+    return _limits_of(
+        settings.EVALPLATFORM_MARKDOWN_MAX_CHARS,
+        settings.EVALPLATFORM_MARKDOWN_MAX_NESTING,
+        settings.EVALPLATFORM_MARKDOWN_MAX_TABLE_CELLS,
+        settings.EVALPLATFORM_MARKDOWN_HIGHLIGHT_MAX_CHARS,
+        settings.EVALPLATFORM_MARKDOWN_HIGHLIGHT_SECONDS,
+        tuple(settings.EVALPLATFORM_MARKDOWN_HIGHLIGHT_LANGUAGES),
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _limits_of(
+    max_chars: int, max_nesting: int, max_table_cells: int, highlight_max_chars: int, highlight_seconds: float,
+    languages: tuple[str, ...],
+) -> Limits:  # fmt: skip
     return Limits(
-        max_chars=settings.EVALPLATFORM_MARKDOWN_MAX_CHARS,
-        max_nesting=settings.EVALPLATFORM_MARKDOWN_MAX_NESTING,
-        max_table_cells=settings.EVALPLATFORM_MARKDOWN_MAX_TABLE_CELLS,
-        highlight_max_chars=settings.EVALPLATFORM_MARKDOWN_HIGHLIGHT_MAX_CHARS,
-        highlight_seconds=settings.EVALPLATFORM_MARKDOWN_HIGHLIGHT_SECONDS,
-        highlight_languages=frozenset(settings.EVALPLATFORM_MARKDOWN_HIGHLIGHT_LANGUAGES),
+        max_chars=max_chars,
+        max_nesting=max_nesting,
+        max_table_cells=max_table_cells,
+        highlight_max_chars=highlight_max_chars,
+        highlight_seconds=highlight_seconds,
+        highlight_languages=frozenset(languages),
     )
 
 
@@ -257,7 +276,7 @@ class _RenderCache:
             return found
 
     def put(self, text: str, budget: Limits, rendered: str) -> None:
-        size = len(text) + len(rendered)
+        size = len(text) + len(rendered) + ENTRY_OVERHEAD_CHARS
         if len(text) > self.max_text_chars:
             return
         with self._lock:
@@ -267,13 +286,17 @@ class _RenderCache:
             self._chars += size
             while self._chars > self.max_chars:
                 (old_text, _), old = self._entries.popitem(last=False)
-                self._chars -= len(old_text) + len(old)
+                self._chars -= len(old_text) + len(old) + ENTRY_OVERHEAD_CHARS
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
             self._chars = 0
 
+
+# What an entry costs besides its two strings (the dictionary slot, the key tuple, two string headers), counted so
+# that a cache of many short texts is bounded too.
+ENTRY_OVERHEAD_CHARS = 200
 
 # Annotators are shown the HTML stored with each text (annotation.stored_html); this cache catches the texts an
 # import or a fill renders more than once (the same prompt or answer in several rows), within about 8 MB.

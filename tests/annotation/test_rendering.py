@@ -403,3 +403,17 @@ def test_threads_sharing_the_parser_render_as_one_thread_does() -> None:
         together = list(pool.map(render_markdown, texts))
 
     assert together == alone
+
+
+def test_the_render_cache_shares_one_budget_and_bounds_many_short_texts() -> None:
+    """A bulk import renders hundreds of thousands of short texts: each cache entry must not carry its own copy of
+    the budgets (about 2 KB of language names), and the entries' own overhead counts towards the cache's bound."""
+    from annotation.rendering import ENTRY_OVERHEAD_CHARS, _RenderCache, limits
+
+    assert limits() is limits()
+    cache = _RenderCache(max_chars=100_000, max_text_chars=1_000)
+    budget = limits()
+    for i in range(10_000):
+        cache.put(f"t{i}", budget, f"<p>t{i}</p>")
+    assert len(cache._entries) <= 100_000 // ENTRY_OVERHEAD_CHARS
+    assert {id(key[1]) for key in cache._entries} == {id(budget)}
