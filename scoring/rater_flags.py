@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import stats
+from scipy.special import ndtr
 
 from scoring.bradley_terry import bradley_terry
 from scoring.loaders import InputError
@@ -111,7 +111,7 @@ def normal_lower_tail(p: FloatArray, left: BoolArray) -> float:
     observed = float(np.where(left, log_left, log_right).sum())
     mean = float((p * log_left + (1 - p) * log_right).sum())
     sd = math.sqrt(float((p * (1 - p) * (log_left - log_right) ** 2).sum()))
-    return float(stats.norm.cdf((observed - mean) / sd)) if sd > 0 else 1.0
+    return float(ndtr((observed - mean) / sd)) if sd > 0 else 1.0
 
 
 def left_bias(
@@ -140,6 +140,10 @@ def two_sided(k: int, probabilities: Sequence[float]) -> float:
     if not n:
         return math.nan
     if all(p == 0.5 for p in probabilities):
+        # Imported here: scipy.stats costs about a second and 20 MB, and results.views imports this module at the
+        # start of every web and worker process.
+        from scipy import stats
+
         return float(stats.binomtest(k, n, 0.5).pvalue)
     pmf = np.zeros(n + 1)
     pmf[0] = 1.0
