@@ -219,3 +219,10 @@ def test_agreement_page_explains_its_figures_where_they_are_read(rated: Rated, r
         assert f"<dt>{column}</dt>" in judges.replace("&#x27;", "'")
     for column in ("With others' consensus", "Gold accuracy", 'Share "left"'):
         assert f"<dt>{column}</dt>" in per_rater.replace("&#x27;", "'").replace("&quot;", '"')
+
+
+def test_favicon_ico_redirects_to_the_sites_icon(client: Client) -> None:
+    """Pages that name no icon (the admin's) make browsers ask for /favicon.ico: it must not be a 404."""
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301
+    assert response["Location"] == "/static/frontend/favicon.svg"

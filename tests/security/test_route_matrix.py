@@ -217,6 +217,10 @@ def public(persona: str) -> Expect:
     return Expect(OK)
 
 
+def favicon(persona: str) -> Expect:
+    return Expect(frozenset({301}))  # to the site's icon, for anyone
+
+
 def logout(persona: str) -> Expect:
     return Expect(frozenset({405}))  # POST only
 
@@ -509,6 +513,7 @@ def _site_probes(world: World) -> list[Probe]:
     runs = f"{research}judge-runs/"
     return [
         Probe("login", "GET", reverse("login"), public),
+        Probe("favicon", "GET", "/favicon.ico", favicon),
         Probe("logout", "GET", reverse("logout"), logout),
         Probe("api-schema", "GET", reverse("api-schema"), api_docs),
         Probe("api-docs", "GET", reverse("api-docs"), api_docs),
