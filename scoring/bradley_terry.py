@@ -6,14 +6,16 @@ Arena) or follow Davidson's (1970) model. When the maximum-likelihood estimate d
 group of models, never loses or never wins against the rest of its component) every model gets ``prior``
 virtual ties against a 1000-rated opponent; the leaderboard says so in ``warnings`` and flags models with only
 wins (``only_wins``) or only losses (``only_losses``); a model without battles (possible with counts) is flagged
-``no_votes`` and sits alone in its own component at 1000.
+``no_votes`` and sits alone in its own component at 1000. ``reweight="pairs"`` (Chatbot Arena's reweighted
+sandwich intervals) weighs every battle by the inverse of its pair's battle count (``bt_fit.pair_weights``) in the
+fit and in its sandwich covariance.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -25,6 +27,7 @@ from scoring.bt_bootstrap import DEFAULT_PRIOR, PointFit, TieMode, bootstrap_the
 from scoring.bt_fit import RATING_SCALE
 
 Z95 = 1.959963984540054
+Reweight = Literal["pairs"]
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ class Leaderboard:
     prior: float = 0.0
     iterations: int = 0
     bootstrap_ratings: NDArray[np.float64] | None = field(default=None, repr=False)
+    reweight: Reweight | None = None
 
     def rating(self, model: str) -> ModelRating:
         """Return the row of ``model``; raise KeyError if absent."""
@@ -109,6 +113,7 @@ class Leaderboard:
             "prior": self.prior,
             "components": self.components,
             "warnings": self.warnings,
+            **({"reweight": self.reweight} if self.reweight else {}),
             "win_probability": {"models": list(self.models), "matrix": self.win_probability.tolist()},
         }
 
@@ -122,6 +127,7 @@ def bradley_terry(
     rng: np.random.Generator | None = None,
     prior: float = DEFAULT_PRIOR,
     tol: float = 1e-6,
+    reweight: Reweight | None = None,
 ) -> Leaderboard:
     """Fit a Bradley-Terry leaderboard to (model_a, model_b, winner) battles."""
     return bradley_terry_from_counts(
@@ -132,6 +138,7 @@ def bradley_terry(
         rng=rng,
         prior=prior,
         tol=tol,
+        reweight=reweight,
     )
 
 
@@ -144,8 +151,13 @@ def bradley_terry_from_counts(
     rng: np.random.Generator | None = None,
     prior: float = DEFAULT_PRIOR,
     tol: float = 1e-6,
+    reweight: Reweight | None = None,
 ) -> Leaderboard:
-    """Fit a Bradley-Terry leaderboard to pre-aggregated battle counts."""
+    """Fit a Bradley-Terry leaderboard to pre-aggregated battle counts.
+
+    ``reweight="pairs"`` fits the likelihood with every battle weighted by inverse pair frequency
+    (``bt_fit.pair_weights``) and gives the sandwich intervals of that weighted fit; it excludes ``bootstrap``.
+    """
     if ties not in ("half", "davidson"):
         raise ValueError(f"ties must be 'half' or 'davidson', got {ties!r}")
     if bootstrap < 0:
@@ -154,11 +166,22 @@ def bradley_terry_from_counts(
         raise ValueError("no battles to rank")
     if anchor is not None and anchor[0] not in counts.models:
         raise ValueError(f"anchor model {anchor[0]!r} has no battles")
+    if reweight not in (None, "pairs"):
+        raise ValueError(f"reweight must be 'pairs' or None, got {reweight!r}")
+    if reweight and bootstrap:
+        raise ValueError("reweight='pairs' gives sandwich intervals; it cannot be combined with a bootstrap")
+    weights = bt_fit.pair_weights(counts.totals.astype(float)) if reweight else None
     warnings: list[str] = []
     mode = _effective_mode(counts, ties, warnings)
-    fit = _point_fit(counts, mode, prior, tol, warnings)
+    fit = _point_fit(counts, mode, prior, tol, warnings, weights)
     cov = bt_fit.sandwich_cov(
-        fit.theta, fit.log_nu, counts.wins.astype(float), counts.all_ties.astype(float), fit.labels, fit.prior
+        fit.theta,
+        fit.log_nu,
+        counts.wins.astype(float),
+        counts.all_ties.astype(float),
+        fit.labels,
+        fit.prior,
+        weights,
     )
     anchor_index = None if anchor is None else counts.models.index(anchor[0])
     ratings = _to_ratings(fit.theta[None], fit.labels, anchor, anchor_index)[0]
@@ -171,7 +194,8 @@ def bradley_terry_from_counts(
         lower, upper = np.quantile(boot, [0.025, 0.975], axis=0)
     else:
         lower, upper = ratings - Z95 * se, ratings + Z95 * se
-    return _assemble(counts, fit, ties, anchor, bootstrap, ratings, lower, upper, se, warnings, boot)
+    board = _assemble(counts, fit, ties, anchor, bootstrap, ratings, lower, upper, se, warnings, boot)
+    return board if reweight is None else replace(board, reweight=reweight)
 
 
 def _effective_mode(counts: BattleCounts, ties: TieMode, warnings: list[str]) -> TieMode:
@@ -182,9 +206,19 @@ def _effective_mode(counts: BattleCounts, ties: TieMode, warnings: list[str]) ->
     return ties
 
 
-def _point_fit(counts: BattleCounts, mode: TieMode, prior: float, tol: float, warnings: list[str]) -> PointFit:
-    """Fit the point estimate, applying the prior only when the MLE does not exist."""
+def _point_fit(
+    counts: BattleCounts,
+    mode: TieMode,
+    prior: float,
+    tol: float,
+    warnings: list[str],
+    weights: NDArray[np.float64] | None = None,
+) -> PointFit:
+    """Fit the point estimate, applying the prior only when the MLE does not exist (``weights`` per pair)."""
     win, tie = fit_matrices(counts, mode)
+    if weights is not None:
+        win = win * weights
+        tie = None if tie is None else tie * weights
     n_comp, labels = graph.component_labels(counts.totals > 0)
     if n_comp > 1:
         warnings.append(

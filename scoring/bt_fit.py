@@ -208,20 +208,49 @@ def _loglik(x: Array, m: int, win: Array, tie: Array | None, prior: Array) -> Ar
     return ll + p_loglik
 
 
+def pair_weights(totals: Array) -> Array:
+    """Return each battle's weight by inverse pair frequency, normalised so that the weights sum to the battles.
+
+    ``totals[i, j]`` (symmetric) counts the battles of the pair {i, j}. Every battle of a pair with n_ij battles
+    weighs N / (P n_ij), N the number of battles and P the number of pairs with any: each pair then carries the
+    same total weight N / P, and the weights of all N battles sum to N. Pairs without battles get weight 0.
+    """
+    upper = np.triu(totals, 1)
+    n_pairs = int((upper > 0).sum())
+    n_battles = float(upper.sum())
+    out = np.zeros_like(totals, dtype=np.float64)
+    seen = totals > 0
+    if n_pairs:
+        out[seen] = n_battles / (n_pairs * totals[seen])
+    np.fill_diagonal(out, 0.0)
+    return out
+
+
 def sandwich_cov(
-    theta: Array, log_nu: float | None, wins: Array, ties: Array, labels: NDArray[np.int32], prior: float
+    theta: Array,
+    log_nu: float | None,
+    wins: Array,
+    ties: Array,
+    labels: NDArray[np.int32],
+    prior: float,
+    weights: Array | None = None,
 ) -> Array:
     """Return the sandwich covariance H^-1 J H^-1 of (theta[, log nu]) for one fitted model.
 
-    ``wins`` are pure wins and ``ties`` all ties; J sums the outer products of per-battle scores.
+    ``wins`` are pure wins and ``ties`` all ties; J sums the outer products of per-battle scores. With per-pair
+    battle ``weights`` (symmetric) the fit is the weighted likelihood: H sums w times each battle's curvature and J
+    sums w^2 times its score's outer product.
     """
     m = len(theta)
+    w = np.ones_like(wins) if weights is None else weights
+    w_wins, w_ties = w * wins, w * ties
+    sq_wins, sq_ties = w * w_wins, w * w_ties
     if log_nu is None:
-        terms = half_terms(theta[None], (wins + ties / 2)[None], np.array([prior]))
-        meat = _half_meat(theta, wins, ties)
+        terms = half_terms(theta[None], (w_wins + w_ties / 2)[None], np.array([prior]))
+        meat = _half_meat(theta, sq_wins, sq_ties)
     else:
-        terms = davidson_terms(theta[None], np.array([log_nu]), wins[None], ties[None], np.array([prior]))
-        meat = _davidson_meat(theta, log_nu, wins, ties)
+        terms = davidson_terms(theta[None], np.array([log_nu]), w_wins[None], w_ties[None], np.array([prior]))
+        meat = _davidson_meat(theta, log_nu, sq_wins, sq_ties)
     bread = terms.neg_hess[0]
     inv = np.linalg.pinv(bread, hermitian=True) if prior == 0.0 else np.linalg.inv(bread)
     cov: Array = inv @ meat @ inv

@@ -46,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="rank human and LLM-judge votes together (PPI; records carry question_id, judge, rater_kind)",
     )
     rank.add_argument("--judge", action="append", default=None, metavar="NAME", help="with --combine: only this judge")
+    rank.add_argument(
+        "--reweight",
+        choices=("pairs",),
+        default=None,
+        help="weigh each battle by 1 / its pair's battle count (Arena's reweighted sandwich intervals; no --bootstrap)",
+    )
     filters = rank.add_argument_group("filters (FastChat's analysis options)")
     filters.add_argument("--anony-only", action="store_true", help="only anonymous battles (anony: true)")
     filters.add_argument("--language", default=None, metavar="L", help="only battles whose language is L")
@@ -127,6 +133,8 @@ def _categories(text: str) -> list[str]:
 
 def run_rank(args: argparse.Namespace) -> str:
     """Return the rendered leaderboard for the ``rank`` command."""
+    if args.reweight and (args.bootstrap or args.combine):
+        raise ValueError("--reweight pairs gives reweighted sandwich intervals; drop --bootstrap and --combine")
     if args.combine == "ppi":
         from scoring.ppi_cli import run_rank_ppi
 
@@ -145,6 +153,7 @@ def run_rank(args: argparse.Namespace) -> str:
         anchor=args.anchor,
         bootstrap=args.bootstrap,
         rng=np.random.default_rng(args.seed),
+        reweight=args.reweight,
     )
     payload = board.to_dict()
     payload["seed"] = args.seed
@@ -178,7 +187,8 @@ def _table(board: Leaderboard, payload: dict[str, Any]) -> str:
         if row.flags:
             line += "  (" + ", ".join(row.flags) + ")"
         lines.append(line)
-    lines.append(f"{board.n_battles} battles, ties={board.ties}, interval={board.interval}")
+    reweighted = f", reweight={board.reweight}" if board.reweight else ""
+    lines.append(f"{board.n_battles} battles, ties={board.ties}, interval={board.interval}{reweighted}")
     lines.extend(f"warning: {text}" for text in board.warnings)
     return "\n".join(lines)
 
