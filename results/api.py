@@ -184,6 +184,10 @@ class LeaderboardApi(APIView):
             required=False,
             help_text="ppi: rank humans and judges together (prediction-powered; sandwich intervals, bootstrap 0).",
         )
+        consistent = serializers.BooleanField(
+            default=False,
+            help_text="Consistency gate: a comparison a judge decided differently in its two orders counts as one tie.",
+        )
 
     QUERY = Query()
 
@@ -194,7 +198,12 @@ class LeaderboardApi(APIView):
         selection = selection_from(request, campaign)
         combine = options.get("combine")
         board = leaderboard_with_manifest(
-            campaign, selection, bootstrap=options["bootstrap"], seed=options["seed"], combine=combine
+            campaign,
+            selection,
+            bootstrap=options["bootstrap"],
+            seed=options["seed"],
+            combine=combine,
+            consistent=options["consistent"],
         )
         if not combine:
             board["side_by_side"] = side_by_side(campaign, selection)

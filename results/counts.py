@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 from annotation.models import Campaign
 from results.models import BattleCountSnapshot
 from results.raters import RaterSelection
-from results.selectors import BattleRow, rater_battle_rows, ratings_version, selected_rater_ids
+from results.selectors import (
+    BattleRow,
+    arena_battle,
+    inconsistent_judge_pairs,
+    rater_battle_rows,
+    ratings_version,
+    selected_rater_ids,
+)
 
 
 @dataclass
@@ -25,6 +32,17 @@ class BattleTally:
 
     counts: dict[tuple[str, str, str], int] = field(default_factory=dict)
     skipped_unnamed: int = 0
+    inconsistent_pairs: int = 0
+
+    def add(self, left: str | None, right: str | None, winner: str, n: int) -> None:
+        """Count n battles (negative n takes them back); a battle with an unnamed model counts as skipped."""
+        if left is None or right is None:
+            self.skipped_unnamed += n
+            return
+        key = (left, right, winner)
+        self.counts[key] = self.counts.get(key, 0) + n
+        if not self.counts[key]:
+            del self.counts[key]
 
     @property
     def n_battles(self) -> int:
@@ -57,17 +75,26 @@ def merge(old: list[list[object]], new: list[BattleRow]) -> list[BattleRow]:
     return [(*key, n) for key, n in total.items()]  # type: ignore[misc]
 
 
-def battle_tally(campaign: Campaign, selection: RaterSelection, *, full: bool = False) -> BattleTally:
-    """Return the campaign's battles by the selected raters."""
+def battle_tally(
+    campaign: Campaign, selection: RaterSelection, *, full: bool = False, consistent: bool = False
+) -> BattleTally:
+    """Return the campaign's battles by the selected raters.
+
+    ``consistent`` is the consistency gate: a comparison a judge decided differently in its two orders counts as
+    one tie (output_a's model on the left) instead of its two votes; humans and consistent pairs are untouched.
+    """
     rows = rater_counts(campaign, full=full)
     keep = selected_rater_ids(selection, {row[0] for row in rows})
     tally = BattleTally()
     for rater_id, left, right, winner, n in rows:
-        if rater_id not in keep:
-            continue
-        if left is None or right is None:
-            tally.skipped_unnamed += n
-            continue
-        key = (left, right, winner)
-        tally.counts[key] = tally.counts.get(key, 0) + n
+        if rater_id in keep:
+            tally.add(left, right, winner, n)
+    if consistent:
+        for pair in inconsistent_judge_pairs(campaign, selection):
+            if pair.rater_id not in keep:
+                continue
+            for a_left, value in pair.votes:
+                tally.add(*arena_battle(pair.model_a, pair.model_b, a_left, value), -1)
+            tally.add(pair.model_a, pair.model_b, "tie", 1)
+            tally.inconsistent_pairs += 1
     return tally

@@ -28,6 +28,7 @@ from results.selectors import (
     A_LEFT_SQL,
     OUTPUT_JOINS,
     VALUE_SQL,
+    inconsistent_judge_pairs,
     judge_raters,
     ratings_from,
     ratings_version,
@@ -62,6 +63,7 @@ def campaign_leaderboard(
     with_elo: bool | None = None,
     force: bool = False,
     combine: str | None = None,
+    consistent: bool = False,
 ) -> dict[str, Any]:
     """Return the campaign's leaderboard under a rater selection, from the cache when the ratings are unchanged.
 
@@ -69,20 +71,26 @@ def campaign_leaderboard(
     campaigns of at most ELO_SYNC_LIMIT ratings; for larger ones it is served when the background refresh has
     cached it, and left out otherwise. ``combine="ppi"`` ranks the selected humans and judges together by
     prediction-powered inference (``results/ppi.py``; sandwich intervals, no Elo, ``bootstrap`` must be 0).
+    ``consistent`` applies the consistency gate (``results.counts.battle_tally``) to Bradley-Terry and Elo.
     """
     version = ratings_version()
+    if combine is not None and consistent:
+        raise DomainError("consistent applies to the Bradley-Terry leaderboard, not to combine", field="consistent")
     if combine is not None:
         return _combined_leaderboard(campaign, selection, combine, bootstrap, version.key, force)
 
     def key(elo: bool | None) -> str:
-        return cache_key("leaderboard", campaign.pk, selection.key, bootstrap, seed, elo, version.key)
+        gate = ("consistent",) if consistent else ()  # ungated keys stay as they were
+        return cache_key("leaderboard", campaign.pk, selection.key, bootstrap, seed, elo, version.key, *gate)
 
     if with_elo is None and not force and (warm := cache.get(key(True))) is not None:
         return dict(warm)
     return dict(
         cached(
             key(with_elo),
-            lambda: compute_leaderboard(campaign, selection, bootstrap=bootstrap, seed=seed, with_elo=with_elo),
+            lambda: compute_leaderboard(
+                campaign, selection, bootstrap=bootstrap, seed=seed, with_elo=with_elo, consistent=consistent
+            ),
             force=force,
         )
     )
@@ -107,13 +115,15 @@ def compute_leaderboard(
     bootstrap: int = 0,
     seed: int = 0,
     with_elo: bool | None = True,
+    consistent: bool = False,
 ) -> dict[str, Any]:
     """Fit Bradley-Terry (and online Elo) to the campaign's selected ratings; return a JSON-ready report.
 
-    ``with_elo=None`` adds Elo when there are at most ELO_SYNC_LIMIT battles.
+    ``with_elo=None`` adds Elo when there are at most ELO_SYNC_LIMIT battles. ``consistent`` applies the
+    consistency gate and reports ``inconsistent_pairs``, the judge comparisons it turned into one tie.
     """
     started = time.perf_counter()
-    tally = battle_tally(campaign, selection)
+    tally = battle_tally(campaign, selection, consistent=consistent)
     report: dict[str, Any] = {
         "campaign": campaign.slug,
         "raters": selection.key,
@@ -124,6 +134,8 @@ def compute_leaderboard(
         "models": [],
         "warnings": [],
     }
+    if consistent:
+        report.update(consistent=True, inconsistent_pairs=tally.inconsistent_pairs)
     if not tally.counts:
         report["warnings"].append("no ratings between named models")
         return report
@@ -131,9 +143,11 @@ def compute_leaderboard(
     board = scoring.bradley_terry_from_counts(counts, bootstrap=bootstrap, rng=np.random.default_rng(seed))
     report.update(board.to_dict())
     report.update(campaign=campaign.slug, raters=selection.key, skipped_unnamed=tally.skipped_unnamed)
+    if consistent:
+        report.update(consistent=True, inconsistent_pairs=tally.inconsistent_pairs)
     report["win_rate"] = win_rate_matrix(counts, order=[row["model"] for row in report["ratings"]])
     if with_elo or (with_elo is None and tally.n_battles <= ELO_SYNC_LIMIT):
-        elo = scoring.elo(elo_battles(campaign, selection))
+        elo = scoring.elo(elo_battles(campaign, selection, consistent=consistent))
         ratings = elo.as_dict()
         for row in report["ratings"]:
             row["elo"] = ratings.get(row["model"])
@@ -158,14 +172,29 @@ def win_rate_matrix(counts: scoring.BattleCounts, *, order: list[str] | None = N
     return {"models": models, "matrix": matrix, "battles": totals.astype(int).tolist()}
 
 
-def elo_battles(campaign: Campaign, selection: RaterSelection) -> Iterator[tuple[str, str, str]]:
-    """Yield the selected ratings as battles in the order they were given (online Elo depends on it)."""
+def elo_battles(
+    campaign: Campaign, selection: RaterSelection, *, consistent: bool = False
+) -> Iterator[tuple[str, str, str]]:
+    """Yield the selected ratings as battles in the order they were given (online Elo depends on it).
+
+    With ``consistent``, a judge's inconsistent pair yields one tie, at its second rating.
+    """
+    gated = (
+        {(p.rater_id, p.comparison_id) for p in inconsistent_judge_pairs(campaign, selection)} if consistent else set()
+    )
+    first_seen: set[tuple[int, int]] = set()
     source, params = ratings_from(campaign, selection, joins=OUTPUT_JOINS, rater=False)
-    sql = f"""SELECT xa.model_name, xb.model_name, {A_LEFT_SQL}, {VALUE_SQL}
+    sql = f"""SELECT xa.model_name, xb.model_name, {A_LEFT_SQL}, {VALUE_SQL}, r.rater_id, r.comparison_id
               {source} AND xa.model_name IS NOT NULL AND xb.model_name IS NOT NULL ORDER BY r.created_at, r.id"""
     labels = {"tie": "tie", "both_bad": "tie (bothbad)"}
     for rows in stream_rows(sql, params, chunk=50_000):
-        for model_a, model_b, a_left, value in rows:
+        for model_a, model_b, a_left, value, rater_id, comparison_id in rows:
+            if (rater_id, comparison_id) in gated:
+                if (rater_id, comparison_id) in first_seen:
+                    yield model_a, model_b, "tie"
+                else:
+                    first_seen.add((rater_id, comparison_id))
+                continue
             winner = labels.get(value) or ("model_a" if (value == "a") == a_left else "model_b")
             yield (model_a, model_b, winner) if a_left else (model_b, model_a, winner)
 

@@ -219,22 +219,36 @@ def build(
 # --- results with their manifests -----------------------------------------------------------------------------
 
 
-def leaderboard_options(board: dict[str, Any], *, bootstrap: int, seed: int, combine: str | None) -> dict[str, Any]:
-    """Return a leaderboard's options; Elo is recorded as it came (a large campaign's may be left out)."""
+def leaderboard_options(
+    board: dict[str, Any], *, bootstrap: int, seed: int, combine: str | None, consistent: bool = False
+) -> dict[str, Any]:
+    """Return a leaderboard's options; Elo is recorded as it came (a large campaign's may be left out).
+
+    The consistency gate is recorded only when on, so ungated manifests read as before.
+    """
     with_elo = any("elo" in row for row in board.get("ratings", []))
-    return {"bootstrap": bootstrap, "seed": seed, "combine": combine, "with_elo": with_elo}
+    options = {"bootstrap": bootstrap, "seed": seed, "combine": combine, "with_elo": with_elo}
+    return {**options, "consistent": True} if consistent else options
 
 
 def leaderboard_with_manifest(
-    campaign: Campaign, selection: RaterSelection, *, bootstrap: int = 0, seed: int = 0, combine: str | None = None
+    campaign: Campaign,
+    selection: RaterSelection,
+    *,
+    bootstrap: int = 0,
+    seed: int = 0,
+    combine: str | None = None,
+    consistent: bool = False,
 ) -> dict[str, Any]:
     """Return the campaign's leaderboard with its manifest under ``manifest`` (read in one snapshot)."""
     from results.leaderboards import campaign_leaderboard
 
     with snapshot():
         ratings = cached_ratings_digest(campaign, selection)
-        board = campaign_leaderboard(campaign, selection, bootstrap=bootstrap, seed=seed, combine=combine)
-        options = leaderboard_options(board, bootstrap=bootstrap, seed=seed, combine=combine)
+        board = campaign_leaderboard(
+            campaign, selection, bootstrap=bootstrap, seed=seed, combine=combine, consistent=consistent
+        )
+        options = leaderboard_options(board, bootstrap=bootstrap, seed=seed, combine=combine, consistent=consistent)
         board["manifest"] = build(
             kind="leaderboard", campaign=campaign, selection=selection, options=options, ratings=ratings,
             result={"sha256": result_digest(board)},

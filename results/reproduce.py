@@ -91,6 +91,8 @@ def check_options(kind: str, options: dict[str, Any]) -> None:
             raise fail("options.combine must be null or ppi", "options")
         if not isinstance(options.get("with_elo"), bool):
             raise fail("options.with_elo must be true or false", "options")
+        if not isinstance(options.get("consistent", False), bool):
+            raise fail("options.consistent must be true or false", "options")
 
 
 def check_ratings(ratings: dict[str, Any]) -> None:
@@ -192,7 +194,12 @@ def recompute(campaign: Campaign, selection: RaterSelection, kind: str, options:
         board = campaign_leaderboard(campaign, selection, combine=options["combine"], force=True)
     else:
         board = compute_leaderboard(
-            campaign, selection, bootstrap=options["bootstrap"], seed=options["seed"], with_elo=options["with_elo"]
+            campaign,
+            selection,
+            bootstrap=options["bootstrap"],
+            seed=options["seed"],
+            with_elo=options["with_elo"],
+            consistent=options.get("consistent", False),
         )
     return m.result_digest(board)
 

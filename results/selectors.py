@@ -145,12 +145,51 @@ def rater_battle_rows(campaign: Campaign, *, after_id: int, upto_id: int) -> lis
             {source} AND r.id > %s AND r.id <= %s GROUP BY 1, 2, 3, 4, 5""",
         [*params, after_id, upto_id],
     )
-    result: list[BattleRow] = []
-    for rater_id, model_a, model_b, a_left, value, n in rows:
-        left, right = (model_a, model_b) if a_left else (model_b, model_a)
-        winner = WINNER_LABEL.get(value) or ("model_a" if (value == "a") == a_left else "model_b")
-        result.append((rater_id, left, right, winner, n))
-    return result
+    return [
+        (rater_id, *arena_battle(model_a, model_b, a_left, value), n)
+        for rater_id, model_a, model_b, a_left, value, n in rows
+    ]
+
+
+def arena_battle(
+    model_a: str | None, model_b: str | None, a_left: bool, value: str
+) -> tuple[str | None, str | None, str]:
+    """Return (left model, right model, Arena winner label) of a rating given its canonical value."""
+    left, right = (model_a, model_b) if a_left else (model_b, model_a)
+    return left, right, WINNER_LABEL.get(value) or ("model_a" if (value == "a") == a_left else "model_b")
+
+
+@dataclass(frozen=True)
+class InconsistentPair:
+    """A comparison a judge rated in both orders with different canonical values (``votes``: (a_left, value))."""
+
+    rater_id: int
+    comparison_id: int
+    model_a: str | None
+    model_b: str | None
+    votes: tuple[tuple[bool, str], ...]
+
+
+def inconsistent_judge_pairs(campaign: Campaign, selection: RaterSelection) -> list[InconsistentPair]:
+    """Return the comparisons each selected judge decided differently in its two orders.
+
+    A pair is exactly two ratings by one judge on one comparison, one with each output shown on the left, whose
+    canonical values differ (a win for output_a against a win for output_b, or a win against a tie); humans and
+    judges that rated one order only never form one.
+    """
+    source, params = ratings_from(campaign, selection, joins=OUTPUT_JOINS, rater=False)
+    rows = fetch_all(
+        f"""SELECT r.rater_id, r.comparison_id, xa.model_name, xb.model_name,
+                   array_agg({A_LEFT_SQL} ORDER BY r.id), array_agg({VALUE_SQL} ORDER BY r.id)
+            {source} AND r.rater_kind = 'judge'
+            GROUP BY r.rater_id, r.comparison_id, xa.model_name, xb.model_name
+            HAVING count(*) = 2 AND count(DISTINCT {A_LEFT_SQL}) = 2 AND count(DISTINCT {VALUE_SQL}) = 2""",
+        params,
+    )
+    return [
+        InconsistentPair(rater_id, comparison_id, model_a, model_b, tuple(zip(a_lefts, values, strict=True)))
+        for rater_id, comparison_id, model_a, model_b, a_lefts, values in rows
+    ]
 
 
 def selected_rater_ids(selection: RaterSelection, candidates: Iterable[int]) -> set[int]:

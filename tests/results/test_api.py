@@ -96,6 +96,8 @@ def test_leaderboard_and_agreement_endpoints(rated: Rated, researcher: User, api
     assert [r["model"] for r in board["ratings"]] == ["model-x", "model-y", "model-z"]
     assert board["side_by_side"]["groups"] == ["humans", "gpt-judge"]
     assert agreement["mtbench_agreement"]["with_ties"]["pairs"] == 12
+    gated = client.get(url(rated, "leaderboard/"), {"raters": "judges", "consistent": "1"}).json()
+    assert (gated["inconsistent_pairs"], gated["manifest"]["options"]["consistent"]) == (3, True)
     bad = client.get(url(rated, "leaderboard/"), {"raters": "nobody"})
     assert bad.status_code == 400
     assert "nobody" in bad.json()["raters"][0]
@@ -132,6 +134,8 @@ def test_openapi_schema_lists_the_researcher_api(researcher: User, api_client_fo
         ("leaderboard/", {"bootstrap": "many"}, "bootstrap"),
         ("leaderboard/", {"bootstrap": "2001"}, "bootstrap"),
         ("leaderboard/", {"seed": "-5"}, "seed"),
+        ("leaderboard/", {"consistent": "perhaps"}, "consistent"),
+        ("leaderboard/", {"consistent": "1", "combine": "ppi"}, "consistent"),
         ("agreement/", {"bootstrap": "1e3"}, "bootstrap"),
         ("ratings/", {"verdict": "maybe"}, "verdict"),
         ("ratings/", {"source": "web"}, "source"),

@@ -9,7 +9,7 @@ from django.core.management import CommandError, call_command
 import scoring
 from annotation.models import Output, Rating
 from results.counts import battle_tally
-from results.leaderboards import campaign_leaderboard, compute_leaderboard, win_rate_matrix
+from results.leaderboards import campaign_leaderboard, compute_leaderboard, elo_battles, win_rate_matrix
 from results.models import BattleCountSnapshot
 from results.raters import parse_raters
 from tests import factories
@@ -129,3 +129,56 @@ def test_observed_win_rates_follow_the_leaderboards_rank_order() -> None:
     assert observed["matrix"] == [[None, 0.25, 1.0], [0.75, None, 0.75], [0.0, 0.25, None]]
     assert observed["battles"] == [[0, 2, 2], [2, 0, 4], [2, 4, 0]]
     assert win_rate_matrix(counts)["models"] == ["alpha", "beta", "gamma"]
+
+
+def ties(counts: dict[tuple[str, str, str], int]) -> dict[tuple[str, str, str], int]:
+    return {key: n for key, n in counts.items() if key[2] == "tie"}
+
+
+def test_consistency_gate_counts_a_judge_comparison_decided_differently_in_its_two_orders_as_one_tie(
+    rated: Rated,
+) -> None:
+    # The judge picks the output shown on the left in both orders of comparisons 0, 5 and 10: two opposite votes.
+    plain = battle_tally(rated.campaign, parse_raters("judges"))
+    gated = battle_tally(rated.campaign, parse_raters("judges"), consistent=True)
+
+    flipped = [rated.comparisons[i] for i in (0, 5, 10)]
+    assert ties(plain.counts) == {}
+    assert ties(gated.counts) == {(c.output_a.model_name, c.output_b.model_name, "tie"): 1 for c in flipped}
+    assert gated.inconsistent_pairs == 3
+    assert gated.n_battles == plain.n_battles - 3
+    # The comparisons decided the same way in both orders keep both their votes.
+    decided = {key: n for key, n in gated.counts.items() if key[2] != "tie"}
+    assert sum(decided.values()) == plain.n_battles - 6
+    assert all(plain.counts[key] >= n for key, n in decided.items())
+
+
+def test_consistency_gate_leaves_humans_who_rated_both_orders_untouched(rated: Rated) -> None:
+    comparison = rated.comparisons[1]
+    _better, worse = sorted(o.model_name or "" for o in (comparison.output_a, comparison.output_b))
+    rate(comparison, rated.expert, worse, left=worse)  # the expert chose better with it on the left, now worse
+
+    assert battle_tally(rated.campaign, parse_raters("humans"), consistent=True).counts == (
+        battle_tally(rated.campaign, parse_raters("humans")).counts
+    )
+
+
+def test_leaderboard_command_applies_the_consistency_gate_to_bradley_terry_and_elo(
+    rated: Rated, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plain = leaderboard_json(rated, "--raters", "judges", capsys=capsys)
+    gated = leaderboard_json(rated, "--raters", "judges", "--consistent", capsys=capsys)
+
+    assert "consistent" not in plain
+    assert (gated["consistent"], gated["inconsistent_pairs"]) == (True, 3)
+    assert gated["n_battles"] == plain["n_battles"] - 3
+    assert sum(row["ties"] for row in gated["ratings"]) == 2 * 3  # each tie is counted for both its models
+    assert sum(row["ties"] for row in plain["ratings"]) == 0
+    assert gated["manifest"]["options"]["consistent"] is True
+    elo = list(elo_battles(rated.campaign, parse_raters("judges"), consistent=True))
+    assert len(elo) == gated["n_battles"]
+    assert sum(winner == "tie" for _, _, winner in elo) == 3
+    call_command("leaderboard", rated.campaign.slug, "--raters", "judges", "--consistent")
+    assert "consistency gate: 3 judge comparisons" in capsys.readouterr().out
+    with pytest.raises(CommandError, match="consistent applies"):
+        call_command("leaderboard", rated.campaign.slug, "--consistent", "--combine", "ppi")

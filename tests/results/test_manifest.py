@@ -132,6 +132,17 @@ def test_leaderboard_and_agreement_reproduce_from_their_seeds_after_the_cache_is
     assert not reproduce(changed)["result"]["identical"]
 
 
+def test_a_consistency_gated_leaderboard_reproduces_and_differs_from_the_ungated_one(rated: Rated) -> None:
+    from results.manifest import leaderboard_with_manifest
+
+    manifest = leaderboard_with_manifest(rated.campaign, RaterSelection(kind="judge"), consistent=True)["manifest"]
+
+    assert manifest["options"]["consistent"] is True
+    assert reproduce(manifest)["identical"]
+    ungated = resealed(manifest, options={k: v for k, v in manifest["options"].items() if k != "consistent"})
+    assert not reproduce(ungated)["result"]["identical"]
+
+
 def test_a_different_code_version_is_reported_without_making_an_identical_result_different(rated: Rated) -> None:
     from results.manifest import leaderboard_with_manifest
 

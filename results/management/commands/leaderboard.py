@@ -1,4 +1,5 @@
-"""manage.py leaderboard CAMPAIGN [--raters humans|judges|all|NAME,...] [--bootstrap N] [--combine ppi] [--json]."""
+"""manage.py leaderboard CAMPAIGN [--raters humans|judges|all|NAME,...] [--bootstrap N] [--combine ppi] [--consistent]
+[--json]."""
 
 from __future__ import annotations
 
@@ -31,6 +32,11 @@ class Command(BaseCommand):
             default=None,
             help="Rank humans and judges together (prediction-powered: all judge ratings plus the human ones).",
         )
+        parser.add_argument(
+            "--consistent",
+            action="store_true",
+            help="Consistency gate: a comparison a judge decided differently in its two orders counts as one tie.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         campaign = get_campaign(options["campaign"])
@@ -39,7 +45,12 @@ class Command(BaseCommand):
         try:
             selection = get_selection(campaign, options["raters"], options["exclude_raters"])
             board = leaderboard_with_manifest(
-                campaign, selection, bootstrap=options["bootstrap"], seed=options["seed"], combine=options["combine"]
+                campaign,
+                selection,
+                bootstrap=options["bootstrap"],
+                seed=options["seed"],
+                combine=options["combine"],
+                consistent=options["consistent"],
             )
             write_manifest(options["manifest"], board["manifest"])
             if options["combine"]:
@@ -103,6 +114,12 @@ def table(board: dict[str, Any]) -> str:
         + (
             f", {board['skipped_unnamed']} ratings skipped (outputs without model names)"
             if board["skipped_unnamed"]
+            else ""
+        )
+        + (
+            f", consistency gate: {board['inconsistent_pairs']} judge comparisons decided differently in the two "
+            "orders counted as one tie"
+            if board.get("consistent")
             else ""
         ),
         f"{'rank':>4} {'ub':>3}  {'model':<28} {'rating':>8} {'95% interval':>19} {'elo':>7} {'votes':>6} "
