@@ -225,12 +225,33 @@ class AgreementApi(APIView):
         return Response(agreement_with_manifest(campaign, selection_from(request, campaign), bootstrap=bootstrap))
 
 
+class ExportQuery(serializers.Serializer[Any]):
+    min_confidence = serializers.FloatField(
+        min_value=0.0,
+        max_value=1.0,
+        required=False,
+        help_text="aggregate=posterior only: leave out (and count) pairs whose verdict has a posterior probability "
+        "below this (default 0.5).",
+    )
+
+
+EXPORT_QUERY = ExportQuery()
+AGGREGATE_PARAM = OpenApiParameter("aggregate", str, enum=["majority", "unanimous", "each", "posterior"])
+
+
+def min_confidence_from(request: Request) -> float | None:
+    """Return the export's min_confidence query parameter, or None when not given."""
+    value: float | None = validated(EXPORT_QUERY, request.query_params.dict()).get("min_confidence")
+    return value
+
+
 class ExportDownloadApi(APIView):
     @extend_schema(
         parameters=[
             RATERS_PARAM,
             EXCLUDE_PARAM,
-            OpenApiParameter("aggregate", str, enum=["majority", "unanimous", "each"]),
+            AGGREGATE_PARAM,
+            ExportQuery,
             OpenApiParameter(
                 SKIPPED_HEADER,
                 int,
@@ -268,8 +289,9 @@ class ExportDownloadApi(APIView):
     def get(self, request: Request, slug: str, dataset: str, file_type: str) -> StreamingHttpResponse:
         campaign = access_campaign_results(user=request.user, slug=slug)
         aggregate = request.query_params.get("aggregate")
+        min_confidence = min_confidence_from(request)
         file_type = file_type_for(f"{dataset}.{file_type}")
-        export_format(dataset, aggregate)
+        export_format(dataset, aggregate, min_confidence)
         counter = RowCounter()
         selection = selection_from(request, campaign)
         digest: dict[str, Any] = {}
@@ -278,7 +300,7 @@ class ExportDownloadApi(APIView):
         stream = started(
             iter_export_with_digest(
                 campaign, format=dataset, file_type=file_type, selection=selection, aggregate=aggregate,
-                counter=counter, digest=digest,
+                min_confidence=min_confidence, counter=counter, digest=digest,
             )
         )  # fmt: skip
         response = StreamingHttpResponse(stream, content_type=CONTENT_TYPES[file_type])
@@ -296,7 +318,8 @@ class ExportManifestApi(APIView):
         parameters=[
             RATERS_PARAM,
             EXCLUDE_PARAM,
-            OpenApiParameter("aggregate", str, enum=["majority", "unanimous", "each"]),
+            AGGREGATE_PARAM,
+            ExportQuery,
         ],
         responses=dict,
         description="Return the reproducibility manifest of an export (computed like the download, which it does not "
@@ -305,12 +328,16 @@ class ExportManifestApi(APIView):
     def get(self, request: Request, slug: str, dataset: str, file_type: str) -> Response:
         campaign = access_campaign_results(user=request.user, slug=slug)
         aggregate = request.query_params.get("aggregate")
+        min_confidence = min_confidence_from(request)
         file_type = file_type_for(f"{dataset}.{file_type}")
-        export_format(dataset, aggregate)
+        export_format(dataset, aggregate, min_confidence)
         selection = selection_from(request, campaign)
         return Response(
-            export_manifest(campaign, format=dataset, file_type=file_type, selection=selection, aggregate=aggregate)
-        )
+            export_manifest(
+                campaign, format=dataset, file_type=file_type, selection=selection, aggregate=aggregate,
+                min_confidence=min_confidence,
+            )
+        )  # fmt: skip
 
 
 class ReproduceApi(APIView):

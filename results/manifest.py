@@ -272,8 +272,13 @@ def agreement_with_manifest(
     return report
 
 
-def export_options(format: str, file_type: str, aggregate: str | None) -> dict[str, Any]:
-    return {"format": format, "file_type": file_type, "aggregate": aggregate}
+def export_options(
+    format: str, file_type: str, aggregate: str | None, min_confidence: float | None = None
+) -> dict[str, Any]:
+    options: dict[str, Any] = {"format": format, "file_type": file_type, "aggregate": aggregate}
+    if min_confidence is not None:
+        options["min_confidence"] = min_confidence
+    return options
 
 
 def iter_export_with_digest(
@@ -285,6 +290,7 @@ def iter_export_with_digest(
     aggregate: str | None,
     digest: dict[str, Any],
     counter: RowCounter | None = None,
+    min_confidence: float | None = None,
 ) -> Generator[bytes | memoryview, None, None]:
     """Yield an export as ``iter_export`` does, after filling ``digest`` with its ratings' digest (same snapshot)."""
     from results.exports import iter_export
@@ -292,23 +298,32 @@ def iter_export_with_digest(
     with snapshot():
         digest.update(ratings_digest(campaign, selection))
         yield from iter_export(
-            campaign, format=format, file_type=file_type, selection=selection, aggregate=aggregate, counter=counter
-        )
+            campaign, format=format, file_type=file_type, selection=selection, aggregate=aggregate,
+            min_confidence=min_confidence, counter=counter,
+        )  # fmt: skip
 
 
 def export_manifest(
-    campaign: Campaign, *, format: str, file_type: str, selection: RaterSelection, aggregate: str | None
+    campaign: Campaign,
+    *,
+    format: str,
+    file_type: str,
+    selection: RaterSelection,
+    aggregate: str | None,
+    min_confidence: float | None = None,
 ) -> dict[str, Any]:
     """Compute an export without keeping it and return its manifest (the file's SHA-256 and size included)."""
     digest: dict[str, Any] = {}
     sha, size = hashlib.sha256(), 0
     for piece in iter_export_with_digest(
-        campaign, format=format, file_type=file_type, selection=selection, aggregate=aggregate, digest=digest
-    ):
+        campaign, format=format, file_type=file_type, selection=selection, aggregate=aggregate, digest=digest,
+        min_confidence=min_confidence,
+    ):  # fmt: skip
         sha.update(piece)
         size += len(piece)
+    options = export_options(format, file_type, aggregate, min_confidence)
     return build(
-        kind="export", campaign=campaign, selection=selection, options=export_options(format, file_type, aggregate),
+        kind="export", campaign=campaign, selection=selection, options=options,
         ratings=digest, result={"sha256": sha.hexdigest(), "bytes": size},
     )  # fmt: skip
 
@@ -319,7 +334,13 @@ def manifest_path(out: str | Path) -> Path:
 
 
 def write_export_with_manifest(
-    campaign: Campaign, *, format: str, out: str | Path, selection: RaterSelection, aggregate: str | None = None
+    campaign: Campaign,
+    *,
+    format: str,
+    out: str | Path,
+    selection: RaterSelection,
+    aggregate: str | None = None,
+    min_confidence: float | None = None,
 ) -> tuple[RowCounter, dict[str, Any]]:
     """Write an export and its manifest beside it (FILE.manifest.json); return its row counts and the manifest."""
     from results.exports import file_type_for, write_export
@@ -327,10 +348,13 @@ def write_export_with_manifest(
     file_type = file_type_for(out)
     with snapshot():
         ratings = ratings_digest(campaign, selection)
-        counter = write_export(campaign, format=format, out=out, selection=selection, aggregate=aggregate)
+        counter = write_export(
+            campaign, format=format, out=out, selection=selection, aggregate=aggregate, min_confidence=min_confidence
+        )
     sha, size = file_digest(Path(out))
+    options = export_options(format, file_type, aggregate, min_confidence)
     manifest = build(
-        kind="export", campaign=campaign, selection=selection, options=export_options(format, file_type, aggregate),
+        kind="export", campaign=campaign, selection=selection, options=options,
         ratings=ratings, result={"sha256": sha, "bytes": size},
     )  # fmt: skip
     manifest_path(out).write_text(json.dumps(manifest, indent=2) + "\n")

@@ -79,8 +79,12 @@ def check_options(kind: str, options: dict[str, Any]) -> None:
             raise fail("options.format and options.aggregate must be names", "options")
         from results.exports.formats import export_format
 
+        min_confidence = options.get("min_confidence")
+        number = isinstance(min_confidence, int | float) and not isinstance(min_confidence, bool)
+        if not (min_confidence is None or number):
+            raise fail("options.min_confidence must be a number", "options")
         try:
-            export_format(fmt, aggregate)
+            export_format(fmt, aggregate, min_confidence)
         except DomainError as exc:
             raise fail(f"options: {exc.message}", "options") from exc
         return
@@ -178,7 +182,7 @@ def recompute(campaign: Campaign, selection: RaterSelection, kind: str, options:
         sha = hashlib.sha256()
         for piece in iter_export(
             campaign, format=options["format"], file_type=options["file_type"], selection=selection,
-            aggregate=options["aggregate"],
+            aggregate=options["aggregate"], min_confidence=options.get("min_confidence"),
         ):  # fmt: skip
             sha.update(piece)
         return sha.hexdigest()

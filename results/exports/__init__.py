@@ -14,13 +14,14 @@ from pathlib import Path
 
 from annotation.models import Campaign
 from evalplatform.exceptions import DomainError
-from results.exports.formats import AGGREGATES, FORMATS, ExportFormat, counted, export_format
+from results.exports.formats import AGGREGATES, FORMATS, MIN_CONFIDENCE, ExportFormat, Query, counted, export_format
 from results.raters import RaterSelection
 
 __all__ = [
     "AGGREGATES",
     "CONTENT_TYPES",
     "FORMATS",
+    "MIN_CONFIDENCE",
     "ExportFormat",
     "RowCounter",
     "export_format",
@@ -47,10 +48,10 @@ class RowCounter:
         self.skipped = 0
         self.warning = ""
 
-    def skip(self, fmt: ExportFormat, rows: int) -> None:
+    def skip(self, fmt: ExportFormat, query: Query, rows: int) -> None:
         """Count rows the export left out, with the warning that says so."""
         self.skipped = rows
-        self.warning = f"skipped {rows} {fmt.skipped}" if rows else ""
+        self.warning = f"skipped {rows} {query.skipped_what or fmt.skipped}" if rows else ""
 
 
 def file_type_for(path: str | Path) -> str:
@@ -70,6 +71,7 @@ def iter_export(
     file_type: str,
     selection: RaterSelection,
     aggregate: str | None = None,
+    min_confidence: float | None = None,
     counter: RowCounter | None = None,
 ) -> Generator[bytes | memoryview, None, None]:
     """Yield an export of the campaign's selected ratings as encoded bytes, piece by piece.
@@ -81,12 +83,12 @@ def iter_export(
     from results.exports.encoders import ENCODERS
     from results.exports.reading import count_rows, export_transaction, read_ahead, read_rows
 
-    fmt, policy = export_format(format, aggregate)
-    query = fmt.query(campaign, selection, policy)
+    fmt, policy = export_format(format, aggregate, min_confidence)
+    query = fmt.query(campaign, selection, policy, MIN_CONFIDENCE if min_confidence is None else min_confidence)
     encoder = ENCODERS[file_type](fmt)
     counter = counter or RowCounter()
     with export_transaction() as raw:
-        counter.skip(fmt, count_rows(raw, counted(query), query.params))
+        counter.skip(fmt, query, count_rows(raw, counted(query), query.params))
         yield encoder.header()
         # Reading rows (a Python loop per row) runs beside encoding them (Arrow, which releases the GIL).
         with read_ahead(read_rows(raw, campaign, fmt, query, encoder)) as batches:
@@ -112,15 +114,22 @@ def started(stream: Generator[bytes | memoryview, None, None]) -> Generator[byte
 
 
 def write_export(
-    campaign: Campaign, *, format: str, out: str | Path, selection: RaterSelection, aggregate: str | None = None
+    campaign: Campaign,
+    *,
+    format: str,
+    out: str | Path,
+    selection: RaterSelection,
+    aggregate: str | None = None,
+    min_confidence: float | None = None,
 ) -> RowCounter:
     """Write an export to a file whose extension gives its type; return its counts of rows written and left out."""
     file_type = file_type_for(out)
-    export_format(format, aggregate)  # fail on bad names before creating the file
+    export_format(format, aggregate, min_confidence)  # fail on bad names before creating the file
     counter = RowCounter()
     with open(out, "wb") as handle:
         for data in iter_export(
-            campaign, format=format, file_type=file_type, selection=selection, aggregate=aggregate, counter=counter
-        ):
+            campaign, format=format, file_type=file_type, selection=selection, aggregate=aggregate,
+            min_confidence=min_confidence, counter=counter,
+        ):  # fmt: skip
             handle.write(data)
     return counter

@@ -15,9 +15,11 @@ from typing import Any, Literal
 from annotation.models import Campaign
 from evalplatform.exceptions import DomainError
 from results.raters import RaterSelection
-from results.selectors import A_LEFT_SQL, OUTPUT_JOINS, VALUE_SQL, ratings_from
+from results.selectors import A_LEFT_SQL, OUTPUT_JOINS, VALUE_SQL, fetch_all, ratings_from
+from scoring.raters import dawid_skene
 
-AGGREGATES = ("majority", "unanimous", "each")
+AGGREGATES = ("majority", "unanimous", "each", "posterior")
+MIN_CONFIDENCE = 0.5  # posterior: the least posterior probability of a pair's verdict for it to be exported
 STR, INT, FLOAT, BOOL = "string", "int64", "float64", "bool"
 UTC = "utc"  # a timestamptz, written as the string YYYY-MM-DDTHH:MM:SS.ffffffZ
 
@@ -63,6 +65,7 @@ class Query:
     prefix: str = ""  # a WITH clause, whose parameters come first in params
     skipped: str = ""  # the FROM ... WHERE of rows left out of the file, to count them (same parameters)
     skips_if: str = "TRUE"  # a cheap condition without which no row is left out (so none need counting)
+    skipped_what: str = ""  # what the rows left out are, when not the export's ``skipped``
 
 
 def counted(query: Query) -> str:
@@ -82,7 +85,7 @@ class ExportFormat:
 
     name: str
     columns: tuple[tuple[str, str], ...]
-    query: Callable[[Campaign, RaterSelection, str], Query]
+    query: Callable[[Campaign, RaterSelection, str, float], Query]
     aggregates: tuple[str, ...] = ("each",)
     skipped: str = ""  # what the rows its query leaves out are, for the warning that counts them
 
@@ -91,7 +94,7 @@ class ExportFormat:
         return [name for name, _ in self.columns]
 
 
-def ratings_query(campaign: Campaign, selection: RaterSelection, aggregate: str) -> Query:
+def ratings_query(campaign: Campaign, selection: RaterSelection, aggregate: str, min_confidence: float) -> Query:
     """Return the query of one row per rating, with texts, model names and the rater's public name."""
     source, params = ratings_from(campaign, selection, rater=False)
     select = (
@@ -158,7 +161,7 @@ ANONY_SQL = """CASE WHEN jsonb_typeof(r.metadata -> 'anony') = 'boolean' THEN (r
                     ELSE true END"""
 
 
-def arena_query(campaign: Campaign, selection: RaterSelection, aggregate: str) -> Query:
+def arena_query(campaign: Campaign, selection: RaterSelection, aggregate: str, min_confidence: float) -> Query:
     """Return the query of one Chatbot Arena battle per rating whose outputs both have a model name."""
     source, params = ratings_from(campaign, selection, joins=OUTPUT_JOINS, rater=False)
     select = (
@@ -190,7 +193,7 @@ ARENA = ExportFormat(
 )
 
 
-def alpaca_eval_query(campaign: Campaign, selection: RaterSelection, aggregate: str) -> Query:
+def alpaca_eval_query(campaign: Campaign, selection: RaterSelection, aggregate: str, min_confidence: float) -> Query:
     """Return the query of one AlpacaEval annotation per rating: output_1 is the output shown first (left).
 
     ``annotator_index`` numbers the raters of the campaign from 0 in the order they were created (the same for
@@ -257,7 +260,13 @@ ANY_NO_TEXT = "(EXISTS (SELECT FROM blank_prompt) OR EXISTS (SELECT FROM blank_o
 NO_TEXT_WARNING = "preference pairs whose prompt, chosen or rejected text is empty"
 
 
-def dpo_query(campaign: Campaign, selection: RaterSelection, aggregate: str) -> Query:
+# One vote per rater and comparison (a judge rates both orders): the rater's common value when their ratings agree,
+# "tie" when they contradict each other, as in the agreement report (results.agreement.collapse).
+RATER_VALUE_SQL = f"CASE WHEN min({VALUE_SQL}) = max({VALUE_SQL}) THEN min({VALUE_SQL}) ELSE 'tie' END"
+VERDICT_CLASSES = ("a", "tie", "both_bad", "b")
+
+
+def dpo_query(campaign: Campaign, selection: RaterSelection, aggregate: str, min_confidence: float) -> Query:
     """Return the query of TRL preference pairs under an aggregation policy (see AGGREGATES), without the pairs
     whose texts are empty.
 
@@ -266,24 +275,16 @@ def dpo_query(campaign: Campaign, selection: RaterSelection, aggregate: str) -> 
     """
     if aggregate == "each":
         return dpo_each_query(campaign, selection)
+    if aggregate == "posterior":
+        return dpo_posterior_query(campaign, selection, min_confidence)
     source, params = ratings_from(campaign, selection, rater=False)
     keep = "(v.a * 2 > v.n OR v.b * 2 > v.n)" if aggregate == "majority" else "(v.a = v.n OR v.b = v.n)"
-    # One vote per rater and comparison (a judge rates both orders): the rater's common value when their ratings
-    # agree, "tie" when they contradict each other, as in the agreement report (results.agreement.collapse).
-    prefix = f"""{NO_TEXT_PREFIX}, rv AS (
-                   SELECT r.comparison_id AS id,
-                          CASE WHEN min({VALUE_SQL}) = max({VALUE_SQL}) THEN min({VALUE_SQL}) ELSE 'tie' END AS value
-                   {source} GROUP BY r.comparison_id, r.rater_id),
-                 v AS (
-                   SELECT id, count(*) AS n, count(*) FILTER (WHERE value = 'a') AS a,
-                          count(*) FILTER (WHERE value = 'b') AS b, count(*) FILTER (WHERE value = 'tie') AS t,
-                          count(*) FILTER (WHERE value = 'both_bad') AS bb
-                   FROM rv GROUP BY id)"""
+    prefix = f"""{NO_TEXT_PREFIX}, {votes_cte(source)}"""
     chosen = "CASE WHEN v.a > v.b THEN c.output_a_id ELSE c.output_b_id END"
     rejected = "CASE WHEN v.a > v.b THEN c.output_b_id ELSE c.output_a_id END"
     policy = {"majority": "'majority'", "unanimous": "'unanimous'"}[aggregate]
     select = pair(
-        chosen, rejected, policy, "v.n", "GREATEST(v.a, v.b)", "LEAST(v.a, v.b)", "v.t", "v.bb", "NULL", "NULL"
+        chosen, rejected, policy, "v.n", "GREATEST(v.a, v.b)", "LEAST(v.a, v.b)", "v.t", "v.bb", "NULL", "NULL", "NULL"
     )
     pairs = f"FROM v JOIN annotation_comparison c ON c.id = v.id WHERE {keep}"
     return Query(
@@ -297,11 +298,64 @@ def dpo_query(campaign: Campaign, selection: RaterSelection, aggregate: str) -> 
     )
 
 
+def votes_cte(source: str) -> str:
+    """Return the CTEs rv (one vote per rater and comparison) and v (each comparison's counts of votes)."""
+    return f"""rv AS (
+                   SELECT r.comparison_id AS id, {RATER_VALUE_SQL} AS value
+                   {source} GROUP BY r.comparison_id, r.rater_id),
+                 v AS (
+                   SELECT id, count(*) AS n, count(*) FILTER (WHERE value = 'a') AS a,
+                          count(*) FILTER (WHERE value = 'b') AS b, count(*) FILTER (WHERE value = 'tie') AS t,
+                          count(*) FILTER (WHERE value = 'both_bad') AS bb
+                   FROM rv GROUP BY id)"""
+
+
+def dpo_posterior_query(campaign: Campaign, selection: RaterSelection, min_confidence: float) -> Query:
+    """Return the query of preference pairs whose verdict is the most probable one under the Dawid-Skene model of
+    the selected raters (``scoring.raters.dawid_skene`` over the verdicts a, tie, both_bad, b; each rater's ratings
+    of a comparison one vote), with its posterior probability as ``confidence``.
+
+    Comparisons whose most probable verdict is a tie or both bad make no pair; a pair whose confidence is below
+    ``min_confidence``, or whose texts are empty, is left out and counted. The model is fitted before the export's
+    rows are read.
+    """
+    source, params = ratings_from(campaign, selection, rater=False)
+    triples = fetch_all(f"SELECT r.comparison_id, r.rater_id, {RATER_VALUE_SQL} {source} GROUP BY 1, 2", params)
+    model = dawid_skene(triples, classes=VERDICT_CLASSES)
+    labels, confidence = model.labels(), model.confidence()
+    decided = sorted((int(str(u)), labels[u] == "a", confidence[u]) for u in model.units if labels[u] in ("a", "b"))
+    ids, a_chosen, probability = [list(column) for column in zip(*decided, strict=True)] if decided else [[], [], []]
+    confident = [p >= min_confidence for p in probability]
+    prefix = f"""{NO_TEXT_PREFIX}, {votes_cte(source)},
+                 p AS (SELECT * FROM unnest(%s::bigint[], %s::boolean[], %s::float8[], %s::boolean[])
+                                AS p(id, a_chosen, confidence, confident))"""
+    chosen = "CASE WHEN p.a_chosen THEN c.output_a_id ELSE c.output_b_id END"
+    rejected = "CASE WHEN p.a_chosen THEN c.output_b_id ELSE c.output_a_id END"
+    votes_chosen = "CASE WHEN p.a_chosen THEN v.a ELSE v.b END"
+    votes_rejected = "CASE WHEN p.a_chosen THEN v.b ELSE v.a END"
+    select = pair(
+        chosen, rejected, "'posterior'", "v.n", votes_chosen, votes_rejected, "v.t", "v.bb", "NULL", "NULL",
+        "p.confidence",
+    )  # fmt: skip
+    pairs = "FROM p JOIN v ON v.id = p.id JOIN annotation_comparison c ON c.id = p.id"
+    return Query(
+        select,
+        f"{pairs} WHERE p.confident AND NOT {NO_TEXT}",
+        [campaign.pk, campaign.pk, *params, ids, a_chosen, probability, confident],
+        "c.id",
+        prefix,
+        skipped=f"{pairs} WHERE NOT p.confident OR {NO_TEXT}",
+        skips_if="TRUE" if not all(confident) else ANY_NO_TEXT,
+        skipped_what=f"preference pairs whose posterior confidence is below {min_confidence:g} or whose prompt,"
+        " chosen or rejected text is empty",
+    )
+
+
 def dpo_each_query(campaign: Campaign, selection: RaterSelection) -> Query:
     """Return the query of one preference pair per decisive rating, without the pairs whose texts are empty."""
     source, params = ratings_from(campaign, selection, rater=False)
     rejected = "CASE WHEN r.winner_id = c.output_a_id THEN c.output_b_id ELSE c.output_a_id END"
-    select = pair("r.winner_id", rejected, "'each'", "1", "1", "0", "0", "0", rater("public_name"), "r.id")
+    select = pair("r.winner_id", rejected, "'each'", "1", "1", "0", "0", "0", rater("public_name"), "r.id", "NULL")
     decisive = source + " AND r.verdict = 'win'"
     return Query(
         select,
@@ -332,6 +386,7 @@ DPO = ExportFormat(
         ("votes_both_bad", INT),
         ("rater", STR),
         ("rating_id", INT),
+        ("confidence", FLOAT),
     ),
     query=dpo_query,
     aggregates=AGGREGATES,
@@ -341,8 +396,9 @@ DPO = ExportFormat(
 FORMATS = {f.name: f for f in (RATINGS, ARENA, DPO, ALPACA_EVAL)}
 
 
-def export_format(name: str, aggregate: str | None) -> tuple[ExportFormat, str]:
-    """Return the named export and the aggregation policy to use, raising DomainError for bad names."""
+def export_format(name: str, aggregate: str | None, min_confidence: float | None = None) -> tuple[ExportFormat, str]:
+    """Return the named export and the aggregation policy to use, raising DomainError for bad names, or for a
+    ``min_confidence`` outside [0, 1] or given without the posterior policy."""
     if name not in FORMATS:
         raise DomainError(f"format: unknown export {name!r}; use one of {', '.join(FORMATS)}", field="format")
     fmt = FORMATS[name]
@@ -350,4 +406,9 @@ def export_format(name: str, aggregate: str | None) -> tuple[ExportFormat, str]:
     if policy not in fmt.aggregates:
         allowed = ", ".join(fmt.aggregates)
         raise DomainError(f"aggregate: {name} exports take {allowed}, not {policy!r}", field="aggregate")
+    if min_confidence is not None:
+        if policy != "posterior":
+            raise DomainError("min_confidence: only the posterior aggregation takes it", field="min_confidence")
+        if not 0.0 <= min_confidence <= 1.0:
+            raise DomainError(f"min_confidence: {min_confidence} is not between 0 and 1", field="min_confidence")
     return fmt, policy

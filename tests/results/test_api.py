@@ -202,3 +202,26 @@ def test_export_download_states_its_rater_selection_in_a_header(
     assert all(json.loads(line)["n_ratings"] == 3 for line in streamed(everyone).splitlines())
     assert judge["X-Export-Raters"] == "raters: gpt-judge, 0 humans and 1 judge"
     assert all(json.loads(line)["n_ratings"] == 1 for line in streamed(judge).splitlines())
+
+
+def test_export_download_takes_the_posterior_aggregation_and_its_confidence_threshold(
+    rated: Rated, researcher: User, api_client_for: ClientFor
+) -> None:
+    client = api_client_for(researcher)
+    everything = client.get(url(rated, "export/dpo.jsonl"), {"aggregate": "posterior", "min_confidence": "0"})
+    rows = [json.loads(line) for line in streamed(everything).splitlines()]
+    highest = max(r["confidence"] for r in rows)
+
+    strict = client.get(url(rated, "export/dpo.jsonl"), {"aggregate": "posterior", "min_confidence": str(highest)})
+    kept = [json.loads(line) for line in streamed(strict).splitlines()]
+
+    assert {r["policy"] for r in rows} == {"posterior"}
+    assert everything["X-Export-Skipped-Rows"] == "0"
+    assert 0 < len(kept) < len(rows)
+    assert strict["X-Export-Skipped-Rows"] == str(len(rows) - len(kept))
+    assert "posterior confidence is below" in strict["X-Export-Warning"]
+    bad = client.get(url(rated, "export/dpo.jsonl"), {"aggregate": "posterior", "min_confidence": "2"})
+    assert bad.status_code == 400
+    assert client.get(url(rated, "export/dpo.jsonl"), {"min_confidence": "0.9"}).status_code == 400
+    manifest = client.get(url(rated, "export/dpo.jsonl/manifest/"), {"aggregate": "posterior", "min_confidence": "0.9"})
+    assert manifest.json()["options"]["min_confidence"] == 0.9

@@ -19,7 +19,9 @@ from results.exports import FORMATS, iter_export, reading
 from results.exports.encoders import ParquetEncoder
 from results.exports.timestamps import iso_utc
 from results.raters import RaterSelection
-from tests.results.conftest import Rated
+from results.reproduce import reproduce
+from tests import factories
+from tests.results.conftest import Rated, rate
 
 
 def export(rated: Rated, tmp_path: Path, fmt: str, name: str, *args: str) -> Path:
@@ -228,7 +230,7 @@ def test_texts_joined_in_sql_give_the_same_bytes_as_texts_looked_up(
 
 def test_json_lines_and_csv_are_what_postgresql_writes_for_the_same_rows(tricky: Rated) -> None:
     fmt = FORMATS["ratings"]
-    query = fmt.query(tricky.campaign, RaterSelection(), "each")
+    query = fmt.query(tricky.campaign, RaterSelection(), "each", 0.5)
     columns = ", ".join(fmt.names)
     values = [
         f"to_char({name} AT TIME ZONE 'UTC', '{ISO}') AS {name}" if name == "created_at" else name for name in fmt.names
@@ -374,3 +376,60 @@ def test_every_export_and_the_agreement_report_show_each_rater_by_the_same_publi
     assert shown == dict.fromkeys(shown, public)
     assert {row["rater"] for row in report["annotators"]} == public
     assert rated.expert.pseudonym not in json.dumps(report) + str(shown)
+
+
+@pytest.fixture
+def with_liar(rated: Rated) -> Rated:
+    """Add an adversarial rater who always prefers the worse model; on comparison 1 it is the only rater."""
+    liar = factories.RaterFactory.create(name="liar")
+    for comparison in rated.comparisons:
+        worse = max(o.model_name or "" for o in (comparison.output_a, comparison.output_b))
+        rate(comparison, liar, worse)
+    Rating.objects.filter(comparison=rated.comparisons[1]).exclude(rater=liar).delete()
+    return rated
+
+
+def test_dpo_posterior_overrules_an_adversarial_raters_majority_of_one(with_liar: Rated, tmp_path: Path) -> None:
+    majority = {r["comparison_id"]: r for r in read_jsonl(export(with_liar, tmp_path, "dpo", "m.jsonl"))}
+    rows = read_jsonl(export(with_liar, tmp_path, "dpo", "p.jsonl", "--aggregate", "posterior"))
+    posterior = {r["comparison_id"]: r for r in rows}
+
+    alone = with_liar.comparisons[1].pk
+    assert majority[alone]["chosen_model"] > majority[alone]["rejected_model"]  # the liar's vote: the worse model
+    assert posterior[alone]["chosen_model"] < posterior[alone]["rejected_model"]  # the posterior inverts it
+    assert (posterior[alone]["n_ratings"], posterior[alone]["votes_chosen"], posterior[alone]["votes_rejected"]) == (
+        1,
+        0,
+        1,
+    )
+    assert {r["policy"] for r in rows} == {"posterior"}
+    assert all(0.5 <= r["confidence"] <= 1 for r in rows)
+    assert all(r["chosen_model"] < r["rejected_model"] for r in rows)
+    assert {r["confidence"] for r in majority.values()} == {None}
+
+
+def test_dpo_posterior_leaves_out_and_counts_pairs_below_the_confidence_threshold(
+    with_liar: Rated, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = read_jsonl(export(with_liar, tmp_path, "dpo", "p.jsonl", "--aggregate", "posterior"))
+    alone = with_liar.comparisons[1].pk
+    lone_confidence = next(r["confidence"] for r in rows if r["comparison_id"] == alone)
+    threshold = min(r["confidence"] for r in rows if r["comparison_id"] != alone)
+    assert lone_confidence < threshold  # one vote convinces less than several
+    capsys.readouterr()
+
+    out = export(with_liar, tmp_path, "dpo", "t.jsonl", "--aggregate", "posterior", "--min-confidence", str(threshold))
+
+    kept = read_jsonl(out)
+    assert [r["comparison_id"] for r in kept] == [r["comparison_id"] for r in rows if r["comparison_id"] != alone]
+    assert "warning: skipped 1 preference pairs whose posterior confidence is below" in capsys.readouterr().err
+    manifest = json.loads(Path(f"{out}.manifest.json").read_text())
+    assert manifest["options"]["min_confidence"] == threshold
+    assert reproduce(manifest)["result"]["identical"]
+
+
+def test_min_confidence_needs_the_posterior_aggregation_and_a_probability(rated: Rated, tmp_path: Path) -> None:
+    with pytest.raises(CommandError, match="only the posterior aggregation"):
+        export(rated, tmp_path, "dpo", "d.jsonl", "--min-confidence", "0.9")
+    with pytest.raises(CommandError, match="not between 0 and 1"):
+        export(rated, tmp_path, "dpo", "d.jsonl", "--aggregate", "posterior", "--min-confidence", "1.5")

@@ -29,7 +29,15 @@ class Command(BaseCommand):
             "--aggregate",
             choices=AGGREGATES,
             help="dpo only: majority (default; a strict majority of the raters, each rater's ratings of a comparison"
-            " one vote), unanimous (every rater), or each rating.",
+            " one vote), unanimous (every rater), each rating, or posterior (the Dawid-Skene verdict, with its"
+            " confidence).",
+        )
+        parser.add_argument(
+            "--min-confidence",
+            type=float,
+            metavar="P",
+            help="posterior only: leave out (and count) pairs whose verdict has a posterior probability below P"
+            " (default 0.5).",
         )
         parser.add_argument("--exclude-raters", action="append", help="Leave out raters whose name matches GLOB.")
 
@@ -43,6 +51,7 @@ class Command(BaseCommand):
                 out=options["out"],
                 selection=selection,
                 aggregate=options["aggregate"],
+                min_confidence=options["min_confidence"],
             )
         except DomainError as exc:
             raise CommandError(exc.message) from exc
