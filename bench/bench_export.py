@@ -184,9 +184,9 @@ def run_baseline(slug: str, sample: int, out: str) -> None:
     print(json.dumps({"rows": len(ratings), "seconds": time.perf_counter() - started}))
 
 
-def child(args: list[str]) -> tuple[dict[str, Any], float]:
-    """Run this script as a child with args; return its JSON line and its peak RSS in MB."""
-    proc = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True)
+def child(args: list[str], script: str = __file__) -> tuple[dict[str, Any], float]:
+    """Run a benchmark script (this one by default) as a child with args; return its JSON line and peak RSS in MB."""
+    proc = subprocess.Popen([sys.executable, script, *args], stdout=subprocess.PIPE, text=True)
     _, status, usage = os.wait4(proc.pid, 0)
     output = proc.stdout.read() if proc.stdout else ""
     if status != 0:

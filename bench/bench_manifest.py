@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_export import seed  # noqa: E402  (sets Django up)
+from bench_export import child, seed  # noqa: E402  (sets Django up)
 from django.db import connection  # noqa: E402
 
 from annotation.models import Campaign  # noqa: E402
@@ -45,16 +43,6 @@ def run_child(slug: str, mode: str) -> None:
     print(json.dumps({"ratings": count, "seconds": time.perf_counter() - started}))
 
 
-def child(args: list[str]) -> tuple[dict[str, float], float]:
-    """Run this script as a child with args; return its JSON line and its peak RSS in MB."""
-    proc = subprocess.Popen([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    output = proc.stdout.read() if proc.stdout else ""
-    if status != 0:
-        raise SystemExit(f"child {args} failed with status {status}")
-    return json.loads(output.strip().splitlines()[-1]), usage.ru_maxrss / 1024
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ratings", type=int, default=1_000_000)
@@ -66,7 +54,7 @@ def main() -> None:
         return
     slug = seed(args.ratings, fresh=args.fresh).slug
     for mode in ("digest", "digest", "fetchall"):
-        result, rss = child(["--child", mode, slug])
+        result, rss = child(["--child", mode, slug], script=__file__)
         rate = result["ratings"] / result["seconds"]
         print(
             f"{mode:>9}: {result['ratings']:,} ratings in {result['seconds']:.2f} s ({rate:,.0f}/s), "
