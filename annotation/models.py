@@ -401,6 +401,12 @@ class AnnotatorStatus(models.Model):
     paused = models.BooleanField(default=False, help_text="A paused annotator gets no more comparisons here.")
     paused_reason = models.TextField(blank=True)
     paused_at = models.DateTimeField(null=True, blank=True)
+    excluded = models.BooleanField(
+        default=False,
+        help_text="An excluded rater's ratings are kept but left out of results (annotation.rater_actions).",
+    )
+    excluded_reason = models.TextField(blank=True)
+    excluded_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -415,6 +421,11 @@ class AnnotatorStatus(models.Model):
                 | Q(paused=False, paused_at__isnull=True, paused_reason=""),
                 name="annotator_paused_has_reason",
             ),
+            models.CheckConstraint(
+                condition=Q(excluded=True, excluded_at__isnull=False) & ~Q(excluded_reason="")
+                | Q(excluded=False, excluded_at__isnull=True, excluded_reason=""),
+                name="annotator_excluded_has_reason",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -423,6 +434,35 @@ class AnnotatorStatus(models.Model):
     @property
     def gold_accuracy(self) -> float | None:
         return self.gold_correct / self.gold_answered if self.gold_answered else None
+
+
+class RaterAction(models.Model):
+    """One researcher's action on a rater in a campaign (pause, resume, exclude, include): the audit trail.
+
+    Written only by annotation.rater_actions, in the transaction that changes the AnnotatorStatus; never edited.
+    """
+
+    class Kind(models.TextChoices):
+        PAUSE = "pause", "Paused"
+        RESUME = "resume", "Resumed"
+        EXCLUDE = "exclude", "Excluded from results"
+        INCLUDE = "include", "Included again"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="rater_actions")
+    rater = models.ForeignKey(Rater, on_delete=models.CASCADE, related_name="actions")
+    action = models.CharField(max_length=10, choices=Kind.choices)
+    reason = models.TextField()
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+", help_text="Who acted."
+    )
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.CheckConstraint(condition=~Q(reason=""), name="rater_action_has_reason")]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()}: {self.rater} in {self.campaign}"
 
 
 class SignInFailures(models.Model):
