@@ -85,6 +85,7 @@ class Leaderboard:
     iterations: int = 0
     bootstrap_ratings: NDArray[np.float64] | None = field(default=None, repr=False)
     reweight: Reweight | None = None
+    cluster: str | None = None
 
     def rating(self, model: str) -> ModelRating:
         """Return the row of ``model``; raise KeyError if absent."""
@@ -114,6 +115,7 @@ class Leaderboard:
             "components": self.components,
             "warnings": self.warnings,
             **({"reweight": self.reweight} if self.reweight else {}),
+            **({"cluster": self.cluster} if self.cluster else {}),
             "win_probability": {"models": list(self.models), "matrix": self.win_probability.tolist()},
         }
 
@@ -152,11 +154,14 @@ def bradley_terry_from_counts(
     prior: float = DEFAULT_PRIOR,
     tol: float = 1e-6,
     reweight: Reweight | None = None,
+    clusters: bt_fit.ClusterCells | None = None,
 ) -> Leaderboard:
     """Fit a Bradley-Terry leaderboard to pre-aggregated battle counts.
 
     ``reweight="pairs"`` fits the likelihood with every battle weighted by inverse pair frequency
     (``bt_fit.pair_weights``) and gives the sandwich intervals of that weighted fit; it excludes ``bootstrap``.
+    ``clusters`` (the same battles per rater or prompt) gives cluster-robust sandwich intervals (CR1); it excludes
+    ``bootstrap`` and ``reweight``.
     """
     if ties not in ("half", "davidson"):
         raise ValueError(f"ties must be 'half' or 'davidson', got {ties!r}")
@@ -170,6 +175,8 @@ def bradley_terry_from_counts(
         raise ValueError(f"reweight must be 'pairs' or None, got {reweight!r}")
     if reweight and bootstrap:
         raise ValueError("reweight='pairs' gives sandwich intervals; it cannot be combined with a bootstrap")
+    if clusters is not None:
+        _check_clusters(counts, clusters, bootstrap, reweight)
     weights = bt_fit.pair_weights(counts.totals.astype(float)) if reweight else None
     warnings: list[str] = []
     mode = _effective_mode(counts, ties, warnings)
@@ -182,6 +189,7 @@ def bradley_terry_from_counts(
         fit.labels,
         fit.prior,
         weights,
+        clusters,
     )
     anchor_index = None if anchor is None else counts.models.index(anchor[0])
     ratings = _to_ratings(fit.theta[None], fit.labels, anchor, anchor_index)[0]
@@ -195,7 +203,23 @@ def bradley_terry_from_counts(
     else:
         lower, upper = ratings - Z95 * se, ratings + Z95 * se
     board = _assemble(counts, fit, ties, anchor, bootstrap, ratings, lower, upper, se, warnings, boot)
+    if clusters is not None:
+        board = replace(board, cluster=clusters.by)
     return board if reweight is None else replace(board, reweight=reweight)
+
+
+def _check_clusters(
+    counts: BattleCounts, clusters: bt_fit.ClusterCells, bootstrap: int, reweight: Reweight | None
+) -> None:
+    """Raise ValueError unless the clusters split exactly the counted battles and no other interval is asked."""
+    if bootstrap or reweight:
+        raise ValueError("clustered sandwich intervals cannot be combined with a bootstrap or reweight='pairs'")
+    m = len(counts.models)
+    if len(clusters.first) and max(int(clusters.first.max()), int(clusters.second.max())) >= m:
+        raise ValueError("the clusters name a model index beyond the counts")
+    wins, ties = clusters.matrices(m)
+    if not (np.array_equal(wins, counts.wins) and np.array_equal(ties, counts.all_ties)):
+        raise ValueError("the clusters do not add up to the battle counts")
 
 
 def _effective_mode(counts: BattleCounts, ties: TieMode, warnings: list[str]) -> TieMode:

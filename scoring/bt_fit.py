@@ -13,7 +13,9 @@ does not exist.
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -234,13 +236,19 @@ def sandwich_cov(
     labels: NDArray[np.int32],
     prior: float,
     weights: Array | None = None,
+    clusters: ClusterCells | None = None,
+    correction: ClusterCorrection = "cr1",
 ) -> Array:
     """Return the sandwich covariance H^-1 J H^-1 of (theta[, log nu]) for one fitted model.
 
     ``wins`` are pure wins and ``ties`` all ties; J sums the outer products of per-battle scores. With per-pair
     battle ``weights`` (symmetric) the fit is the weighted likelihood: H sums w times each battle's curvature and J
-    sums w^2 times its score's outer product.
+    sums w^2 times its score's outer product. With ``clusters`` (the same battles split by rater or prompt) J sums
+    the outer products of each cluster's summed score instead (cluster-robust, Liang & Zeger 1986), times the
+    ``correction`` factor (``cluster_factor``); weights and clusters do not combine.
     """
+    if clusters is not None and weights is not None:
+        raise ValueError("clustered intervals do not combine with per-pair weights")
     m = len(theta)
     w = np.ones_like(wins) if weights is None else weights
     w_wins, w_ties = w * wins, w * ties
@@ -251,6 +259,10 @@ def sandwich_cov(
     else:
         terms = davidson_terms(theta[None], np.array([log_nu]), w_wins[None], w_ties[None], np.array([prior]))
         meat = _davidson_meat(theta, log_nu, sq_wins, sq_ties)
+    if clusters is not None:
+        n_params = m - (int(labels.max()) + 1 if len(labels) else 0) + (0 if log_nu is None else 1)
+        factor = cluster_factor(correction, clusters.n_clusters, clusters.n_battles, n_params)
+        meat = factor * cluster_meat(theta, log_nu, clusters)
     bread = terms.neg_hess[0]
     inv = np.linalg.pinv(bread, hermitian=True) if prior == 0.0 else np.linalg.inv(bread)
     cov: Array = inv @ meat @ inv
@@ -294,3 +306,135 @@ def _davidson_meat(theta: Array, log_nu: float, wins: Array, ties: Array) -> Arr
     meat[m, m] = 0.5 * ((wins + wins.T) * b_win**2 + ties * b_t**2)[off].sum()
     del diff
     return meat
+
+
+ClusterCorrection = Literal["cr0", "cr1"]
+
+
+@dataclass(frozen=True, eq=False)
+class ClusterCells:
+    """Battle counts per cluster (a rater, a prompt) and model pair, for cluster-robust covariances.
+
+    Cell ``k`` holds the battles of cluster ``cluster[k]`` between models ``first[k]`` and ``second[k]``:
+    ``wins_first[k]`` won by the first, ``wins_second[k]`` by the second, ``ties[k]`` tied (both tie labels).
+    ``by`` names what a cluster is (``"rater"``, ``"prompt"``); ``n_clusters`` counts the clusters (ids run from
+    0 to ``n_clusters - 1``).
+    """
+
+    by: str
+    n_clusters: int
+    cluster: NDArray[np.int64]
+    first: NDArray[np.int64]
+    second: NDArray[np.int64]
+    wins_first: Array
+    wins_second: Array
+    ties: Array
+
+    def __post_init__(self) -> None:
+        n = len(self.cluster)
+        for name in ("first", "second", "wins_first", "wins_second", "ties"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"ClusterCells.{name} must have one entry per cell")
+        if n and (self.cluster.min() < 0 or self.cluster.max() >= self.n_clusters):
+            raise ValueError("ClusterCells.cluster ids must lie in [0, n_clusters)")
+        if (self.first == self.second).any():
+            raise ValueError("ClusterCells has battles of a model against itself")
+        if (self.wins_first < 0).any() or (self.wins_second < 0).any() or (self.ties < 0).any():
+            raise ValueError("ClusterCells counts must not be negative")
+
+    @property
+    def n_battles(self) -> float:
+        """Return the number of battles over all cells."""
+        return float(self.wins_first.sum() + self.wins_second.sum() + self.ties.sum())
+
+    def matrices(self, m: int) -> tuple[Array, Array]:
+        """Return the (m x m) pure-win matrix and the symmetric tie matrix the cells add up to."""
+        wins = np.zeros((m, m))
+        ties = np.zeros((m, m))
+        np.add.at(wins, (self.first, self.second), self.wins_first)
+        np.add.at(wins, (self.second, self.first), self.wins_second)
+        np.add.at(ties, (self.first, self.second), self.ties)
+        np.add.at(ties, (self.second, self.first), self.ties)
+        return wins, ties
+
+
+def cluster_cells(
+    by: str, keys: Sequence[Hashable], first: Sequence[int], second: Sequence[int], outcomes: Sequence[int]
+) -> ClusterCells:
+    """Return the cells of per-battle records: battle ``n`` in cluster ``keys[n]`` between model indices
+    ``first[n]`` and ``second[n]``, ``outcomes[n]`` 1 (first won), 2 (second won) or 0 (tie)."""
+    if not len(keys) == len(first) == len(second) == len(outcomes):
+        raise ValueError("cluster_cells needs one key, first, second and outcome per battle")
+    codes: dict[Hashable, int] = {}
+    ids = np.fromiter((codes.setdefault(key, len(codes)) for key in keys), dtype=np.int64, count=len(keys))
+    a, b = np.asarray(first, dtype=np.int64), np.asarray(second, dtype=np.int64)
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    out = np.asarray(outcomes, dtype=np.int64)
+    if len(out) and ((out < 0) | (out > 2)).any():
+        raise ValueError("outcomes must be 0 (tie), 1 (first won) or 2 (second won)")
+    won_lo = ((out == 1) & (a == lo)) | ((out == 2) & (b == lo))
+    won_hi = (out != 0) & ~won_lo
+    table = np.stack([ids, lo, hi])
+    cells, inverse = np.unique(table, axis=1, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    size = cells.shape[1]
+    return ClusterCells(
+        by=by,
+        n_clusters=len(codes),
+        cluster=cells[0],
+        first=cells[1],
+        second=cells[2],
+        wins_first=_tally(inverse, won_lo, size),
+        wins_second=_tally(inverse, won_hi, size),
+        ties=_tally(inverse, out == 0, size),
+    )
+
+
+def _tally(cell: NDArray[np.int64], hit: NDArray[np.bool_], size: int) -> Array:
+    """Return the number of hits per cell."""
+    return np.bincount(cell, weights=hit.astype(np.float64), minlength=size).astype(np.float64)
+
+
+def cluster_meat(theta: Array, log_nu: float | None, cells: ClusterCells) -> Array:
+    """Return the clustered meat sum_g s_g s_g^T, s_g summing the per-battle scores of cluster ``g``.
+
+    Half ties: a battle's score on ``theta_i`` is (y - p_ij), y its outcome for ``i`` (1, 1/2, 0), and the
+    opposite on ``theta_j``. Davidson: the scores of ``davidson_terms`` per battle, plus the ``log nu`` entry.
+    """
+    m = len(theta)
+    i, j = cells.first, cells.second
+    if log_nu is None:
+        p = sigmoid(theta[i] - theta[j])
+        score_i = cells.wins_first * (1 - p) - cells.wins_second * p + cells.ties * (0.5 - p)
+        score_nu = None
+    else:
+        _, log_d, s_all, _ = _davidson_parts(theta[None], np.array([log_nu]))
+        s, inv_d = s_all[0][i, j], np.exp(-log_d[0][i, j])
+        nu_d = math.exp(log_nu) * inv_d
+        score_i = cells.wins_first * (0.5 - s) + cells.wins_second * (-0.5 - s) - cells.ties * s
+        score_nu = cells.ties * (1.0 - nu_d) - (cells.wins_first + cells.wins_second) * nu_d
+    extra = 0 if log_nu is None else 1
+    sums = np.zeros((cells.n_clusters, m + extra))
+    np.add.at(sums, (cells.cluster, i), score_i)
+    np.add.at(sums, (cells.cluster, j), -score_i)
+    if score_nu is not None:
+        np.add.at(sums, (cells.cluster, np.full(len(i), m)), score_nu)
+    meat: Array = sums.T @ sums
+    return meat
+
+
+def cluster_factor(correction: ClusterCorrection, n_clusters: int, n_battles: float, n_params: int) -> float:
+    """Return the small-sample factor of the clustered covariance.
+
+    ``cr0`` is 1; ``cr1`` is G / (G - 1) * (N - 1) / (N - K) with G clusters, N battles and K free parameters
+    (Stata's and statsmodels' default for ``cov_type="cluster"``). Fewer than two clusters give nan.
+    """
+    if correction not in ("cr0", "cr1"):
+        raise ValueError(f"cluster correction must be 'cr0' or 'cr1', got {correction!r}")
+    if n_clusters < 2:
+        return math.nan
+    if correction == "cr0":
+        return 1.0
+    if n_battles <= n_params:
+        return math.nan
+    return n_clusters / (n_clusters - 1) * (n_battles - 1) / (n_battles - n_params)
