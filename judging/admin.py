@@ -26,7 +26,7 @@ from annotation.admin import CampaignAdmin, CampaignScopedAdmin, visible_campaig
 from annotation.models import Campaign
 from evalplatform.exceptions import DomainError
 from judging import access, selectors, services
-from judging.models import JudgeConfig, JudgeRun, JudgeVerdict, LLMCall
+from judging.models import JudgeConfig, JudgeRun, JudgeVerdict, LLMCall, ModelFamily
 
 
 class JudgeConfigForm(forms.ModelForm[JudgeConfig]):
@@ -137,6 +137,15 @@ def redirect_to_runs(runs: list[JudgeRun]) -> HttpResponseRedirect | None:
     return None
 
 
+@admin.register(ModelFamily)
+class ModelFamilyAdmin(admin.ModelAdmin[ModelFamily]):
+    """Model families are shared by every team (like operators' judges): superusers change them, as Django's
+    permissions say; the judge report reads them for its self-preference audit."""
+
+    list_display = ["name", "patterns"]
+    search_fields = ["name", "patterns"]
+
+
 @admin.register(JudgeConfig)
 class JudgeConfigAdmin(NotFoundOutsideScope, admin.ModelAdmin[JudgeConfig]):
     form = JudgeConfigForm
@@ -145,7 +154,7 @@ class JudgeConfigAdmin(NotFoundOutsideScope, admin.ModelAdmin[JudgeConfig]):
     search_fields = ["name", "model"]
     actions = ["judge_a_campaign"]
     fieldsets = [
-        (None, {"fields": ["name", "base_url", "model", "api_key_env"]}),
+        (None, {"fields": ["name", "base_url", "model", "api_key_env", "family"]}),
         ("Prompt", {"fields": ["template", "system_prompt", "custom_template", "verdict_format", "verdict_pattern",
                                "temperature", "max_tokens", "both_orders"]}),
         ("Limits and prices", {"fields": ["max_concurrency", "requests_per_minute", "timeout_seconds", "max_attempts",
@@ -268,7 +277,7 @@ class JudgeRunAdmin(NotFoundOutsideScope, CampaignScopedAdmin):
     list_filter = ["status", ("judge", OwnRelatedFilter), ("campaign", OwnRelatedFilter)]
     actions = ["cancel_runs", "resume_runs", "resume_runs_retrying_failures"]
     readonly_fields = ["campaign", "judge", "status", "limit", "requested_by", "base_url", "model", "api_key_env",
-                       "error", "created_at", "started_at", "finished_at", "summary", "stalled", "recent_errors",
+                       "config_version", "temperature", "seed", "repeat", "error", "created_at", "started_at", "finished_at", "summary", "stalled", "recent_errors",
                        "consistency", "verdict_links"]  # fmt: skip
     change_form_template = "admin/judging/judgerun/change_form.html"
 

@@ -149,7 +149,8 @@ class Window:
         # A claim covers its wait in the pool's queue (at most one call) and its own call, plus the margin.
         self.claim_lease = timedelta(seconds=2 * timeout + lease_margin)
         self.slot_lease = timedelta(seconds=timeout + lease_margin)
-        self.cached = fetch.cached_calls([w.call.request_hash for w in works])
+        # Stability repeats never read the cache: they exist to call the judge again.
+        self.cached = fetch.cached_calls([w.call.request_hash for w in works if not w.verdict.repeat])
         self.pool: llm.CallPool | None = None
         self.held = self.share = self.target = self.limit = 0
         self.next_call_in = self.next_take = 0.0  # time.monotonic() deadlines
@@ -190,7 +191,7 @@ class Window:
                 self._hang_up(self.clock())
 
     def _answer_from_cache(self, due: list[Work], current: datetime) -> list[Outcome]:
-        hits = [w for w in due if w.call.request_hash in self.cached]
+        hits = [w for w in due if w.call.request_hash in self.cached and not w.verdict.repeat]
         if not hits:
             return []
         claimed = limits.claim_verdicts(
@@ -198,7 +199,8 @@ class Window:
             until=current + self.claim_lease, current=current, limited=False,
         )  # fmt: skip
         self._forget(hits)
-        due[:] = [w for w in due if w.call.request_hash not in self.cached]
+        answered = {id(w) for w in hits}
+        due[:] = [w for w in due if id(w) not in answered]
         return [
             Reply(w, _cached_result(self.cached[w.call.request_hash]), cached=True)
             for w in hits
@@ -331,6 +333,7 @@ def build_call(verdict: fetch.LoadedVerdict) -> Call:
         temperature=judge.temperature,
         max_tokens=judge.max_tokens,
         response_format=prompts.response_format(spec),
+        seed=verdict.seed,
     )
     return Call(spec, request, request.sha256())
 

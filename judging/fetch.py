@@ -20,7 +20,7 @@ from judging.models import JudgeConfig, JudgeRun, JudgeVerdict, LLMCall
 _VERDICT = """
     SELECT v.id, v.judge_id, v.comparison_id, v."order", v.run_id, v.state, v.attempts, v.retry_at,
            v.claimed_until, r.status, j.updated_at, c.campaign_id, c.prompt_id, p.text, p.reference_answer,
-           c.output_a_id, a.text, c.output_b_id, b.text, r.base_url, r.model, r.api_key_env
+           c.output_a_id, a.text, c.output_b_id, b.text, r.base_url, r.model, r.api_key_env, v.repeat, r.seed
     FROM judging_judgeverdict v
     JOIN judging_judgeconfig j ON j.id = v.judge_id
     JOIN annotation_comparison c ON c.id = v.comparison_id
@@ -67,6 +67,8 @@ class LoadedVerdict:
     output_a: Text
     output_b: Text
     run_endpoint: tuple[str, str, str] | None = None  # (base_url, model, api_key_env) recorded by the run
+    repeat: int = 0  # a stability repeat (>= 1) bypasses the call cache and makes no rating
+    seed: int | None = None  # the run's seed, sent with the request when set
 
     def endpoint_changed(self) -> bool:
         """Return whether the judge's endpoint differs from the one its run recorded (unrecorded: no)."""
@@ -98,11 +100,11 @@ def load_verdicts(verdict_ids: list[int]) -> list[LoadedVerdict]:
 def _verdict(row: tuple[Any, ...]) -> LoadedVerdict:
     (pk, judge_id, comparison_id, order, run_id, state, attempts, retry_at, claimed_until, run_status,
      judge_updated_at, campaign_id, _prompt_id, prompt_text, reference, a_id, a_text, b_id, b_text, run_base_url,
-     run_model, run_key_env) = row  # fmt: skip
+     run_model, run_key_env, repeat, seed) = row  # fmt: skip
     return LoadedVerdict(
         pk, _judge(judge_id, judge_updated_at), comparison_id, campaign_id, order, run_id, run_status, state,
         attempts, retry_at, claimed_until, prompt_text, reference, Text(a_id, a_text), Text(b_id, b_text),
-        None if run_id is None else (run_base_url, run_model, run_key_env),
+        None if run_id is None else (run_base_url, run_model, run_key_env), repeat, seed,
     )  # fmt: skip
 
 

@@ -87,6 +87,7 @@ class ChatRequest:
     temperature: float
     max_tokens: int
     response_format: dict[str, Any] | None = field(default=None, hash=False)
+    seed: int | None = None  # sent only when set (a run's seed), so requests without one hash as before
 
     def payload(self) -> dict[str, Any]:
         """Return the request body, without the endpoint."""
@@ -98,6 +99,8 @@ class ChatRequest:
         }
         if self.response_format is not None:
             body["response_format"] = self.response_format
+        if self.seed is not None:
+            body["seed"] = self.seed
         return body
 
     def sha256(self) -> str:

@@ -15,6 +15,32 @@ from django.db.models import Q
 from annotation.models import Campaign, Comparison, Rater, Rating
 
 
+class ModelFamily(models.Model):
+    """A family of models (one vendor's line, e.g. GPT or Claude), for the judge report's self-preference audit.
+
+    A model belongs to the first family (by name) one of whose patterns matches its name; a judge to its own
+    `family` when set, else to the family of its model's name.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    patterns = models.TextField(
+        help_text="One pattern a line, matched against whole model names, case-insensitive, with shell wildcards "
+        "(* and ?): e.g. gpt-4* and chatgpt-*."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "model families"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def pattern_list(self) -> list[str]:
+        """Return the non-empty patterns, stripped."""
+        return [line.strip() for line in self.patterns.splitlines() if line.strip()]
+
+
 class JudgeConfig(models.Model):
     """How to ask one model at one OpenAI-compatible endpoint to judge a pair of outputs."""
 
@@ -72,6 +98,11 @@ class JudgeConfig(models.Model):
     max_attempts = models.PositiveSmallIntegerField(default=5, help_text="Calls per verdict before it fails.")
     price_input_per_million = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal(0))
     price_output_per_million = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal(0))
+    family = models.ForeignKey(
+        ModelFamily, null=True, blank=True, on_delete=models.SET_NULL, related_name="judges",
+        help_text="The family of the judge's model, for the self-preference audit. Empty: the family whose patterns "
+        "match the model name.",
+    )  # fmt: skip
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -125,6 +156,13 @@ class JudgeRun(models.Model):
     base_url = models.CharField(max_length=500, blank=True, editable=False)
     model = models.CharField(max_length=200, blank=True, editable=False)
     api_key_env = models.CharField(max_length=100, blank=True, editable=False)
+    # What the judge report groups and audits by: the judge's request-relevant settings when the run started
+    # (judging.versions), the temperature and seed it sent, and the repeat: 0 for a run whose verdicts are ratings,
+    # k >= 1 for the k-th stability repeat, whose verdicts bypass the call cache and never become ratings.
+    config_version = models.CharField(max_length=16, blank=True, editable=False)
+    temperature = models.FloatField(null=True, blank=True, editable=False)
+    seed = models.BigIntegerField(null=True, blank=True, editable=False, help_text="Sent with each request when set.")
+    repeat = models.PositiveSmallIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -157,6 +195,8 @@ class JudgeVerdict(models.Model):
     comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="judge_verdicts")
     order = models.CharField(max_length=2, choices=Order.choices)
     run = models.ForeignKey(JudgeRun, null=True, on_delete=models.SET_NULL, related_name="verdicts")
+    # 0: the verdict that becomes the judge's rating; k >= 1: the k-th stability repeat (its run's repeat).
+    repeat = models.PositiveSmallIntegerField(default=0)
     state = models.CharField(max_length=12, choices=State.choices, default=State.PENDING)
     reason = models.TextField(blank=True, help_text="Why the verdict failed, or the last transient error.")
     attempts = models.PositiveSmallIntegerField(default=0)
@@ -178,7 +218,9 @@ class JudgeVerdict(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
-            models.UniqueConstraint(fields=["judge", "comparison", "order"], name="judgeverdict_once_per_order"),
+            models.UniqueConstraint(
+                fields=["judge", "comparison", "order", "repeat"], name="judgeverdict_once_per_order"
+            ),
             models.CheckConstraint(
                 condition=~Q(state="claimed") | Q(claimed_until__isnull=False), name="judgeverdict_claim_has_lease"
             ),

@@ -153,6 +153,9 @@ def _row(outcome: Outcome) -> dict[str, Any]:
     except prompts.VerdictParseError as exc:
         row.update(state=JudgeVerdict.State.PARSE_FAILED, reason=str(exc))
         return row
+    if verdict.repeat:  # a stability repeat: kept on the verdict only, never a rating
+        row.update(state=JudgeVerdict.State.DONE, reason="", parsed=parsed.as_json())
+        return row
     first, second = verdict.in_order()
     winner = {"A": first, "B": second}.get(parsed.outcome)
     row.update(

@@ -124,7 +124,7 @@ def position_consistency(
     must be the judge's, or among the verdicts `within`, e.g. those of the campaigns a user may read)."""
     if run is not None:
         return runs_consistency([run])[run.pk]
-    verdicts = (JudgeVerdict.objects if within is None else within).filter(judge=judge, state=_S.DONE)
+    verdicts = (JudgeVerdict.objects if within is None else within).filter(judge=judge, state=_S.DONE, repeat=0)
     outcomes: dict[int, dict[str, str]] = defaultdict(dict)
     for comparison_id, order, outcome in verdicts.values_list("comparison_id", "order", "parsed__outcome"):
         outcomes[comparison_id][order] = outcome
@@ -135,23 +135,24 @@ def runs_consistency(runs: list[JudgeRun]) -> dict[int, Consistency]:
     """Return each run's position consistency (its judge's, over the comparisons the run holds), in two queries."""
     if not runs:
         return {}
-    judge_of = {run.pk: run.judge_id for run in runs}
+    judge_of = {run.pk: (run.judge_id, run.repeat) for run in runs}  # a stability repeat: its own verdicts
     members = JudgeVerdict.objects.filter(run_id__in=judge_of).values_list("run_id", "comparison_id").distinct()
     comparisons_of: dict[int, set[int]] = defaultdict(set)
     for run_id, comparison_id in members:
         comparisons_of[run_id].add(comparison_id)
     verdicts = JudgeVerdict.objects.filter(
         state=_S.DONE,
-        judge_id__in=set(judge_of.values()),
+        judge_id__in={judge_id for judge_id, _ in judge_of.values()},
+        repeat__in={repeat for _, repeat in judge_of.values()},
         comparison__in=JudgeVerdict.objects.filter(run_id__in=judge_of).values("comparison"),
     )
-    outcomes: dict[tuple[int, int], dict[str, str]] = defaultdict(dict)
-    rows = verdicts.values_list("judge_id", "comparison_id", "order", "parsed__outcome")
-    for judge_id, comparison_id, order, outcome in rows:
-        outcomes[judge_id, comparison_id][order] = outcome
+    outcomes: dict[tuple[tuple[int, int], int], dict[str, str]] = defaultdict(dict)
+    rows = verdicts.values_list("judge_id", "repeat", "comparison_id", "order", "parsed__outcome")
+    for judge_id, repeat, comparison_id, order, outcome in rows:
+        outcomes[(judge_id, repeat), comparison_id][order] = outcome
     return {
-        run_id: _consistency({c: outcomes[judge_id, c] for c in comparisons_of[run_id] if (judge_id, c) in outcomes})
-        for run_id, judge_id in judge_of.items()
+        run_id: _consistency({c: outcomes[key, c] for c in comparisons_of[run_id] if (key, c) in outcomes})
+        for run_id, key in judge_of.items()
     }
 
 

@@ -18,12 +18,12 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from annotation.models import Campaign, Comparison, Rater
 from evalplatform.exceptions import Conflict, DomainError
-from judging import batch, fetch, limits, policy, prompts
+from judging import batch, fetch, limits, policy, prompts, versions
 from judging.access import check_may_use_judge
 from judging.models import JudgeConfig, JudgeRun, JudgeVerdict
 
@@ -53,6 +53,7 @@ JUDGE_FIELDS = (
     "max_attempts",
     "price_input_per_million",
     "price_output_per_million",
+    "family",
 )
 
 
@@ -183,8 +184,13 @@ def start_run(
     limit: int | None = None,
     orders: str | None = None,
     requested_by: User | None = None,
+    seed: int | None = None,
+    repeat: bool = False,
 ) -> JudgeRun:
     """Create a run over the campaign's comparisons (the first `limit` in sampling order) and enqueue its work.
+
+    `seed` is sent with each request when given. `repeat` makes a stability repeat (judging.versions, the judge
+    report): the judge's next repeat number, every verdict judged again bypassing the call cache, none a rating.
 
     `orders` is "both" (each comparison with each output shown first), "one" (one order per comparison, drawn from
     its random key) or None for the judge's own setting. Verdicts already judged by this judge are kept, not paid
@@ -194,6 +200,9 @@ def start_run(
     """
     comparisons = check_run(campaign=campaign, judge=judge, limit=limit, orders=orders, user=requested_by)
     both = judge.both_orders if orders is None else orders == ORDERS_BOTH
+    if seed is not None and not -(2**63) <= seed < 2**63:
+        raise DomainError("seed: must fit in 64 bits", field="seed")
+    number = next_repeat(judge) if repeat else 0
     run = JudgeRun.objects.create(
         campaign=campaign,
         judge=judge,
@@ -204,17 +213,25 @@ def start_run(
         api_key_env=judge.api_key_env,
         status=JudgeRun.Status.RUNNING,
         started_at=now(),
+        config_version=versions.config_version(judge),
+        temperature=judge.temperature,
+        seed=seed,
+        repeat=number,
     )
     JudgeVerdict.objects.bulk_create(
         [
-            JudgeVerdict(judge=judge, comparison=c, order=order, run=run)
+            JudgeVerdict(judge=judge, comparison=c, order=order, run=run, repeat=number)
             for c in comparisons
             for order in orders_for(judge, c, both=both)
         ],
         ignore_conflicts=True,
         batch_size=2000,
     )
-    unfinished = JudgeVerdict.objects.filter(judge=judge, comparison__in=comparisons).filter(
+    if number:  # a repeat's verdicts are all new, and all its own
+        _enqueue_pending_on_commit(run)
+        _finish_run_on_commit(run.pk)
+        return run
+    unfinished = JudgeVerdict.objects.filter(judge=judge, comparison__in=comparisons, repeat=0).filter(
         Q(state=JudgeVerdict.State.PENDING) | Q(state=JudgeVerdict.State.FAILED)
     )
     earlier_runs = set(unfinished.exclude(run=run).values_list("run_id", flat=True).distinct()) - {None}
@@ -223,6 +240,13 @@ def start_run(
     for run_id in [run.pk, *earlier_runs]:  # an earlier run whose last work moved here has ended
         _finish_run_on_commit(run_id)
     return run
+
+
+def next_repeat(judge: JudgeConfig) -> int:
+    """Return the judge's next stability repeat number, holding the judge's row so two repeats never share one."""
+    JudgeConfig.objects.select_for_update().filter(pk=judge.pk).first()
+    last = JudgeRun.objects.filter(judge=judge).aggregate(last=Max("repeat"))["last"]
+    return int(last or 0) + 1
 
 
 def _finish_run_on_commit(run_id: int) -> None:

@@ -18,6 +18,7 @@ from judging.models import JudgeConfig, JudgeRun, JudgeVerdict
 from results.access import researcher_campaigns
 
 BAR_WIDTH = 30
+MAX_REPEATS = 20  # stability repeats started at once (each pays for every verdict again)
 LOG_EVERY_SECONDS = 10.0  # without a terminal: a line when the counts change, else one this often
 sleep = time.sleep  # between polls; tests put a stand-in worker here
 
@@ -55,6 +56,14 @@ class Command(BaseCommand):
         parser.add_argument(
             "--orders", choices=services.ORDERS, help="both orders or one per comparison (default: the judge's)"
         )
+        parser.add_argument("--seed", type=int, help="send this seed with each request, recorded on the run")
+        parser.add_argument(
+            "--repeat",
+            type=int,
+            metavar="K",
+            help="start K stability repeats instead of a run: every verdict judged again, bypassing the call "
+            "cache, kept for the judge report and never a rating (with --seed S, repeat i sends S + i)",
+        )
         parser.add_argument("--wait", action="store_true", help="show progress until the run ends")
         act = parser.add_mutually_exclusive_group()
         act.add_argument("--resume", type=int, metavar="RUN_ID", help="resume this run instead of starting one")
@@ -83,16 +92,32 @@ class Command(BaseCommand):
             return
         if options["watch"] is not None:
             run = self._existing(campaign, judge, options["watch"], "--watch")
+        elif options["repeat"] is not None:
+            for run in self._start_repeats(campaign, judge, options, user):
+                self._started(run, campaign)
+                if options["wait"]:
+                    self._wait(run, options)
+            return
         else:
             run = self._start_or_resume(campaign, judge, options, user)
-            progress = selectors.run_progress(run)
-            nothing = "; nothing new: the judge has already judged these comparisons" if not progress.total else ""
-            self.stdout.write(
-                f"run #{run.pk}: {run.judge} on {campaign.slug}, {_plural(progress.total, 'verdict')}"
-                f"{_per_comparison(run)}{nothing}"
-            )
+            self._started(run, campaign)
         if options["wait"] or options["watch"] is not None:
             self._wait(run, options)
+
+    def _started(self, run: JudgeRun, campaign: Campaign) -> None:
+        progress = selectors.run_progress(run)
+        if run.repeat:
+            seed = "" if run.seed is None else f", seed {run.seed}"
+            self.stdout.write(
+                f"run #{run.pk}: repeat {run.repeat} of {run.judge} on {campaign.slug} (version {run.config_version}, "
+                f"temperature {run.temperature:g}{seed}), {_plural(progress.total, 'verdict')}, cache bypassed"
+            )
+            return
+        nothing = "; nothing new: the judge has already judged these comparisons" if not progress.total else ""
+        self.stdout.write(
+            f"run #{run.pk}: {run.judge} on {campaign.slug}, {_plural(progress.total, 'verdict')}"
+            f"{_per_comparison(run)}{nothing}"
+        )
 
     def _user(self, username: str | None, campaign: Campaign) -> User | None:
         if username is None:
@@ -130,10 +155,31 @@ class Command(BaseCommand):
             if judge is None:
                 raise CommandError("--judge: required to start a run (or give --resume, --watch or --cancel RUN_ID)")
             return services.start_run(
-                campaign=campaign, judge=judge, limit=options["limit"], orders=options["orders"], requested_by=user
-            )
+                campaign=campaign, judge=judge, limit=options["limit"], orders=options["orders"], requested_by=user,
+                seed=options["seed"],
+            )  # fmt: skip
         except DomainError as exc:
             raise CommandError(exc.message) from exc
+
+    def _start_repeats(
+        self, campaign: Campaign, judge: JudgeConfig | None, options: dict[str, Any], user: User | None
+    ) -> list[JudgeRun]:
+        count, seed = options["repeat"], options["seed"]
+        if judge is None:
+            raise CommandError("--judge: required with --repeat")
+        if not 1 <= count <= MAX_REPEATS:
+            raise CommandError(f"--repeat: must be between 1 and {MAX_REPEATS}, not {count}")
+        runs = []
+        try:
+            for i in range(count):
+                run = services.start_run(
+                    campaign=campaign, judge=judge, limit=options["limit"], orders=options["orders"],
+                    requested_by=user, seed=None if seed is None else seed + i, repeat=True,
+                )  # fmt: skip
+                runs.append(run)
+        except DomainError as exc:
+            raise CommandError(exc.message) from exc
+        return runs
 
     def _cancel(self, run: JudgeRun) -> None:
         try:
