@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from itertools import combinations
 from statistics import median
 from typing import Any
@@ -25,7 +26,7 @@ from annotation.models import Campaign
 from results.leaderboards import cache_key, cached
 from results.rater_quality import posterior_summary
 from results.raters import RaterSelection
-from results.selectors import RatingRow, rating_rows, ratings_version
+from results.selectors import RatingRow, inconsistent_judge_pairs, rating_rows, ratings_version
 
 Triple = tuple[int, str, str]
 ORDINAL = {"a": 0, "tie": 1, "both_bad": 1, "b": 2}
@@ -34,30 +35,62 @@ HEATMAP_RATERS = 30
 
 
 def campaign_agreement(
-    campaign: Campaign, selection: RaterSelection, *, bootstrap: int = 200, seed: int = 0
+    campaign: Campaign, selection: RaterSelection, *, bootstrap: int = 200, seed: int = 0, consistent: bool = False
 ) -> dict[str, Any]:
     """Return the campaign's agreement report, from the cache when the ratings are unchanged."""
     version = ratings_version()
-    key = cache_key("agreement", campaign.pk, selection.key, bootstrap, seed, version.key)
-    return dict(cached(key, lambda: compute_agreement(campaign, selection, bootstrap=bootstrap, seed=seed)))
+    key = cache_key("agreement", campaign.pk, selection.key, bootstrap, seed, consistent, version.key)
+    return dict(
+        cached(
+            key,
+            lambda: compute_agreement(campaign, selection, bootstrap=bootstrap, seed=seed, consistent=consistent),
+        )
+    )
 
 
 def compute_agreement(
-    campaign: Campaign, selection: RaterSelection, *, bootstrap: int = 200, seed: int = 0
+    campaign: Campaign, selection: RaterSelection, *, bootstrap: int = 200, seed: int = 0, consistent: bool = False
 ) -> dict[str, Any]:
-    """Compute the agreement report from the campaign's selected ratings."""
-    rows = rating_rows(campaign, selection)
+    """Compute the agreement report from the campaign's selected ratings.
+
+    ``consistent`` is the consistency gate (the leaderboard's): the two ratings of a comparison a judge decided
+    differently in its two orders count as one rating, a tie (see ``gate``). Position consistency is still measured
+    on the ratings as given, since it is what the gate hides.
+    """
+    given = rating_rows(campaign, selection)
+    rows, gated = gate(given, campaign, selection) if consistent else (given, 0)
     humans = [r for r in rows if r.kind == "human"]
     report = human_agreement(humans, bootstrap=bootstrap, seed=seed)
     report.update(campaign=campaign.slug, raters=selection.key)
+    if consistent:
+        report.update(consistent=True, inconsistent_pairs=gated)
     report["judges"] = [
-        judge_report(name, [r for r in rows if r.rater == name], humans, bootstrap=bootstrap, seed=seed)
+        judge_report(
+            name,
+            [r for r in rows if r.rater == name],
+            humans,
+            bootstrap=bootstrap,
+            seed=seed,
+            given=[r for r in given if r.rater == name],
+        )
         for name in sorted({r.rater for r in rows if r.kind == "judge"})
     ]
     report["annotators"] = annotator_reports(rows)
     report["rater_heatmap"] = rater_heatmap(rows)
     report["rater_model"] = posterior_summary(collapse(rows))
     return report
+
+
+def gate(rows: Sequence[RatingRow], campaign: Campaign, selection: RaterSelection) -> tuple[list[RatingRow], int]:
+    """Return the rows with each inconsistent judge pair (``results.selectors.inconsistent_judge_pairs``) made one
+    tie, the rating that showed output_a on the left, and the number of such pairs."""
+    pairs = {(p.rater_id, p.comparison_id) for p in inconsistent_judge_pairs(campaign, selection)}
+    kept = [
+        replace(r, value="tie") if (r.rater_id, r.comparison_id) in pairs else r
+        for r in rows
+        if r.a_left or (r.rater_id, r.comparison_id) not in pairs
+    ]
+    return kept, len(pairs)
 
 
 def collapse(rows: Iterable[RatingRow]) -> list[Triple]:
@@ -177,9 +210,18 @@ def tie_class(value: str) -> str:
 
 
 def judge_report(
-    name: str, judge_rows: Sequence[RatingRow], humans: Sequence[RatingRow], *, bootstrap: int, seed: int
+    name: str,
+    judge_rows: Sequence[RatingRow],
+    humans: Sequence[RatingRow],
+    *,
+    bootstrap: int,
+    seed: int,
+    given: Sequence[RatingRow] | None = None,
 ) -> dict[str, Any]:
-    """Compare one judge with the human majority on the comparisons both rated; give the human ceiling there."""
+    """Compare one judge with the human majority on the comparisons both rated; give the human ceiling there.
+
+    ``given``: the judge's ratings before the consistency gate, for its position consistency (default judge_rows).
+    """
     judge = {unit: tie_class(value) for unit, _, value in collapse(judge_rows)}
     by_unit: dict[int, list[str]] = defaultdict(list)
     for unit, _, value in collapse(humans):
@@ -201,7 +243,7 @@ def judge_report(
             "mtbench_agreement": mtbench(mtbench_votes(shared_humans), bootstrap, rng),
             "agreement_with_majority_of_others": loo_counts(shared_humans),
         },
-        "position_consistency": position_consistency(judge_rows),
+        "position_consistency": position_consistency(judge_rows if given is None else given),
     }
 
 

@@ -30,12 +30,16 @@ from results.manifest import (
     iter_export_with_digest,
     leaderboard_with_manifest,
 )
+from results.rater_exclusions import parse_include_excluded, with_exclusions
 from results.rater_mix import mix_note, rater_mix
 from results.raters import RaterSelection, parse_raters
 from results.reproduce import reproduce
 
 RATERS_PARAM = OpenApiParameter("raters", str, description="humans, judges, all (default) or NAME,NAME,...")
 EXCLUDE_PARAM = OpenApiParameter("exclude_raters", str, description="Leave out raters whose name matches this glob.")
+INCLUDE_EXCLUDED_PARAM = OpenApiParameter(
+    "include_excluded", str, enum=["0", "1"], description="1: count raters the researchers excluded from results."
+)
 # An export's rows left out (dpo: pairs without texts), sent before the body: a trailer would be lost on most clients.
 SKIPPED_HEADER, WARNING_HEADER, RATERS_HEADER = "X-Export-Skipped-Rows", "X-Export-Warning", "X-Export-Raters"
 # SHA-256 of the exact ratings a download holds (its manifest's ratings.sha256), read in the export's snapshot.
@@ -46,7 +50,8 @@ def selection_from(request: Request, campaign: Campaign) -> RaterSelection:
     """Parse and check the rater selection of a request's query string (names among the campaign's raters)."""
     selection = parse_raters(request.query_params.get("raters"), request.query_params.getlist("exclude_raters"))
     selectors.check_rater_names(selection, campaign=campaign)
-    return selection
+    include = parse_include_excluded(request.query_params.get("include_excluded"))
+    return with_exclusions(selection, campaign, include_excluded=include)
 
 
 def public_rater(rating: Rating) -> str:
@@ -152,7 +157,7 @@ class RatingListApi(APIView):
 
     QUERY = Query()
 
-    @extend_schema(parameters=[RATERS_PARAM, EXCLUDE_PARAM, Query], responses=Output(many=True))
+    @extend_schema(parameters=[RATERS_PARAM, EXCLUDE_PARAM, INCLUDE_EXCLUDED_PARAM, Query], responses=Output(many=True))
     def get(self, request: Request, slug: str) -> Response:
         campaign = access_campaign_results(user=request.user, slug=slug)
         filters = validated(self.QUERY, request.query_params.dict())
@@ -191,7 +196,7 @@ class LeaderboardApi(APIView):
 
     QUERY = Query()
 
-    @extend_schema(parameters=[RATERS_PARAM, EXCLUDE_PARAM, Query], responses=dict)
+    @extend_schema(parameters=[RATERS_PARAM, EXCLUDE_PARAM, INCLUDE_EXCLUDED_PARAM, Query], responses=dict)
     def get(self, request: Request, slug: str) -> Response:
         campaign = access_campaign_results(user=request.user, slug=slug)
         options = validated(self.QUERY, request.query_params.dict())
@@ -215,14 +220,23 @@ class AgreementApi(APIView):
         bootstrap = serializers.IntegerField(
             min_value=0, max_value=2000, default=200, help_text="Bootstrap rounds for the intervals."
         )
+        consistent = serializers.BooleanField(
+            default=False,
+            help_text="Consistency gate: a comparison a judge decided differently in its two orders counts as one tie.",
+        )
 
     QUERY = Query()
 
-    @extend_schema(parameters=[RATERS_PARAM, EXCLUDE_PARAM, Query], responses=dict)
+    @extend_schema(parameters=[RATERS_PARAM, EXCLUDE_PARAM, INCLUDE_EXCLUDED_PARAM, Query], responses=dict)
     def get(self, request: Request, slug: str) -> Response:
         campaign = access_campaign_results(user=request.user, slug=slug)
-        bootstrap = validated(self.QUERY, request.query_params.dict())["bootstrap"]
-        return Response(agreement_with_manifest(campaign, selection_from(request, campaign), bootstrap=bootstrap))
+        options = validated(self.QUERY, request.query_params.dict())
+        selection = selection_from(request, campaign)
+        return Response(
+            agreement_with_manifest(
+                campaign, selection, bootstrap=options["bootstrap"], consistent=options["consistent"]
+            )
+        )
 
 
 class ExportQuery(serializers.Serializer[Any]):
@@ -232,6 +246,11 @@ class ExportQuery(serializers.Serializer[Any]):
         required=False,
         help_text="aggregate=posterior only: leave out (and count) pairs whose verdict has a posterior probability "
         "below this (default 0.5).",
+    )
+    consistent = serializers.BooleanField(
+        default=False,
+        help_text="Consistency gate: a comparison a judge decided differently in its two orders is a tie (ratings: "
+        "both marked inconsistent; arena, alpaca_eval: one tie record; dpo each: no pair).",
     )
 
 
@@ -245,11 +264,17 @@ def min_confidence_from(request: Request) -> float | None:
     return value
 
 
+def consistent_from(request: Request) -> bool:
+    """Return the export's consistent query parameter (the consistency gate)."""
+    return bool(validated(EXPORT_QUERY, request.query_params.dict())["consistent"])
+
+
 class ExportDownloadApi(APIView):
     @extend_schema(
         parameters=[
             RATERS_PARAM,
             EXCLUDE_PARAM,
+            INCLUDE_EXCLUDED_PARAM,
             AGGREGATE_PARAM,
             ExportQuery,
             OpenApiParameter(
@@ -300,7 +325,7 @@ class ExportDownloadApi(APIView):
         stream = started(
             iter_export_with_digest(
                 campaign, format=dataset, file_type=file_type, selection=selection, aggregate=aggregate,
-                min_confidence=min_confidence, counter=counter, digest=digest,
+                min_confidence=min_confidence, counter=counter, digest=digest, consistent=consistent_from(request),
             )
         )  # fmt: skip
         response = StreamingHttpResponse(stream, content_type=CONTENT_TYPES[file_type])
@@ -318,6 +343,7 @@ class ExportManifestApi(APIView):
         parameters=[
             RATERS_PARAM,
             EXCLUDE_PARAM,
+            INCLUDE_EXCLUDED_PARAM,
             AGGREGATE_PARAM,
             ExportQuery,
         ],
@@ -335,7 +361,7 @@ class ExportManifestApi(APIView):
         return Response(
             export_manifest(
                 campaign, format=dataset, file_type=file_type, selection=selection, aggregate=aggregate,
-                min_confidence=min_confidence,
+                min_confidence=min_confidence, consistent=consistent_from(request),
             )
         )  # fmt: skip
 

@@ -257,27 +257,36 @@ def leaderboard_with_manifest(
 
 
 def agreement_with_manifest(
-    campaign: Campaign, selection: RaterSelection, *, bootstrap: int = 200, seed: int = 0
+    campaign: Campaign, selection: RaterSelection, *, bootstrap: int = 200, seed: int = 0, consistent: bool = False
 ) -> dict[str, Any]:
-    """Return the campaign's agreement report with its manifest under ``manifest`` (read in one snapshot)."""
+    """Return the campaign's agreement report with its manifest under ``manifest`` (read in one snapshot).
+
+    The consistency gate is recorded only when on, as on leaderboards.
+    """
     from results.agreement import campaign_agreement
 
+    options: dict[str, Any] = {"bootstrap": bootstrap, "seed": seed}
+    if consistent:
+        options["consistent"] = True
     with snapshot():
         ratings = cached_ratings_digest(campaign, selection)
-        report = campaign_agreement(campaign, selection, bootstrap=bootstrap, seed=seed)
+        report = campaign_agreement(campaign, selection, bootstrap=bootstrap, seed=seed, consistent=consistent)
         report["manifest"] = build(
-            kind="agreement", campaign=campaign, selection=selection, options={"bootstrap": bootstrap, "seed": seed},
+            kind="agreement", campaign=campaign, selection=selection, options=options,
             ratings=ratings, result={"sha256": result_digest(report)},
         )  # fmt: skip
     return report
 
 
 def export_options(
-    format: str, file_type: str, aggregate: str | None, min_confidence: float | None = None
+    format: str, file_type: str, aggregate: str | None, min_confidence: float | None = None, consistent: bool = False
 ) -> dict[str, Any]:
+    """Return an export's options; the consistency gate is recorded only when on."""
     options: dict[str, Any] = {"format": format, "file_type": file_type, "aggregate": aggregate}
     if min_confidence is not None:
         options["min_confidence"] = min_confidence
+    if consistent:
+        options["consistent"] = True
     return options
 
 
@@ -291,6 +300,7 @@ def iter_export_with_digest(
     digest: dict[str, Any],
     counter: RowCounter | None = None,
     min_confidence: float | None = None,
+    consistent: bool = False,
 ) -> Generator[bytes | memoryview, None, None]:
     """Yield an export as ``iter_export`` does, after filling ``digest`` with its ratings' digest (same snapshot)."""
     from results.exports import iter_export
@@ -299,7 +309,7 @@ def iter_export_with_digest(
         digest.update(ratings_digest(campaign, selection))
         yield from iter_export(
             campaign, format=format, file_type=file_type, selection=selection, aggregate=aggregate,
-            min_confidence=min_confidence, counter=counter,
+            min_confidence=min_confidence, counter=counter, consistent=consistent,
         )  # fmt: skip
 
 
@@ -311,17 +321,18 @@ def export_manifest(
     selection: RaterSelection,
     aggregate: str | None,
     min_confidence: float | None = None,
+    consistent: bool = False,
 ) -> dict[str, Any]:
     """Compute an export without keeping it and return its manifest (the file's SHA-256 and size included)."""
     digest: dict[str, Any] = {}
     sha, size = hashlib.sha256(), 0
     for piece in iter_export_with_digest(
         campaign, format=format, file_type=file_type, selection=selection, aggregate=aggregate, digest=digest,
-        min_confidence=min_confidence,
+        min_confidence=min_confidence, consistent=consistent,
     ):  # fmt: skip
         sha.update(piece)
         size += len(piece)
-    options = export_options(format, file_type, aggregate, min_confidence)
+    options = export_options(format, file_type, aggregate, min_confidence, consistent)
     return build(
         kind="export", campaign=campaign, selection=selection, options=options,
         ratings=digest, result={"sha256": sha.hexdigest(), "bytes": size},
@@ -341,6 +352,7 @@ def write_export_with_manifest(
     selection: RaterSelection,
     aggregate: str | None = None,
     min_confidence: float | None = None,
+    consistent: bool = False,
 ) -> tuple[RowCounter, dict[str, Any]]:
     """Write an export and its manifest beside it (FILE.manifest.json); return its row counts and the manifest."""
     from results.exports import file_type_for, write_export
@@ -349,10 +361,11 @@ def write_export_with_manifest(
     with snapshot():
         ratings = ratings_digest(campaign, selection)
         counter = write_export(
-            campaign, format=format, out=out, selection=selection, aggregate=aggregate, min_confidence=min_confidence
-        )
+            campaign, format=format, out=out, selection=selection, aggregate=aggregate,
+            min_confidence=min_confidence, consistent=consistent,
+        )  # fmt: skip
     sha, size = file_digest(Path(out))
-    options = export_options(format, file_type, aggregate, min_confidence)
+    options = export_options(format, file_type, aggregate, min_confidence, consistent)
     manifest = build(
         kind="export", campaign=campaign, selection=selection, options=options,
         ratings=ratings, result={"sha256": sha, "bytes": size},

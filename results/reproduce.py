@@ -87,9 +87,13 @@ def check_options(kind: str, options: dict[str, Any]) -> None:
             export_format(fmt, aggregate, min_confidence)
         except DomainError as exc:
             raise fail(f"options: {exc.message}", "options") from exc
+        if not isinstance(options.get("consistent", False), bool):
+            raise fail("options.consistent must be true or false", "options")
         return
     check_int(options.get("bootstrap"), "options.bootstrap", 0, 2000)
     check_int(options.get("seed"), "options.seed", 0, MAX_SEED)
+    if kind == "agreement" and not isinstance(options.get("consistent", False), bool):
+        raise fail("options.consistent must be true or false", "options")
     if kind == "leaderboard":
         if options.get("combine") not in (None, "ppi"):
             raise fail("options.combine must be null or ppi", "options")
@@ -183,6 +187,7 @@ def recompute(campaign: Campaign, selection: RaterSelection, kind: str, options:
         for piece in iter_export(
             campaign, format=options["format"], file_type=options["file_type"], selection=selection,
             aggregate=options["aggregate"], min_confidence=options.get("min_confidence"),
+            consistent=options.get("consistent", False),
         ):  # fmt: skip
             sha.update(piece)
         return sha.hexdigest()
@@ -190,7 +195,13 @@ def recompute(campaign: Campaign, selection: RaterSelection, kind: str, options:
         from results.agreement import compute_agreement
 
         return m.result_digest(
-            compute_agreement(campaign, selection, bootstrap=options["bootstrap"], seed=options["seed"])
+            compute_agreement(
+                campaign,
+                selection,
+                bootstrap=options["bootstrap"],
+                seed=options["seed"],
+                consistent=options.get("consistent", False),
+            )
         )
     from results.leaderboards import campaign_leaderboard, compute_leaderboard
 

@@ -14,7 +14,17 @@ from pathlib import Path
 
 from annotation.models import Campaign
 from evalplatform.exceptions import DomainError
-from results.exports.formats import AGGREGATES, FORMATS, MIN_CONFIDENCE, ExportFormat, Query, counted, export_format
+from results.exports.formats import (
+    AGGREGATES,
+    FORMATS,
+    MIN_CONFIDENCE,
+    ExportFormat,
+    Query,
+    counted,
+    export_format,
+    gated,
+    gated_format,
+)
 from results.raters import RaterSelection
 
 __all__ = [
@@ -73,11 +83,13 @@ def iter_export(
     aggregate: str | None = None,
     min_confidence: float | None = None,
     counter: RowCounter | None = None,
+    consistent: bool = False,
 ) -> Generator[bytes | memoryview, None, None]:
     """Yield an export of the campaign's selected ratings as encoded bytes, piece by piece.
 
     The first piece comes once the rows left out have been counted (in the export's snapshot): a caller that takes
-    it before sending anything can report them (``counter.warning``) in a response header.
+    it before sending anything can report them (``counter.warning``) in a response header. ``consistent`` applies
+    the consistency gate (``formats.gated``: what a tie means depends on the dataset).
     """
     # pyarrow and numpy are large: only a process that exports loads them, not every web or Celery worker.
     from results.exports.encoders import ENCODERS
@@ -85,6 +97,9 @@ def iter_export(
 
     fmt, policy = export_format(format, aggregate, min_confidence)
     query = fmt.query(campaign, selection, policy, MIN_CONFIDENCE if min_confidence is None else min_confidence)
+    if consistent:
+        query = gated(fmt, query, campaign, selection, policy)
+        fmt = gated_format(fmt)
     encoder = ENCODERS[file_type](fmt)
     counter = counter or RowCounter()
     with export_transaction() as raw:
@@ -121,6 +136,7 @@ def write_export(
     selection: RaterSelection,
     aggregate: str | None = None,
     min_confidence: float | None = None,
+    consistent: bool = False,
 ) -> RowCounter:
     """Write an export to a file whose extension gives its type; return its counts of rows written and left out."""
     file_type = file_type_for(out)
@@ -129,7 +145,7 @@ def write_export(
     with open(out, "wb") as handle:
         for data in iter_export(
             campaign, format=format, file_type=file_type, selection=selection, aggregate=aggregate,
-            min_confidence=min_confidence, counter=counter,
+            min_confidence=min_confidence, counter=counter, consistent=consistent,
         ):  # fmt: skip
             handle.write(data)
     return counter

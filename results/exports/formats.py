@@ -9,13 +9,20 @@ shows it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from annotation.models import Campaign
 from evalplatform.exceptions import DomainError
 from results.raters import RaterSelection
-from results.selectors import A_LEFT_SQL, OUTPUT_JOINS, VALUE_SQL, fetch_all, ratings_from
+from results.selectors import (
+    A_LEFT_SQL,
+    OUTPUT_JOINS,
+    VALUE_SQL,
+    fetch_all,
+    inconsistent_judge_pairs,
+    ratings_from,
+)
 from scoring.raters import dawid_skene
 
 AGGREGATES = ("majority", "unanimous", "each", "posterior")
@@ -81,17 +88,74 @@ def counted(query: Query) -> str:
 
 @dataclass(frozen=True)
 class ExportFormat:
-    """An export: its columns with their Arrow types and the query that yields them in that order."""
+    """An export: its columns with their Arrow types and the query that yields them in that order.
+
+    ``gate`` rewrites the query under the consistency gate (see ``gated``), and ``gate_columns`` are the columns
+    it adds.
+    """
 
     name: str
     columns: tuple[tuple[str, str], ...]
     query: Callable[[Campaign, RaterSelection, str, float], Query]
     aggregates: tuple[str, ...] = ("each",)
     skipped: str = ""  # what the rows its query leaves out are, for the warning that counts them
+    gate: Callable[[Query, str], Query] | None = None
+    gate_columns: tuple[tuple[str, str], ...] = ()
 
     @property
     def names(self) -> list[str]:
         return [name for name, _ in self.columns]
+
+
+# --- the consistency gate -------------------------------------------------------------------------------------
+# The comparisons a judge decided differently in its two orders (results.selectors.inconsistent_judge_pairs, the
+# leaderboard's definition) are a CTE ``gate``; a rating of one of them is IN_GATE. What a tie means depends on the
+# dataset: the ratings export keeps both ratings and marks them, arena and alpaca_eval keep one record (the rating
+# that showed output_a on the left, as the leaderboard's tally) as a tie, dpo each leaves both out (a tie makes no
+# preference pair), and the other dpo policies already count such a rater's vote as a tie.
+GATE_CTE = "gate AS (SELECT * FROM unnest(%s::bigint[], %s::bigint[]) AS g(rater_id, comparison_id))"
+IN_GATE = "EXISTS (SELECT FROM gate g WHERE g.rater_id = r.rater_id AND g.comparison_id = r.comparison_id)"
+SECOND_OF_PAIR = f"({IN_GATE} AND NOT {A_LEFT_SQL})"
+
+
+def gated(fmt: ExportFormat, query: Query, campaign: Campaign, selection: RaterSelection, policy: str) -> Query:
+    """Return the export's format and query under the consistency gate, the gate's pairs read now."""
+    if fmt.gate is None:
+        return query
+    pairs = inconsistent_judge_pairs(campaign, selection)
+    prefix = f"WITH {GATE_CTE}" + (f", {query.prefix.strip().removeprefix('WITH')}" if query.prefix else "")
+    ids = [[p.rater_id for p in pairs], [p.comparison_id for p in pairs]]
+    return fmt.gate(replace(query, prefix=prefix, params=[*ids, *query.params]), policy)
+
+
+def gated_format(fmt: ExportFormat) -> ExportFormat:
+    """Return the format with the columns the consistency gate adds."""
+    return replace(fmt, columns=fmt.columns + fmt.gate_columns) if fmt.gate_columns else fmt
+
+
+def mark_gate(query: Query, policy: str) -> Query:
+    """Ratings: add the column ``inconsistent``, true for both ratings of a pair the gate makes a tie."""
+    return replace(query, select=(*query.select, IN_GATE))
+
+
+def one_tie(column: int, tie: str) -> Callable[[Query, str], Query]:
+    """Return the gate of an export of one record per rating: a pair's second rating goes, its first is a tie
+    (``tie``: the SQL of a tie in the column at index ``column``)."""
+
+    def gate(query: Query, policy: str) -> Query:
+        select = list(query.select)
+        select[column] = f"CASE WHEN {IN_GATE} THEN {tie} ELSE {select[column]} END"
+        return replace(query, select=tuple(select), source=f"{query.source} AND NOT {SECOND_OF_PAIR}")
+
+    return gate
+
+
+def drop_gate(query: Query, policy: str) -> Query:
+    """dpo each: leave out both ratings of a pair the gate makes a tie (a tie is no preference pair)."""
+    if policy != "each":
+        return query
+    keep = f" AND NOT {IN_GATE}"
+    return replace(query, source=query.source + keep, skipped=query.skipped + keep if query.skipped else "")
 
 
 def ratings_query(campaign: Campaign, selection: RaterSelection, aggregate: str, min_confidence: float) -> Query:
@@ -152,6 +216,8 @@ RATINGS = ExportFormat(
         ("created_at", UTC),
     ),
     query=ratings_query,
+    gate=mark_gate,
+    gate_columns=(("inconsistent", BOOL),),
 )
 
 
@@ -190,6 +256,7 @@ ARENA = ExportFormat(
         ("anony", BOOL),
     ),
     query=arena_query,
+    gate=one_tie(2, "'tie'"),
 )
 
 
@@ -237,6 +304,7 @@ ALPACA_EVAL = ExportFormat(
         ("rating_id", INT),
     ),
     query=alpaca_eval_query,
+    gate=one_tie(5, "1.5::float8"),
 )
 
 
@@ -391,6 +459,7 @@ DPO = ExportFormat(
     query=dpo_query,
     aggregates=AGGREGATES,
     skipped=NO_TEXT_WARNING,
+    gate=drop_gate,
 )
 
 FORMATS = {f.name: f for f in (RATINGS, ARENA, DPO, ALPACA_EVAL)}

@@ -118,3 +118,29 @@ def test_agreement_summary_is_readable(rated: Rated, capsys: pytest.CaptureFixtu
 
     assert "MT-Bench agreement with ties: 0.7500 (9/12)" in out
     assert "judge gpt-judge" in out
+
+
+def test_consistency_gate_makes_a_judges_two_opposite_orders_one_tie_in_the_agreement_report(
+    rated: Rated, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The judge picks the output shown on the left in both orders of comparisons 0, 5 and 10.
+    plain = agreement_json(rated, capsys=capsys)
+    gated = agreement_json(rated, "--consistent", capsys=capsys)
+
+    judge = {row["rater"]: row for row in gated["annotators"]}["gpt-judge"]
+    before = {row["rater"]: row for row in plain["annotators"]}["gpt-judge"]
+    assert "consistent" not in plain
+    assert (gated["consistent"], gated["inconsistent_pairs"]) == (True, 3)
+    assert (before["n_ratings"], judge["n_ratings"]) == (24, 21)
+    # Nine consistent comparisons give one left and one right vote each; the three pairs gave two left votes.
+    assert (before["left_share"]["left"], before["left_share"]["n"]) == (15, 24)
+    assert (judge["left_share"]["left"], judge["left_share"]["n"]) == (9, 18)
+    # Position consistency measures what the gate hides, so it is taken on the ratings as given.
+    assert gated["judges"][0]["position_consistency"] == plain["judges"][0]["position_consistency"]
+    assert gated["judges"][0]["position_consistency"]["agree"] == 9
+    # A contradicting judge already counted once, as a tie, in the unit-level figures; humans are untouched.
+    assert gated["judges"][0]["agreement_with_human_majority"] == plain["judges"][0]["agreement_with_human_majority"]
+    assert gated["mtbench_agreement"] == plain["mtbench_agreement"]
+    assert gated["manifest"]["options"]["consistent"] is True
+    call_command("agreement", rated.campaign.slug, "--bootstrap", "0", "--consistent")
+    assert "consistency gate: 3 judge comparisons" in capsys.readouterr().out

@@ -137,6 +137,9 @@ def test_openapi_schema_lists_the_researcher_api(researcher: User, api_client_fo
         ("leaderboard/", {"consistent": "perhaps"}, "consistent"),
         ("leaderboard/", {"consistent": "1", "combine": "ppi"}, "consistent"),
         ("agreement/", {"bootstrap": "1e3"}, "bootstrap"),
+        ("agreement/", {"consistent": "perhaps"}, "consistent"),
+        ("export/arena.jsonl", {"consistent": "perhaps"}, "consistent"),
+        ("export/arena.jsonl/manifest/", {"consistent": "2"}, "consistent"),
         ("ratings/", {"verdict": "maybe"}, "verdict"),
         ("ratings/", {"source": "web"}, "source"),
         ("ratings/", {"comparison": "0"}, "comparison"),
@@ -225,3 +228,18 @@ def test_export_download_takes_the_posterior_aggregation_and_its_confidence_thre
     assert client.get(url(rated, "export/dpo.jsonl"), {"min_confidence": "0.9"}).status_code == 400
     manifest = client.get(url(rated, "export/dpo.jsonl/manifest/"), {"aggregate": "posterior", "min_confidence": "0.9"})
     assert manifest.json()["options"]["min_confidence"] == 0.9
+
+
+def test_agreement_and_exports_take_the_consistency_gate(
+    rated: Rated, researcher: User, api_client_for: ClientFor
+) -> None:
+    client = api_client_for(researcher)
+    agreement = client.get(url(rated, "agreement/"), {"bootstrap": "0", "consistent": "1"}).json()
+    arena = client.get(url(rated, "export/arena.jsonl"), {"raters": "judges", "consistent": "true"})
+    manifest = client.get(url(rated, "export/arena.jsonl/manifest/"), {"raters": "judges", "consistent": "1"}).json()
+
+    assert (agreement["inconsistent_pairs"], agreement["manifest"]["options"]["consistent"]) == (3, True)
+    battles = [json.loads(line) for line in streamed(arena).decode().splitlines()]
+    assert (len(battles), sum(b["winner"] == "tie" for b in battles)) == (21, 3)
+    assert manifest["options"]["consistent"] is True
+    assert client.post(url(rated, "reproduce/"), manifest, format="json").json()["identical"]

@@ -433,3 +433,69 @@ def test_min_confidence_needs_the_posterior_aggregation_and_a_probability(rated:
         export(rated, tmp_path, "dpo", "d.jsonl", "--min-confidence", "0.9")
     with pytest.raises(CommandError, match="not between 0 and 1"):
         export(rated, tmp_path, "dpo", "d.jsonl", "--aggregate", "posterior", "--min-confidence", "1.5")
+
+
+# --- the consistency gate: the judge picks the output shown on the left in both orders of comparisons 0, 5, 10 ---
+
+
+def test_consistency_gate_marks_both_ratings_of_an_inconsistent_pair_in_the_ratings_export(
+    rated: Rated, tmp_path: Path
+) -> None:
+    plain = read_jsonl(export(rated, tmp_path, "ratings", "p.jsonl"))
+    gated = read_jsonl(export(rated, tmp_path, "ratings", "g.jsonl", "--consistent"))
+
+    assert "inconsistent" not in plain[0]
+    assert [{k: v for k, v in row.items() if k != "inconsistent"} for row in gated] == plain
+    marked = [row for row in gated if row["inconsistent"]]
+    flipped = {rated.comparisons[i].pk for i in (0, 5, 10)}
+    assert len(marked) == 6
+    assert {row["comparison_id"] for row in marked} == flipped
+    assert {row["rater"] for row in marked} == {"gpt-judge"}
+
+
+def test_consistency_gate_makes_an_inconsistent_pair_one_tie_in_arena_and_alpaca_eval_exports(
+    rated: Rated, tmp_path: Path
+) -> None:
+    plain = read_jsonl(export(rated, tmp_path, "arena", "p.jsonl", "--raters", "judges"))
+    gated = read_jsonl(export(rated, tmp_path, "arena", "g.jsonl", "--raters", "judges", "--consistent"))
+    alpaca = read_jsonl(export(rated, tmp_path, "alpaca_eval", "a.jsonl", "--raters", "judges", "--consistent"))
+
+    assert len(plain) == 24
+    assert len(gated) == len(alpaca) == 21
+    ties = [row for row in gated if row["winner"] == "tie"]
+    flipped = [rated.comparisons[i] for i in (0, 5, 10)]
+    # The tie keeps the rating that showed output_a on the left, as the leaderboard's tally does.
+    assert sorted((t["model_a"], t["model_b"]) for t in ties) == sorted(
+        (c.output_a.model_name, c.output_b.model_name) for c in flipped
+    )
+    assert {row["comparison_id"] for row in alpaca if row["preference"] == 1.5} == {c.pk for c in flipped}
+    assert all(row["winner"] != "tie" for row in plain)
+
+
+def test_consistency_gate_drops_an_inconsistent_pair_from_dpo_each_and_leaves_the_rater_votes_alone(
+    rated: Rated, tmp_path: Path
+) -> None:
+    each = read_jsonl(export(rated, tmp_path, "dpo", "e.jsonl", "--aggregate", "each"))
+    gated_each = read_jsonl(export(rated, tmp_path, "dpo", "ge.jsonl", "--aggregate", "each", "--consistent"))
+    majority = export(rated, tmp_path, "dpo", "m.jsonl").read_bytes()
+    gated_majority = export(rated, tmp_path, "dpo", "gm.jsonl", "--consistent").read_bytes()
+
+    flipped = {rated.comparisons[i].pk for i in (0, 5, 10)}
+    dropped = [r for r in each if r["rater"] == "gpt-judge" and r["comparison_id"] in flipped]
+    assert len(dropped) == 6
+    assert gated_each == [r for r in each if r not in dropped]
+    # majority, unanimous and posterior already count a contradicting rater's vote as a tie.
+    assert gated_majority == majority
+
+
+def test_a_consistency_gated_export_records_the_gate_in_its_manifest_and_reproduces(
+    rated: Rated, tmp_path: Path
+) -> None:
+    out = export(rated, tmp_path, "arena", "g.jsonl", "--consistent")
+    manifest = json.loads(Path(f"{out}.manifest.json").read_text())
+    plain = json.loads(Path(f"{export(rated, tmp_path, 'arena', 'p.jsonl')}.manifest.json").read_text())
+
+    assert manifest["options"]["consistent"] is True
+    assert "consistent" not in plain["options"]
+    assert reproduce(manifest)["identical"]
+    assert manifest["result"]["sha256"] != plain["result"]["sha256"]

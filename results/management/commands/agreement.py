@@ -1,4 +1,4 @@
-"""manage.py agreement CAMPAIGN [--raters ...] [--exclude-raters GLOB] [--json]."""
+"""manage.py agreement CAMPAIGN [--raters ...] [--exclude-raters GLOB] [--consistent] [--json]."""
 
 from __future__ import annotations
 
@@ -22,14 +22,27 @@ class Command(BaseCommand):
         )
         parser.add_argument("--bootstrap", type=int, default=200, help="Bootstrap rounds for the intervals.")
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument(
+            "--consistent",
+            action="store_true",
+            help="Consistency gate: a comparison a judge decided differently in its two orders counts as one tie.",
+        )
         parser.add_argument("--json", action="store_true", help="Print JSON instead of a summary.")
         parser.add_argument("--manifest", metavar="FILE", help="Write the reproducibility manifest to FILE.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         campaign = get_campaign(options["campaign"])
         try:
-            selection = get_selection(campaign, options["raters"], options["exclude_raters"])
-            report = agreement_with_manifest(campaign, selection, bootstrap=options["bootstrap"], seed=options["seed"])
+            selection = get_selection(
+                campaign, options["raters"], options["exclude_raters"], include_excluded=options["include_excluded"]
+            )
+            report = agreement_with_manifest(
+                campaign,
+                selection,
+                bootstrap=options["bootstrap"],
+                seed=options["seed"],
+                consistent=options["consistent"],
+            )
             write_manifest(options["manifest"], report["manifest"])
         except DomainError as exc:
             raise CommandError(exc.message) from exc
@@ -64,6 +77,11 @@ def summary(report: dict[str, Any]) -> str:
         f"MT-Bench agreement without ties: {figure(mt['without_ties'])}",
         f"Leave-one-out (AlpacaEval) agreement: {figure(report['loo_mode_agreement'])}",
     ]
+    if report.get("consistent"):
+        lines.append(
+            f"consistency gate: {report['inconsistent_pairs']} judge comparisons decided differently in the two "
+            "orders count as one tie each"
+        )
     for judge in report["judges"]:
         major = judge["agreement_with_human_majority"]
         lines.append(

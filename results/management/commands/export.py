@@ -1,4 +1,5 @@
-"""manage.py export CAMPAIGN --format ratings|arena|dpo|alpaca_eval --out FILE [--raters ...] [--aggregate ...].
+"""manage.py export CAMPAIGN --format ratings|arena|dpo|alpaca_eval --out FILE [--raters ...] [--aggregate ...]
+[--consistent].
 
 Writes FILE and its reproducibility manifest beside it, FILE.manifest.json.
 """
@@ -39,12 +40,20 @@ class Command(BaseCommand):
             help="posterior only: leave out (and count) pairs whose verdict has a posterior probability below P"
             " (default 0.5).",
         )
+        parser.add_argument(
+            "--consistent",
+            action="store_true",
+            help="Consistency gate: a comparison a judge decided differently in its two orders is a tie (ratings:"
+            " both marked inconsistent; arena, alpaca_eval: one tie record; dpo each: no pair).",
+        )
         parser.add_argument("--exclude-raters", action="append", help="Leave out raters whose name matches GLOB.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         campaign = get_campaign(options["campaign"])
         try:
-            selection = get_selection(campaign, options["raters"], options["exclude_raters"])
+            selection = get_selection(
+                campaign, options["raters"], options["exclude_raters"], include_excluded=options["include_excluded"]
+            )
             written, _ = write_export_with_manifest(
                 campaign,
                 format=options["format"],
@@ -52,6 +61,7 @@ class Command(BaseCommand):
                 selection=selection,
                 aggregate=options["aggregate"],
                 min_confidence=options["min_confidence"],
+                consistent=options["consistent"],
             )
         except DomainError as exc:
             raise CommandError(exc.message) from exc
