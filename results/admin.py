@@ -19,6 +19,7 @@ from evalplatform.exceptions import DomainError
 from results.access import researcher_campaigns
 from results.exports import CONTENT_TYPES, iter_export
 from results.models import CampaignReport
+from results.rater_exclusions import parse_include_excluded, with_exclusions
 from results.raters import RaterSelection, parse_raters
 from results.views import agreement_context, leaderboard_context
 
@@ -92,6 +93,8 @@ class CampaignReportAdmin(admin.ModelAdmin[CampaignReport]):
         campaign = self.campaign(request, pk)
         try:
             selection = parse_raters(request.GET.get("raters"), request.GET.getlist("exclude_raters"))
+            include = parse_include_excluded(request.GET.get("include_excluded"))
+            selection = with_exclusions(selection, campaign, include_excluded=include)
         except DomainError as error:
             return self.report(request, template, {"campaign": campaign, "error": error.message}, status=400)
         return self.report(request, template, build(campaign, selection))
@@ -123,7 +126,9 @@ class CampaignReportAdmin(admin.ModelAdmin[CampaignReport]):
             self.message_user(request, "Select exactly one campaign to download.", messages.WARNING)
             return None
         campaign = queryset.get()
-        stream = iter_export(campaign, format=dataset, file_type="jsonl", selection=parse_raters("all"))
+        stream = iter_export(
+            campaign, format=dataset, file_type="jsonl", selection=with_exclusions(parse_raters("all"), campaign)
+        )
         response = StreamingHttpResponse(stream, content_type=CONTENT_TYPES["jsonl"])
         response["Content-Disposition"] = f'attachment; filename="{campaign.slug}-{dataset}.jsonl"'
         return response

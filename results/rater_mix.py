@@ -3,6 +3,7 @@ judges it holds, so that a selection mixing both says so."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from annotation.models import Campaign
@@ -20,10 +21,11 @@ def rater_mix(campaign: Campaign, selection: RaterSelection) -> dict[str, Any]:
     humans, judges = int(counts.get("human", 0)), int(counts.get("judge", 0))
     return {
         "raters": selection.key,
-        "default": selection == DEFAULT,
+        "default": replace(selection, left_out=()) == DEFAULT,
         "humans": humans,
         "judges": judges,
         "mixed": bool(humans and judges),
+        "excluded": sorted(label for _, label in selection.left_out),
     }
 
 
@@ -33,7 +35,9 @@ def mix_note(mix: dict[str, Any]) -> str:
     default = " (the default)" if mix["default"] else ""
     counts = f"{plural(mix['humans'], 'human')} and {plural(mix['judges'], 'judge')}"
     mixed = ": humans and judges mixed" if mix["mixed"] else ""
-    return f"raters: {mix['raters']}{default}, {counts}{mixed}"
+    excluded = mix.get("excluded") or []
+    left_out = f"; {plural(len(excluded), 'rater')} excluded from results by the researchers" if excluded else ""
+    return f"raters: {mix['raters']}{default}, {counts}{mixed}{left_out}"
 
 
 def plural(n: int, noun: str) -> str:

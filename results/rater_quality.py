@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from annotation.models import Campaign
+from annotation.models import AnnotatorStatus, Campaign
+from annotation.rater_actions import campaign_raters as campaign_raters_of
+from annotation.services import gold_pause_reason
 from results.rater_mix import rater_mix
 from results.raters import RaterSelection
-from results.selectors import A_LEFT_SQL, OUTPUT_JOINS, PUBLIC_RATER_SQL, ratings_from, stream_rows
+from results.selectors import A_LEFT_SQL, OUTPUT_JOINS, PUBLIC_RATER_SQL, fetch_all, ratings_from, stream_rows
 from scoring.rater_flags import Correction, RaterVote, rater_report
 from scoring.raters import dawid_skene
 
@@ -41,16 +43,95 @@ def rater_votes(campaign: Campaign, selection: RaterSelection) -> list[RaterVote
 def campaign_raters(
     campaign: Campaign, selection: RaterSelection, *, alpha: float = 0.05, correction: Correction = "bh"
 ) -> dict[str, Any]:
-    """Return the campaign's per-rater report (``scoring.rater_flags.rater_report``) with its rater selection."""
+    """Return the campaign's per-rater report (``scoring.rater_flags.rater_report``) with its rater selection.
+
+    Each row also has the rater's kind, gold accuracy (``gold_answered``, ``gold_correct``, ``gold_accuracy``; a
+    rater below the campaign's gold threshold is flagged with a ``gold accuracy`` reason, the rule that pauses
+    annotators) and standing (``paused``, ``excluded``). Raters with gold answers but no vote between named models
+    get a row too. Flagged raters come first.
+    """
     votes = rater_votes(campaign, selection)
+    rows = rater_report(votes, alpha=alpha, correction=correction)
+    gold = gold_answers(campaign, selection)
+    seen = {row["rater"] for row in rows}
+    rows += [empty_row(label) for label in gold if label not in seen]
+    standing = rater_standing(campaign)
+    for row in rows:
+        add_gold(row, gold.get(row["rater"], (0, 0)), campaign)
+        row.update(standing.get(row["rater"], UNKNOWN_STANDING))
+    rows.sort(key=lambda row: not row["flagged"])  # stable: the p-value order within
     return {
         "campaign": campaign.slug,
         "rater_mix": rater_mix(campaign, selection),
         "alpha": alpha,
         "correction": correction,
+        "gold_min_answered": campaign.gold_min_answered,
+        "gold_min_accuracy": campaign.gold_min_accuracy,
         "n_votes": len(votes),
-        "raters": rater_report(votes, alpha=alpha, correction=correction),
+        "raters": rows,
     }
+
+
+UNKNOWN_STANDING: dict[str, Any] = {"kind": None, "paused": False, "excluded": False}
+
+
+def gold_answers(campaign: Campaign, selection: RaterSelection) -> dict[str, tuple[int, int]]:
+    """Return per rater (public label) its ratings of gold comparisons and how many agree with the gold answer."""
+    source, params = ratings_from(campaign, selection)
+    sql = f"""SELECT {PUBLIC_RATER_SQL}, count(*),
+                     count(*) FILTER (WHERE r.verdict = c.gold_verdict
+                                        AND (r.verdict <> 'win' OR r.winner_id = c.gold_winner_id))
+              {source} AND c.gold_verdict IS NOT NULL GROUP BY 1"""
+    return {label: (int(answered), int(correct)) for label, answered, correct in fetch_all(sql, params)}
+
+
+def add_gold(row: dict[str, Any], answers: tuple[int, int], campaign: Campaign) -> None:
+    """Add the rater's gold answers to its row, and the ``gold accuracy`` reason when below the campaign's bar."""
+    answered, correct = answers
+    row.update(gold_answered=answered, gold_correct=correct, gold_accuracy=correct / answered if answered else None)
+    reason = gold_pause_reason(
+        answered=answered,
+        correct=correct,
+        min_answered=campaign.gold_min_answered,
+        min_accuracy=campaign.gold_min_accuracy,
+    )
+    if reason is not None:
+        row["reasons"].append(
+            f"gold accuracy {correct}/{answered} ({correct / answered:.0%}) below the campaign's minimum of "
+            f"{campaign.gold_min_accuracy:.0%}"
+        )
+        row["flagged"] = True
+
+
+def empty_row(label: str) -> dict[str, Any]:
+    """Return the report row of a rater without votes between named models."""
+    return {
+        "rater": label,
+        "votes": 0,
+        "competence": None,
+        "left_bias": None,
+        "left_p_value": None,
+        "p_value": None,
+        "flagged": False,
+        "reasons": [],
+    }
+
+
+def rater_standing(campaign: Campaign) -> dict[str, dict[str, Any]]:
+    """Return per rater (public label) of the campaign its kind and whether it is paused or excluded there."""
+    standing = {
+        (name if user_id is None else pseudonym): {"kind": kind, "paused": False, "excluded": False}
+        for name, pseudonym, user_id, kind in campaign_raters_of(campaign=campaign).values_list(
+            "name", "pseudonym", "user_id", "kind"
+        )
+    }
+    statuses = AnnotatorStatus.objects.filter(campaign=campaign).values_list(
+        "rater__name", "rater__pseudonym", "rater__user_id", "rater__kind", "paused", "excluded"
+    )
+    for name, pseudonym, user_id, kind, paused, excluded in statuses:
+        label = name if user_id is None else pseudonym
+        standing[label] = {"kind": kind, "paused": paused, "excluded": excluded}
+    return standing
 
 
 def posterior_summary(triples: Sequence[tuple[int, str, str]]) -> dict[str, Any]:

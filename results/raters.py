@@ -17,6 +17,9 @@ class RaterSelection:
     kind: str | None = None
     names: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    # (rater id, public label) of the raters the campaign's researchers excluded from results
+    # (results.rater_exclusions.with_exclusions fills it; empty when asked to include them).
+    left_out: tuple[tuple[int, str], ...] = ()
 
     @property
     def needs_rater_table(self) -> bool:
@@ -27,7 +30,13 @@ class RaterSelection:
     def key(self) -> str:
         """Return a stable text form, for cache keys and report headers."""
         base = ",".join(self.names) if self.names else {None: "all", "human": "humans", "judge": "judges"}[self.kind]
-        return base + "".join(f" -{glob}" for glob in self.exclude)
+        left_out = f" (excluded from results: {', '.join(sorted(label for _, label in self.left_out))})"
+        return base + "".join(f" -{glob}" for glob in self.exclude) + (left_out if self.left_out else "")
+
+    @property
+    def left_out_ids(self) -> list[int]:
+        """Return the ids of the raters excluded from results."""
+        return [rater_id for rater_id, _ in self.left_out]
 
     def sql(self, alias: str = "rr") -> tuple[str, list[Any]]:
         """Return a SQL condition on the rating ``r`` and the rater table (aliased ``alias``) and its parameters."""
@@ -42,6 +51,9 @@ class RaterSelection:
         for glob in self.exclude:
             clauses.append(f"{alias}.name NOT LIKE %s ESCAPE '\\'")
             params.append(glob_to_like(glob))
+        if self.left_out:
+            clauses.append("r.rater_id <> ALL(%s)")  # on the rating: no join needed
+            params.append(self.left_out_ids)
         return (" AND ".join(clauses) or "TRUE"), params
 
 

@@ -23,6 +23,7 @@ from django.utils import timezone
 from annotation.models import Campaign
 from results.counts import rater_counts
 from results.leaderboards import campaign_leaderboard, side_by_side
+from results.rater_exclusions import with_exclusions
 from results.raters import RaterSelection
 
 STANDARD_SELECTIONS = (RaterSelection(), RaterSelection(kind="human"), RaterSelection(kind="judge"))
@@ -69,8 +70,8 @@ def refresh_leaderboards(campaign_id: int) -> None:
         return
     rater_counts(campaign, full=True)  # recount: catches ratings committed after a larger id was counted
     for selection in STANDARD_SELECTIONS:
-        campaign_leaderboard(campaign, selection, with_elo=True, force=True)
-    side_by_side(campaign, RaterSelection(), force=True)
+        campaign_leaderboard(campaign, with_exclusions(selection, campaign), with_elo=True, force=True)
+    side_by_side(campaign, with_exclusions(RaterSelection(), campaign), force=True)
 
 
 def schedule_refresh(campaign_id: int) -> None:

@@ -18,6 +18,7 @@ from results.access import access_campaign_results, researcher_campaigns
 from results.agreement import campaign_agreement
 from results.exports import FORMATS
 from results.leaderboards import cache_key, cached, campaign_leaderboard, side_by_side
+from results.rater_exclusions import parse_include_excluded, with_exclusions
 from results.raters import RaterSelection, parse_raters
 from results.selectors import check_rater_names, ratings_version
 
@@ -45,6 +46,8 @@ def researcher_page(template: str) -> Callable[[PageData], View]:
             try:
                 selection = parse_raters(request.GET.get("raters"), request.GET.getlist("exclude_raters"))
                 check_rater_names(selection, campaign=campaign)
+                include = parse_include_excluded(request.GET.get("include_excluded"))
+                selection = with_exclusions(selection, campaign, include_excluded=include)
                 context = page_data(campaign, selection)
             except DomainError as exc:
                 refused = {"campaign": campaign, "error": exc.message, "error_field": exc.field}

@@ -9,6 +9,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from annotation.models import Campaign
+from results.rater_exclusions import with_exclusions
 from results.raters import RaterSelection, parse_raters
 from results.selectors import check_rater_names
 
@@ -20,6 +21,11 @@ def add_rater_arguments(parser: CommandParser) -> None:
         "--raters",
         default="all",
         help="humans, judges, all (default) or a comma-separated list of rater names or pseudonyms.",
+    )
+    parser.add_argument(
+        "--include-excluded",
+        action="store_true",
+        help="Count the raters the researchers excluded from results too (left out by default).",
     )
 
 
@@ -33,11 +39,14 @@ def get_campaign(ref: str) -> Campaign:
     return campaign
 
 
-def get_selection(campaign: Campaign, raters: str, exclude: list[str] | None = None) -> RaterSelection:
-    """Parse and check a rater selection (names among the campaign's raters)."""
+def get_selection(
+    campaign: Campaign, raters: str, exclude: list[str] | None = None, *, include_excluded: bool = False
+) -> RaterSelection:
+    """Parse and check a rater selection (names among the campaign's raters), without the raters excluded from
+    the campaign's results unless ``include_excluded``."""
     selection = parse_raters(raters, exclude)
     check_rater_names(selection, campaign=campaign)
-    return selection
+    return with_exclusions(selection, campaign, include_excluded=include_excluded)
 
 
 def write_manifest(path: str | None, manifest: dict[str, Any]) -> None:

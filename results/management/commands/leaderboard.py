@@ -43,7 +43,9 @@ class Command(BaseCommand):
         if options["bootstrap"] < 0:
             raise CommandError("--bootstrap must be 0 or more")
         try:
-            selection = get_selection(campaign, options["raters"], options["exclude_raters"])
+            selection = get_selection(
+                campaign, options["raters"], options["exclude_raters"], include_excluded=options["include_excluded"]
+            )
             board = leaderboard_with_manifest(
                 campaign,
                 selection,
