@@ -1,5 +1,5 @@
-"""Command line: ``python -m scoring rank FILE``, ``python -m scoring agreement FILE --metric NAME`` and
-``python -m scoring raters FILE``."""
+"""Command line: ``python -m scoring rank FILE``, ``python -m scoring agreement FILE --metric NAME``,
+``python -m scoring raters FILE`` and ``python -m scoring lc-winrate FILE --baseline NAME``."""
 
 from __future__ import annotations
 
@@ -61,6 +61,17 @@ def build_parser() -> argparse.ArgumentParser:
     filters.add_argument("--until", type=_time, default=None, metavar="T", help="only tstamp < T (Unix or ISO)")
     filters.add_argument("--category", default=None, metavar="PATH", help="only true at PATH in category_tag")
     filters.add_argument("--min-votes", type=_non_negative, default=0, metavar="N", help="drop models with < N votes")
+    by_category = rank.add_argument_group("category leaderboards (scoring/categories.py)")
+    by_category.add_argument(
+        "--categories",
+        "--by-category",
+        action="store_true",
+        help="one leaderboard per category: category_tag paths, language, is_code/is_refusal and built-in tags",
+    )
+    by_category.add_argument(
+        "--provisional-below", type=_non_negative, default=300, metavar="N", help="mark categories under N battles"
+    )
+    by_category.add_argument("--no-builtin-tags", action="store_true", help="leave out the built-in auto: taggers")
     agreement = commands.add_parser("agreement", help="inter-rater agreement from (unit, rater, value) JSONL")
     agreement.add_argument("file")
     agreement.add_argument("--metric", required=True)
@@ -75,6 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
     raters.add_argument("--format", choices=("json", "table"), default="json")
     raters.add_argument("--alpha", type=float, default=0.05, metavar="A", help="flag below this corrected p-value")
     raters.add_argument("--correction", choices=("bh", "holm"), default="bh")
+    lc = commands.add_parser("lc-winrate", help="AlpacaEval's raw and length-controlled win rates")
+    lc.add_argument("file")
+    lc.add_argument("--baseline", required=True, metavar="NAME", help="the generator every model is compared with")
+    lc.add_argument(
+        "--difficulty",
+        default="auto",
+        metavar="auto|none|CSV",
+        help="instruction difficulty: estimated from the file (auto), left out (none), or read from a CSV",
+    )
+    lc.add_argument("--format", choices=("json", "table"), default="json")
     return parser
 
 
@@ -135,6 +156,10 @@ def run_rank(args: argparse.Namespace) -> str:
     """Return the rendered leaderboard for the ``rank`` command."""
     if args.reweight and (args.bootstrap or args.combine):
         raise ValueError("--reweight pairs gives reweighted sandwich intervals; drop --bootstrap and --combine")
+    if args.categories:
+        from scoring.categories import run_rank_categories
+
+        return run_rank_categories(args)
     if args.combine == "ppi":
         from scoring.ppi_cli import run_rank_ppi
 
@@ -207,6 +232,14 @@ def run_raters(args: argparse.Namespace) -> str:
     return raters_output(args)
 
 
+def run_lc(args: argparse.Namespace) -> str:
+    """Return the raw and length-controlled win rates of the ``lc-winrate`` command."""
+    from scoring.lc_cli import lc_payload, lc_table
+
+    payload = lc_payload(args)
+    return lc_table(payload) if args.format == "table" else json.dumps(_finite(payload), indent=1)
+
+
 def _json_with_matrix(payload: dict[str, Any], path: tuple[str, str]) -> str:
     """Return json.dumps(_finite(payload), indent=1), writing the matrix at ``path`` without the slow encoder.
 
@@ -240,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return the exit status."""
     args = build_parser().parse_args(argv)
     try:
-        commands = {"rank": run_rank, "agreement": run_agreement, "raters": run_raters}
+        commands = {"rank": run_rank, "agreement": run_agreement, "raters": run_raters, "lc-winrate": run_lc}
         output = commands[args.command](args)
     except (InputError, ValueError) as exc:
         print(f"error: {_one_line(str(exc))}", file=sys.stderr)
