@@ -5,6 +5,15 @@
 - Scores within `tie_margin` of each other are a tie.
 - `position_bias` in [0, 1] is the chance that the answer shown first wins regardless, as real judges tend to do.
 Decisions are a function of the prompt and the seed, so identical requests get identical replies.
+
+Planted biases (`Biases`, for the judge report's tests and demos), applied in this order:
+- position: the chance that the answer shown first wins regardless;
+- self-preference: when exactly one answer contains one of the `markers` (a family's outputs carry it), the chance
+  that it wins regardless;
+- length: a logistic slope; the heuristic is replaced by a draw where A wins with probability
+  sigmoid(length * (ln(1 + words A) - ln(1 + words B))), so no ties;
+- flip: the chance, drawn afresh per call (`call_key`), that the decided winner swaps: the noise that makes
+  repeated runs differ when the call cache is bypassed. Every other draw depends on the prompt only.
 """
 
 from __future__ import annotations
@@ -49,15 +58,61 @@ def extract(text: str, part: str) -> str | None:
     return None
 
 
-def judge(prompt: str, *, position_bias: float, seed: int, tie_margin: float = 0.05) -> Judgement:
-    """Return the verdict on the two answers in a judge prompt."""
-    rng = random.Random(f"{seed}:{hashlib.sha256(prompt.encode()).hexdigest()}")
+@dataclass(frozen=True)
+class Biases:
+    """Biases planted in the local judge (see the module's docstring); all zero: the plain heuristics."""
+
+    position: float = 0.0
+    length: float | None = None
+    self_preference: float = 0.0
+    markers: tuple[str, ...] = ()
+    flip: float = 0.0
+
+
+def judge(
+    prompt: str,
+    *,
+    position_bias: float,
+    seed: int,
+    tie_margin: float = 0.05,
+    biases: Biases | None = None,
+    call_key: str = "",
+) -> Judgement:
+    """Return the verdict on the two answers in a judge prompt (`biases.position` replaces `position_bias`)."""
+    digest = hashlib.sha256(prompt.encode()).hexdigest()
+    rng = random.Random(f"{seed}:{digest}")
+    planted = biases or Biases(position=position_bias)
     a, b, reference = extract(prompt, "a"), extract(prompt, "b"), extract(prompt, "reference")
     if a is None or b is None:
         outcome = rng.choice(["A", "B", "tie"])
         return Judgement(outcome, 1, "I could not find both answers, so this verdict is a guess.")
-    if rng.random() < position_bias:
+    judgement = _decide(a, b, reference, rng, planted, tie_margin)
+    decided = judgement.outcome in ("A", "B")
+    if decided and planted.flip and random.Random(f"{seed}:{digest}:{call_key}").random() < planted.flip:
+        swapped = "B" if judgement.outcome == "A" else "A"
+        return Judgement(swapped, judgement.strength, judgement.explanation + " On second thought, no.")
+    return judgement
+
+
+def _decide(a: str, b: str, reference: str | None, rng: random.Random, biases: Biases, tie_margin: float) -> Judgement:
+    if rng.random() < biases.position:
         return Judgement("A", 1, "Assistant A's answer, shown first, reads better to me.")
+    marked_a, marked_b = (any(m in text for m in biases.markers) for text in (a, b))
+    if marked_a != marked_b and rng.random() < biases.self_preference:
+        return Judgement("A" if marked_a else "B", 2, "This answer has the style I like best.")
+    if biases.length is not None:
+        gap = biases.length * (length_score(a) - length_score(b))
+        chance = 1 / (1 + math.exp(-max(-700.0, min(700.0, gap))))
+        return Judgement("A" if rng.random() < chance else "B", 1, f"A wins with probability {chance:.3f}.")
+    return _heuristic(a, b, reference, tie_margin)
+
+
+def length_score(answer: str) -> float:
+    """Return ln(1 + words): the length scale of the planted length bias (and of the judge report's slope)."""
+    return math.log1p(len(answer.split()))
+
+
+def _heuristic(a: str, b: str, reference: str | None, tie_margin: float) -> Judgement:
     if reference:
         score_a, score_b = overlap_f1(a, reference), overlap_f1(b, reference)
         basis = "closeness to the reference answer"

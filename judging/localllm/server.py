@@ -3,6 +3,12 @@
 Implements `GET /v1/models` and `POST /v1/chat/completions` (plus `GET /_stats`) well enough for the official
 client, with keep-alive, simulated latency and injected faults. One event loop serves any number of concurrent
 connections: waiting out the latency costs a timer, not a thread.
+
+Planted biases (heuristics.Biases) come from the server's settings, and each request may override them in its
+model name: `local-judge:position=0.3,length=1.0,self=0.8,marker=[fam-x]|[fam-y],flip=0.1`, so one server plays
+several judges. The flip (noise) is drawn per call: from the request's `seed` when it sends one, else from how
+many times the server has answered this exact prompt and model, so a repeated run that bypasses the call cache
+gets fresh draws while a run's first calls stay reproducible.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from judging.localllm import heuristics
 
 FAULT_KINDS = ("rate_limit", "server_error", "hang", "malformed", "truncated")
 MODEL_ID = "local-judge"
+BIAS_OPTIONS = ("position", "length", "self", "marker", "flip")
+MAX_SEEN_PROMPTS = 1_000_000  # prompts whose answer count is kept for the flip draws (then the count starts over)
 _REASONS = {
     200: "OK",
     400: "Bad Request",
@@ -41,6 +49,10 @@ class ServerConfig:
     fault_rate: float = 0.0
     faults: tuple[str, ...] = FAULT_KINDS
     position_bias: float = 0.0
+    length_bias: float | None = None
+    self_preference: float = 0.0
+    self_markers: tuple[str, ...] = ()
+    flip_rate: float = 0.0
     seed: int = 0
     retry_after: float = 1.0
     hang_seconds: float = 120.0
@@ -60,6 +72,7 @@ class LocalLLMServer:
         self.config = config
         self.stats: Counter[str] = Counter()
         self._fault_rng = random.Random(config.seed)
+        self._seen: Counter[str] = Counter()  # answers given per (model, prompt): the flip draws' call keys
         self._in_flight = 0  # completions waiting out their latency (stats["max_in_flight"]: the most at once)
         self._server: asyncio.Server | None = None
 
@@ -145,6 +158,10 @@ class LocalLLMServer:
             model = str(payload["model"])
         except (ValueError, KeyError, TypeError):
             return _error(400, "body must be JSON with model and messages", "invalid_request_error")
+        try:
+            biases = self.biases_for(model)
+        except ValueError as exc:
+            return _error(400, str(exc), "invalid_request_error")
         fault = self._draw_fault()
         if fault:
             self.stats[f"fault_{fault}"] += 1
@@ -167,18 +184,51 @@ class LocalLLMServer:
             await asyncio.sleep(self.config.hang_seconds)
             return None
         self.stats["completions"] += 1
-        return Reply(200, self._completion(model, messages, payload.get("response_format"), fault))
+        return Reply(200, self._completion(model, messages, payload, biases, fault))
 
     def _draw_fault(self) -> str | None:
         if not self.config.faults or self._fault_rng.random() >= self.config.fault_rate:
             return None
         return self._fault_rng.choice(self.config.faults)
 
+    def biases_for(self, model: str) -> heuristics.Biases:
+        """Return the biases of a request: the server's, overridden by the options in the model name."""
+        config = self.config
+        numbers, markers = parse_model_options(model)
+        return heuristics.Biases(
+            position=numbers.get("position", config.position_bias),
+            length=numbers.get("length", config.length_bias),
+            self_preference=numbers.get("self", config.self_preference),
+            markers=config.self_markers if markers is None else markers,
+            flip=numbers.get("flip", config.flip_rate),
+        )
+
+    def _call_key(self, model: str, prompt: str, seed: Any) -> str:
+        if isinstance(seed, int) and not isinstance(seed, bool):
+            return f"seed:{seed}"
+        key = f"{model}\n{prompt}"
+        if len(self._seen) >= MAX_SEEN_PROMPTS:
+            self._seen.clear()
+        self._seen[key] += 1
+        return f"call:{self._seen[key] - 1}"
+
     def _completion(
-        self, model: str, messages: list[dict[str, Any]], response_format: Any, fault: str | None
+        self,
+        model: str,
+        messages: list[dict[str, Any]],
+        payload: dict[str, Any],
+        biases: heuristics.Biases,
+        fault: str | None,
     ) -> dict[str, Any]:
+        response_format = payload.get("response_format")
         prompt = "\n".join(str(m.get("content", "")) for m in messages if isinstance(m, dict))
-        judgement = heuristics.judge(prompt, position_bias=self.config.position_bias, seed=self.config.seed)
+        judgement = heuristics.judge(
+            prompt,
+            position_bias=self.config.position_bias,
+            seed=self.config.seed,
+            biases=biases,
+            call_key=self._call_key(model, prompt, payload.get("seed")),
+        )
         text = heuristics.reply_text(
             messages, response_format if isinstance(response_format, dict) else None, judgement
         )
@@ -202,6 +252,36 @@ class LocalLLMServer:
                 "total_tokens": tokens_in + tokens_out,
             },
         }
+
+
+def parse_model_options(model: str) -> tuple[dict[str, float], tuple[str, ...] | None]:
+    """Return the bias options in a model name (`name:key=value,...`): the numbers, and the markers when given;
+    raise ValueError naming a bad option.
+
+    position, self and flip are probabilities in [0, 1]; length is a slope in [-20, 20]; marker is a list of
+    substrings separated by `|`.
+    """
+    numbers: dict[str, float] = {}
+    markers: tuple[str, ...] | None = None
+    if ":" not in model:
+        return numbers, markers
+    for item in model.split(":", 1)[1].split(","):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in BIAS_OPTIONS:
+            raise ValueError(f"model option {item!r}: expected key=value with key one of {', '.join(BIAS_OPTIONS)}")
+        if key == "marker":
+            markers = tuple(m for m in value.split("|") if m)
+            continue
+        try:
+            number = float(value)
+        except ValueError:
+            raise ValueError(f"model option {key}: {value!r} is not a number") from None
+        low, high = (-20.0, 20.0) if key == "length" else (0.0, 1.0)
+        if not low <= number <= high:  # also refuses nan
+            raise ValueError(f"model option {key}: must be between {low:g} and {high:g}, not {value}")
+        numbers[key] = number
+    return numbers, markers
 
 
 async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str], bytes] | None:

@@ -120,3 +120,97 @@ def test_bad_request_body_is_a_400(local_llm: LocalLLM) -> None:
     client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0)
     with pytest.raises(openai.BadRequestError):
         client.post("/chat/completions", body={"nothing": True}, cast_to=object)
+
+
+# --- planted biases ----------------------------------------------------------------------------------------------
+
+
+def _prompt(a: str, b: str) -> str:
+    return _messages("mt_bench", a, b)[1]["content"]
+
+
+def _pairs(n: int) -> list[tuple[str, str]]:
+    """Return n pairs of answers of different lengths (1 to 40 words) and equal structure."""
+    return [(" ".join(["word"] * (1 + i % 40)), " ".join(["term"] * (1 + (i * 7) % 40))) for i in range(n)]
+
+
+def test_planted_length_bias_is_the_logistic_slope_of_the_first_answer_winning() -> None:
+    import statsmodels.api as sm
+
+    biases = heuristics.Biases(length=1.5)
+    x, y = [], []
+    for i, (a, b) in enumerate(_pairs(3000)):
+        judgement = heuristics.judge(_prompt(a, b) + f"\n#{i}", position_bias=0, seed=0, biases=biases)
+        x.append(heuristics.length_score(a) - heuristics.length_score(b))
+        y.append(judgement.outcome == "A")
+    fit = sm.Logit(y, sm.add_constant(x)).fit(disp=0)
+    low, high = fit.conf_int()[1]
+    assert low < 1.5 < high
+    assert abs(fit.params[0]) < 0.2
+
+
+def test_planted_self_preference_favours_the_marked_answer_in_either_order() -> None:
+    biases = heuristics.Biases(self_preference=0.8, markers=("[fam-x]",))
+    marked, plain = "Paris. [fam-x]", "Paris is the capital of France, on the Seine, with many museums and parks."
+    wins = 0
+    for i in range(400):
+        first, second = (marked, plain) if i % 2 else (plain, marked)
+        outcome = heuristics.judge(_prompt(first, second) + f"\n#{i}", position_bias=0, seed=0, biases=biases).outcome
+        wins += outcome == ("A" if i % 2 else "B")
+    assert 0.72 < wins / 400 < 0.88  # 0.8 planted, and the longer plain answer wins the rest
+
+
+def test_flip_draws_per_call_key_and_the_rest_per_prompt() -> None:
+    prompt = _prompt("Paris.", "Paris is the capital of France.")
+    biases = heuristics.Biases(flip=0.5)
+    outcomes = {
+        heuristics.judge(prompt, position_bias=0, seed=0, biases=biases, call_key=str(k)).outcome for k in range(40)
+    }
+    assert outcomes == {"A", "B"}
+    again = [heuristics.judge(prompt, position_bias=0, seed=0, biases=biases, call_key="7").outcome for _ in range(5)]
+    assert len(set(again)) == 1
+
+
+def test_model_name_options_override_the_server_settings_per_request(local_llm: LocalLLM) -> None:
+    url, server = local_llm(position_bias=0.0)
+    client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0)
+    messages = _messages("mt_bench", "Paris.", "Paris, on the Seine, is the capital of France since 987.")
+    replies = {
+        model: client.chat.completions.create(model=model, messages=messages).choices[0].message.content  # type: ignore[arg-type]
+        for model in ("local-judge", "local-judge:position=1")
+    }
+    assert (replies["local-judge"] or "").endswith("[[B]]")
+    assert (replies["local-judge:position=1"] or "").endswith("[[A]]")
+    assert server.biases_for("local-judge:length=2,self=0.5,marker=<x>|<y>,flip=0.1") == heuristics.Biases(
+        position=0.0, length=2.0, self_preference=0.5, markers=("<x>", "<y>"), flip=0.1
+    )
+
+
+@pytest.mark.parametrize("model", ["local-judge:position=2", "local-judge:bias=1", "local-judge:flip=x", "j:length"])
+def test_bad_model_options_are_a_400_naming_the_option(local_llm: LocalLLM, model: str) -> None:
+    url, _ = local_llm()
+    client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0)
+    with pytest.raises(openai.BadRequestError, match="model option"):
+        client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+
+
+def test_the_server_redraws_the_flip_for_a_repeated_prompt_unless_the_request_sends_a_seed(
+    local_llm: LocalLLM,
+) -> None:
+    url, _ = local_llm(flip_rate=0.5)
+    client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0)
+    messages = _messages("mt_bench", "Paris.", "Paris is the capital of France.")
+
+    def verdicts(**extra: int) -> set[str]:
+        return {
+            (
+                client.chat.completions.create(model="local-judge", messages=messages, **extra)
+                .choices[0]
+                .message.content
+                or ""
+            )[-5:]  # type: ignore[arg-type]
+            for _ in range(30)
+        }
+
+    assert verdicts() == {"[[A]]", "[[B]]"}
+    assert len(verdicts(seed=11)) == 1
