@@ -107,6 +107,16 @@ else:
 DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 0
 if not DATABASES["default"]["ENGINE"].endswith("postgresql"):
     raise RuntimeError("evalplatform runs on PostgreSQL only: DATABASE_URL must be a postgres:// URL")
+# A streaming replica for the heavy report reads (evalplatform/db_router.py; docs/deployment.md, "Several hosts"):
+# the ORM keeps every read and write on the primary; agreement, Elo and exports read the replica once it has
+# replayed the primary's WAL, waiting for it at most EVALPLATFORM_REPLICA_MAX_WAIT_SECONDS.
+if os.environ.get("DATABASE_REPLICA_URL"):
+    DATABASES["replica"] = dict(dj_database_url.parse(os.environ["DATABASE_REPLICA_URL"], conn_max_age=60))
+    DATABASES["replica"].setdefault("OPTIONS", {})["connect_timeout"] = 2
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["evalplatform.db_router.PrimaryRouter"]
+EVALPLATFORM_REPLICA_MAX_WAIT_SECONDS = float(os.environ.get("EVALPLATFORM_REPLICA_MAX_WAIT_SECONDS", "0.25"))
+EVALPLATFORM_REPLICA_RETRY_SECONDS = float(os.environ.get("EVALPLATFORM_REPLICA_RETRY_SECONDS", "5"))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

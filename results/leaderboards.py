@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from django.core.cache import cache
 
 import scoring
 from annotation.models import Campaign
+from evalplatform.db_router import heavy_read_alias
 from evalplatform.exceptions import DomainError
 from results.counts import BattleTally, battle_tally
 from results.ppi import compute_ppi_leaderboard
@@ -187,7 +189,7 @@ def elo_battles(
     sql = f"""SELECT xa.model_name, xb.model_name, {A_LEFT_SQL}, {VALUE_SQL}, r.rater_id, r.comparison_id
               {source} AND xa.model_name IS NOT NULL AND xb.model_name IS NOT NULL ORDER BY r.created_at, r.id"""
     labels = {"tie": "tie", "both_bad": "tie (bothbad)"}
-    for rows in stream_rows(sql, params, chunk=50_000):
+    for rows in stream_rows(sql, params, chunk=50_000, using=heavy_read_alias()):
         for model_a, model_b, a_left, value, rater_id, comparison_id in rows:
             if (rater_id, comparison_id) in gated:
                 if (rater_id, comparison_id) in first_seen:
@@ -201,16 +203,17 @@ def elo_battles(
 
 def rater_groups(campaign: Campaign, selection: RaterSelection) -> list[tuple[str, RaterSelection]]:
     """Return the groups ranked side by side: humans, then each judge with ratings in the campaign."""
-    groups = [("humans", RaterSelection(kind="human", exclude=selection.exclude))]
-    for _, name in judge_raters(campaign, RaterSelection(kind="judge", exclude=selection.exclude)):
-        groups.append((name, RaterSelection(names=(name,), exclude=selection.exclude)))
+    base = RaterSelection(exclude=selection.exclude, left_out=selection.left_out)  # globs and excluded raters kept
+    groups = [("humans", replace(base, kind="human"))]
+    for _, name in judge_raters(campaign, replace(base, kind="judge")):
+        groups.append((name, replace(base, names=(name,))))
     return groups
 
 
 def side_by_side(campaign: Campaign, selection: RaterSelection, *, force: bool = False) -> dict[str, Any]:
     """Rank the campaign by humans and by each judge, with rank correlations of each judge against the humans.
 
-    Only the selection's exclusion globs apply: the groups themselves are fixed.
+    Only the selection's exclusion globs and excluded raters apply: the groups themselves are fixed.
     """
     version = ratings_version()
     key = cache_key("side_by_side", campaign.pk, selection.key, version.key)

@@ -13,10 +13,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from annotation.models import Campaign, Comparison, Output, Rater, Rating
+from evalplatform.db_router import heavy_read_alias
 from evalplatform.exceptions import DomainError
 from results.raters import RaterSelection
 
@@ -54,12 +55,18 @@ def ratings_from(
     return sql, [campaign.pk, *params]
 
 
-def stream_rows(sql: str, params: Sequence[Any], *, chunk: int = FETCH_ROWS) -> Iterator[list[tuple[Any, ...]]]:
-    """Yield the rows of a query in chunks through a server-side cursor, so memory stays bounded."""
+def stream_rows(
+    sql: str, params: Sequence[Any], *, chunk: int = FETCH_ROWS, using: str = DEFAULT_DB_ALIAS
+) -> Iterator[list[tuple[Any, ...]]]:
+    """Yield the rows of a query in chunks through a server-side cursor, so memory stays bounded.
+
+    ``using`` names the database alias (``evalplatform.db_router.heavy_read_alias()`` for the replica).
+    """
     # Inside a transaction the cursor is declared WITHOUT HOLD; in autocommit mode PostgreSQL would first
     # materialise the whole result.
-    with transaction.atomic(), connection.chunked_cursor() as cursor:
-        with connection.cursor() as plain:  # a server-side cursor can only run queries
+    reader = connections[using]
+    with transaction.atomic(using=using), reader.chunked_cursor() as cursor:
+        with reader.cursor() as plain:  # a server-side cursor can only run queries
             no_jit(plain)
         cursor.execute(sql, params)
         while rows := cursor.fetchmany(chunk):
@@ -201,6 +208,8 @@ def selected_rater_ids(selection: RaterSelection, candidates: Iterable[int]) -> 
         raters = raters.filter(Q(name__in=selection.names) | Q(pseudonym__in=selection.names))
     for glob in selection.exclude:
         raters = raters.exclude(name__regex=glob_regex(glob))
+    if selection.left_out:
+        raters = raters.exclude(pk__in=selection.left_out_ids)
     return set(raters.values_list("pk", flat=True))
 
 
@@ -229,7 +238,7 @@ def rating_rows(campaign: Campaign, selection: RaterSelection) -> list[RatingRow
     sql = f"""SELECT r.id, r.comparison_id, r.rater_id, {PUBLIC_RATER_SQL}, r.rater_kind, {VALUE_SQL},
                      {A_LEFT_SQL}, r.time_ms, {GOLD_SQL}
               {source} ORDER BY r.id"""
-    return [RatingRow(*row) for chunk in stream_rows(sql, params) for row in chunk]
+    return [RatingRow(*row) for chunk in stream_rows(sql, params, using=heavy_read_alias()) for row in chunk]
 
 
 # Judges and imported raters are shown by name (a judge configuration or a public dataset id); raters with an

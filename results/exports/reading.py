@@ -20,11 +20,12 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 import psycopg
 import pyarrow as pa
-from django.db import connection, transaction
+from django.db import connections, transaction
 from psycopg import pq
 from psycopg.pq.abc import PGconn
 
 from annotation.models import Campaign
+from evalplatform.db_router import heavy_read_alias
 from results.exports.formats import STR, UTC, ExportFormat, Query, Ref
 from results.exports.timestamps import iso_utc
 
@@ -64,9 +65,14 @@ class Encoder(Protocol):
 
 @contextmanager
 def export_transaction() -> Iterator[Any]:
-    """Run an export's queries in one transaction, with one snapshot when it is ours; yield the raw connection."""
+    """Run an export's queries in one transaction, with one snapshot when it is ours; yield the raw connection.
+
+    The transaction is on the replica when one is configured and has caught up (``evalplatform.db_router``).
+    """
+    alias = heavy_read_alias()
+    connection = connections[alias]
     ours = not connection.in_atomic_block
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(using=alias), connection.cursor() as cursor:
         if ours:
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         cursor.execute("SET LOCAL jit = off")  # see selectors.no_jit
