@@ -136,17 +136,20 @@ def lc_payload(args: argparse.Namespace) -> dict[str, Any]:
     if not models:
         raise InputError(f"{args.file}: no annotation compares the baseline {args.baseline!r} with another model")
     difficulty = _difficulties(models, args.difficulty)
-    rows = []
-    for name, entry in models.items():
-        result = length_controlled_winrate(
+    results = {
+        name: length_controlled_winrate(
             preference=entry.preferences,
             baseline_length=entry.baseline_lengths,
             model_length=entry.model_lengths,
             difficulty=None if difficulty is None else difficulty[name],
         )
-        avg = float(np.mean(entry.model_lengths))
-        rows.append({"model": name, **result.as_dict(), "avg_length": avg})
-    rows.sort(key=lambda row: -(row["length_controlled_winrate"] if row["n_total"] >= 5 else -1.0))
+        for name, entry in models.items()
+    }
+    order = sorted(results, key=lambda name: -np.nan_to_num(results[name].length_controlled_winrate, nan=-1.0))
+    rows = [
+        {"model": name, **results[name].as_dict(), "avg_length": float(np.mean(models[name].model_lengths))}
+        for name in order
+    ]
     return {
         "baseline": args.baseline,
         "difficulty": args.difficulty if args.difficulty in ("auto", "none") else "file",
