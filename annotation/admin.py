@@ -653,14 +653,15 @@ class RatingAdmin(CampaignScopedAdmin):
 
 # --- Annotator status (assignment engine) ---
 from annotation.models import AnnotatorStatus  # noqa: E402
+from annotation.rater_admin import RaterActionsMixin  # noqa: E402
 
 
 @admin.register(AnnotatorStatus)
-class AnnotatorStatusAdmin(CampaignScopedAdmin):
-    """Why an annotator was paused in a campaign (gold accuracy), and a way to resume them."""
+class AnnotatorStatusAdmin(RaterActionsMixin, CampaignScopedAdmin):
+    """Each rater's standing in a campaign with the rater report's flags, and the logged actions on it (pause,
+    resume, exclude from results, include again: annotation.rater_admin)."""
 
-    list_display = ["rater", "campaign", "rated_count", "gold_answered", "gold_correct", "paused", "paused_reason"]
-    list_filter = ["paused", ("campaign", ScopedRelatedFieldListFilter)]
+    list_filter = ["paused", "excluded", ("campaign", ScopedRelatedFieldListFilter)]
     search_fields = ["rater__name"]
     readonly_fields = [
         "campaign",
@@ -671,14 +672,11 @@ class AnnotatorStatusAdmin(CampaignScopedAdmin):
         "paused",
         "paused_reason",
         "paused_at",
+        "excluded",
+        "excluded_reason",
+        "excluded_at",
     ]
-    actions = ["resume"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         # The assignment engine keeps one per annotator and campaign, with counts it derives from the ratings.
         return False
-
-    @admin.action(description="Resume the selected annotators (clear the pause)", permissions=["change"])
-    def resume(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        resumed = queryset.filter(paused=True).update(paused=False, paused_reason="", paused_at=None)
-        self.message_user(request, f"Resumed {resumed} annotator(s).")

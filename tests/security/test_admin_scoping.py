@@ -17,7 +17,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from annotation.models import AnnotatorStatus, Campaign, Comparison, Output, Prompt, Rater, Rating
+from annotation.models import AnnotatorStatus, Campaign, Comparison, Output, Prompt, Rater, RaterAction, Rating
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -73,6 +73,9 @@ def _team(label: str) -> Team:
     rating = factories.make_rating(comparison, rater, winner=first)
     account = Rater.objects.create(name=annotator.username, user=annotator, kind=Rater.Kind.HUMAN)
     status = AnnotatorStatus.objects.create(campaign=campaign, rater=account)
+    RaterAction.objects.create(  # the audit trail of actions on raters is scoped too
+        campaign=campaign, rater=rater, action="exclude", reason=f"{label} reason", created_at=timezone.now()
+    )
     return Team(owner, annotator, group, campaign, prompt, first, comparison, rater, rating, status)
 
 
@@ -129,6 +132,7 @@ CHANGELISTS = [
     "annotation_rater",
     "annotation_rating",
     "annotation_annotatorstatus",
+    "annotation_rateraction",
     "results_campaignreport",
 ]
 
@@ -429,6 +433,9 @@ def test_actions_on_another_teams_ids_change_nothing(world: World, bea: Client) 
         ("annotation_campaign", "open_campaigns", a.campaign.pk),
         ("annotation_comparison", "clear_gold", a.comparison.pk),
         ("annotation_annotatorstatus", "resume", a.status.pk),
+        ("annotation_annotatorstatus", "pause", a.status.pk),
+        ("annotation_annotatorstatus", "exclude_from_results", a.status.pk),
+        ("annotation_annotatorstatus", "include_again", a.status.pk),
         ("annotation_prompt", "delete_selected", a.prompt.pk),
         ("annotation_rater", "delete_selected", a.rater.pk),
         ("results_campaignreport", "download_ratings", a.campaign.pk),
@@ -444,6 +451,8 @@ def test_actions_on_another_teams_ids_change_nothing(world: World, bea: Client) 
     assert a.campaign.status == Campaign.Status.DRAFT
     assert Comparison.objects.get(pk=a.comparison.pk).gold_verdict == "tie"
     assert AnnotatorStatus.objects.get(pk=a.status.pk).paused
+    assert not AnnotatorStatus.objects.get(pk=a.status.pk).excluded
+    assert not RaterAction.objects.filter(campaign=a.campaign, actor=world.b.owner).exists()
     assert Prompt.objects.filter(pk=a.prompt.pk).exists()
     assert Rater.objects.filter(pk=a.rater.pk).exists()
 
