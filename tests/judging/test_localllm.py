@@ -201,16 +201,12 @@ def test_the_server_redraws_the_flip_for_a_repeated_prompt_unless_the_request_se
     client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0)
     messages = _messages("mt_bench", "Paris.", "Paris is the capital of France.")
 
-    def verdicts(**extra: int) -> set[str]:
-        return {
-            (
-                client.chat.completions.create(model="local-judge", messages=messages, **extra)
-                .choices[0]
-                .message.content
-                or ""
-            )[-5:]  # type: ignore[arg-type]
-            for _ in range(30)
-        }
+    def verdicts(seed: int | None = None) -> set[str]:
+        found = set()
+        for _ in range(30):
+            reply = client.chat.completions.create(model="local-judge", messages=messages, seed=seed)  # type: ignore[arg-type]
+            found.add((reply.choices[0].message.content or "")[-5:])
+        return found
 
     assert verdicts() == {"[[A]]", "[[B]]"}
     assert len(verdicts(seed=11)) == 1
