@@ -187,6 +187,7 @@ def selection_data(selection: RaterSelection) -> dict[str, Any]:
         "kind": selection.kind,
         "names": list(selection.names),
         "exclude": list(selection.exclude),
+        "excluded_raters": sorted(label for _, label in selection.left_out),
     }
 
 

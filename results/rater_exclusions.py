@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from annotation.models import AnnotatorStatus, Campaign
+from annotation.rater_actions import campaign_raters
 from evalplatform.exceptions import DomainError
 from results.raters import RaterSelection
 
@@ -45,3 +46,21 @@ def parse_include_excluded(value: str | None) -> bool:
     raise DomainError(
         "include_excluded: give 1 (count excluded raters too) or 0 (the default)", field="include_excluded"
     )
+
+
+def recorded_exclusions(selection: RaterSelection, campaign: Campaign, labels: object) -> RaterSelection:
+    """Return the selection leaving out the raters a manifest recorded as excluded (``excluded_raters``: their
+    public labels), whatever the campaign's exclusions are now, so a reproduction counts what the original counted.
+
+    Raise DomainError when ``labels`` is not a list of names. A label no rater of the campaign has is ignored.
+    """
+    if not isinstance(labels, list) or not all(isinstance(t, str) and "\x00" not in t for t in labels):
+        raise DomainError("selection.excluded_raters must be a list of rater names", field="selection")
+    wanted = set(labels)
+    raters = campaign_raters(campaign=campaign).values_list("pk", "user_id", "name", "pseudonym")
+    found = {
+        (pk, label)
+        for pk, user_id, name, pseudonym in raters
+        if (label := name if user_id is None else pseudonym) in wanted
+    }
+    return replace(selection, left_out=tuple(sorted(found, key=lambda pair: pair[1])))

@@ -14,6 +14,7 @@ from typing import Any
 from annotation.models import Campaign
 from evalplatform.exceptions import DomainError
 from results import manifest as m
+from results.rater_exclusions import recorded_exclusions
 from results.raters import RaterSelection
 from results.selectors import check_rater_names, fetch_all, ratings_from
 
@@ -137,6 +138,8 @@ def reproduce(data: Any, *, campaign: Campaign | None = None) -> dict[str, Any]:
         raise fail(f"it is about campaign {manifest['campaign']!r}, not {campaign.slug!r}", "campaign")
     selection = selection_of(manifest)
     check_rater_names(selection, campaign=campaign)
+    recorded = manifest["selection"].get("excluded_raters", [])  # manifests from before exclusions have none
+    selection = recorded_exclusions(selection, campaign, recorded)
     with m.snapshot():
         ratings = compare_ratings(campaign, selection, manifest["ratings"])
         result = recompute(campaign, selection, manifest["kind"], manifest["options"])

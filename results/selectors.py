@@ -287,6 +287,8 @@ def ratings(
         qs = qs.filter(Q(rater__name__in=selection.names) | Q(rater__pseudonym__in=selection.names))
     for glob in selection.exclude:
         qs = qs.exclude(rater__name__regex=glob_regex(glob))
+    if selection.left_out:
+        qs = qs.exclude(rater_id__in=selection.left_out_ids)
     if comparison is not None:
         qs = qs.filter(comparison_id=comparison)
     if verdict:
