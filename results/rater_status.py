@@ -16,20 +16,21 @@ from results.rater_exclusions import with_exclusions
 from results.rater_quality import campaign_raters, rater_standing
 from results.raters import RaterSelection
 from results.selectors import ratings_version
+from scoring.rater_flags import Correction
 
 
-def rater_rows(campaign: Campaign, *, force: bool = False) -> dict[str, Any]:
+def rater_rows(
+    campaign: Campaign, *, alpha: float = 0.05, correction: Correction = "bh", force: bool = False
+) -> dict[str, Any]:
     """Return the campaign's rater report over every rater (excluded ones too), with each one's current standing."""
     selection = with_exclusions(RaterSelection(), campaign, include_excluded=True)
-    key = cache_key(
-        "raters",
-        campaign.pk,
-        selection.key,
-        ratings_version().key,
-        campaign.gold_min_answered,
-        campaign.gold_min_accuracy,
-    )
-    report = dict(cached(key, lambda: campaign_raters(campaign, selection), force=force))
+    gold = (campaign.gold_min_answered, campaign.gold_min_accuracy)
+    key = cache_key("raters", campaign.pk, selection.key, alpha, correction, *gold, ratings_version().key)
+
+    def compute() -> dict[str, Any]:
+        return campaign_raters(campaign, selection, alpha=alpha, correction=correction)
+
+    report = dict(cached(key, compute, force=force))
     standing = rater_standing(campaign)
     report["raters"] = [{**row, **standing.get(row["rater"], {})} for row in report["raters"]]
     return report
