@@ -12,6 +12,8 @@ import secrets
 
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models import F, Q
 
@@ -150,6 +152,8 @@ class Prompt(models.Model):
     html = models.TextField(null=True, editable=False, help_text=HTML_HELP)
     reference_answer = models.TextField(blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    # Categories: the file's `tags`/`category`, and the built-in taggers' `auto:` tags (scoring/categories.py).
+    tags = ArrayField(models.CharField(max_length=100), default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -157,6 +161,7 @@ class Prompt(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["campaign", "external_id"], name="prompt_unique_external_id"),
         ]
+        indexes = [GinIndex(fields=["tags"], name="prompt_tags_gin")]
 
     def __str__(self) -> str:
         return self.external_id

@@ -29,6 +29,7 @@ from annotation.importers.ratings import (
 )
 from annotation.importers.reading import Progress, Record, Source
 from annotation.importers.summary import ImportSummary
+from annotation.importers.tags import TAG_FIELDS, tags_field
 from annotation.models import Verdict
 
 RATER_PREFIX = "alpaca_eval:"
@@ -41,6 +42,7 @@ KNOWN_FIELDS = {
     "preference",
     "annotator",
     "annotator_index",
+    *TAG_FIELDS,
 }
 TIES = {1.5, 0.0}
 
@@ -56,6 +58,7 @@ class AlpacaVote:
     preference: float
     rater: str
     metadata: dict[str, Any]
+    tags: tuple[str, ...] = ()
 
     @property
     def prompt_key(self) -> str:
@@ -83,6 +86,7 @@ def _vote(record: Record, errors: ErrorCollector) -> AlpacaVote | None:
     generator_2 = name_field(record, "generator_2", errors, required=False)
     preference = _preference(record, errors)
     rater = _rater(record, errors)
+    tags = tags_field(record, errors)
     if output_1 is not None and output_1 == output_2 and generator_1 == generator_2:
         errors.add(record.line, "output_2", "the same output as output_1")
     if generator_1 is not None and generator_1 == generator_2:
@@ -101,6 +105,7 @@ def _vote(record: Record, errors: ErrorCollector) -> AlpacaVote | None:
         preference,
         rater,
         extras(record, KNOWN_FIELDS),
+        tags,
     )
 
 
@@ -132,7 +137,7 @@ def _rater(record: Record, errors: ErrorCollector) -> str | None:
 
 def _plan_vote(plan: RatingsPlan, errors: ErrorCollector, seen: dict[Any, int], vote: AlpacaVote) -> None:
     prompt = vote.prompt_key
-    add_prompt(plan, errors, prompt, PlannedPrompt(vote.line, vote.instruction))
+    add_prompt(plan, errors, prompt, PlannedPrompt(vote.line, vote.instruction, tags=list(vote.tags)))
     left = add_output(plan, errors, prompt, PlannedOutput(vote.line, vote.generator_1, vote.output_1))
     right = add_output(plan, errors, prompt, PlannedOutput(vote.line, vote.generator_2, vote.output_2))
     winner = {1.0: left, 2.0: right}.get(vote.preference)

@@ -30,11 +30,23 @@ from annotation.importers.ratings import (
 )
 from annotation.importers.reading import Progress, Record, Source
 from annotation.importers.summary import ImportSummary
+from annotation.importers.tags import MAX_TAGS, TAG_FIELDS, check_tag, merge_tags, tags_field
 from annotation.models import Verdict
+from scoring.categories import category_tag_paths
 
 ANONYMOUS_RATER = "arena-anonymous"
 WINNERS = {"model_a", "model_b", "tie", "tie (bothbad)"}
-KNOWN_FIELDS = {"question_id", "model_a", "model_b", "winner", "judge", "tstamp", "conversation_a", "conversation_b"}
+KNOWN_FIELDS = {
+    "question_id",
+    "model_a",
+    "model_b",
+    "winner",
+    "judge",
+    "tstamp",
+    "conversation_a",
+    "conversation_b",
+    *TAG_FIELDS,
+}
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,7 @@ class Battle:
     conversation_a: list[dict[str, str]] | None
     conversation_b: list[dict[str, str]] | None
     metadata: dict[str, Any]
+    tags: tuple[str, ...] = ()  # the record's tags/category, then its category_tag paths that are true
 
     @property
     def prompt_key(self) -> str:
@@ -94,6 +107,7 @@ def _battle(record: Record, errors: ErrorCollector) -> Battle | None:
     conversation_a = _conversation(record, "conversation_a", errors)
     conversation_b = _conversation(record, "conversation_b", errors)
     prompt_text = _first(conversation_a, "user") or _first(conversation_b, "user")
+    tags = _tags(record, errors)
     if conversation_a and conversation_b and _first(conversation_a, "user") != _first(conversation_b, "user"):
         errors.add(record.line, "conversation_b", "its first user message differs from conversation_a's")
     if errors.total > before or model_a is None or model_b is None:
@@ -112,7 +126,19 @@ def _battle(record: Record, errors: ErrorCollector) -> Battle | None:
         conversation_a=conversation_a,
         conversation_b=conversation_b,
         metadata=extras(record, KNOWN_FIELDS),
+        tags=tags,
     )
+
+
+def _tags(record: Record, errors: ErrorCollector) -> tuple[str, ...]:
+    """Return the record's tags/category, its category_tag paths that are true and language:<its language>."""
+    given = tags_field(record, errors)
+    category_tag = record.data.get("category_tag")
+    found = list(category_tag_paths(category_tag)) if isinstance(category_tag, dict) else []
+    language = record.data.get("language")
+    if isinstance(language, str) and language:
+        found.append(f"language:{language}")
+    return tuple(merge_tags(given, (tag for tag in found if check_tag(tag) is None))[:MAX_TAGS])
 
 
 def _timestamp(record: Record, errors: ErrorCollector) -> dt.datetime | None:
@@ -144,7 +170,13 @@ def _first(conversation: list[dict[str, str]] | None, role: str) -> str:
 
 def _plan_battle(plan: RatingsPlan, errors: ErrorCollector, seen: dict[Any, int], battle: Battle) -> None:
     prompt = battle.prompt_key
-    add_prompt(plan, errors, prompt, PlannedPrompt(battle.line, battle.prompt_text))
+    turns = [m["content"] for m in battle.conversation_a or battle.conversation_b or [] if m["role"] == "user"]
+    add_prompt(
+        plan,
+        errors,
+        prompt,
+        PlannedPrompt(battle.line, battle.prompt_text, tags=list(battle.tags), user_turns=turns or None),
+    )
     left = add_output(plan, errors, prompt, _output(battle, battle.model_a, battle.text_a, battle.conversation_a))
     right = add_output(plan, errors, prompt, _output(battle, battle.model_b, battle.text_b, battle.conversation_b))
     winner = {"model_a": left, "model_b": right}.get(battle.winner)

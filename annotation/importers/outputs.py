@@ -15,13 +15,14 @@ from annotation.importers.fields import NO_EXTRAS, extras, name_field, text_fiel
 from annotation.importers.limits import import_limits
 from annotation.importers.reading import Progress, Record, Source, read_records
 from annotation.importers.summary import ImportSummary
+from annotation.importers.tags import TAG_FIELDS, prompt_tags, tags_field
 from annotation.importers.writing import BATCH_SIZE, batched, check_campaign_accepts_imports, run_atomically
 from annotation.models import Campaign, Output, Prompt
 from annotation.rendering import render_markdown
 
 WIDE_PREFIX = "output:"
-LONG_FIELDS = {"prompt_id", "prompt", "model", "output", "reference"}
-PROMPT_FIELDS = {"prompt_id", "prompt", "reference"}
+LONG_FIELDS = {"prompt_id", "prompt", "model", "output", "reference", *TAG_FIELDS}
+PROMPT_FIELDS = {"prompt_id", "prompt", "reference", *TAG_FIELDS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,7 @@ class PromptRow:
     reference_utf8: bytes
     metadata: dict[str, Any]
     number: int = -1  # its place in OutputsFile.prompt_ids, once kept
+    tags: tuple[str, ...] = ()  # the file's tags/category (annotation/importers/tags.py)
 
     @property
     def text(self) -> str:
@@ -169,12 +171,13 @@ def _prompt_row(record: Record, errors: ErrorCollector, *, wide: bool) -> Prompt
     external_id = name_field(record, "prompt_id", errors)
     text = text_field(record, "prompt", errors)
     reference = text_field(record, "reference", errors, required=False) or ""
+    tags = tags_field(record, errors)
     if external_id is None or text is None:
         return None
     metadata = extras(record, PROMPT_FIELDS) if wide else NO_EXTRAS
     if metadata:
         metadata = {key: value for key, value in metadata.items() if not key.startswith(WIDE_PREFIX)} or NO_EXTRAS
-    return PromptRow(record.line, external_id, text.encode(), reference.encode(), metadata)
+    return PromptRow(record.line, external_id, text.encode(), reference.encode(), metadata, tags=tags)
 
 
 def _long_output(record: Record, errors: ErrorCollector) -> list[OutputRow]:
@@ -217,6 +220,10 @@ def _add_prompt(parsed: OutputsFile, prompt: PromptRow, errors: ErrorCollector) 
         errors.add(
             prompt.line, "reference", f"conflicting reference for prompt_id {prompt.external_id} (line {first.line})"
         )
+    if prompt.tags and not first.tags:  # tags may come on any one of the prompt's rows
+        parsed.prompts[first.external_id] = dataclasses.replace(first, tags=prompt.tags)
+    elif prompt.tags and first.tags != prompt.tags:
+        errors.add(prompt.line, "tags", f"conflicting tags for prompt_id {prompt.external_id} (line {first.line})")
     return first.external_id
 
 
@@ -306,6 +313,7 @@ def _insert_prompts(campaign: Campaign, new_prompts: list[PromptRow], stored: di
                 html=render_markdown(p.text),
                 reference_answer=p.reference,
                 metadata=p.metadata,
+                tags=prompt_tags(given=p.tags, user_turns=[p.text]),
             )
             for p in batch
         )

@@ -18,6 +18,7 @@ from annotation.importers.errors import ErrorCollector
 from annotation.importers.limits import import_limits
 from annotation.importers.reading import Progress, Record, Source, read_records
 from annotation.importers.summary import ImportSummary
+from annotation.importers.tags import MAX_TAGS, merge_tags, prompt_tags
 from annotation.importers.writing import BATCH_SIZE, batched, check_campaign_accepts_imports, run_atomically
 from annotation.models import Campaign, Comparison, Output, Prompt, Rater, Rating
 from annotation.rendering import render_markdown
@@ -32,6 +33,8 @@ class PlannedPrompt:
     line: int
     text: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)  # the file's tags/category (annotation/importers/tags.py)
+    user_turns: list[str] | None = None  # for the built-in taggers; None: the text is the only turn
 
 
 @dataclass
@@ -152,11 +155,16 @@ def _store_prompts(
                 text=plan.prompts[key].text,
                 html=html(plan.prompts[key].text),
                 metadata=plan.prompts[key].metadata,
+                tags=_tags(plan.prompts[key]),
             )
             for key in keys
         )
         stored.update((p.external_id, p.pk) for p in created)
     return stored, len(new)
+
+
+def _tags(prompt: PlannedPrompt) -> list[str]:
+    return prompt_tags(given=prompt.tags, user_turns=prompt.user_turns or [prompt.text])
 
 
 def _store_outputs(
@@ -319,6 +327,9 @@ def add_prompt(plan: RatingsPlan, errors: ErrorCollector, key: str, prompt: Plan
         errors.add(prompt.line, "prompt", f"conflicting text for prompt {key} (line {first.line})")
     elif first is not prompt and prompt.text and not first.text:
         first.text = prompt.text
+    if first is not prompt:
+        first.tags = merge_tags(first.tags, prompt.tags)[:MAX_TAGS]
+        first.user_turns = first.user_turns or prompt.user_turns
 
 
 Vote = TypeVar("Vote")
