@@ -304,3 +304,93 @@ class LLMCall(models.Model):
 
     def __str__(self) -> str:
         return self.request_hash[:12]
+
+
+class JudgePanel(models.Model):
+    """Several judge configurations rating as one rater: their verdicts combined per comparison and order.
+
+    The panel owns an annotation.Rater of kind "judge", whose ratings are the panel's verdicts (judging.panels).
+    Owners as for JudgeConfig: empty for an operator's panel.
+    """
+
+    class Aggregation(models.TextChoices):
+        MAJORITY = "majority", "Majority of the members' verdicts"
+        MEAN_PROBABILITY = "mean_probability", "Mean of the members' probabilities (templates that yield one)"
+
+    name = models.CharField(max_length=200, unique=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="judge_panels",
+        help_text="Empty: an operator's panel, usable by every researcher, changed only by superusers.",
+    )  # fmt: skip
+    rater = models.OneToOneField(Rater, on_delete=models.PROTECT, related_name="judge_panel", editable=False)
+    members = models.ManyToManyField(JudgeConfig, related_name="panels")
+    aggregation = models.CharField(max_length=20, choices=Aggregation.choices, default=Aggregation.MAJORITY)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PanelRun(models.Model):
+    """One request to judge a campaign's comparisons with a panel: its members' runs, then the panel's verdicts."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running (members judging)"
+        CANCELLED = "cancelled", "Cancelled"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+
+    panel = models.ForeignKey(JudgePanel, on_delete=models.PROTECT, related_name="runs")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="panel_runs")
+    member_runs = models.ManyToManyField(JudgeRun, related_name="panel_runs")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    limit = models.PositiveIntegerField(null=True, blank=True, help_text="Most comparisons to judge; empty for all.")
+    orders = models.CharField(max_length=4, blank=True, help_text="both, one, or empty for each judge's own.")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    error = models.TextField(blank=True)
+    # Written when the run finishes: the panel's verdicts and what its members' verdicts on them cost.
+    n_verdicts = models.PositiveIntegerField(default=0)
+    tokens_in = models.PositiveBigIntegerField(default=0)
+    tokens_out = models.PositiveBigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=14, decimal_places=6, default=Decimal(0))
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(limit__isnull=True) | Q(limit__gte=1), name="panelrun_limit_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.panel} on {self.campaign} (panel run #{self.pk})"
+
+
+class PanelVerdict(models.Model):
+    """A panel's verdict on one comparison in one order, with its members' votes and what they cost."""
+
+    panel = models.ForeignKey(JudgePanel, on_delete=models.CASCADE, related_name="verdicts")
+    run = models.ForeignKey(PanelRun, on_delete=models.CASCADE, related_name="verdicts")
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="+")
+    order = models.CharField(max_length=2, choices=JudgeVerdict.Order.choices)
+    outcome = models.CharField(max_length=8, help_text="A, B, tie or both_bad (A: the output shown first).")
+    votes = models.JSONField(help_text="Each member judge's outcome, by name.")
+    rating = models.OneToOneField(Rating, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    tokens_in = models.PositiveIntegerField(default=0)
+    tokens_out = models.PositiveIntegerField(default=0)
+    cost = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["panel", "comparison", "order"], name="panelverdict_once_per_order"),
+        ]
+
+    def __str__(self) -> str:
+        return f"panel verdict #{self.pk}"

@@ -32,3 +32,15 @@ def judge_verdicts(self: Task, verdict_ids: list[int]) -> None:
 def judge_verdict(verdict_id: int) -> None:
     """Send one verdict on as a batch: tasks sent before verdicts went in batches."""
     services.enqueue_verdicts([verdict_id])
+
+
+@shared_task(name="judging.finish_panel_run", acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
+def finish_panel_run(panel_run_id: int) -> None:
+    """Finish a panel run once its members' runs have ended; look again later while they go on."""
+    from judging import panels
+    from judging.models import PanelRun
+
+    if panels.finish_panel_run_if_done(run_id=panel_run_id):
+        return
+    if PanelRun.objects.filter(pk=panel_run_id, status=PanelRun.Status.RUNNING).exists():
+        panels.send_poll(panel_run_id)
