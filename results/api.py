@@ -22,8 +22,10 @@ from annotation.research.api import CampaignCreateApi, CampaignUpdateApi
 from evalplatform.api import validated
 from results import selectors
 from results.access import access_campaign_results, researcher_campaigns
+from results.categories import check_category
 from results.exports import CONTENT_TYPES, RowCounter, export_format, file_type_for, started
 from results.leaderboards import side_by_side
+from results.length_controlled import campaign_lc_winrates
 from results.manifest import (
     agreement_with_manifest,
     export_manifest,
@@ -193,6 +195,11 @@ class LeaderboardApi(APIView):
             default=False,
             help_text="Consistency gate: a comparison a judge decided differently in its two orders counts as one tie.",
         )
+        category = serializers.CharField(
+            required=False,
+            max_length=100,
+            help_text="Only the ratings on prompts with this tag (a category: GET .../categories/ lists them).",
+        )
 
     QUERY = Query()
 
@@ -202,6 +209,9 @@ class LeaderboardApi(APIView):
         options = validated(self.QUERY, request.query_params.dict())
         selection = selection_from(request, campaign)
         combine = options.get("combine")
+        category = options.get("category")
+        if category is not None:
+            check_category(campaign, category)
         board = leaderboard_with_manifest(
             campaign,
             selection,
@@ -209,10 +219,33 @@ class LeaderboardApi(APIView):
             seed=options["seed"],
             combine=combine,
             consistent=options["consistent"],
+            category=category,
         )
         if not combine:
             board["side_by_side"] = side_by_side(campaign, selection)
         return Response(board)
+
+
+class LengthControlledApi(APIView):
+    class Query(serializers.Serializer[Any]):
+        baseline = serializers.CharField(max_length=200, help_text="The model every other model is compared with.")
+        difficulty = serializers.ChoiceField(
+            choices=["auto", "none"],
+            default="auto",
+            help_text="auto: the GLM's instruction difficulty estimated from the campaign's prompts; none: left out.",
+        )
+
+    QUERY = Query()
+
+    @extend_schema(parameters=[RATERS_PARAM, EXCLUDE_PARAM, INCLUDE_EXCLUDED_PARAM, Query], responses=dict)
+    def get(self, request: Request, slug: str) -> Response:
+        """AlpacaEval 2's raw and length-controlled win rates of each model against a baseline."""
+        campaign = access_campaign_results(user=request.user, slug=slug)
+        options = validated(self.QUERY, request.query_params.dict())
+        selection = selection_from(request, campaign)
+        return Response(
+            campaign_lc_winrates(campaign, selection, baseline=options["baseline"], difficulty=options["difficulty"])
+        )
 
 
 class AgreementApi(APIView):

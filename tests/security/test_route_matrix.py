@@ -257,7 +257,7 @@ def _objects(world: World) -> dict[type[models.Model], models.Model]:
     from django.contrib.auth.models import Group, User
     from rest_framework.authtoken.models import Token, TokenProxy
 
-    from annotation.models import AnnotatorStatus, Comparison, Output, Prompt, Rater
+    from annotation.models import AnnotatorStatus, Comparison, Output, Prompt, Rater, RaterAction
     from judging.models import JudgeVerdict, LLMCall
     from results.models import CampaignReport
 
@@ -267,6 +267,12 @@ def _objects(world: World) -> dict[type[models.Model], models.Model]:
     assert a.verdict
     assert a.call
     token = Token.objects.get_or_create(user=a.owner)[0]
+    action = RaterAction.objects.get_or_create(
+        campaign=a.campaign,
+        rater=a.ratings[0].rater,
+        action=RaterAction.Kind.EXCLUDE,
+        defaults={"reason": "ALPHA-SECRET reason", "created_at": a.campaign.created_at},
+    )[0]
     return {
         Group: Group.objects.get(name="Researchers"),
         User: a.owner,
@@ -279,6 +285,7 @@ def _objects(world: World) -> dict[type[models.Model], models.Model]:
         Rater: a.ratings[0].rater,
         Rating: a.ratings[0],
         AnnotatorStatus: world.status,
+        RaterAction: action,
         JudgeConfig: a.judge,
         JudgeRun: a.run,
         JudgeVerdict: a.verdict,
@@ -294,6 +301,8 @@ ADMIN_NOBODY = {
     ("judging", "judgeverdict", "add"),
     ("results", "campaignreport", "add"),
     ("results", "campaignreport", "delete"),
+    ("annotation", "rateraction", "add"),  # the audit trail of actions on raters: written by the actions only
+    ("annotation", "rateraction", "delete"),
 }
 # Admin views a researcher may not use on their own objects either (deletes of data with a history).
 ADMIN_CUSTOM: dict[str, Callable[[World], list[Probe]]] = {}
@@ -524,10 +533,19 @@ def _site_probes(world: World) -> list[Probe]:
         Probe("results-api:comparison-list", "GET", research + "comparisons/", research_api, api=True),
         Probe("results-api:rating-list", "GET", research + "ratings/", research_api, api=True),
         Probe("results-api:leaderboard", "GET", research + "leaderboard/", research_api, api=True),
+        Probe("results-api:category-list", "GET", research + "categories/", research_api, api=True),
         Probe("results-api:agreement", "GET", research + "agreement/", research_api, api=True),
+        Probe(
+            "results-api:length-controlled",
+            "GET",
+            f"{research}length-controlled/?baseline={a.outputs[0].model_name}",
+            research_api,
+            api=True,
+        ),
         Probe("results-api:export", "GET", research + "export/ratings.jsonl", research_api, api=True),
         Probe("results-api:export-manifest", "GET", research + "export/dpo.csv/manifest/", research_api, api=True),
         Probe("results-api:reproduce", "POST", research + "reproduce/", research_api_check, api=True, data={}),
+        Probe("results-api:rater-list", "GET", research + "raters/", research_api, api=True),
         Probe("judge-run-list", "GET", runs, research_api, api=True),
         Probe("judge-run-detail", "GET", f"{runs}{run}/", research_api, api=True),
         Probe("judge-verdict-list", "GET", f"{runs}{run}/verdicts/", research_api, api=True),
@@ -545,7 +563,17 @@ def _site_probes(world: World) -> list[Probe]:
         Probe("results:index", "GET", reverse("results:index"), signed_in_researchers),
         Probe("results:leaderboard", "GET", f"/results/{slug}/", research_page),
         Probe("results:agreement", "GET", f"/results/{slug}/agreement/", research_page),
+        Probe("results:categories", "GET", f"/results/{slug}/categories/", research_page),
         Probe("results:combined", "GET", f"/results/{slug}/combined/", research_page),
+        Probe("results:raters", "GET", f"/results/{slug}/raters/", research_page),
+        Probe(
+            "results:raters",
+            "POST",
+            f"/results/{slug}/raters/",
+            research_page,
+            data={"rater": "ALPHA-SECRET-imported-rater", "action": "exclude"},
+            write=True,
+        ),
         Probe("frontend:home", "GET", reverse("frontend:home"), signed_in),
         Probe("frontend:rate", "GET", f"/campaigns/{a.campaign.pk}/rate/", rating_page),
     ]
@@ -604,6 +632,15 @@ def _research_write_probes(world: World) -> list[Probe]:
             write=True,
         ),
         Probe(write + "import-job", "GET", f"{research}imports/{job}/", research_api, api=True),
+        Probe(
+            "results-api:rater-action",
+            "POST",
+            research + "raters/actions/",
+            research_write,
+            api=True,
+            data={"rater": "ALPHA-SECRET-imported-rater", "action": "exclude", "reason": "probe"},
+            write=True,
+        ),
         Probe(
             write + "comparisons-generate",
             "POST",
