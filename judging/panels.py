@@ -158,6 +158,8 @@ def start_panel_run(
     members = list(panel.members.order_by("name"))
     if len(members) < MIN_MEMBERS:
         raise DomainError(f"panel: {panel.name} has {len(members)} member(s), fewer than {MIN_MEMBERS}", field="panel")
+    for judge in members:  # every member's run must be able to start before any does
+        services.check_run(campaign=campaign, judge=judge, limit=limit, orders=orders, user=requested_by)
     run = PanelRun.objects.create(
         panel=panel, campaign=campaign, limit=limit, orders=orders or "", requested_by=requested_by
     )

@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 from annotation.models import Campaign
 from evalplatform.exceptions import Conflict, DomainError
 from judging import selectors, services
+from judging.management.commands._panels import handle_panel
 from judging.models import JudgeConfig, JudgeRun, JudgeVerdict
 from results.access import researcher_campaigns
 
@@ -46,6 +47,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("campaign", help="campaign slug")
         parser.add_argument("--judge", help="judge name (see add_judge); needed to start a run")
+        parser.add_argument(
+            "--panel",
+            metavar="NAME",
+            help="a judge panel instead of a judge: start (or --watch, --cancel, --resume) a panel run, which runs "
+            "every member judge and writes the panel's verdicts once they end",
+        )
         parser.add_argument(
             "--requested-by",
             metavar="USERNAME",
@@ -86,6 +93,9 @@ class Command(BaseCommand):
         if campaign is None:
             raise CommandError(f"campaign: no campaign with slug {options['campaign']!r}")
         user = self._user(options["requested_by"], campaign)
+        if options["panel"] is not None:
+            handle_panel(self, campaign, user, options)
+            return
         judge = self._judge(options["judge"])
         if options["cancel"] is not None:
             self._cancel(self._existing(campaign, judge, options["cancel"], "--cancel"))
