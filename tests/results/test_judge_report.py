@@ -221,7 +221,7 @@ def _expected_agreement(votes: list[dict[str, Any]], author: str, campaign: Camp
     """Count straight from the votes: the author's verdict per comparison (contradicting votes: a tie) against
     the strict majority of the other raters' (each collapsed the same way), both as the stored sides a/b."""
     output_a = {
-        (str(qid), *sorted((a, b))): a
+        (str(qid), *sorted((a or "", b or ""))): a
         for qid, a, b in Comparison.objects.filter(campaign=campaign).values_list(
             "prompt__external_id", "output_a__model_name", "output_b__model_name"
         )
