@@ -52,6 +52,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="weigh each battle by 1 / its pair's battle count (Arena's reweighted sandwich intervals; no --bootstrap)",
     )
+    rank.add_argument(
+        "--style-control",
+        action="store_true",
+        help="fit ratings jointly with answer length, headers, lists and bold (Chatbot Arena's; reads conv_metadata)",
+    )
+    rank.add_argument(
+        "--style-reg",
+        type=_non_negative_float,
+        default=0.5,
+        metavar="R",
+        help="with --style-control: L2 regularisation (FastChat's 0.5; 0 for the maximum likelihood)",
+    )
     filters = rank.add_argument_group("filters (FastChat's analysis options)")
     filters.add_argument("--anony-only", action="store_true", help="only anonymous battles (anony: true)")
     filters.add_argument("--language", default=None, metavar="L", help="only battles whose language is L")
@@ -104,6 +116,17 @@ def _non_negative(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError("must be >= 0")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    """Parse a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError("must be a finite number >= 0")
     return value
 
 
@@ -160,6 +183,10 @@ def run_rank(args: argparse.Namespace) -> str:
         from scoring.categories import run_rank_categories
 
         return run_rank_categories(args)
+    if args.style_control:
+        from scoring.style_cli import run_rank_style
+
+        return run_rank_style(args)
     if args.combine == "ppi":
         from scoring.ppi_cli import run_rank_ppi
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import codecs
 import json
 import math
@@ -20,6 +21,7 @@ from scoring import compiled
 from scoring.battles import OUTCOMES, Battle, BattleCounts, aggregate_codes, counts_from_tally, outcome_code
 from scoring.cores import idle_cores
 from scoring.line_tally import LineTally, line_ranges, tally_lines
+from scoring.style import StyleBattles, style_counts
 
 IntArray = NDArray[np.int64]
 BATTLE_FIELDS = ("model_a", "model_b", "winner")
@@ -698,3 +700,74 @@ def _hashable(value: Any) -> Any:
     if isinstance(value, dict):
         return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
     return value
+
+
+def read_style_battles(path: str | Path, filters: BattleFilter | None = None) -> StyleBattles:
+    """Read an Arena log's battles that pass the filters with both answers' style counts (``conv_metadata``).
+
+    The slower path that style control takes: every record is parsed in Python (the compiled scanner reads the
+    battle's own keys only), into compact columns of 11 integers a battle. A record without ``conv_metadata`` or with
+    a bad count is an error naming its line.
+    """
+    filters = filters or NO_FILTER
+    index: dict[str, int] = {}
+    columns = [array.array("q") for _ in range(11)]
+    try:
+        for line, record in _records(path):
+            try:
+                battle = _filtered_battle(record, filters)
+                counts = None if battle is None else style_counts(record.get("conv_metadata"))
+            except ValueError as exc:
+                raise InputError(f"line {line}: {exc}") from None
+            if battle is not None and counts is not None:
+                a, b, winner = battle
+                row = (index.setdefault(a, len(index)), index.setdefault(b, len(index)), outcome_code(winner), *counts)
+                for column, value in zip(columns, row, strict=True):
+                    column.append(value)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    data = np.array([np.frombuffer(column, dtype=np.int64) for column in columns]).reshape(11, -1)
+    keep = _style_keep(data, len(index), filters)
+    data = data[:, keep]
+    if not data.shape[1]:
+        raise InputError("no battles pass the filters" if filters.active else "no battles in the file")
+    used = set(np.unique(data[:2]).tolist())
+    names = sorted(name for name, i in index.items() if i in used)
+    rank = np.full(len(index), -1, dtype=np.int64)
+    rank[[index[name] for name in names]] = np.arange(len(names))
+    return StyleBattles(
+        models=tuple(names),
+        model_a=rank[data[0]],
+        model_b=rank[data[1]],
+        outcome=data[2].copy(),
+        counts_a=np.ascontiguousarray(data[3:7].T),
+        counts_b=np.ascontiguousarray(data[7:11].T),
+        weights=np.ones(data.shape[1], dtype=np.int64),
+    )
+
+
+def _style_keep(data: IntArray, n_models: int, filters: BattleFilter) -> NDArray[np.bool_]:
+    """Return which battles ``exclude_ties`` and ``min_votes`` keep (as ``BattleFilter.apply``: one pass)."""
+    keep = np.ones(data.shape[1], dtype=bool)
+    if filters.exclude_ties:
+        keep &= data[2] < 2
+    if filters.min_votes > 0:
+        votes = np.bincount(data[0][keep], minlength=n_models) + np.bincount(data[1][keep], minlength=n_models)
+        enough = votes >= filters.min_votes
+        keep &= enough[data[0]] & enough[data[1]]
+    return keep
+
+
+def _records(path: str | Path) -> Iterator[tuple[int, Any]]:
+    """Yield (line, record) for each record of a JSON array or JSON Lines file; errors name the line."""
+    if _starts_like_json_array(path):
+        yield from _array_elements(path)
+        return
+    with Path(path).open("rb") as handle:
+        for number, content in enumerate(handle, start=1):
+            if content.strip():
+                try:
+                    record = _load_record(content)
+                except ValueError as exc:
+                    raise InputError(f"line {number}: {exc}") from None
+                yield number, record

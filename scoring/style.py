@@ -127,29 +127,35 @@ class StyleLeaderboard:
         }
 
 
+_STYLE_KEYS = tuple(
+    f"sum_assistant_{side}_tokens" if stem == "tokens" else f"{stem}_{side}"
+    for side in ("a", "b")
+    for stem in ("tokens", "header_count", "list_count", "bold_count")
+)
+
+
 def style_counts(metadata: Any) -> tuple[int, ...]:
     """Return the eight counts (a's tokens, headers, lists, bold, then b's) of an Arena ``conv_metadata`` object.
 
     Raise ValueError naming the field when one is missing or not a non-negative integer (or an object of them).
     """
+    if metadata is None:
+        raise ValueError("missing field 'conv_metadata' (read by --style-control)")
     if not isinstance(metadata, dict):
         raise ValueError("field 'conv_metadata' must be an object (read by --style-control)")
     out = []
-    for side in ("a", "b"):
-        for key in (f"sum_assistant_{side}_tokens", f"header_count_{side}", f"list_count_{side}", f"bold_count_{side}"):
-            value = metadata.get(key)
-            parts = value.values() if isinstance(value, dict) else [value]
-            if value is None or not all(_count(part) for part in parts):
-                raise ValueError(
-                    f"conv_metadata.{key} must be a non-negative integer or an object of them (read by --style-control)"
-                )
-            out.append(sum(parts))
+    for key in _STYLE_KEYS:
+        value = metadata.get(key)
+        if type(value) is int and value >= 0:
+            out.append(value)
+            continue
+        parts: list[Any] = list(value.values()) if isinstance(value, dict) else [value]
+        if value is None or not all(type(part) is int and part >= 0 for part in parts):
+            raise ValueError(
+                f"conv_metadata.{key} must be a non-negative integer or an object of them (read by --style-control)"
+            )
+        out.append(sum(parts))
     return tuple(out)
-
-
-def _count(value: Any) -> bool:
-    """Return whether a JSON value is a non-negative integer."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def style_battles(

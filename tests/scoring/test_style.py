@@ -11,6 +11,7 @@ from scipy.optimize import minimize
 from scipy.special import expit
 
 from scoring import style
+from scoring.multinomial import MultinomialSampler
 from scoring.style import StyleBattles, StyleFitError, style_counts, style_leaderboard
 
 TRUE_BETA = np.array([1.2, 0.25, 0.35, 0.15])
@@ -50,7 +51,8 @@ def fastchat_features(battles: StyleBattles) -> np.ndarray:
     """Return FastChat's preprocess_for_style features, written out per battle: ratio, then np.mean / np.std."""
     diff = (battles.counts_a - battles.counts_b).astype(float)
     ratio = diff / (battles.counts_a + battles.counts_b + 1.0)
-    return (ratio - ratio.mean(axis=0)) / ratio.std(axis=0)
+    out: np.ndarray = (ratio - ratio.mean(axis=0)) / ratio.std(axis=0)
+    return out
 
 
 def reference_fit(battles: StyleBattles, reg: float) -> tuple[np.ndarray, np.ndarray]:
@@ -195,7 +197,7 @@ def test_bootstrap_rounds_are_exact_refits_of_the_redrawn_battles() -> None:
     point, _ = style.fit(design, reg=0.5)
     rounds, failed = style.bootstrap_params(design, point, reg=0.5, rounds=3, rng=np.random.default_rng(0))
     assert failed == 0
-    draws = style.MultinomialSampler(np.rint(design.weights).astype(np.int64)).draw(3, np.random.default_rng(0))
+    draws = MultinomialSampler(np.rint(design.weights).astype(np.int64)).draw(3, np.random.default_rng(0))
     for k in range(3):
         cold, _ = style.fit(design, reg=0.5, weights=np.ascontiguousarray(draws[:, k]))
         assert np.abs(rounds[k] - cold).max() * 400 < 1e-4
