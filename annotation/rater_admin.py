@@ -75,7 +75,7 @@ def _figure(value: float | None, style: str) -> str:
 class RaterActionsMixin(admin.ModelAdmin[AnnotatorStatus]):
     """Annotator status list with the rater report's flags and the four logged actions."""
 
-    base_list_display = ["rater", "campaign", "rated_count", "paused", "excluded"]
+    base_list_display = ["rater", "campaign", "rated_count", "paused", "paused_reason", "excluded"]
     actions = ["pause", "resume", "exclude_from_results", "include_again"]
 
     def get_list_display(self, request: HttpRequest) -> list[Any]:
