@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from annotation.models import Campaign
+from results.categories import category_battle_rows, comparisons_in_category
 from results.models import BattleCountSnapshot
 from results.raters import RaterSelection
 from results.selectors import (
@@ -76,21 +77,31 @@ def merge(old: list[list[object]], new: list[BattleRow]) -> list[BattleRow]:
 
 
 def battle_tally(
-    campaign: Campaign, selection: RaterSelection, *, full: bool = False, consistent: bool = False
+    campaign: Campaign,
+    selection: RaterSelection,
+    *,
+    full: bool = False,
+    consistent: bool = False,
+    category: str | None = None,
 ) -> BattleTally:
     """Return the campaign's battles by the selected raters.
 
     ``consistent`` is the consistency gate: a comparison a judge decided differently in its two orders counts as
     one tie (output_a's model on the left) instead of its two votes; humans and consistent pairs are untouched.
+    ``category``: only the ratings on prompts with this tag, counted in SQL per request (``results.categories``).
     """
-    rows = rater_counts(campaign, full=full)
+    rows = category_battle_rows(campaign, category) if category is not None else rater_counts(campaign, full=full)
     keep = selected_rater_ids(selection, {row[0] for row in rows})
     tally = BattleTally()
     for rater_id, left, right, winner, n in rows:
         if rater_id in keep:
             tally.add(left, right, winner, n)
     if consistent:
-        for pair in inconsistent_judge_pairs(campaign, selection):
+        pairs = inconsistent_judge_pairs(campaign, selection)
+        if category is not None:
+            inside = comparisons_in_category([pair.comparison_id for pair in pairs], category)
+            pairs = [pair for pair in pairs if pair.comparison_id in inside]
+        for pair in pairs:
             if pair.rater_id not in keep:
                 continue
             for a_left, value in pair.votes:

@@ -23,6 +23,7 @@ import scoring
 from annotation.models import Campaign
 from evalplatform.db_router import heavy_read_alias
 from evalplatform.exceptions import DomainError
+from results.categories import category_source, min_battles
 from results.counts import BattleTally, battle_tally
 from results.ppi import compute_ppi_leaderboard
 from results.raters import RaterSelection
@@ -66,6 +67,7 @@ def campaign_leaderboard(
     force: bool = False,
     combine: str | None = None,
     consistent: bool = False,
+    category: str | None = None,
 ) -> dict[str, Any]:
     """Return the campaign's leaderboard under a rater selection, from the cache when the ratings are unchanged.
 
@@ -74,8 +76,11 @@ def campaign_leaderboard(
     cached it, and left out otherwise. ``combine="ppi"`` ranks the selected humans and judges together by
     prediction-powered inference (``results/ppi.py``; sandwich intervals, no Elo, ``bootstrap`` must be 0).
     ``consistent`` applies the consistency gate (``results.counts.battle_tally``) to Bradley-Terry and Elo.
+    ``category`` ranks the ratings on prompts with that tag only (``results/categories.py``; checked by the caller).
     """
     version = ratings_version()
+    if combine is not None and category is not None:
+        raise DomainError("category applies to the Bradley-Terry leaderboard, not to combine", field="category")
     if combine is not None and consistent:
         raise DomainError("consistent applies to the Bradley-Terry leaderboard, not to combine", field="consistent")
     if combine is not None:
@@ -83,7 +88,8 @@ def campaign_leaderboard(
 
     def key(elo: bool | None) -> str:
         gate = ("consistent",) if consistent else ()  # ungated keys stay as they were
-        return cache_key("leaderboard", campaign.pk, selection.key, bootstrap, seed, elo, version.key, *gate)
+        subset = ("category", category) if category is not None else ()
+        return cache_key("leaderboard", campaign.pk, selection.key, bootstrap, seed, elo, version.key, *gate, *subset)
 
     if with_elo is None and not force and (warm := cache.get(key(True))) is not None:
         return dict(warm)
@@ -91,7 +97,13 @@ def campaign_leaderboard(
         cached(
             key(with_elo),
             lambda: compute_leaderboard(
-                campaign, selection, bootstrap=bootstrap, seed=seed, with_elo=with_elo, consistent=consistent
+                campaign,
+                selection,
+                bootstrap=bootstrap,
+                seed=seed,
+                with_elo=with_elo,
+                consistent=consistent,
+                category=category,
             ),
             force=force,
         )
@@ -118,6 +130,7 @@ def compute_leaderboard(
     seed: int = 0,
     with_elo: bool | None = True,
     consistent: bool = False,
+    category: str | None = None,
 ) -> dict[str, Any]:
     """Fit Bradley-Terry (and online Elo) to the campaign's selected ratings; return a JSON-ready report.
 
@@ -125,7 +138,7 @@ def compute_leaderboard(
     consistency gate and reports ``inconsistent_pairs``, the judge comparisons it turned into one tie.
     """
     started = time.perf_counter()
-    tally = battle_tally(campaign, selection, consistent=consistent)
+    tally = battle_tally(campaign, selection, consistent=consistent, category=category)
     report: dict[str, Any] = {
         "campaign": campaign.slug,
         "raters": selection.key,
@@ -138,6 +151,8 @@ def compute_leaderboard(
     }
     if consistent:
         report.update(consistent=True, inconsistent_pairs=tally.inconsistent_pairs)
+    if category is not None:
+        report.update(category=category, provisional=tally.n_battles < min_battles(), min_battles=min_battles())
     if not tally.counts:
         report["warnings"].append("no ratings between named models")
         return report
@@ -147,9 +162,11 @@ def compute_leaderboard(
     report.update(campaign=campaign.slug, raters=selection.key, skipped_unnamed=tally.skipped_unnamed)
     if consistent:
         report.update(consistent=True, inconsistent_pairs=tally.inconsistent_pairs)
+    if category is not None:
+        report.update(category=category, provisional=tally.n_battles < min_battles(), min_battles=min_battles())
     report["win_rate"] = win_rate_matrix(counts, order=[row["model"] for row in report["ratings"]])
     if with_elo or (with_elo is None and tally.n_battles <= ELO_SYNC_LIMIT):
-        elo = scoring.elo(elo_battles(campaign, selection, consistent=consistent))
+        elo = scoring.elo(elo_battles(campaign, selection, consistent=consistent, category=category))
         ratings = elo.as_dict()
         for row in report["ratings"]:
             row["elo"] = ratings.get(row["model"])
@@ -175,17 +192,21 @@ def win_rate_matrix(counts: scoring.BattleCounts, *, order: list[str] | None = N
 
 
 def elo_battles(
-    campaign: Campaign, selection: RaterSelection, *, consistent: bool = False
+    campaign: Campaign, selection: RaterSelection, *, consistent: bool = False, category: str | None = None
 ) -> Iterator[tuple[str, str, str]]:
     """Yield the selected ratings as battles in the order they were given (online Elo depends on it).
 
-    With ``consistent``, a judge's inconsistent pair yields one tie, at its second rating.
+    With ``consistent``, a judge's inconsistent pair yields one tie, at its second rating; with ``category``, only
+    the ratings on prompts with that tag.
     """
     gated = (
         {(p.rater_id, p.comparison_id) for p in inconsistent_judge_pairs(campaign, selection)} if consistent else set()
     )
     first_seen: set[tuple[int, int]] = set()
-    source, params = ratings_from(campaign, selection, joins=OUTPUT_JOINS, rater=False)
+    if category is not None:
+        source, params = category_source(campaign, selection, category)
+    else:
+        source, params = ratings_from(campaign, selection, joins=OUTPUT_JOINS, rater=False)
     sql = f"""SELECT xa.model_name, xb.model_name, {A_LEFT_SQL}, {VALUE_SQL}, r.rater_id, r.comparison_id
               {source} AND xa.model_name IS NOT NULL AND xb.model_name IS NOT NULL ORDER BY r.created_at, r.id"""
     labels = {"tie": "tie", "both_bad": "tie (bothbad)"}

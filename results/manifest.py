@@ -240,6 +240,7 @@ def leaderboard_with_manifest(
     seed: int = 0,
     combine: str | None = None,
     consistent: bool = False,
+    category: str | None = None,
 ) -> dict[str, Any]:
     """Return the campaign's leaderboard with its manifest under ``manifest`` (read in one snapshot)."""
     from results.leaderboards import campaign_leaderboard
@@ -247,9 +248,17 @@ def leaderboard_with_manifest(
     with snapshot():
         ratings = cached_ratings_digest(campaign, selection)
         board = campaign_leaderboard(
-            campaign, selection, bootstrap=bootstrap, seed=seed, combine=combine, consistent=consistent
+            campaign,
+            selection,
+            bootstrap=bootstrap,
+            seed=seed,
+            combine=combine,
+            consistent=consistent,
+            category=category,
         )
         options = leaderboard_options(board, bootstrap=bootstrap, seed=seed, combine=combine, consistent=consistent)
+        if category is not None:  # recorded only when set, so that whole-campaign manifests read as before
+            options["category"] = category
         board["manifest"] = build(
             kind="leaderboard", campaign=campaign, selection=selection, options=options, ratings=ratings,
             result={"sha256": result_digest(board)},

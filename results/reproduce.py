@@ -102,6 +102,9 @@ def check_options(kind: str, options: dict[str, Any]) -> None:
             raise fail("options.with_elo must be true or false", "options")
         if not isinstance(options.get("consistent", False), bool):
             raise fail("options.consistent must be true or false", "options")
+        category = options.get("category")
+        if category is not None and (not isinstance(category, str) or not category or len(category) > 100):
+            raise fail("options.category must be a tag (1 to 100 characters)", "options")
 
 
 def check_ratings(ratings: dict[str, Any]) -> None:
@@ -218,6 +221,7 @@ def recompute(campaign: Campaign, selection: RaterSelection, kind: str, options:
             seed=options["seed"],
             with_elo=options["with_elo"],
             consistent=options.get("consistent", False),
+            category=options.get("category"),
         )
     return m.result_digest(board)
 

@@ -1,5 +1,5 @@
 """manage.py leaderboard CAMPAIGN [--raters humans|judges|all|NAME,...] [--bootstrap N] [--combine ppi] [--consistent]
-[--json]."""
+[--category NAME | --list-categories] [--json]."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from evalplatform.exceptions import DomainError
+from results.categories import campaign_categories, check_category
 from results.leaderboards import side_by_side
 from results.management.commands._common import add_rater_arguments, get_campaign, get_selection, write_manifest
 from results.manifest import leaderboard_with_manifest
@@ -37,6 +38,12 @@ class Command(BaseCommand):
             action="store_true",
             help="Consistency gate: a comparison a judge decided differently in its two orders counts as one tie.",
         )
+        parser.add_argument(
+            "--category", metavar="NAME", help="Only the ratings on prompts with this tag (see --list-categories)."
+        )
+        parser.add_argument(
+            "--list-categories", action="store_true", help="List the campaign's categories with their battles."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         campaign = get_campaign(options["campaign"])
@@ -46,6 +53,12 @@ class Command(BaseCommand):
             selection = get_selection(
                 campaign, options["raters"], options["exclude_raters"], include_excluded=options["include_excluded"]
             )
+            if options["list_categories"]:
+                listed = campaign_categories(campaign, selection)
+                self.stdout.write(json.dumps(listed, indent=2) if options["json"] else categories_table(listed))
+                return
+            if options["category"] is not None:
+                check_category(campaign, options["category"])
             board = leaderboard_with_manifest(
                 campaign,
                 selection,
@@ -53,6 +66,7 @@ class Command(BaseCommand):
                 seed=options["seed"],
                 combine=options["combine"],
                 consistent=options["consistent"],
+                category=options["category"],
             )
             write_manifest(options["manifest"], board["manifest"])
             if options["combine"]:
@@ -89,6 +103,23 @@ def _say_what_is_missing(warning: str, board: dict[str, Any], slug: str) -> str:
     return f"the raters {mix['raters']} gave no ratings in {slug}"
 
 
+def categories_table(listed: dict[str, Any]) -> str:
+    """Return the campaign's categories as a text table."""
+    width = max([len(row["category"]) for row in listed["categories"]] + [8])
+    lines = [
+        f"{listed['campaign']}: categories, raters {listed['raters']}",
+        f"{'category':<{width}} {'prompts':>8} {'battles':>8}",
+    ]
+    for row in listed["categories"]:
+        note = f"  provisional (under {listed['min_battles']} battles)" if row["provisional"] else ""
+        lines.append(f"{row['category']:<{width}} {row['n_prompts']:>8} {row['n_battles']:>8}{note}")
+    if not listed["categories"]:
+        lines.append("no prompt has a tag: import tags/category, or run manage.py tag_prompts")
+    if listed["truncated"]:
+        lines.append("(more categories than listed)")
+    return "\n".join(lines)
+
+
 def combined_table(board: dict[str, Any]) -> str:
     """Return the human + judge (prediction-powered) leaderboard as a text table."""
     lines = [
@@ -116,6 +147,12 @@ def table(board: dict[str, Any]) -> str:
         + (
             f", {board['skipped_unnamed']} ratings skipped (outputs without model names)"
             if board["skipped_unnamed"]
+            else ""
+        )
+        + (
+            f", category {board['category']}"
+            + (f" (provisional: under {board['min_battles']} battles)" if board["provisional"] else "")
+            if "category" in board
             else ""
         )
         + (
