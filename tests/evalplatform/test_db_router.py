@@ -2,7 +2,7 @@
 
 A second alias pointing at the test server stands in for a replica here (it is not in recovery, so it counts as
 caught up); an alias on a closed port stands in for a replica that is down. The real streaming replica, its lag and
-its loss are exercised by scripts/cluster (tests/evalplatform/test_cluster.py).
+its loss are exercised by scripts/cluster (tests/scripts/test_cluster.py).
 """
 
 from __future__ import annotations
