@@ -49,7 +49,8 @@ def test_the_rater_list_reports_every_rater_with_flags_gold_accuracy_and_standin
     assert set(rows) == {rated.alice.pseudonym, "expert_1", "gpt-judge", "troll"}
     assert report["raters"][0]["rater"] == "troll"
     troll = rows["troll"]
-    assert troll["flagged"] and troll["kind"] == "human"
+    assert troll["flagged"]
+    assert troll["kind"] == "human"
     assert (troll["gold_answered"], troll["gold_correct"], troll["gold_accuracy"]) == (12, 0, 0.0)
     assert any(reason.startswith("gold accuracy 0/12 (0%) below the campaign's minimum") for reason in troll["reasons"])
     assert (rows[rated.alice.pseudonym]["gold_answered"], rows[rated.alice.pseudonym]["gold_correct"]) == (6, 6)
@@ -152,9 +153,7 @@ def test_only_the_campaigns_researchers_read_the_raters_and_act_on_them(
     assert not AnnotatorStatus.objects.filter(excluded=True).exists()
 
 
-def test_a_co_researcher_acts_and_a_superuser_too(
-    rated: Rated, researcher: User, api_client_for: ClientFor
-) -> None:
+def test_a_co_researcher_acts_and_a_superuser_too(rated: Rated, researcher: User, api_client_for: ClientFor) -> None:
     colleague = factories.UserFactory.create(username="colleague")
     colleague.user_permissions.set(researcher.user_permissions.all())
     rated.campaign.researchers.add(colleague)

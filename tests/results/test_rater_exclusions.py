@@ -81,9 +81,7 @@ def test_the_leaderboard_after_a_background_refresh_leaves_the_excluded_rater_ou
     assert warm["n_battles"] == 4 * len(troll.comparisons)  # alice, expert and the judge's two orders
 
 
-def test_the_agreement_command_leaves_the_excluded_rater_out(
-    troll: Rated, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_the_agreement_command_leaves_the_excluded_rater_out(troll: Rated, capsys: pytest.CaptureFixture[str]) -> None:
     call_command("agreement", troll.campaign.slug, "--json")
     default = json.loads(capsys.readouterr().out)
     call_command("agreement", troll.campaign.slug, "--json", "--include-excluded")
