@@ -64,6 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="R",
         help="with --style-control: L2 regularisation (FastChat's 0.5; 0 for the maximum likelihood)",
     )
+    rank.add_argument(
+        "--cluster",
+        choices=("rater", "prompt"),
+        default=None,
+        help="sandwich intervals clustered by rater (the judge key) or prompt (question_id); no --bootstrap",
+    )
+    rank.add_argument(
+        "--rater-model",
+        action="store_true",
+        help="rater-aware Bradley-Terry: each rater (judge key) with a reliability and a left bias",
+    )
     filters = rank.add_argument_group("filters (FastChat's analysis options)")
     filters.add_argument("--anony-only", action="store_true", help="only anonymous battles (anony: true)")
     filters.add_argument("--language", default=None, metavar="L", help="only battles whose language is L")
@@ -179,6 +190,10 @@ def run_rank(args: argparse.Namespace) -> str:
     """Return the rendered leaderboard for the ``rank`` command."""
     if args.reweight and (args.bootstrap or args.combine):
         raise ValueError("--reweight pairs gives reweighted sandwich intervals; drop --bootstrap and --combine")
+    if args.cluster or args.rater_model:
+        from scoring.rank_raters import run_rank_raters
+
+        return run_rank_raters(args)
     if args.categories:
         from scoring.categories import run_rank_categories
 
@@ -240,6 +255,7 @@ def _table(board: Leaderboard, payload: dict[str, Any]) -> str:
             line += "  (" + ", ".join(row.flags) + ")"
         lines.append(line)
     reweighted = f", reweight={board.reweight}" if board.reweight else ""
+    reweighted += f", clustered by {board.cluster}" if board.cluster else ""
     lines.append(f"{board.n_battles} battles, ties={board.ties}, interval={board.interval}{reweighted}")
     lines.extend(f"warning: {text}" for text in board.warnings)
     return "\n".join(lines)
