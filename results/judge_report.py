@@ -21,10 +21,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
-from django.contrib.auth.models import User
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db import connection
 from django.db.models import Max, Min, QuerySet
 
@@ -64,14 +64,16 @@ class OutputFacts:
     model_b: str | None
 
 
-def access_judge_report(*, user: User, judge: str, campaign: str | None) -> tuple[JudgeConfig, list[Campaign]]:
+def access_judge_report(
+    *, user: AbstractBaseUser | AnonymousUser, judge: str, campaign: str | None
+) -> tuple[JudgeConfig, list[Campaign]]:
     """Return the judge (by id or name) and the campaigns of its report, if the user may read them.
 
     The judge must be one the user may use (their own or the operator's; NotFound otherwise, as for a judge that
     does not exist); the campaign one whose results the user reads (403 for its annotators, else 404); without a
     campaign, every campaign whose results the user reads and the judge rated.
     """
-    judges = access_judges(user=user)
+    judges = access_judges(user=cast(User, user))
     found = judges.filter(pk=int(judge)).first() if judge.isdigit() and len(judge) < 18 else None
     found = found or judges.filter(name=judge).first()
     if found is None:

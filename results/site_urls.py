@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from results import category_views, rater_views, views
+from results import category_views, judge_report_views, rater_views, views
 
 app_name = "results"
 
@@ -15,4 +15,6 @@ urlpatterns = [
     path("<slug:slug>/categories/", category_views.categories_page, name="categories"),
     path("<slug:slug>/combined/", views.combined_page, name="combined"),
     path("<slug:slug>/raters/", rater_views.raters_page, name="raters"),
+    path("<slug:slug>/style/", views.style_leaderboard_page, name="style"),
+    path("<slug:slug>/judge-report/", judge_report_views.judge_report_page, name="judge-report"),
 ]

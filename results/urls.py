@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver, path
 
-from results import api, category_api, rater_api
+from results import api, category_api, judge_report_api, rater_api
 
 app_name = "results-api"
 
@@ -21,6 +21,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path(CAMPAIGN + "length-controlled/", api.LengthControlledApi.as_view(), name="length-controlled"),
     path(CAMPAIGN + "reproduce/", api.ReproduceApi.as_view(), name="reproduce"),
     path(CAMPAIGN + "raters/", rater_api.RaterListApi.as_view(), name="rater-list"),
+    path("judges/<str:judge>/report/", judge_report_api.JudgeReportApi.as_view(), name="judge-report"),
     path(CAMPAIGN + "raters/actions/", rater_api.RaterActionApi.as_view(), name="rater-action"),
     path(
         CAMPAIGN + "export/<str:dataset>.<str:file_type>/manifest/",
