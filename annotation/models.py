@@ -173,6 +173,14 @@ class Output(models.Model):
     text = models.TextField(blank=True)
     html = models.TextField(null=True, editable=False, help_text=HTML_HELP)
     metadata = models.JSONField(default=dict, blank=True)
+    style_features = ArrayField(
+        models.IntegerField(),
+        size=4,
+        null=True,
+        editable=False,
+        help_text="Tokens, markdown headers, list items and bold spans (annotation/style_features.py); empty until "
+        "counted (on import, by the migration's backfill, or when a style-controlled leaderboard needs it).",
+    )
 
     class Meta:
         ordering = ["id"]

@@ -24,7 +24,7 @@ from results import selectors
 from results.access import access_campaign_results, researcher_campaigns
 from results.categories import check_category
 from results.exports import CONTENT_TYPES, RowCounter, export_format, file_type_for, started
-from results.leaderboards import side_by_side
+from results.leaderboards import campaign_leaderboard, side_by_side
 from results.length_controlled import campaign_lc_winrates
 from results.manifest import (
     agreement_with_manifest,
@@ -180,6 +180,21 @@ def paginate(request: Request, view: APIView, rows: Any, output: type[serializer
     return paginator.get_paginated_response(output(page, many=True).data)
 
 
+def style_leaderboard_report(campaign: Campaign, selection: RaterSelection, options: dict[str, Any]) -> dict[str, Any]:
+    """Return the style-controlled leaderboard the query asks for (DomainError on options it does not take)."""
+    return campaign_leaderboard(
+        campaign,
+        selection,
+        bootstrap=options["bootstrap"],
+        seed=options["seed"],
+        combine=options.get("combine"),
+        consistent=options["consistent"],
+        category=options.get("category"),
+        style_control=True,
+        style_reg=options["style_reg"],
+    )
+
+
 class LeaderboardApi(APIView):
     class Query(serializers.Serializer[Any]):
         bootstrap = serializers.IntegerField(
@@ -200,6 +215,17 @@ class LeaderboardApi(APIView):
             max_length=100,
             help_text="Only the ratings on prompts with this tag (a category: GET .../categories/ lists them).",
         )
+        style_control = serializers.BooleanField(
+            default=False,
+            help_text="Fit the ratings jointly with the outputs' length, headers, lists and bold (Chatbot Arena's "
+            "style control); the report adds the style coefficients. Up to 1000 bootstrap rounds.",
+        )
+        style_reg = serializers.FloatField(
+            min_value=0,
+            max_value=1e6,
+            default=0.5,
+            help_text="With style_control: L2 regularisation (FastChat's 0.5; 0 for the maximum likelihood).",
+        )
 
     QUERY = Query()
 
@@ -208,6 +234,8 @@ class LeaderboardApi(APIView):
         campaign = access_campaign_results(user=request.user, slug=slug)
         options = validated(self.QUERY, request.query_params.dict())
         selection = selection_from(request, campaign)
+        if options["style_control"]:
+            return Response(style_leaderboard_report(campaign, selection, options))
         combine = options.get("combine")
         category = options.get("category")
         if category is not None:

@@ -37,7 +37,9 @@ from results.selectors import (
     ratings_version,
     stream_rows,
 )
+from results.style_leaderboard import check_style_options, compute_style_leaderboard
 from scoring.battles import counts_from_tally
+from scoring.style import DEFAULT_REG
 
 CACHE_SECONDS = 24 * 3600
 ELO_SYNC_LIMIT = 200_000
@@ -68,6 +70,8 @@ def campaign_leaderboard(
     combine: str | None = None,
     consistent: bool = False,
     category: str | None = None,
+    style_control: bool = False,
+    style_reg: float = DEFAULT_REG,
 ) -> dict[str, Any]:
     """Return the campaign's leaderboard under a rater selection, from the cache when the ratings are unchanged.
 
@@ -77,8 +81,22 @@ def campaign_leaderboard(
     prediction-powered inference (``results/ppi.py``; sandwich intervals, no Elo, ``bootstrap`` must be 0).
     ``consistent`` applies the consistency gate (``results.counts.battle_tally``) to Bradley-Terry and Elo.
     ``category`` ranks the ratings on prompts with that tag only (``results/categories.py``; checked by the caller).
+    ``style_control`` fits the ratings jointly with the outputs' style (``results/style_leaderboard.py``; L2
+    regularisation ``style_reg``, 0 for the maximum likelihood; no Elo, and none of the options above).
     """
     version = ratings_version()
+    if style_control:
+        if combine is not None or consistent or category is not None:
+            raise DomainError("style_control takes none of combine, consistent and category", field="style_control")
+        check_style_options(bootstrap=bootstrap, reg=style_reg)
+        style_key = cache_key("leaderboard-style", campaign.pk, selection.key, bootstrap, seed, style_reg, version.key)
+        return dict(
+            cached(
+                style_key,
+                lambda: compute_style_leaderboard(campaign, selection, bootstrap=bootstrap, seed=seed, reg=style_reg),
+                force=force,
+            )
+        )
     if combine is not None and category is not None:
         raise DomainError("category applies to the Bradley-Terry leaderboard, not to combine", field="category")
     if combine is not None and consistent:

@@ -23,6 +23,7 @@ from results.raters import RaterSelection, parse_raters
 from results.selectors import check_rater_names, ratings_version
 
 View = Callable[..., HttpResponse]
+STYLE_PAGE_BOOTSTRAP = 100
 PageData = Callable[[Campaign, RaterSelection], dict[str, Any]]
 
 
@@ -76,6 +77,14 @@ def combined_page(campaign: Campaign, selection: RaterSelection) -> dict[str, An
     rows = [dict(row, rank_worst=worst_rank(row, board["ratings"])) for row in board["ratings"]]
     for row in rows:
         row["narrower"] = 1 - row["se"] / row["se_human"] if row["se_human"] else None
+    pictures = {"intervals": svg.interval_chart(rows)} if rows else {}
+    return {"campaign": campaign, "selection": selection, "board": board, "rows": rows, "pictures": pictures}
+
+
+@researcher_page("results/style_leaderboard.html")
+def style_leaderboard_page(campaign: Campaign, selection: RaterSelection) -> dict[str, Any]:
+    board = campaign_leaderboard(campaign, selection, style_control=True, bootstrap=STYLE_PAGE_BOOTSTRAP)
+    rows = board["ratings"]
     pictures = {"intervals": svg.interval_chart(rows)} if rows else {}
     return {"campaign": campaign, "selection": selection, "board": board, "rows": rows, "pictures": pictures}
 

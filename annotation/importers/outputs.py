@@ -19,6 +19,7 @@ from annotation.importers.tags import TAG_FIELDS, prompt_tags, tags_field
 from annotation.importers.writing import BATCH_SIZE, batched, check_campaign_accepts_imports, run_atomically
 from annotation.models import Campaign, Output, Prompt
 from annotation.rendering import render_markdown
+from annotation.style_features import style_counts
 
 WIDE_PREFIX = "output:"
 LONG_FIELDS = {"prompt_id", "prompt", "model", "output", "reference", *TAG_FIELDS}
@@ -330,6 +331,7 @@ def _insert_outputs(parsed: OutputsFile, new_rows: np.ndarray[Any, Any], stored:
                 text=row.text,
                 html=render_markdown(row.text),
                 metadata=row.metadata,
+                style_features=style_counts(row.text),
             )
             for row in map(parsed.row, numbers)
         )

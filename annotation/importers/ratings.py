@@ -22,6 +22,7 @@ from annotation.importers.tags import MAX_TAGS, merge_tags, prompt_tags
 from annotation.importers.writing import BATCH_SIZE, batched, check_campaign_accepts_imports, run_atomically
 from annotation.models import Campaign, Comparison, Output, Prompt, Rater, Rating
 from annotation.rendering import render_markdown
+from annotation.style_features import style_counts
 from evalplatform.exceptions import DomainError
 
 # An output is identified within its prompt by its model name when it has one, else by its text.
@@ -198,6 +199,7 @@ def _store_outputs(
                 text=plan.outputs[key].text,
                 html=html(plan.outputs[key].text),
                 metadata=plan.outputs[key].metadata,
+                style_features=style_counts(plan.outputs[key].text),
             )
             for key in keys
         )

@@ -1,5 +1,5 @@
 """manage.py leaderboard CAMPAIGN [--raters humans|judges|all|NAME,...] [--bootstrap N] [--combine ppi] [--consistent]
-[--category NAME | --list-categories] [--json]."""
+[--category NAME | --list-categories] [--style-control [--style-reg R]] [--json]."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from results.leaderboards import side_by_side
 from results.management.commands._common import add_rater_arguments, get_campaign, get_selection, write_manifest
 from results.manifest import leaderboard_with_manifest
 from results.rater_mix import mix_note, rater_mix
+from results.style_leaderboard import style_output
 
 
 class Command(BaseCommand):
@@ -44,6 +45,17 @@ class Command(BaseCommand):
         parser.add_argument(
             "--list-categories", action="store_true", help="List the campaign's categories with their battles."
         )
+        parser.add_argument(
+            "--style-control",
+            action="store_true",
+            help="Fit the ratings jointly with the outputs' length, headers, lists and bold (Chatbot Arena's).",
+        )
+        parser.add_argument(
+            "--style-reg",
+            type=float,
+            default=0.5,
+            help="With --style-control: L2 regularisation (0: maximum likelihood).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         campaign = get_campaign(options["campaign"])
@@ -56,6 +68,9 @@ class Command(BaseCommand):
             if options["list_categories"]:
                 listed = campaign_categories(campaign, selection)
                 self.stdout.write(json.dumps(listed, indent=2) if options["json"] else categories_table(listed))
+                return
+            if options["style_control"]:
+                self.stdout.write(style_output(campaign, selection, options))
                 return
             if options["category"] is not None:
                 check_category(campaign, options["category"])
