@@ -6,8 +6,11 @@ import json
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 
+from annotation.models import Campaign, Comparison
+from annotation.rater_actions import act_on_rater
 from results.agreement import compute_agreement
 from results.raters import RaterSelection
 from tests import factories
@@ -78,3 +81,40 @@ def test_agreement_report_carries_each_raters_competence_and_the_comparisons_pos
     assert set(least) == {"comparison_id", "verdict", "confidence"}
     assert 0.25 <= least["confidence"] <= 1.0
     assert model["n_confident"] <= model["n_comparisons"]
+
+
+def test_raters_command_flags_a_rater_below_the_campaigns_gold_bar_with_its_count(
+    rated: Rated, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for comparison in rated.comparisons[:5]:  # the better model (first by name) is the known winner
+        better = min((comparison.output_a, comparison.output_b), key=lambda o: o.model_name or "")
+        Comparison.objects.filter(pk=comparison.pk).update(gold_verdict="win", gold_winner=better)
+    Campaign.objects.filter(pk=rated.campaign.pk).update(gold_min_answered=5, gold_min_accuracy=0.9)
+    rated.campaign.refresh_from_db()
+
+    report = raters_json(rated, capsys)
+
+    rows = {row["rater"]: row for row in report["raters"]}
+    # the expert called comparisons 0 and 4 ties: 3 of 5; the judge's second order got comparison 0 wrong
+    expert, judge = rows["expert_1"], rows["gpt-judge"]
+    assert (expert["gold_answered"], expert["gold_correct"], expert["gold_accuracy"]) == (5, 3, 0.6)
+    assert expert["flagged"]
+    assert expert["reasons"] == ["gold accuracy 3/5 (60%) below the campaign's minimum of 90%"]
+    assert (judge["gold_answered"], judge["gold_correct"]) == (10, 9)
+    assert not judge["flagged"]  # 90%: at the bar
+    assert rows[rated.alice.pseudonym]["gold_accuracy"] == 1.0
+    assert (report["gold_min_answered"], report["gold_min_accuracy"]) == (5, 0.9)
+    assert report["raters"][0]["rater"] == "expert_1"  # flagged raters first
+
+
+def test_raters_command_table_shows_gold_and_standing(
+    rated: Rated, researcher: User, capsys: pytest.CaptureFixture[str]
+) -> None:
+    act_on_rater(campaign=rated.campaign, rater=rated.expert, action="exclude", reason="x", actor=researcher)
+
+    call_command("raters", rated.campaign.slug)
+    lines = capsys.readouterr().out.splitlines()
+
+    assert lines[1].split()[:2] == ["gold", "status"]
+    expert = next(line for line in lines if "expert_1" in line)
+    assert expert.split()[:2] == ["-", "excluded"]
