@@ -3,8 +3,9 @@
 The built-in taggers read a conversation's user turns and return tags with the ``auto:`` prefix:
 
 - ``auto:code``: a fenced code block (a line starting with up to three spaces and three backticks or tildes), two
-  or more code-like lines (:data:`CODE_LINE`), or a programming language's name (:data:`CODE_LANGUAGES`) beside a
-  programming word (:data:`CODE_WORDS`);
+  or more code-like lines or operators (:data:`CODE_LINE`: a keyword opening a line; a line ending in ``;``, ``{``
+  or ``}``; ``==``, ``!=``, ``=>``, ``->``, ``::``, ``++``, ``&&``, ``||``), or a programming language's name
+  (:data:`CODE_LANGUAGES`) beside a programming word (:data:`CODE_WORDS`);
 - ``auto:math``: LaTeX math (``$...$``, ``\\frac``, ``\\int``...), arithmetic between numbers (``3 * 4``,
   ``x^2``), or a math word (:data:`MATH_WORDS`) beside a number or a second math word;
 - ``auto:long_query``: more than LONG_QUERY_TOKENS (500) tokens over the user turns (:func:`count_tokens`);
@@ -42,7 +43,7 @@ AUTO_PREFIX = "auto:"
 CODE, MATH, LONG_QUERY, MULTI_TURN = "auto:code", "auto:math", "auto:long_query", "auto:multi_turn"
 LANGUAGE_PREFIX = "auto:language:"
 LONG_QUERY_TOKENS = 500
-MAX_SCAN_CHARS = 20_000
+MAX_SCAN_CHARS = 8_000
 MAX_TOKEN_CHARS = 200_000
 MAX_CATEGORIES = 500
 MAX_TAG_DEPTH = 8
@@ -52,22 +53,68 @@ _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _TOKEN = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|[^\w\s]")
 
 _FENCE = re.compile(r"^ {0,3}(?:```|~~~)", re.MULTILINE)
+# Code-like lines: a keyword opening a line, a line ending in ; { or }, or an operator of code.
 CODE_LINE = re.compile(
     r"^[ \t]*(?:def |class |import |from [\w.]+ import |#include|public |private |static |function |const |let |"
     r"var |fn |func |package |using |return |SELECT |INSERT INTO |CREATE TABLE |for \(|if \(|while \(|"
-    r"console\.log|print\(|System\.out)"
-    r"|[;{}][ \t]*$|(?:==|!=|=>|->|::|\+\+|&&|\|\|)",
+    r"console\.log|print\(|System\.out)",
     re.MULTILINE,
 )
-CODE_LANGUAGES = re.compile(
-    r"\b(?:python|javascript|typescript|java|c\+\+|c#|golang|kotlin|php|sql|html|css|bash|powershell|haskell|"
-    r"scala|matlab|verilog|regex|numpy|pytorch|tensorflow|django|react|node\.js)(?![\w+#])",
-    re.IGNORECASE,
+_CODE_LINE_END = re.compile(r"[;{}][ \t]*$", re.MULTILINE)
+_CODE_OPERATOR = re.compile(r"==|!=|=>|->|::|\+\+|&&|\|\|")
+# Words are compared as a set of the sample's lowercased words (one C-speed regex pass, then set lookups).
+_WORD = re.compile(r"[a-z][a-z0-9+#]*")
+CODE_LANGUAGES = frozenset(
+    [
+        "python",
+        "javascript",
+        "typescript",
+        "java",
+        "c++",
+        "c#",
+        "golang",
+        "kotlin",
+        "php",
+        "sql",
+        "html",
+        "css",
+        "bash",
+        "powershell",
+        "haskell",
+        "scala",
+        "matlab",
+        "verilog",
+        "regex",
+        "numpy",
+        "pytorch",
+        "tensorflow",
+        "django",
+        "react",
+        "nodejs",
+    ]
 )
-CODE_WORDS = re.compile(
-    r"\b(?:code|program|script|function|class|method|bug|debug|error|compile|implement|algorithm|query|api|"
-    r"library|syntax|variable)s?\b",
-    re.IGNORECASE,
+CODE_WORDS = frozenset(
+    word + suffix
+    for word in [
+        "code",
+        "program",
+        "script",
+        "function",
+        "class",
+        "method",
+        "bug",
+        "debug",
+        "error",
+        "compile",
+        "implement",
+        "algorithm",
+        "query",
+        "api",
+        "library",
+        "syntax",
+        "variable",
+    ]
+    for suffix in ("", "s", "es")
 )
 
 _LATEX = re.compile(
@@ -76,11 +123,50 @@ _LATEX = re.compile(
 _ARITHMETIC = re.compile(
     r"\d[ \t]*[-+*/^\u00d7\u00f7][ \t]*\(?[ \t]*\d|\b[a-z][ \t]*(?:\^|\*\*)[ \t]*\d|\d[a-z]\b[ \t]*[-+=]"
 )
-MATH_WORDS = re.compile(
-    r"\b(?:solve|equations?|integrals?|derivatives?|differentiate|integrate|theorems?|prove|proof|lemma|"
-    r"polynomials?|matrix|matrices|eigenvalues?|probability|arithmetic|algebra|geometry|calculus|logarithms?|"
-    r"factorial|primes?|triangles?|hypotenuse|sum of|quadratic|fraction|divisible|modulo|radius|perimeter)\b",
-    re.IGNORECASE,
+MATH_WORDS = frozenset(
+    [
+        "solve",
+        "equation",
+        "equations",
+        "integral",
+        "integrals",
+        "derivative",
+        "derivatives",
+        "differentiate",
+        "integrate",
+        "theorem",
+        "theorems",
+        "prove",
+        "proof",
+        "lemma",
+        "polynomial",
+        "polynomials",
+        "matrix",
+        "matrices",
+        "eigenvalue",
+        "eigenvalues",
+        "probability",
+        "arithmetic",
+        "algebra",
+        "geometry",
+        "calculus",
+        "logarithm",
+        "logarithms",
+        "factorial",
+        "prime",
+        "primes",
+        "triangle",
+        "triangles",
+        "hypotenuse",
+        "summation",
+        "quadratic",
+        "fraction",
+        "fractions",
+        "divisible",
+        "modulo",
+        "radius",
+        "perimeter",
+    ]
 )
 _DIGIT = re.compile(r"\d")
 
@@ -127,14 +213,23 @@ def count_tokens(text: str, *, limit: int | None = None) -> int:
     return sum(1 for _ in tokens)
 
 
+def _words(sample: str) -> set[str]:
+    """Return the sample's words, lowercased (letters, digits, + and #: "c++" and "c#" are words)."""
+    return set(_WORD.findall(sample.lower()))
+
+
 def is_code(text: str) -> bool:
     """Return whether text holds code: a fence, two code-like lines, or a language's name beside a code word."""
     sample = text[:MAX_SCAN_CHARS]
     if _FENCE.search(sample):
         return True
-    if sum(1 for _ in islice(CODE_LINE.finditer(sample), 2)) >= 2:
-        return True
-    return CODE_LANGUAGES.search(sample) is not None and CODE_WORDS.search(sample) is not None
+    seen = 0
+    for pattern in (CODE_LINE, _CODE_LINE_END, _CODE_OPERATOR):
+        seen += sum(1 for _ in islice(pattern.finditer(sample), 2 - seen))
+        if seen >= 2:
+            return True
+    words = _words(sample)
+    return not words.isdisjoint(CODE_LANGUAGES) and not words.isdisjoint(CODE_WORDS)
 
 
 def is_math(text: str) -> bool:
@@ -142,8 +237,8 @@ def is_math(text: str) -> bool:
     sample = text[:MAX_SCAN_CHARS]
     if _LATEX.search(sample) or _ARITHMETIC.search(sample):
         return True
-    words = {match.group().lower() for match in islice(MATH_WORDS.finditer(sample), 50)}
-    return len(words) >= 2 or (len(words) == 1 and _DIGIT.search(sample) is not None)
+    found = len(_words(sample) & MATH_WORDS)
+    return found >= 2 or (found == 1 and _DIGIT.search(sample) is not None)
 
 
 def detect_language(text: str) -> str | None:
