@@ -39,7 +39,7 @@ from rest_framework.renderers import JSONRenderer
 
 from annotation import api
 from evalplatform import jsonbody
-from evalplatform.api import domain_error_body
+from evalplatform.api import DATABASE_ERRORS, DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS, domain_error_body
 from evalplatform.authentication import TokenAuthentication
 from evalplatform.exceptions import DomainError
 from evalplatform.jsonbody import BoundedJSONParser
@@ -171,7 +171,10 @@ class AnnotatorFastPath:
             return None
         signals.request_started.send(sender=WSGIHandler, environ=environ)
         try:
-            user = self._user(environ)
+            try:
+                user = self._user(environ)
+            except DATABASE_ERRORS:  # as the views answer it (evalplatform.api)
+                return self._unavailable(secure)
             data = self._data(request, environ) if user is not None else None
             if user is None or data is None:
                 return None
@@ -181,6 +184,8 @@ class AnnotatorFastPath:
                 code, payload = error.status_code, domain_error_body(error)
             except drf_exceptions.ValidationError as error:
                 code, payload = error.status_code, error.detail
+            except DATABASE_ERRORS:
+                return self._unavailable(secure)
             except Exception as error:  # as Django answers an uncaught exception: logged, then its 500 page
                 return self._django_response(request, response_for_exception(request, error), secure)
         finally:
@@ -189,6 +194,12 @@ class AnnotatorFastPath:
         headers = [("Content-Type", "application/json")] if body else []
         headers += self.headers[secure] + [("Content-Length", str(len(body)))]
         return STATUS_LINES.get(code) or f"{code} {HttpResponse(status=code).reason_phrase}", headers, body
+
+    def _unavailable(self, secure: bool) -> tuple[str, list[tuple[str, str]], bytes]:
+        """Return the views' 503 for a database that is unavailable for a moment."""
+        body = self.renderer.render(DATABASE_UNAVAILABLE)
+        headers = [("Content-Type", "application/json"), ("Retry-After", RETRY_AFTER_SECONDS), *self.headers[secure]]
+        return "503 Service Unavailable", [*headers, ("Content-Length", str(len(body)))], body
 
     def _user(self, environ: dict[str, Any]) -> Any:
         """Return the active user of a well-formed token, or None (Django then answers, with DRF's errors)."""

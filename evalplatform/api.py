@@ -1,19 +1,31 @@
-"""The one DRF exception handler: DomainError subclasses become 400/403/404/409 responses."""
+"""The one DRF exception handler: DomainError subclasses become 400/403/404/409 responses, and a database that is
+unavailable for a moment (a restarting or failing-over PostgreSQL) a retryable 503."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.db import InterfaceError, OperationalError
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
 from evalplatform.exceptions import DomainError
+
+# A lost connection, a server shutting down or restarting: clients retry (a rating with its idempotency key is
+# stored once), so they get 503 and Retry-After rather than a 500 that says the request itself was wrong.
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+DATABASE_UNAVAILABLE = {"detail": "The database is unavailable for a moment: retry.", "code": "database_unavailable"}
+RETRY_AFTER_SECONDS = "1"
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DomainError):
         return Response(domain_error_body(exc), status=exc.status_code)
+    if isinstance(exc, DATABASE_ERRORS):
+        set_rollback()
+        return Response(DATABASE_UNAVAILABLE, status=503, headers={"Retry-After": RETRY_AFTER_SECONDS})
     return drf_exception_handler(exc, context)
 
 

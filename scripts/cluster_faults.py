@@ -2,7 +2,7 @@
 
 Run by ``scripts/cluster faults`` (root, the cluster up). From this machine's own namespace, through the bridge:
 
-1. seeds an annotator campaign (bench/bench_assignment.py's seed: 64 annotators with API tokens) and a judge campaign;
+1. seeds an annotator campaign (64 annotators with API tokens, 3 ratings per comparison) and a judge campaign;
 2. measures without faults: the annotator load through the load balancer (64 clients, ratings/s and the CPU per
    rating of every host), then a judge run on the two worker hosts (verdicts/s, CPU per judgment);
 3. runs the load and a judge run again with the faults, each during load: web1 SIGKILLed and brought back, worker1
@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # the release's packages (bench/ has no __init__: a namespace package)
 CLUSTER = Path(os.environ.get("EVALPLATFORM_CLUSTER_SCRIPT", REPO / "scripts" / "cluster"))
 CLUSTER_DIR = Path(os.environ.get("EVALPLATFORM_CLUSTER_DIR", REPO / ".cluster"))
 NET = "10.77.0"
@@ -202,38 +203,90 @@ def run_load(tokens: list[str], campaign_id: int, seconds: float, log: Log) -> N
 # --- seeding -------------------------------------------------------------------------------------------------
 
 
-def seed_annotation(comparisons: int, clients: int) -> tuple[int, list[str]]:
-    from bench import bench_assignment
+MODELS = 5  # 10 pairs per prompt, as bench/bench_assignment.py
 
-    return bench_assignment.seed(comparisons, clients)
+
+def seed_campaign(slug: str, *, comparisons: int, required: int) -> int:
+    """Create (once) an active campaign of ``comparisons`` (5 models per prompt, every pair); return its id."""
+    import itertools
+
+    from django.contrib.auth.models import User
+    from django.db import transaction
+
+    from annotation.models import Campaign, Comparison, Output, Prompt
+    from annotation.stored_html import fill_missing_html
+
+    existing = Campaign.objects.filter(slug=slug).values_list("pk", flat=True).first()
+    if existing is not None:
+        return int(existing)
+    owner, _ = User.objects.get_or_create(username="cluster-owner", defaults={"is_staff": True})
+    with transaction.atomic():
+        campaign = Campaign.objects.create(
+            name=slug, slug=slug, status="active", owner=owner, ratings_per_comparison=required, gold_rate=0.0
+        )
+        prompts = Prompt.objects.bulk_create(
+            Prompt(campaign=campaign, external_id=f"p{i}", text=f"Prompt {i}: explain **why** in a few sentences.")
+            for i in range(comparisons // 10)
+        )
+        outputs = Output.objects.bulk_create(
+            Output(prompt=p, model_name=f"model-{m}", text=f"Answer {m} to {p.external_id}:\n\n- point one\n- {m}")
+            for p in prompts
+            for m in range(MODELS)
+        )
+        by_prompt = itertools.groupby(outputs, key=lambda o: o.prompt_id)
+        Comparison.objects.bulk_create(
+            (
+                Comparison(campaign=campaign, prompt_id=prompt_id, output_a=a, output_b=b)
+                for prompt_id, group in by_prompt
+                for a, b in itertools.combinations(sorted(group, key=lambda o: o.pk), 2)
+            ),
+            batch_size=5000,
+        )
+    fill_missing_html()
+    return int(campaign.pk)
+
+
+def seed_annotation(comparisons: int, clients: int) -> tuple[int, list[str]]:
+    """Return the annotator campaign's id (3 ratings per comparison) and one API token per client."""
+    from django.contrib.auth.models import User
+    from rest_framework.authtoken.models import Token
+
+    from annotation.models import Campaign
+
+    campaign_id = seed_campaign(f"cluster-annotation-{comparisons}", comparisons=comparisons, required=3)
+    users = []
+    for i in range(clients):
+        user, created = User.objects.get_or_create(username=f"cluster-annotator-{i}")
+        if created:
+            user.set_unusable_password()
+            user.save()
+        users.append(user)
+    Campaign.objects.get(pk=campaign_id).annotators.add(*users)
+    return campaign_id, [Token.objects.get_or_create(user=u)[0].key for u in users]
 
 
 def seed_judging(comparisons: int) -> str:
     """Create (once) a campaign of ``comparisons`` for the judge runs; return its slug."""
-    from django.contrib.auth.models import User
-    from django.db import connection, transaction
-
-    from annotation.models import Campaign
-    from annotation.stored_html import fill_missing_html
-    from bench import bench_assignment
-
     slug = f"cluster-judge-{comparisons}"
-    if not Campaign.objects.filter(slug=slug).exists():
-        owner, _ = User.objects.get_or_create(username="bench-owner", defaults={"is_staff": True})
-        with transaction.atomic():
-            campaign = Campaign.objects.create(
-                name=f"Cluster judging {comparisons:,}", slug=slug, status="active", owner=owner, gold_rate=0.0
-            )
-            with connection.cursor() as cursor:
-                bench_assignment._seed_rows(cursor, campaign.pk, comparisons // 10)
-        fill_missing_html()
+    seed_campaign(slug, comparisons=comparisons, required=1)
     return slug
 
 
 def reset_annotation(campaign_id: int) -> None:
-    from bench import bench_assignment
+    """Forget the annotator campaign's ratings and assignments, so each phase starts from the same state."""
+    from django.db import connection
 
-    bench_assignment.reset(campaign_id)
+    touched = "SELECT id FROM annotation_comparison WHERE campaign_id = %(c)s AND last_claimed_by IS NOT NULL"
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM annotation_rating WHERE comparison_id IN ({touched})", {"c": campaign_id})
+        cursor.execute(f"DELETE FROM annotation_assignment WHERE comparison_id IN ({touched})", {"c": campaign_id})
+        cursor.execute("DELETE FROM annotation_annotatorstatus WHERE campaign_id = %(c)s", {"c": campaign_id})
+        cursor.execute(
+            "UPDATE annotation_comparison SET filled = 0, last_claimed_by = NULL "
+            "WHERE campaign_id = %(c)s AND last_claimed_by IS NOT NULL",
+            {"c": campaign_id},
+        )
+        cursor.execute("VACUUM ANALYZE annotation_comparison, annotation_assignment, annotation_rating")
 
 
 # --- judge runs ----------------------------------------------------------------------------------------------

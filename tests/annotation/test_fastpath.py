@@ -17,7 +17,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.core import signals
 from django.core.wsgi import get_wsgi_application
-from django.db import close_old_connections, connection
+from django.db import OperationalError, close_old_connections, connection
 from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
@@ -27,6 +27,7 @@ from annotation.fastpath import AnnotatorFastPath
 from annotation.models import Assignment, Campaign, Rating, SignInFailures
 from annotation.selectors import assignment_view
 from annotation.stored_html import fill_missing_html
+from evalplatform.authentication import TokenAuthentication
 
 pytestmark = pytest.mark.django_db
 
@@ -306,6 +307,28 @@ def test_an_unexpected_error_is_djangos_500_and_logged(
     assert answer.headers["X-Frame-Options"] == "DENY"
     assert any("engine broke" in str(record.exc_info) for record in caplog.records)
     assert app.django_application.calls == 0  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("where", ["token", "claim"])
+def test_a_database_that_is_unavailable_is_a_retryable_503_on_both_paths(
+    app: AnnotatorFastPath, campaign: Campaign, token: str, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    def restarting(*args: Any, **kwargs: Any) -> None:
+        raise OperationalError("the database system is shutting down")
+
+    if where == "token":
+        monkeypatch.setattr(TokenAuthentication, "authenticate_credentials", restarting)
+    else:
+        monkeypatch.setattr(services, "claim_next", restarting)
+
+    fast = call(app, _next_path(campaign), {}, token=token)
+    django = call(app.django_application, _next_path(campaign), {}, token=token)
+
+    for answer in (fast, django):
+        assert answer.status == 503
+        assert answer.headers["Retry-After"] == "1"
+        assert answer.json()["code"] == "database_unavailable"
+    assert app.django_application.calls == 1  # type: ignore[attr-defined]
 
 
 def test_the_lean_path_runs_the_same_statements(app: AnnotatorFastPath, campaign: Campaign, token: str) -> None:
