@@ -153,13 +153,7 @@ def start_panel_run(
     The members' runs are ordinary judge runs (what a member already judged is kept, not paid for again). A panel
     the user may not run is refused like another team's judge.
     """
-    if not may_use_panel(requested_by, panel):
-        raise DomainError(f"panel: no judge panel named {panel.name!r} that you may use", field="panel")
-    members = list(panel.members.order_by("name"))
-    if len(members) < MIN_MEMBERS:
-        raise DomainError(f"panel: {panel.name} has {len(members)} member(s), fewer than {MIN_MEMBERS}", field="panel")
-    for judge in members:  # every member's run must be able to start before any does
-        services.check_run(campaign=campaign, judge=judge, limit=limit, orders=orders, user=requested_by)
+    members = check_panel_run(campaign=campaign, panel=panel, limit=limit, orders=orders, user=requested_by)
     run = PanelRun.objects.create(
         panel=panel, campaign=campaign, limit=limit, orders=orders or "", requested_by=requested_by
     )
@@ -170,6 +164,21 @@ def start_panel_run(
         run.member_runs.add(member_run)
     poll_on_commit(run.pk)
     return run
+
+
+def check_panel_run(
+    *, campaign: Campaign, panel: JudgePanel, limit: int | None = None, orders: str | None = None, user: Any = None
+) -> list[JudgeConfig]:
+    """Return the panel's members, raising DomainError unless the user may run the panel and every member's run
+    can start (``services.check_run``)."""
+    if not may_use_panel(user, panel):
+        raise DomainError(f"panel: no judge panel named {panel.name!r} that you may use", field="panel")
+    members = list(panel.members.order_by("name"))
+    if len(members) < MIN_MEMBERS:
+        raise DomainError(f"panel: {panel.name} has {len(members)} member(s), fewer than {MIN_MEMBERS}", field="panel")
+    for judge in members:
+        services.check_run(campaign=campaign, judge=judge, limit=limit, orders=orders, user=user)
+    return members
 
 
 def poll_on_commit(run_id: int, *, countdown: float = POLL_SECONDS) -> None:

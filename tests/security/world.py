@@ -1,9 +1,10 @@
 """Two teams on one server, and the personas who probe them: the world of the security suite.
 
 Team A (owner `ada`) runs campaign `alpha` with an annotator (`alice`), an annotator who was removed (`remy`),
-ratings, a judge, a judge run with its verdict and stored LLM call. Team B (owner `bea`, same permissions as
-`ada`: the demo's Researchers group) runs campaign `bravo`. `root` is a superuser. Every text of team A carries
-the marker ``ALPHA-SECRET`` (any case), so a response that leaks any of it is caught by a substring search.
+ratings, a judge, a judge run with its verdict and stored LLM call, and a judge panel with a run. Team B (owner
+`bea`, same permissions as `ada`: the demo's Researchers group) runs campaign `bravo`. `root` is a superuser.
+Every text of team A carries the marker ``ALPHA-SECRET`` (any case), so a response that leaks any of it is caught
+by a substring search.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from rest_framework.authtoken.models import Token
 
 from annotation import services
 from annotation.models import AnnotatorStatus, Assignment, Campaign, Comparison, Output, Prompt, Rater, Rating
-from judging.models import JudgeConfig, JudgeRun, JudgeVerdict, LLMCall
+from judging.models import JudgeConfig, JudgePanel, JudgeRun, JudgeVerdict, LLMCall, PanelRun
 from tests import factories
 
 MARKER = "alpha-secret"
@@ -111,6 +112,11 @@ def _judge(team: Team, *, label: str) -> None:
         parsed={"outcome": "A"},
         cost=Decimal(0),
     )
+    panel_rater = Rater.objects.create(name=f"{label}-panel", kind=Rater.Kind.JUDGE)
+    panel = JudgePanel.objects.create(name=f"{label}-panel", owner=team.owner, rater=panel_rater)
+    panel.members.add(team.judge)
+    panel_run = PanelRun.objects.create(panel=panel, campaign=team.campaign, status=PanelRun.Status.COMPLETED)
+    panel_run.member_runs.add(team.run)
 
 
 def build_world() -> World:
