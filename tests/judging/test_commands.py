@@ -289,3 +289,20 @@ def test_starting_a_run_needs_a_judge(campaign: Campaign) -> None:
 def test_serve_local_llm_refuses_bad_settings(args: list[str], message: str) -> None:
     with pytest.raises(CommandError, match=message):
         _call("serve_local_llm", *args)
+
+
+def test_judge_repeat_starts_stability_runs_with_their_seeds_and_refuses_bad_counts(
+    campaign: Campaign, make_judge: Callable[..., JudgeConfig], sent: list[Any]
+) -> None:
+    make_judge("local", temperature=0.7)
+    out = _call("judge", campaign.slug, "--judge", "local", "--limit", "2", "--repeat", "2", "--seed", "40")
+    runs = list(JudgeRun.objects.order_by("pk"))
+    assert [(r.repeat, r.seed, r.temperature) for r in runs] == [(1, 40, 0.7), (2, 41, 0.7)]
+    assert "repeat 1 of local" in out
+    assert "seed 41" in out
+    assert "cache bypassed" in out
+    assert JudgeVerdict.objects.filter(repeat=2).count() == 4
+    with pytest.raises(CommandError, match="--repeat: must be between 1 and 20"):
+        _call("judge", campaign.slug, "--judge", "local", "--repeat", "0")
+    with pytest.raises(CommandError, match="--judge: required with --repeat"):
+        _call("judge", campaign.slug, "--repeat", "1")
