@@ -75,6 +75,20 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="rater-aware Bradley-Terry: each rater (judge key) with a reliability and a left bias",
     )
+    rank.add_argument(
+        "--influence",
+        action="store_true",
+        help="per adjacent pair, the fewest votes whose removal swaps them (refit-confirmed; 'fragile' marker)",
+    )
+    rank.add_argument(
+        "--downsample-high-freq",
+        action="store_true",
+        help="cap the votes of prompts asked more than the 99.9th percentile of repeats (Arena's dedup; "
+        "prompt = question_id, else conversation_a's user turns)",
+    )
+    rank.add_argument(
+        "--downsample-percentile", type=float, default=0.999, metavar="P", help="with --downsample-high-freq"
+    )
     filters = rank.add_argument_group("filters (FastChat's analysis options)")
     filters.add_argument("--anony-only", action="store_true", help="only anonymous battles (anony: true)")
     filters.add_argument("--language", default=None, metavar="L", help="only battles whose language is L")
@@ -209,8 +223,16 @@ def run_rank(args: argparse.Namespace) -> str:
     if args.judge:
         raise ValueError("--judge needs --combine ppi")
     filters = battle_filter(args)
+    downsampling = None
     try:
-        counts = read_battle_counts(args.file, filters)
+        if args.downsample_high_freq:
+            from scoring.prompt_frequency import read_downsampled_counts
+
+            counts, downsampling = read_downsampled_counts(
+                args.file, filters, percentile=args.downsample_percentile, rng=np.random.default_rng(args.seed)
+            )
+        else:
+            counts = read_battle_counts(args.file, filters)
     except InputError as exc:
         message = str(exc)
         raise InputError(message if message.startswith("cannot read") else f"{args.file}: {message}") from None
@@ -226,12 +248,22 @@ def run_rank(args: argparse.Namespace) -> str:
     payload["seed"] = args.seed
     if filters.active:
         payload["filters"] = filters.as_dict()
+    if downsampling is not None:
+        payload["downsampling"] = downsampling.to_dict()
     if args.elo:
         ratings = elo(read_battles(args.file, filters)).as_dict()
         for row in payload["ratings"]:
             row["elo"] = ratings[row["model"]]
+    pairs = None
+    if args.influence:
+        from scoring import influence
+
+        pairs = influence.leaderboard_influence(counts, board)
+        influence.add_to_rows(payload["ratings"], pairs)
+        payload["influence"] = [pair.to_dict() for pair in pairs]
     if args.format == "table":
-        return _table(board, payload)
+        table = _table(board, payload)
+        return table if pairs is None else _with_influence(table, board, pairs)
     return _json_with_matrix(payload, ("win_probability", "matrix"))
 
 
@@ -258,6 +290,19 @@ def _table(board: Leaderboard, payload: dict[str, Any]) -> str:
     reweighted += f", clustered by {board.cluster}" if board.cluster else ""
     lines.append(f"{board.n_battles} battles, ties={board.ties}, interval={board.interval}{reweighted}")
     lines.extend(f"warning: {text}" for text in board.warnings)
+    return "\n".join(lines)
+
+
+def _with_influence(table: str, board: Leaderboard, pairs: Any) -> str:
+    """Append the votes-to-flip column to the rows of a rendered table."""
+    from scoring.influence import table_cells
+
+    lines = table.split("\n")
+    cells = table_cells([row.model for row in board.ratings], pairs)
+    lines[0] += "  flip (votes)"
+    lines[1] += "-" * 14
+    for k, cell in enumerate(cells):
+        lines[2 + k] += f"  {cell}"
     return "\n".join(lines)
 
 

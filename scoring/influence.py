@@ -416,3 +416,27 @@ def leaderboard_influence(counts: BattleCounts, board: Leaderboard, *, cap: int 
     return adjacent_pair_influence(
         counts, order=board.models, theta=theta, ties="davidson" if davidson else "half", log_nu=log_nu, cap=cap
     )
+
+
+def add_to_rows(rows: list[dict[str, object]], pairs: list[PairInfluence]) -> None:
+    """Give each leaderboard row (best first) the votes that swap it with the next one, and its ``fragile`` flag."""
+    below = {pair.upper: pair for pair in pairs}
+    for row in rows:
+        pair = below.get(str(row["model"]))
+        row["n_votes_to_flip"] = None if pair is None else pair.n_votes_to_flip
+        row["fragile"] = False if pair is None else pair.fragile
+
+
+def table_cells(models: list[str], pairs: list[PairInfluence]) -> list[str]:
+    """Return each model's flip-count cell for a text table ('12 fragile', '>cap' as '-', '' for the last)."""
+    below = {pair.upper: pair for pair in pairs}
+    cells = []
+    for name in models:
+        pair = below.get(name)
+        if pair is None:
+            cells.append("")
+        elif pair.n_votes_to_flip is None:
+            cells.append("-")
+        else:
+            cells.append(f"{pair.n_votes_to_flip}{' fragile' if pair.fragile else ''}")
+    return cells

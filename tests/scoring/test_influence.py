@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from scoring.battles import BattleCounts
 from scoring.bradley_terry import bradley_terry_from_counts
+from scoring.cli import main
 from scoring.influence import (
     FRAGILE_MIN_VOTES,
     adjacent_pair_influence,
@@ -184,3 +187,27 @@ def test_adjacent_pair_influence_rejects_bad_arguments() -> None:
         adjacent_pair_influence(counts, order=("a", "b"), theta=theta, ties="davidson")
     with pytest.raises(ValueError, match="cap"):
         adjacent_pair_influence(counts, order=("a", "b"), theta=theta, cap=-1)
+
+
+def test_rank_influence_adds_the_flip_column_to_json_and_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = [{"model_a": "a", "model_b": "b", "winner": "model_a"}] * 11 + [
+        {"model_a": "a", "model_b": "b", "winner": "model_b"}
+    ] * 10
+    lines += [{"model_a": "b", "model_b": "c", "winner": "model_a"}] * 30 + [
+        {"model_a": "b", "model_b": "c", "winner": "model_b"}
+    ] * 5
+    path = tmp_path / "battles.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert main(["rank", str(path), "--influence"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    rows = {row["model"]: row for row in payload["ratings"]}
+    assert rows["a"]["n_votes_to_flip"] == 2  # 9 wins against 10
+    assert rows["a"]["fragile"] is True
+    assert rows["c"]["n_votes_to_flip"] is None
+    assert payload["influence"][0]["removed"] == [{"model_a": "a", "model_b": "b", "outcome": "model_a", "count": 2}]
+    assert main(["rank", str(path), "--influence", "--format", "table"]) == 0
+    table = capsys.readouterr().out
+    assert "flip (votes)" in table
+    assert "2 fragile" in table
