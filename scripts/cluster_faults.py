@@ -265,9 +265,9 @@ def seed_annotation(comparisons: int, clients: int) -> tuple[int, list[str]]:
     return campaign_id, [Token.objects.get_or_create(user=u)[0].key for u in users]
 
 
-def seed_judging(comparisons: int) -> str:
-    """Create (once) a campaign of ``comparisons`` for the judge runs; return its slug."""
-    slug = f"cluster-judge-{comparisons}"
+def seed_judging(comparisons: int, *, name: str) -> str:
+    """Create a new campaign of ``comparisons`` for one judge run (a judge never judges a comparison twice)."""
+    slug = f"cluster-judge-{name}-{int(time.time())}"
     seed_campaign(slug, comparisons=comparisons, required=1)
     return slug
 
@@ -456,7 +456,7 @@ def describe_cpu(used: dict[str, float]) -> str:
     return ", ".join(f"{host} {seconds:.1f}" for host, seconds in used.items() if seconds >= 0.05)
 
 
-def baseline(tokens: list[str], campaign_id: int, judge_slug: str, args: argparse.Namespace) -> None:
+def baseline(tokens: list[str], campaign_id: int, args: argparse.Namespace) -> None:
     print(f"--- without faults: {len(tokens)} clients through the load balancer for {args.baseline_seconds:.0f} s")
     log = Log()
     before = cpu_snapshot()
@@ -479,7 +479,7 @@ def baseline(tokens: list[str], campaign_id: int, judge_slug: str, args: argpars
     llm_pid = int((CLUSTER_DIR / "run" / "llm.pid").read_text())
     llm_before = llm_cpu(llm_pid)
     before = cpu_snapshot()
-    run = JudgeRun(judge_slug, args.baseline_judge)
+    run = JudgeRun(seed_judging(args.baseline_judge, name="baseline"), args.baseline_judge)
     run.start()
     run.join()
     used = cpu_used(before)
@@ -504,7 +504,7 @@ def llm_cpu(pid: int) -> float:
 
 def faults(
     tokens: list[str], campaign_id: int, judge_slug: str, args: argparse.Namespace
-) -> list[tuple[str, bool, str]]:
+) -> tuple[list[tuple[str, bool, str]], JudgeRun]:
     seconds = args.seconds
     print(f"--- with faults: {len(tokens)} clients and a judge run of {args.judge} comparisons for {seconds:.0f} s")
     log = Log()
@@ -533,7 +533,7 @@ def faults(
     run.join()
     print(f"t={time.monotonic() - started:5.1f} s  judge run {run.run_id} ended after {run.attempts} command(s)")
     cluster("start-host", "worker1")
-    return checks(campaign_id, [log], [run])
+    return checks(campaign_id, [log], [run]), run
 
 
 def main() -> None:
@@ -553,18 +553,20 @@ def main() -> None:
     setup_django()
     started = time.monotonic()
     campaign_id, tokens = seed_annotation(args.comparisons, args.clients)
-    judge_slug = seed_judging(max(args.judge + args.baseline_judge, 100) * 2)
+    judge_slug = seed_judging(args.judge, name="faults")
     print(
         f"seeded in {time.monotonic() - started:.0f} s: annotator campaign {campaign_id}, judge campaign {judge_slug}"
     )
     if args.baseline_seconds:
         reset_annotation(campaign_id)
-        baseline(tokens, campaign_id, judge_slug, args)
+        baseline(tokens, campaign_id, args)
     reset_annotation(campaign_id)
-    results = faults(tokens, campaign_id, judge_slug, args)
+    results, run = faults(tokens, campaign_id, judge_slug, args)
     print("--- checks (SQL on the primary)")
     for name, ok, detail in results:
         print(f"{'PASS' if ok else 'FAIL'}  {name}: {detail}")
+    if not all(ok for _, ok, _ in results):
+        print("--- the judge command's last output:\n" + "\n".join(run.outputs[-2:]))
     sys.exit(0 if all(ok for _, ok, _ in results) else 1)
 
 
