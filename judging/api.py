@@ -89,6 +89,10 @@ class RunOutput(serializers.Serializer[Any]):
     created_at = serializers.DateTimeField(source="run.created_at")
     started_at = serializers.DateTimeField(source="run.started_at", allow_null=True)
     finished_at = serializers.DateTimeField(source="run.finished_at", allow_null=True)
+    config_version = serializers.CharField(source="run.config_version", help_text="The judge's settings version.")
+    temperature = serializers.FloatField(source="run.temperature", allow_null=True)
+    seed = serializers.IntegerField(source="run.seed", allow_null=True)
+    repeat = serializers.IntegerField(source="run.repeat", help_text="0: the rating run; k: the k-th stability repeat.")
     progress = ProgressOutput()
     tokens_in = serializers.IntegerField(source="progress.tokens_in")
     tokens_out = serializers.IntegerField(source="progress.tokens_out")
@@ -143,6 +147,14 @@ class RunListApi(APIView):
             allow_null=True,
             help_text="both: each output shown first once; one: one order per comparison; default: the judge's.",
         )
+        seed = serializers.IntegerField(
+            min_value=-(2**63), max_value=2**63 - 1, required=False, allow_null=True, help_text="Sent with each call."
+        )
+        repeat = serializers.BooleanField(
+            default=False,
+            help_text="A stability repeat for the judge report: every verdict judged again, bypassing the call cache, "
+            "never a rating.",
+        )
 
     @extend_schema(
         operation_id="judge_runs_list",
@@ -167,8 +179,9 @@ class RunListApi(APIView):
         judge = access_usable_judge(user=request.user, name=data["judge"])
         user = request.user if request.user.is_authenticated else None
         run = services.start_run(
-            campaign=campaign, judge=judge, limit=data.get("limit"), orders=data.get("orders"), requested_by=user
-        )
+            campaign=campaign, judge=judge, limit=data.get("limit"), orders=data.get("orders"), requested_by=user,
+            seed=data.get("seed"), repeat=data["repeat"],
+        )  # fmt: skip
         run.refresh_from_db(fields=["status", "finished_at"])  # a run with nothing new to judge ended on commit
         return run_response(run, status.HTTP_201_CREATED)
 

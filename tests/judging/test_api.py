@@ -169,6 +169,19 @@ def test_a_run_may_ask_for_one_order_per_comparison_instead_of_the_judges_both(
     assert response.json()["progress"]["total"] == 4
 
 
+def test_a_stability_repeat_judges_everything_again_with_its_seed(
+    campaign: Campaign, make_judge: MakeJudge, researcher: User, api_client_for: ClientFor, sent: list[Any]
+) -> None:
+    make_judge(temperature=0.3)
+    client = api_client_for(researcher)
+    first = client.post(runs_url(campaign), {"judge": "local-judge", "limit": 2}, format="json").json()
+    body = {"judge": "local-judge", "limit": 2, "repeat": True, "seed": 9}
+    repeat = client.post(runs_url(campaign), body, format="json").json()
+    assert (first["repeat"], first["seed"], first["temperature"]) == (0, None, 0.3)
+    assert (repeat["repeat"], repeat["seed"], repeat["progress"]["total"]) == (1, 9, 4)
+    assert repeat["config_version"] == first["config_version"] != ""
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_run_with_nothing_new_to_judge_is_returned_as_completed(
     campaign: Campaign, make_judge: MakeJudge, researcher: User, api_client_for: ClientFor, sent: list[Any]
@@ -189,6 +202,8 @@ def test_a_run_with_nothing_new_to_judge_is_returned_as_completed(
         ({"judge": "local-judge", "limit": 0}, "limit"),
         ({"judge": "local-judge", "limit": "many"}, "limit"),
         ({"judge": "local-judge", "orders": "three"}, "orders"),
+        ({"judge": "local-judge", "seed": 2**70}, "seed"),
+        ({"judge": "local-judge", "repeat": "often"}, "repeat"),
     ],
 )
 def test_bad_run_input_is_400_with_the_field_and_starts_nothing(
