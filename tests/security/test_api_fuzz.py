@@ -39,12 +39,14 @@ def real_values(world: World) -> list[dict[str, Any]]:
     teams = []
     for team, assignment in [(world.a, world.assignments["alice"]), (world.b, world.assignments["remy"])]:
         assert team.run is not None
+        assert team.judge is not None
         teams.append(
             {
                 "slug": team.campaign.slug,
                 "campaign_id": team.campaign.pk,
                 "run_id": team.run.pk,
                 "assignment_id": assignment.pk,
+                "judge": str(team.judge.pk),
             }
         )
     return teams
