@@ -65,8 +65,9 @@ def test_a_panel_run_completes_in_the_workers_even_when_one_is_killed_mid_run(
     for verdict in member_verdicts.filter(state=JudgeVerdict.State.DONE):
         assert verdict.parsed is not None
         votes.setdefault((verdict.comparison_id, verdict.order), []).append(verdict.parsed["outcome"])
-    for verdict in PanelVerdict.objects.filter(run=run):
-        outcome, n = Counter(votes[(verdict.comparison_id, verdict.order)]).most_common(1)[0]
-        assert verdict.outcome == (outcome if 2 * n > len(votes[(verdict.comparison_id, verdict.order)]) else "tie")
+    for panel_verdict in PanelVerdict.objects.filter(run=run):
+        given = votes[(panel_verdict.comparison_id, panel_verdict.order)]
+        outcome, n = Counter(given).most_common(1)[0]
+        assert panel_verdict.outcome == (outcome if 2 * n > len(given) else "tie")
     assert run.tokens_in == sum(v.tokens_in for v in member_verdicts)
     assert run.cost == sum((v.cost for v in member_verdicts), Decimal(0)) > 0
