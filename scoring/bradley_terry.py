@@ -25,6 +25,7 @@ from scoring import bt_fit, graph
 from scoring.battles import Battle, BattleCounts, aggregate_battles
 from scoring.bt_bootstrap import DEFAULT_PRIOR, PointFit, TieMode, bootstrap_thetas, fit_matrices
 from scoring.bt_fit import RATING_SCALE
+from scoring.cores import single_threaded_blas
 
 Z95 = 1.959963984540054
 Reweight = Literal["pairs"]
@@ -144,6 +145,7 @@ def bradley_terry(
     )
 
 
+@single_threaded_blas
 def bradley_terry_from_counts(
     counts: BattleCounts,
     *,

@@ -14,12 +14,11 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from threadpoolctl import threadpool_limits
 
 from scoring import bt_fit, compiled, graph
 from scoring.battles import BattleCounts
 from scoring.bt_fit import RATING_SCALE
-from scoring.cores import idle_cores
+from scoring.cores import idle_cores, single_threaded_blas
 from scoring.multinomial import MultinomialSampler
 
 TieMode = Literal["half", "davidson"]
@@ -52,6 +51,7 @@ def fit_matrices(counts: BattleCounts, mode: TieMode) -> tuple[Array, Array | No
     return wins, all_ties
 
 
+@single_threaded_blas
 def bootstrap_thetas(
     counts: BattleCounts,
     fit: PointFit,
@@ -82,16 +82,12 @@ def bootstrap_thetas(
         return solver.solve(out.reshape(3, len(pair_i), sizes[chunk]))
 
     threads = max(1, min(workers or idle_cores(), len(sizes)))
-    # The rounds' matrices are small (models x models) and the rounds already share the cores: BLAS's own threads
-    # only contend, and on a busy machine a batched solve with them took 50 times as long (a web or worker process
-    # does not set OPENBLAS_NUM_THREADS as ``python -m scoring`` does).
-    with threadpool_limits(limits=1, user_api="blas"):
-        if threads == 1:
-            return np.concatenate([run(chunk) for chunk in range(len(sizes))])
-        from concurrent.futures import ThreadPoolExecutor  # only here: it imports logging, which start-up can skip
+    if threads == 1:
+        return np.concatenate([run(chunk) for chunk in range(len(sizes))])
+    from concurrent.futures import ThreadPoolExecutor  # only here: it imports logging, which start-up can skip
 
-        with ThreadPoolExecutor(threads) as pool:
-            return np.concatenate(list(pool.map(run, range(len(sizes)))))
+    with ThreadPoolExecutor(threads) as pool:
+        return np.concatenate(list(pool.map(run, range(len(sizes)))))
 
 
 class _OpponentSums:
