@@ -308,10 +308,11 @@ def majority(votes: Iterable[str], *, n_members: int) -> str | None:
     return outcome if 2 * top > n else "tie"
 
 
-def panel_comparisons(run: PanelRun) -> list[int]:
-    """Return the ids of the comparisons the run's members judge: the first ``limit`` in sampling order."""
-    ids = Comparison.objects.filter(campaign=run.campaign).order_by("random_key", "id").values_list("pk", flat=True)
-    return list(ids[: run.limit] if run.limit else ids)
+def panel_comparisons(run: PanelRun) -> QuerySet[Comparison, Any]:
+    """Return the comparisons the run's members judge, the first ``limit`` in sampling order, as a subquery (a
+    campaign's ids are not sent back and forth)."""
+    selected = Comparison.objects.filter(campaign=run.campaign).order_by("random_key", "id")
+    return (selected[: run.limit] if run.limit else selected).values("pk")
 
 
 def aggregate(run: PanelRun) -> Tally:
