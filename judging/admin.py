@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any, cast
+from urllib.parse import quote
 
 from django import forms
 from django.contrib import admin, messages
@@ -139,11 +140,20 @@ def redirect_to_runs(runs: list[JudgeRun]) -> HttpResponseRedirect | None:
 
 @admin.register(ModelFamily)
 class ModelFamilyAdmin(admin.ModelAdmin[ModelFamily]):
-    """Model families are shared by every team (like operators' judges): superusers change them, as Django's
-    permissions say; the judge report reads them for its self-preference audit."""
+    """Model families are shared by every team (like operators' judges): researchers see them, superusers change
+    them; the judge report reads them for its self-preference audit."""
 
     list_display = ["name", "patterns"]
     search_fields = ["name", "patterns"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_superuser)
+
+    def has_change_permission(self, request: HttpRequest, obj: ModelFamily | None = None) -> bool:
+        return bool(request.user.is_superuser)
+
+    def has_delete_permission(self, request: HttpRequest, obj: ModelFamily | None = None) -> bool:
+        return bool(request.user.is_superuser)
 
 
 @admin.register(JudgeConfig)
@@ -277,8 +287,9 @@ class JudgeRunAdmin(NotFoundOutsideScope, CampaignScopedAdmin):
     list_filter = ["status", ("judge", OwnRelatedFilter), ("campaign", OwnRelatedFilter)]
     actions = ["cancel_runs", "resume_runs", "resume_runs_retrying_failures"]
     readonly_fields = ["campaign", "judge", "status", "limit", "requested_by", "base_url", "model", "api_key_env",
-                       "config_version", "temperature", "seed", "repeat", "error", "created_at", "started_at", "finished_at", "summary", "stalled", "recent_errors",
-                       "consistency", "verdict_links"]  # fmt: skip
+                       "config_version", "temperature", "seed", "repeat", "error", "created_at", "started_at",
+                       "finished_at", "summary", "stalled", "recent_errors", "consistency", "verdict_links",
+                       "judge_report"]  # fmt: skip
     change_form_template = "admin/judging/judgerun/change_form.html"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[JudgeRun]:
@@ -438,6 +449,13 @@ class JudgeRunAdmin(NotFoundOutsideScope, CampaignScopedAdmin):
             url, run.pk, url, run.pk, url, run.pk, url, run.pk,
         )  # fmt: skip
 
+    @admin.display(description="judge report")
+    def judge_report(self, run: JudgeRun) -> str:
+        url = reverse("results:judge-report", args=[run.campaign.slug])
+        return format_html(
+            '<a href="{}?judge={}">{} on {}</a>', url, quote(run.judge.name), run.judge, run.campaign.slug
+        )
+
     @admin.action(description="Cancel the selected runs")
     def cancel_runs(self, request: HttpRequest, queryset: Iterable[JudgeRun]) -> None:
         for run in queryset:
@@ -534,3 +552,6 @@ class LLMCallAdmin(NotFoundOutsideScope, admin.ModelAdmin[LLMCall]):
 
     def has_change_permission(self, request: HttpRequest, obj: LLMCall | None = None) -> bool:
         return False
+
+
+from judging import panel_admin  # noqa: E402, F401  (the panel admins, registered beside the judges')

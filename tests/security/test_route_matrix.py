@@ -25,7 +25,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from annotation.models import Assignment, Campaign, ImportJob, Rating
-from judging.models import JudgeConfig, JudgeRun
+from judging.models import JudgeConfig, JudgePanel, JudgeRun, PanelRun
 from tests.security.world import MARKER, World, build_world
 
 pytestmark = pytest.mark.django_db
@@ -156,6 +156,13 @@ def admin_superuser_only(persona: str) -> Expect:
     return admin_object(persona)
 
 
+def admin_shared(persona: str) -> Expect:
+    """A view of an object every team shares (a model family): researchers may look, superusers change."""
+    if persona in STAFF:
+        return Expect(OK | FORBIDDEN, may_see_a=persona in READERS_OF_A)
+    return admin_object(persona)
+
+
 def admin_refused(persona: str) -> Expect:
     """A view nobody has (adding an LLM call by hand, say)."""
     if persona in STAFF:
@@ -203,6 +210,16 @@ def judges_api(persona: str) -> Expect:
         "alice": Expect(FORBIDDEN),
         "remy": Expect(FORBIDDEN),
         "bea": Expect(OK),
+    }.get(persona, Expect(OK, may_see_a=True))
+
+
+def judge_report_api(persona: str) -> Expect:
+    """Team A's judge report: its owner and superusers; another team's researcher does not learn it exists."""
+    return {
+        "anonymous": Expect(API_REFUSED_ANONYMOUS),
+        "alice": Expect(FORBIDDEN),
+        "remy": Expect(FORBIDDEN),
+        "bea": Expect(NOT_FOUND),
     }.get(persona, Expect(OK, may_see_a=True))
 
 
@@ -258,7 +275,7 @@ def _objects(world: World) -> dict[type[models.Model], models.Model]:
     from rest_framework.authtoken.models import Token, TokenProxy
 
     from annotation.models import AnnotatorStatus, Comparison, Output, Prompt, Rater, RaterAction
-    from judging.models import JudgeVerdict, LLMCall
+    from judging.models import JudgeVerdict, LLMCall, ModelFamily
     from results.models import CampaignReport
 
     a = world.a
@@ -290,7 +307,15 @@ def _objects(world: World) -> dict[type[models.Model], models.Model]:
         JudgeRun: a.run,
         JudgeVerdict: a.verdict,
         LLMCall: a.call,
+        ModelFamily: ModelFamily.objects.get_or_create(name="shared-family", defaults={"patterns": "gpt-*"})[0],
+        JudgePanel: _panel_run_of_a(world).panel,
+        PanelRun: _panel_run_of_a(world),
     }
+
+
+def _panel_run_of_a(world: World) -> PanelRun:
+    """Return team A's judge panel's run on its campaign (tests.security.world makes it)."""
+    return PanelRun.objects.select_related("panel").get(campaign=world.a.campaign)
 
 
 SUPERUSER_ONLY_APPS = {"auth", "authtoken"}
@@ -304,6 +329,8 @@ ADMIN_NOBODY = {
     ("annotation", "rateraction", "add"),  # the audit trail of actions on raters: written by the actions only
     ("annotation", "rateraction", "delete"),
 }
+# Objects every team shares, which researchers see and superusers change (model families).
+ADMIN_SHARED = {("judging", "modelfamily")}
 # Admin views a researcher may not use on their own objects either (deletes of data with a history).
 ADMIN_CUSTOM: dict[str, Callable[[World], list[Probe]]] = {}
 
@@ -321,6 +348,8 @@ def _admin_probes(world: World) -> list[Probe]:
                 expect = admin_superuser_only
             elif (app, name, view) in ADMIN_NOBODY:
                 expect = admin_refused
+            elif (app, name) in ADMIN_SHARED:
+                expect = admin_shared
             elif view == "add":
                 expect = admin_add
             elif view == "changelist":
@@ -517,6 +546,7 @@ def admin_get_of_post_button(persona: str) -> Expect:
 def _site_probes(world: World) -> list[Probe]:
     a = world.a
     assert a.run is not None
+    assert a.judge is not None
     slug, run = a.campaign.slug, a.run.pk
     research = f"/api/v1/research/campaigns/{slug}/"
     runs = f"{research}judge-runs/"
@@ -528,6 +558,14 @@ def _site_probes(world: World) -> list[Probe]:
         Probe("api-docs", "GET", reverse("api-docs"), api_docs),
         Probe("annotator-campaigns", "GET", "/api/v1/annotator/campaigns/", annotator_campaigns, api=True),
         Probe("judge-list", "GET", "/api/v1/judges/", judges_api, api=True),
+        Probe("results:judge-report", "GET", f"/results/{slug}/judge-report/?judge={a.judge.pk}", research_page),
+        Probe(
+            "results-api:judge-report",
+            "GET",
+            f"/api/v1/judges/{a.judge.pk}/report/?campaign={slug}&bootstrap=10",
+            judge_report_api,
+            api=True,
+        ),
         Probe("results-api:campaign-list", "GET", "/api/v1/research/campaigns/", research_list, api=True),
         Probe("results-api:campaign-detail", "GET", research, research_api, api=True),
         Probe("results-api:comparison-list", "GET", research + "comparisons/", research_api, api=True),
@@ -547,6 +585,7 @@ def _site_probes(world: World) -> list[Probe]:
         Probe("results-api:reproduce", "POST", research + "reproduce/", research_api_check, api=True, data={}),
         Probe("results-api:rater-list", "GET", research + "raters/", research_api, api=True),
         Probe("judge-run-list", "GET", runs, research_api, api=True),
+        *_panel_probes(world),
         Probe("judge-run-detail", "GET", f"{runs}{run}/", research_api, api=True),
         Probe("judge-verdict-list", "GET", f"{runs}{run}/verdicts/", research_api, api=True),
         Probe("judge-run-cancel", "POST", f"{runs}{run}/cancel/", research_api_post, api=True, data={}),
@@ -566,6 +605,7 @@ def _site_probes(world: World) -> list[Probe]:
         Probe("results:categories", "GET", f"/results/{slug}/categories/", research_page),
         Probe("results:combined", "GET", f"/results/{slug}/combined/", research_page),
         Probe("results:raters", "GET", f"/results/{slug}/raters/", research_page),
+        Probe("results:style", "GET", f"/results/{slug}/style/", research_page),
         Probe(
             "results:raters",
             "POST",
@@ -576,6 +616,30 @@ def _site_probes(world: World) -> list[Probe]:
         ),
         Probe("frontend:home", "GET", reverse("frontend:home"), signed_in),
         Probe("frontend:rate", "GET", f"/campaigns/{a.campaign.pk}/rate/", rating_page),
+    ]
+
+
+def judge_panels_post(persona: str) -> Expect:
+    """Creating a judge panel: researchers (an empty body is no panel: 400), annotators 403."""
+    return {
+        "anonymous": Expect(API_REFUSED_ANONYMOUS),
+        "alice": Expect(FORBIDDEN),
+        "remy": Expect(FORBIDDEN),
+    }.get(persona, Expect(frozenset({400})))
+
+
+def _panel_probes(world: World) -> list[Probe]:
+    """Judge panels (scoped as judges) and team A's panel runs (as its judge runs)."""
+    runs = f"/api/v1/research/campaigns/{world.a.campaign.slug}/panel-runs/"
+    run, panel = _panel_run_of_a(world).pk, _panel_run_of_a(world).panel.name
+    return [
+        Probe("judge-panel-list", "GET", "/api/v1/judge-panels/", judges_api, api=True),
+        Probe("judge-panel-list", "POST", "/api/v1/judge-panels/", judge_panels_post, api=True, data={}),
+        Probe("panel-run-list", "GET", runs, research_api, api=True),
+        Probe("panel-run-list", "POST", runs, research_api_start_run, api=True, data={"panel": panel}),
+        Probe("panel-run-detail", "GET", f"{runs}{run}/", research_api, api=True),
+        Probe("panel-run-cancel", "POST", f"{runs}{run}/cancel/", research_api_post, api=True, data={}),
+        Probe("panel-run-resume", "POST", f"{runs}{run}/resume/", research_api_post, api=True, data={}),
     ]
 
 
