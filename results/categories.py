@@ -17,7 +17,16 @@ from annotation.importers.tags import MAX_TAG_LENGTH, TAG_PATTERN
 from annotation.models import Campaign, Comparison, Prompt
 from evalplatform.exceptions import DomainError
 from results.raters import RaterSelection
-from results.selectors import A_LEFT_SQL, OUTPUT_JOINS, VALUE_SQL, BattleRow, arena_battle, fetch_all, ratings_from
+from results.selectors import (
+    A_LEFT_SQL,
+    OUTPUT_JOINS,
+    VALUE_SQL,
+    BattleRow,
+    arena_battle,
+    fetch_all,
+    ratings_from,
+    ratings_version,
+)
 
 CATEGORY_MIN_BATTLES = 100
 PROMPT_JOIN = "\n    JOIN annotation_prompt p ON p.id = c.prompt_id"
@@ -30,6 +39,22 @@ def min_battles() -> int:
     """Return the number of battles under which a category's leaderboard is provisional (a setting, 100 default)."""
     value = getattr(settings, "RESULTS_CATEGORY_MIN_BATTLES", CATEGORY_MIN_BATTLES)
     return int(value)
+
+
+def tags_version(campaign: Campaign) -> str:
+    """Return a fingerprint of the campaign's prompt tags (it changes when a prompt or one of its tags does).
+
+    Part of the cache keys of category reports beside the ratings version: ``tag_prompts`` changes tags without
+    adding a rating. One pass over the campaign's prompts (not its ratings).
+    """
+    rows = fetch_all(
+        """SELECT count(*), COALESCE(max(id), 0),
+                  COALESCE(sum(hashtextextended(id::text || ':' || array_to_string(tags, ','), 0)), 0)
+           FROM annotation_prompt WHERE campaign_id = %s""",
+        [campaign.pk],
+    )
+    count, max_id, digest = rows[0]
+    return f"{count}-{max_id}-{digest}"
 
 
 def check_category(campaign: Campaign, category: str) -> str:
@@ -73,11 +98,20 @@ def comparisons_in_category(comparison_ids: list[int], category: str) -> set[int
     )
 
 
-def campaign_categories(campaign: Campaign, selection: RaterSelection) -> dict[str, Any]:
+def campaign_categories(campaign: Campaign, selection: RaterSelection, *, force: bool = False) -> dict[str, Any]:
     """Return the campaign's categories with their prompts and the selected battles between named models.
 
     Sorted by battles (most first), then name; at most MAX_CATEGORIES_LISTED (``truncated`` says when more).
+    Cached under the ratings version and the tags' fingerprint.
     """
+    from results.leaderboards import cache_key, cached
+
+    key = cache_key("categories", campaign.pk, selection.key, ratings_version().key, tags_version(campaign))
+    return dict(cached(key, lambda: compute_categories(campaign, selection), force=force))
+
+
+def compute_categories(campaign: Campaign, selection: RaterSelection) -> dict[str, Any]:
+    """Count the campaign's prompts and selected battles per category (see campaign_categories)."""
     prompts = dict(
         fetch_all(
             """SELECT tag, count(*) FROM annotation_prompt, unnest(tags) AS tag

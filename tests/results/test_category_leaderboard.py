@@ -231,3 +231,21 @@ def test_a_category_leaderboards_manifest_reproduces(tagged: Rated) -> None:
     body["options"] = body["options"] | {"category": "math"}
     changed = body | {"checksum": hashlib.sha256(canonical(body)).hexdigest()}
     assert not reproduce(changed)["result"]["identical"]
+
+
+@pytest.mark.django_db
+def test_retagging_prompts_refreshes_cached_category_reports_without_new_ratings(tagged: Rated) -> None:
+    selection = RaterSelection()
+    before = campaign_leaderboard(tagged.campaign, selection, category="hard")
+    listed_before = {
+        row["category"]: row["n_prompts"] for row in campaign_categories(tagged.campaign, selection)["categories"]
+    }
+
+    Prompt.objects.filter(campaign=tagged.campaign, tags__contains=["math"]).update(tags=["math", "hard"])
+
+    after = campaign_leaderboard(tagged.campaign, selection, category="hard")
+    listed_after = {
+        row["category"]: row["n_prompts"] for row in campaign_categories(tagged.campaign, selection)["categories"]
+    }
+    assert (listed_before["hard"], listed_after["hard"]) == (1, 2)
+    assert after["n_battles"] == sum(_expected_battles(tagged, "hard").values()) > before["n_battles"]
