@@ -499,3 +499,45 @@ def test_a_consistency_gated_export_records_the_gate_in_its_manifest_and_reprodu
     assert "consistent" not in plain["options"]
     assert reproduce(manifest)["identical"]
     assert manifest["result"]["sha256"] != plain["result"]["sha256"]
+
+
+def test_the_gated_arena_export_counts_each_comparison_as_fastchats_mt_bench_results_do(
+    rated: Rated, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """FastChat's show_result (pairwise) counts a judge's two orders of a comparison once: their common winner, or a
+    tie when they differ (its "inconsistent"); the gated export must name the same comparisons ties."""
+    import argparse
+
+    from fastchat.llm_judge.show_result import display_result_pairwise
+
+    ratings = Rating.objects.filter(rater=rated.judge).select_related("comparison", "winner", "left_output")
+    games: dict[int, dict[str, Any]] = {}
+    for r in ratings:
+        c = r.comparison
+        game = games.setdefault(c.pk, {"question_id": c.prompt.external_id, "model_1": c.output_a.model_name,
+                                       "model_2": c.output_b.model_name, "judge": ["gpt-judge", "pair"]})  # fmt: skip
+        winner = "tie" if r.winner is None else ("model_1" if r.winner_id == c.output_a_id else "model_2")
+        game["g1_winner" if r.left_output_id == c.output_a_id else "g2_winner"] = winner
+    judgments = tmp_path / "judgments.jsonl"
+    judgments.write_text("".join(json.dumps(g) + "\n" for g in games.values()))
+    capsys.readouterr()
+    display_result_pairwise(argparse.Namespace(input_file=str(judgments), model_list=None, baseline_model=None))
+    lines = capsys.readouterr().out.splitlines()
+    theirs = {
+        p[0]: tuple(int(float(x)) for x in p[1:4]) for p in (line.split() for line in lines) if p[0][:6] == "model-"
+    }
+
+    rows = read_jsonl(export(rated, tmp_path, "arena", "g.jsonl", "--raters", "judges", "--consistent"))
+    by_game: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        by_game.setdefault((row["question_id"], *sorted((row["model_a"], row["model_b"]))), []).append(row)
+    ours: dict[str, list[int]] = {}
+    for records in by_game.values():
+        winners = {r[r["winner"]] if r["winner"] in ("model_a", "model_b") else "tie" for r in records}
+        assert len(winners) == 1  # a gated comparison is one tie record, or two that agree
+        (winner,) = winners
+        for model in (records[0]["model_a"], records[0]["model_b"]):
+            counts = ours.setdefault(model, [0, 0, 0])
+            counts[0 if winner == model else 2 if winner == "tie" else 1] += 1
+    assert {model: tuple(counts) for model, counts in ours.items()} == theirs
+    assert sum(t for _, _, t in theirs.values()) >= 2 * 3  # the three flipped comparisons are ties in both
