@@ -34,6 +34,7 @@ from results.manifest import (
 )
 from results.rater_exclusions import parse_include_excluded, with_exclusions
 from results.rater_mix import mix_note, rater_mix
+from results.rater_model import check_rater_options
 from results.raters import RaterSelection, parse_raters
 from results.reproduce import reproduce
 
@@ -226,6 +227,16 @@ class LeaderboardApi(APIView):
             default=0.5,
             help_text="With style_control: L2 regularisation (FastChat's 0.5; 0 for the maximum likelihood).",
         )
+        cluster = serializers.ChoiceField(
+            choices=["rater", "prompt"],
+            required=False,
+            help_text="Sandwich intervals clustered by rater or by prompt (bootstrap 0).",
+        )
+        rater_model = serializers.BooleanField(
+            default=False,
+            help_text="Rater-aware Bradley-Terry: each rater's reliability and left bias fitted with the ratings "
+            "(rater_model.raters in the report; bootstrap 0; cluster=rater for rater-clustered intervals).",
+        )
 
     QUERY = Query()
 
@@ -234,6 +245,14 @@ class LeaderboardApi(APIView):
         campaign = access_campaign_results(user=request.user, slug=slug)
         options = validated(self.QUERY, request.query_params.dict())
         selection = selection_from(request, campaign)
+        check_rater_options(
+            cluster=options.get("cluster"),
+            rater_model=options["rater_model"],
+            bootstrap=options["bootstrap"],
+            consistent=options["consistent"],
+            combine=options.get("combine"),
+            style_control=options["style_control"],
+        )
         if options["style_control"]:
             return Response(style_leaderboard_report(campaign, selection, options))
         combine = options.get("combine")
@@ -248,6 +267,8 @@ class LeaderboardApi(APIView):
             combine=combine,
             consistent=options["consistent"],
             category=category,
+            cluster=options.get("cluster"),
+            rater_model=options["rater_model"],
         )
         if not combine:
             board["side_by_side"] = side_by_side(campaign, selection)

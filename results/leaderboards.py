@@ -23,9 +23,10 @@ import scoring
 from annotation.models import Campaign
 from evalplatform.db_router import heavy_read_alias
 from evalplatform.exceptions import DomainError
-from results.categories import category_source, min_battles
+from results.categories import category_source, min_battles, tags_version
 from results.counts import BattleTally, battle_tally
 from results.ppi import compute_ppi_leaderboard
+from results.rater_model import check_rater_options, rater_options_board
 from results.raters import RaterSelection
 from results.selectors import (
     A_LEFT_SQL,
@@ -72,6 +73,8 @@ def campaign_leaderboard(
     category: str | None = None,
     style_control: bool = False,
     style_reg: float = DEFAULT_REG,
+    cluster: str | None = None,
+    rater_model: bool = False,
 ) -> dict[str, Any]:
     """Return the campaign's leaderboard under a rater selection, from the cache when the ratings are unchanged.
 
@@ -83,8 +86,18 @@ def campaign_leaderboard(
     ``category`` ranks the ratings on prompts with that tag only (``results/categories.py``; checked by the caller).
     ``style_control`` fits the ratings jointly with the outputs' style (``results/style_leaderboard.py``; L2
     regularisation ``style_reg``, 0 for the maximum likelihood; no Elo, and none of the options above).
+    ``cluster`` (``rater``/``prompt``) clusters the sandwich intervals, ``rater_model`` fits the rater-aware
+    Bradley-Terry (``results/rater_model.py``; no bootstrap).
     """
     version = ratings_version()
+    check_rater_options(
+        cluster=cluster,
+        rater_model=rater_model,
+        bootstrap=bootstrap,
+        consistent=consistent,
+        combine=combine,
+        style_control=style_control,
+    )
     if style_control:
         if combine is not None or consistent or category is not None:
             raise DomainError("style_control takes none of combine, consistent and category", field="style_control")
@@ -106,8 +119,11 @@ def campaign_leaderboard(
 
     def key(elo: bool | None) -> str:
         gate = ("consistent",) if consistent else ()  # ungated keys stay as they were
-        subset = ("category", category) if category is not None else ()
-        return cache_key("leaderboard", campaign.pk, selection.key, bootstrap, seed, elo, version.key, *gate, *subset)
+        subset = ("category", category, tags_version(campaign)) if category is not None else ()
+        model = ("cluster", cluster, "rater_model", rater_model) if cluster or rater_model else ()
+        return cache_key(
+            "leaderboard", campaign.pk, selection.key, bootstrap, seed, elo, version.key, *gate, *subset, *model
+        )
 
     if with_elo is None and not force and (warm := cache.get(key(True))) is not None:
         return dict(warm)
@@ -122,6 +138,8 @@ def campaign_leaderboard(
                 with_elo=with_elo,
                 consistent=consistent,
                 category=category,
+                cluster=cluster,
+                rater_model=rater_model,
             ),
             force=force,
         )
@@ -149,6 +167,8 @@ def compute_leaderboard(
     with_elo: bool | None = True,
     consistent: bool = False,
     category: str | None = None,
+    cluster: str | None = None,
+    rater_model: bool = False,
 ) -> dict[str, Any]:
     """Fit Bradley-Terry (and online Elo) to the campaign's selected ratings; return a JSON-ready report.
 
@@ -175,8 +195,18 @@ def compute_leaderboard(
         report["warnings"].append("no ratings between named models")
         return report
     counts = counts_from_tally(tally.counts)
-    board = scoring.bradley_terry_from_counts(counts, bootstrap=bootstrap, rng=np.random.default_rng(seed))
-    report.update(board.to_dict())
+    if cluster or rater_model:  # per-rater (or per-prompt) counts of their own SQL aggregation
+        fitted = rater_options_board(
+            campaign, selection, cluster=cluster, rater_model=rater_model, consistent=consistent, category=category
+        )
+        if fitted is None:
+            report["warnings"].append("no ratings between named models")
+            return report
+        counts = fitted[0]
+        report.update(fitted[1])
+    else:
+        board = scoring.bradley_terry_from_counts(counts, bootstrap=bootstrap, rng=np.random.default_rng(seed))
+        report.update(board.to_dict())
     report.update(campaign=campaign.slug, raters=selection.key, skipped_unnamed=tally.skipped_unnamed)
     if consistent:
         report.update(consistent=True, inconsistent_pairs=tally.inconsistent_pairs)

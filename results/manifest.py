@@ -241,6 +241,8 @@ def leaderboard_with_manifest(
     combine: str | None = None,
     consistent: bool = False,
     category: str | None = None,
+    cluster: str | None = None,
+    rater_model: bool = False,
 ) -> dict[str, Any]:
     """Return the campaign's leaderboard with its manifest under ``manifest`` (read in one snapshot)."""
     from results.leaderboards import campaign_leaderboard
@@ -255,10 +257,16 @@ def leaderboard_with_manifest(
             combine=combine,
             consistent=consistent,
             category=category,
+            cluster=cluster,
+            rater_model=rater_model,
         )
         options = leaderboard_options(board, bootstrap=bootstrap, seed=seed, combine=combine, consistent=consistent)
         if category is not None:  # recorded only when set, so that whole-campaign manifests read as before
             options["category"] = category
+        if cluster is not None:
+            options["cluster"] = cluster
+        if rater_model:
+            options["rater_model"] = True
         board["manifest"] = build(
             kind="leaderboard", campaign=campaign, selection=selection, options=options, ratings=ratings,
             result={"sha256": result_digest(board)},

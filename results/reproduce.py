@@ -105,6 +105,10 @@ def check_options(kind: str, options: dict[str, Any]) -> None:
         category = options.get("category")
         if category is not None and (not isinstance(category, str) or not category or len(category) > 100):
             raise fail("options.category must be a tag (1 to 100 characters)", "options")
+        if options.get("cluster") not in (None, "rater", "prompt"):
+            raise fail("options.cluster must be null, rater or prompt", "options")
+        if not isinstance(options.get("rater_model", False), bool):
+            raise fail("options.rater_model must be true or false", "options")
 
 
 def check_ratings(ratings: dict[str, Any]) -> None:
@@ -222,6 +226,8 @@ def recompute(campaign: Campaign, selection: RaterSelection, kind: str, options:
             with_elo=options["with_elo"],
             consistent=options.get("consistent", False),
             category=options.get("category"),
+            cluster=options.get("cluster"),
+            rater_model=options.get("rater_model", False),
         )
     return m.result_digest(board)
 

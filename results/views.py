@@ -19,6 +19,7 @@ from results.agreement import campaign_agreement
 from results.exports import FORMATS
 from results.leaderboards import cache_key, cached, campaign_leaderboard, side_by_side
 from results.rater_exclusions import parse_include_excluded, with_exclusions
+from results.rater_model import check_rater_options
 from results.raters import RaterSelection, parse_raters
 from results.selectors import check_rater_names, ratings_version
 
@@ -66,9 +67,19 @@ def campaign_index(request: HttpRequest) -> HttpResponse:
     return render(request, "results/index.html", {"campaigns": campaigns})
 
 
-@researcher_page("results/leaderboard.html")
-def leaderboard_page(campaign: Campaign, selection: RaterSelection) -> dict[str, Any]:
-    return leaderboard_context(campaign, selection)
+@login_required
+def leaderboard_page(request: HttpRequest, slug: str) -> HttpResponse:
+    """The leaderboard, with the rater options of the query (``cluster``, ``rater_model``) when given."""
+    cluster, rater_model = request.GET.get("cluster") or None, request.GET.get("rater_model", "")
+
+    def page_data(campaign: Campaign, selection: RaterSelection) -> dict[str, Any]:
+        if rater_model not in ("", "0", "1", "false", "true", "on"):
+            raise DomainError("rater_model: expected 1 or 0", field="rater_model")
+        aware = rater_model in ("1", "true", "on")
+        context = leaderboard_context(campaign, selection, cluster=cluster, rater_model=aware)
+        return context | {"rater_options": {"cluster": cluster, "rater_model": aware}}
+
+    return researcher_page("results/leaderboard.html")(page_data)(request, slug)
 
 
 @researcher_page("results/combined.html")
@@ -94,9 +105,12 @@ def agreement_page(campaign: Campaign, selection: RaterSelection) -> dict[str, A
     return agreement_context(campaign, selection)
 
 
-def leaderboard_context(campaign: Campaign, selection: RaterSelection) -> dict[str, Any]:
+def leaderboard_context(
+    campaign: Campaign, selection: RaterSelection, *, cluster: str | None = None, rater_model: bool = False
+) -> dict[str, Any]:
     """Return the leaderboard page's data and pictures (shared with the admin view)."""
-    board = campaign_leaderboard(campaign, selection)
+    check_rater_options(cluster=cluster, rater_model=rater_model)
+    board = campaign_leaderboard(campaign, selection, cluster=cluster, rater_model=rater_model)
     pictures = {}
     rows = [dict(row, rank_worst=worst_rank(row, board["ratings"])) for row in board["ratings"]]
     if rows:

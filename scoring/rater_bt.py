@@ -356,15 +356,15 @@ class RaterLeaderboard:
     converged: bool
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the plain leaderboard's dict with ``rater_model`` settings and ``raters`` rows."""
+        """Return the plain leaderboard's dict plus ``rater_model``: the settings and a row per rater."""
         out = self.board.to_dict()
         out["method"] = "rater_bradley_terry"
         out["rater_model"] = {
             "reliability_prior": self.reliability_prior,
             "bias_sd": self.bias_sd,
             "converged": self.converged,
+            "raters": [asdict(row) for row in self.raters],
         }
-        out["raters"] = [asdict(row) for row in self.raters]
         return out
 
 

@@ -79,9 +79,9 @@ def test_rater_model_reports_each_raters_reliability_and_left_bias(
     status, payload, err = _run(capsys, str(battle_log), "--rater-model")
     assert status == 0, err
     assert payload["method"] == "rater_bradley_terry"
-    assert len(payload["raters"]) == 12
-    assert max(payload["raters"], key=lambda row: row["left_bias"])["rater"] == "u0"
-    assert all(0 <= row["reliability"] <= 1 for row in payload["raters"])
+    assert len(payload["rater_model"]["raters"]) == 12
+    assert max(payload["rater_model"]["raters"], key=lambda row: row["left_bias"])["rater"] == "u0"
+    assert all(0 <= row["reliability"] <= 1 for row in payload["rater_model"]["raters"])
     assert sum(row["votes"] for row in payload["ratings"]) == 2 * 600
     status, table, _ = _run(capsys, str(battle_log), "--rater-model", "--cluster", "rater", "--format", "table")
     assert status == 0

@@ -180,10 +180,10 @@ def test_the_json_holds_each_raters_reliability_and_left_bias() -> None:
     assert payload["method"] == "rater_bradley_terry"
     assert payload["cluster"] == "rater"
     assert payload["rater_model"]["reliability_prior"] == rater_bt.RELIABILITY_PRIOR
-    assert {row["rater"] for row in payload["raters"]} == {"r0", "r1", "r2", "r3"}
-    assert set(payload["raters"][0]) == {"rater", "votes", "reliability", "left_bias"}
-    assert sum(row["votes"] for row in payload["raters"]) == 200
-    assert max(payload["raters"], key=lambda row: row["left_bias"])["rater"] == "r0"
+    assert {row["rater"] for row in payload["rater_model"]["raters"]} == {"r0", "r1", "r2", "r3"}
+    assert set(payload["rater_model"]["raters"][0]) == {"rater", "votes", "reliability", "left_bias"}
+    assert sum(row["votes"] for row in payload["rater_model"]["raters"]) == 200
+    assert max(payload["rater_model"]["raters"], key=lambda row: row["left_bias"])["rater"] == "r0"
 
 
 def test_rows_of_one_rater_and_pair_add_up() -> None:

@@ -1,5 +1,6 @@
 """manage.py leaderboard CAMPAIGN [--raters humans|judges|all|NAME,...] [--bootstrap N] [--combine ppi] [--consistent]
-[--category NAME | --list-categories] [--style-control [--style-reg R]] [--json]."""
+[--category NAME | --list-categories] [--style-control [--style-reg R]] [--cluster rater|prompt] [--rater-model]
+[--json]."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from results.leaderboards import side_by_side
 from results.management.commands._common import add_rater_arguments, get_campaign, get_selection, write_manifest
 from results.manifest import leaderboard_with_manifest
 from results.rater_mix import mix_note, rater_mix
+from results.rater_model import check_rater_options, rater_option_lines
 from results.style_leaderboard import style_output
 
 
@@ -56,6 +58,17 @@ class Command(BaseCommand):
             default=0.5,
             help="With --style-control: L2 regularisation (0: maximum likelihood).",
         )
+        parser.add_argument(
+            "--cluster",
+            choices=["rater", "prompt"],
+            default=None,
+            help="Sandwich intervals clustered by rater or by prompt (one rater's or prompt's votes are correlated).",
+        )
+        parser.add_argument(
+            "--rater-model",
+            action="store_true",
+            help="Rater-aware Bradley-Terry: each rater's reliability and left bias fitted with the ratings.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         campaign = get_campaign(options["campaign"])
@@ -64,6 +77,14 @@ class Command(BaseCommand):
         try:
             selection = get_selection(
                 campaign, options["raters"], options["exclude_raters"], include_excluded=options["include_excluded"]
+            )
+            check_rater_options(
+                cluster=options["cluster"],
+                rater_model=options["rater_model"],
+                bootstrap=options["bootstrap"],
+                consistent=options["consistent"],
+                combine=options["combine"],
+                style_control=options["style_control"],
             )
             if options["list_categories"]:
                 listed = campaign_categories(campaign, selection)
@@ -82,6 +103,8 @@ class Command(BaseCommand):
                 combine=options["combine"],
                 consistent=options["consistent"],
                 category=options["category"],
+                cluster=options["cluster"],
+                rater_model=options["rater_model"],
             )
             write_manifest(options["manifest"], board["manifest"])
             if options["combine"]:
@@ -191,6 +214,7 @@ def table(board: dict[str, Any]) -> str:
             COLUMNS
             + "; elo: online Elo over the ratings in the order given (it depends on that order; the rating does not)"
         )
+    lines += rater_option_lines(board)
     lines += [f"warning: {w}" for w in board.get("warnings", [])]
     lines.append(mix_note(board["rater_mix"]))
     sbs = board.get("side_by_side")
