@@ -46,7 +46,9 @@ def family_of(model_name: str | None, families: Iterable[ModelFamily]) -> str | 
 
 
 def judge_family(judge: JudgeConfig, families: Iterable[ModelFamily]) -> str | None:
-    """Return the judge's family: its own when set, else its model name's."""
+    """Return the judge's family: its own when set, else its model name's (or, failing that, the name's part before
+    a colon, as the local server's `local-judge:position=0.3` or a tag like `llama3:8b`)."""
     if judge.family_id is not None:
         return judge.family.name if judge.family else None
-    return family_of(judge.model.split(":", 1)[0], families)
+    families = list(families)
+    return family_of(judge.model, families) or family_of(judge.model.split(":", 1)[0], families)

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from annotation.models import Campaign, Rater
 from judging import services
-from judging.models import JudgeConfig, JudgeRun, JudgeVerdict
+from judging.models import JudgeConfig, JudgeRun, JudgeVerdict, ModelFamily
 from tests import factories
 from tests.judging.conftest import LocalLLM, judge_form
 
@@ -295,3 +295,28 @@ def test_run_page_shows_errors_and_claims_whose_worker_died_while_it_runs(
     assert "2 x HTTP 401: invalid API key" in page
     assert "1 verdict(s) claimed by a worker whose lease ended" in page
     assert 'http-equiv="refresh"' in page
+
+
+def test_model_families_are_changed_by_superusers_and_seen_by_researchers(
+    admin_client: Client, researcher: User, client: Client
+) -> None:
+    response = admin_client.post(
+        reverse("admin:judging_modelfamily_add"), {"name": "gpt", "patterns": "gpt-4*\nchatgpt-*"}
+    )
+    assert response.status_code == 302
+    family = ModelFamily.objects.get(name="gpt")
+    researcher.user_permissions.add(*Permission.objects.filter(codename__endswith="_modelfamily"))
+    client.force_login(researcher)
+    assert client.get(reverse("admin:judging_modelfamily_changelist")).status_code == 200
+    assert client.get(reverse("admin:judging_modelfamily_add")).status_code == 403
+    url = reverse("admin:judging_modelfamily_change", args=[family.pk])
+    client.post(url, {"name": "renamed", "patterns": "x"})
+    family.refresh_from_db()
+    assert family.name == "gpt"
+
+
+def test_a_judge_gets_its_family_in_the_admin(admin_client: Client) -> None:
+    family = ModelFamily.objects.create(name="local", patterns="local-*")
+    response = admin_client.post(reverse("admin:judging_judgeconfig_add"), judge_form(family=str(family.pk)))
+    assert response.status_code == 302
+    assert JudgeConfig.objects.get(name="admin-judge").family == family

@@ -284,7 +284,14 @@ def test_starting_a_run_needs_a_judge(campaign: Campaign) -> None:
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["--fault-rate", "2"], "--fault-rate: must be between 0 and 1"), (["--faults", "flood"], "unknown kind")],
+    [
+        (["--fault-rate", "2"], "--fault-rate: must be between 0 and 1"),
+        (["--faults", "flood"], "unknown kind"),
+        (["--flip-rate", "-0.1"], "--flip-rate: must be between 0 and 1"),
+        (["--self-preference", "nan"], "--self-preference: must be between 0 and 1"),
+        (["--length-bias", "50"], "--length-bias: must be between -20 and 20"),
+        (["--self-marker", ""], "--self-marker: must not be empty"),
+    ],
 )
 def test_serve_local_llm_refuses_bad_settings(args: list[str], message: str) -> None:
     with pytest.raises(CommandError, match=message):
