@@ -44,6 +44,9 @@ class RaterRow(serializers.Serializer[Any]):
 
 
 class ActionRow(serializers.Serializer[Any]):
+    class Meta:
+        ref_name = "RaterActionLogEntry"
+
     rater = serializers.CharField(source="label")
     action = serializers.CharField()
     reason = serializers.CharField()
@@ -59,6 +62,9 @@ class RaterListApi(APIView):
         correction = serializers.ChoiceField(choices=["bh", "holm"], default="bh", help_text="Multiple testing.")
 
     class Output(serializers.Serializer[Any]):
+        class Meta:
+            ref_name = "RaterReport"
+
         campaign = serializers.CharField()
         alpha = serializers.FloatField()
         correction = serializers.CharField()
@@ -103,11 +109,17 @@ class RaterActionApi(APIView):
     parser_classes = [BoundedJSONParser]
 
     class Input(serializers.Serializer[Any]):
+        class Meta:
+            ref_name = "RaterActionInput"
+
         rater = serializers.CharField(max_length=200, help_text="The rater's name or pseudonym, as the report shows.")
         action = serializers.ChoiceField(choices=list(ACTIONS))
         reason = serializers.CharField(max_length=MAX_REASON_CHARS, help_text="Why: kept in the audit trail.")
 
     class Output(serializers.Serializer[Any]):
+        class Meta:
+            ref_name = "RaterActionResult"
+
         rater = serializers.CharField()
         action = serializers.CharField()
         changed = serializers.BooleanField(help_text="False when the rater already was so (nothing logged).")

@@ -242,6 +242,17 @@ class Campaign:
         result: dict[str, Any] = self._json("GET", "agreement/", params=params)
         return result
 
+    def raters(self, *, alpha: float | None = None, correction: str | None = None) -> dict[str, Any]:
+        """Return the rater report: every rater with its flags, gold accuracy and standing, and the latest actions."""
+        result: dict[str, Any] = self._json("GET", "raters/", params={"alpha": alpha, "correction": correction})
+        return result
+
+    def rater_action(self, rater: str, action: str, reason: str) -> dict[str, Any]:
+        """Pause, resume, exclude (from results) or include one rater; the reason is kept in the audit trail."""
+        body = {"rater": rater, "action": action, "reason": reason}
+        result: dict[str, Any] = self._json("POST", "raters/actions/", json=body)
+        return result
+
     def ratings(
         self,
         raters: str | None = None,

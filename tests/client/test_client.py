@@ -124,6 +124,8 @@ def every_call(client: Client, tmp_path: Path) -> None:
     list(campaign.ratings())
     campaign.leaderboard()
     campaign.agreement()
+    campaign.raters()
+    campaign.rater_action("troll", "exclude", "inverted votes")
     campaign.export("dpo", tmp_path / "dpo.jsonl")
     campaign.reproduce(campaign.export_manifest("dpo", "jsonl"))
     run = campaign.judge("j")
