@@ -80,6 +80,8 @@ def refused_options(args: argparse.Namespace) -> list[str]:
             ("--combine", bool(args.combine)),
             ("--style-control", bool(getattr(args, "style_control", False))),
             ("--categories", bool(getattr(args, "categories", None))),
+            ("--influence", bool(getattr(args, "influence", False))),
+            ("--downsample-high-freq", bool(getattr(args, "downsample_high_freq", False))),
         )
         if on
     ]
