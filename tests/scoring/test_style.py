@@ -182,6 +182,12 @@ def test_bootstrap_gives_reproducible_intervals_around_the_estimate() -> None:
     first = style_leaderboard(battles, bootstrap=60, rng=np.random.default_rng(3))
     second = style_leaderboard(battles, bootstrap=60, rng=np.random.default_rng(3))
     assert first.to_dict() == second.to_dict()
+    features, _, _ = style.standardise(style.raw_features(battles), battles.weights)
+    design = style.build_design(battles, features)
+    point, _ = style.fit(design, reg=0.5)
+    one, _ = style.bootstrap_params(design, point, reg=0.5, rounds=70, rng=np.random.default_rng(5), workers=1)
+    two, _ = style.bootstrap_params(design, point, reg=0.5, rounds=70, rng=np.random.default_rng(5), workers=2)
+    assert np.array_equal(one, two)  # the threads share out chunks; the numbers depend on the seed alone
     for row in first.ratings:
         assert row.lower < row.rating < row.upper
         assert 1 <= row.rank_lower <= row.rank <= row.rank_upper <= len(first.ratings)
@@ -197,7 +203,9 @@ def test_bootstrap_rounds_are_exact_refits_of_the_redrawn_battles() -> None:
     point, _ = style.fit(design, reg=0.5)
     rounds, failed = style.bootstrap_params(design, point, reg=0.5, rounds=3, rng=np.random.default_rng(0))
     assert failed == 0
-    draws = MultinomialSampler(np.rint(design.weights).astype(np.int64)).draw(3, np.random.default_rng(0))
+    # One chunk of rounds, drawn from the first stream spawned from the generator's seed words.
+    stream = np.random.SeedSequence(np.random.default_rng(0).integers(0, 1 << 63, size=4)).spawn(1)[0]
+    draws = MultinomialSampler(np.rint(design.weights).astype(np.int64)).draw(3, np.random.default_rng(stream))
     for k in range(3):
         cold, _ = style.fit(design, reg=0.5, weights=np.ascontiguousarray(draws[:, k]))
         assert np.abs(rounds[k] - cold).max() * 400 < 1e-4
