@@ -164,7 +164,8 @@ def version_section(
     with_interval(agreement["position_consistency"])
     section["humans"] = agreement
     section["gold"] = gold_agreement(judge_rows, context.bootstrap, rng)
-    section["position"] = position_section([v for v in verdicts if v[1] == 0])
+    rating_verdicts = [v for v in verdicts if v[1] == 0]
+    section["position"] = position_section(rating_verdicts or verdicts_of_ratings(version, judge_rows))
     section["stability"] = stability_section(verdicts, context.bootstrap, rng)
     section["length"] = length_section(judge_rows, context)
     section["self_preference"] = self_preference_section(judge_rows, context, rng)
@@ -188,6 +189,15 @@ def gold_agreement(judge_rows: Sequence[RatingRow], bootstrap: int, rng: np.rand
         "agreement": with_interval({"agree": agree, "n": len(units), "value": agree / len(units) if units else None}),
         "cohen_kappa": metric("cohen_kappa", kappa_input, bootstrap, rng),
     }
+
+
+def verdicts_of_ratings(version: str, rows: Sequence[RatingRow]) -> list[Verdict]:
+    """Return ratings made without verdicts (imported) as positional verdicts: A when the output shown left won."""
+    verdicts = []
+    for row in rows:
+        outcome = row.value if row.value not in ("a", "b") else ("A" if (row.value == "a") == row.a_left else "B")
+        verdicts.append((version, 0, row.comparison_id, "ab" if row.a_left else "ba", outcome))
+    return verdicts
 
 
 def position_section(verdicts: Sequence[Verdict]) -> dict[str, Any]:

@@ -215,6 +215,9 @@ def test_mt_bench_author_as_a_judge_against_the_expert_majority(
     assert humans["cohen_kappa"]["value"] == pytest.approx(expected["kappa"], abs=1e-6)
     assert _covers(humans["cohen_kappa"], expected["kappa"])
     assert _covers(majority, majority["value"])
+    first = version["position"]["first_preference"]  # imported votes: the output shown left is the file's model_a
+    own = [v["winner"] for v in votes if v["judge"] == author]
+    assert (first["first"], first["second"]) == (own.count("model_a"), own.count("model_b"))
 
 
 def _expected_agreement(votes: list[dict[str, Any]], author: str, campaign: Campaign) -> dict[str, Any]:
