@@ -154,6 +154,9 @@ class Prompt(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     # Categories: the file's `tags`/`category`, and the built-in taggers' `auto:` tags (scoring/categories.py).
     tags = ArrayField(models.CharField(max_length=100), default=list, blank=True)
+    # Prompt hygiene (annotation/prompt_hygiene.py): the smallest prompt id of its duplicate group, never deleted.
+    duplicate_group = models.BigIntegerField(null=True, blank=True, editable=False)
+    duplicate_kind = models.CharField(max_length=5, blank=True, editable=False, help_text="exact or near")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
