@@ -179,6 +179,7 @@ def test_api_leaderboard_takes_style_control(styled: Rated, researcher: User, ap
     [
         "style_control=1&style_reg=-1",
         "style_control=1&style_reg=abc",
+        "style_control=1&style_reg=nan",
         "style_control=1&bootstrap=1500",
         "style_control=maybe",
         "style_control=1&category=x",
