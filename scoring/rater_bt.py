@@ -259,7 +259,7 @@ def fit_rater_bt(
         jac=True,
         method="L-BFGS-B",
         bounds=bounds,
-        options={"maxiter": max_iter, "maxfun": 2 * max_iter, "ftol": 1e-15, "gtol": 1e-11, "maxcor": 30},
+        options={"maxiter": max_iter, "maxfun": 2 * max_iter, "ftol": 1e-15, "gtol": 1e-11, "maxcor": 10},
     )
     x = np.asarray(result.x, dtype=np.float64)
     x[:m] = bt_fit.center(x[None, :m], labels)[0]
