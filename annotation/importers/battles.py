@@ -32,7 +32,7 @@ from annotation.importers.reading import Progress, Record, Source
 from annotation.importers.summary import ImportSummary
 from annotation.importers.tags import MAX_TAGS, TAG_FIELDS, check_tag, merge_tags, tags_field
 from annotation.models import Verdict
-from scoring.categories import category_tag_paths
+from scoring.categories import record_categories
 
 ANONYMOUS_RATER = "arena-anonymous"
 WINNERS = {"model_a", "model_b", "tie", "tie (bothbad)"}
@@ -131,14 +131,16 @@ def _battle(record: Record, errors: ErrorCollector) -> Battle | None:
 
 
 def _tags(record: Record, errors: ErrorCollector) -> tuple[str, ...]:
-    """Return the record's tags/category, its category_tag paths that are true and language:<its language>."""
+    """Return the record's tags/category, then its Arena categories (``scoring.categories.record_categories``).
+
+    Those are its category_tag paths that are true, language:<its language>, is_code and is_refusal; without a
+    conversation also auto:multi_turn from ``turn`` and auto:long_query from ``conv_metadata.sum_user_tokens`` (with
+    one, the built-in taggers read its user turns when the prompt is stored). Only valid tags are kept.
+    """
     given = tags_field(record, errors)
-    category_tag = record.data.get("category_tag")
-    found = list(category_tag_paths(category_tag)) if isinstance(category_tag, dict) else []
-    language = record.data.get("language")
-    if isinstance(language, str) and language:
-        found.append(f"language:{language}")
-    return tuple(merge_tags(given, (tag for tag in found if check_tag(tag) is None))[:MAX_TAGS])
+    talk = isinstance(record.data.get("conversation_a"), list) or isinstance(record.data.get("conversation_b"), list)
+    found = record_categories(record.data, builtin=not talk)
+    return tuple(merge_tags(given, (tag for tag in found if check_tag(tag, builtin=True) is None))[:MAX_TAGS])
 
 
 def _timestamp(record: Record, errors: ErrorCollector) -> dt.datetime | None:

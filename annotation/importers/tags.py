@@ -24,15 +24,15 @@ TAG_PATTERN = re.compile(r"[^\s,\x00-\x1f\x7f](?:[^,\x00-\x1f\x7f]*[^\s,\x00-\x1
 BACKFILL_BATCH = 1_000
 
 
-def check_tag(tag: object) -> str | None:
-    """Return the problem with a tag a user gives, or None when it is a valid one."""
+def check_tag(tag: object, *, builtin: bool = False) -> str | None:
+    """Return the problem with a tag a user gives, or None when it is a valid one (``builtin``: auto: allowed)."""
     if not isinstance(tag, str):
         return f"a tag must be text, got {type(tag).__name__}"
     if not tag or len(tag) > MAX_TAG_LENGTH:
         return f"a tag must have 1 to {MAX_TAG_LENGTH} characters"
     if not TAG_PATTERN.fullmatch(tag):
         return f"tag {tag!r} has a comma, a control character or a space at an end"
-    if tag.startswith(AUTO_PREFIX):
+    if tag.startswith(AUTO_PREFIX) and not builtin:
         return f"tag {tag!r}: the prefix {AUTO_PREFIX} is reserved for the built-in taggers"
     return None
 
@@ -69,8 +69,12 @@ def merge_tags(first: Sequence[str], second: Iterable[str]) -> list[str]:
 
 
 def prompt_tags(*, given: Sequence[str], user_turns: Sequence[str]) -> list[str]:
-    """Return the tags to store on a prompt: the given ones, then the built-in taggers' on its user turns."""
-    return merge_tags([tag for tag in given if not tag.startswith(AUTO_PREFIX)], builtin_tags(user_turns=user_turns))
+    """Return the tags to store on a prompt: the given ones, then the built-in taggers' on its user turns.
+
+    Given tags never start with auto: when a user gave them (check_tag refuses it); a battle without a conversation
+    brings its Arena fallbacks (auto:multi_turn from ``turn``...) among them.
+    """
+    return merge_tags(given, builtin_tags(user_turns=user_turns))
 
 
 def user_turns_of(text: str, conversation: object) -> list[str]:
@@ -104,6 +108,8 @@ def retag_prompts(*, campaign: Campaign | None = None) -> int:
         conversations = _conversations([pk for pk, *_ in batch])
         updates = []
         for pk, text, tags, metadata in batch:
+            if not text.strip() and pk not in conversations:
+                continue  # nothing to tag (a battle's auto: tags from turn/conv_metadata stay as imported)
             kept = [tag for tag in tags if not tag.startswith(AUTO_PREFIX)]
             kept = merge_tags(kept, _metadata_tags(metadata))
             new = prompt_tags(given=kept, user_turns=user_turns_of(text, conversations.get(pk)))

@@ -135,6 +135,28 @@ def test_battles_import_tags_from_category_tag_language_and_every_user_turn(rese
 
 
 @pytest.mark.django_db
+def test_a_battle_without_conversation_takes_arenas_own_fields(researcher: User) -> None:
+    battle = {
+        "question_id": "q9",
+        "model_a": "m1",
+        "model_b": "m2",
+        "winner": "tie",
+        "turn": 2,
+        "is_code": True,
+        "is_refusal": False,
+        "conv_metadata": {"sum_user_tokens": 501},
+        "category_tag": {"math_v0.1": {"math": True}},
+    }
+    import_battles(campaign_slug="arena-bare", plan=parse_battles("a.jsonl", _jsonl(battle)), owner=researcher)
+    expected = ["math_v0.1.math", "is_code", "auto:multi_turn", "auto:long_query"]
+    assert Prompt.objects.get(campaign__slug="arena-bare").tags == expected
+
+    call_command("tag_prompts", stdout=StringIO())  # no text to tag again: kept as imported
+
+    assert Prompt.objects.get(campaign__slug="arena-bare").tags == expected
+
+
+@pytest.mark.django_db
 def test_alpaca_eval_import_takes_tags_and_tags_the_instruction(researcher: User) -> None:
     vote = {
         "instruction": "Solve 3x + 5 = 20 for x.",
