@@ -16,7 +16,7 @@ from django.utils import timezone
 from annotation.models import Campaign
 from judging import services
 from judging.management.commands import judge as judge_command
-from judging.models import JudgeConfig, JudgeRun, JudgeVerdict
+from judging.models import JudgeConfig, JudgeRun, JudgeVerdict, ModelFamily
 from tests.judging.conftest import LocalLLM
 
 
@@ -41,6 +41,11 @@ def test_add_judge_creates_then_updates_the_same_judge(db: None, settings: Any) 
         False,
     )
     assert str(judge.price_input_per_million) == "2.5000"
+    family = ModelFamily.objects.create(name="local", patterns="local-*")
+    _call("add_judge", "gpt", "--family", "local")
+    assert JudgeConfig.objects.get(name="gpt").family == family
+    _call("add_judge", "gpt", "--family", "")
+    assert JudgeConfig.objects.get(name="gpt").family is None
 
 
 @pytest.mark.parametrize(
@@ -50,6 +55,7 @@ def test_add_judge_creates_then_updates_the_same_judge(db: None, settings: Any) 
         (["new", "--base-url", "http://x/v1", "--model", "m", "--temperature", "hot"], "--temperature: not a valid"),
         (["new", "--base-url", "http://x/v1", "--model", "m", "--temperature", "5"], "temperature: must be between"),
         (["new", "--base-url", "http://x/v1", "--model", "m", "--custom-template-file", "/nonexistent"], "cannot read"),
+        (["new", "--base-url", "http://x/v1", "--model", "m", "--family", "gpt"], "no model family named 'gpt'"),
     ],
 )
 def test_add_judge_names_the_problem_and_creates_nothing(db: None, args: list[str], message: str) -> None:

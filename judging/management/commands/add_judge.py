@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from evalplatform.exceptions import DomainError
 from judging import services
-from judging.models import JudgeConfig
+from judging.models import JudgeConfig, ModelFamily
 
 # option name -> (model field, parser)
 OPTIONS: dict[str, tuple[str, Any]] = {
@@ -61,6 +61,9 @@ class Command(BaseCommand):
         parser.add_argument("--price-output", help="price per million output tokens")
         parser.add_argument("--one-order", action="store_true", help="judge each comparison in one order only")
         parser.add_argument("--both-orders", action="store_true", help="judge both orders (the default)")
+        parser.add_argument(
+            "--family", help="the model family of the judge, for the judge report ('' for none: from the model name)"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         settings = _settings(options)
@@ -110,4 +113,17 @@ def _settings(options: dict[str, Any]) -> dict[str, Any]:
         raise CommandError("--one-order and --both-orders contradict each other")
     if options["one_order"] or options["both_orders"]:
         settings["both_orders"] = bool(options["both_orders"])
+    if options.get("family") is not None:
+        settings["family"] = _family(options["family"])
     return settings
+
+
+def _family(name: str) -> ModelFamily | None:
+    """Return the model family named by --family ("": none)."""
+    if not name:
+        return None
+    family = ModelFamily.objects.filter(name=name).first()
+    if family is None:
+        known = ", ".join(ModelFamily.objects.values_list("name", flat=True)[:20]) or "none yet: add them in the admin"
+        raise CommandError(f"--family: no model family named {name!r} (known: {known})")
+    return family
