@@ -23,6 +23,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import threading
@@ -310,16 +311,12 @@ class JudgeRun(threading.Thread):
         return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
 
     def run(self) -> None:
-        from judging.models import JudgeRun as Run
-
         started = time.monotonic()
-        before = Run.objects.filter(campaign__slug=self.slug).order_by("-pk").values_list("pk", flat=True).first()
         done = self.command("--judge", "cluster-judge", "--limit", str(self.limit), "--wait", "--poll", "0.5")
         self.attempts = 1
         self.outputs.append(done.stdout[-400:] + done.stderr[-800:])
-        latest = Run.objects.filter(campaign__slug=self.slug).order_by("-pk").values_list("pk", flat=True).first()
-        if latest is not None and latest != before:
-            self.run_id = latest
+        started_run = re.search(r"run #(\d+)", done.stdout)  # its first line: "run #N: judge on campaign, ..."
+        self.run_id = int(started_run[1]) if started_run else None
         while self.run_id is not None and self.status() not in {"completed", "failed", "cancelled"}:
             if time.monotonic() - started > 1500:
                 break
@@ -346,9 +343,7 @@ class JudgeRun(threading.Thread):
 
 
 def verdicts_done(run_id: int) -> int:
-    from judging.models import JudgeVerdict
-
-    return JudgeVerdict.objects.filter(run_id=run_id, state="done").count()
+    return int(query("SELECT count(*) FROM judging_judgeverdict WHERE run_id = %s AND state = 'done'", [run_id]))
 
 
 # --- the checks ----------------------------------------------------------------------------------------------
