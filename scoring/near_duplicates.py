@@ -29,8 +29,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 SHINGLE = 5
 THRESHOLD = 0.8
@@ -190,6 +188,9 @@ def _groups(
     n: int, sources: NDArray[np.int64], targets: NDArray[np.int64], forms: NDArray[np.int64]
 ) -> list[DuplicateGroup]:
     """Return the connected components with more than one member."""
+    from scipy.sparse import coo_matrix  # imported here: web processes import this module at start
+    from scipy.sparse.csgraph import connected_components
+
     graph = coo_matrix((np.ones(len(sources)), (sources, targets)), shape=(n, n))
     _, labels = connected_components(graph, directed=False)
     order = np.argsort(labels, kind="stable")

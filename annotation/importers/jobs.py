@@ -26,6 +26,7 @@ from annotation.importers.reading import Progress, Source
 from annotation.importers.staging import StagedFile, discard_staged, load_staged
 from annotation.importers.summary import ImportSummary
 from annotation.models import Campaign, ImportJob
+from annotation.prompt_hygiene import import_duplicates
 from evalplatform.exceptions import DomainError
 
 
@@ -76,7 +77,9 @@ def run_import(
     parsed = importer.parse(name, source, progress)
     if writing is not None:
         writing()
-    return importer.write(campaign, parsed, dry_run)
+    summary = importer.write(campaign, parsed, dry_run)
+    summary.duplicates = import_duplicates(campaign=campaign, parsed=parsed, dry_run=dry_run)
+    return summary
 
 
 def runs_inline(size: int) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -20,6 +21,8 @@ class ImportSummary:
     created: dict[str, int] = field(default_factory=dict)
     campaign_created: bool = False
     dry_run: bool = False
+    # Duplicate groups holding the file's prompts (annotation/prompt_hygiene.py); empty when not checked.
+    duplicates: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> str:
         """Return one human line: what the file holds and what was new."""
@@ -37,4 +40,7 @@ class ImportSummary:
         ]
         new = ", ".join(f"{count} {name}" for name, count in self.created.items())
         verb = "would create" if self.dry_run else "created"
-        return f"{self.file}: {self.records} records: {', '.join(held)}; {verb} {new or 'nothing (all present)'}"
+        line = f"{self.file}: {self.records} records: {', '.join(held)}; {verb} {new or 'nothing (all present)'}"
+        from annotation.prompt_hygiene import describe_import_duplicates
+
+        return line + describe_import_duplicates(self.duplicates)

@@ -7,9 +7,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.importers import import_outputs, parse_outputs
+from annotation.importers import ImportSummary, import_outputs, parse_outputs
 from annotation.management.commands._importing import read_file, run_import
 from annotation.models import Campaign
+from annotation.prompt_hygiene import import_duplicates
 
 
 class Command(BaseCommand):
@@ -29,9 +30,11 @@ class Command(BaseCommand):
         if campaign is None:
             raise CommandError(f"no campaign with the slug {options['campaign']!r}")
         data = read_file(options["file"])
-        run_import(
-            self,
-            lambda: import_outputs(
-                campaign=campaign, parsed=parse_outputs(options["file"], data), dry_run=options["dry_run"]
-            ),
-        )
+
+        def work() -> ImportSummary:
+            parsed = parse_outputs(options["file"], data)
+            summary = import_outputs(campaign=campaign, parsed=parsed, dry_run=options["dry_run"])
+            summary.duplicates = import_duplicates(campaign=campaign, parsed=parsed, dry_run=options["dry_run"])
+            return summary
+
+        run_import(self, work)
