@@ -4,11 +4,13 @@ the page and the manifest."""
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import Counter
 from collections.abc import Callable
 from io import StringIO
 from typing import Any
 
+import numpy as np
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
@@ -16,13 +18,15 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 import scoring
-from annotation.models import Prompt, Rating
+from annotation.importers import import_battles, parse_battles
+from annotation.models import Campaign, Prompt, Rating
 from results.categories import campaign_categories
 from results.leaderboards import campaign_leaderboard
 from results.manifest import canonical, leaderboard_with_manifest
 from results.raters import RaterSelection
 from results.reproduce import reproduce
 from results.selectors import arena_battle
+from scoring.categories import read_category_counts
 from tests.results.conftest import Rated
 
 ClientFor = Callable[[User | None], APIClient]
@@ -249,3 +253,55 @@ def test_retagging_prompts_refreshes_cached_category_reports_without_new_ratings
     }
     assert (listed_before["hard"], listed_after["hard"]) == (1, 2)
     assert after["n_battles"] == sum(_expected_battles(tagged, "hard").values()) > before["n_battles"]
+
+
+def _arena_log(n: int) -> list[dict[str, Any]]:
+    """Return Arena-shaped battles with category tags, languages, and a conversation on every third."""
+    rng = np.random.default_rng(5)
+    models = ["m-a", "m-b", "m-c", "m-d"]
+    questions = ["What is 12 * 7?", "Write a poem about autumn leaves and the wind.", "```python\nprint(1)\n```"]
+    records = []
+    for k in range(n):
+        a, b = rng.choice(4, size=2, replace=False)
+        record: dict[str, Any] = {
+            "question_id": f"q{k}",
+            "model_a": models[a],
+            "model_b": models[b],
+            "winner": ["model_a", "model_b", "tie", "tie (bothbad)"][int(rng.choice(4, p=[0.45, 0.35, 0.15, 0.05]))],
+            "judge": f"user{k % 7}",
+            "language": "English" if k % 4 else "German",
+            "turn": 1 + k % 2,
+            "is_code": bool(k % 3 == 1),
+            "category_tag": {"criteria_v0.1": {"math": bool(rng.random() < 0.4)}, "if_v0.1": {"if": k % 5 == 0}},
+        }
+        if k % 3 == 0:
+            question = questions[(k // 3) % 3]
+            record["conversation_a"] = [{"role": "user", "content": question}, {"role": "assistant", "content": "x"}]
+            record["conversation_b"] = [{"role": "user", "content": question}, {"role": "assistant", "content": "y"}]
+        records.append(record)
+    return records
+
+
+@pytest.mark.django_db
+def test_an_imported_arena_log_has_the_categories_and_ratings_of_the_file(researcher: User, tmp_path: Any) -> None:
+    records = _arena_log(300)
+    path = tmp_path / "arena.jsonl"
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+    plan = parse_battles("arena.jsonl", path.read_bytes())
+    import_battles(campaign_slug="arena-cats", plan=plan, owner=researcher)
+    campaign = Campaign.objects.get(slug="arena-cats")
+
+    from_file = {item.category: item for item in read_category_counts(path)}
+    listed = {
+        row["category"]: row["n_battles"] for row in campaign_categories(campaign, RaterSelection())["categories"]
+    }
+    assert listed == {name: item.n_battles for name, item in from_file.items()}
+    assert {"auto:math", "auto:code", "auto:multi_turn", "is_code", "language:German"} <= set(listed)
+    for name in ("criteria_v0.1.math", "auto:multi_turn", "auto:math"):
+        board = campaign_leaderboard(campaign, RaterSelection(), category=name)
+        counts = from_file[name].counts
+        assert counts is not None
+        fit = scoring.bradley_terry_from_counts(counts)
+        assert {row["model"]: row["rating"] for row in board["ratings"]} == pytest.approx(
+            {row.model: row.rating for row in fit.ratings}
+        )
