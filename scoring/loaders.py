@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,7 +21,9 @@ from scoring import compiled
 from scoring.battles import OUTCOMES, Battle, BattleCounts, aggregate_codes, counts_from_tally, outcome_code
 from scoring.cores import idle_cores
 from scoring.line_tally import LineTally, line_ranges, tally_lines
-from scoring.style import StyleBattles, style_counts
+
+if TYPE_CHECKING:
+    from scoring.style import StyleBattles
 
 IntArray = NDArray[np.int64]
 BATTLE_FIELDS = ("model_a", "model_b", "winner")
@@ -709,6 +711,8 @@ def read_style_battles(path: str | Path, filters: BattleFilter | None = None) ->
     battle's own keys only), into compact columns of 11 integers a battle. A record without ``conv_metadata`` or with
     a bad count is an error naming its line.
     """
+    from scoring.style import StyleBattles, style_counts  # only here: it imports scipy, the plain path does not
+
     filters = filters or NO_FILTER
     index: dict[str, int] = {}
     columns = [array.array("q") for _ in range(11)]
