@@ -39,6 +39,7 @@ CLUSTER = Path(os.environ.get("EVALPLATFORM_CLUSTER_SCRIPT", REPO / "scripts" / 
 CLUSTER_DIR = Path(os.environ.get("EVALPLATFORM_CLUSTER_DIR", REPO / ".cluster"))
 NET = "10.77.0"
 LB = (f"{NET}.10", 80)
+WEBS = [(f"{NET}.11", 8000), (f"{NET}.12", 8000)]  # gunicorn directly, for the comparison without HAProxy
 HOSTS = ("lb", "web1", "web2", "worker1", "worker2", "db", "replica")
 RETRYABLE = {502, 503, 504}
 CHOICES = ["left", "right", "tie", "both_bad"]
@@ -110,8 +111,9 @@ class Log:
 class Connection:
     """One client's keep-alive HTTP/1.1 connection to the load balancer (as bench/bench_assignment.py's)."""
 
-    def __init__(self, token: str) -> None:
-        self.head = f"Host: {LB[0]}\r\nAuthorization: Token {token}\r\nContent-Type: application/json\r\n"
+    def __init__(self, token: str, address: tuple[str, int] = LB) -> None:
+        self.address = address
+        self.head = f"Host: {address[0]}\r\nAuthorization: Token {token}\r\nContent-Type: application/json\r\n"
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
@@ -122,7 +124,7 @@ class Connection:
 
     async def post(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
         if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(*LB)
+            self.reader, self.writer = await asyncio.open_connection(*self.address)
         assert self.reader is not None
         data = json.dumps(body).encode()
         self.writer.write(f"POST {path} HTTP/1.1\r\n{self.head}Content-Length: {len(data)}\r\n\r\n".encode() + data)
@@ -164,8 +166,8 @@ async def send(conn: Connection, path: str, body: dict[str, Any], log: Log) -> t
         pause = min(pause * 2, 2.0)
 
 
-async def annotator(token: str, campaign_id: int, stop_at: float, log: Log) -> None:
-    conn = Connection(token)
+async def annotator(token: str, campaign_id: int, stop_at: float, log: Log, address: tuple[str, int]) -> None:
+    conn = Connection(token, address)
     n = 0
     while time.monotonic() < stop_at:
         answer = await send(conn, f"/api/v1/campaigns/{campaign_id}/next/", {}, log)
@@ -193,10 +195,17 @@ async def annotator(token: str, campaign_id: int, stop_at: float, log: Log) -> N
     conn.drop()
 
 
-def run_load(tokens: list[str], campaign_id: int, seconds: float, log: Log) -> None:
+def run_load(tokens: list[str], campaign_id: int, seconds: float, log: Log, *, direct: bool = False) -> None:
+    """Run one client per token for ``seconds``: through the load balancer, or (``direct``) half on each web host."""
+
     async def drive() -> None:
         stop_at = time.monotonic() + seconds
-        await asyncio.gather(*(annotator(token, campaign_id, stop_at, log) for token in tokens))
+        await asyncio.gather(
+            *(
+                annotator(token, campaign_id, stop_at, log, WEBS[i % 2] if direct else LB)
+                for i, token in enumerate(tokens)
+            )
+        )
 
     asyncio.run(drive())
 
@@ -452,33 +461,35 @@ def describe_cpu(used: dict[str, float]) -> str:
 
 
 def baseline(tokens: list[str], campaign_id: int, args: argparse.Namespace) -> None:
-    print(f"--- without faults: {len(tokens)} clients through the load balancer for {args.baseline_seconds:.0f} s")
-    log = Log()
-    before = cpu_snapshot()
-    started = time.monotonic()
-    run_load(tokens, campaign_id, args.baseline_seconds, log)
-    elapsed = time.monotonic() - started
-    used = cpu_used(before)
-    serving = sum(used[h] for h in ("lb", "web1", "web2", "db"))
-    print(
-        f"ratings: {log.ratings:,} in {elapsed:.1f} s = {log.ratings / elapsed:.0f}/s; request p50 "
-        f"{percentile(log.latencies, 0.5):.1f} ms, p95 {percentile(log.latencies, 0.95):.1f} ms; errors: "
-        f"{dict(log.retried + log.other) or 'none'}"
-    )
-    if log.ratings:
+    for direct in (False, True):
+        where = "directly to web1 and web2 (half each)" if direct else "through the load balancer"
+        print(f"--- without faults: {len(tokens)} clients {where} for {args.baseline_seconds:.0f} s")
+        reset_annotation(campaign_id)
+        log = Log()
+        before = cpu_snapshot()
+        started = time.monotonic()
+        run_load(tokens, campaign_id, args.baseline_seconds, log, direct=direct)
+        elapsed = time.monotonic() - started
+        used = cpu_used(before)
+        serving = sum(used[h] for h in ("lb", "web1", "web2", "db"))
         print(
-            f"CPU per rating: {serving / log.ratings * 1000:.2f} ms (lb + web1 + web2 + db; "
-            f"replica {used['replica'] / log.ratings * 1000:.2f} ms more); CPU s by host: {describe_cpu(used)}"
+            f"ratings: {log.ratings:,} in {elapsed:.1f} s = {log.ratings / elapsed:.0f}/s; request p50 "
+            f"{percentile(log.latencies, 0.5):.1f} ms, p95 {percentile(log.latencies, 0.95):.1f} ms; errors: "
+            f"{dict(log.retried + log.other) or 'none'}"
         )
+        if log.ratings:
+            print(
+                f"CPU per rating: {serving / log.ratings * 1000:.2f} ms (lb + web1 + web2 + db; "
+                f"replica {used['replica'] / log.ratings * 1000:.2f} ms more); CPU s by host: {describe_cpu(used)}"
+            )
     print(f"--- without faults: a judge run of {args.baseline_judge} comparisons (both orders) on worker1 + worker2")
-    llm_pid = int((CLUSTER_DIR / "run" / "llm.pid").read_text())
-    llm_before = llm_cpu(llm_pid)
-    before = cpu_snapshot()
     run = JudgeRun(seed_judging(args.baseline_judge, name="baseline"), args.baseline_judge)
+    llm_before = llm_cpu()
+    before = cpu_snapshot()
     run.start()
     run.join()
     used = cpu_used(before)
-    llm = llm_cpu(llm_pid) - llm_before
+    llm = llm_cpu() - llm_before
     done = verdicts_done(run.run_id) if run.run_id else 0
     judging = used["worker1"] + used["worker2"] + used["db"] - llm
     print(f"verdicts: {done:,} in {run.elapsed:.1f} s = {done / max(run.elapsed, 1e-9):.0f}/s (status {run.status()})")
@@ -489,12 +500,19 @@ def baseline(tokens: list[str], campaign_id: int, args: argparse.Namespace) -> N
         )
 
 
-def llm_cpu(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return sum(int(v) for v in fields[11:15]) / TICKS
+def llm_cpu() -> float:
+    """Return the CPU seconds of the local LLM server (on the db host), to leave out of the cost of a judgment."""
+    pids = subprocess.run(["ip", "netns", "pids", "ep-db"], capture_output=True, text=True).stdout.split()
+    total = 0
+    for pid in pids:
+        try:
+            if b"serve_local_llm" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                continue
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(v) for v in fields[11:15])
+    return total / TICKS
 
 
 def faults(
