@@ -228,10 +228,26 @@ class Campaign:
         exclude_raters: str | None = None,
         bootstrap: int | None = None,
         seed: int | None = None,
+        category: str | None = None,
     ) -> dict[str, Any]:
-        """Return the leaderboard; `raters` is humans, judges, all (default) or comma-separated rater names."""
-        params = {"raters": raters, "exclude_raters": exclude_raters, "bootstrap": bootstrap, "seed": seed}
+        """Return the leaderboard; `raters` is humans, judges, all (default) or comma-separated rater names.
+
+        `category`: only the ratings on prompts with this tag (see `categories()`).
+        """
+        params = {
+            "raters": raters,
+            "exclude_raters": exclude_raters,
+            "bootstrap": bootstrap,
+            "seed": seed,
+            "category": category,
+        }
         result: dict[str, Any] = self._json("GET", "leaderboard/", params=params)
+        return result
+
+    def categories(self, raters: str | None = None, *, exclude_raters: str | None = None) -> dict[str, Any]:
+        """Return the campaign's categories (prompt tags) with their prompts, battles and whether provisional."""
+        params = {"raters": raters, "exclude_raters": exclude_raters}
+        result: dict[str, Any] = self._json("GET", "categories/", params=params)
         return result
 
     def agreement(

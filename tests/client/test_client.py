@@ -123,6 +123,7 @@ def every_call(client: Client, tmp_path: Path) -> None:
     list(campaign.comparisons())
     list(campaign.ratings())
     campaign.leaderboard()
+    campaign.categories()
     campaign.agreement()
     campaign.raters()
     campaign.rater_action("troll", "exclude", "inverted votes")
@@ -160,3 +161,29 @@ def test_the_client_calls_every_researcher_and_judge_endpoint_of_the_openapi_sch
 
     assert len(operations) >= 20
     assert sorted(op for op in operations if not called(*op)) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_categories_and_a_category_leaderboard_through_the_client(
+    live_server: Any, researcher: User, tmp_path: Path
+) -> None:
+    client = client_for(live_server, researcher)
+    path = tmp_path / "outputs.jsonl"
+    path.write_text(
+        '{"prompt_id": "q1", "prompt": "What is 17 * 23?", "model": "m1", "output": "391", "tags": ["arith"]}\n'
+        '{"prompt_id": "q1", "prompt": "What is 17 * 23?", "model": "m2", "output": "392"}\n'
+    )
+    campaign = client.campaigns.create(name="Tagged", slug="tagged")
+    campaign.upload_outputs(path)
+
+    listed = campaign.categories()
+    board = campaign.leaderboard(category="arith")
+
+    assert {row["category"]: row["n_prompts"] for row in listed["categories"]} == {
+        "arith": 1,
+        "auto:math": 1,
+        "auto:language:en": 1,
+    }
+    assert (board["category"], board["n_battles"], board["provisional"]) == ("arith", 0, True)
+    with pytest.raises(ValidationError, match="no prompt of this campaign has the tag 'nope'"):
+        campaign.leaderboard(category="nope")
