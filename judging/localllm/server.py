@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import random
 import threading
@@ -30,7 +31,7 @@ from judging.localllm import heuristics
 FAULT_KINDS = ("rate_limit", "server_error", "hang", "malformed", "truncated")
 MODEL_ID = "local-judge"
 BIAS_OPTIONS = ("position", "length", "self", "marker", "flip")
-MAX_SEEN_PROMPTS = 1_000_000  # prompts whose answer count is kept for the flip draws (then the count starts over)
+MAX_SEEN_PROMPTS = 200_000  # prompts whose answer count is kept for the flip draws (then the count starts over)
 _REASONS = {
     200: "OK",
     400: "Bad Request",
@@ -206,7 +207,7 @@ class LocalLLMServer:
     def _call_key(self, model: str, prompt: str, seed: Any) -> str:
         if isinstance(seed, int) and not isinstance(seed, bool):
             return f"seed:{seed}"
-        key = f"{model}\n{prompt}"
+        key = hashlib.sha256(f"{model}\n{prompt}".encode()).hexdigest()[:32]  # bounded memory per prompt
         if len(self._seen) >= MAX_SEEN_PROMPTS:
             self._seen.clear()
         self._seen[key] += 1
