@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -30,12 +29,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_export import child  # noqa: E402  (also sets Django up)
-from django.contrib.auth.models import User  # noqa: E402
-from django.core.management import call_command  # noqa: E402
-from django.db import connection, transaction  # noqa: E402
+from bench_export import child
+from django.contrib.auth.models import User
+from django.core.management import call_command
+from django.db import connection, transaction
 
-from annotation.models import Campaign, Rater, Rating  # noqa: E402
+from annotation.models import Campaign, Rater, Rating
 
 OPERATIONS = (
     "agreement",
@@ -59,9 +58,7 @@ def plan(n_ratings: int, judges: int) -> tuple[int, int]:
     return judged, human
 
 
-def seed(
-    n_ratings: int, *, models: int, prompts: int, judges: int, humans: int, fresh: bool = False
-) -> Campaign:
+def seed(n_ratings: int, *, models: int, prompts: int, judges: int, humans: int, fresh: bool = False) -> Campaign:
     """Return the bench campaign of n_ratings ratings, seeding it by SQL when absent (or when fresh)."""
     if models < 3 or judges < 1 or humans < 3:
         raise SystemExit("--models needs at least 3, --judges 1 and --humans 3")
