@@ -93,7 +93,8 @@ def test_leaderboard_table_and_errors(rated: Rated, capsys: pytest.CaptureFixtur
     assert "raters judges" in out
     assert "raters: judges, 0 humans and 1 judge" in out
     board = leaderboard_json(rated, capsys=capsys)
-    assert board["rater_mix"] == {"raters": "all", "default": True, "humans": 2, "judges": 1, "mixed": True}
+    mix = {"raters": "all", "default": True, "humans": 2, "judges": 1, "mixed": True, "excluded": []}
+    assert board["rater_mix"] == mix
     with pytest.raises(CommandError, match="no campaign 'nope'"):
         call_command("leaderboard", "nope")
     with pytest.raises(CommandError, match="no rater named ghost"):
