@@ -67,15 +67,16 @@ class OutputFacts:
 def access_judge_report(
     *, user: AbstractBaseUser | AnonymousUser, judge: str, campaign: str | None
 ) -> tuple[JudgeConfig, list[Campaign]]:
-    """Return the judge (by id or name) and the campaigns of its report, if the user may read them.
+    """Return the judge (by name, else by id) and the campaigns of its report, if the user may read them.
 
     The judge must be one the user may use (their own or the operator's; NotFound otherwise, as for a judge that
     does not exist); the campaign one whose results the user reads (403 for its annotators, else 404); without a
     campaign, every campaign whose results the user reads and the judge rated.
     """
     judges = access_judges(user=cast(User, user))
-    found = judges.filter(pk=int(judge)).first() if judge.isdigit() and len(judge) < 18 else None
-    found = found or judges.filter(name=judge).first()
+    found = judges.filter(name=judge).first()
+    if found is None and judge.isdigit() and len(judge) < 18:
+        found = judges.filter(pk=int(judge)).first()
     if found is None:
         raise NotFound(f"No judge {judge!r} that you may use.")
     if campaign is not None:
