@@ -237,6 +237,16 @@ class LeaderboardApi(APIView):
             help_text="Rater-aware Bradley-Terry: each rater's reliability and left bias fitted with the ratings "
             "(rater_model.raters in the report; bootstrap 0; cluster=rater for rater-clustered intervals).",
         )
+        influence = serializers.BooleanField(
+            default=False,
+            help_text="Add each model's n_votes_to_flip (the fewest votes whose removal swaps it with the next "
+            "model, confirmed by refitting) and fragile; the pairs under influence.",
+        )
+        downsample = serializers.BooleanField(
+            default=False,
+            help_text="Chatbot Arena's high-frequency downsampling: a prompt rated more often than the 99.9th "
+            "percentile of the prompts keeps a seeded random sample of that many ratings (plain Bradley-Terry only).",
+        )
 
     QUERY = Query()
 
@@ -269,6 +279,8 @@ class LeaderboardApi(APIView):
             category=category,
             cluster=options.get("cluster"),
             rater_model=options["rater_model"],
+            influence=options["influence"],
+            downsample=options["downsample"],
         )
         if not combine:
             board["side_by_side"] = side_by_side(campaign, selection)

@@ -26,6 +26,7 @@ from evalplatform.exceptions import DomainError
 from results.categories import category_source, min_battles, tags_version
 from results.counts import BattleTally, battle_tally
 from results.ppi import compute_ppi_leaderboard
+from results.prompt_downsampling import downsampled_counts
 from results.rater_model import check_rater_options, rater_options_board
 from results.raters import RaterSelection
 from results.selectors import (
@@ -40,6 +41,8 @@ from results.selectors import (
 )
 from results.style_leaderboard import check_style_options, compute_style_leaderboard
 from scoring.battles import counts_from_tally
+from scoring.influence import add_to_rows as add_influence_to_rows
+from scoring.influence import leaderboard_influence
 from scoring.style import DEFAULT_REG
 
 CACHE_SECONDS = 24 * 3600
@@ -75,6 +78,8 @@ def campaign_leaderboard(
     style_reg: float = DEFAULT_REG,
     cluster: str | None = None,
     rater_model: bool = False,
+    influence: bool = False,
+    downsample: bool = False,
 ) -> dict[str, Any]:
     """Return the campaign's leaderboard under a rater selection, from the cache when the ratings are unchanged.
 
@@ -87,9 +92,16 @@ def campaign_leaderboard(
     ``style_control`` fits the ratings jointly with the outputs' style (``results/style_leaderboard.py``; L2
     regularisation ``style_reg``, 0 for the maximum likelihood; no Elo, and none of the options above).
     ``cluster`` (``rater``/``prompt``) clusters the sandwich intervals, ``rater_model`` fits the rater-aware
-    Bradley-Terry (``results/rater_model.py``; no bootstrap).
+    Bradley-Terry (``results/rater_model.py``; no bootstrap). ``influence`` adds each adjacent pair's votes to
+    flip (``scoring/influence.py``); ``downsample`` caps over-rated prompts (``results/prompt_downsampling.py``).
     """
     version = ratings_version()
+    if downsample and (consistent or category is not None or cluster or rater_model or combine or style_control):
+        raise DomainError(
+            "downsample applies to the plain Bradley-Terry leaderboard (no consistent, category, cluster, "
+            "rater_model, combine or style_control)",
+            field="downsample",
+        )
     check_rater_options(
         cluster=cluster,
         rater_model=rater_model,
@@ -121,8 +133,19 @@ def campaign_leaderboard(
         gate = ("consistent",) if consistent else ()  # ungated keys stay as they were
         subset = ("category", category, tags_version(campaign)) if category is not None else ()
         model = ("cluster", cluster, "rater_model", rater_model) if cluster or rater_model else ()
+        hygiene = ("influence", influence, "downsample", downsample) if influence or downsample else ()
         return cache_key(
-            "leaderboard", campaign.pk, selection.key, bootstrap, seed, elo, version.key, *gate, *subset, *model
+            "leaderboard",
+            campaign.pk,
+            selection.key,
+            bootstrap,
+            seed,
+            elo,
+            version.key,
+            *gate,
+            *subset,
+            *model,
+            *hygiene,
         )
 
     if with_elo is None and not force and (warm := cache.get(key(True))) is not None:
@@ -140,6 +163,8 @@ def campaign_leaderboard(
                 category=category,
                 cluster=cluster,
                 rater_model=rater_model,
+                influence=influence,
+                downsample=downsample,
             ),
             force=force,
         )
@@ -169,6 +194,8 @@ def compute_leaderboard(
     category: str | None = None,
     cluster: str | None = None,
     rater_model: bool = False,
+    influence: bool = False,
+    downsample: bool = False,
 ) -> dict[str, Any]:
     """Fit Bradley-Terry (and online Elo) to the campaign's selected ratings; return a JSON-ready report.
 
@@ -195,7 +222,11 @@ def compute_leaderboard(
         report["warnings"].append("no ratings between named models")
         return report
     counts = counts_from_tally(tally.counts)
-    if cluster or rater_model:  # per-rater (or per-prompt) counts of their own SQL aggregation
+    board = None
+    if downsample:
+        counts, board = _downsampled_board(campaign, selection, report, bootstrap=bootstrap, seed=seed)
+        with_elo = False  # Elo replays every rating in order: it has no downsampled form
+    elif cluster or rater_model:  # per-rater (or per-prompt) counts of their own SQL aggregation
         fitted = rater_options_board(
             campaign, selection, cluster=cluster, rater_model=rater_model, consistent=consistent, category=category
         )
@@ -207,6 +238,10 @@ def compute_leaderboard(
     else:
         board = scoring.bradley_terry_from_counts(counts, bootstrap=bootstrap, rng=np.random.default_rng(seed))
         report.update(board.to_dict())
+    if influence and board is not None:
+        pairs = leaderboard_influence(counts, board)
+        add_influence_to_rows(report["ratings"], pairs)
+        report["influence"] = [pair.to_dict() for pair in pairs]
     report.update(campaign=campaign.slug, raters=selection.key, skipped_unnamed=tally.skipped_unnamed)
     if consistent:
         report.update(consistent=True, inconsistent_pairs=tally.inconsistent_pairs)
@@ -221,6 +256,20 @@ def compute_leaderboard(
     report["models"] = [row["model"] for row in report["ratings"]]
     report["seconds"] = round(time.perf_counter() - started, 4)
     return report
+
+
+def _downsampled_board(
+    campaign: Campaign, selection: RaterSelection, report: dict[str, Any], *, bootstrap: int, seed: int
+) -> tuple[scoring.BattleCounts, scoring.Leaderboard]:
+    """Fit the leaderboard to the downsampled ratings, recording the downsampling in ``report``."""
+    found = downsampled_counts(campaign, selection, seed=seed)
+    if found is None:
+        raise DomainError("no ratings between named models to downsample", field="downsample")
+    counts, summary = found
+    board = scoring.bradley_terry_from_counts(counts, bootstrap=bootstrap, rng=np.random.default_rng(seed))
+    report.update(board.to_dict())
+    report["downsampling"] = summary.to_dict()
+    return counts, board
 
 
 def win_rate_matrix(counts: scoring.BattleCounts, *, order: list[str] | None = None) -> dict[str, Any]:

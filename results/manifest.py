@@ -243,6 +243,8 @@ def leaderboard_with_manifest(
     category: str | None = None,
     cluster: str | None = None,
     rater_model: bool = False,
+    influence: bool = False,
+    downsample: bool = False,
 ) -> dict[str, Any]:
     """Return the campaign's leaderboard with its manifest under ``manifest`` (read in one snapshot)."""
     from results.leaderboards import campaign_leaderboard
@@ -259,6 +261,8 @@ def leaderboard_with_manifest(
             category=category,
             cluster=cluster,
             rater_model=rater_model,
+            influence=influence,
+            downsample=downsample,
         )
         options = leaderboard_options(board, bootstrap=bootstrap, seed=seed, combine=combine, consistent=consistent)
         if category is not None:  # recorded only when set, so that whole-campaign manifests read as before
@@ -267,6 +271,10 @@ def leaderboard_with_manifest(
             options["cluster"] = cluster
         if rater_model:
             options["rater_model"] = True
+        if influence:
+            options["influence"] = True
+        if downsample:
+            options["downsample"] = True
         board["manifest"] = build(
             kind="leaderboard", campaign=campaign, selection=selection, options=options, ratings=ratings,
             result={"sha256": result_digest(board)},

@@ -109,6 +109,9 @@ def check_options(kind: str, options: dict[str, Any]) -> None:
             raise fail("options.cluster must be null, rater or prompt", "options")
         if not isinstance(options.get("rater_model", False), bool):
             raise fail("options.rater_model must be true or false", "options")
+        for flag in ("influence", "downsample"):
+            if not isinstance(options.get(flag, False), bool):
+                raise fail(f"options.{flag} must be true or false", "options")
 
 
 def check_ratings(ratings: dict[str, Any]) -> None:
@@ -228,6 +231,8 @@ def recompute(campaign: Campaign, selection: RaterSelection, kind: str, options:
             category=options.get("category"),
             cluster=options.get("cluster"),
             rater_model=options.get("rater_model", False),
+            influence=options.get("influence", False),
+            downsample=options.get("downsample", False),
         )
     return m.result_digest(board)
 

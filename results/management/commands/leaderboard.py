@@ -14,6 +14,7 @@ from results.categories import campaign_categories, check_category
 from results.leaderboards import side_by_side
 from results.management.commands._common import add_rater_arguments, get_campaign, get_selection, write_manifest
 from results.manifest import leaderboard_with_manifest
+from results.prompt_downsampling import hygiene_lines
 from results.rater_mix import mix_note, rater_mix
 from results.rater_model import check_rater_options, rater_option_lines
 from results.style_leaderboard import style_output
@@ -69,6 +70,16 @@ class Command(BaseCommand):
             action="store_true",
             help="Rater-aware Bradley-Terry: each rater's reliability and left bias fitted with the ratings.",
         )
+        parser.add_argument(
+            "--influence",
+            action="store_true",
+            help="Per adjacent pair, the fewest votes whose removal swaps them (refit-confirmed; fragile marker).",
+        )
+        parser.add_argument(
+            "--downsample-high-freq",
+            action="store_true",
+            help="Chatbot Arena's downsampling: prompts rated more than the 99.9th percentile keep that many ratings.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         campaign = get_campaign(options["campaign"])
@@ -105,6 +116,8 @@ class Command(BaseCommand):
                 category=options["category"],
                 cluster=options["cluster"],
                 rater_model=options["rater_model"],
+                influence=options["influence"],
+                downsample=options["downsample_high_freq"],
             )
             write_manifest(options["manifest"], board["manifest"])
             if options["combine"]:
@@ -215,6 +228,7 @@ def table(board: dict[str, Any]) -> str:
             + "; elo: online Elo over the ratings in the order given (it depends on that order; the rating does not)"
         )
     lines += rater_option_lines(board)
+    lines += hygiene_lines(board)
     lines += [f"warning: {w}" for w in board.get("warnings", [])]
     lines.append(mix_note(board["rater_mix"]))
     sbs = board.get("side_by_side")
