@@ -37,3 +37,16 @@ def test_a_short_run_prints_both_coverages_and_the_targets() -> None:
     assert "unclustered: coverage" in done.stdout
     assert "clustered CR1: coverage" in done.stdout
     assert "target clustered (CR1) coverage 93-97%:" in done.stdout
+
+
+def test_the_rater_model_mode_prints_each_fits_coverage() -> None:
+    done = subprocess.run(
+        [sys.executable, "bench/bench_clustered.py", "--rater-model", "--rounds", "1", "--votes", "40"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    for kind in ("plain", "rater-aware", "rater-aware, clustered"):
+        assert f"{kind}: coverage" in done.stdout
