@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Count
 from django.db.models.functions import Left
 
 from annotation.models import Campaign, Prompt
@@ -177,3 +178,17 @@ def describe_import_duplicates(duplicates: Mapping[str, Any]) -> str:
         f"; duplicate prompts in the campaign: {duplicates['exact_groups']} exact and {duplicates['near_groups']} "
         f"near groups ({duplicates['prompts_in_groups']} prompts, tagged, none deleted)"
     )
+
+
+def stored_duplicate_summary(campaign: Campaign) -> dict[str, int]:
+    """Return the tagged duplicate prompts of a campaign per kind, as stored by the last tagging (one query)."""
+    summary = {"exact": 0, "near": 0, "exact_groups": 0, "near_groups": 0}
+    rows = (
+        Prompt.objects.filter(campaign=campaign, duplicate_group__isnull=False)
+        .values_list("duplicate_kind")
+        .annotate(prompts=Count("id"), groups=Count("duplicate_group", distinct=True))
+    )
+    for kind, prompts, groups in rows:
+        if kind in ("exact", "near"):
+            summary[kind], summary[f"{kind}_groups"] = prompts, groups
+    return summary

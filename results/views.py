@@ -12,6 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from annotation.models import Campaign, Rater, Rating
+from annotation.prompt_hygiene import stored_duplicate_summary
 from evalplatform.exceptions import DomainError, NotFound, PermissionDenied
 from results import svg
 from results.access import access_campaign_results, researcher_campaigns
@@ -71,13 +72,16 @@ def campaign_index(request: HttpRequest) -> HttpResponse:
 def leaderboard_page(request: HttpRequest, slug: str) -> HttpResponse:
     """The leaderboard, with the rater options of the query (``cluster``, ``rater_model``) when given."""
     cluster, rater_model = request.GET.get("cluster") or None, request.GET.get("rater_model", "")
+    flags = {name: request.GET.get(name, "") for name in ("influence", "downsample")}
 
     def page_data(campaign: Campaign, selection: RaterSelection) -> dict[str, Any]:
-        if rater_model not in ("", "0", "1", "false", "true", "on"):
-            raise DomainError("rater_model: expected 1 or 0", field="rater_model")
+        for name, value in {"rater_model": rater_model, **flags}.items():
+            if value not in ("", "0", "1", "false", "true", "on"):
+                raise DomainError(f"{name}: expected 1 or 0", field=name)
         aware = rater_model in ("1", "true", "on")
-        context = leaderboard_context(campaign, selection, cluster=cluster, rater_model=aware)
-        return context | {"rater_options": {"cluster": cluster, "rater_model": aware}}
+        hygiene = {name: value in ("1", "true", "on") for name, value in flags.items()}
+        context = leaderboard_context(campaign, selection, cluster=cluster, rater_model=aware, **hygiene)
+        return context | {"rater_options": {"cluster": cluster, "rater_model": aware, **hygiene}}
 
     return researcher_page("results/leaderboard.html")(page_data)(request, slug)
 
@@ -106,11 +110,19 @@ def agreement_page(campaign: Campaign, selection: RaterSelection) -> dict[str, A
 
 
 def leaderboard_context(
-    campaign: Campaign, selection: RaterSelection, *, cluster: str | None = None, rater_model: bool = False
+    campaign: Campaign,
+    selection: RaterSelection,
+    *,
+    cluster: str | None = None,
+    rater_model: bool = False,
+    influence: bool = False,
+    downsample: bool = False,
 ) -> dict[str, Any]:
     """Return the leaderboard page's data and pictures (shared with the admin view)."""
     check_rater_options(cluster=cluster, rater_model=rater_model)
-    board = campaign_leaderboard(campaign, selection, cluster=cluster, rater_model=rater_model)
+    board = campaign_leaderboard(
+        campaign, selection, cluster=cluster, rater_model=rater_model, influence=influence, downsample=downsample
+    )
     pictures = {}
     rows = [dict(row, rank_worst=worst_rank(row, board["ratings"])) for row in board["ratings"]]
     if rows:
@@ -140,6 +152,7 @@ def leaderboard_context(
         "side_by_side": side_by_side(campaign, selection),
         "pictures": pictures,
         "formats": list(FORMATS),
+        "prompt_duplicates": stored_duplicate_summary(campaign),
     }
 
 

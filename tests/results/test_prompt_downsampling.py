@@ -8,8 +8,10 @@ from io import StringIO
 import pytest
 from django.contrib.auth.models import User
 from django.core.management import call_command
+from django.test import Client
 
-from annotation.models import Campaign
+from annotation.models import Campaign, Prompt
+from annotation.prompt_hygiene import tag_campaign_duplicates
 from evalplatform.exceptions import DomainError
 from results.leaderboards import compute_leaderboard
 from results.prompt_downsampling import downsampled_counts
@@ -85,3 +87,20 @@ def test_reproduce_refuses_a_manifest_whose_new_option_is_not_a_boolean(flag: st
     with pytest.raises(DomainError, match=f"options.{flag} must be true or false"):
         check_options("leaderboard", options)
     check_options("leaderboard", {**options, flag: True})
+
+
+def test_the_leaderboard_page_shows_the_swap_column_and_the_prompt_hygiene_line(
+    rated: Rated, researcher: User, client: Client
+) -> None:
+    client.force_login(researcher)
+    page = f"/results/{rated.campaign.slug}/"
+    plain = client.get(page).content.decode()
+    assert "How many votes would swap each pair?" in plain
+    assert "Votes to swap with next" not in plain
+    shown = client.get(page, {"influence": "1"}).content.decode()
+    assert "Votes to swap with next" in shown
+    assert client.get(page, {"influence": "maybe"}).status_code == 400
+    Prompt.objects.filter(id=rated.comparisons[0].prompt_id).update(text="Hello, world!")
+    Prompt.objects.filter(id=rated.comparisons[-1].prompt_id).update(text="hello world")
+    tag_campaign_duplicates(campaign=rated.campaign)
+    assert "Prompt hygiene: 2 prompts in 1 groups of duplicates" in client.get(page).content.decode()
