@@ -100,7 +100,7 @@ def build_report(
     rows = [row for campaign in campaigns for row in rating_rows(campaign, parse_raters("all"))]
     humans = [r for r in rows if r.kind == "human"]
     own = [r for r in rows if r.rater_id == judge.rater_id]
-    version_of = _rating_versions(judge, [r.rating_id for r in own])
+    version_of = _rating_versions(judge, campaign_ids)
     families = list(ModelFamily.objects.all())
     family = judge_family(judge, families)
     facts = _output_facts(campaign_ids)
@@ -322,10 +322,10 @@ def _tie_class(value: str) -> str:
 # --- loading -----------------------------------------------------------------------------------------------------
 
 
-def _rating_versions(judge: JudgeConfig, rating_ids: list[int]) -> dict[int, str]:
-    rows = JudgeVerdict.objects.filter(judge=judge, rating_id__in=rating_ids).values_list(
-        "rating_id", "run__config_version"
-    )
+def _rating_versions(judge: JudgeConfig, campaign_ids: list[int]) -> dict[int, str]:
+    rows = JudgeVerdict.objects.filter(
+        judge=judge, comparison__campaign_id__in=campaign_ids, rating__isnull=False
+    ).values_list("rating_id", "run__config_version")
     return {rating_id: version or UNVERSIONED for rating_id, version in rows if rating_id is not None}
 
 
