@@ -235,7 +235,8 @@ def seed_campaign(slug: str, *, comparisons: int, required: int) -> int:
             name=slug, slug=slug, status="active", owner=owner, ratings_per_comparison=required, gold_rate=0.0
         )
         prompts = Prompt.objects.bulk_create(
-            Prompt(campaign=campaign, external_id=f"p{i}", text=f"Prompt {i}: explain **why** in a few sentences.")
+            # The campaign's name in each text: no judge request repeats another campaign's (answered from cache).
+            Prompt(campaign=campaign, external_id=f"p{i}", text=f"Prompt {i} of {slug}: explain **why**, briefly.")
             for i in range(comparisons // 10)
         )
         outputs = Output.objects.bulk_create(
