@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -105,8 +106,15 @@ def baseline_fit(
     return np.asarray(result.x)
 
 
+def cpu_seconds() -> float:
+    """Return the CPU seconds of this process (all threads) and of its finished children (the pool's workers)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
 def run_baseline(path: Path, rounds: int, seed: int) -> dict[str, Any]:
     """Run FastChat's pipeline: read, point fit, bootstrap over a process pool; return times and the estimates."""
+    cpu = cpu_seconds()
     started = time.perf_counter()
     frame = pd.read_json(path, lines=path.suffix == ".jsonl")
     matchups, features, outcomes, models = baseline_preprocess(frame)
@@ -118,6 +126,7 @@ def run_baseline(path: Path, rounds: int, seed: int) -> dict[str, Any]:
     with Pool(os.cpu_count()) as pool:
         boot = pool.map(partial(baseline_fit, matchups, features, outcomes, len(models)), boot_idxs)
     done = time.perf_counter() - started
+    cpu = cpu_seconds() - cpu
     ratings = dict(zip(models, 1000 + 400 * point[: len(models)], strict=True))
     mine = np.array([ours_point[model] for model in models]) if (ours_point := OURS.get("ratings")) else None
     if mine is not None:
@@ -139,6 +148,7 @@ def run_baseline(path: Path, rounds: int, seed: int) -> dict[str, Any]:
         "fit": fitted - read,
         "bootstrap": done - fitted,
         "total": done,
+        "cpu": cpu,
         "ratings": ratings,
         "beta": point[len(models) :],
         "rounds": len(boot),
@@ -147,18 +157,19 @@ def run_baseline(path: Path, rounds: int, seed: int) -> dict[str, Any]:
 
 def run_ours(path: Path, rounds: int, seed: int) -> dict[str, Any]:
     """Run ours: read, point fit and bootstrap; return times and the estimates."""
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     battles = read_style_battles(path)
-    read = time.perf_counter() - started
+    read, read_cpu = time.perf_counter() - started, cpu_seconds() - cpu
     point = style_leaderboard(battles)
-    fitted = time.perf_counter() - started
+    fitted, fitted_cpu = time.perf_counter() - started, cpu_seconds() - cpu
     board = style_leaderboard(battles, bootstrap=rounds, rng=np.random.default_rng(seed))
-    done = time.perf_counter() - started
+    done, done_cpu = time.perf_counter() - started, cpu_seconds() - cpu
     return {
         "read": read,
         "fit": fitted - read,
         "bootstrap": done - fitted - (fitted - read),  # the bootstrapped call refits the point estimate first
         "total": done - (fitted - read),
+        "cpu": done_cpu - (fitted_cpu - read_cpu),  # the point fit's CPU counted once
         "ratings": {row.model: row.rating for row in point.ratings},
         "beta": np.array([item.coefficient for item in point.style]),
         "iterations": point.iterations,
@@ -196,7 +207,10 @@ def main() -> None:
         )
     per_round = (ours["bootstrap"] / max(args.rounds, 1), theirs["bootstrap"] / max(args.baseline_rounds, 1))
     print(f"per bootstrap round: ours {per_round[0]:.3f} s, FastChat's {per_round[1]:.3f} s (wall, its pool)")
-    print(f"ratio, file to leaderboard (FastChat / ours): {theirs['total'] / ours['total']:.2f}x")
+    print(
+        f"ratio, file to leaderboard (FastChat / ours): {theirs['total'] / ours['total']:.2f}x wall, "
+        f"{theirs['cpu'] / ours['cpu']:.2f}x CPU ({theirs['cpu']:.1f} s / {ours['cpu']:.1f} s)"
+    )
     fits = (theirs["fit"] + theirs["bootstrap"]) / (ours["fit"] + ours["bootstrap"])
     print(f"ratio, fits only (point + bootstrap): {fits:.2f}x")
     print(
