@@ -483,22 +483,27 @@ def baseline(tokens: list[str], campaign_id: int, args: argparse.Namespace) -> N
                 f"CPU per rating: {serving / log.ratings * 1000:.2f} ms (lb + web1 + web2 + db; "
                 f"replica {used['replica'] / log.ratings * 1000:.2f} ms more); CPU s by host: {describe_cpu(used)}"
             )
-    print(f"--- without faults: a judge run of {args.baseline_judge} comparisons (both orders) on worker1 + worker2")
-    run = JudgeRun(seed_judging(args.baseline_judge, name="baseline"), args.baseline_judge)
-    llm_before = llm_cpu()
-    before = cpu_snapshot()
-    run.start()
-    run.join()
-    used = cpu_used(before)
-    llm = llm_cpu() - llm_before
-    done = verdicts_done(run.run_id) if run.run_id else 0
-    judging = used["worker1"] + used["worker2"] + used["db"] - llm
-    print(f"verdicts: {done:,} in {run.elapsed:.1f} s = {done / max(run.elapsed, 1e-9):.0f}/s (status {run.status()})")
-    if done:
-        print(
-            f"CPU per judgment: {judging / done * 1000:.2f} ms (worker1 + worker2 + db, without the LLM server's "
-            f"{llm / done * 1000:.2f} ms); CPU s by host: {describe_cpu(used)}"
-        )
+    for workers in ("worker1 + worker2", "worker1 alone"):
+        print(f"--- without faults: a judge run of {args.baseline_judge} comparisons (both orders) on {workers}")
+        run = JudgeRun(seed_judging(args.baseline_judge, name="baseline"), args.baseline_judge)
+        if workers == "worker1 alone":
+            cluster("kill-host", "worker2", "TERM")
+        llm_before = llm_cpu()
+        before = cpu_snapshot()
+        run.start()
+        run.join()
+        used = cpu_used(before)
+        llm = llm_cpu() - llm_before
+        done = verdicts_done(run.run_id) if run.run_id else 0
+        judging = used["worker1"] + used["worker2"] + used["db"] - llm
+        rate = done / max(run.elapsed, 1e-9)
+        print(f"verdicts: {done:,} in {run.elapsed:.1f} s = {rate:.1f}/s (status {run.status()})")
+        if done:
+            print(
+                f"CPU per judgment: {judging / done * 1000:.2f} ms (worker1 + worker2 + db, without the LLM "
+                f"server's {llm / done * 1000:.2f} ms); CPU s by host: {describe_cpu(used)}"
+            )
+    cluster("start-host", "worker2")
 
 
 def llm_cpu() -> float:
