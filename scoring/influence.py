@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -94,6 +94,7 @@ class _Cells:
     y: Array
     count: Array
     m: int
+    _structures: dict[tuple[bool, bytes], tuple[NDArray[np.int32], bool]] = field(default_factory=dict, repr=False)
 
     def matrices(self, remaining: Array, mode: TieMode) -> tuple[Array, Array | None]:
         """Return the fit matrices (``bt_fit.newton``'s win and tie) of the remaining counts."""
@@ -106,6 +107,23 @@ class _Cells:
         wins = np.bincount(self.i[won] * m + self.j[won], weights=remaining[won], minlength=m * m).reshape(m, m)
         tie = np.bincount(self.i[~won] * m + self.j[~won], weights=remaining[~won], minlength=m * m).reshape(m, m)
         return np.asarray(wins, dtype=np.float64), np.asarray(tie + tie.T, dtype=np.float64)
+
+    def structure(self, remaining: Array, win: Array, tie: Array | None) -> tuple[NDArray[np.int32], bool]:
+        """Return the component labels and whether the MLE exists, remembered per pattern of non-empty cells.
+
+        Both depend only on which cells still hold votes (and whether ties are modelled), and most removals keep
+        every cell: the graph searches are then done once.
+        """
+        key = (tie is None, (remaining > 0).tobytes())
+        found = self._structures.get(key)
+        if found is None:
+            played = win + win.T + (0 if tie is None else tie) > 0
+            beats = win > 0 if tie is None else (win > 0) | (tie > 0)
+            found = (graph.component_labels(played)[1], graph.mle_exists(beats))
+            if len(self._structures) > 4096:
+                self._structures.clear()
+            self._structures[key] = found
+        return found
 
 
 def _cells(counts: BattleCounts) -> _Cells:
@@ -138,10 +156,8 @@ class _Refitter:
         if tie is not None and not tie.any():
             # As the leaderboard does: without ties Davidson's nu is zero, fitted as plain Bradley-Terry.
             win, tie, log_nu0 = win + 0.0, None, None
-        played = win + win.T + (0 if tie is None else tie) > 0
-        _, labels = graph.component_labels(played)
-        beats = win > 0 if tie is None else (win > 0) | (tie > 0)
-        prior = 0.0 if graph.mle_exists(beats) else DEFAULT_PRIOR
+        labels, mle = self.cells.structure(remaining, win, tie)
+        prior = 0.0 if mle else DEFAULT_PRIOR
         args = (win[None], None if tie is None else tie[None], labels)
         start = (theta0[None], None if log_nu0 is None else np.array([log_nu0]), _TOL)
         try:
@@ -157,10 +173,9 @@ class _Refitter:
 def _per_vote_change(cells: _Cells, remaining: Array, theta: Array, upper: int, lower: int) -> Array:
     """Return the one-step Newton change of theta_upper - theta_lower when one vote of each cell is removed."""
     win, _ = cells.matrices(remaining, "half")
-    beats = win > 0
-    prior = 0.0 if graph.mle_exists(beats) else DEFAULT_PRIOR
+    labels, mle = cells.structure(remaining, win, None)
+    prior = 0.0 if mle else DEFAULT_PRIOR
     terms = bt_fit.half_terms(theta[None], win[None], np.array([prior]))
-    _, labels = graph.component_labels(win + win.T > 0)
     system = terms.neg_hess[0] + (bt_fit.centering_matrix(labels, 0) if prior == 0.0 else 0.0)
     target = np.zeros(cells.m)
     target[upper], target[lower] = 1.0, -1.0
