@@ -51,6 +51,7 @@ MAX_TAG_DEPTH = 8
 # A token: a run of letters/digits outside the CJK blocks, one CJK character, or one other non-space character.
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _TOKEN = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+|[^\w\s]")
+_SPACE = re.compile(r"\s")
 
 _FENCE = re.compile(r"^ {0,3}(?:```|~~~)", re.MULTILINE)
 # Code-like lines: a keyword opening a line, a line ending in ; { or }, or an operator of code.
@@ -120,9 +121,10 @@ CODE_WORDS = frozenset(
 _LATEX = re.compile(
     r"\$[^$\n]{1,200}\$|\\(?:frac|sqrt|int|sum|prod|lim|cdot|times|leq|geq|infty|binom|mathbb|begin\{(?:equation|align))"
 )
-_ARITHMETIC = re.compile(
-    r"\d[ \t]*[-+*/^\u00d7\u00f7][ \t]*\(?[ \t]*\d|\b[a-z][ \t]*(?:\^|\*\*)[ \t]*\d|\d[a-z]\b[ \t]*[-+=]"
-)
+_ARITHMETIC = re.compile(r"\d[ \t]*[-+*/^\u00d7\u00f7][ \t]*\(?[ \t]*\d|\d[a-z]\b[ \t]*[-+=]")
+# A power (x^2, n ** 3): the operator is searched, the letter before it checked (a letter-led pattern is tried at
+# every letter of the text).
+_POWER = re.compile(r"(?:\^|\*\*)[ \t]*\d")
 MATH_WORDS = frozenset(
     [
         "solve",
@@ -207,10 +209,21 @@ def count_tokens(text: str, *, limit: int | None = None) -> int:
 
     Reads at most MAX_TOKEN_CHARS characters. On English prose it is about three quarters of a GPT BPE count.
     """
-    tokens = _TOKEN.finditer(text, 0, MAX_TOKEN_CHARS)
-    if limit is not None:
-        return sum(1 for _ in islice(tokens, limit))
-    return sum(1 for _ in tokens)
+    if limit is not None and len(text) <= limit:  # a token takes at least one character
+        return min(limit, len(_TOKEN.findall(text)))
+    if limit is not None and len(text[:MAX_TOKEN_CHARS].split(maxsplit=limit)) > limit:
+        return limit  # every run of non-space characters holds at least one token
+    # findall on slices (C speed) until the limit is passed or the text ends
+    found, at, end = 0, 0, min(len(text), MAX_TOKEN_CHARS)
+    while at < end and (limit is None or found < limit):
+        stop = min(end, at + 4096)
+        if stop < end:  # cut after a space so that no token is split between slices
+            space = max(text.rfind(" ", at, stop), text.rfind("\n", at, stop))
+            after = _SPACE.search(text, stop, end) if space <= at else None
+            stop = space + 1 if space > at else (after.end() if after else end)
+        found += len(_TOKEN.findall(text, at, stop))
+        at = stop
+    return found if limit is None else min(found, limit)
 
 
 def _words(sample: str) -> set[str]:
@@ -218,8 +231,11 @@ def _words(sample: str) -> set[str]:
     return set(_WORD.findall(sample.lower()))
 
 
-def is_code(text: str) -> bool:
-    """Return whether text holds code: a fence, two code-like lines, or a language's name beside a code word."""
+def is_code(text: str, *, words: set[str] | None = None) -> bool:
+    """Return whether text holds code: a fence, two code-like lines, or a language's name beside a code word.
+
+    ``words``: the text's words (``_words``) when the caller has them already.
+    """
     sample = text[:MAX_SCAN_CHARS]
     if _FENCE.search(sample):
         return True
@@ -228,17 +244,26 @@ def is_code(text: str) -> bool:
         seen += sum(1 for _ in islice(pattern.finditer(sample), 2 - seen))
         if seen >= 2:
             return True
-    words = _words(sample)
+    words = _words(sample) if words is None else words
     return not words.isdisjoint(CODE_LANGUAGES) and not words.isdisjoint(CODE_WORDS)
 
 
-def is_math(text: str) -> bool:
+def is_math(text: str, *, words: set[str] | None = None) -> bool:
     """Return whether text asks about math: LaTeX, arithmetic, or a math word beside a number or another one."""
     sample = text[:MAX_SCAN_CHARS]
-    if _LATEX.search(sample) or _ARITHMETIC.search(sample):
+    if _LATEX.search(sample) or _ARITHMETIC.search(sample) or _has_power(sample):
         return True
-    found = len(_words(sample) & MATH_WORDS)
+    found = len((_words(sample) if words is None else words) & MATH_WORDS)
     return found >= 2 or (found == 1 and _DIGIT.search(sample) is not None)
+
+
+def _has_power(sample: str) -> bool:
+    """Return whether sample raises a letter to a number (x^2, n ** 3), looking at its first 20 powers."""
+    for match in islice(_POWER.finditer(sample), 20):
+        before = sample[max(0, match.start() - 8) : match.start()].rstrip(" \t")[-1:]
+        if "a" <= before <= "z":
+            return True
+    return False
 
 
 def detect_language(text: str) -> str | None:
@@ -250,11 +275,8 @@ def detect_language(text: str) -> str | None:
     the first 300 words, with at least two and a clear lead (1.5 times the next); otherwise None.
     """
     sample = text[:2000]
-    counts = {name: len(pattern.findall(sample)) for name, pattern in _SCRIPTS}
-    if counts["ja"] and counts["zh"]:
-        counts["ja"] += counts.pop("zh")
-    script = max(counts, key=counts.__getitem__)
-    if not counts[script]:
+    script = "latin" if sample.isascii() else _main_script(sample)
+    if script is None:
         return None
     if script == "ru":
         return "uk" if _UKRAINIAN.search(sample) else "ru"
@@ -263,8 +285,9 @@ def detect_language(text: str) -> str | None:
     if script != "latin":
         return script
     votes: Counter[str] = Counter()
-    for word in islice(_WORDS.finditer(text[:MAX_SCAN_CHARS]), 300):
-        for lang in _STOPWORD_LANGUAGES.get(word.group().lower(), ()):
+    words = _WORDS.findall(text[:2000].lower())[:300]
+    for word in words:
+        for lang in _STOPWORD_LANGUAGES.get(word, ()):
             votes[lang] += 1
     ranked = votes.most_common(2)
     if not ranked or ranked[0][1] < 2 or (len(ranked) > 1 and ranked[1][1] * 1.5 >= ranked[0][1]):
@@ -272,13 +295,23 @@ def detect_language(text: str) -> str | None:
     return ranked[0][0]
 
 
+def _main_script(sample: str) -> str | None:
+    """Return the script (named by its language code, or latin) with the most characters in sample, if any."""
+    counts = {name: len(pattern.findall(sample)) for name, pattern in _SCRIPTS}
+    if counts["ja"] and counts["zh"]:  # Japanese mixes kana with Han characters
+        counts["ja"] += counts.pop("zh")
+    script = max(counts, key=counts.__getitem__)
+    return script if counts[script] else None
+
+
 def builtin_tags(*, user_turns: Sequence[str]) -> list[str]:
     """Return the built-in tags of a conversation given its user turns, in the order of the module's list."""
-    text = "\n".join(turn[:MAX_SCAN_CHARS] for turn in user_turns[:20])
+    text = "\n".join(turn[:MAX_SCAN_CHARS] for turn in user_turns[:20])[:MAX_SCAN_CHARS]
+    words = _words(text)
     tags = []
-    if is_code(text):
+    if is_code(text, words=words):
         tags.append(CODE)
-    if is_math(text):
+    if is_math(text, words=words):
         tags.append(MATH)
     if sum(count_tokens(turn, limit=LONG_QUERY_TOKENS + 1) for turn in user_turns[:100]) > LONG_QUERY_TOKENS:
         tags.append(LONG_QUERY)

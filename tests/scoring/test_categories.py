@@ -301,3 +301,15 @@ def test_a_log_without_categories_is_an_error(tmp_path: Path) -> None:
     path = _log(tmp_path, [_battle("a", "b", "model_a")])
     with pytest.raises(InputError, match="no battle in the file has a category"):
         read_category_counts(path)
+
+
+@pytest.mark.parametrize("limit", [1, 7, 50, 501, 5000])
+def test_count_tokens_with_a_limit_is_the_full_count_capped(limit: int) -> None:
+    rng = np.random.default_rng(limit)
+    pieces = ["word", "x,y", "你好", " ", "  ", "\n", "3.14", "!!", "naïve", "a-b"]
+    for _ in range(20):
+        text = "".join(pieces[i] for i in rng.integers(0, len(pieces), size=int(rng.integers(0, 3000))))
+        assert count_tokens(text, limit=limit) == min(limit, count_tokens(text))
+    long_text = "word, " * 3000  # spans several 4,096-character slices
+    assert count_tokens(long_text) == 6000
+    assert count_tokens("a" * 10_000 + " b") == 2  # a slice never cuts a token
