@@ -14,24 +14,27 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
-from itertools import combinations
-from statistics import median
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 import scoring
 from annotation.models import Campaign
 from results.leaderboards import cache_key, cached
 from results.rater_quality import posterior_summary
 from results.raters import RaterSelection
-from results.selectors import RatingRow, inconsistent_judge_pairs, rating_rows, ratings_version
+from results.selectors import VALUES, RatingArrays, RatingRow, rating_arrays, ratings_version
+from scoring.ratings import RatingCodes, rating_codes
 
 Triple = tuple[int, str, str]
 ORDINAL = {"a": 0, "tie": 1, "both_bad": 1, "b": 2}
 DECISIVE = ("a", "b")
 HEATMAP_RATERS = 30
+A, B, BOTH_BAD, TIE = range(4)  # codes of VALUES
+ORDINAL_CODES = np.array([ORDINAL[v] for v in VALUES], np.int64)
+TIE_CLASS = np.array([VALUES.index(tie_class) for tie_class in ("a", "b", "tie", "tie")], np.int8)
 
 
 def campaign_agreement(
@@ -55,42 +58,141 @@ def compute_agreement(
 
     ``consistent`` is the consistency gate (the leaderboard's): the two ratings of a comparison a judge decided
     differently in its two orders count as one rating, a tie (see ``gate``). Position consistency is still measured
-    on the ratings as given, since it is what the gate hides.
+    on the ratings as given, since it is what the gate hides. The ratings are read as compact numpy columns
+    (``results.selectors.rating_arrays``) and every figure is counted with numpy, so memory grows by about 19
+    bytes a rating and no per-rating Python object is kept.
     """
-    given = rating_rows(campaign, selection)
-    rows, gated = gate(given, campaign, selection) if consistent else (given, 0)
-    humans = [r for r in rows if r.kind == "human"]
-    report = human_agreement(humans, bootstrap=bootstrap, seed=seed)
+    given = rating_arrays(campaign, selection)
+    rows, gated = gate(given) if consistent else (given, 0)
+    everyone = collapse_arrays(rows)
+    is_human = np.array([kind == "human" for kind in rows.kinds], dtype=bool)
+    humans = rows.take(is_human[rows.rater]) if len(rows.kinds) else rows
+    human_triples = everyone.take(is_human[everyone.rater]) if len(rows.kinds) else everyone
+    report = human_agreement(humans, human_triples, bootstrap=bootstrap, seed=seed)
     report.update(campaign=campaign.slug, raters=selection.key)
     if consistent:
         report.update(consistent=True, inconsistent_pairs=gated)
+    own, own_given = by_rater(rows), by_rater(given)
     report["judges"] = [
-        judge_report(
-            name,
-            [r for r in rows if r.rater == name],
+        judge_section(
+            rows.raters[code],
+            own[code],
             humans,
+            human_triples,
             bootstrap=bootstrap,
             seed=seed,
-            given=[r for r in given if r.rater == name],
+            given=own_given[code],
         )
-        for name in sorted({r.rater for r in rows if r.kind == "judge"})
+        for code in sorted(own)
+        if rows.kinds[code] == "judge"
     ]
-    report["annotators"] = annotator_reports(rows)
-    report["rater_heatmap"] = rater_heatmap(rows)
-    report["rater_model"] = posterior_summary(collapse(rows))
+    report["annotators"] = annotator_reports(rows, everyone)
+    report["rater_heatmap"] = rater_heatmap(everyone, rows.raters)
+    report["rater_model"] = posterior_summary(everyone.codes(rows.raters))
     return report
 
 
-def gate(rows: Sequence[RatingRow], campaign: Campaign, selection: RaterSelection) -> tuple[list[RatingRow], int]:
-    """Return the rows with each inconsistent judge pair (``results.selectors.inconsistent_judge_pairs``) made one
-    tie, the rating that showed output_a on the left, and the number of such pairs."""
-    pairs = {(p.rater_id, p.comparison_id) for p in inconsistent_judge_pairs(campaign, selection)}
-    kept = [
-        replace(r, value="tie") if (r.rater_id, r.comparison_id) in pairs else r
-        for r in rows
-        if r.a_left or (r.rater_id, r.comparison_id) not in pairs
-    ]
-    return kept, len(pairs)
+@dataclass(frozen=True, eq=False)
+class Collapsed:
+    """One (unit, rater, value) per rater and comparison, as arrays in order of the first rating of each."""
+
+    unit: NDArray[np.int64]
+    rater: NDArray[np.int32]
+    value: NDArray[np.int8]
+
+    def __len__(self) -> int:
+        return len(self.unit)
+
+    def take(self, index: NDArray[Any]) -> Collapsed:
+        """Return the triples at ``index`` (a mask or positions)."""
+        return Collapsed(self.unit[index], self.rater[index], self.value[index])
+
+    def codes(self, raters: Sequence[str], *, values: NDArray[Any] | None = None) -> RatingCodes:
+        """Return the triples as scoring's RatingCodes (values mapped through ``values`` when given)."""
+        if values is None:
+            return rating_codes(self.unit, self.rater, self.value, raters=raters, categories=VALUES)
+        return rating_codes(self.unit, self.rater, values[self.value], raters=raters, categories=VALUES)
+
+
+def collapse_arrays(rows: RatingArrays) -> Collapsed:
+    """Return one triple per rater and comparison; contradicting repeat ratings become "tie" (as ``collapse``)."""
+    if not len(rows):
+        return Collapsed(np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int8))
+    key = rows.comparison * max(len(rows.raters), 1) + rows.rater
+    order = np.argsort(key, kind="stable")
+    ordered = key[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    values = rows.value[order]
+    low, high = np.minimum.reduceat(values, starts), np.maximum.reduceat(values, starts)
+    first = order[starts]
+    sequence = np.argsort(first, kind="stable")
+    collapsed = np.where(low == high, low, np.int8(TIE)).astype(np.int8)
+    return Collapsed(rows.comparison[first][sequence], rows.rater[first][sequence], collapsed[sequence])
+
+
+def gate(rows: RatingArrays) -> tuple[RatingArrays, int]:
+    """Return the ratings with each inconsistent judge pair made one tie, the rating that showed output_a on the
+    left, and the number of such pairs.
+
+    A pair is exactly two ratings by one judge on one comparison, one in each order, with different values (as
+    ``results.selectors.inconsistent_judge_pairs`` finds them).
+    """
+    is_judge = np.array([kind == "judge" for kind in rows.kinds], dtype=bool)
+    judged = np.flatnonzero(is_judge[rows.rater]) if len(rows.kinds) else np.zeros(0, np.int64)
+    key = rows.comparison[judged] * max(len(rows.raters), 1) + rows.rater[judged]
+    order = np.argsort(key, kind="stable")
+    ordered = key[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(ordered) else np.zeros(0, np.int64)
+    sizes = np.diff(np.r_[starts, len(ordered)])
+    pairs = starts[sizes == 2]
+    first, second = judged[order[pairs]], judged[order[pairs + 1]]
+    inconsistent = (rows.a_left[first] != rows.a_left[second]) & (rows.value[first] != rows.value[second])
+    first, second = first[inconsistent], second[inconsistent]
+    value = rows.value.copy()
+    left = np.where(rows.a_left[first], first, second)
+    value[left] = TIE
+    keep = np.ones(len(rows), dtype=bool)
+    keep[np.where(rows.a_left[first], second, first)] = False
+    kept = RatingArrays(
+        rows.comparison, rows.rater, value, rows.a_left, rows.time_ms, rows.gold, rows.raters, rows.kinds
+    )
+    return kept.take(keep), len(first)
+
+
+def by_rater(rows: RatingArrays) -> dict[int, RatingArrays]:
+    """Return each rater's ratings (in id order) by rater code."""
+    order = np.argsort(rows.rater, kind="stable")
+    ordered = rows.rater[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(ordered) else np.zeros(0, np.int64)
+    ends = np.r_[starts[1:], len(ordered)]
+    return {int(ordered[s]): rows.take(order[s:e]) for s, e in zip(starts, ends, strict=True)}
+
+
+def human_agreement(rows: RatingArrays, triples: Collapsed, *, bootstrap: int, seed: int) -> dict[str, Any]:
+    """Return the human-human metrics, each with its bootstrap interval over comparisons."""
+    nominal = triples.codes(rows.raters)
+    ordinal = rating_codes(
+        triples.unit, triples.rater, ORDINAL_CODES[triples.value], raters=rows.raters, categories=(0, 1, 2)
+    )
+    rng = np.random.default_rng(seed)
+    return {
+        "n_units": len(np.unique(triples.unit)),
+        "n_raters": len(np.unique(triples.rater)),
+        "n_ratings": len(rows),
+        "krippendorff_alpha": {
+            "nominal": metric("krippendorff_alpha", nominal, bootstrap, rng, level="nominal"),
+            "ordinal": metric("krippendorff_alpha", ordinal, bootstrap, rng, level="ordinal"),
+        },
+        "fleiss_kappa": metric("fleiss_kappa", nominal, bootstrap, rng),
+        "percent_agreement": metric("percent_agreement", nominal, bootstrap, rng),
+        "mtbench_agreement": mtbench(vote_codes(rows), bootstrap, rng),
+        "loo_mode_agreement": metric("loo_mode_agreement", nominal, bootstrap, rng, max_per_unit=4),
+    }
+
+
+def vote_codes(rows: RatingArrays) -> RatingCodes:
+    """Return every vote as RatingCodes with both_bad counted as a tie (as ``mtbench_votes``)."""
+    return rating_codes(rows.comparison, rows.rater, TIE_CLASS[rows.value], raters=rows.raters, categories=VALUES)
 
 
 def collapse(rows: Iterable[RatingRow]) -> list[Triple]:
@@ -106,28 +208,7 @@ def mtbench_votes(rows: Iterable[RatingRow]) -> list[Triple]:
     return [(r.comparison_id, r.rater, "tie" if r.value == "both_bad" else r.value) for r in rows]
 
 
-def human_agreement(rows: Sequence[RatingRow], *, bootstrap: int, seed: int) -> dict[str, Any]:
-    """Return the human-human metrics, each with its bootstrap interval over comparisons."""
-    triples = collapse(rows)
-    votes = mtbench_votes(rows)
-    rng = np.random.default_rng(seed)
-    ordinal = [(u, r, ORDINAL[v]) for u, r, v in triples]
-    return {
-        "n_units": len({u for u, _, _ in triples}),
-        "n_raters": len({r for _, r, _ in triples}),
-        "n_ratings": len(rows),
-        "krippendorff_alpha": {
-            "nominal": metric("krippendorff_alpha", triples, bootstrap, rng, level="nominal"),
-            "ordinal": metric("krippendorff_alpha", ordinal, bootstrap, rng, level="ordinal"),
-        },
-        "fleiss_kappa": metric("fleiss_kappa", triples, bootstrap, rng),
-        "percent_agreement": metric("percent_agreement", triples, bootstrap, rng),
-        "mtbench_agreement": mtbench(votes, bootstrap, rng),
-        "loo_mode_agreement": metric("loo_mode_agreement", triples, bootstrap, rng, max_per_unit=4),
-    }
-
-
-def mtbench(votes: Sequence[Triple], bootstrap: int, rng: Any) -> dict[str, Any]:
+def mtbench(votes: Sequence[Triple] | RatingCodes, bootstrap: int, rng: Any) -> dict[str, Any]:
     """Return MT-Bench vote-pair agreement split into with_ties and without_ties, each with counts and interval."""
     both = metric("mtbench_agreement", votes, bootstrap, rng, ties=("tie", "both_bad"))
     if both["value"] is None and "pairs" not in both:
@@ -144,11 +225,12 @@ def mtbench(votes: Sequence[Triple], bootstrap: int, rng: Any) -> dict[str, Any]
 
 
 def metric(
-    name: str, triples: Sequence[tuple[int, str, Any]], bootstrap: int, rng: Any, **options: Any
+    name: str, triples: Sequence[tuple[int, str, Any]] | RatingCodes, bootstrap: int, rng: Any, **options: Any
 ) -> dict[str, Any]:
     """Compute one scoring metric with its bootstrap interval as a JSON-ready dict (value None when undefined)."""
+    data = triples if isinstance(triples, RatingCodes) else list(triples)
     try:
-        result = getattr(scoring, name)(list(triples), bootstrap=bootstrap, rng=rng, **options)
+        result = getattr(scoring, name)(data, bootstrap=bootstrap, rng=rng, **options)
     except ValueError as exc:  # too few raters or units: the metric is undefined, say why
         return {"value": None, "ci": None, "undefined": str(exc)}
     return as_payload(result)
@@ -272,62 +354,167 @@ def loo_counts(rows: Sequence[RatingRow]) -> dict[str, Any]:
     return share(agree, total)
 
 
-def annotator_reports(rows: Sequence[RatingRow]) -> list[dict[str, Any]]:
-    """Return per rater: agreement with the others' consensus, gold accuracy, median time and share of "left"."""
-    triples = collapse(rows)
-    by_unit: dict[int, dict[str, str]] = defaultdict(dict)
-    for unit, rater, value in triples:
-        by_unit[unit][rater] = value
-    by_rater: dict[str, list[RatingRow]] = defaultdict(list)
-    for row in rows:
-        by_rater[row.rater].append(row)
-    return [annotator_report(name, own, by_unit) for name, own in sorted(by_rater.items())]
-
-
-def annotator_report(name: str, own: Sequence[RatingRow], by_unit: dict[int, dict[str, str]]) -> dict[str, Any]:
-    """Return one rater's quality figures."""
-    consensus = []
-    for unit in {r.comparison_id for r in own}:
-        others = [v for rater, v in by_unit[unit].items() if rater != name]
-        mode = strict_mode(others) if others else None
-        if mode is not None:
-            consensus.append((by_unit[unit][name], mode))
-    gold = [r.value == r.gold for r in own if r.gold is not None]
-    times = [r.time_ms for r in own if r.time_ms is not None]
-    decisive = [r for r in own if r.value in DECISIVE]
-    left = sum((r.value == "a") == r.a_left for r in decisive)
-    left_share = {"left": left, "n": len(decisive), "value": round(left / len(decisive), 6) if decisive else None}
+def judge_section(
+    name: str,
+    judge_rows: RatingArrays,
+    humans: RatingArrays,
+    human_triples: Collapsed,
+    *,
+    bootstrap: int,
+    seed: int,
+    given: RatingArrays,
+) -> dict[str, Any]:
+    """Return ``judge_report`` of one judge, counted on arrays."""
+    own = collapse_arrays(judge_rows)
+    judge_units = own.unit  # one triple per comparison: a single rater
+    shared = human_triples.take(np.isin(human_triples.unit, judge_units))
+    units, majority = strict_modes(shared.unit, TIE_CLASS[shared.value])
+    judged = TIE_CLASS[own.value[np.argsort(own.unit)]][np.searchsorted(np.sort(own.unit), units)]
+    rng = np.random.default_rng(seed)
+    ones = np.ones(len(units), np.int64)
+    kappa_input = rating_codes(
+        np.r_[units, units],
+        np.r_[ones, 0 * ones],
+        np.r_[judged, majority],
+        raters=("humans", "judge"),
+        categories=VALUES,
+    )
+    shared_humans = humans.take(np.isin(humans.comparison, judge_units))
+    decisive = (judged <= B) & (majority <= B)
     return {
-        "rater": name,
-        "kind": own[0].kind,
-        "n_ratings": len(own),
-        "agreement_with_consensus": share(sum(x == y for x, y in consensus), len(consensus)),
-        "gold_accuracy": share(sum(gold), len(gold)),
-        "median_time_ms": median(times) if times else None,
-        "left_share": left_share,
+        "judge": name,
+        "n_comparisons": len(own),
+        "n_with_human_majority": len(units),
+        "agreement_with_human_majority": {
+            "with_ties": share(int((judged == majority).sum()), len(units)),
+            "without_ties": share(int((judged == majority)[decisive].sum()), int(decisive.sum())),
+        },
+        "cohen_kappa": metric("cohen_kappa", kappa_input, bootstrap, rng),
+        "human_ceiling": {
+            "mtbench_agreement": mtbench(vote_codes(shared_humans), bootstrap, rng),
+            "agreement_with_majority_of_others": share(*consensus(shared).sum(axis=0).tolist()[::-1]),
+        },
+        "position_consistency": position_consistency_arrays(given),
     }
 
 
-def rater_heatmap(rows: Sequence[RatingRow], *, limit: int = HEATMAP_RATERS) -> dict[str, Any]:
-    """Return pairwise agreement (share of shared comparisons with the same value) of the most active raters."""
-    triples = collapse(rows)
-    activity = Counter(rater for _, rater, _ in triples)
-    raters = sorted(name for name, _ in activity.most_common(limit))
-    index = {name: i for i, name in enumerate(raters)}
-    n = len(raters)
-    agree = np.zeros((n, n), dtype=np.int64)
-    shared = np.zeros((n, n), dtype=np.int64)
-    by_unit: dict[int, list[tuple[int, str]]] = defaultdict(list)
-    for unit, rater, value in triples:
-        if rater in index:
-            by_unit[unit].append((index[rater], value))
-    for votes in by_unit.values():
-        for (i, x), (j, y) in combinations(votes, 2):
-            shared[i, j] += 1
-            shared[j, i] += 1
-            agree[i, j] += x == y
-            agree[j, i] += x == y
+def strict_modes(unit: NDArray[np.int64], value: NDArray[Any]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Return the units (sorted) whose values have a strict mode, and that mode (as ``strict_mode``)."""
+    units, inverse = np.unique(unit, return_inverse=True)
+    counts = np.zeros((len(units), len(VALUES)), np.int64)
+    np.add.at(counts, (inverse.ravel(), value.astype(np.int64)), 1)
+    top = counts.max(axis=1) if len(units) else np.zeros(0, np.int64)
+    strict = (counts == top[:, None]).sum(axis=1) == 1
+    return units[strict], counts.argmax(axis=1)[strict] if len(units) else np.zeros(0, np.int64)
+
+
+def consensus(triples: Collapsed) -> NDArray[np.int64]:
+    """Return per triple [compared, agrees]: whether the other raters of its comparison have a strict mode, and
+    whether the triple's value is that mode (as ``loo_counts`` and ``annotator_report``)."""
+    if not len(triples):
+        return np.zeros((0, 2), np.int64)
+    units, inverse = np.unique(triples.unit, return_inverse=True)
+    counts = np.zeros((len(units), len(VALUES)), np.int64)
+    value = triples.value.astype(np.int64)
+    np.add.at(counts, (inverse.ravel(), value), 1)
+    others = counts[inverse.ravel()]
+    others[np.arange(len(value)), value] -= 1
+    top = others.max(axis=1)
+    compared = (top > 0) & ((others == top[:, None]).sum(axis=1) == 1)
+    agrees = compared & (others.argmax(axis=1) == value)
+    return np.column_stack([compared, agrees]).astype(np.int64)
+
+
+def position_consistency_arrays(rows: RatingArrays) -> dict[str, Any]:
+    """Return the share of comparisons rated in both orders whose verdicts agree (as ``position_consistency``:
+    with several ratings in one order, the last one counts)."""
+    key = rows.comparison * 2 + rows.a_left
+    reversed_keys = key[::-1]
+    keys, last = np.unique(reversed_keys, return_index=True)
+    values = rows.value[::-1][last]
+    both = np.flatnonzero((keys[1:] == keys[:-1] + 1) & (keys[:-1] % 2 == 0))
+    return share(int((values[both] == values[both + 1]).sum()), len(both))
+
+
+def annotator_reports(rows: RatingArrays, triples: Collapsed) -> list[dict[str, Any]]:
+    """Return per rater: agreement with the others' consensus, gold accuracy, median time and share of "left"."""
+    n = len(rows.raters)
+    agreed = consensus(triples)
+    compared = np.bincount(triples.rater, weights=agreed[:, 0], minlength=n) if len(triples) else np.zeros(n)
+    agrees = np.bincount(triples.rater, weights=agreed[:, 1], minlength=n) if len(triples) else np.zeros(n)
+    count = np.bincount(rows.rater, minlength=n)
+    has_gold = rows.gold >= 0
+    gold_n = np.bincount(rows.rater[has_gold], minlength=n)
+    gold_right = np.bincount(rows.rater[has_gold & (rows.value == rows.gold)], minlength=n)
+    decisive = rows.value <= B
+    left_n = np.bincount(rows.rater[decisive], minlength=n)
+    left = np.bincount(rows.rater[decisive & ((rows.value == A) == rows.a_left)], minlength=n)
+    medians = median_times(rows)
+    return [
+        {
+            "rater": rows.raters[code],
+            "kind": rows.kinds[code],
+            "n_ratings": int(count[code]),
+            "agreement_with_consensus": share(int(agrees[code]), int(compared[code])),
+            "gold_accuracy": share(int(gold_right[code]), int(gold_n[code])),
+            "median_time_ms": medians.get(code),
+            "left_share": {
+                "left": int(left[code]),
+                "n": int(left_n[code]),
+                "value": round(int(left[code]) / int(left_n[code]), 6) if left_n[code] else None,
+            },
+        }
+        for code in np.flatnonzero(count).tolist()
+    ]
+
+
+def median_times(rows: RatingArrays) -> dict[int, float | int]:
+    """Return each rater's median time_ms over the ratings that have one (as ``statistics.median``)."""
+    timed = rows.time_ms >= 0
+    rater, times = rows.rater[timed], rows.time_ms[timed].astype(np.int64)
+    order = np.lexsort((times, rater))
+    rater, times = rater[order], times[order]
+    starts = np.flatnonzero(np.r_[True, rater[1:] != rater[:-1]]) if len(rater) else np.zeros(0, np.int64)
+    sizes = np.diff(np.r_[starts, len(rater)])
+    out: dict[int, float | int] = {}
+    for start, size in zip(starts.tolist(), sizes.tolist(), strict=True):
+        middle = start + size // 2
+        out[int(rater[start])] = int(times[middle]) if size % 2 else (int(times[middle - 1]) + int(times[middle])) / 2
+    return out
+
+
+def rater_heatmap(triples: Collapsed, raters: Sequence[str], *, limit: int = HEATMAP_RATERS) -> dict[str, Any]:
+    """Return pairwise agreement (share of shared comparisons with the same value) of the most active raters:
+    the ``limit`` raters with most comparisons (ties: the first to appear), by name."""
+    activity = np.bincount(triples.rater, minlength=len(raters))
+    first = np.full(len(raters), len(triples), np.int64)
+    np.minimum.at(first, triples.rater, np.arange(len(triples)))
+    active = np.flatnonzero(activity)
+    chosen = np.sort(active[np.lexsort((first[active], -activity[active]))][:limit])
+    n = len(chosen)
+    index = np.full(len(raters), -1, np.int64)
+    index[chosen] = np.arange(n)
+    mine = triples.take(index[triples.rater] >= 0)
+    shared = pair_counts(mine.unit, index[mine.rater], n)
+    agree = sum(
+        (pair_counts(mine.unit[mine.value == v], index[mine.rater[mine.value == v]], n) for v in range(len(VALUES))),
+        np.zeros((n, n), np.int64),
+    )
     matrix = [
         [round(agree[i, j] / shared[i, j], 4) if shared[i, j] and i != j else None for j in range(n)] for i in range(n)
     ]
-    return {"raters": raters, "matrix": matrix, "shared": shared.tolist()}
+    return {"raters": [raters[c] for c in chosen.tolist()], "matrix": matrix, "shared": shared.tolist()}
+
+
+def pair_counts(unit: NDArray[np.int64], column: NDArray[np.int64], n: int) -> NDArray[np.int64]:
+    """Return n x n counts of units holding both columns i != j (``column`` < 62 distinct per unit, once each)."""
+    if not len(unit):
+        return np.zeros((n, n), np.int64)
+    units, inverse = np.unique(unit, return_inverse=True)
+    masks = np.zeros(len(units), np.int64)
+    np.bitwise_or.at(masks, inverse.ravel(), np.left_shift(np.int64(1), column.astype(np.int64)))
+    distinct, weights = np.unique(masks, return_counts=True)
+    bits = (distinct[:, None] >> np.arange(n)[None, :]) & 1
+    counts: NDArray[np.int64] = (bits * weights[:, None]).T @ bits
+    np.fill_diagonal(counts, 0)
+    return counts

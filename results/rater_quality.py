@@ -17,6 +17,7 @@ from results.raters import RaterSelection
 from results.selectors import A_LEFT_SQL, OUTPUT_JOINS, PUBLIC_RATER_SQL, fetch_all, ratings_from, stream_rows
 from scoring.rater_flags import Correction, RaterVote, rater_report
 from scoring.raters import dawid_skene
+from scoring.ratings import RatingCodes
 
 VERDICT_CLASSES = ("a", "tie", "both_bad", "b")
 CONFIDENT = 0.9  # a comparison whose most probable verdict has at least this posterior probability is "confident"
@@ -134,7 +135,7 @@ def rater_standing(campaign: Campaign) -> dict[str, dict[str, Any]]:
     return standing
 
 
-def posterior_summary(triples: Sequence[tuple[int, str, str]]) -> dict[str, Any]:
+def posterior_summary(triples: Sequence[tuple[int, str, str]] | RatingCodes) -> dict[str, Any]:
     """Return the Dawid-Skene model of (comparison, rater, verdict) triples for the agreement report: each rater's
     competence, how many comparisons are confidently decided, and the least certain comparisons."""
     model = dawid_skene(triples, classes=VERDICT_CLASSES)

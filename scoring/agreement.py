@@ -6,7 +6,9 @@ ratings, the share of agreeing ordered pairs of ratings; category prevalences av
 all units with at least one rating. Two-rater coefficients (Cohen, Scott) use the units both raters rated.
 Every function returns ``nan`` when no unit has two ratings (or chance agreement is 1), and raises ValueError
 when fewer raters than the coefficient needs are present. ``bootstrap=N`` adds a 95% percentile interval from
-N resamples of units (``rng`` makes it reproducible).
+N resamples of units (``rng`` makes it reproducible). Ratings come as triples, a ``RatingTable`` or compact
+``RatingCodes`` (``scoring.ratings.rating_codes``); the multi-rater coefficients read the latter's per-unit counts
+directly, without a dense units x raters table.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from scoring.bootstrap import chance_corrected, percentile_interval, safe_ratio, unique_rows, unit_bootstrap
-from scoring.ratings import RatingsInput, RatingTable, rating_table
+from scoring.ratings import RatingCodes, RatingsInput, RatingTable, counted_ratings, rating_table
 
 Weights = Literal["linear", "quadratic"] | None
 Array = NDArray[np.float64]
@@ -58,7 +60,10 @@ class AgreementResult:
         return out
 
 
-def require_raters(table: RatingTable, needed: int, metric: str) -> None:
+Counted = RatingTable | RatingCodes
+
+
+def require_raters(table: Counted, needed: int, metric: str) -> None:
     """Raise ValueError unless the table has at least ``needed`` raters."""
     if len(table.raters) < needed:
         found = ", ".join(repr(r) for r in table.raters) or "none"
@@ -67,7 +72,7 @@ def require_raters(table: RatingTable, needed: int, metric: str) -> None:
 
 def _result(
     metric: str,
-    table: RatingTable,
+    table: Counted,
     features: Array,
     weights: NDArray[np.int64],
     finalize: Callable[[Array], tuple[Array, Array, Array]],
@@ -81,7 +86,7 @@ def _result(
     return AgreementResult(
         metric=metric,
         value=value,
-        n_units=len(table.units),
+        n_units=table.n_units,
         n_raters=len(table.raters),
         n_ratings=table.n_ratings,
         observed=float(pa[0]),
@@ -90,7 +95,7 @@ def _result(
     )
 
 
-def _multi_rater_features(table: RatingTable) -> tuple[Array, NDArray[np.int64]]:
+def _multi_rater_features(table: Counted) -> tuple[Array, NDArray[np.int64]]:
     """Return distinct per-unit features [pa_u, has2_u, share_u (q), has1_u] and their multiplicities."""
     counts, weights = unique_rows(table.category_counts())
     m = counts.sum(axis=1).astype(np.float64)
@@ -112,7 +117,7 @@ def percent_agreement(
     ratings: RatingsInput, *, bootstrap: int = 0, rng: np.random.Generator | None = None
 ) -> AgreementResult:
     """Return the mean over units (with >= 2 ratings) of the share of agreeing pairs among their raters."""
-    table = rating_table(ratings)
+    table = counted_ratings(ratings)
     require_raters(table, 2, "percent_agreement")
 
     def finalize(sums: Array) -> tuple[Array, Array, Array]:
@@ -128,7 +133,7 @@ def fleiss_kappa(
     ratings: RatingsInput, *, bootstrap: int = 0, rng: np.random.Generator | None = None
 ) -> AgreementResult:
     """Return Fleiss' (1971) kappa, generalised to missing ratings as in Gwet (2014)."""
-    table = rating_table(ratings)
+    table = counted_ratings(ratings)
     require_raters(table, 2, "fleiss_kappa")
 
     def finalize(sums: Array) -> tuple[Array, Array, Array]:
@@ -148,7 +153,7 @@ def gwet_ac1(
     rng: np.random.Generator | None = None,
 ) -> AgreementResult:
     """Return Gwet's (2008) AC1; ``categories`` lists all possible categories, used or not."""
-    table = rating_table(ratings, categories=categories)
+    table = counted_ratings(ratings, categories=categories)
     require_raters(table, 2, "gwet_ac1")
     q = len(table.categories)
 
@@ -169,7 +174,7 @@ def brennan_prediger(
     rng: np.random.Generator | None = None,
 ) -> AgreementResult:
     """Return Brennan and Prediger's (1981) coefficient with chance agreement 1/q."""
-    table = rating_table(ratings, categories=categories)
+    table = counted_ratings(ratings, categories=categories)
     require_raters(table, 2, "brennan_prediger")
     q = len(table.categories)
 

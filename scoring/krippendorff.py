@@ -18,14 +18,14 @@ from numpy.typing import NDArray
 
 from scoring.agreement import AgreementResult, require_raters
 from scoring.bootstrap import safe_ratio, unique_rows, unit_bootstrap
-from scoring.ratings import RatingsInput, RatingTable, rating_table
+from scoring.ratings import RatingCodes, RatingsInput, RatingTable, counted_ratings
 
 Level = Literal["nominal", "ordinal", "interval", "ratio"]
 LEVELS = ("nominal", "ordinal", "interval", "ratio")
 Array = NDArray[np.float64]
 
 
-def distance_matrix(table: RatingTable, level: Level) -> Array:
+def distance_matrix(table: RatingTable | RatingCodes, level: Level) -> Array:
     """Return the squared distances delta2 between categories for a fixed-metric level."""
     q = len(table.categories)
     if level == "nominal":
@@ -101,7 +101,7 @@ def krippendorff_alpha(
     """
     if level not in LEVELS:
         raise ValueError(f"level must be one of {', '.join(LEVELS)}, got {level!r}")
-    table = rating_table(ratings, categories=categories)
+    table = counted_ratings(ratings, categories=categories)
     require_raters(table, 2, "krippendorff_alpha")
     q = len(table.categories)
     delta2 = None if level == "ordinal" else distance_matrix(table, level)
@@ -113,7 +113,7 @@ def krippendorff_alpha(
     return AgreementResult(
         metric="krippendorff_alpha",
         value=value,
-        n_units=len(table.units),
+        n_units=table.n_units,
         n_raters=len(table.raters),
         n_ratings=table.n_ratings,
         ci=ci,

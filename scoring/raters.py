@@ -32,7 +32,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from scoring.ratings import RatingCodes
+
 FloatArray = NDArray[np.float64]
+Triples = Iterable[tuple[Hashable, Hashable, Hashable]] | RatingCodes
 IntArray = NDArray[np.int64]
 TINY = 1e-300
 
@@ -114,8 +117,10 @@ class _Coded:
     label: IntArray
 
 
-def _code(triples: Iterable[tuple[Hashable, Hashable, Hashable]], classes: Sequence[Hashable] | None) -> _Coded:
+def _code(triples: Triples, classes: Sequence[Hashable] | None) -> _Coded:
     """Return the triples as codes; raise ValueError for a label outside ``classes``."""
+    if isinstance(triples, RatingCodes):
+        return _from_codes(triples, classes)
     rows = list(triples)
     if classes is None:
         classes = sorted({label for _, _, label in rows}, key=lambda x: (str(type(x)), x))
@@ -130,6 +135,23 @@ def _code(triples: Iterable[tuple[Hashable, Hashable, Hashable]], classes: Seque
         rater[n] = raters.setdefault(r, len(raters))
         label[n] = class_index[value]
     return _Coded(tuple(classes), tuple(units), tuple(raters), unit, rater, label)
+
+
+def _from_codes(codes: RatingCodes, classes: Sequence[Hashable] | None) -> _Coded:
+    """Return RatingCodes as the same codes their triples give: units and raters in order of first appearance."""
+    if classes is None:
+        classes = sorted(codes.categories, key=lambda x: (str(type(x)), x))
+    unknown = [c for c in codes.categories if c not in classes]
+    if unknown:
+        raise ValueError(f"label {unknown[0]!r} is not one of the classes {list(classes)!r}")
+    label = np.array([list(classes).index(c) for c in codes.categories], np.int64)[codes.value]
+    first = np.full(len(codes.raters), len(codes.rater), np.int64)
+    np.minimum.at(first, codes.rater, np.arange(len(codes.rater)))
+    order = np.argsort(first, kind="stable")
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    raters = tuple(codes.raters[int(i)] for i in order)
+    return _Coded(tuple(classes), tuple(codes.units.tolist()), raters, codes.unit, rank[codes.rater], label)
 
 
 def _vote_shares(coded: _Coded) -> FloatArray:
@@ -175,7 +197,7 @@ def _empty(method: str, coded: _Coded, options: dict[str, float]) -> RaterModel:
 
 
 def dawid_skene(
-    triples: Iterable[tuple[Hashable, Hashable, Hashable]],
+    triples: Triples,
     *,
     classes: Sequence[Hashable] | None = None,
     prior_votes: float = 2.0,
@@ -250,7 +272,7 @@ def dawid_skene(
 
 
 def mace(
-    triples: Iterable[tuple[Hashable, Hashable, Hashable]],
+    triples: Triples,
     *,
     classes: Sequence[Hashable] | None = None,
     prior_votes: float = 2.0,

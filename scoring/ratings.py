@@ -27,6 +27,11 @@ class RatingTable:
         """Return the number of ratings present."""
         return int((self.codes >= 0).sum())
 
+    @property
+    def n_units(self) -> int:
+        """Return the number of units."""
+        return len(self.units)
+
     def category_counts(self) -> NDArray[np.int64]:
         """Return units x categories counts of ratings."""
         n_units, q = self.codes.shape[0], len(self.categories)
@@ -43,7 +48,98 @@ class RatingTable:
             raise ValueError("this level of measurement needs numeric values") from None
 
 
-RatingsInput = RatingTable | Iterable[Sequence[Any]]
+@dataclass(frozen=True, eq=False)
+class RatingCodes:
+    """Ratings as parallel integer arrays in input order, the compact form of many (unit, rater, value) triples.
+
+    Rating ``i`` is unit ``units[unit[i]]`` rated ``categories[value[i]]`` by ``raters[rater[i]]``. Build it with
+    ``rating_codes``, which keeps only the units, raters and categories present (as triples would), so every
+    metric gives the same result on it as on the triples, without a dense units x raters table where the metric
+    only needs per-unit counts. A rater may appear more than once on a unit (MT-Bench votes); metrics that need
+    one rating per rater and unit check it.
+    """
+
+    unit: NDArray[np.int64]
+    rater: NDArray[np.int64]
+    value: NDArray[np.int64]
+    units: NDArray[Any]
+    raters: tuple[Hashable, ...]
+    categories: tuple[Hashable, ...]
+
+    @property
+    def n_ratings(self) -> int:
+        """Return the number of ratings."""
+        return len(self.unit)
+
+    @property
+    def n_units(self) -> int:
+        """Return the number of units."""
+        return len(self.units)
+
+    def category_counts(self) -> NDArray[np.int64]:
+        """Return units x categories counts of ratings."""
+        q = len(self.categories)
+        counts = np.bincount(self.unit * q + self.value, minlength=self.n_units * q)
+        return counts.reshape(self.n_units, q).astype(np.int64)
+
+    def numeric_categories(self) -> NDArray[np.float64]:
+        """Return the categories as floats; raise ValueError if they are not numbers."""
+        return RatingTable((), self.raters, self.categories, np.zeros((0, 0), np.int64)).numeric_categories()
+
+    def check_one_per_rater(self) -> None:
+        """Raise ValueError when a rater rated a unit more than once."""
+        key = self.unit * max(len(self.raters), 1) + self.rater
+        ordered = np.sort(key)
+        repeated = np.flatnonzero(ordered[1:] == ordered[:-1])
+        if len(repeated):
+            unit, rater = divmod(int(ordered[repeated[0]]), max(len(self.raters), 1))
+            raise ValueError(f"rater {self.raters[rater]!r} rated unit {self.units[unit]!r} more than once")
+
+
+def rating_codes(
+    unit: NDArray[Any],
+    rater: NDArray[Any],
+    value: NDArray[Any],
+    *,
+    raters: Sequence[Hashable],
+    categories: Sequence[Hashable],
+) -> RatingCodes:
+    """Return RatingCodes of parallel arrays: ``unit`` holds unit ids (any integers), ``rater`` and ``value``
+    indices into ``raters`` and ``categories``.
+
+    Units are numbered in order of first appearance; raters and categories not present are dropped, the others
+    keep the given order (give them sorted to match what triples give).
+    """
+    unit, rater, value = (np.asarray(a).ravel() for a in (unit, rater, value))
+    if not len(unit) == len(rater) == len(value):
+        raise ValueError("unit, rater and value must have the same length")
+    for name, codes, size in (("rater", rater, len(raters)), ("value", value, len(categories))):
+        if len(codes) and (int(codes.min()) < 0 or int(codes.max()) >= size):
+            raise ValueError(f"{name} codes must lie in [0, {size})")
+    ids, first, inverse = np.unique(unit, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    rater_map, kept_raters = _present(rater, len(raters))
+    value_map, kept_values = _present(value, len(categories))
+    return RatingCodes(
+        unit=rank[inverse.ravel()] if len(unit) else np.zeros(0, np.int64),
+        rater=rater_map[rater],
+        value=value_map[value],
+        units=ids[order],
+        raters=tuple(raters[i] for i in kept_raters),
+        categories=tuple(categories[i] for i in kept_values),
+    )
+
+
+def _present(codes: NDArray[Any], size: int) -> tuple[NDArray[np.int64], list[int]]:
+    """Return a map from old to new codes keeping only the codes present, and the kept old codes."""
+    present = np.bincount(codes.astype(np.int64), minlength=size) > 0
+    mapping = np.cumsum(present).astype(np.int64) - 1
+    return mapping, [int(i) for i in np.flatnonzero(present)]
+
+
+RatingsInput = RatingTable | RatingCodes | Iterable[Sequence[Any]]
 
 
 def _ordered(values: Iterable[Hashable]) -> list[Hashable]:
@@ -71,6 +167,8 @@ def rating_table(ratings: RatingsInput, *, categories: Sequence[Hashable] | None
     """Return a RatingTable from (unit, rater, value) triples (None values count as missing)."""
     if isinstance(ratings, RatingTable):
         return ratings if categories is None else _recode(ratings, categories)
+    if isinstance(ratings, RatingCodes):
+        return _dense(ratings, categories)
     triples = [(u, r, v) for u, r, v in ratings if v is not None and not _is_nan(v)]
     units = list(dict.fromkeys(u for u, _, _ in triples))
     raters = _ordered(r for _, r, _ in triples)
@@ -85,6 +183,31 @@ def rating_table(ratings: RatingsInput, *, categories: Sequence[Hashable] | None
             raise ValueError(f"rater {r!r} rated unit {u!r} more than once")
         codes[cell] = cat_ix[v]
     return RatingTable(tuple(units), tuple(raters), tuple(cats), codes)
+
+
+def counted_ratings(
+    ratings: RatingsInput, *, categories: Sequence[Hashable] | None = None
+) -> RatingTable | RatingCodes:
+    """Return ratings in a form with per-unit category counts: RatingCodes as they are (checked to hold one
+    rating per rater and unit), anything else as a RatingTable."""
+    if not isinstance(ratings, RatingCodes):
+        return rating_table(ratings, categories=categories)
+    ratings.check_one_per_rater()
+    if categories is None:
+        return ratings
+    cats = _category_list(ratings.categories, categories)
+    mapping = np.array([cats.index(c) for c in ratings.categories], dtype=np.int64)
+    recoded = mapping[ratings.value] if len(mapping) else ratings.value
+    return RatingCodes(ratings.unit, ratings.rater, recoded, ratings.units, ratings.raters, tuple(cats))
+
+
+def _dense(ratings: RatingCodes, categories: Sequence[Hashable] | None) -> RatingTable:
+    """Return the dense RatingTable of RatingCodes (units in code order)."""
+    ratings.check_one_per_rater()
+    codes = np.full((ratings.n_units, len(ratings.raters)), MISSING, dtype=np.int64)
+    codes[ratings.unit, ratings.rater] = ratings.value
+    table = RatingTable(tuple(ratings.units.tolist()), ratings.raters, ratings.categories, codes)
+    return table if categories is None else _recode(table, categories)
 
 
 def _is_nan(value: Any) -> bool:
