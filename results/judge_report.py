@@ -37,7 +37,8 @@ from judging.versions import config_version, family_of, judge_family
 from results.access import access_campaign_results, researcher_campaigns
 from results.agreement import collapse, finite_or_none, finite_pair, metric
 from results.agreement import judge_report as agreement_with_humans
-from results.raters import parse_raters
+from results.rater_exclusions import with_exclusions
+from results.raters import RaterSelection, parse_raters
 from results.selectors import RatingRow, rating_rows
 from scoring.judge_audit import Z95, LogisticSlope, logistic_slope, paired_means, stability
 from scoring.position import wilson_interval
@@ -97,7 +98,15 @@ def build_report(
     """Return the judge report over the campaigns, one section per configuration version, oldest first."""
     bootstrap = max(0, min(bootstrap, MAX_BOOTSTRAP))
     campaign_ids = [c.pk for c in campaigns]
-    rows = [row for campaign in campaigns for row in rating_rows(campaign, parse_raters("all"))]
+    # Every rater but those the campaign's researchers excluded from results (the judge itself is never excluded
+    # here: a report on an excluded judge still shows its ratings).
+    rows = [
+        row
+        for campaign in campaigns
+        for row in rating_rows(campaign, with_exclusions(parse_raters("all"), campaign))
+        if row.kind == "human" or row.rater_id != judge.rater_id
+    ]
+    rows += [row for campaign in campaigns for row in rating_rows(campaign, RaterSelection(names=(judge.name,)))]
     humans = [r for r in rows if r.kind == "human"]
     own = [r for r in rows if r.rater_id == judge.rater_id]
     version_of = _rating_versions(judge, campaign_ids)

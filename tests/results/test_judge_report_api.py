@@ -10,6 +10,7 @@ from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from annotation.models import Campaign
+from annotation.rater_actions import act_on_rater
 from judging import services
 from judging.models import JudgeConfig
 from tests import factories
@@ -56,3 +57,16 @@ def test_another_teams_judge_and_campaign_are_not_found(
     assert client.get(f"/api/v1/judges/{judge.pk}/report/?campaign={campaign.slug}").status_code == 404
     assert client.get("/api/v1/judges/private/report/?campaign=theirs").status_code == 404
     assert client.get(f"/api/v1/judges/{judge.pk}/report/").json()["campaigns"] == []
+
+
+def test_raters_excluded_from_results_are_left_out_but_the_judge_is_reported(
+    campaign: Campaign, rated: Rated, judge: JudgeConfig, researcher: User, api_client_for: Client
+) -> None:
+    url = f"/api/v1/judges/{judge.pk}/report/?campaign={campaign.slug}&bootstrap=0"
+    client = api_client_for(researcher)
+    before = client.get(url).json()["n_human_ratings"]
+    act_on_rater(campaign=campaign, rater=rated.expert, action="exclude", reason="spam", actor=researcher)
+    act_on_rater(campaign=campaign, rater=rated.judge, action="exclude", reason="audit", actor=researcher)
+    after = client.get(url).json()
+    assert after["n_human_ratings"] == before - len(rated.comparisons)  # the expert rated each comparison once
+    assert after["versions"][0]["n_ratings"] == 2 * len(rated.comparisons)
