@@ -102,6 +102,11 @@ def campaign_leaderboard(
             "rater_model, combine or style_control)",
             field="downsample",
         )
+    if influence and (cluster or rater_model or combine or style_control):
+        raise DomainError(
+            "influence applies to the Bradley-Terry leaderboard (no cluster, rater_model, combine or style_control)",
+            field="influence",
+        )
     check_rater_options(
         cluster=cluster,
         rater_model=rater_model,

@@ -71,6 +71,9 @@ def test_leaderboard_api_takes_influence_and_downsample_and_refuses_bad_values(
     refused = client.get(base, {"downsample": "1", "consistent": "1"})
     assert refused.status_code == 400
     assert "downsample" in json.dumps(refused.json())
+    refused = client.get(base, {"influence": "1", "combine": "ppi"})
+    assert refused.status_code == 400
+    assert "influence" in json.dumps(refused.json())
 
 
 def test_leaderboard_command_prints_the_swap_counts_and_the_downsampling(rated: Rated) -> None:
