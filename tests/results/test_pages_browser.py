@@ -54,7 +54,12 @@ def log_in(page: Page, live_server: Any, user: User) -> None:
 
 
 def results_pages(campaign: Campaign) -> list[str]:
-    return ["/results/", f"/results/{campaign.slug}/", f"/results/{campaign.slug}/agreement/"]
+    return [
+        "/results/",
+        f"/results/{campaign.slug}/",
+        f"/results/{campaign.slug}/agreement/",
+        f"/results/{campaign.slug}/raters/",
+    ]
 
 
 def outside(page: Page, selector: str, width: int) -> list[str]:
