@@ -73,7 +73,7 @@ def campaign_raters(
     }
 
 
-UNKNOWN_STANDING: dict[str, Any] = {"kind": None, "paused": False, "excluded": False}
+UNKNOWN_STANDING: dict[str, Any] = {"kind": None, "account": False, "paused": False, "excluded": False}
 
 
 def gold_answers(campaign: Campaign, selection: RaterSelection) -> dict[str, tuple[int, int]]:
@@ -121,7 +121,12 @@ def empty_row(label: str) -> dict[str, Any]:
 def rater_standing(campaign: Campaign) -> dict[str, dict[str, Any]]:
     """Return per rater (public label) of the campaign its kind and whether it is paused or excluded there."""
     standing = {
-        (name if user_id is None else pseudonym): {"kind": kind, "paused": False, "excluded": False}
+        (name if user_id is None else pseudonym): {
+            "kind": kind,
+            "account": user_id is not None,
+            "paused": False,
+            "excluded": False,
+        }
         for name, pseudonym, user_id, kind in campaign_raters_of(campaign=campaign).values_list(
             "name", "pseudonym", "user_id", "kind"
         )
@@ -131,7 +136,7 @@ def rater_standing(campaign: Campaign) -> dict[str, dict[str, Any]]:
     )
     for name, pseudonym, user_id, kind, paused, excluded in statuses:
         label = name if user_id is None else pseudonym
-        standing[label] = {"kind": kind, "paused": paused, "excluded": excluded}
+        standing[label] = {"kind": kind, "account": user_id is not None, "paused": paused, "excluded": excluded}
     return standing
 
 

@@ -40,6 +40,11 @@ def test_the_page_lists_every_rater_with_its_flags_and_buttons(rated: Rated, res
     assert 'value="exclude">Exclude from results</button>' in table
     assert f'<th scope="row">{rated.alice.pseudonym}</th>' in table  # an account holder by pseudonym
     assert ">alice<" not in table
+    rows = {row.split("</th>")[0]: row for row in table.split('<th scope="row">')[1:]}
+    assert 'value="pause">Pause</button>' in rows[rated.alice.pseudonym]  # an account: gets work, may be paused
+    assert 'value="pause"' not in rows["expert_1"]  # imported: gets no work
+    assert 'value="pause"' not in rows["gpt-judge"]
+    assert "Count the ratings of" not in page  # the rater selection form does not apply here
 
 
 def test_excluding_from_the_page_takes_one_click_and_logs_the_flags_as_the_reason(
