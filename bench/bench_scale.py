@@ -177,8 +177,8 @@ def seed_ratings(cursor: Any, campaign_id: int, judges: list[int], humans: list[
                WHEN (c.id * 7919) %% 100 < 55 THEN c.output_a_id ELSE c.output_b_id END
            FROM (SELECT id, row_number() OVER (ORDER BY id) AS k FROM annotation_comparison
                  WHERE campaign_id = %s) n
-           WHERE n.id = c.id AND n.k > %s AND n.k <= %s AND n.k %% 100 = 0""",
-        [campaign_id, start, start + human],
+           WHERE n.id = c.id AND n.k > %s AND n.k <= %s AND (n.k - %s) %% 100 = 1""",
+        [campaign_id, start, start + human, start],
     )
 
 
