@@ -21,8 +21,8 @@ from django.db.models.functions import Left
 from annotation.models import Campaign, Prompt
 from scoring.near_duplicates import THRESHOLD, DuplicateGroup, find_duplicates
 
-TEXT_CHARS = 10_000
-MAX_PROMPTS = 1_000_000
+TEXT_CHARS = 2_000  # what is compared; held in memory for every prompt of the campaign
+MAX_PROMPTS = 500_000
 IMPORT_MAX_PROMPTS = 50_000  # about 4 s of CPU (bench/bench_hygiene.py: 79 us a prompt)
 SHOWN_GROUPS = 50
 
