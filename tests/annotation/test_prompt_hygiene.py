@@ -95,3 +95,13 @@ def test_import_outputs_reports_and_tags_duplicate_prompts(researcher: User, tmp
     done = _run("import_outputs", campaign.slug, str(path))
     assert "2 exact and 0 near groups (4 prompts, tagged, none deleted)" in done
     assert Prompt.objects.filter(campaign=campaign, duplicate_group__isnull=False).count() == 4
+
+
+def test_prompt_hygiene_command_refuses_a_campaign_over_the_prompt_limit(
+    researcher: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    campaign = factories.CampaignFactory.create(owner=researcher)
+    _prompts(campaign, ["one", "two", "three"])
+    monkeypatch.setattr("annotation.prompt_hygiene.MAX_PROMPTS", 2)
+    with pytest.raises(CommandError, match="more than 2 prompts"):
+        _run("prompt_hygiene", campaign.slug)
