@@ -396,6 +396,12 @@ def rater_bradley_terry(
     ratings = _to_ratings(fit.theta[None], fit.labels, anchor, anchor_index)[0]
     se = _rating_se(fit.cov, len(cells.models), anchor_index, fit.labels)
     warnings = [] if fit.converged else ["the rater model's optimiser did not converge"]
+    n_components = int(fit.labels.max()) + 1
+    if n_components > 1:
+        warnings.append(
+            f"the comparison graph falls apart into {n_components} components: ratings are comparable only within "
+            "a component and each component is centred separately"
+        )
     if np.median(cells.votes_per_rater()) < SPARSE_VOTES:
         warnings.append(
             f"most raters have fewer than {SPARSE_VOTES} votes: the rater model's two parameters per rater cost "

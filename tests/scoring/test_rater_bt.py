@@ -214,3 +214,14 @@ def test_bad_input_is_refused_with_a_clear_error() -> None:
     assert other.n_battles == 1
     with pytest.raises(ValueError, match="cluster"):
         rater_bt.fit_rater_bt(cells, cluster="prompt")  # type: ignore[arg-type]
+
+
+def test_a_disconnected_graph_is_fitted_per_component_and_said() -> None:
+    votes = [("a", "x", "y", "left"), ("a", "y", "x", "right"), ("b", "x", "y", "tie"), ("c", "p", "q", "left")]
+    votes += [("c", "q", "p", "left"), ("c", "p", "q", "right")]
+    board = rater_bt.rater_bradley_terry(rater_bt.RaterCells.from_votes(votes)).board
+    assert board.components == [["p", "q"], ["x", "y"]]
+    assert any("2 components" in warning for warning in board.warnings)
+    assert any("fewer than 30 votes" in warning for warning in board.warnings)
+    assert board.rating("x").rating + board.rating("y").rating == pytest.approx(2000.0)
+    assert board.rating("x").rating > board.rating("y").rating
