@@ -231,7 +231,7 @@ def fit_rater_bt(
     bias_sd: float = BIAS_SD,
     prior: float = DEFAULT_PRIOR,
     cluster: RaterCluster | None = None,
-    max_iter: int = 10_000,
+    max_iter: int = 2_000,
 ) -> RaterFit:
     """Fit ratings, reliabilities and left biases jointly (see the module docstring)."""
     if reliability_prior < 0 or bias_sd <= 0:
