@@ -204,6 +204,17 @@ def run_rank(args: argparse.Namespace) -> str:
     """Return the rendered leaderboard for the ``rank`` command."""
     if args.reweight and (args.bootstrap or args.combine):
         raise ValueError("--reweight pairs gives reweighted sandwich intervals; drop --bootstrap and --combine")
+    hygiene = [
+        flag
+        for flag, on in (("--influence", args.influence), ("--downsample-high-freq", args.downsample_high_freq))
+        if on
+    ]
+    others = args.cluster or args.rater_model or args.categories or args.style_control or args.combine
+    if hygiene and others:
+        raise ValueError(
+            f"{' and '.join(hygiene)} apply to the plain leaderboard: drop --cluster, --rater-model, "
+            "--categories, --style-control and --combine"
+        )
     if args.cluster or args.rater_model:
         from scoring.rank_raters import run_rank_raters
 

@@ -211,3 +211,10 @@ def test_rank_influence_adds_the_flip_column_to_json_and_table(
     table = capsys.readouterr().out
     assert "flip (votes)" in table
     assert "2 fragile" in table
+
+
+def test_rank_influence_refuses_the_other_leaderboards(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "battles.jsonl"
+    path.write_text(json.dumps({"model_a": "a", "model_b": "b", "winner": "model_a", "judge": "r"}) + "\n")
+    assert main(["rank", str(path), "--influence", "--cluster", "rater"]) == 1
+    assert "--influence apply to the plain leaderboard" in capsys.readouterr().err
