@@ -291,19 +291,24 @@ def rating_arrays(campaign: Campaign, selection: RaterSelection) -> RatingArrays
     """Return the campaign's selected ratings as compact numpy columns (what ``rating_rows`` returns as objects),
     streamed in chunks so that no per-rating Python object outlives its chunk."""
     source, params = ratings_from(campaign, selection)
-    sql = f"""SELECT r.comparison_id, r.rater_id, {VALUE_CODE_SQL}, ({A_LEFT_SQL})::int, COALESCE(r.time_ms, -1),
-                     {GOLD_CODE_SQL}
-              {source} ORDER BY r.id"""
+    # Unordered: PostgreSQL streams the join as it goes instead of sorting it first; numpy sorts by id after.
+    sql = f"""SELECT r.id, r.comparison_id, r.rater_id, {VALUE_CODE_SQL}, ({A_LEFT_SQL})::int,
+                     COALESCE(r.time_ms, -1), {GOLD_CODE_SQL}
+              {source}"""
     alias = heavy_read_alias()
-    columns: list[list[np.ndarray[Any, Any]]] = [[] for _ in range(6)]
-    types = (np.int64, np.int64, np.int8, np.bool_, np.int32, np.int8)
+    columns: list[list[np.ndarray[Any, Any]]] = [[] for _ in range(7)]
+    types = (np.int64, np.int64, np.int64, np.int8, np.bool_, np.int32, np.int8)
     for chunk in stream_rows(sql, params, chunk=50_000, using=alias):
         block = np.array(chunk, dtype=np.int64)
         for column, kind, parts in zip(block.T, types, columns, strict=True):
             parts.append(column.astype(kind))
-    comparison, rater_id, value, a_left, time_ms, gold = (
+    rating_id, *rest = (
         np.concatenate(parts) if parts else np.zeros(0, kind) for parts, kind in zip(columns, types, strict=True)
     )
+    order = np.argsort(rating_id)
+    del rating_id
+    comparison, rater_id, value, a_left, time_ms, gold = (column[order] for column in rest)
+    del rest
     ids = np.unique(rater_id)
     labels = {
         pk: (label, kind)

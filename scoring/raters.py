@@ -222,16 +222,19 @@ def dawid_skene(
     cell = coded.rater * k + coded.label
 
     def m_step(post: FloatArray) -> tuple[FloatArray, FloatArray]:
-        weights = post[coded.unit]  # (N, K): the observation's weight for each true class
-        counts = np.stack([np.bincount(cell, weights[:, t], n_raters * k) for t in range(k)], axis=1)
+        by_class = np.ascontiguousarray(post.T)  # the observation's weight for true class t: by_class[t, unit]
+        counts = np.stack([np.bincount(cell, by_class[t][coded.unit], n_raters * k) for t in range(k)], axis=1)
         confusion = counts.reshape(n_raters, k, k).transpose(0, 2, 1) + pseudo  # [rater, true, label]
         confusion /= np.maximum(confusion.sum(axis=2, keepdims=True), TINY)
         prevalence = post.sum(axis=0) + prior_votes / k
         return prevalence / prevalence.sum(), confusion
 
     def e_step(prevalence: FloatArray, confusion: FloatArray) -> tuple[FloatArray, float]:
-        logs = np.log(np.maximum(confusion[coded.rater, :, coded.label], TINY))  # (N, K)
-        log_post = _sum_by_unit(logs, coded.unit, n_units) + np.log(np.maximum(prevalence, TINY))
+        # The log of each (rater, label) cell once, then one row per class over the observations: the same
+        # numbers as the log of confusion[rater, :, label] per observation, at a fraction of the work.
+        table = np.log(np.maximum(confusion, TINY)).transpose(1, 0, 2).reshape(k, n_raters * k)
+        sums = [np.bincount(coded.unit, table[t][cell], n_units) for t in range(k)]
+        log_post = np.asarray(np.stack(sums, axis=1), dtype=np.float64) + np.log(np.maximum(prevalence, TINY))
         return _normalise_log(log_post)
 
     def log_prior(prevalence: FloatArray, confusion: FloatArray) -> float:
