@@ -27,6 +27,7 @@ import numpy as np
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db import connection
 from django.db.models import Max, Min, QuerySet
+from django.db.models.fields.json import KT
 
 import scoring
 from annotation.models import Campaign, Rating
@@ -295,8 +296,13 @@ def self_preference_section(
     if context.family is None:
         return {"family": None, "undefined": "the judge has no model family (see Model families in the admin)"}
     own_side = {}
+    in_family: dict[str | None, bool] = {}  # a campaign has few models: match each name once
     for comparison_id, fact in context.facts.items():
-        sides = [family_of(m, context.families) == context.family for m in (fact.model_a, fact.model_b)]
+        sides = []
+        for model in (fact.model_a, fact.model_b):
+            if model not in in_family:
+                in_family[model] = family_of(model, context.families) == context.family
+            sides.append(in_family[model])
         if sides[0] != sides[1]:
             own_side[comparison_id] = "a" if sides[0] else "b"
     judge = {u: _own_score(v, own_side[u]) for u, _, v in collapse(judge_rows) if u in own_side}
@@ -341,7 +347,7 @@ def _rating_versions(judge: JudgeConfig, campaign_ids: list[int]) -> dict[int, s
 def _verdicts(judge: JudgeConfig, campaign_ids: list[int]) -> list[Verdict]:
     rows = JudgeVerdict.objects.filter(
         judge=judge, comparison__campaign_id__in=campaign_ids, state=JudgeVerdict.State.DONE
-    ).values_list("run__config_version", "repeat", "comparison_id", "order", "parsed__outcome")
+    ).values_list("run__config_version", "repeat", "comparison_id", "order", KT("parsed__outcome"))
     return [(version or UNVERSIONED, repeat, c, order, str(outcome)) for version, repeat, c, order, outcome in rows]
 
 
