@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from annotation.models import AnnotatorStatus, Campaign
 from annotation.rater_actions import campaign_raters as campaign_raters_of
 from annotation.services import gold_pause_reason
@@ -144,23 +146,28 @@ def posterior_summary(triples: Sequence[tuple[int, str, str]] | RatingCodes) -> 
     """Return the Dawid-Skene model of (comparison, rater, verdict) triples for the agreement report: each rater's
     competence, how many comparisons are confidently decided, and the least certain comparisons."""
     model = dawid_skene(triples, classes=VERDICT_CLASSES)
-    confidence = model.confidence()
-    labels = model.labels()
-    doubtful = sorted(confidence, key=lambda unit: (confidence[unit], str(unit)))[:20]
+    confidence = model.posterior.max(axis=1) if len(model.units) else np.zeros(0)
+    # Only the comparisons at or below the 20th smallest confidence can be among the 20 least certain.
+    cut = np.partition(confidence, 19)[19] if len(confidence) > 20 else np.inf
+    doubtful = sorted(np.flatnonzero(confidence <= cut).tolist(), key=lambda i: (confidence[i], str(model.units[i])))
     return {
         "method": "dawid_skene",
         "prior_votes": model.options["prior_votes"],
         "prior_accuracy": model.options["prior_accuracy"],
         "converged": model.converged,
         "n_comparisons": len(model.units),
-        "n_confident": sum(value >= CONFIDENT for value in confidence.values()),
+        "n_confident": int((confidence >= CONFIDENT).sum()),
         "prevalence": dict(zip(VERDICT_CLASSES, (round(float(p), 6) for p in model.prevalence), strict=True)),
         "raters": [
             {"rater": rater, "votes": int(votes), "competence": round(float(value), 6)}
             for rater, votes, value in zip(model.raters, model.votes, model.competence, strict=True)
         ],
         "least_certain": [
-            {"comparison_id": unit, "verdict": labels[unit], "confidence": round(confidence[unit], 6)}
-            for unit in doubtful
+            {
+                "comparison_id": model.units[i],
+                "verdict": model.classes[int(np.argmax(model.posterior[i]))],
+                "confidence": round(float(confidence[i]), 6),
+            }
+            for i in doubtful[:20]
         ],
     }
