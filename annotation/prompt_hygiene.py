@@ -174,9 +174,17 @@ def describe_import_duplicates(duplicates: Mapping[str, Any]) -> str:
     """Return the import summary's clause about duplicates ('' when there are none or nothing was checked)."""
     if not duplicates.get("checked") or not duplicates.get("prompts_in_groups"):
         return ""
+    shown = [
+        "("
+        + ", ".join(str(p["external_id"]) for p in group["prompts"][:4])
+        + (", ..." if group["size"] > 4 else "")
+        + ")"
+        for group in duplicates.get("groups_with_file_prompts", [])[:3]
+    ]
+    which = f": {' '.join(shown)}" if shown else ""
     return (
         f"; duplicate prompts in the campaign: {duplicates['exact_groups']} exact and {duplicates['near_groups']} "
-        f"near groups ({duplicates['prompts_in_groups']} prompts, tagged, none deleted)"
+        f"near groups ({duplicates['prompts_in_groups']} prompts, tagged, none deleted){which}"
     )
 
 

@@ -93,7 +93,8 @@ def test_import_outputs_reports_and_tags_duplicate_prompts(researcher: User, tmp
     assert "2 exact and 0 near groups (4 prompts" in preview
     assert not Prompt.objects.filter(duplicate_group__isnull=False).exists()
     done = _run("import_outputs", campaign.slug, str(path))
-    assert "2 exact and 0 near groups (4 prompts, tagged, none deleted)" in done
+    assert "2 exact and 0 near groups (4 prompts, tagged, none deleted): (" in done
+    assert "(b, c)" in done
     assert Prompt.objects.filter(campaign=campaign, duplicate_group__isnull=False).count() == 4
 
 
