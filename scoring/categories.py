@@ -63,58 +63,25 @@ CODE_LINE = re.compile(
 )
 _CODE_LINE_END = re.compile(r"[;{}][ \t]*$", re.MULTILINE)
 _CODE_OPERATOR = re.compile(r"==|!=|=>|->|::|\+\+|&&|\|\|")
+
+
+def _word_set(text: str) -> frozenset[str]:
+    """Return the words of a space-separated word list."""
+    return frozenset(text.split())
+
+
 # Words are compared as a set of the sample's lowercased words (one C-speed regex pass, then set lookups).
 _WORD = re.compile(r"[a-z][a-z0-9+#]*")
-CODE_LANGUAGES = frozenset(
-    [
-        "python",
-        "javascript",
-        "typescript",
-        "java",
-        "c++",
-        "c#",
-        "golang",
-        "kotlin",
-        "php",
-        "sql",
-        "html",
-        "css",
-        "bash",
-        "powershell",
-        "haskell",
-        "scala",
-        "matlab",
-        "verilog",
-        "regex",
-        "numpy",
-        "pytorch",
-        "tensorflow",
-        "django",
-        "react",
-        "nodejs",
-    ]
+CODE_LANGUAGES = _word_set(
+    "python javascript typescript java c++ c# golang kotlin php sql html css bash powershell haskell "
+    "scala matlab verilog regex numpy pytorch tensorflow django react nodejs"
 )
 CODE_WORDS = frozenset(
     word + suffix
-    for word in [
-        "code",
-        "program",
-        "script",
-        "function",
-        "class",
-        "method",
-        "bug",
-        "debug",
-        "error",
-        "compile",
-        "implement",
-        "algorithm",
-        "query",
-        "api",
-        "library",
-        "syntax",
-        "variable",
-    ]
+    for word in _word_set(
+        "code program script function class method bug debug error "
+        "compile implement algorithm query api library syntax variable"
+    )
     for suffix in ("", "s", "es")
 )
 
@@ -125,50 +92,11 @@ _ARITHMETIC = re.compile(r"\d[ \t]*[-+*/^\u00d7\u00f7][ \t]*\(?[ \t]*\d|\d[a-z]\
 # A power (x^2, n ** 3): the operator is searched, the letter before it checked (a letter-led pattern is tried at
 # every letter of the text).
 _POWER = re.compile(r"(?:\^|\*\*)[ \t]*\d")
-MATH_WORDS = frozenset(
-    [
-        "solve",
-        "equation",
-        "equations",
-        "integral",
-        "integrals",
-        "derivative",
-        "derivatives",
-        "differentiate",
-        "integrate",
-        "theorem",
-        "theorems",
-        "prove",
-        "proof",
-        "lemma",
-        "polynomial",
-        "polynomials",
-        "matrix",
-        "matrices",
-        "eigenvalue",
-        "eigenvalues",
-        "probability",
-        "arithmetic",
-        "algebra",
-        "geometry",
-        "calculus",
-        "logarithm",
-        "logarithms",
-        "factorial",
-        "prime",
-        "primes",
-        "triangle",
-        "triangles",
-        "hypotenuse",
-        "summation",
-        "quadratic",
-        "fraction",
-        "fractions",
-        "divisible",
-        "modulo",
-        "radius",
-        "perimeter",
-    ]
+MATH_WORDS = _word_set(
+    "solve equation equations integral integrals derivative derivatives differentiate integrate theorem "
+    "theorems prove proof lemma polynomial polynomials matrix matrices eigenvalue eigenvalues probability "
+    "arithmetic algebra geometry calculus logarithm logarithms factorial prime primes triangle triangles "
+    "hypotenuse summation quadratic fraction fractions divisible modulo radius perimeter"
 )
 _DIGIT = re.compile(r"\d")
 
