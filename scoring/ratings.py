@@ -93,7 +93,9 @@ class RatingCodes:
         repeated = np.flatnonzero(ordered[1:] == ordered[:-1])
         if len(repeated):
             unit, rater = divmod(int(ordered[repeated[0]]), max(len(self.raters), 1))
-            raise ValueError(f"rater {self.raters[rater]!r} rated unit {self.units[unit]!r} more than once")
+            label = self.units[unit]
+            label = label.item() if isinstance(label, np.generic) else label
+            raise ValueError(f"rater {self.raters[rater]!r} rated unit {label!r} more than once")
 
 
 def rating_codes(

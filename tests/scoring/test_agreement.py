@@ -20,6 +20,8 @@ from scoring import (
     rating_table_from_matrix,
     scott_pi,
 )
+from scoring.ratings import rating_codes
+from tests.scoring.test_ratings import random_votes
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "scoring"
 
@@ -207,3 +209,17 @@ def test_cohen_kappa_can_pick_two_raters_out_of_more() -> None:
     assert cohen_kappa(ratings, raters=("a", "c")).value < 0.5
     with pytest.raises(ValueError, match="'z'"):
         cohen_kappa(ratings, raters=("a", "z"))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_rating_codes_give_the_same_coefficients_and_intervals_as_their_triples(seed: int) -> None:
+    triples, codes = random_votes(seed, one_per_rater=True)
+    for metric in (percent_agreement, fleiss_kappa, gwet_ac1, brennan_prediger, conger_kappa):
+        expected = metric(triples, bootstrap=30, rng=np.random.default_rng(seed))
+        assert str(metric(codes, bootstrap=30, rng=np.random.default_rng(seed))) == str(expected)
+
+
+def test_rating_codes_with_a_repeat_are_refused_by_one_rating_per_rater_coefficients() -> None:
+    codes = rating_codes(np.array([1, 1]), np.array([0, 0]), np.array([0, 1]), raters="ab", categories="xy")
+    with pytest.raises(ValueError, match="rater 'a' rated unit 1 more than once"):
+        fleiss_kappa(codes)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from scoring import krippendorff_alpha, rating_table_from_matrix
+from scoring.ratings import rating_codes
 
 Level = Literal["nominal", "ordinal", "interval", "ratio"]
 
@@ -72,3 +73,18 @@ def test_alpha_bootstrap_is_seeded() -> None:
     assert first.ci == second.ci
     assert first.ci is not None
     assert first.ci[0] < first.value <= first.ci[1]
+
+
+@pytest.mark.parametrize("level", ["nominal", "ordinal"])
+def test_rating_codes_give_the_krippendorff_package_alpha_without_a_dense_table(
+    level: Literal["nominal", "ordinal"],
+) -> None:
+    rng = np.random.default_rng(7)
+    units, raters, values = rng.integers(0, 200, 900), rng.integers(0, 9, 900), rng.integers(0, 3, 900)
+    _, first = np.unique(units * 10 + raters, return_index=True)
+    units, raters, values = units[first], raters[first], values[first]
+    codes = rating_codes(units, raters, values, raters=range(9), categories=(0, 1, 2))
+    matrix = np.full((9, 200), np.nan)
+    matrix[raters, units] = values
+    expected = krippendorff.alpha(reliability_data=matrix, level_of_measurement=level)
+    assert krippendorff_alpha(codes, level=level).value == pytest.approx(expected, abs=1e-12)

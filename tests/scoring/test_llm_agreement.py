@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from scoring import loo_mode_agreement, mtbench_agreement
+from scoring.ratings import rating_codes
+from tests.scoring.test_ratings import random_votes
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA = REPO_ROOT / ".." / "shared" / "data"
@@ -95,3 +97,21 @@ def test_agreement_requires_two_raters_and_bootstraps_over_units() -> None:
     assert result.ci is not None
     assert result.ci[0] < result.value < result.ci[1]
     assert result.ci_without_ties is not None
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_rating_codes_give_the_same_mtbench_and_leave_one_out_agreement_as_their_triples(seed: int) -> None:
+    triples, codes = random_votes(seed)  # raters vote on a unit more than once, as the MT-Bench authors did
+    for metric, options in (
+        (mtbench_agreement, {"ties": ("tie", "both_bad")}),
+        (loo_mode_agreement, {"max_per_unit": 4}),
+    ):
+        expected = metric(triples, bootstrap=30, rng=np.random.default_rng(seed), **options)
+        got = metric(codes, bootstrap=30, rng=np.random.default_rng(seed), **options)
+        assert str(got) == str(expected)  # str: nan equals nan
+
+
+def test_rating_codes_of_one_rater_are_refused_as_triples_are() -> None:
+    codes = rating_codes(np.array([1, 2]), np.array([0, 0]), np.array([0, 1]), raters=("r",), categories="ab")
+    with pytest.raises(ValueError, match="at least 2 raters; found 1"):
+        mtbench_agreement(codes)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from scoring.raters import RaterModel, dawid_skene, mace
+from tests.scoring.test_ratings import random_votes
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "scoring"
 Triple = tuple[Hashable, Hashable, Hashable]
@@ -166,3 +167,12 @@ def test_to_dict_gives_each_units_posterior_and_each_raters_competence() -> None
     assert payload["units"][0]["label"] == "a"
     assert sum(payload["units"][1]["posterior"].values()) == pytest.approx(1.0)
     json.dumps(payload)
+
+
+def test_rating_codes_give_the_same_dawid_skene_model_as_their_triples() -> None:
+    triples, codes = random_votes(3)
+    classes = ("a", "tie", "both_bad", "b")
+    expected, got = dawid_skene(triples, classes=classes), dawid_skene(codes, classes=classes)
+    assert (got.units, got.raters, got.iterations) == (expected.units, expected.raters, expected.iterations)
+    assert got.posterior.tolist() == expected.posterior.tolist()
+    assert got.competence.tolist() == expected.competence.tolist()
