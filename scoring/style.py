@@ -327,12 +327,15 @@ def fit(
             # The likelihood is flat along each component's ones-vector: fix those directions.
             hess[:m, :m] += (labels[:, None] == labels[None, :]) / np.bincount(labels)[labels][:, None]
         step = _newton_step(hess, grad)
-        params, eta, grad, hess, size = _line_step(design, params, eta, step, grad, w, reg)
-        taken = float(np.abs(size * step).max(initial=0.0))
-        if taken < STEP_TOL and (size == 1.0 or np.abs(step).max() < STEP_TOL):
+        size_of_step = float(np.abs(step).max(initial=0.0))
+        # Quadratic convergence: once full steps shrink as s_next ~ C s^2, what is left after this step is about
+        # s^3 / s_prev^2; below PREDICTED_TOL the step is taken without evaluating the point it leads to.
+        if last < QUADRATIC_FROM * 10 and size_of_step < QUADRATIC_FROM and size_of_step**3 / last**2 < PREDICTED_TOL:
+            params = params + step
             break
-        # Quadratic convergence: once full steps shrink as s_next ~ C s^2, the next is predicted from the last two.
-        if size == 1.0 and taken < QUADRATIC_FROM and taken * taken * taken / (last * last) < PREDICTED_TOL:
+        params, eta, grad, hess, size = _line_step(design, params, eta, step, grad, w, reg)
+        taken = size * size_of_step
+        if taken < STEP_TOL and (size == 1.0 or size_of_step < STEP_TOL):
             break
         last = taken if size == 1.0 else math.inf
         if np.abs(params[:m]).max(initial=0.0) > MAX_THETA or iteration == MAX_ITERATIONS:
