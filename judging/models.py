@@ -48,11 +48,13 @@ class JudgeConfig(models.Model):
         MT_BENCH = "mt_bench", "MT-Bench pairwise ([[A]] / [[B]] / [[C]])"
         MT_BENCH_REFERENCE = "mt_bench_reference", "MT-Bench pairwise with a reference answer"
         ARENA_HARD = "arena_hard", "Arena-Hard ([[A>>B]] ... [[B>>A]], strength kept)"
+        PROBABILITY = "probability", "Probability that the first answer is better ([[P=0.73]])"
         CUSTOM = "custom", "Custom template"
 
     class VerdictFormat(models.TextChoices):
         PATTERN = "pattern", "Regular expression over the reply"
         JSON = "json", "JSON reply (structured output)"
+        PROBABILITY = "probability", "Probability that the first answer is better (a number from 0 to 1)"
 
     name = models.CharField(max_length=200, unique=True)
     # Who may change it; empty for an operator's judge (made by a superuser or a management command), which every
@@ -78,7 +80,7 @@ class JudgeConfig(models.Model):
         blank=True, help_text="For custom templates: user message with {question}, {answer_a}, {answer_b}, {reference}."
     )
     verdict_format = models.CharField(
-        max_length=10,
+        max_length=12,
         choices=VerdictFormat.choices,
         default=VerdictFormat.PATTERN,
         help_text="For custom templates: how the verdict is read from the reply.",
@@ -206,6 +208,9 @@ class JudgeVerdict(models.Model):
     request_hash = models.CharField(max_length=64, blank=True)
     raw_response = models.TextField(blank=True)
     parsed = models.JSONField(null=True, blank=True, help_text="outcome A/B/tie/both_bad, strength, label.")
+    probability = models.FloatField(
+        null=True, blank=True, help_text="P(the answer shown first is better), from probability templates only."
+    )
     rating = models.OneToOneField(Rating, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     tokens_in = models.PositiveIntegerField(default=0)
     tokens_out = models.PositiveIntegerField(default=0)
@@ -226,6 +231,10 @@ class JudgeVerdict(models.Model):
             ),
             models.CheckConstraint(
                 condition=~Q(state="done") | Q(parsed__isnull=False), name="judgeverdict_done_is_parsed"
+            ),
+            models.CheckConstraint(
+                condition=Q(probability__isnull=True) | Q(probability__gte=0, probability__lte=1),
+                name="judgeverdict_probability_in_0_1",
             ),
         ]
         indexes = [
@@ -381,6 +390,9 @@ class PanelVerdict(models.Model):
     order = models.CharField(max_length=2, choices=JudgeVerdict.Order.choices)
     outcome = models.CharField(max_length=8, help_text="A, B, tie or both_bad (A: the output shown first).")
     votes = models.JSONField(help_text="Each member judge's outcome, by name.")
+    probability = models.FloatField(
+        null=True, blank=True, help_text="mean_probability panels: the mean of the members' probabilities."
+    )
     rating = models.OneToOneField(Rating, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     tokens_in = models.PositiveIntegerField(default=0)
     tokens_out = models.PositiveIntegerField(default=0)

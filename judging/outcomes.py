@@ -70,7 +70,7 @@ _COLUMNS = """
     id bigint, kind text, state text, reason text, parsed jsonb, raw text, finish text, tokens_in int,
     tokens_out int, latency_ms int, cost numeric, cached boolean, retry_at timestamptz, call_hash text,
     call_model text, call_request jsonb, call_response jsonb, comparison_id bigint, rater_id bigint, verdict text,
-    winner_id bigint, left_output_id bigint, strength int, metadata jsonb
+    winner_id bigint, left_output_id bigint, strength int, metadata jsonb, probability double precision
 """
 _RECORD = f"""
     WITH input AS (
@@ -100,9 +100,9 @@ _RECORD = f"""
         UPDATE judging_judgeverdict v
         SET state = CASE WHEN m.verdict IS NOT NULL AND r.id IS NULL THEN 'failed' ELSE m.state END,
             reason = CASE WHEN m.verdict IS NOT NULL AND r.id IS NULL THEN %(already)s ELSE m.reason END,
-            parsed = m.parsed, rating_id = r.id, raw_response = m.raw, tokens_in = m.tokens_in,
-            tokens_out = m.tokens_out, latency_ms = m.latency_ms, cost = m.cost, cached = m.cached,
-            claimed_by = '', claimed_until = NULL, finished_at = %(now)s
+            parsed = m.parsed, probability = m.probability, rating_id = r.id, raw_response = m.raw,
+            tokens_in = m.tokens_in, tokens_out = m.tokens_out, latency_ms = m.latency_ms, cost = m.cost,
+            cached = m.cached, claimed_by = '', claimed_until = NULL, finished_at = %(now)s
         FROM mine m LEFT JOIN ratings r ON r.comparison_id = m.comparison_id AND r.left_output_id = m.left_output_id
         WHERE v.id = m.id AND m.kind = 'judged'
     ), failed AS (
@@ -154,14 +154,14 @@ def _row(outcome: Outcome) -> dict[str, Any]:
         row.update(state=JudgeVerdict.State.PARSE_FAILED, reason=str(exc))
         return row
     if verdict.repeat:  # a stability repeat: kept on the verdict only, never a rating
-        row.update(state=JudgeVerdict.State.DONE, reason="", parsed=parsed.as_json())
+        row.update(state=JudgeVerdict.State.DONE, reason="", parsed=parsed.as_json(), probability=parsed.probability)
         return row
     first, second = verdict.in_order()
     winner = {"A": first, "B": second}.get(parsed.outcome)
     row.update(
         state=JudgeVerdict.State.DONE, reason="", parsed=parsed.as_json(), comparison_id=verdict.comparison_id,
         rater_id=verdict.judge.rater_id, verdict=_VERDICTS[parsed.outcome], winner_id=winner.pk if winner else None,
-        left_output_id=first.pk, strength=parsed.strength,
+        left_output_id=first.pk, strength=parsed.strength, probability=parsed.probability,
         metadata={"judge_verdict": verdict.pk, "run": verdict.run_id, "order": verdict.order, "label": parsed.label},
     )  # fmt: skip
     return row

@@ -25,7 +25,7 @@ from django.db.models import Q, QuerySet, Sum
 
 from annotation.models import Campaign, Comparison, Rater, Rating, Verdict
 from evalplatform.exceptions import Conflict, DomainError
-from judging import services
+from judging import prompts, services
 from judging.access import may_use_judge
 from judging.models import JudgeConfig, JudgePanel, JudgeRun, JudgeVerdict, PanelRun, PanelVerdict
 from results.tasks import schedule_refresh
@@ -33,9 +33,6 @@ from results.tasks import schedule_refresh
 User = AbstractBaseUser | AnonymousUser
 MIN_MEMBERS, MAX_MEMBERS = 2, 15
 POLL_SECONDS = 5.0  # between the finishing task's looks at the member runs
-# No built-in or custom template yields a probability yet (judging.prompts parses an outcome and a strength), so
-# mean_probability is refused for every member; a template that yields one is added here by name.
-PROBABILITY_TEMPLATES: frozenset[str] = frozenset()
 OUTCOMES = ("A", "B", "tie", "both_bad")
 VERDICTS = {"A": Verdict.WIN, "B": Verdict.WIN, "tie": Verdict.TIE, "both_bad": Verdict.BOTH_BAD}
 ACTIVE = (JudgeRun.Status.QUEUED, JudgeRun.Status.RUNNING)
@@ -80,7 +77,8 @@ def check_panel(*, name: str, owner: Any, members: Sequence[JudgeConfig], aggreg
     """Raise DomainError naming the field when a panel with these settings cannot work or may not be made.
 
     A panel has 2 to 15 distinct members, each a judge its owner may use (an operator's panel only the operator's
-    judges, so that every researcher may run it); mean_probability needs members whose template yields one.
+    judges, so that every researcher may run it); mean_probability needs members whose template yields one (the
+    probability template, or a custom one with the probability verdict format).
     """
     if not name.strip():
         raise DomainError("name: must not be empty", field="name")
@@ -98,12 +96,16 @@ def check_panel(*, name: str, owner: Any, members: Sequence[JudgeConfig], aggreg
         whose = "the operator's judges only" if owner is None else "judges its owner may use"
         raise DomainError(f"members: a panel holds {whose}; not {', '.join(sorted(foreign))}", field="members")
     if aggregation == JudgePanel.Aggregation.MEAN_PROBABILITY:
-        without = sorted(f"{m.name} ({m.template})" for m in members if m.template not in PROBABILITY_TEMPLATES)
+        without = sorted(
+            f"{m.name} ({m.template})"
+            for m in members
+            if not prompts.yields_probability(template=m.template, verdict_format=m.verdict_format)
+        )
         if without:
-            some = ", ".join(sorted(PROBABILITY_TEMPLATES)) or "none yet"
             raise DomainError(
                 "aggregation: mean_probability needs a probability from every member's template, and none comes "
-                f"from {', '.join(without)} (templates that yield one: {some}); use majority",
+                f"from {', '.join(without)} (templates that yield one: probability, or custom with verdict_format "
+                "probability); use majority",
                 field="aggregation",
             )
 
@@ -283,6 +285,7 @@ class Ballot:
     """The members' verdicts on one comparison in one order."""
 
     votes: dict[str, str] = field(default_factory=dict)
+    probabilities: dict[str, float] = field(default_factory=dict)
     tokens_in: int = 0
     tokens_out: int = 0
     cost: Decimal = Decimal(0)
@@ -295,6 +298,7 @@ class Tally:
     n_members: int
     ballots: dict[tuple[int, str], Ballot]
     kept: int = 0
+    aggregation: str = JudgePanel.Aggregation.MAJORITY
 
 
 def majority(votes: Iterable[str], *, n_members: int) -> str | None:
@@ -306,6 +310,24 @@ def majority(votes: Iterable[str], *, n_members: int) -> str | None:
         return None
     outcome, top = counts.most_common(1)[0]
     return outcome if 2 * top > n else "tie"
+
+
+def mean_probability(probabilities: Iterable[float], *, n_members: int) -> tuple[str, float] | None:
+    """Return the panel's outcome and the mean of the members' P(first is better), the outcome by the probability
+    template's band (``prompts.probability_outcome``); None (no verdict) when half of the members or fewer gave one."""
+    given = list(probabilities)
+    if 2 * len(given) <= n_members:
+        return None
+    mean = sum(given) / len(given)
+    return prompts.probability_outcome(mean), mean
+
+
+def decide(ballot: Ballot, tally: Tally) -> tuple[str, float | None] | None:
+    """Return the panel's outcome on a ballot by its aggregation (with the mean probability), or None."""
+    if tally.aggregation == JudgePanel.Aggregation.MEAN_PROBABILITY:
+        return mean_probability(ballot.probabilities.values(), n_members=tally.n_members)
+    outcome = majority(ballot.votes.values(), n_members=tally.n_members)
+    return None if outcome is None else (outcome, None)
 
 
 def panel_comparisons(run: PanelRun) -> QuerySet[Comparison, Any]:
@@ -329,46 +351,50 @@ def aggregate(run: PanelRun) -> Tally:
     ballots: dict[tuple[int, str], Ballot] = defaultdict(Ballot)
     verdicts = JudgeVerdict.objects.filter(
         judge_id__in=names, comparison_id__in=comparisons, repeat=0, state=JudgeVerdict.State.DONE
-    ).values_list("judge_id", "comparison_id", "order", "parsed", "tokens_in", "tokens_out", "cost")
-    for judge_id, comparison_id, order, parsed, tokens_in, tokens_out, cost in verdicts.iterator(chunk_size=2000):
+    ).values_list("judge_id", "comparison_id", "order", "parsed", "probability", "tokens_in", "tokens_out", "cost")
+    for judge_id, comparison_id, order, parsed, probability, tokens_in, tokens_out, cost in verdicts.iterator(
+        chunk_size=2000
+    ):
         if (comparison_id, order) in done or not isinstance(parsed, dict) or parsed.get("outcome") not in OUTCOMES:
             continue
         ballot = ballots[(comparison_id, order)]
         ballot.votes[names[judge_id]] = parsed["outcome"]
+        if probability is not None:
+            ballot.probabilities[names[judge_id]] = probability
         ballot.tokens_in += tokens_in
         ballot.tokens_out += tokens_out
         ballot.cost += cost
-    return Tally(n_members=len(members), ballots=dict(ballots), kept=len(done))
+    return Tally(n_members=len(members), ballots=dict(ballots), kept=len(done), aggregation=run.panel.aggregation)
 
 
 def store(run: PanelRun, tally: Tally) -> int:
     """Write the panel's verdicts and their ratings; return how many."""
-    decided = {
-        key: (outcome, ballot)
-        for key, ballot in tally.ballots.items()
-        if (outcome := majority(ballot.votes.values(), n_members=tally.n_members)) is not None
-    }
+    decided = {key: (result, ballot) for key, ballot in tally.ballots.items() if (result := decide(ballot, tally))}
     if not decided:
         return 0
     pairs = Comparison.objects.filter(pk__in={c for c, _ in decided}).values_list("pk", "output_a_id", "output_b_id")
     outputs = {pk: (a, b) for pk, a, b in pairs}
     current = services.now()
     ratings, verdicts = [], []
-    for (comparison_id, order), (outcome, ballot) in sorted(decided.items()):
+    for (comparison_id, order), ((outcome, probability), ballot) in sorted(decided.items()):
         a, b = outputs[comparison_id]
+        metadata = {"panel_run": run.pk, "order": order, "votes": ballot.votes}
+        if probability is not None:
+            metadata |= {"probability": probability, "probabilities": ballot.probabilities}
         first, second = (a, b) if order == JudgeVerdict.Order.AB else (b, a)
         ratings.append(
             Rating(
                 comparison_id=comparison_id, rater_id=run.panel.rater_id, rater_kind=Rater.Kind.JUDGE,
                 source=Rating.Source.JUDGE, verdict=VERDICTS[outcome],
                 winner_id={"A": first, "B": second}.get(outcome), left_output_id=first, created_at=current,
-                metadata={"panel_run": run.pk, "order": order, "votes": ballot.votes},
+                metadata=metadata,
             )
         )  # fmt: skip
         verdicts.append(
             PanelVerdict(
                 panel=run.panel, run=run, comparison_id=comparison_id, order=order, outcome=outcome,
-                votes=ballot.votes, tokens_in=ballot.tokens_in, tokens_out=ballot.tokens_out, cost=ballot.cost,
+                votes=ballot.votes, probability=probability, tokens_in=ballot.tokens_in,
+                tokens_out=ballot.tokens_out, cost=ballot.cost,
             )
         )  # fmt: skip
     for rating, verdict in zip(Rating.objects.bulk_create(ratings, batch_size=2000), verdicts, strict=True):

@@ -2,6 +2,8 @@
 
 The built-in templates paraphrase the published MT-Bench pairwise prompts (Zheng et al., 2023) and the Arena-Hard
 prompt (Li et al., 2024): same structure, markers and verdict labels, so replies from judges tuned on them parse.
+The probability template (ours) asks for P(the answer shown first is better) as ``[[P=0.73]]``; the number becomes
+an outcome through a fixed band (``probability_outcome``) and is kept, so panels can average it.
 """
 
 from __future__ import annotations
@@ -107,6 +109,20 @@ LABELS: dict[str, tuple[Outcome, int | None]] = {
     "BOTH BAD": ("both_bad", None),
     "NEITHER": ("both_bad", None),
 }
+PROBABILITY_SYSTEM = (
+    "Please act as an impartial judge and evaluate the quality of the responses provided by two AI assistants to "
+    "the user question displayed below. Consider helpfulness, relevance, accuracy, depth and level of detail. Avoid "
+    "any position bias, and do not let the length of the responses or the names of the assistants influence you. "
+    "Begin with a short explanation. Then give the probability that assistant A's answer is better than assistant "
+    "B's, as a decimal number from 0 to 1 (0.5 when they are equally good), strictly in this format: "
+    '"[[P=0.73]]".'
+)
+PROBABILITY_PATTERN = r"\[\[\s*P\s*=\s*([^\]]*)\]\]"
+# The band that turns P(first is better) into an outcome: above FIRST_WINS_ABOVE the first shown wins, below
+# SECOND_WINS_BELOW the second, a tie in between (both bounds included). Panels averaging probabilities use it too.
+FIRST_WINS_ABOVE, SECOND_WINS_BELOW = 0.55, 0.45
+# A plain decimal in [0, 1], at most 6 decimals: a sign, exponent, percent or fraction is refused, not guessed.
+_PROBABILITY_RE = re.compile(r"(?:0(?:\.[0-9]{1,6})?|1(?:\.0{1,6})?|\.[0-9]{1,6})")
 MAX_PATTERN_LENGTH = 500  # characters of a custom verdict pattern (the field's max_length)
 MT_BENCH_PATTERN = r"\[\[(A|B|C)\]\]"
 ARENA_HARD_PATTERN = r"\[\[([AB<>=]+)\]\]"
@@ -121,10 +137,12 @@ class ParsedVerdict:
     outcome: Outcome
     strength: int | None
     label: str
+    probability: float | None = None  # P(the answer shown first is better), from probability verdicts only
 
     def as_json(self) -> dict[str, Any]:
-        """Return the verdict as stored on JudgeVerdict.parsed."""
-        return {"outcome": self.outcome, "strength": self.strength, "label": self.label}
+        """Return the verdict as stored on JudgeVerdict.parsed (with its probability when it has one)."""
+        parsed: dict[str, Any] = {"outcome": self.outcome, "strength": self.strength, "label": self.label}
+        return parsed if self.probability is None else parsed | {"probability": self.probability}
 
 
 @dataclass(frozen=True)
@@ -133,7 +151,7 @@ class PromptSpec:
 
     system: str
     user_template: str
-    verdict_format: Literal["pattern", "json"]
+    verdict_format: Literal["pattern", "json", "probability"]
     verdict_pattern: str
     needs_reference: bool
 
@@ -144,6 +162,7 @@ BUILTIN: dict[str, PromptSpec] = {
         MT_BENCH_REFERENCE_SYSTEM, MT_BENCH_REFERENCE_USER, "pattern", MT_BENCH_PATTERN, True
     ),
     "arena_hard": PromptSpec(ARENA_HARD_SYSTEM, ARENA_HARD_USER, "pattern", ARENA_HARD_PATTERN, False),
+    "probability": PromptSpec(PROBABILITY_SYSTEM, MT_BENCH_USER, "probability", PROBABILITY_PATTERN, False),
 }
 
 
@@ -159,15 +178,28 @@ def prompt_spec(
     if template in BUILTIN:
         spec = BUILTIN[template]
         return PromptSpec(
-            system_prompt or spec.system, spec.user_template, "pattern", spec.verdict_pattern, spec.needs_reference
+            system_prompt or spec.system,
+            spec.user_template,
+            spec.verdict_format,
+            spec.verdict_pattern,
+            spec.needs_reference,
         )
     if template != "custom":
         raise ValueError(f"template: unknown template {template!r} (built-in: {', '.join(BUILTIN)}, or custom)")
-    fmt: Literal["pattern", "json"] = "json" if verdict_format == "json" else "pattern"
-    default_system = JSON_SYSTEM if fmt == "json" else ""
+    fmt: Literal["pattern", "json", "probability"] = "pattern"
+    if verdict_format in ("json", "probability"):
+        fmt = "json" if verdict_format == "json" else "probability"
+    default_system = {"json": JSON_SYSTEM, "probability": PROBABILITY_SYSTEM}.get(fmt, "")
+    if fmt == "probability":
+        verdict_pattern = verdict_pattern or PROBABILITY_PATTERN
     return PromptSpec(
         system_prompt or default_system, custom_template, fmt, verdict_pattern, "{reference}" in custom_template
     )
+
+
+def yields_probability(*, template: str, verdict_format: str = "pattern") -> bool:
+    """Return whether a judge with this template and verdict format answers with a probability."""
+    return template == "probability" or (template == "custom" and verdict_format == "probability")
 
 
 def check_custom_template(text: str) -> None:
@@ -215,6 +247,8 @@ def parse_verdict(spec: PromptSpec, text: str, *, finish_reason: str = "stop") -
     try:
         if spec.verdict_format == "json":
             return parse_json_verdict(text)
+        if spec.verdict_format == "probability":
+            return parse_probability_verdict(text, spec.verdict_pattern)
         return parse_pattern_verdict(text, spec.verdict_pattern)
     except VerdictParseError as exc:
         if finish_reason == "length":
@@ -233,6 +267,38 @@ def parse_pattern_verdict(text: str, pattern: str) -> ParsedVerdict:
     if len(distinct) > 1:
         raise VerdictParseError("ambiguous verdict: " + ", ".join(distinct))
     return _from_label(distinct[0])
+
+
+def parse_probability_verdict(text: str, pattern: str = PROBABILITY_PATTERN) -> ParsedVerdict:
+    """Return the verdict of a reply giving P(the answer shown first is better): the one number the pattern finds,
+    a plain decimal in [0, 1], turned into an outcome by the band (``probability_outcome``).
+
+    No number, a number out of [0, 1] or not plainly written (a sign, a percent, an exponent), or several different
+    numbers: VerdictParseError.
+    """
+    compiled = compile_pattern(pattern)
+    group: str | int = "verdict" if "verdict" in compiled.groupindex else 1
+    found = [m.group(group).strip() for m in compiled.finditer(text) if m.group(group) is not None]
+    if not found:
+        raise VerdictParseError(f"no probability matching {pattern!r} in the reply")
+    values = list(dict.fromkeys(found))
+    bad = [v for v in values if not _PROBABILITY_RE.fullmatch(v)]
+    if bad:
+        raise VerdictParseError(f"not a probability between 0 and 1: {bad[0][:40]!r}")
+    numbers = list(dict.fromkeys(float(v) for v in values))
+    if len(numbers) > 1:
+        raise VerdictParseError("ambiguous probability: " + ", ".join(values))
+    probability = numbers[0]
+    return ParsedVerdict(probability_outcome(probability), None, f"P={values[0]}", probability)
+
+
+def probability_outcome(probability: float) -> Outcome:
+    """Return the outcome of P(the answer shown first is better): A above 0.55, B below 0.45, else a tie."""
+    if probability > FIRST_WINS_ABOVE:
+        return "A"
+    if probability < SECOND_WINS_BELOW:
+        return "B"
+    return "tie"
 
 
 @functools.lru_cache(maxsize=256)

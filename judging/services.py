@@ -165,7 +165,9 @@ def _custom_template_problems(judge: JudgeConfig) -> list[tuple[str, str]]:
         prompts.check_custom_template(judge.custom_template)
     except ValueError as exc:
         problems.append(("custom_template", str(exc).split(": ", 1)[1]))
-    if judge.verdict_format == JudgeConfig.VerdictFormat.PATTERN:
+    if judge.verdict_format == JudgeConfig.VerdictFormat.PATTERN or (
+        judge.verdict_format == JudgeConfig.VerdictFormat.PROBABILITY and judge.verdict_pattern
+    ):
         try:
             prompts.check_verdict_pattern(judge.verdict_pattern)
         except ValueError as exc:

@@ -4,7 +4,8 @@
 - Without: the longer, more structured answer wins (log length plus a bonus per list item or paragraph).
 - Scores within `tie_margin` of each other are a tie.
 - `position_bias` in [0, 1] is the chance that the answer shown first wins regardless, as real judges tend to do.
-Decisions are a function of the prompt and the seed, so identical requests get identical replies.
+Decisions are a function of the prompt and the seed, so identical requests get identical replies. Asked for a
+probability (the probability template's `[[P=...]]`), it answers P(A is better) from the decision (`probability_of`).
 
 Planted biases (`Biases`, for the judge report's tests and demos), applied in this order:
 - position: the chance that the answer shown first wins regardless;
@@ -147,8 +148,10 @@ def richness(answer: str) -> float:
 
 
 def reply_text(messages: list[dict[str, Any]], response_format: dict[str, Any] | None, judgement: Judgement) -> str:
-    """Return the reply in the format the prompt asks for: JSON, Arena-Hard labels or MT-Bench labels."""
+    """Return the reply in the format the prompt asks for: JSON, a probability, Arena-Hard or MT-Bench labels."""
     prompt = "\n".join(str(m.get("content", "")) for m in messages)
+    if "[[P=" in prompt:  # the probability template: P(A is better) from the outcome and its strength
+        return f"{judgement.explanation}\n\n[[P={probability_of(judgement):.2f}]]"
     if response_format and response_format.get("type") in ("json_object", "json_schema"):
         strength = judgement.strength if judgement.outcome in ("A", "B") else None
         return json.dumps({"verdict": judgement.outcome, "strength": strength, "rationale": judgement.explanation})
@@ -156,6 +159,15 @@ def reply_text(messages: list[dict[str, Any]], response_format: dict[str, Any] |
         label = {"A": "A>>B" if judgement.strength == 2 else "A>B", "B": "B>>A" if judgement.strength == 2 else "B>A"}
         return f"{judgement.explanation}\n\nMy final verdict is: [[{label.get(judgement.outcome, 'A=B')}]]"
     return f"{judgement.explanation}\n\n[[{ {'A': 'A', 'B': 'B'}.get(judgement.outcome, 'C') }]]"
+
+
+def probability_of(judgement: Judgement) -> float:
+    """Return the probability the local judge gives that A is better: 0.85 / 0.70 when A is clearly / slightly
+    better, 0.15 / 0.30 for B, 0.50 for a tie."""
+    if judgement.outcome not in ("A", "B"):
+        return 0.5
+    margin = 0.35 if judgement.strength == 2 else 0.2
+    return 0.5 + margin if judgement.outcome == "A" else 0.5 - margin
 
 
 def count_tokens(text: str) -> int:

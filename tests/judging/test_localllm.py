@@ -210,3 +210,33 @@ def test_the_server_redraws_the_flip_for_a_repeated_prompt_unless_the_request_se
 
     assert verdicts() == {"[[A]]", "[[B]]"}
     assert len(verdicts(seed=11)) == 1
+
+
+@pytest.mark.parametrize(
+    ("judgement", "probability"),
+    [
+        (heuristics.Judgement("A", 2, "."), 0.85),
+        (heuristics.Judgement("A", 1, "."), 0.7),
+        (heuristics.Judgement("tie", 0, "."), 0.5),
+        (heuristics.Judgement("B", 1, "."), 0.3),
+        (heuristics.Judgement("B", 2, "."), 0.15),
+    ],
+)
+def test_the_probability_template_gets_p_of_a_from_the_decision_and_it_parses_back(
+    judgement: heuristics.Judgement, probability: float
+) -> None:
+    messages = _messages("probability", "Paris.", "It is Paris.")
+    reply = heuristics.reply_text(messages, None, judgement)
+    parsed = prompts.parse_verdict(prompts.prompt_spec(template="probability"), reply)
+    assert (parsed.probability, parsed.outcome) == (probability, judgement.outcome)
+
+
+def test_the_server_answers_the_probability_template_with_a_probability(local_llm: LocalLLM) -> None:
+    url, _ = local_llm(position_bias=1.0)
+    client = openai.OpenAI(base_url=url, api_key="unused", max_retries=0)
+    reply = client.chat.completions.create(
+        model="local-judge",
+        messages=_messages("probability", "Paris.", "Paris, on the Seine."),  # type: ignore[arg-type]
+    )
+    parsed = prompts.parse_verdict(prompts.prompt_spec(template="probability"), reply.choices[0].message.content or "")
+    assert (parsed.outcome, parsed.probability) == ("A", 0.7)  # the planted position bias: the first, slightly

@@ -250,3 +250,72 @@ def test_a_panel_holds_only_judges_its_owner_may_use_and_its_name_is_a_new_rater
         panels.start_panel_run(campaign=campaign, panel=mine, requested_by=outsider)
     assert [p.name for p in panels.usable_panels(outsider)] == []
     assert [p.name for p in panels.usable_panels(researcher)] == ["mine"]
+
+
+@pytest.fixture
+def probability_trio(make_judge: MakeJudge, local_llm: LocalLLM) -> list[JudgeConfig]:
+    """Three probability judges on local servers: always the first shown, and two coin flips (a planted length bias
+    over the test campaign's answers of equal length), each drawn with its own seed."""
+    judges: list[JudgeConfig] = []
+    for name, bias in (("p-coin", 0.0), ("p-first-shown", 1.0), ("p-coin-2", 0.0)):
+        url, _ = local_llm(position_bias=bias, length_bias=None if bias else 1.0, seed=len(judges))
+        judges.append(make_judge(name, base_url=url, template="probability", price_input_per_million=Decimal(10)))
+    return judges
+
+
+def test_a_mean_probability_panel_averages_its_members_probabilities_and_applies_the_band(
+    campaign: Campaign, probability_trio: list[JudgeConfig], sent: list[Any]
+) -> None:
+    panel = panels.create_panel(name="p-trio", members=probability_trio, aggregation="mean_probability")
+    run = panels.start_panel_run(campaign=campaign, panel=panel, limit=6)
+    judge_all(run)
+    assert panels.finish_panel_run_if_done(run_id=run.pk)
+
+    members = JudgeVerdict.objects.filter(run__in=run.member_runs.all())
+    by_key: dict[tuple[int, str], list[float]] = {}
+    for member in members:
+        assert member.state == JudgeVerdict.State.DONE
+        assert member.probability is not None
+        assert member.parsed is not None
+        assert member.parsed["probability"] == member.probability
+        by_key.setdefault((member.comparison_id, member.order), []).append(member.probability)
+    verdicts = PanelVerdict.objects.filter(run=run).select_related("rating")
+    assert len(verdicts) == len(by_key) == 12
+    outcomes = set()
+    for verdict in verdicts:
+        mean = sum(by_key[(verdict.comparison_id, verdict.order)]) / 3
+        assert verdict.probability == pytest.approx(mean)
+        assert verdict.outcome == ("A" if mean > 0.55 else "B" if mean < 0.45 else "tie")
+        assert verdict.rating is not None
+        assert verdict.rating.metadata["probability"] == pytest.approx(mean)
+        assert sorted(verdict.rating.metadata["probabilities"]) == ["p-coin", "p-coin-2", "p-first-shown"]
+        outcomes.add(verdict.outcome)
+    assert len(outcomes) > 1
+    run.refresh_from_db()
+    assert (run.status, run.n_verdicts) == (PanelRun.Status.COMPLETED, 12)
+
+
+def test_the_mean_of_probabilities_can_differ_from_the_majority_of_outcomes() -> None:
+    ballot = panels.Ballot(votes={"x": "A", "y": "B", "z": "B"}, probabilities={"x": 0.85, "y": 0.3, "z": 0.3})
+    by_mean = panels.Tally(n_members=3, ballots={}, aggregation="mean_probability")
+
+    assert panels.decide(ballot, panels.Tally(n_members=3, ballots={})) == ("B", None)
+    outcome, mean = panels.decide(ballot, by_mean) or ("", 0.0)
+    assert (outcome, mean) == ("tie", pytest.approx(1.45 / 3))
+    assert panels.mean_probability([0.9, 0.8], n_members=3) == ("A", pytest.approx(0.85))
+    assert panels.mean_probability([0.9], n_members=3) is None  # half of the members or fewer: no verdict
+    assert panels.mean_probability([0.9, 0.1], n_members=4) is None
+
+
+def test_mean_probability_takes_custom_probability_members_and_names_one_without(
+    probability_trio: list[JudgeConfig], trio: list[JudgeConfig], make_judge: MakeJudge
+) -> None:
+    custom = make_judge(
+        "p-custom", template="custom", verdict_format="probability", custom_template="{answer_a} vs {answer_b}"
+    )
+    panel = panels.create_panel(name="mixed", members=[probability_trio[0], custom], aggregation="mean_probability")
+
+    assert panel.aggregation == "mean_probability"
+    with pytest.raises(DomainError, match=r"none comes from by-answers \(mt_bench\)") as caught:
+        panels.update_panel(panel=panel, members=[probability_trio[0], trio[0]])
+    assert caught.value.field == "aggregation"

@@ -108,3 +108,76 @@ def test_verdict_pattern_must_be_a_regex_with_a_group(pattern: str, problem: str
 def test_unknown_template_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="unknown template 'mtbench'"):
         prompts.prompt_spec(template="mtbench")
+
+
+PROBABILITY = prompts.prompt_spec(template="probability")
+
+
+@pytest.mark.parametrize(
+    ("reply", "outcome", "probability"),
+    [
+        ("A is more complete.\n\n[[P=0.73]]", "A", 0.73),
+        ("[[P = 0.2]]", "B", 0.2),
+        ("Equally good. [[P=0.5]]", "tie", 0.5),
+        ("[[P=0.55]]", "tie", 0.55),  # the band's bounds are ties
+        ("[[P=0.45]]", "tie", 0.45),
+        ("[[P=0.551]]", "A", 0.551),
+        ("[[P=0.449]]", "B", 0.449),
+        ("[[P=1]] and again [[P=1.0]]", "A", 1.0),  # the same number twice is one answer
+        ("[[P=0]]", "B", 0.0),
+        ("[[P=.6]]", "A", 0.6),
+    ],
+)
+def test_probability_reply_parses_to_its_probability_and_the_bands_outcome(
+    reply: str, outcome: str, probability: float
+) -> None:
+    parsed = prompts.parse_verdict(PROBABILITY, reply)
+    assert (parsed.outcome, parsed.strength, parsed.probability) == (outcome, None, probability)
+    assert parsed.as_json() == {"outcome": outcome, "strength": None, "label": parsed.label, "probability": probability}
+
+
+@pytest.mark.parametrize(
+    ("reply", "problem"),
+    [
+        ("A is better.", "no probability matching"),
+        ("[[A]]", "no probability matching"),
+        ("[[P=1.2]]", "not a probability between 0 and 1: '1.2'"),
+        ("[[P=-0.1]]", "not a probability"),
+        ("[[P=73%]]", "not a probability"),
+        ("[[P=7e-1]]", "not a probability"),
+        ("[[P=3/4]]", "not a probability"),
+        ("[[P=]]", "not a probability"),
+        ("[[P=0.1234567]]", "not a probability"),  # more than 6 decimals
+        ("[[P=0.7]] ... on reflection [[P=0.3]]", "ambiguous probability: 0.7, 0.3"),
+    ],
+)
+def test_probability_reply_without_one_plain_number_in_0_1_is_a_parse_failure(reply: str, problem: str) -> None:
+    with pytest.raises(prompts.VerdictParseError, match=problem):
+        prompts.parse_verdict(PROBABILITY, reply)
+
+
+def test_a_truncated_probability_reply_says_so() -> None:
+    with pytest.raises(prompts.VerdictParseError, match="finish_reason=length"):
+        prompts.parse_verdict(PROBABILITY, "Assistant A's answer", finish_reason="length")
+
+
+def test_probability_template_asks_for_the_marker_and_shows_the_answers_in_order() -> None:
+    messages = prompts.render_messages(PROBABILITY, question="Why?", answer_a="first", answer_b="second")
+    assert "[[P=0.73]]" in messages[0]["content"]
+    assert "[[A]]" not in messages[0]["content"]  # the local server answers labels when it sees them
+    assert messages[1]["content"].index("first") < messages[1]["content"].index("second")
+    assert prompts.response_format(PROBABILITY) is None
+    assert prompts.yields_probability(template="probability")
+    assert not prompts.yields_probability(template="mt_bench", verdict_format="probability")
+
+
+def test_custom_probability_format_reads_the_marker_or_its_own_pattern() -> None:
+    template = "Q: {question}\nA: {answer_a}\nB: {answer_b}"
+    default = prompts.prompt_spec(template="custom", custom_template=template, verdict_format="probability")
+    own = prompts.prompt_spec(
+        template="custom", custom_template=template, verdict_format="probability", verdict_pattern=r"P\(A\)=(\S+)"
+    )
+    assert (default.verdict_pattern, default.system) == (prompts.PROBABILITY_PATTERN, prompts.PROBABILITY_SYSTEM)
+    assert prompts.parse_verdict(default, "[[P=0.9]]").probability == 0.9
+    assert prompts.parse_verdict(own, "so P(A)=0.1").outcome == "B"
+    assert prompts.yields_probability(template="custom", verdict_format="probability")
