@@ -14,8 +14,8 @@
 - **Groups** are the connected components of duplicate and near-duplicate pairs (so a chain of near-duplicates
   is one group); a group is ``exact`` when all its members normalise to the same text, else ``near``.
 
-Memory: 128 bytes of signature per distinct normalised text plus one chunk's shingle hashes (``CHUNK`` texts); the
-texts themselves stay with the caller.
+Memory: 136 bytes per text (its 128-byte signature and 8-byte key) plus one chunk's normalised texts and shingle
+hashes (``CHUNK`` texts); the texts themselves stay with the caller.
 """
 
 from __future__ import annotations
@@ -164,23 +164,32 @@ def find_duplicates(
 ) -> list[DuplicateGroup]:
     """Return the groups of duplicate and near-duplicate texts (groups of one are left out), largest first.
 
-    ``near=False`` finds only exact duplicates after normalisation. ``seed`` picks the MinHash functions.
+    ``near=False`` finds only exact duplicates after normalisation. ``seed`` picks the MinHash functions. The
+    normalised texts are not kept: each chunk is normalised, keyed and hashed, and a candidate pair's two texts are
+    normalised again to check it.
     """
     if not MIN_THRESHOLD <= threshold <= 1.0:
         raise ValueError(f"threshold must be in [{MIN_THRESHOLD}, 1] (the LSH bands' range), got {threshold!r}")
-    normalised = [normalise(text) for text in texts]
-    keys = np.fromiter((_key(text) for text in normalised), dtype=np.uint64, count=len(normalised))
-    distinct, first_index, inverse = np.unique(keys, return_index=True, return_inverse=True)
     n = len(texts)
+    keys = np.empty(n, dtype=np.uint64)
+    signatures = np.empty((n, NUM_PERM), dtype=np.uint16) if near else None
+    for start in range(0, n, CHUNK):
+        chunk = [normalise(text) for text in texts[start : start + CHUNK]]
+        keys[start : start + len(chunk)] = [_key(text) for text in chunk]
+        if signatures is not None:
+            signatures[start : start + len(chunk)] = _signatures(chunk, seed)
+    distinct, first_index, inverse = np.unique(keys, return_index=True, return_inverse=True)
     # Every text is linked to the first text of its normalised form...
     sources, targets = [np.arange(n)], [first_index[inverse]]
-    if near and len(distinct) > 1:
-        # ...and representatives of different forms to each other when their shingles are similar enough.
-        representatives = [normalised[int(k)] for k in first_index]
-        for left, right in _candidate_pairs(_signatures(representatives, seed)):
-            if jaccard(representatives[left], representatives[right]) >= threshold:
-                sources.append(np.array([first_index[left]]))
-                targets.append(np.array([first_index[right]]))
+    if signatures is not None and len(distinct) > 1:
+        # ...and different forms to each other when their shingles are similar enough (each form pair checked once).
+        pairs = _candidate_pairs(signatures)
+        forms = np.unique(np.sort(inverse[pairs], axis=1), axis=0)
+        for left, right in forms[forms[:, 0] != forms[:, 1]]:
+            first, second = int(first_index[left]), int(first_index[right])
+            if jaccard(normalise(texts[first]), normalise(texts[second])) >= threshold:
+                sources.append(np.array([first]))
+                targets.append(np.array([second]))
     return _groups(n, np.concatenate(sources), np.concatenate(targets), inverse)
 
 
