@@ -7,7 +7,7 @@
   texts is at least ``THRESHOLD`` (0.8); a text shorter than a shingle is one shingle. Candidates come from
   MinHash signatures of ``NUM_PERM`` (64) values of 16 bits (b-bit MinHash, by one-permutation hashing with
   densification: see ``_signatures``), cut into ``BANDS`` (16) bands of 4 rows: two texts are candidates when
-  one band is equal, with probability ``1 - (1 - J^4)^16`` (0.9999 at J = 0.8, 0.64 at J = 0.5). Every
+  one band is equal, with probability ``1 - (1 - J^4)^16`` (0.9998 at J = 0.8, 0.64 at J = 0.5). Every
   candidate pair is then checked by its exact Jaccard similarity, so a reported pair is always above the
   threshold; a pair the bands miss is lost (recall below 1, measured in ``bench/bench_hygiene.py``). Thresholds
   below ``MIN_THRESHOLD`` (0.5) are refused: the bands would miss too many pairs.
