@@ -424,6 +424,8 @@ def _pair_result(
 
 def leaderboard_influence(counts: BattleCounts, board: Leaderboard, *, cap: int | None = None) -> list[PairInfluence]:
     """Return the flip count of every adjacent pair of a leaderboard fitted to ``counts`` (unweighted)."""
+    if board.reweight:
+        raise ValueError("vote influence refits the unweighted likelihood: it does not apply to --reweight pairs")
     rating = {row.model: row.rating for row in board.ratings}
     theta = np.array([(rating[name] - 1000.0) / bt_fit.RATING_SCALE for name in counts.models])
     davidson = board.ties == "davidson" and board.tie_parameter is not None

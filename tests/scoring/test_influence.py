@@ -218,3 +218,9 @@ def test_rank_influence_refuses_the_other_leaderboards(tmp_path: Path, capsys: p
     path.write_text(json.dumps({"model_a": "a", "model_b": "b", "winner": "model_a", "judge": "r"}) + "\n")
     assert main(["rank", str(path), "--influence", "--cluster", "rater"]) == 1
     assert "--influence apply to the plain leaderboard" in capsys.readouterr().err
+
+
+def test_influence_refuses_a_reweighted_leaderboard() -> None:
+    counts = BattleCounts.from_arrays(["a", "b", "c"], [[0, 5, 3], [4, 0, 6], [2, 1, 0]])
+    with pytest.raises(ValueError, match="reweight"):
+        leaderboard_influence(counts, bradley_terry_from_counts(counts, reweight="pairs"))
