@@ -238,6 +238,9 @@ class VerdictListApi(APIView):
         outcome = serializers.SerializerMethodField(help_text="A, B, tie or both_bad, as the judge saw the pair.")
         strength = serializers.SerializerMethodField()
         label = serializers.SerializerMethodField(help_text="The verdict label read from the reply.")  # type: ignore[assignment]
+        probability = serializers.FloatField(
+            allow_null=True, help_text="P(the answer shown first is better): probability templates only."
+        )
         shown_first_output_id = serializers.IntegerField(source="shown_first_id")
         winner_output_id = serializers.SerializerMethodField()
         attempts = serializers.IntegerField()

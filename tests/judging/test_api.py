@@ -352,3 +352,18 @@ def test_the_schema_documents_the_judge_endpoints(superuser: User, api_client_fo
     assert "409" in paths[run + "cancel/"]["post"]["responses"]
     assert "409" in paths[run + "resume/"]["post"]["responses"]
     assert {p["name"] for p in paths[run + "verdicts/"]["get"]["parameters"]} >= {"state", "outcome", "parse_failed"}
+
+
+def test_a_probability_judges_verdicts_carry_the_probability_the_judge_gave(
+    campaign: Campaign, make_judge: MakeJudge, researcher: User, api_client_for: ClientFor, local_llm: LocalLLM,
+    sent: list[Any],
+) -> None:  # fmt: skip
+    url, _ = local_llm(position_bias=1.0)
+    run = services.start_run(campaign=campaign, judge=make_judge(base_url=url, template="probability"), limit=2)
+    _judge_all(run)
+
+    rows = api_client_for(researcher).get(run_url(run, "verdicts/")).json()["results"]
+    assert [(r["state"], r["outcome"], r["probability"], r["label"]) for r in rows] == [
+        ("done", "A", 0.7, "P=0.70")
+    ] * 4
+    assert all(r["winner_output_id"] == r["shown_first_output_id"] for r in rows)
