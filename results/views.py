@@ -70,7 +70,8 @@ def campaign_index(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def leaderboard_page(request: HttpRequest, slug: str) -> HttpResponse:
-    """The leaderboard, with the rater options of the query (``cluster``, ``rater_model``) when given."""
+    """The leaderboard, with the rater options of the query (``cluster``, ``rater_model``) and the consistency gate
+    (``consistent``) when given."""
     cluster, rater_model = request.GET.get("cluster") or None, request.GET.get("rater_model", "")
     flags = {name: request.GET.get(name, "") for name in ("influence", "downsample")}
 
@@ -80,8 +81,12 @@ def leaderboard_page(request: HttpRequest, slug: str) -> HttpResponse:
                 raise DomainError(f"{name}: expected 1 or 0", field=name)
         aware = rater_model in ("1", "true", "on")
         hygiene = {name: value in ("1", "true", "on") for name, value in flags.items()}
-        context = leaderboard_context(campaign, selection, cluster=cluster, rater_model=aware, **hygiene)
-        return context | {"rater_options": {"cluster": cluster, "rater_model": aware, **hygiene}}
+        consistent = consistent_flag(request)
+        context = leaderboard_context(
+            campaign, selection, cluster=cluster, rater_model=aware, consistent=consistent, **hygiene
+        )
+        options = {"cluster": cluster, "rater_model": aware, "consistent": consistent, **hygiene}
+        return context | {"rater_options": options}
 
     return researcher_page("results/leaderboard.html")(page_data)(request, slug)
 
@@ -104,9 +109,23 @@ def style_leaderboard_page(campaign: Campaign, selection: RaterSelection) -> dic
     return {"campaign": campaign, "selection": selection, "board": board, "rows": rows, "pictures": pictures}
 
 
-@researcher_page("results/agreement.html")
-def agreement_page(campaign: Campaign, selection: RaterSelection) -> dict[str, Any]:
-    return agreement_context(campaign, selection)
+@login_required
+def agreement_page(request: HttpRequest, slug: str) -> HttpResponse:
+    """The agreement report, with the consistency gate (``consistent``) when asked."""
+
+    def page_data(campaign: Campaign, selection: RaterSelection) -> dict[str, Any]:
+        consistent = consistent_flag(request)
+        return agreement_context(campaign, selection, consistent=consistent) | {"consistent": consistent}
+
+    return researcher_page("results/agreement.html")(page_data)(request, slug)
+
+
+def consistent_flag(request: HttpRequest) -> bool:
+    """Return the page's consistency gate (``consistent=1``, as in the API); DomainError on another value."""
+    value = request.GET.get("consistent", "")
+    if value not in ("", "0", "1", "false", "true", "on"):
+        raise DomainError("consistent: expected 1 or 0", field="consistent")
+    return value in ("1", "true", "on")
 
 
 def leaderboard_context(
@@ -117,12 +136,14 @@ def leaderboard_context(
     rater_model: bool = False,
     influence: bool = False,
     downsample: bool = False,
+    consistent: bool = False,
 ) -> dict[str, Any]:
     """Return the leaderboard page's data and pictures (shared with the admin view)."""
-    check_rater_options(cluster=cluster, rater_model=rater_model)
+    check_rater_options(cluster=cluster, rater_model=rater_model, consistent=consistent)
     board = campaign_leaderboard(
-        campaign, selection, cluster=cluster, rater_model=rater_model, influence=influence, downsample=downsample
-    )
+        campaign, selection, cluster=cluster, rater_model=rater_model, influence=influence, downsample=downsample,
+        consistent=consistent,
+    )  # fmt: skip
     pictures = {}
     rows = [dict(row, rank_worst=worst_rank(row, board["ratings"])) for row in board["ratings"]]
     if rows:
@@ -161,9 +182,9 @@ def worst_rank(row: dict[str, Any], rows: list[dict[str, Any]]) -> int:
     return len(rows) - sum(1 for other in rows if other["upper"] < row["lower"])
 
 
-def agreement_context(campaign: Campaign, selection: RaterSelection) -> dict[str, Any]:
-    """Return the agreement page's data and heatmap (shared with the admin view)."""
-    report = campaign_agreement(campaign, selection, bootstrap=200)
+def agreement_context(campaign: Campaign, selection: RaterSelection, *, consistent: bool = False) -> dict[str, Any]:
+    """Return the agreement page's data and heatmap (shared with the admin view); ``consistent``: the gate."""
+    report = campaign_agreement(campaign, selection, bootstrap=200, consistent=consistent)
     heat = report["rater_heatmap"]
     picture = svg.heatmap(
         heat["raters"],

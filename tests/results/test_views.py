@@ -9,6 +9,9 @@ from django.contrib.staticfiles import finders
 from django.test import Client
 
 from annotation.models import Campaign
+from results.agreement import campaign_agreement
+from results.leaderboards import campaign_leaderboard
+from results.raters import parse_raters
 from tests import factories
 from tests.results.conftest import Rated, streamed
 
@@ -226,3 +229,50 @@ def test_favicon_ico_redirects_to_the_sites_icon(client: Client) -> None:
     response = client.get("/favicon.ico")
     assert response.status_code == 301
     assert response["Location"] == "/static/frontend/favicon.svg"
+
+
+GATE_LINE = "Consistency gate: 3 judge comparisons decided differently in the two orders counted as one tie each."
+
+
+@pytest.mark.parametrize("page", ["", "agreement/"])
+def test_the_consistency_gate_toggle_counts_a_judges_split_orders_as_one_tie(
+    rated: Rated, researcher: User, page: str
+) -> None:
+    client = client_for(researcher)
+    url = f"/results/{rated.campaign.slug}/{page}"
+    plain = client.get(url, {"raters": "all"})
+    gated = client.get(url, {"raters": "all", "consistent": "1"})
+
+    assert (plain.status_code, gated.status_code) == (200, 200)
+    checkbox = '<input type="checkbox" name="consistent" value="1"'
+    assert checkbox + ">" in plain.content.decode()
+    assert checkbox + " checked>" in gated.content.decode()
+    assert GATE_LINE not in plain.content.decode()
+    assert GATE_LINE in gated.content.decode()
+    assert '<input type="hidden" name="raters" value="all">' in gated.content.decode()  # the other options stay
+    selection = parse_raters("all")
+    if page:
+        assert gated.context["report"] == campaign_agreement(rated.campaign, selection, bootstrap=200, consistent=True)
+        assert gated.context["report"] != plain.context["report"]
+    else:
+        assert gated.context["board"] == campaign_leaderboard(rated.campaign, selection, consistent=True)
+        assert gated.context["board"]["n_battles"] == plain.context["board"]["n_battles"] - 3
+
+
+@pytest.mark.parametrize(
+    ("page", "query", "message"),
+    [
+        ("", {"consistent": "perhaps"}, "consistent: expected 1 or 0"),
+        ("agreement/", {"consistent": "2"}, "consistent: expected 1 or 0"),
+        ("", {"consistent": "1", "rater_model": "1"}, "leave consistent off"),
+    ],
+)
+def test_a_consistency_gate_the_page_cannot_apply_is_a_400_marking_the_toggle(
+    rated: Rated, researcher: User, page: str, query: dict[str, str], message: str
+) -> None:
+    response = client_for(researcher).get(f"/results/{rated.campaign.slug}/{page}", query)
+
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert message in body
+    assert 'name="consistent" value="1" aria-invalid="true"' in body
