@@ -8,8 +8,8 @@ campaign = client.campaigns.create(name="Weekly", slug="weekly")
 from __future__ import annotations
 
 from evalplatform_client._http import RetryPolicy
-from evalplatform_client.campaign import Campaign, ExportResult
-from evalplatform_client.client import Campaigns, Client, Judges
+from evalplatform_client.campaign import Campaign
+from evalplatform_client.client import Campaigns, Client, Judges, Panels
 from evalplatform_client.errors import (
     APIError,
     AuthenticationFailed,
@@ -27,7 +27,8 @@ from evalplatform_client.errors import (
     WaitTimeout,
 )
 from evalplatform_client.progress import Progress, StderrProgress
-from evalplatform_client.runs import JudgeRun
+from evalplatform_client.results import ExportResult
+from evalplatform_client.runs import JudgeRun, PanelRun
 
 __all__ = [
     "APIError",
@@ -44,6 +45,8 @@ __all__ = [
     "JudgeRun",
     "Judges",
     "NotFound",
+    "PanelRun",
+    "Panels",
     "PayloadTooLarge",
     "PermissionDenied",
     "Progress",

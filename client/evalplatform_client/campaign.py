@@ -1,42 +1,29 @@
-"""A campaign's whole lifecycle: settings, uploads, comparisons, annotators, status, judge runs and results."""
+"""A campaign's whole lifecycle: settings, uploads, comparisons, annotators, status, judge and panel runs (its
+results: evalplatform_client.results)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 from evalplatform_client import errors
 from evalplatform_client._http import Upload
 from evalplatform_client.progress import Progress
-from evalplatform_client.runs import JudgeRun
+from evalplatform_client.results import CampaignResults, ExportResult
+from evalplatform_client.runs import JudgeRun, PanelRun
 
 if TYPE_CHECKING:
     from evalplatform_client.client import Client
 
+__all__ = ["Campaign", "ExportResult"]
+
 Status = Literal["active", "paused", "closed"]
-FILE_TYPES = ("jsonl", "json", "csv", "parquet")
 IMPORT_ENDED = ("done", "refused", "failed")
 
 
-@dataclass(frozen=True)
-class ExportResult:
-    """A downloaded export: where it is, its size, the rows the server left out (dpo) with its warning, the digest
-    of the exact ratings it holds, and where its manifest was written (``export(..., manifest=True)``)."""
-
-    path: str
-    bytes: int
-    skipped_rows: int
-    warning: str | None
-    ratings_sha256: str | None = None
-    manifest_path: str | None = None
-
-
-class Campaign:
+class Campaign(CampaignResults):
     """One campaign, by slug. `data` is the last answer the server gave about it."""
 
     def __init__(self, client: Client, slug: str, data: dict[str, Any]) -> None:
@@ -51,9 +38,6 @@ class Campaign:
     @property
     def status(self) -> str | None:
         return self.data.get("status")
-
-    def _json(self, method: str, path: str = "", **options: Any) -> Any:
-        return self.client.session.json(method, self.path + path, **options)
 
     def refresh(self) -> Campaign:
         """Read the campaign again (its summary: status, prompts, models, ratings) and return it."""
@@ -191,6 +175,18 @@ class Campaign:
         """Close the campaign; final."""
         return self.set_status("closed")
 
+    def comparisons(
+        self,
+        *,
+        model: str | None = None,
+        question_id: str | None = None,
+        gold: bool | None = None,
+        page_size: int = 500,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield the campaign's comparisons, fetched a page at a time."""
+        params = {"model": model, "question_id": question_id, "gold": None if gold is None else str(gold).lower()}
+        yield from self.client.session.pages(self.path + "comparisons/", params, page_size=page_size)
+
     # --- judges -------------------------------------------------------------------------------------------------
 
     def judge(
@@ -219,158 +215,29 @@ class Campaign:
     def judge_run(self, run_id: int) -> JudgeRun:
         return JudgeRun(self, self._json("GET", f"judge-runs/{int(run_id)}/"))
 
-    # --- results ------------------------------------------------------------------------------------------------
-
-    def leaderboard(
+    def judge_panel(
         self,
-        raters: str | None = None,
+        panel: str,
         *,
-        exclude_raters: str | None = None,
-        bootstrap: int | None = None,
-        seed: int | None = None,
-        category: str | None = None,
-    ) -> dict[str, Any]:
-        """Return the leaderboard; `raters` is humans, judges, all (default) or comma-separated rater names.
+        limit: int | None = None,
+        orders: Literal["both", "one"] | None = None,
+        wait: bool = False,
+        timeout: float | None = None,
+    ) -> PanelRun:
+        """Start a run of the judge panel named `panel` (a run of each member judge) and return it.
 
-        `category`: only the ratings on prompts with this tag (see `categories()`).
+        `orders`: both, one, or each judge's own (default). With `wait`, poll it until it ends (completed, with
+        the panel's verdicts written, cancelled or failed) and return it ended.
         """
-        params = {
-            "raters": raters,
-            "exclude_raters": exclude_raters,
-            "bootstrap": bootstrap,
-            "seed": seed,
-            "category": category,
-        }
-        result: dict[str, Any] = self._json("GET", "leaderboard/", params=params)
-        return result
+        body = {"panel": panel, "limit": limit, "orders": orders}
+        body = {key: value for key, value in body.items() if value is not None}
+        run = PanelRun(self, self._json("POST", "panel-runs/", json=body))
+        return run.wait(timeout=timeout) if wait else run
 
-    def categories(self, raters: str | None = None, *, exclude_raters: str | None = None) -> dict[str, Any]:
-        """Return the campaign's categories (prompt tags) with their prompts, battles and whether provisional."""
-        params = {"raters": raters, "exclude_raters": exclude_raters}
-        result: dict[str, Any] = self._json("GET", "categories/", params=params)
-        return result
+    def panel_runs(self, *, page_size: int = 100) -> Iterator[PanelRun]:
+        """Yield the campaign's panel runs, newest first."""
+        for row in self.client.session.pages(self.path + "panel-runs/", {}, page_size=page_size):
+            yield PanelRun(self, row)
 
-    def agreement(
-        self, raters: str | None = None, *, exclude_raters: str | None = None, bootstrap: int | None = None
-    ) -> dict[str, Any]:
-        """Return the agreement report of the selected raters."""
-        params = {"raters": raters, "exclude_raters": exclude_raters, "bootstrap": bootstrap}
-        result: dict[str, Any] = self._json("GET", "agreement/", params=params)
-        return result
-
-    def raters(self, *, alpha: float | None = None, correction: str | None = None) -> dict[str, Any]:
-        """Return the rater report: every rater with its flags, gold accuracy and standing, and the latest actions."""
-        result: dict[str, Any] = self._json("GET", "raters/", params={"alpha": alpha, "correction": correction})
-        return result
-
-    def rater_action(self, rater: str, action: str, reason: str) -> dict[str, Any]:
-        """Pause, resume, exclude (from results) or include one rater; the reason is kept in the audit trail."""
-        body = {"rater": rater, "action": action, "reason": reason}
-        result: dict[str, Any] = self._json("POST", "raters/actions/", json=body)
-        return result
-
-    def ratings(
-        self,
-        raters: str | None = None,
-        *,
-        exclude_raters: str | None = None,
-        verdict: str | None = None,
-        source: str | None = None,
-        comparison: int | None = None,
-        page_size: int = 500,
-    ) -> Iterator[dict[str, Any]]:
-        """Yield the campaign's ratings, fetched a page at a time."""
-        params = {
-            "raters": raters,
-            "exclude_raters": exclude_raters,
-            "verdict": verdict,
-            "source": source,
-            "comparison": comparison,
-        }
-        yield from self.client.session.pages(self.path + "ratings/", params, page_size=page_size)
-
-    def comparisons(
-        self,
-        *,
-        model: str | None = None,
-        question_id: str | None = None,
-        gold: bool | None = None,
-        page_size: int = 500,
-    ) -> Iterator[dict[str, Any]]:
-        """Yield the campaign's comparisons, fetched a page at a time."""
-        params = {"model": model, "question_id": question_id, "gold": None if gold is None else str(gold).lower()}
-        yield from self.client.session.pages(self.path + "comparisons/", params, page_size=page_size)
-
-    def export(
-        self,
-        dataset: Literal["ratings", "arena", "dpo", "alpaca_eval"],
-        path: str | os.PathLike[str],
-        *,
-        file_type: str | None = None,
-        raters: str | None = None,
-        exclude_raters: str | None = None,
-        aggregate: str | None = None,
-        manifest: bool = False,
-    ) -> ExportResult:
-        """Stream an export to `path` (the file type from its suffix unless given); return what was written.
-
-        The file appears complete or not at all (written beside it, then renamed). With `manifest`, its
-        reproducibility manifest is fetched, checked against the file (the same ratings, the same bytes: else
-        EvalPlatformError, as when ratings changed in between) and written beside it, `path` + ".manifest.json".
-        """
-        target = os.fspath(path)
-        file_type = file_type or os.path.splitext(target)[1].lstrip(".").lower()
-        if file_type not in FILE_TYPES:
-            raise ValueError(f"file type {file_type!r}: give one of {', '.join(FILE_TYPES)} (or a path ending so)")
-        params = {"raters": raters, "exclude_raters": exclude_raters, "aggregate": aggregate}
-        headers = self.client.session.download(
-            f"{self.path}export/{dataset}.{file_type}", params, target, self.client.progress
-        )
-        result = ExportResult(
-            path=target,
-            bytes=os.path.getsize(target),
-            skipped_rows=int(headers.get("X-Export-Skipped-Rows") or 0),
-            warning=headers.get("X-Export-Warning"),
-            ratings_sha256=headers.get("X-Export-Ratings-Sha256"),
-        )
-        if not manifest:
-            return result
-        described = self.export_manifest(
-            dataset, file_type, raters=raters, exclude_raters=exclude_raters, aggregate=aggregate
-        )
-        _check_manifest(described, result)
-        manifest_path = target + ".manifest.json"
-        with open(manifest_path, "w", encoding="utf-8") as out:
-            json.dump(described, out, indent=2)
-        return replace(result, manifest_path=manifest_path)
-
-    def export_manifest(
-        self,
-        dataset: str,
-        file_type: str = "jsonl",
-        *,
-        raters: str | None = None,
-        exclude_raters: str | None = None,
-        aggregate: str | None = None,
-    ) -> dict[str, Any]:
-        """Return the reproducibility manifest of an export with these options, without downloading it."""
-        params = {"raters": raters, "exclude_raters": exclude_raters, "aggregate": aggregate}
-        result: dict[str, Any] = self._json("GET", f"export/{dataset}.{file_type}/manifest/", params=params)
-        return result
-
-    def reproduce(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        """Recompute the result a manifest describes and return whether it is identical (and what changed if not)."""
-        result: dict[str, Any] = self._json("POST", "reproduce/", json=manifest, safe=True)  # reads only
-        return result
-
-
-def _check_manifest(manifest: dict[str, Any], result: ExportResult) -> None:
-    """Raise EvalPlatformError unless the manifest describes the downloaded file (same ratings, same bytes)."""
-    if manifest["ratings"]["sha256"] != result.ratings_sha256:
-        raise errors.EvalPlatformError(f"{result.path}: the ratings changed between the download and its manifest")
-    sha = hashlib.sha256()
-    with open(result.path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            sha.update(block)
-    if manifest["result"]["sha256"] != sha.hexdigest():
-        raise errors.EvalPlatformError(f"{result.path}: the file differs from what its manifest describes")
+    def panel_run(self, run_id: int) -> PanelRun:
+        return PanelRun(self, self._json("GET", f"panel-runs/{int(run_id)}/"))

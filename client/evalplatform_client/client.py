@@ -1,11 +1,12 @@
-"""The client: `Client(url, token=...)`, its campaigns and judges."""
+"""The client: `Client(url, token=...)`, its campaigns, judges and judge panels."""
 
 from __future__ import annotations
 
 import builtins
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import quote
 
 import httpx
 
@@ -43,6 +44,7 @@ class Client:
         self.poll_interval = poll_interval
         self.campaigns = Campaigns(self)
         self.judges = Judges(self)
+        self.panels = Panels(self)
 
     def __enter__(self) -> Client:
         return self
@@ -87,6 +89,46 @@ class Judges:
     def list(self) -> builtins.list[dict[str, Any]]:
         """Return the judges you may use, with their settings (API keys only by variable name)."""
         result: builtins.list[dict[str, Any]] = self.client.session.json("GET", "judges/")
+        return result
+
+    def report(
+        self, judge: str | int, *, campaign: str | None = None, bootstrap: int | None = None, seed: int | None = None
+    ) -> dict[str, Any]:
+        """Return the judge report of a judge (by name or id): its agreement with humans against the human ceiling,
+        position, length and self-preference bias, stability across repeats, over every campaign you read that it
+        rated (or only `campaign`, a slug). `bootstrap` rounds (default 500) and `seed` give the intervals."""
+        params = {"campaign": campaign, "bootstrap": bootstrap, "seed": seed}
+        result: dict[str, Any] = self.client.session.json(
+            "GET", f"judges/{quote(str(judge), safe='')}/report/", params=params
+        )
+        return result
+
+
+class Panels:
+    """Judge panels: several judges whose verdicts are aggregated into the panel's (a rater of its own)."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    def list(self) -> builtins.list[dict[str, Any]]:
+        """Return the panels you may use (yours and the operator's): name, owner, aggregation, member judges."""
+        result: builtins.list[dict[str, Any]] = self.client.session.json("GET", "judge-panels/")
+        return result
+
+    def create(
+        self,
+        *,
+        name: str,
+        members: builtins.list[str],
+        aggregation: Literal["majority", "mean_probability"] | None = None,
+    ) -> dict[str, Any]:
+        """Create a panel of judges you may use (2 to 15, by name), owned by you; return it.
+
+        ValidationError naming the field for a bad member list or aggregation; Conflict when the name is taken.
+        """
+        body = {"name": name, "members": builtins.list(members), "aggregation": aggregation}
+        body = {key: value for key, value in body.items() if value is not None}
+        result: dict[str, Any] = self.client.session.json("POST", "judge-panels/", json=body)
         return result
 
 

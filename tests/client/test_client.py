@@ -106,33 +106,45 @@ def test_a_judge_run_started_cancelled_resumed_and_listed_through_the_client(
 
 
 def every_call(client: Client, tmp_path: Path) -> None:
-    """Call each of the client's methods that sends a request once."""
+    """Call each of the client's methods that sends a request once, with every option it has."""
     upload = tmp_path / "outputs.jsonl"
     upload.write_text("{}\n")
     client.campaigns.list()
     client.judges.list()
+    client.judges.report("j", campaign="s", bootstrap=10, seed=1)
+    client.panels.list()
+    client.panels.create(name="p", members=["j", "k"], aggregation="majority")
     campaign = client.campaigns.create(name="n", slug="s")
     client.campaigns.get("s")
     campaign.update(name="m")
-    campaign.upload_outputs(upload)
-    campaign.upload_gold(records=[{}])
+    campaign.upload_outputs(upload, dry_run=True)
+    campaign.upload_gold(records=[{}], dry_run=True)
     campaign.import_job(1)
     campaign.generate()
     campaign.set_annotators(users=[])
     campaign.open()
-    list(campaign.comparisons())
-    list(campaign.ratings())
-    campaign.leaderboard()
-    campaign.categories()
-    campaign.agreement()
-    campaign.raters()
+    list(campaign.comparisons(model="m", question_id="q", gold=True))
+    selection: dict[str, Any] = {"raters": "all", "exclude_raters": ["x*", "y*"], "include_excluded": True}
+    list(campaign.ratings(**selection, verdict="win", source="web", comparison=1))
+    campaign.leaderboard(
+        **selection, bootstrap=0, seed=1, category="c", consistent=True, combine="ppi", cluster="rater",
+        rater_model=True, style_control=True, style_reg=0.5, influence=True, downsample=True,
+    )  # fmt: skip
+    campaign.length_controlled("m", difficulty="none", **selection)
+    campaign.categories(**selection)
+    campaign.agreement(**selection, bootstrap=10, consistent=True)
+    campaign.raters(alpha=0.01, correction="holm")
     campaign.rater_action("troll", "exclude", "inverted votes")
-    campaign.export("dpo", tmp_path / "dpo.jsonl")
-    campaign.reproduce(campaign.export_manifest("dpo", "jsonl"))
-    run = campaign.judge("j")
-    list(campaign.judge_runs())
-    campaign.judge_run(run.id).cancel().resume()
-    list(run.verdicts())
+    export = {"aggregate": "posterior", "min_confidence": 0.6, "consistent": True}
+    campaign.export("dpo", tmp_path / "dpo.jsonl", **selection, **export)
+    campaign.reproduce(campaign.export_manifest("dpo", "jsonl", **selection, **export))
+    run = campaign.judge("j", limit=1, orders="one")
+    list(campaign.judge_runs(status="running"))
+    campaign.judge_run(run.id).cancel().resume(retry_failed=True)
+    list(run.verdicts(state="done", outcome="A", parse_failed=False))
+    panel_run = campaign.judge_panel("p", limit=1, orders="both")
+    list(campaign.panel_runs())
+    campaign.panel_run(panel_run.id).cancel().resume(retry_failed=True)
 
 
 def test_the_client_calls_every_researcher_and_judge_endpoint_of_the_openapi_schema(tmp_path: Path) -> None:
@@ -140,26 +152,28 @@ def test_the_client_calls_every_researcher_and_judge_endpoint_of_the_openapi_sch
 
     schema = SchemaGenerator().get_schema(request=None, public=True)  # type: ignore[no-untyped-call]
     operations = {
-        (method.upper(), path)
+        (method.upper(), path, parameter["name"])
         for path, item in schema["paths"].items()
-        if path.startswith(("/api/v1/research/", "/api/v1/judges/"))
-        for method in item
+        if path.startswith(("/api/v1/research/", "/api/v1/judges/", "/api/v1/judge-panels/"))
+        for method, operation in item.items()
         if method in ("get", "post", "put", "patch", "delete")
+        for parameter in [{"name": ""}, *operation.get("parameters", [])]
+        if parameter.get("in", "query") == "query"
     }
-    sent: list[tuple[str, str]] = []
+    sent: list[tuple[str, str, set[str]]] = []
     anything = {"slug": "s", "id": 1, "status": "active", "progress": {"finished": 0, "total": 0}, "count": 0}
 
     def answer(request: httpx.Request) -> httpx.Response:
-        sent.append((request.method, request.url.path))
-        return httpx.Response(200, json={**anything, "results": []})
+        sent.append((request.method, request.url.path, {"", *request.url.params.keys()}))
+        return httpx.Response(200, json={**anything, "results": [], "finished": 0, "total": 0})
 
     every_call(Client("http://x.test", transport=httpx.MockTransport(answer), progress=False), tmp_path)
 
-    def called(method: str, template: str) -> bool:
+    def called(method: str, template: str, parameter: str) -> bool:
         pattern = re.compile(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$")
-        return any(m == method and pattern.match(path) for m, path in sent)
+        return any(m == method and pattern.match(path) and parameter in params for m, path, params in sent)
 
-    assert len(operations) >= 20
+    assert len({operation[:2] for operation in operations}) >= 36
     assert sorted(op for op in operations if not called(*op)) == []
 
 
