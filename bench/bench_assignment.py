@@ -176,8 +176,9 @@ def seed(comparisons: int, clients: int) -> tuple[int, list[str]]:
 def _seed_rows(cursor: Any, campaign_id: int, prompts: int) -> None:
     cursor.execute(
         """
-        INSERT INTO annotation_prompt (campaign_id, external_id, text, reference_answer, metadata, created_at)
-        SELECT %(c)s, 'p' || g, 'Prompt ' || g || ': explain **why** in a few sentences.', '', '{}', now()
+        INSERT INTO annotation_prompt
+            (campaign_id, external_id, text, reference_answer, metadata, created_at, tags, duplicate_kind)
+        SELECT %(c)s, 'p' || g, 'Prompt ' || g || ': explain **why** in a few sentences.', '', '{}', now(), '{}', ''
         FROM generate_series(1, %(n)s) g
         """,
         {"c": campaign_id, "n": prompts},
