@@ -272,14 +272,27 @@ def _terms(
 
     One pass over the rows: p, then w (y - p), w p (1 - p) and w p (1 - p) x summed per pair by one reduceat.
     """
-    m, k = design.n_models, design.n_features
+    return _reduced(design, _unit_terms(design, eta, weights), params, reg)
+
+
+def _unit_terms(design: Design, eta: FloatArray, weights: FloatArray | None = None) -> FloatArray:
+    """Return the rows' (y - p, p (1 - p), p (1 - p) x), each times the row's weight when weights are given."""
+    k = design.n_features
     p = expit(eta)
     stacked = np.empty((2 + k, len(eta)))
     np.subtract(design.y, p, out=stacked[0])
-    stacked[0] *= weights
     p *= 1.0 - p
-    np.multiply(p, weights, out=stacked[1])
+    stacked[1] = p
+    if weights is not None:
+        stacked[0] *= weights
+        stacked[1] *= weights
     np.multiply(stacked[1], design.features_t, out=stacked[2:])
+    return stacked
+
+
+def _reduced(design: Design, stacked: FloatArray, params: FloatArray, reg: float) -> tuple[FloatArray, FloatArray]:
+    """Return the gradient and the Hessian from the rows' weighted terms (``_unit_terms``)."""
+    m, k = design.n_models, design.n_features
     per_pair = np.add.reduceat(stacked, design.starts, axis=1)
     pa, pb = design.pair_a, design.pair_b
     grad = reg * params
@@ -307,8 +320,11 @@ def fit(
     reg: float,
     weights: FloatArray | None = None,
     start: FloatArray | None = None,
+    start_terms: tuple[FloatArray, FloatArray] | None = None,
 ) -> tuple[FloatArray, int]:
     """Return the minimising (theta, beta) vector and the number of Newton iterations.
+
+    ``start_terms``: the rows' logits and unweighted ``_unit_terms`` at ``start``, when many fits share the start.
 
     Each step is damped until the objective's slope along it at the point taken is below half its starting
     magnitude (a curvature condition that needs no logarithm; the objective is convex). With ``reg = 0`` each
@@ -319,8 +335,12 @@ def fit(
     m = design.n_models
     labels = _unregularised_labels(design, w) if reg == 0 else None
     params = np.zeros(m + design.n_features) if start is None else start.copy()
-    eta = _logits(design, params)
-    grad, hess = _terms(design, eta, params, w, reg)
+    if start_terms is None:
+        eta = _logits(design, params)
+        grad, hess = _terms(design, eta, params, w, reg)
+    else:
+        eta, unit = start_terms
+        grad, hess = _reduced(design, unit * w, params, reg)
     last = math.inf
     for iteration in range(1, MAX_ITERATIONS + 1):
         if labels is not None:
@@ -464,12 +484,15 @@ def bootstrap_params(
     sizes = [min(chunk, rounds - start) for start in range(0, rounds, chunk)]
     streams = np.random.SeedSequence(rng.integers(0, 1 << 63, size=4)).spawn(len(sizes))
 
+    eta = _logits(design, params)
+    start_terms = (eta, _unit_terms(design, eta))  # every round starts here: one pass for all of them
+
     def run(index: int) -> list[FloatArray]:
-        draws = sampler.draw(sizes[index], np.random.default_rng(streams[index]))
+        draws = sampler.draw(sizes[index], np.random.default_rng(streams[index])).T.copy()  # a round per row
         kept = []
-        for column in range(sizes[index]):
+        for weights in draws:
             try:
-                kept.append(fit(design, reg=reg, weights=np.ascontiguousarray(draws[:, column]), start=params)[0])
+                kept.append(fit(design, reg=reg, weights=weights, start=params, start_terms=start_terms)[0])
             except StyleFitError:
                 if reg > 0:
                     raise
