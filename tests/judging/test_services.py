@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from annotation.models import Campaign, Rater, Rating
 from evalplatform.exceptions import Conflict, DomainError
-from judging import outcomes, selectors, services
+from judging import batch, outcomes, prompts, selectors, services
 from judging.models import JudgeConfig, JudgeRun, JudgeVerdict, LLMCall
 from results import tasks as results_tasks
 from tests.judging.conftest import LocalLLM
@@ -48,6 +48,15 @@ def test_save_judge_refuses_the_name_of_a_human_rater(db: None) -> None:
         ({"template": "custom", "custom_template": "{question} {answer_a}"}, "custom_template"),
         (
             {"template": "custom", "custom_template": "{answer_a} {answer_b}", "verdict_pattern": "A|B"},
+            "verdict_pattern",
+        ),
+        (
+            {
+                "template": "custom",
+                "custom_template": "{answer_a} {answer_b}",
+                "verdict_format": "probability",
+                "verdict_pattern": r"P=\S+",
+            },
             "verdict_pattern",
         ),
         ({"temperature": 3.0}, "temperature"),
@@ -371,3 +380,13 @@ def test_a_judge_rating_schedules_a_leaderboard_refresh_after_commit(
     assert callbacks  # scheduled after commit
     # For the burst: one refresh at once and one a window later, not one per rating.
     assert refreshes == [(campaign.pk,), (campaign.pk,)]
+
+
+def test_a_custom_probability_judge_needs_no_pattern_and_reads_the_marker(db: None) -> None:
+    judge, _ = services.save_judge(
+        name="p-custom", base_url="http://127.0.0.1:9/v1", model="m", template="custom",
+        custom_template="{answer_a} or {answer_b}?", verdict_format="probability",
+    )  # fmt: skip
+
+    spec = batch.prompt_spec_for(judge)
+    assert (spec.verdict_format, spec.verdict_pattern) == ("probability", prompts.PROBABILITY_PATTERN)
