@@ -135,7 +135,7 @@ def every_call(client: Client, tmp_path: Path) -> None:
     campaign.agreement(**selection, bootstrap=10, consistent=True)
     campaign.raters(alpha=0.01, correction="holm")
     campaign.rater_action("troll", "exclude", "inverted votes")
-    export = {"aggregate": "posterior", "min_confidence": 0.6, "consistent": True}
+    export: dict[str, Any] = {"aggregate": "posterior", "min_confidence": 0.6, "consistent": True}
     campaign.export("dpo", tmp_path / "dpo.jsonl", **selection, **export)
     campaign.reproduce(campaign.export_manifest("dpo", "jsonl", **selection, **export))
     run = campaign.judge("j", limit=1, orders="one")
