@@ -273,6 +273,7 @@ def admin_page(name: str, campaign: Campaign) -> Callable[[], int]:
             raise SystemExit(f"{url} answered {response.status_code}")
         return len(response.content)
 
+    get()  # the first request of a process compiles templates and fills caches: time the second
     return get
 
 
