@@ -1,5 +1,7 @@
 """The client's calls against a live server without a worker: settings, gold, comparisons, status moves, judge runs
-started, cancelled and resumed (their tasks stay in the in-memory broker), and the server's refusals as typed errors."""
+started, cancelled and resumed (their tasks stay in the in-memory broker), the judge report, judge panels, and the
+server's refusals as typed errors; and a check that the client calls every researcher and judge operation of the
+OpenAPI schema with each of its query parameters."""
 
 from __future__ import annotations
 
@@ -11,16 +13,29 @@ import httpx
 import pytest
 from django.contrib.auth.models import User
 from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
 
-from evalplatform_client import Campaign, Client, Conflict, ImportRefused, NotFound, ValidationError
+from evalplatform_client import (
+    Campaign,
+    Client,
+    Conflict,
+    ImportRefused,
+    NotFound,
+    PermissionDenied,
+    ValidationError,
+)
 from judging import services as judging_services
+from tests.results.conftest import Rated, rated
+
+__all__ = ["rated"]  # the rated campaign of tests/results: two humans and gpt-judge (both orders)
 
 IDLE_ENDPOINT = "http://127.0.0.1:9/v1"  # nothing listens: no worker runs in these tests anyway
 
 
-def client_for(live_server: Any, user: User) -> Client:
+def client_for(live_server: Any, user: User, **options: Any) -> Client:
+    """Return a client of the live server signed in as `user` by token (`options` override Client's)."""
     token, _ = Token.objects.get_or_create(user=user)
-    return Client(live_server.url, token=str(token.key), progress=False, poll_interval=0.05)
+    return Client(live_server.url, token=str(token.key), **{"progress": False, "poll_interval": 0.05, **options})
 
 
 def set_up(client: Client, tmp_path: Path) -> Campaign:
@@ -201,3 +216,56 @@ def test_categories_and_a_category_leaderboard_through_the_client(
     assert (board["category"], board["n_battles"], board["provisional"]) == ("arith", 0, True)
     with pytest.raises(ValidationError, match="no prompt of this campaign has the tag 'nope'"):
         campaign.leaderboard(category="nope")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_judge_report_through_the_client(live_server: Any, researcher: User, rated: Rated, settings: Any) -> None:
+    settings.EVALPLATFORM_JUDGE_ALLOWED_ENDPOINTS = [IDLE_ENDPOINT]
+    judge, _ = judging_services.save_judge(name="gpt-judge", base_url=IDLE_ENDPOINT, model="gpt-4")
+    client = client_for(live_server, researcher)
+    slug = rated.campaign.slug
+
+    by_name = client.judges.report("gpt-judge", campaign=slug, bootstrap=20, seed=7)
+    by_id = client.judges.report(judge.pk, bootstrap=0)
+
+    api = APIClient()
+    api.force_authenticate(researcher)
+    assert by_name == api.get(f"/api/v1/judges/gpt-judge/report/?campaign={slug}&bootstrap=20&seed=7").json()
+    assert by_name["campaigns"] == by_id["campaigns"] == [slug]
+    assert by_name["versions"][0]["humans"]["n_with_human_majority"] > 0
+    with pytest.raises(NotFound):
+        client.judges.report("no-such-judge")
+    with pytest.raises(ValidationError) as refused:
+        client.judges.report("gpt-judge", bootstrap=-1)
+    assert "bootstrap" in refused.value.errors
+
+
+@pytest.mark.django_db(transaction=True)
+def test_judge_panels_created_and_listed_through_the_client(
+    live_server: Any, researcher: User, outsider: User, settings: Any
+) -> None:
+    settings.EVALPLATFORM_JUDGE_ALLOWED_ENDPOINTS = [IDLE_ENDPOINT]
+    for name in ("j1", "j2"):
+        judging_services.save_judge(name=name, base_url=IDLE_ENDPOINT, model="m", template="arena_hard")
+    client = client_for(live_server, researcher)
+    client.campaigns.create(name="Panels", slug="panels")  # researchers (of a campaign) list and use judges
+
+    created = client.panels.create(name="duo", members=["j2", "j1"])
+
+    assert (created["name"], created["owner"], created["aggregation"], created["members"]) == (
+        "duo", researcher.username, "majority", ["j1", "j2"],
+    )  # fmt: skip
+    assert [panel["name"] for panel in client.panels.list()] == ["duo"]
+    with pytest.raises(Conflict):
+        client.panels.create(name="duo", members=["j1", "j2"])
+    with pytest.raises(ValidationError) as alone:
+        client.panels.create(name="solo", members=["j1"])
+    assert "members" in alone.value.errors
+    with pytest.raises(ValidationError) as unknown:
+        client.panels.create(name="trio", members=["j1", "j2", "nobody"])
+    assert "judge" in unknown.value.errors
+    with pytest.raises(ValidationError) as aggregation:
+        client.panels.create(name="probs", members=["j1", "j2"], aggregation="mean_probability")
+    assert "aggregation" in aggregation.value.errors
+    with pytest.raises(PermissionDenied):
+        client_for(live_server, outsider).panels.list()
