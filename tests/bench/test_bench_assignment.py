@@ -113,3 +113,27 @@ def test_open_loop_reuses_a_client_once_it_is_free() -> None:
 
     assert samples.ratings == 3
     assert len(set(next_peers)) == 1
+
+
+def _warm_up_with(monkeypatch: pytest.MonkeyPatch, rounds: list[list[int]]) -> list[int]:
+    """Run warm_up against a server whose workers hold these connection counts round by round; return the loads."""
+    counts = iter(rounds)
+    loads: list[int] = []
+    monkeypatch.setattr(bench, "split_midway", lambda pid, port, seconds: lambda: next(counts))
+    monkeypatch.setattr(bench, "run_load", lambda port, tokens, campaign_id, seconds: loads.append(len(tokens)))
+    bench.warm_up(1, 8765, ["a", "b", "c"], 1)
+    return loads
+
+
+def test_warm_up_drives_load_until_every_worker_has_taken_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The second worker is still importing the application for two rounds: its boot must not fall in the measurement.
+    loads = _warm_up_with(monkeypatch, [[3, 0], [3, 0], [2, 1]])
+
+    assert loads == [3, 3, 3]  # every client, every round
+
+
+def test_warm_up_refuses_a_worker_that_never_takes_a_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bench, "WARM_UP_LIMIT_SECONDS", 0.0)
+
+    with pytest.raises(RuntimeError, match="took no connection"):
+        _warm_up_with(monkeypatch, [[3, 0], [3, 0]])
