@@ -19,12 +19,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 TARGET_MB = 500
 
 
-def _arena_logs():  # type: ignore[no-untyped-def]
+def _arena_logs() -> Any:
     spec = importlib.util.spec_from_file_location("arena_logs", HERE / "arena_logs.py")
     assert spec is not None
     assert spec.loader is not None
