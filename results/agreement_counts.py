@@ -92,7 +92,9 @@ def by_rater(rows: RatingArrays) -> dict[int, RatingArrays]:
     """Return each rater's ratings (in id order) by rater code."""
     order = np.argsort(rows.rater, kind="stable")
     ordered = rows.rater[order]
-    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(ordered) else np.zeros(0, np.int64)
+    if not len(ordered):  # no ratings selected (every rater excluded, say): no raters
+        return {}
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
     ends = np.r_[starts[1:], len(ordered)]
     return {int(ordered[s]): rows.take(order[s:e]) for s, e in zip(starts, ends, strict=True)}
 

@@ -136,3 +136,12 @@ def test_judge_sections_equal_the_rating_row_judge_report(crowd: Campaign, consi
     ]
     assert report["judges"] == expected
     assert report.get("inconsistent_pairs", len(pairs)) == len(pairs) > 0
+
+
+@pytest.mark.parametrize("consistent", [False, True])
+def test_a_selection_without_ratings_is_a_report_without_raters(crowd: Campaign, consistent: bool) -> None:
+    nobody = parse_raters("all", ["*"])  # as when the researchers excluded every rater from results
+
+    report = compute_agreement(crowd, nobody, bootstrap=0, consistent=consistent)
+
+    assert (report["n_ratings"], report["annotators"], report["judges"]) == (0, [], [])
