@@ -25,7 +25,11 @@ def test_a_task_after_a_database_restart_starts_on_a_new_connection() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_healthy_connection_is_kept_between_tasks() -> None:
+def test_a_healthy_connection_is_kept_between_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Kept connections are the production setting (DATABASE_URL: CONN_MAX_AGE 60); the embedded server a fresh
+    # clone tests on closes each one (CONN_MAX_AGE 0), so the connection is opened anew under the kept setting.
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 60)
+    connection.close()
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         old_pid = cursor.fetchone()[0]
