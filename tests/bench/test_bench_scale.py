@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.db.models import Count
 
-from annotation.models import Campaign, Comparison, Rating
+from annotation.models import AnnotatorStatus, Assignment, Campaign, Comparison, Rating
 
 bench = importlib.import_module("bench.bench_scale")
 
@@ -59,3 +59,52 @@ def test_disk_per_rating_counts_the_table_and_its_indexes(seeded: Campaign) -> N
     assert count >= 2_000
     assert table > 0
     assert indexes > 0
+
+
+def test_the_humans_rate_through_assignments_that_fill_their_comparisons(seeded: Campaign) -> None:
+    humans = Rating.objects.filter(comparison__campaign=seeded, rater_kind="human")
+    assert not humans.filter(assignment__isnull=True).exists()
+    assert set(humans.values_list("source", flat=True)) == {"annotator"}
+    filled = Comparison.objects.filter(campaign=seeded, filled__gt=0)
+    assert filled.count() == humans.values("comparison").distinct().count()
+    assert not filled.filter(last_claimed_by__isnull=True).exists()
+    for comparison in filled[:20]:
+        assert comparison.filled == Assignment.objects.filter(comparison=comparison, state="rated").count()
+    counts = AnnotatorStatus.objects.filter(campaign=seeded).values_list("rater_id", "rated_count")
+    assert sum(n for _, n in counts) == humans.count()
+    assert len(counts) == seeded.annotators.count() == 10
+
+
+def test_the_claims_leave_their_figures_and_give_every_slot_and_count_back(seeded: Campaign, tmp_path: Path) -> None:
+    before = (
+        list(Comparison.objects.filter(campaign=seeded).order_by("id").values_list("id", "filled")),
+        list(AnnotatorStatus.objects.filter(campaign=seeded).order_by("id").values_list("rated_count", flat=True)),
+        Assignment.objects.count(),
+    )
+    bench.EXTRA.clear()
+    assert bench.operation("claim", seeded, str(tmp_path), claims=25)() == 25
+    assert bench.EXTRA["p95_ms"] >= bench.EXTRA["p50_ms"] > 0
+    assert bench.EXTRA["client_cpu_ms"] > 0
+    after = (
+        list(Comparison.objects.filter(campaign=seeded).order_by("id").values_list("id", "filled")),
+        list(AnnotatorStatus.objects.filter(campaign=seeded).order_by("id").values_list("rated_count", flat=True)),
+        Assignment.objects.count(),
+    )
+    assert after == before
+
+
+def test_each_size_has_its_own_database_named_after_the_base() -> None:
+    base = "postgres://postgres@127.0.0.1:5432/ep_scale"
+    assert bench.database_url(base, 10_000_000) == "postgres://postgres@127.0.0.1:5432/ep_scale_10000000"
+
+
+def test_the_ratio_is_per_pair_for_claims_per_rating_for_disk_and_of_time_otherwise() -> None:
+    small = {"p50_ms": 2.0, "p95_ms": 4.0, "client_cpu_ms": 1.0, "db_cpu_ms": 1.0}
+    large = {"p50_ms": 3.0, "p95_ms": 4.0, "client_cpu_ms": 1.0, "db_cpu_ms": 2.0}
+    assert bench.ratio("claim", small, large) == "p50 1.50x p95 1.00x client_cpu 1.00x db_cpu 2.00x"
+    assert bench.ratio("disk", {"table_b": 100, "indexes_b": 100}, {"table_b": 110, "indexes_b": 110}) == (
+        "1.10x per rating"
+    )
+    assert bench.ratio("recount", {"seconds": 2.0}, {"seconds": 25.0}) == "12.5x time"
+    assert bench.ratio("recount", None, {"seconds": 25.0}) == ""
+    assert bench.cell("recount", None) == "failed"
