@@ -6,6 +6,9 @@
  * poisson_fill   Poisson counts by inversion of tabulated CDFs (scoring.multinomial)
  * categorical_add  categorical top-up draws (scoring.multinomial)
  * half_chord     chord-Newton refits of half-tie Bradley-Terry for a chunk of rounds (scoring.bt_bootstrap)
+ * style_terms    gradient and structured Hessian of style control's objective, one pass over the rows (scoring.style)
+ * spd_solve      a Cholesky solve of a symmetric positive definite system (scoring.style's Newton steps)
+ * poisson_classes  Poisson counts of cells that share their CDF tables by class (scoring.style_draws)
  *
  * Random numbers come from a numpy BitGenerator (its "BitGenerator" capsule) and are taken in the order in which
  * numpy's Generator.random would produce them, so that the numpy twins draw exactly the same numbers.
@@ -1377,6 +1380,259 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------------------------------------- style_terms */
+
+PyDoc_STRVAR(style_terms_doc,
+             "style_terms(features, y, weights, starts, pair_a, pair_b, params, reg, probs, grad, hess)\n\n"
+             "The gradient and Hessian of style control's penalised negative log-likelihood (scoring.style._terms)\n"
+             "in one pass over the rows: features (rows, k) row-major, y and weights (rows), rows sorted by pair,\n"
+             "pair p holding rows starts[p] .. starts[p + 1] - 1 (the last to the end) between models pair_a[p] <\n"
+             "pair_b[p]; params (m + k) = (theta, beta). Each row's logit is ln(10) (theta_a - theta_b) + x . beta\n"
+             "and p its expit, or p = probs[row] where probs (rows) is given instead of None. grad (m + k) and hess\n"
+             "((m + k) x (m + k)) are overwritten: reg * params - sum w (y - p) dlogit, and the weighted Laplacian\n"
+             "of w p (1 - p) over the pairs with its models x features and features x features blocks, plus reg on\n"
+             "the diagonal. Rows of weight 0 are skipped.");
+
+#define STYLE_MAX_FEATURES 8
+
+/* The arithmetic of style_terms (see its documentation); inlined so that the usual k = 4 unrolls. */
+static inline __attribute__((always_inline)) void style_pass(const double *X, const double *Y, const double *W, const int64_t *S, const int64_t *A,
+                       const int64_t *B, const double *params, double reg, const double *probs, Py_ssize_t rows,
+                       Py_ssize_t pairs, Py_ssize_t m, Py_ssize_t k, double *grad, double *hess) {
+    const double alpha = 2.302585092994045684; /* ln(10) */
+    const Py_ssize_t d = m + k;
+    const double *beta = params + m;
+    double fg[STYLE_MAX_FEATURES] = {0}, fh[STYLE_MAX_FEATURES * STYLE_MAX_FEATURES] = {0};
+    memset(hess, 0, (size_t)(d * d) * sizeof(double));
+    for (Py_ssize_t i = 0; i < d; i++) grad[i] = reg * params[i];
+    for (Py_ssize_t p = 0; p < pairs; p++) {
+        const Py_ssize_t a = A[p], b = B[p], end = p + 1 < pairs ? S[p + 1] : rows;
+        const double base = alpha * (params[a] - params[b]);
+        double g0 = 0.0, h0 = 0.0, hx[STYLE_MAX_FEATURES] = {0};
+        for (Py_ssize_t r = S[p]; r < end; r++) {
+            const double w = W[r];
+            if (w == 0.0) continue;
+            const double *x = X + r * k;
+            double q;
+            if (probs) {
+                q = probs[r];
+            } else {
+                double eta = base;
+                for (Py_ssize_t j = 0; j < k; j++) eta += beta[j] * x[j];
+                q = 1.0 / (1.0 + exp(-eta));
+            }
+            const double e = w * (Y[r] - q), v = w * (q * (1.0 - q));
+            g0 += e;
+            h0 += v;
+            for (Py_ssize_t j = 0; j < k; j++) {
+                const double vx = v * x[j];
+                hx[j] += vx;
+                fg[j] += e * x[j];
+                for (Py_ssize_t i = 0; i <= j; i++) fh[i * k + j] += vx * x[i];
+            }
+        }
+        grad[a] -= alpha * g0;
+        grad[b] += alpha * g0;
+        const double vp = alpha * alpha * h0;
+        hess[a * d + b] -= vp;
+        hess[b * d + a] -= vp;
+        hess[a * d + a] += vp;
+        hess[b * d + b] += vp;
+        for (Py_ssize_t j = 0; j < k; j++) {
+            hess[a * d + m + j] += alpha * hx[j];
+            hess[b * d + m + j] -= alpha * hx[j];
+        }
+    }
+    for (Py_ssize_t j = 0; j < k; j++) {
+        grad[m + j] -= fg[j];
+        for (Py_ssize_t i = 0; i < m; i++) hess[(m + j) * d + i] = hess[i * d + m + j];
+        for (Py_ssize_t i = 0; i <= j; i++) hess[(m + i) * d + m + j] = hess[(m + j) * d + m + i] = fh[i * k + j];
+    }
+    for (Py_ssize_t i = 0; i < d; i++) hess[i * d + i] += reg;
+}
+
+static PyObject *style_terms(PyObject *self, PyObject *args) {
+    PyObject *objs[7], *probs_obj, *out_objs[2];
+    double reg;
+    if (!PyArg_ParseTuple(args, "OOOOOOOdOOO", &objs[0], &objs[1], &objs[2], &objs[3], &objs[4], &objs[5],
+                          &objs[6], &reg, &probs_obj, &out_objs[0], &out_objs[1]))
+        return NULL;
+    Py_buffer features, y, weights, starts, pa, pb, params, probs, grad, hess;
+    Py_buffer *views[10] = {&features, &y, &weights, &starts, &pa, &pb, &params, &grad, &hess, &probs};
+    PyObject *all[10] = {objs[0], objs[1], objs[2], objs[3], objs[4], objs[5], objs[6],
+                         out_objs[0], out_objs[1], probs_obj};
+    const char *formats[10] = {"d", "d", "d", "qlL", "qlL", "qlL", "d", "d", "d", "d"};
+    const char *names[10] = {"features", "y", "weights", "starts", "pair_a", "pair_b", "params", "grad", "hess",
+                             "probs"};
+    int n_views = probs_obj == Py_None ? 9 : 10, got = 0;
+    for (; got < n_views; got++) {
+        if (get_array(all[got], views[got], 8, formats[got], got == 7 || got == 8, names[got]) < 0) break;
+    }
+    PyObject *result = NULL;
+    if (got < n_views) goto done;
+    Py_ssize_t rows = y.len / 8, pairs = starts.len / 8, d = grad.len / 8;
+    Py_ssize_t k = rows ? features.len / 8 / rows : 0, m = d - k;
+    const int64_t *S = starts.buf, *A = pa.buf, *B = pb.buf;
+    int ok = weights.len == y.len && features.len == rows * k * 8 && pa.len == starts.len && pb.len == starts.len &&
+             params.len == grad.len && hess.len == d * d * 8 && k >= 0 && k <= STYLE_MAX_FEATURES && m >= 0 &&
+             (n_views == 9 || probs.len == y.len) && (rows == 0 || (pairs > 0 && S[0] == 0));
+    for (Py_ssize_t p = 0; ok && p < pairs; p++) {
+        Py_ssize_t end = p + 1 < pairs ? S[p + 1] : rows;
+        ok = A[p] >= 0 && A[p] < m && B[p] >= 0 && B[p] < m && A[p] != B[p] && S[p] >= 0 && S[p] <= end && end <= rows;
+    }
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "style_terms: inconsistent shapes");
+        goto done;
+    }
+    const double *P = n_views == 10 ? probs.buf : NULL;
+    Py_BEGIN_ALLOW_THREADS;
+    if (k == 4)
+        style_pass(features.buf, y.buf, weights.buf, S, A, B, params.buf, reg, P, rows, pairs, m, 4, grad.buf, hess.buf);
+    else
+        style_pass(features.buf, y.buf, weights.buf, S, A, B, params.buf, reg, P, rows, pairs, m, k, grad.buf, hess.buf);
+    Py_END_ALLOW_THREADS;
+    result = Py_NewRef(Py_None);
+done:
+    for (int i = 0; i < got; i++) PyBuffer_Release(views[i]);
+    return result;
+}
+
+PyDoc_STRVAR(spd_solve_doc,
+             "spd_solve(matrix, rhs, out) -> bool\n\n"
+             "Solve matrix @ out = rhs for a symmetric positive definite matrix (n x n, float64; its upper triangle\n"
+             "is read) by Cholesky factorisation in scratch space; return False, leaving out unspecified, where a\n"
+             "pivot is not positive (the caller solves otherwise). The numpy twin is numpy.linalg.solve.");
+
+static PyObject *spd_solve(PyObject *self, PyObject *args) {
+    PyObject *objs[3];
+    if (!PyArg_ParseTuple(args, "OOO", &objs[0], &objs[1], &objs[2])) return NULL;
+    Py_buffer matrix, rhs, out;
+    Py_buffer *views[3] = {&matrix, &rhs, &out};
+    const char *names[3] = {"matrix", "rhs", "out"};
+    int got = 0;
+    for (; got < 3; got++) {
+        if (get_array(objs[got], views[got], 8, "d", got == 2, names[got]) < 0) break;
+    }
+    PyObject *result = NULL;
+    if (got < 3) goto done;
+    Py_ssize_t n = rhs.len / 8;
+    if (matrix.len != n * n * 8 || out.len != rhs.len) {
+        PyErr_SetString(PyExc_ValueError, "spd_solve: inconsistent shapes");
+        goto done;
+    }
+    double *L = malloc((size_t)(n * n + 1) * sizeof(double));
+    if (!L) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const double *M = matrix.buf, *b = rhs.buf;
+    double *x = out.buf;
+    int ok = 1;
+    Py_BEGIN_ALLOW_THREADS;
+    /* L is stored by rows, lower triangle: L[i, j] for j <= i. */
+    for (Py_ssize_t i = 0; ok && i < n; i++) {
+        double *Li = L + i * n;
+        for (Py_ssize_t j = 0; j <= i; j++) {
+            const double *Lj = L + j * n;
+            double s = M[j * n + i];
+            for (Py_ssize_t q = 0; q < j; q++) s -= Li[q] * Lj[q];
+            if (j < i) {
+                Li[j] = s / Lj[j];
+            } else if (s > 0.0 && isfinite(s)) {
+                Li[i] = sqrt(s);
+            } else {
+                ok = 0;
+            }
+        }
+    }
+    if (ok) {
+        for (Py_ssize_t i = 0; i < n; i++) { /* L y = b */
+            double s = b[i];
+            for (Py_ssize_t q = 0; q < i; q++) s -= L[i * n + q] * x[q];
+            x[i] = s / L[i * n + i];
+        }
+        for (Py_ssize_t i = n - 1; i >= 0; i--) { /* L^T x = y */
+            double s = x[i];
+            for (Py_ssize_t q = i + 1; q < n; q++) s -= L[q * n + i] * x[q];
+            x[i] = s / L[i * n + i];
+        }
+    }
+    Py_END_ALLOW_THREADS;
+    free(L);
+    result = PyBool_FromLong(ok);
+done:
+    for (int k = 0; k < got; k++) PyBuffer_Release(views[k]);
+    return result;
+}
+
+PyDoc_STRVAR(poisson_classes_doc,
+             "poisson_classes(capsule, cdf, offsets, low, guide, classes, out, rows, totals)\n\n"
+             "For each row r of out (rounds x cells) in rows, in turn, and each cell c in order: draw u uniform on\n"
+             "[0, 1) (next_double) and set out[r, c] = low[t] + min{x : cdf[offsets[t] + x] > u}, t = classes[c],\n"
+             "searching from guide[t, floor(u * S)] (S = guide's columns, a power of two): Poisson counts whose\n"
+             "cells share the tables of their class (scoring.style_draws). Each class's CDF must end at 1.0.\n"
+             "totals[r] is set to the sum of row r.");
+
+static PyObject *poisson_classes(PyObject *self, PyObject *args) {
+    PyObject *capsule, *objs[8];
+    if (!PyArg_ParseTuple(args, "OOOOOOOOO", &capsule, &objs[0], &objs[1], &objs[2], &objs[3], &objs[4], &objs[5],
+                          &objs[6], &objs[7]))
+        return NULL;
+    bitgen_t *bitgen = get_bitgen(capsule);
+    if (!bitgen) return NULL;
+    Py_buffer cdf, offsets, low, guide, classes, out, rows, totals;
+    Py_buffer *views[8] = {&cdf, &offsets, &low, &guide, &classes, &out, &rows, &totals};
+    const Py_ssize_t sizes[8] = {8, 8, 8, 2, 8, 8, 8, 8};
+    const char *formats[8] = {"d", "qlL", "qlL", "H", "qlL", "d", "qlL", "d"};
+    const char *names[8] = {"cdf", "offsets", "low", "guide", "classes", "out", "rows", "totals"};
+    int got = 0;
+    for (; got < 8; got++) {
+        if (get_array(objs[got], views[got], sizes[got], formats[got], got == 5 || got == 7, names[got]) < 0) break;
+    }
+    PyObject *result = NULL;
+    if (got < 8) goto done;
+    Py_ssize_t n_classes = offsets.len / 8, cells = classes.len / 8, entries = cdf.len / 8;
+    Py_ssize_t rounds = totals.len / 8, n_rows = rows.len / 8;
+    Py_ssize_t slices = n_classes ? guide.len / 2 / n_classes : 0;
+    const int64_t *off = offsets.buf, *lo = low.buf, *cls = classes.buf, *R = rows.buf;
+    const uint16_t *g = guide.buf;
+    const double *F = cdf.buf;
+    int ok = low.len == offsets.len && slices > 0 && (slices & (slices - 1)) == 0 &&
+             guide.len == n_classes * slices * 2 && out.len == rounds * cells * 8;
+    for (Py_ssize_t j = 0; ok && j < n_rows; j++) ok = R[j] >= 0 && R[j] < rounds;
+    /* Every search stops at the class's last entry, 1.0, at the latest: the guide's last entry bounds it. */
+    for (Py_ssize_t t = 0; ok && t < n_classes; t++) {
+        Py_ssize_t last = off[t] + g[t * slices + slices - 1];
+        ok = off[t] >= 0 && lo[t] >= 0 && last < entries;
+        for (Py_ssize_t x = last; ok && F[x] != 1.0; x++) ok = x + 1 < entries;
+    }
+    for (Py_ssize_t c = 0; ok && c < cells; c++) ok = cls[c] >= 0 && cls[c] < n_classes;
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "poisson_classes: inconsistent shapes");
+        goto done;
+    }
+    double *o = out.buf, *sum = totals.buf;
+    Py_BEGIN_ALLOW_THREADS;
+    for (Py_ssize_t j = 0; j < n_rows; j++) {
+        double *dest = o + R[j] * cells, total = 0.0;
+        for (Py_ssize_t c = 0; c < cells; c++) {
+            const Py_ssize_t t = cls[c];
+            const double *row = F + off[t];
+            double u = bitgen->next_double(bitgen->state);
+            int64_t x = g[t * slices + (Py_ssize_t)(u * (double)slices)];
+            while (row[x] <= u) x++;
+            dest[c] = (double)(lo[t] + x);
+            total += dest[c];
+        }
+        sum[R[j]] = total;
+    }
+    Py_END_ALLOW_THREADS;
+    result = Py_NewRef(Py_None);
+done:
+    for (int k = 0; k < got; k++) PyBuffer_Release(views[k]);
+    return result;
+}
+
 /* ------------------------------------------------------------------------------------------------ module */
 
 static PyMethodDef methods[] = {
@@ -1385,6 +1641,9 @@ static PyMethodDef methods[] = {
     {"poisson_fill", poisson_fill, METH_VARARGS, poisson_fill_doc},
     {"categorical_add", categorical_add, METH_VARARGS, categorical_add_doc},
     {"half_chord", half_chord, METH_VARARGS, half_chord_doc},
+    {"style_terms", style_terms, METH_VARARGS, style_terms_doc},
+    {"spd_solve", spd_solve, METH_VARARGS, spd_solve_doc},
+    {"poisson_classes", poisson_classes, METH_VARARGS, poisson_classes_doc},
     {NULL, NULL, 0, NULL},
 };
 

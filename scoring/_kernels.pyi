@@ -47,3 +47,30 @@ def half_chord(
     lost: Any,
     /,
 ) -> int: ...
+def style_terms(
+    features: Any,
+    y: Any,
+    weights: Any,
+    starts: Any,
+    pair_a: Any,
+    pair_b: Any,
+    params: Any,
+    reg: float,
+    probs: Any,
+    grad: Any,
+    hess: Any,
+    /,
+) -> None: ...
+def spd_solve(matrix: Any, rhs: Any, out: Any, /) -> bool: ...
+def poisson_classes(
+    capsule: Any,
+    cdf: Any,
+    offsets: Any,
+    low: Any,
+    guide: Any,
+    classes: Any,
+    out: Any,
+    rows: Any,
+    totals: Any,
+    /,
+) -> None: ...

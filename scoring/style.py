@@ -26,10 +26,10 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import expit
 
-from scoring import graph
+from scoring import compiled, graph
 from scoring.bradley_terry import rank_spread
 from scoring.cores import idle_cores
-from scoring.multinomial import MultinomialSampler
+from scoring.style_draws import ClassSampler
 
 FEATURES = ("length", "headers", "lists", "bold")
 ALPHA = math.log(10.0)
@@ -211,6 +211,7 @@ class Design:
 
     n_models: int
     n_features: int
+    features: FloatArray
     features_t: FloatArray
     y: FloatArray
     weights: FloatArray
@@ -235,10 +236,12 @@ def build_design(battles: StyleBattles, features: FloatArray) -> Design:
     pair_code = merged[:, 0]
     pairs, pair_of_row = np.unique(pair_code, return_inverse=True)
     starts = np.flatnonzero(np.r_[True, pair_code[1:] != pair_code[:-1]])
+    rows = np.ascontiguousarray(merged[:, 2:]).view(np.float64)
     return Design(
         n_models=m,
         n_features=features.shape[1],
-        features_t=np.ascontiguousarray(np.ascontiguousarray(merged[:, 2:]).view(np.float64).T),
+        features=rows,
+        features_t=np.ascontiguousarray(rows.T),
         y=merged[:, 1] / 2.0,
         weights=weights,
         pair_of_row=pair_of_row.ravel().astype(np.int64),
@@ -266,19 +269,48 @@ def loss(design: Design, params: FloatArray, *, reg: float, weights: FloatArray 
 
 
 def _terms(
-    design: Design, eta: FloatArray, params: FloatArray, weights: FloatArray, reg: float
+    design: Design,
+    eta: FloatArray | None,
+    params: FloatArray,
+    weights: FloatArray,
+    reg: float,
+    probs: FloatArray | None = None,
 ) -> tuple[FloatArray, FloatArray]:
     """Return the gradient and the Hessian of the penalised negative log-likelihood at the rows' logits.
 
-    One pass over the rows: p, then w (y - p), w p (1 - p) and w p (1 - p) x summed per pair by one reduceat.
+    ``eta`` must be the logits at ``params`` (None: computed here if needed); ``probs``, when given, their expit.
+    One pass over the rows: the compiled ``style_terms`` where it is built, else p, then w (y - p), w p (1 - p) and
+    w p (1 - p) x summed per pair by one reduceat.
     """
-    return _reduced(design, _unit_terms(design, eta, weights), params, reg)
+    kernels = compiled.kernels
+    if kernels is not None:
+        size = len(params)
+        grad, hess = np.empty(size), np.empty((size, size))
+        kernels.style_terms(
+            design.features,
+            design.y,
+            weights,
+            design.starts,
+            design.pair_a,
+            design.pair_b,
+            params,
+            float(reg),
+            probs,
+            grad,
+            hess,
+        )
+        return grad, hess
+    if eta is None:
+        eta = _logits(design, params)
+    return _reduced(design, _unit_terms(design, eta, weights, probs), params, reg)
 
 
-def _unit_terms(design: Design, eta: FloatArray, weights: FloatArray | None = None) -> FloatArray:
+def _unit_terms(
+    design: Design, eta: FloatArray, weights: FloatArray | None = None, probs: FloatArray | None = None
+) -> FloatArray:
     """Return the rows' (y - p, p (1 - p), p (1 - p) x), each times the row's weight when weights are given."""
     k = design.n_features
-    p = expit(eta)
+    p = expit(eta) if probs is None else probs.copy()
     stacked = np.empty((2 + k, len(eta)))
     np.subtract(design.y, p, out=stacked[0])
     p *= 1.0 - p
@@ -324,7 +356,7 @@ def fit(
 ) -> tuple[FloatArray, int]:
     """Return the minimising (theta, beta) vector and the number of Newton iterations.
 
-    ``start_terms``: the rows' logits and unweighted ``_unit_terms`` at ``start``, when many fits share the start.
+    ``start_terms``: the rows' logits and their expit at ``start``, when many fits share the start.
 
     Each step is damped until the objective's slope along it at the point taken is below half its starting
     magnitude (a curvature condition that needs no logarithm; the objective is convex). With ``reg = 0`` each
@@ -335,12 +367,15 @@ def fit(
     m = design.n_models
     labels = _unregularised_labels(design, w) if reg == 0 else None
     params = np.zeros(m + design.n_features) if start is None else start.copy()
+    eta: FloatArray | None
     if start_terms is None:
-        eta = _logits(design, params)
+        # The compiled pass computes the logits itself; the numpy twin carries them from step to step.
+        eta = _logits(design, params) if compiled.kernels is None else None
         grad, hess = _terms(design, eta, params, w, reg)
     else:
-        eta, unit = start_terms
-        grad, hess = _reduced(design, unit * w, params, reg)
+        start_eta, probs = start_terms
+        eta = start_eta if compiled.kernels is None else None
+        grad, hess = _terms(design, start_eta, params, w, reg, probs)
     last = math.inf
     for iteration in range(1, MAX_ITERATIONS + 1):
         if labels is not None:
@@ -368,7 +403,16 @@ def fit(
 
 
 def _newton_step(hess: FloatArray, grad: FloatArray) -> FloatArray:
-    """Return -hess^-1 grad (least squares where the Hessian is singular)."""
+    """Return -hess^-1 grad (least squares where the Hessian is singular).
+
+    The compiled Cholesky solve first where it is built: a multi-threaded BLAS spends more time on synchronising
+    threads than on a system of a few hundred unknowns, and these solves run in threads of their own.
+    """
+    kernels = compiled.kernels
+    if kernels is not None:
+        out = np.empty_like(grad)
+        if kernels.spd_solve(hess, grad, out):
+            return -out
     try:
         solved = np.linalg.solve(hess, grad)
     except np.linalg.LinAlgError:
@@ -379,23 +423,23 @@ def _newton_step(hess: FloatArray, grad: FloatArray) -> FloatArray:
 def _line_step(
     design: Design,
     params: FloatArray,
-    eta: FloatArray,
+    eta: FloatArray | None,
     step: FloatArray,
     grad: FloatArray,
     weights: FloatArray,
     reg: float,
-) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, float]:
+) -> tuple[FloatArray, FloatArray | None, FloatArray, FloatArray, float]:
     """Move along ``step`` to the first point tried where the slope is below half the starting slope's magnitude.
 
     The full step when it lands there; otherwise points are tried by the secant rule on the slope inside the bracket
     of a negative and a positive slope. Return the new parameters, logits, gradient, Hessian and the fraction of the
     step taken.
     """
-    delta = _logits(design, step)  # the logits are linear in the parameters
+    delta = None if eta is None else _logits(design, step)  # the logits are linear in the parameters
     low, slope_low, high, size = 0.0, float(grad @ step), 1.0, 1.0
     for _ in range(MAX_ITERATIONS):
         trial = params + size * step
-        trial_eta = eta + size * delta
+        trial_eta = None if eta is None or delta is None else eta + size * delta
         trial_grad, trial_hess = _terms(design, trial_eta, trial, weights, reg)
         slope = float(trial_grad @ step)
         # Not positive, or positive but under half the starting slope's size (for a quadratic, a lower point):
@@ -479,16 +523,16 @@ def bootstrap_params(
     """
     if not rounds:
         return np.empty((0, len(params))), 0
-    sampler = MultinomialSampler(np.rint(design.weights).astype(np.int64))
+    sampler = ClassSampler(np.rint(design.weights).astype(np.int64))
     chunk = max(1, min(CHUNK_ROUNDS, ROUND_BYTES // (8 * max(len(design.weights), 1))))
     sizes = [min(chunk, rounds - start) for start in range(0, rounds, chunk)]
     streams = np.random.SeedSequence(rng.integers(0, 1 << 63, size=4)).spawn(len(sizes))
 
     eta = _logits(design, params)
-    start_terms = (eta, _unit_terms(design, eta))  # every round starts here: one pass for all of them
+    start_terms = (eta, expit(eta))  # every round starts here: the logits and probabilities computed once
 
     def run(index: int) -> list[FloatArray]:
-        draws = sampler.draw(sizes[index], np.random.default_rng(streams[index])).T.copy()  # a round per row
+        draws = sampler.draw(sizes[index], np.random.default_rng(streams[index]))  # a round per row
         kept = []
         for weights in draws:
             try:

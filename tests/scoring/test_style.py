@@ -11,8 +11,8 @@ from scipy.optimize import minimize
 from scipy.special import expit
 
 from scoring import style
-from scoring.multinomial import MultinomialSampler
 from scoring.style import StyleBattles, StyleFitError, style_counts, style_leaderboard
+from scoring.style_draws import ClassSampler
 
 TRUE_BETA = np.array([1.2, 0.25, 0.35, 0.15])
 
@@ -205,9 +205,9 @@ def test_bootstrap_rounds_are_exact_refits_of_the_redrawn_battles() -> None:
     assert failed == 0
     # One chunk of rounds, drawn from the first stream spawned from the generator's seed words.
     stream = np.random.SeedSequence(np.random.default_rng(0).integers(0, 1 << 63, size=4)).spawn(1)[0]
-    draws = MultinomialSampler(np.rint(design.weights).astype(np.int64)).draw(3, np.random.default_rng(stream))
+    draws = ClassSampler(np.rint(design.weights).astype(np.int64)).draw(3, np.random.default_rng(stream))
     for k in range(3):
-        cold, _ = style.fit(design, reg=0.5, weights=np.ascontiguousarray(draws[:, k]))
+        cold, _ = style.fit(design, reg=0.5, weights=draws[k])
         assert np.abs(rounds[k] - cold).max() * 400 < 5e-3  # both stop within about 0.001 points of the optimum
 
 
