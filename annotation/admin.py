@@ -9,7 +9,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, IntegerField, Max, Min, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -560,6 +560,7 @@ class ComparisonAdmin(CampaignScopedAdmin):
     list_select_related = ["campaign", "prompt", "output_a", "output_b", "gold_winner"]
     search_fields = ["prompt__external_id"]
     search_help_text = "Search by prompt id."
+    show_full_result_count = False  # a filtered list counts its own rows, not the whole table's as well
     readonly_fields = ["campaign", "prompt", "output_a", "output_b", "random_key", "created_at"]
     fields = ["campaign", "prompt", "output_a", "output_b", "gold_verdict", "gold_winner", "random_key", "created_at"]
     actions = ["clear_gold"]
@@ -631,6 +632,26 @@ class RaterAdmin(ScopedChoicesAdmin[Rater]):
         return allowed and (obj is None or may_edit_rater(request.user, obj))
 
 
+class RatingCampaignFilter(ScopedRelatedFieldListFilter):
+    """The ratings of one campaign, also bounded by the range of its comparison ids.
+
+    A rating knows its campaign only through its comparison, so PostgreSQL cannot tell where one campaign's ratings
+    lie: to fill a page in id order it walked every other campaign's ratings (3.6 s for a campaign of 20,000 in a
+    table of 4M), and counted the campaign's with a join over the whole table. The range (the same rows: every
+    comparison of the campaign lies in it) lets the page and the count read the index on comparison_id instead.
+    """
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
+        filtered = super().queryset(request, queryset)
+        values: list[Any] = list(self.lookup_val or [])
+        if filtered is None or len(values) != 1 or not str(values[0]).isdigit():
+            return filtered
+        bounds = Comparison.objects.filter(campaign_id=int(values[0])).aggregate(low=Min("id"), high=Max("id"))
+        if bounds["low"] is None:
+            return filtered
+        return filtered.filter(comparison_id__gte=bounds["low"], comparison_id__lte=bounds["high"])
+
+
 @admin.register(Rating)
 class RatingAdmin(CampaignScopedAdmin):
     """Ratings are what annotators, judges and imports gave: read (and deleted) here, never written by hand.
@@ -641,8 +662,10 @@ class RatingAdmin(CampaignScopedAdmin):
 
     campaign_path = "comparison__campaign"
     list_display = ["id", "comparison", "rater", "verdict", "winner", "source", "created_at"]
-    list_filter = ["source", "verdict", ("comparison__campaign", ScopedRelatedFieldListFilter)]
+    list_filter = ["source", "verdict", ("comparison__campaign", RatingCampaignFilter)]
     list_select_related = ["comparison", "rater", "winner"]
+    # A filtered list counts its own rows only: counting the whole table too ("of N") read every rating.
+    show_full_result_count = False
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -11,9 +11,10 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from annotation import selectors, services
-from annotation.models import Campaign, Comparison, Output, Prompt
+from annotation.models import Campaign, Comparison, Output, Prompt, Rater, Rating
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -474,3 +475,72 @@ def test_the_annotator_group_choices_leave_out_role_groups_that_grant_permission
 
     assert [group.name for group in choices] == ["Rita's annotators"]
     assert response.status_code == 302
+
+
+def _changelist_queries(client: Client, url: str) -> tuple[str, list[str]]:
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    assert response.status_code == 200
+    return response.content.decode(), [q["sql"] for q in queries]
+
+
+def test_the_ratings_of_one_campaign_are_read_within_its_comparison_ids_and_never_counted_whole(
+    rita: Client, campaign: Campaign, researcher: User
+) -> None:
+    other = factories.CampaignFactory.create(owner=researcher, slug="other")
+    for which in (campaign, other):
+        comparisons = list(Comparison.objects.filter(campaign=which))
+        if not comparisons:
+            prompt = Prompt.objects.create(campaign=which, external_id="o1", text="Other?")
+            a = Output.objects.create(prompt=prompt, model_name="m1", text="A")
+            b = Output.objects.create(prompt=prompt, model_name="m2", text="B")
+            comparisons = [Comparison.objects.create(campaign=which, prompt=prompt, output_a=a, output_b=b)]
+        judge = Rater.objects.get_or_create(name=f"judge-of-{which.slug}", kind="judge")[0]
+        Rating.objects.bulk_create(
+            Rating(
+                comparison=c,
+                rater=judge,
+                rater_kind="judge",
+                source="import",
+                verdict="tie",
+                left_output_id=c.output_a_id,
+                created_at=timezone.now(),
+            )
+            for c in comparisons
+        )
+    ids = Comparison.objects.filter(campaign=campaign).values_list("id", flat=True)
+    low, high = min(ids), max(ids)
+
+    page, queries = _changelist_queries(
+        rita, f"/admin/annotation/rating/?comparison__campaign__id__exact={campaign.pk}"
+    )
+
+    listed = {int(i) for i in re.findall(r"/admin/annotation/rating/(\d+)/change/", page)}
+    assert listed == set(Rating.objects.filter(comparison__campaign=campaign).values_list("id", flat=True))
+    reads = [q for q in queries if 'FROM "annotation_rating"' in q]
+    assert reads
+    assert all(f'"annotation_rating"."comparison_id" >= {low}' in q for q in reads)
+    assert all(f'"annotation_rating"."comparison_id" <= {high}' in q for q in reads)
+    assert not [q for q in reads if "WHERE" not in q]  # no count of every rating beside the campaign's
+
+
+def test_a_campaign_without_comparisons_lists_no_ratings(rita: Client, draft: Campaign) -> None:
+    page, _ = _changelist_queries(rita, f"/admin/annotation/rating/?comparison__campaign__id__exact={draft.pk}")
+
+    assert "0 ratings" in page
+
+
+@pytest.mark.parametrize(
+    "path", ["rating/?comparison__campaign__id__exact={pk}", "comparison/?campaign__id__exact={pk}"]
+)
+def test_a_superusers_list_of_one_campaign_does_not_count_the_whole_table(
+    client: Client, campaign: Campaign, path: str
+) -> None:
+    root = factories.UserFactory.create(username="root", is_superuser=True, is_staff=True)
+    factories.CampaignFactory.create(owner=root, slug="other")  # with one campaign, the admin drops its filter
+    client.force_login(root)
+    _, queries = _changelist_queries(client, "/admin/annotation/" + path.format(pk=campaign.pk))
+
+    counts = [q for q in queries if q.startswith("SELECT COUNT(*)")]
+    assert counts
+    assert all("WHERE" in q for q in counts), counts  # the campaign's rows only; a researcher's lists are scoped anyway
