@@ -76,8 +76,13 @@ OPERATIONS = (
     "admin_campaigns",
     "admin_campaign",
     "admin_ratings",
+    "admin_ratings_small",
+    "admin_ratings_small_before",
     "admin_comparisons",
 )
+# A small campaign seeded after the large one in the same database: the admin's list of its ratings is the case where
+# a campaign's share of the table, not its size, decides the cost (its ratings have the highest ids).
+SMALL = 20_000
 HUMAN_SHARE = 0.10
 HUMANS_PER_COMPARISON = 2.2  # two humans per comparison, a third on every fifth
 CLAIMS = 300
@@ -118,7 +123,9 @@ def seed(n_ratings: int, *, models: int, prompts: int, judges: int, humans: int,
         with connection.cursor() as cursor:
             seed_items(cursor, campaign.pk, prompts, models)
             print(f"  items in {time.perf_counter() - started:.0f} s", flush=True)
-            with rating_indexes_built_after(cursor):
+            cursor.execute("SELECT count(*) FROM annotation_rating")
+            bulk = n_ratings > cursor.fetchone()[0]  # else rebuilding the indexes costs more than it saves
+            with rating_indexes_built_after(cursor) if bulk else contextlib.nullcontext():
                 seed_ratings(cursor, campaign.pk, judge_ids, human_ids, n_ratings)
                 print(f"  ratings in {time.perf_counter() - started:.0f} s", flush=True)
             seed_standing(cursor, campaign.pk)
@@ -447,30 +454,65 @@ ADMIN_URLS = {
     "admin_campaigns": "/admin/annotation/campaign/",
     "admin_campaign": "/admin/annotation/campaign/{pk}/change/",
     "admin_ratings": "/admin/annotation/rating/?comparison__campaign__id__exact={pk}",
+    "admin_ratings_small": "/admin/annotation/rating/?comparison__campaign__id__exact={pk}",
+    "admin_ratings_small_before": "/admin/annotation/rating/?comparison__campaign__id__exact={pk}",
     "admin_comparisons": "/admin/annotation/comparison/?campaign__id__exact={pk}",
 }
 
 
 def admin_page(name: str, campaign: Campaign) -> Callable[[], int]:
-    """Return a GET of one admin page of the campaign, as a superuser; it returns the bytes of HTML."""
-    from django.test import Client
+    """Return a GET of one admin page of the campaign (of the small campaign for *_small), as a superuser; it
+    returns the bytes of HTML. The Django admin drops a filter with a single choice, so a campaign's lists are only
+    filtered in a database that holds a second campaign (the small one)."""
+    from django.test import Client, RequestFactory
 
     user, created = User.objects.get_or_create(username="scale-admin", defaults={"is_superuser": True})
     if created or not user.is_staff:
         user.is_staff = user.is_superuser = True
         user.save()
-    client = Client()
-    client.force_login(user)
+    if "_small" in name:
+        campaign = Campaign.objects.get(slug=f"bench-scale-{SMALL}")
     url = ADMIN_URLS[name].format(pk=campaign.pk)
+    if name.endswith("_before"):
+        view = before_ratings_changelist()
+        factory = RequestFactory()
 
-    def get() -> int:
-        response = client.get(url, SERVER_NAME="localhost")
-        if response.status_code != 200:
-            raise SystemExit(f"{url} answered {response.status_code}")
-        return len(response.content)
+        def get() -> int:
+            request = factory.get(url, SERVER_NAME="localhost")
+            request.user = user
+            response = view(request)
+            response.render()
+            return len(response.content)
+
+    else:
+        client = Client()
+        client.force_login(user)
+
+        def get() -> int:
+            response = client.get(url, SERVER_NAME="localhost")
+            if response.status_code != 200:
+                raise SystemExit(f"{url} answered {response.status_code}")
+            return len(response.content)
 
     get()  # the first request of a process compiles templates and fills caches: time the second
     return get
+
+
+def before_ratings_changelist() -> Callable[..., Any]:
+    """Return the ratings changelist as it was before its campaign filter bounded the comparison ids (commit
+    9c082bc): Django's related-field filter, and the count of the whole table beside the campaign's."""
+    from django.contrib import admin
+
+    from annotation.admin import RatingAdmin
+    from annotation.admin_scoping import ScopedRelatedFieldListFilter
+
+    class BeforeRatingAdmin(RatingAdmin):
+        list_filter = ["source", "verdict", ("comparison__campaign", ScopedRelatedFieldListFilter)]
+        show_full_result_count = True
+
+    site = admin.AdminSite(name="admin")
+    model_admin = BeforeRatingAdmin(Rating, site)
+    return model_admin.changelist_view
 
 
 def run_child(name: str, slug: str, claims: int) -> None:
@@ -559,6 +601,9 @@ def measure_size(args: argparse.Namespace, n_ratings: int, url: str) -> dict[str
     seeded = child(["--child", "seed", *spec])
     if seeded is None:
         raise SystemExit(f"the seed of {n_ratings:,} ratings failed")
+    small = child(["--child", "seed", str(SMALL), "100", str(SMALL // 10), str(args.judges), str(args.humans), "0"])
+    if small is None:
+        raise SystemExit(f"the seed of the small campaign beside {n_ratings:,} ratings failed")
     print(
         f"{n_ratings:,} ratings, {prompts:,} prompts, {models} models, {args.judges} judges, {args.humans} humans "
         f"in {url.rsplit('/', 1)[1]} (seed {seeded['seconds']:.0f} s, 0 if kept; {load()})",

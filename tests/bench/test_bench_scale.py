@@ -46,12 +46,18 @@ def test_the_seed_refuses_too_few_prompts_for_the_ratings() -> None:
 
 
 @pytest.mark.parametrize("name", bench.OPERATIONS)
-def test_each_operation_runs_on_the_seeded_campaign(seeded: Campaign, name: str, tmp_path: Path) -> None:
+def test_each_operation_runs_on_the_seeded_campaign(
+    seeded: Campaign, name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bench, "SMALL", 500)
+    small = bench.seed(500, models=10, prompts=50, judges=2, humans=10)  # after the large one, as the bench does
+    assert Rating.objects.filter(comparison__campaign=small).count() == 500
     rows = bench.operation(name, seeded, str(tmp_path))()
     expected = {"agreement": 2_000, "agreement_rows": 1_100, "export_ratings": 2_000, "export_arena": 2_000}
     assert rows == expected.get(name, rows)
     assert rows > 0
     assert Rating.objects.filter(comparison__campaign=seeded).count() == 2_000  # the refresh removes what it adds
+    assert Rating.objects.filter(comparison__campaign=small).count() == 500
 
 
 def test_disk_per_rating_counts_the_table_and_its_indexes(seeded: Campaign) -> None:
@@ -108,3 +114,20 @@ def test_the_ratio_is_per_pair_for_claims_per_rating_for_disk_and_of_time_otherw
     assert bench.ratio("recount", {"seconds": 2.0}, {"seconds": 25.0}) == "12.5x time"
     assert bench.ratio("recount", None, {"seconds": 25.0}) == ""
     assert bench.cell("recount", None) == "failed"
+
+
+def test_the_small_campaigns_list_before_the_bound_is_the_same_page_without_it(
+    seeded: Campaign, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(bench, "SMALL", 500)
+    bench.seed(500, models=10, prompts=50, judges=2, humans=10)
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as before:
+        bench.operation("admin_ratings_small_before", seeded, str(tmp_path))()
+    with CaptureQueriesContext(connection) as after:
+        bench.operation("admin_ratings_small", seeded, str(tmp_path))()
+    assert not [q for q in before if '"annotation_rating"."comparison_id" >=' in q["sql"]]
+    assert [q for q in before if q["sql"] == 'SELECT COUNT(*) AS "__count" FROM "annotation_rating"']
+    assert [q for q in after if '"annotation_rating"."comparison_id" >=' in q["sql"]]
