@@ -18,12 +18,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from evalplatform.api import validated
+from evalplatform.pagination import BoundedPagination
 from judging import selectors, services
 from judging.access import access_judge_run, access_judges, access_usable_judge
 from judging.models import JudgeRun, JudgeVerdict
 from results.access import access_campaign_results
 
 OUTCOMES = ["A", "B", "tie", "both_bad"]
+
+MAX_RUN_LIMIT = 2**31 - 1  # a run's limit column (PositiveIntegerField): past it the insert fails
 
 
 class JudgeListApi(APIView):
@@ -127,7 +130,7 @@ def page_of(output: serializers.Serializer[Any], name: str) -> serializers.Seria
 
 
 def paginate(request: Request, view: APIView, rows: QuerySet[Any]) -> tuple[LimitOffsetPagination, list[Any]]:
-    paginator = LimitOffsetPagination()
+    paginator = BoundedPagination()
     return paginator, list(paginator.paginate_queryset(rows, request, view=view) or [])
 
 
@@ -140,7 +143,9 @@ class RunListApi(APIView):
             ref_name = "JudgeRunStart"
 
         judge = serializers.CharField(help_text="The judge's name (see /api/v1/judges/): one you may use.")
-        limit = serializers.IntegerField(min_value=1, required=False, allow_null=True, help_text="Most comparisons.")
+        limit = serializers.IntegerField(
+            min_value=1, max_value=MAX_RUN_LIMIT, required=False, allow_null=True, help_text="Most comparisons."
+        )
         orders = serializers.ChoiceField(
             choices=services.ORDERS,
             required=False,

@@ -19,7 +19,7 @@ from evalplatform.api import validated
 from evalplatform.exceptions import NotFound
 from judging import panels, services
 from judging.access import access_judges, access_usable_judge
-from judging.api import paginate
+from judging.api import MAX_RUN_LIMIT, paginate
 from judging.models import JudgePanel, PanelRun
 from results.access import access_campaign_results
 
@@ -138,7 +138,9 @@ class PanelRunListApi(APIView):
             ref_name = "PanelRunStart"
 
         panel = serializers.CharField(max_length=200, help_text="The panel's name: one you may use.")
-        limit = serializers.IntegerField(min_value=1, required=False, allow_null=True, help_text="Most comparisons.")
+        limit = serializers.IntegerField(
+            min_value=1, max_value=MAX_RUN_LIMIT, required=False, allow_null=True, help_text="Most comparisons."
+        )
         orders = serializers.ChoiceField(
             choices=services.ORDERS, required=False, allow_null=True, help_text="both, one; default: each judge's."
         )

@@ -12,7 +12,6 @@ from django.db.models import Count
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
-from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,6 +19,7 @@ from rest_framework.views import APIView
 from annotation.models import Campaign, Rating, Verdict
 from annotation.research.api import CampaignCreateApi, CampaignUpdateApi
 from evalplatform.api import validated
+from evalplatform.pagination import BoundedPagination
 from results import selectors
 from results.access import access_campaign_results, researcher_campaigns
 from results.categories import check_category
@@ -176,7 +176,7 @@ class RatingListApi(APIView):
 
 def paginate(request: Request, view: APIView, rows: Any, output: type[serializers.Serializer[Any]]) -> Response:
     """Return one limit/offset page of rows, serialized."""
-    paginator = LimitOffsetPagination()
+    paginator = BoundedPagination()
     page: list[Any] | None = paginator.paginate_queryset(rows, request, view=view)
     return paginator.get_paginated_response(output(page, many=True).data)
 

@@ -76,8 +76,10 @@ def access_judge_report(
     campaign, every campaign whose results the user reads and the judge rated.
     """
     judges = access_judges(user=cast(User, user))
+    if "\x00" in judge:  # no judge is so named, and PostgreSQL refuses the character in a query
+        raise NotFound(f"No judge {judge!r} that you may use.")
     found = judges.filter(name=judge).first()
-    if found is None and judge.isdigit() and len(judge) < 18:
+    if found is None and judge.isascii() and judge.isdigit() and len(judge) < 18:
         found = judges.filter(pk=int(judge)).first()
     if found is None:
         raise NotFound(f"No judge {judge!r} that you may use.")
