@@ -43,10 +43,18 @@ class Command(BaseCommand):
         try:
             panel = panels.create_panel(name=name, members=members, owner=owner, aggregation=options["aggregation"])
         except DomainError as exc:
-            raise CommandError(exc.message) from exc
+            raise _option_error(exc) from exc
         whose = f"owner {owner.username}" if owner else "the operator's"
         names = ", ".join(sorted(m.name for m in members))
         self.stdout.write(f"created judge panel {panel.name} ({panel.aggregation}, {whose}): {names}")
+
+
+def _option_error(exc: DomainError) -> CommandError:
+    """Return the service's refusal with its field written as this command's option (``--members: ...``)."""
+    field = exc.field or ""
+    if field in ("members", "aggregation", "owner") and exc.message.startswith(f"{field}: "):
+        return CommandError(f"--{exc.message}")
+    return CommandError(exc.message)
 
 
 def _owner(username: str | None) -> User | None:

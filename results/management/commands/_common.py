@@ -9,6 +9,7 @@ from typing import Any
 from django.core.management.base import CommandError, CommandParser
 
 from annotation.models import Campaign
+from evalplatform.exceptions import DomainError
 from results.rater_exclusions import with_exclusions
 from results.raters import RaterSelection, parse_raters
 from results.selectors import check_rater_names
@@ -57,3 +58,14 @@ def write_manifest(path: str | None, manifest: dict[str, Any]) -> None:
         Path(path).write_text(json.dumps(manifest, indent=2) + "\n")
     except OSError as exc:
         raise CommandError(f"{path}: cannot write the manifest ({exc.strerror})") from exc
+
+
+def option_error(
+    exc: DomainError, options: dict[str, Any], *, positional: tuple[str, ...] = ("campaign",)
+) -> CommandError:
+    """Return a CommandError of the refusal, its field written as the command's option (``min_confidence: ...``
+    becomes ``--min-confidence: ...``) when the command has that option."""
+    field = exc.field or ""
+    if field and field in options and field not in positional and exc.message.startswith(f"{field}: "):
+        return CommandError("--" + field.replace("_", "-") + exc.message[len(field) :])
+    return CommandError(exc.message)

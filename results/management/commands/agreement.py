@@ -5,10 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
 from evalplatform.exceptions import DomainError
-from results.management.commands._common import add_rater_arguments, get_campaign, get_selection, write_manifest
+from results.management.commands._common import (
+    add_rater_arguments,
+    get_campaign,
+    get_selection,
+    option_error,
+    write_manifest,
+)
 from results.manifest import agreement_with_manifest
 
 
@@ -45,7 +51,7 @@ class Command(BaseCommand):
             )
             write_manifest(options["manifest"], report["manifest"])
         except DomainError as exc:
-            raise CommandError(exc.message) from exc
+            raise option_error(exc, options) from exc
         self.stdout.write(json.dumps(report, indent=2) if options["json"] else summary(report))
 
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
 from evalplatform.exceptions import DomainError
 from results.exports import AGGREGATES, FORMATS
-from results.management.commands._common import add_rater_arguments, get_campaign, get_selection
+from results.management.commands._common import add_rater_arguments, get_campaign, get_selection, option_error
 from results.manifest import manifest_path, write_export_with_manifest
 from results.rater_mix import mix_note, rater_mix
 
@@ -64,7 +64,7 @@ class Command(BaseCommand):
                 consistent=options["consistent"],
             )
         except DomainError as exc:
-            raise CommandError(exc.message) from exc
+            raise option_error(exc, options) from exc
         self.stderr.write(mix_note(rater_mix(campaign, selection)))
         if written.warning:
             self.stderr.write(f"warning: {written.warning}")

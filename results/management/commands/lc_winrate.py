@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
 from evalplatform.exceptions import DomainError
 from results.length_controlled import DIFFICULTIES, campaign_lc_winrates
-from results.management.commands._common import add_rater_arguments, get_campaign, get_selection
+from results.management.commands._common import add_rater_arguments, get_campaign, get_selection, option_error
 from scoring.lc_cli import lc_table
 
 
@@ -38,7 +38,7 @@ class Command(BaseCommand):
                 campaign, selection, baseline=options["baseline"], difficulty=options["difficulty"]
             )
         except DomainError as exc:
-            raise CommandError(exc.message) from exc
+            raise option_error(exc, options) from exc
         if options["json"]:
             self.stdout.write(json.dumps(board, indent=2))
             return

@@ -9,10 +9,17 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from annotation.models import Campaign
 from evalplatform.exceptions import DomainError
 from results.categories import campaign_categories, check_category
 from results.leaderboards import side_by_side
-from results.management.commands._common import add_rater_arguments, get_campaign, get_selection, write_manifest
+from results.management.commands._common import (
+    add_rater_arguments,
+    get_campaign,
+    get_selection,
+    option_error,
+    write_manifest,
+)
 from results.manifest import leaderboard_with_manifest
 from results.prompt_downsampling import hygiene_lines
 from results.rater_mix import mix_note, rater_mix
@@ -105,7 +112,7 @@ class Command(BaseCommand):
                 self.stdout.write(style_output(campaign, selection, options))
                 return
             if options["category"] is not None:
-                check_category(campaign, options["category"])
+                _check_category(campaign, options["category"])
             board = leaderboard_with_manifest(
                 campaign,
                 selection,
@@ -128,8 +135,21 @@ class Command(BaseCommand):
             if options["side_by_side"]:
                 board["side_by_side"] = side_by_side(campaign, selection)
         except DomainError as exc:
-            raise CommandError(exc.message) from exc
+            raise option_error(exc, options) from exc
         self.stdout.write(json.dumps(board, indent=2) if options["json"] else table(board))
+
+
+API_CATEGORIES_HINT = "(GET .../categories/ lists them)"  # results.categories.check_category, written for the API
+
+
+def _check_category(campaign: Campaign, category: str) -> None:
+    """Raise CommandError naming --category, and the option that lists the categories, unless a prompt has it."""
+    try:
+        check_category(campaign, category)
+    except DomainError as exc:
+        error = option_error(exc, {"category": category})
+        hint = f"(manage.py leaderboard {campaign.slug} --list-categories lists them)"
+        raise CommandError(str(error).replace(API_CATEGORIES_HINT, hint)) from exc
 
 
 NO_NAMED_RATINGS = "no ratings between named models"  # results.leaderboards: the selection gave no battle
@@ -152,6 +172,11 @@ def _say_what_is_missing(warning: str, board: dict[str, Any], slug: str) -> str:
     if mix["default"]:
         return f"{slug} has no ratings yet"
     return f"the raters {mix['raters']} gave no ratings in {slug}"
+
+
+def _number(value: float | None) -> str:
+    """Return a correlation for people: n/a when it is undefined."""
+    return "n/a" if value is None else f"{value:.3g}"
 
 
 def categories_table(listed: dict[str, Any]) -> str:
@@ -234,7 +259,8 @@ def table(board: dict[str, Any]) -> str:
     sbs = board.get("side_by_side")
     if sbs:
         for label, corr in sbs["correlation_with_humans"].items():
+            spearman, kendall = (_number(corr[key]) for key in ("spearman", "kendall"))
             lines.append(
-                f"{label} vs humans: spearman {corr['spearman']}, kendall {corr['kendall']} ({corr['n_models']} models)"
+                f"{label} vs humans: spearman {spearman}, kendall {kendall} ({corr['n_models']} models ranked by both)"
             )
     return "\n".join(lines)

@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from evalplatform.exceptions import DomainError
-from results.management.commands._common import add_rater_arguments, get_campaign, get_selection
+from results.management.commands._common import add_rater_arguments, get_campaign, get_selection, option_error
 from results.rater_mix import mix_note
 from results.rater_quality import campaign_raters
 from scoring.rater_cli import table
@@ -35,7 +35,7 @@ class Command(BaseCommand):
             selection = get_selection(campaign, options["raters"], options["exclude_raters"], include_excluded=True)
             report = campaign_raters(campaign, selection, alpha=options["alpha"], correction=options["correction"])
         except DomainError as exc:
-            raise CommandError(exc.message) from exc
+            raise option_error(exc, options) from exc
         if options["json"]:
             self.stdout.write(json.dumps(report, indent=2))
         else:
