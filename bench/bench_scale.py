@@ -354,7 +354,7 @@ def operation(name: str, campaign: Campaign, out: str, *, claims: int = CLAIMS) 
 
 def claim_and_rate(campaign: Campaign, claims: int) -> Callable[[], int]:
     """Return the timed run of `claims` claim + rating pairs by the campaign's annotators in turn; it leaves the
-    latency and CPU per pair in EXTRA and removes its ratings and assignments afterwards."""
+    latency, CPU, WAL and buffer pages per pair in EXTRA and removes its ratings and assignments afterwards."""
     from annotation.services import RatingInput, claim_next, submit_rating
 
     annotators = list(campaign.annotators.order_by("id"))
@@ -370,6 +370,7 @@ def claim_and_rate(campaign: Campaign, claims: int) -> Callable[[], int]:
     def run() -> int:
         first = _last_assignment_id()
         pair(annotators[-1])  # the first pair of a process prepares its statements: not timed
+        server = _server_counters()
         backend = _backend_cpu_seconds()
         cpu = time.process_time()
         walls = []
@@ -381,6 +382,10 @@ def claim_and_rate(campaign: Campaign, claims: int) -> Callable[[], int]:
         EXTRA["p95_ms"] = statistics.quantiles(walls, n=20)[-1] * 1000 if claims > 1 else walls[0] * 1000
         EXTRA["client_cpu_ms"] = (time.process_time() - cpu) / claims * 1000
         EXTRA["db_cpu_ms"] = (_backend_cpu_seconds() - backend) / claims * 1000
+        # WAL bytes and buffer pages per pair: what a rating costs the disk (its reads were hits or disk reads).
+        after = _server_counters()
+        for i, key in enumerate(("wal_b", "blks_hit", "blks_read")):
+            EXTRA[key] = (after[i] - server[i]) / claims
         _remove_pairs(campaign, after=first)
         return claims
 
@@ -391,6 +396,19 @@ def _last_assignment_id() -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT coalesce(max(id), 0) FROM annotation_assignment")
         return int(cursor.fetchone()[0])
+
+
+def _server_counters() -> tuple[float, float, float]:
+    """Return the WAL position in bytes and the database's buffer hits and reads (this connection's statistics
+    flushed first, so they count up to now)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_force_next_flush()")
+        cursor.execute(
+            """SELECT pg_current_wal_lsn() - '0/0'::pg_lsn, blks_hit, blks_read FROM pg_stat_database
+               WHERE datname = current_database()"""
+        )
+        wal, hit, read = cursor.fetchone()
+    return float(wal), float(hit), float(read)
 
 
 def _backend_cpu_seconds() -> float:
@@ -647,7 +665,8 @@ def cell(name: str, r: dict[str, Any] | None) -> str:
         )
     if name == "claim":
         return (
-            f"p50 {r['p50_ms']:.1f} ms p95 {r['p95_ms']:.1f} ms, CPU {r['client_cpu_ms']:.1f}+{r['db_cpu_ms']:.1f} ms"
+            f"p50 {r['p50_ms']:.1f} ms p95 {r['p95_ms']:.1f} ms, CPU {r['client_cpu_ms']:.1f}+{r['db_cpu_ms']:.1f} ms,"
+            f" WAL {r.get('wal_b', 0):,.0f} B, {r.get('blks_hit', 0):,.0f} hits {r.get('blks_read', 0):,.1f} reads"
         )
     if name.startswith("admin_"):
         return f"{r['seconds']:.2f} s ({r['rows'] // 1000} kB)"

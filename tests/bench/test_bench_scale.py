@@ -91,6 +91,7 @@ def test_the_claims_leave_their_figures_and_give_every_slot_and_count_back(seede
     assert bench.operation("claim", seeded, str(tmp_path), claims=25)() == 25
     assert bench.EXTRA["p95_ms"] >= bench.EXTRA["p50_ms"] > 0
     assert bench.EXTRA["client_cpu_ms"] > 0
+    assert bench.EXTRA["wal_b"] > 0
     after = (
         list(Comparison.objects.filter(campaign=seeded).order_by("id").values_list("id", "filled")),
         list(AnnotatorStatus.objects.filter(campaign=seeded).order_by("id").values_list("rated_count", flat=True)),
