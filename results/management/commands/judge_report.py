@@ -8,8 +8,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from annotation.models import Campaign
-from judging.models import JudgeConfig
+from judging.models import JudgeConfig, JudgePanel
 from results.judge_report import MAX_BOOTSTRAP, build_report, report_campaigns
+
+MIN_SLOPE_RATINGS = 3  # scoring.judge_audit.logistic_slope: fewer observations give no slope
 
 
 class Command(BaseCommand):
@@ -47,6 +49,13 @@ def _judge(identifier: str) -> JudgeConfig:
     if judge is None and identifier.isdigit() and len(identifier) < 18:
         judge = JudgeConfig.objects.filter(pk=int(identifier)).first()
     if judge is None:
+        panel = JudgePanel.objects.filter(name=identifier).first()
+        if panel is not None:
+            members = ", ".join(sorted(panel.members.values_list("name", flat=True)))
+            raise CommandError(
+                f"judge: {identifier!r} is a judge panel; the report covers one judge: run it for each member "
+                f"({members}), or compare the panel with humans by manage.py leaderboard CAMPAIGN --side-by-side"
+            )
         raise CommandError(f"judge: no judge named {identifier!r} (nor with that id)")
     return judge
 
@@ -87,8 +96,8 @@ def summary(report: dict[str, Any]) -> str:
             f"consistent across orders {fig(pos['consistency'])} of {pos['consistency']['pairs']}",
             f"  stability: {stab['repeats']} repeat(s), {stab['items']} verdicts, flip rate {fig(stab['flip_rate'])}, "
             f"repeats for a {stab['target']:.0%} stable majority: {stab['repeats_for_stable_majority'] or 'n/a'}",
-            f"  length slope: judge {fig(_slope(length['judge']))} (p {_p(length['judge'])}), humans "
-            f"{fig(_slope(length['humans']))}, difference {fig(length['difference'])}",
+            f"  length slope: judge {_slope_text(length['judge'])}, humans {_slope_text(length['humans'])}, "
+            f"difference {fig(length['difference'])}",
         ]
         if own.get("family"):
             lines.append(
@@ -100,9 +109,15 @@ def summary(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _slope(item: dict[str, Any]) -> dict[str, Any]:
-    return {"value": item["slope"], "ci": item["ci"]}
-
-
-def _p(item: dict[str, Any]) -> str:
-    return "n/a" if item["p_value"] is None else f"{item['p_value']:.2g}"
+def _slope_text(item: dict[str, Any]) -> str:
+    """Return a length slope with its interval and p-value, or why it has none."""
+    n = item["decisive_ratings"]
+    if item["slope"] is None:
+        if n < MIN_SLOPE_RATINGS:
+            return f"n/a ({n} decisive ratings, needs {MIN_SLOPE_RATINGS})"
+        return (
+            f"n/a ({n} decisive ratings but no finite slope: the longer (or shorter) answer always wins, every "
+            "verdict goes one way, or the lengths do not vary)"
+        )
+    p_value = "n/a" if item["p_value"] is None else f"{item['p_value']:.2g}"
+    return f"{fig({'value': item['slope'], 'ci': item['ci']})} (p {p_value}, {n} decisive ratings)"
