@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.importers.tags import retag_prompts
-from annotation.models import Campaign
+from annotation.models import Campaign, Prompt
 
 
 class Command(BaseCommand):
@@ -27,5 +27,9 @@ class Command(BaseCommand):
             campaign = Campaign.objects.filter(slug=options["campaign"]).first()
             if campaign is None:
                 raise CommandError(f"no campaign with slug {options['campaign']!r}")
+        prompts = Prompt.objects.all() if campaign is None else Prompt.objects.filter(campaign=campaign)
+        total = prompts.count()
         changed = retag_prompts(campaign=campaign)
-        self.stdout.write(f"tagged {changed} prompts")
+        # "tagged 0 prompts" alone reads as a failure when every prompt was already tagged at import
+        unchanged = f"; the other {total - changed} already had their tags" if total > changed else ""
+        self.stdout.write(f"tagged {changed} prompts{unchanged}")
