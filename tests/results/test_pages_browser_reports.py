@@ -471,6 +471,7 @@ def test_the_other_reports_show_their_figures(
     majority = version["humans"]["agreement_with_human_majority"]["with_ties"]
     assert checks["Agreement with the human majority"][2] == f"{majority['agree']} of {majority['n']}"
     own = version["self_preference"]
+    # claude-3-haiku against each other model, on the prompts the humans rated too (their mean is beside it).
     assert checks["Own family (anthropic) score, judge"][2] == f"{(len(TAGS) - 1) * (len(MODELS) - 1)} comparisons"
     assert float(checks["Own family (anthropic) score, judge"][0]) == pytest.approx(own["judge"]["value"], abs=6e-4)
     assert checks["Flip rate across repeats"][:2] == ["-", ""]  # no repeats: no figure, no empty interval
