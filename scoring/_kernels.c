@@ -478,12 +478,19 @@ static ptrdiff_t json_unescape(const char *p, size_t n, char *out) {
 /* What a record filter asks for (scoring.loaders.BattleFilter); the fields it reads are checked only when asked. */
 typedef struct {
     int active, anony_only, dedup, window;
+    int style; /* read conv_metadata's style counts (rank --style-control) */
     const char *language, *category;
     size_t language_n, category_n;
     double since, until;
 } Filters;
 
 enum { F_MODEL_A, F_MODEL_B, F_WINNER, F_LANGUAGE, N_STRINGS };
+/* conv_metadata's style counts, in scoring.style._STYLE_KEYS order: a's tokens, headers, lists, bold, then b's. */
+#define N_STYLE 8
+static const char *const style_keys[N_STYLE] = {
+    "sum_assistant_a_tokens", "header_count_a", "list_count_a", "bold_count_a",
+    "sum_assistant_b_tokens", "header_count_b", "list_count_b", "bold_count_b",
+};
 /* A field's state: missing, present with a usable value, or present with a value of the wrong type. */
 enum { MISSING = 0, PRESENT = 1, WRONG = 2 };
 
@@ -494,6 +501,8 @@ typedef struct {
     int anony, has_anony, sampled, has_sampled, category, has_category, has_tstamp;
     double tstamp;
     int odd; /* something the Python reader should judge (escaped keys) */
+    int has_meta, style_has[N_STYLE];
+    int64_t style[N_STYLE];
 } Record;
 
 static inline int key_is(const char *key, size_t n, const char *name) {
@@ -570,6 +579,75 @@ static int dedup_hook(Doc *d, void *ctx, const char *key, size_t n, int escaped,
     return json_value(d, p, end, depth);
 }
 
+/* A style count as scoring.style.style_counts reads it: a JSON integer >= 0 is PRESENT, any other number WRONG; a
+   minus sign (-0 is a valid 0) or more than 15 digits (past scoring.style.MAX_COUNT) is left to Python (-1).
+   p .. end is a validated number. */
+#define STYLE_MAX_COUNT 999999999999999LL
+static int json_count(const char *p, const char *end, int64_t *value) {
+    if (*p == '-') return -1;
+    int64_t v = 0;
+    for (const char *q = p; q < end; q++) {
+        if (!is_digit(*q)) return WRONG;
+        if (q - p >= 15) return -1;
+        v = 10 * v + (*q - '0');
+    }
+    *value = v;
+    return PRESENT;
+}
+
+/* An object of counts ({"h1": 3, ...}): their sum when every value is a count. Keys are compared for duplicates,
+   which Python would read as one key (the last value): those records, and escaped keys, are left to Python. */
+#define MAX_COUNT_KEYS 16
+typedef struct {
+    Record *record;
+    const char *keys[MAX_COUNT_KEYS];
+    size_t lengths[MAX_COUNT_KEYS];
+    int n, state;
+    int64_t sum;
+} CountWalk;
+
+static int count_hook(Doc *d, void *ctx, const char *key, size_t n, int escaped, const char *p, const char **end,
+                      int depth) {
+    CountWalk *walk = ctx;
+    int status = json_value(d, p, end, depth);
+    if (status) return status;
+    if (escaped || walk->n == MAX_COUNT_KEYS) walk->record->odd = 1;
+    for (int i = 0; i < walk->n && !walk->record->odd; i++)
+        if (walk->lengths[i] == n && memcmp(walk->keys[i], key, n) == 0) walk->record->odd = 1;
+    if (walk->record->odd) return J_OK;
+    walk->keys[walk->n] = key;
+    walk->lengths[walk->n++] = n;
+    int64_t value = 0;
+    int state = *p == '-' || is_digit(*p) ? json_count(p, *end, &value) : WRONG;
+    if (state < 0 || (state == PRESENT && walk->sum + value > STYLE_MAX_COUNT)) walk->record->odd = 1;
+    else if (state == WRONG) walk->state = WRONG;
+    else walk->sum += value;
+    return J_OK;
+}
+
+/* conv_metadata: the eight style counts, each an integer or an object of them (the last of a repeated key). */
+static int meta_hook(Doc *d, void *ctx, const char *key, size_t n, int escaped, const char *p, const char **end,
+                     int depth) {
+    Record *r = ctx;
+    if (escaped) r->odd = 1;
+    int k = 0;
+    while (k < N_STYLE && (escaped || !key_is(key, n, style_keys[k]))) k++;
+    if (k == N_STYLE) return json_value(d, p, end, depth);
+    if (*p == '{') {
+        CountWalk walk = {.record = r, .state = PRESENT};
+        int status = json_object_keys(d, p, end, depth, count_hook, &walk);
+        r->style_has[k] = walk.state;
+        r->style[k] = walk.sum;
+        return status;
+    }
+    int status = json_value(d, p, end, depth);
+    if (status) return status;
+    int state = *p == '-' || is_digit(*p) ? json_count(p, *end, &r->style[k]) : WRONG;
+    if (state < 0) r->odd = 1;
+    r->style_has[k] = state < 0 ? WRONG : state;
+    return J_OK;
+}
+
 typedef struct {
     Record *record;
     const Filters *filters;
@@ -603,6 +681,12 @@ static int record_hook(Doc *d, void *ctx, const char *key, size_t n, int escaped
         r->has_tstamp = (*p == '-' || is_digit(*p)) ? PRESENT : WRONG;
         if (r->has_tstamp == PRESENT) r->tstamp = strtod(p, NULL);
         return J_OK;
+    }
+    if (key_is(key, n, "conv_metadata") && walk->filters->style) {
+        memset(r->style_has, 0, sizeof r->style_has); /* a repeated key: the last one counts, as in Python */
+        r->has_meta = *p == '{' ? PRESENT : WRONG;
+        if (*p == '{') return json_object_keys(d, p, end, depth, meta_hook, r);
+        return json_value(d, p, end, depth);
     }
     if (key_is(key, n, "dedup_tag") && walk->filters->dedup) {
         r->has_sampled = MISSING;
@@ -674,6 +758,8 @@ typedef struct {
     Strings names, odd;
     Pairs pairs;
     int64_t lines, filtered;
+    int64_t *rows; /* with filters.style: per battle a, b (name indices), outcome and the eight counts */
+    size_t n_rows, rows_capacity;
     char *scratch;
     size_t scratch_size;
     int64_t error_line;
@@ -688,6 +774,32 @@ static int count_battle(Scan *scan, const char *values[3], const size_t lengths[
     int64_t a = strings_find(&scan->names, values[0], lengths[0], line);
     int64_t b = a < 0 ? -1 : strings_find(&scan->names, values[1], lengths[1], line);
     return b < 0 ? -1 : pairs_add(&scan->pairs, a, b, outcome);
+}
+
+/* Keep a battle that passed the filters with its style counts (scoring.loaders.read_style_battles): return 1, 0
+   when a count is missing or not a count (Python reports it), -1 when out of memory. */
+#define STYLE_ROW (3 + N_STYLE)
+static int style_row(Scan *scan, const Record *r, const char *values[], const size_t lengths[], int outcome,
+                     int64_t line) {
+    if (r->has_meta != PRESENT) return 0;
+    for (int k = 0; k < N_STYLE; k++)
+        if (r->style_has[k] != PRESENT) return 0;
+    if (scan->n_rows == scan->rows_capacity) {
+        size_t capacity = scan->rows_capacity ? 2 * scan->rows_capacity : 1 << 14;
+        int64_t *grown = realloc(scan->rows, capacity * STYLE_ROW * sizeof(int64_t));
+        if (!grown) return -1;
+        scan->rows = grown;
+        scan->rows_capacity = capacity;
+    }
+    int64_t a = strings_find(&scan->names, values[0], lengths[0], line);
+    int64_t b = a < 0 ? -1 : strings_find(&scan->names, values[1], lengths[1], line);
+    if (b < 0) return -1;
+    int64_t *row = scan->rows + scan->n_rows++ * STYLE_ROW;
+    row[0] = a;
+    row[1] = b;
+    row[2] = outcome;
+    memcpy(row + 3, r->style, sizeof r->style);
+    return 1;
 }
 
 /* Judge a parsed record as scoring.loaders._filtered_battle does: return 1 when it was counted or filtered out, 0
@@ -745,6 +857,7 @@ static int count_record(Scan *scan, Record *r, int64_t line) {
             if (r->has_category != PRESENT || !r->category) goto filtered;
         }
     }
+    if (f->style) return style_row(scan, r, values, lengths, outcome, line);
     return count_battle(scan, values, lengths, outcome, line) < 0 ? -1 : 1;
 filtered:
     scan->filtered++;
@@ -771,7 +884,7 @@ static int keep_odd(Scan *scan, const char *p, size_t n, int64_t line) {
 static int scan_line(Scan *scan, char *p, size_t n, int64_t line) {
     const char *values[3];
     size_t lengths[3];
-    if (scan->parse && !scan->filters.active && parse_flat(p, p + n, values, lengths) == 0) {
+    if (scan->parse && !scan->filters.active && !scan->filters.style && parse_flat(p, p + n, values, lengths) == 0) {
         int outcome = outcome_of(values[2], lengths[2]);
         if (outcome >= 0 && (lengths[0] != lengths[1] || memcmp(values[0], values[1], lengths[0]) != 0))
             return count_battle(scan, values, lengths, outcome, line);
@@ -939,8 +1052,8 @@ static int scan_array(int fd, Scan *scan) {
 
 PyDoc_STRVAR(scan_battles_doc,
              "scan_battles(path, parse, start=0, stop=-1, array=False, anony_only=False, language=None, dedup=False,\n"
-             "             since=-inf, until=inf, category=None)\n"
-             "    -> (names, pairs, counts, lines, line_counts, first, n, filtered, stopped, error)\n\n"
+             "             since=-inf, until=inf, category=None, style=False)\n"
+             "    -> (names, pairs, counts, lines, line_counts, first, n, filtered, stopped, error, rows)\n\n"
              "Read bytes [start, stop) of a JSON Lines file (stop -1: to its end) line by line (split at \\n), or with\n"
              "array the whole file as one JSON array, streamed element by element; n is the number of lines and line\n"
              "numbers count from the first line of the range. With parse, each line (element) that is a JSON object\n"
@@ -951,17 +1064,22 @@ PyDoc_STRVAR(scan_battles_doc,
              "battles per outcome code (4 per pair). Every other line (element) is kept for the caller to judge, as a\n"
              "distinct line: lines (bytes, in the order first met), line_counts and first (the 1-based number of its\n"
              "first line) as int64. stopped: more than 64 MB of such lines were kept and the scan stopped there. error:\n"
-             "None, or (line, message) for a syntax error of the array (which ends the scan).");
+             "None, or (line, message) for a syntax error of the array (which ends the scan). With style (and parse),\n"
+             "a battle that passes the filters is not counted in pairs but kept in rows (int64, 11 per battle: A and B\n"
+             "as indices into names, the outcome code, then conv_metadata's sum_assistant_a_tokens, header_count_a,\n"
+             "list_count_a, bold_count_a and the _b four, each a non-negative integer or the sum of an object of them);\n"
+             "one whose counts are missing or not counts is kept for the caller to judge. Without style, rows is b''.");
 
 static PyObject *scan_battles(PyObject *self, PyObject *args) {
     PyObject *path = NULL;
-    int parse = 1, array = 0, anony_only = 0, dedup = 0;
+    int parse = 1, array = 0, anony_only = 0, dedup = 0, style = 0;
     long long start = 0, stop = -1;
     const char *language = NULL, *category = NULL;
     Py_ssize_t language_n = 0, category_n = 0;
     double since = -INFINITY, until = INFINITY;
-    if (!PyArg_ParseTuple(args, "O&p|LLppz#pddz#", PyUnicode_FSConverter, &path, &parse, &start, &stop, &array,
-                          &anony_only, &language, &language_n, &dedup, &since, &until, &category, &category_n))
+    if (!PyArg_ParseTuple(args, "O&p|LLppz#pddz#p", PyUnicode_FSConverter, &path, &parse, &start, &stop, &array,
+                          &anony_only, &language, &language_n, &dedup, &since, &until, &category, &category_n,
+                          &style))
         return NULL;
     if (start < 0 || (stop >= 0 && stop < start)) {
         Py_DECREF(path);
@@ -980,6 +1098,7 @@ static PyObject *scan_battles(PyObject *self, PyObject *args) {
     f->category = category;
     f->category_n = (size_t)category_n;
     f->active = anony_only || language || dedup || f->window || category;
+    f->style = style && parse;
     Py_BEGIN_ALLOW_THREADS;
     fd = open(PyBytes_AS_STRING(path), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -1014,11 +1133,13 @@ static PyObject *scan_battles(PyObject *self, PyObject *args) {
         Py_ssize_t bytes = (Py_ssize_t)(scan.odd.n * sizeof(int64_t));
         PyObject *err = scan.error ? Py_BuildValue("(Ls)", (long long)scan.error_line, scan.error) : Py_NewRef(Py_None);
         if (err)
-            result = Py_BuildValue("OOOOy#y#LLON", names, pairs, counts, lines,
+            result = Py_BuildValue("OOOOy#y#LLONy#", names, pairs, counts, lines,
                                    (const char *)(scan.odd.count ? scan.odd.count : none), bytes,
                                    (const char *)(scan.odd.first ? scan.odd.first : none), bytes,
                                    (long long)scan.lines, (long long)scan.filtered,
-                                   scan.stopped ? Py_True : Py_False, err);
+                                   scan.stopped ? Py_True : Py_False, err,
+                                   (const char *)(scan.rows ? scan.rows : none),
+                                   (Py_ssize_t)(scan.n_rows * STYLE_ROW * sizeof(int64_t)));
     }
     Py_XDECREF(names);
     Py_XDECREF(lines);
@@ -1027,6 +1148,7 @@ static PyObject *scan_battles(PyObject *self, PyObject *args) {
     strings_free(&scan.names);
     strings_free(&scan.odd);
     free(scan.pairs.slots);
+    free(scan.rows);
     free(scan.scratch);
     Py_DECREF(path);
     return result;

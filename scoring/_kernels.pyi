@@ -12,8 +12,9 @@ def scan_battles(
     since: float = ...,
     until: float = ...,
     category: bytes | None = None,
+    style: bool = False,
     /,
-) -> tuple[list[bytes], bytes, bytes, list[bytes], bytes, bytes, int, int, bool, tuple[int, str] | None]: ...
+) -> tuple[list[bytes], bytes, bytes, list[bytes], bytes, bytes, int, int, bool, tuple[int, str] | None, bytes]: ...
 def poisson_tables(
     first: Any, means: Any, low: Any, width: Any, offsets: Any, order: Any, cdf: Any, guide: Any, /
 ) -> None: ...

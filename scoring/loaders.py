@@ -531,7 +531,7 @@ def _scanned_counts(path: str | Path, array: bool, filters: BattleFilter) -> Bat
     )
 
 
-_Scanned = tuple[list[bytes], bytes, bytes, list[bytes], bytes, bytes, int, int, bool, tuple[int, str] | None]
+_Scanned = tuple[list[bytes], bytes, bytes, list[bytes], bytes, bytes, int, int, bool, tuple[int, str] | None, bytes]
 
 
 def scan_options(filters: BattleFilter) -> tuple[bool, bytes | None, bool, float, float, bytes | None]:
@@ -546,8 +546,11 @@ def scan_options(filters: BattleFilter) -> tuple[bool, bytes | None, bool, float
     )
 
 
-def _scan_parts(path: str | Path, array: bool, filters: BattleFilter) -> list[_Scanned]:
-    """Scan the file with the compiled kernel, in parts read by threads when it is large and cores are idle."""
+def _scan_parts(path: str | Path, array: bool, filters: BattleFilter, style: bool = False) -> list[_Scanned]:
+    """Scan the file with the compiled kernel, in parts read by threads when it is large and cores are idle.
+
+    ``style``: keep each battle with its conv_metadata style counts (``read_style_battles``) instead of counting it.
+    """
     kernels = compiled.kernels
     assert kernels is not None
     options = scan_options(filters)
@@ -556,7 +559,7 @@ def _scan_parts(path: str | Path, array: bool, filters: BattleFilter) -> list[_S
 
     def scan_range(start: int, stop: int, is_array: bool) -> _Scanned:
         return kernels.scan_battles(
-            str(path), True, start, stop, is_array, anony, language, dedup, since, until, category
+            str(path), True, start, stop, is_array, anony, language, dedup, since, until, category, style
         )
 
     if len(ranges) == 1:
@@ -707,32 +710,102 @@ def _hashable(value: Any) -> Any:
 def read_style_battles(path: str | Path, filters: BattleFilter | None = None) -> StyleBattles:
     """Read an Arena log's battles that pass the filters with both answers' style counts (``conv_metadata``).
 
-    The slower path that style control takes: every record is parsed in Python (the compiled scanner reads the
-    battle's own keys only), into compact columns of 11 integers a battle. A record without ``conv_metadata`` or with
-    a bad count is an error naming its line.
+    The compiled scanner reads the records and their ``conv_metadata`` in one pass (JSON Lines in parts read by
+    threads, a JSON array streamed), into 11 integers a battle; a record it leaves aside (escapes in keys, a count it
+    cannot judge, a missing field) is parsed here, so that an error names its line. Without the kernels, or where
+    the scanner gives up (more than 64 MB of such records, names that are not UTF-8), every record is parsed in
+    Python: the numpy/Python twin. A record without ``conv_metadata`` or with a bad count is an error naming its line.
     """
-    from scoring.style import StyleBattles, style_counts  # only here: it imports scipy, the plain path does not
-
     filters = filters or NO_FILTER
-    index: dict[str, int] = {}
-    columns = [array.array("q") for _ in range(11)]
     try:
-        for line, record in _records(path):
-            try:
-                battle = _filtered_battle(record, filters)
-                counts = None if battle is None else style_counts(record.get("conv_metadata"))
-            except ValueError as exc:
-                raise InputError(f"line {line}: {exc}") from None
-            if battle is not None and counts is not None:
-                a, b, winner = battle
-                row = (index.setdefault(a, len(index)), index.setdefault(b, len(index)), outcome_code(winner), *counts)
-                for column, value in zip(columns, row, strict=True):
-                    column.append(value)
+        scanned = None
+        if compiled.kernels is not None:
+            scanned = _scanned_style(path, _starts_like_json_array(path), filters)
+        index, data, weights = scanned if scanned is not None else _parsed_style(path, filters)
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return _style_battles(index, data, weights, filters)
+
+
+_StyleColumns = tuple[dict[str, int], IntArray, IntArray]
+
+
+def _parsed_style(path: str | Path, filters: BattleFilter) -> _StyleColumns:
+    """Parse every record in Python: the names' indices, the (11, n) columns and the weights (all ones)."""
+    index: dict[str, int] = {}
+    columns = [array.array("q") for _ in range(11)]
+    for line, record in _records(path):
+        row = _style_row(record, filters, index, line)
+        if row is not None:
+            for column, value in zip(columns, row, strict=True):
+                column.append(value)
     data = np.array([np.frombuffer(column, dtype=np.int64) for column in columns]).reshape(11, -1)
-    keep = _style_keep(data, len(index), filters)
-    data = data[:, keep]
+    return index, data, np.ones(data.shape[1], dtype=np.int64)
+
+
+def _style_row(record: Any, filters: BattleFilter, index: dict[str, int], line: int) -> tuple[int, ...] | None:
+    """Return the record's (a, b, outcome, eight counts), None where the filters drop it; errors name the line."""
+    from scoring.style import style_counts  # only here: it imports scipy, the plain path does not
+
+    try:
+        battle = _filtered_battle(record, filters)
+        counts = None if battle is None else style_counts(record.get("conv_metadata"))
+    except ValueError as exc:
+        raise InputError(f"line {line}: {exc}") from None
+    if battle is None or counts is None:
+        return None
+    a, b, winner = battle
+    return (index.setdefault(a, len(index)), index.setdefault(b, len(index)), outcome_code(winner), *counts)
+
+
+def _scanned_style(path: str | Path, array: bool, filters: BattleFilter) -> _StyleColumns | None:
+    """Read the log with the compiled scanner's style rows; None where the caller must parse it all itself.
+
+    The records the scanner leaves aside are parsed here, each distinct one once, in file order (the first error
+    is the first bad line), and weighted by how often it occurs.
+    """
+    parts = _scan_parts(path, array, filters, style=True)
+    try:
+        names = [[name.decode("utf-8") for name in part[0]] for part in parts]
+    except UnicodeDecodeError:
+        return None
+    odd = _odd_lines(parts)
+    index: dict[str, int] = {}
+    odd_rows, odd_weights = [], []
+    for i in np.argsort(odd.first, kind="stable").tolist():
+        content = odd.lines[i]
+        if not content.strip():
+            continue
+        try:
+            record = _load_record(content)
+        except ValueError as exc:
+            raise InputError(f"line {_error_line(content, exc, int(odd.first[i]))}: {exc}") from None
+        row = _style_row(record, filters, index, int(odd.first[i]))
+        if row is not None:
+            odd_rows.append(row)
+            odd_weights.append(int(odd.counts[i]))
+    for part in parts:
+        if part[9] is not None:
+            line, message = part[9]
+            raise InputError(f"line {line}: {message}")
+    if any(part[8] for part in parts):
+        return None
+    blocks, weights = [np.array(odd_rows, dtype=np.int64).reshape(-1, 11).T], [np.array(odd_weights, np.int64)]
+    for part, part_names in zip(parts, names, strict=True):
+        rank = np.array([index.setdefault(name, len(index)) for name in part_names], dtype=np.int64)
+        rows = np.frombuffer(part[10], dtype=np.int64).reshape(-1, 11).T.copy()
+        rows[:2] = rank.take(rows[:2])
+        blocks.append(rows)
+        weights.append(np.ones(rows.shape[1], dtype=np.int64))
+    return index, np.concatenate(blocks, axis=1), np.concatenate(weights)
+
+
+def _style_battles(index: dict[str, int], data: IntArray, weights: IntArray, filters: BattleFilter) -> StyleBattles:
+    """Apply ``exclude_ties`` and ``min_votes``, number the models in name order and return the battles."""
+    from scoring.style import StyleBattles
+
+    keep = _style_keep(data, weights, len(index), filters)
+    data, weights = data[:, keep], weights[keep]
     if not data.shape[1]:
         raise InputError("no battles pass the filters" if filters.active else "no battles in the file")
     used = set(np.unique(data[:2]).tolist())
@@ -746,17 +819,18 @@ def read_style_battles(path: str | Path, filters: BattleFilter | None = None) ->
         outcome=data[2].copy(),
         counts_a=np.ascontiguousarray(data[3:7].T),
         counts_b=np.ascontiguousarray(data[7:11].T),
-        weights=np.ones(data.shape[1], dtype=np.int64),
+        weights=weights,
     )
 
 
-def _style_keep(data: IntArray, n_models: int, filters: BattleFilter) -> NDArray[np.bool_]:
-    """Return which battles ``exclude_ties`` and ``min_votes`` keep (as ``BattleFilter.apply``: one pass)."""
+def _style_keep(data: IntArray, weights: IntArray, n_models: int, filters: BattleFilter) -> NDArray[np.bool_]:
+    """Return which rows ``exclude_ties`` and ``min_votes`` keep (as ``BattleFilter.apply``: one pass)."""
     keep = np.ones(data.shape[1], dtype=bool)
     if filters.exclude_ties:
         keep &= data[2] < 2
     if filters.min_votes > 0:
-        votes = np.bincount(data[0][keep], minlength=n_models) + np.bincount(data[1][keep], minlength=n_models)
+        kept = weights * keep
+        votes = np.bincount(data[0], kept, n_models) + np.bincount(data[1], kept, n_models)
         enough = votes >= filters.min_votes
         keep &= enough[data[0]] & enough[data[1]]
     return keep

@@ -42,6 +42,7 @@ STEP_TOL = 1e-5
 QUADRATIC_FROM = 1e-2
 PREDICTED_TOL = 2.5e-6  # 0.001 rating points
 ROUND_BYTES = 64 << 20
+MAX_COUNT = 10**15 - 1  # a style count (or an object's sum) beyond this is an error: no answer is that long
 CHUNK_ROUNDS = 32
 OUTCOME_Y = (1.0, 0.0, 0.5, 0.5)
 
@@ -151,15 +152,15 @@ def style_counts(metadata: Any) -> tuple[int, ...]:
     out = []
     for key in _STYLE_KEYS:
         value = metadata.get(key)
-        if type(value) is int and value >= 0:
-            out.append(value)
-            continue
         parts: list[Any] = list(value.values()) if isinstance(value, dict) else [value]
         if value is None or not all(type(part) is int and part >= 0 for part in parts):
             raise ValueError(
                 f"conv_metadata.{key} must be a non-negative integer or an object of them (read by --style-control)"
             )
-        out.append(sum(parts))
+        total = sum(parts)
+        if total > MAX_COUNT:
+            raise ValueError(f"conv_metadata.{key} must be at most {MAX_COUNT} (read by --style-control)")
+        out.append(total)
     return tuple(out)
 
 
