@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     rank = commands.add_parser("rank", help="Bradley-Terry leaderboard from an Arena battle log")
     rank.add_argument("file")
     rank.add_argument("--bootstrap", type=_non_negative, default=0, metavar="N")
-    rank.add_argument("--seed", type=int, default=None, metavar="S")
+    rank.add_argument("--seed", type=_non_negative, default=None, metavar="S")
     rank.add_argument("--ties", choices=("half", "davidson"), default="half")
     rank.add_argument("--anchor", type=_anchor, default=None, metavar="MODEL=RATING")
     rank.add_argument("--elo", action="store_true", help="also report online Elo (K=4)")
@@ -87,16 +87,20 @@ def build_parser() -> argparse.ArgumentParser:
         "prompt = question_id, else conversation_a's user turns)",
     )
     rank.add_argument(
-        "--downsample-percentile", type=float, default=0.999, metavar="P", help="with --downsample-high-freq"
+        "--downsample-percentile", type=_percentile, default=0.999, metavar="P", help="with --downsample-high-freq"
     )
     filters = rank.add_argument_group("filters (FastChat's analysis options)")
     filters.add_argument("--anony-only", action="store_true", help="only anonymous battles (anony: true)")
-    filters.add_argument("--language", default=None, metavar="L", help="only battles whose language is L")
+    filters.add_argument(
+        "--language", type=_non_empty, default=None, metavar="L", help="only battles whose language is L"
+    )
     filters.add_argument("--exclude-ties", action="store_true", help="drop both tie labels")
     filters.add_argument("--dedup", action="store_true", help="drop battles whose dedup_tag.sampled is false")
     filters.add_argument("--since", type=_time, default=None, metavar="T", help="only tstamp >= T (Unix or ISO)")
     filters.add_argument("--until", type=_time, default=None, metavar="T", help="only tstamp < T (Unix or ISO)")
-    filters.add_argument("--category", default=None, metavar="PATH", help="only true at PATH in category_tag")
+    filters.add_argument(
+        "--category", type=_non_empty, default=None, metavar="PATH", help="only true at PATH in category_tag"
+    )
     filters.add_argument("--min-votes", type=_non_negative, default=0, metavar="N", help="drop models with < N votes")
     by_category = rank.add_argument_group("category leaderboards (scoring/categories.py)")
     by_category.add_argument(
@@ -117,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     agreement.add_argument("--categories", type=_categories, default=None, metavar="A,B,C")
     agreement.add_argument("--max-per-unit", type=_non_negative, default=None, metavar="N")
     agreement.add_argument("--bootstrap", type=_non_negative, default=0, metavar="N")
-    agreement.add_argument("--seed", type=int, default=None, metavar="S")
+    agreement.add_argument("--seed", type=_non_negative, default=None, metavar="S")
     raters = commands.add_parser("raters", help="flag anomalous raters in an Arena battle log or a ratings export")
     raters.add_argument("file")
     raters.add_argument("--format", choices=("json", "table"), default="json")
@@ -138,7 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _non_negative(text: str) -> int:
     """Parse a non-negative integer."""
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 0:
         raise argparse.ArgumentTypeError("must be >= 0")
     return value
@@ -153,6 +160,21 @@ def _non_negative_float(text: str) -> float:
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError("must be a finite number >= 0")
     return value
+
+
+def _percentile(text: str) -> float:
+    """Parse a fraction in (0, 1]."""
+    value = _non_negative_float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction in (0, 1] (0.999: the 99.9th percentile), not {text}")
+    return value
+
+
+def _non_empty(text: str) -> str:
+    """Parse a value that must not be empty (an empty filter would silently keep every battle)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
 
 
 def _anchor(text: str) -> tuple[str, float]:
@@ -182,7 +204,9 @@ def _time(text: str) -> float:
 
 
 def battle_filter(args: argparse.Namespace) -> BattleFilter:
-    """Return the filters given on the command line."""
+    """Return the filters given on the command line; raise ValueError when --since is not before --until."""
+    if args.since is not None and args.until is not None and args.since >= args.until:
+        raise ValueError(f"--since ({args.since:.0f}) must be before --until ({args.until:.0f}), in Unix seconds")
     return BattleFilter(
         anony_only=args.anony_only,
         language=args.language,
