@@ -36,6 +36,7 @@ from results.rater_exclusions import parse_include_excluded, with_exclusions
 from results.rater_mix import mix_note, rater_mix
 from results.rater_model import check_rater_options
 from results.raters import RaterSelection, parse_raters
+from results.report_slots import one_report_at_a_slot
 from results.reproduce import reproduce
 
 RATERS_PARAM = OpenApiParameter("raters", str, description="humans, judges, all (default) or NAME,NAME,...")
@@ -251,6 +252,7 @@ class LeaderboardApi(APIView):
     QUERY = Query()
 
     @extend_schema(parameters=[RATERS_PARAM, EXCLUDE_PARAM, INCLUDE_EXCLUDED_PARAM, Query], responses=dict)
+    @one_report_at_a_slot
     def get(self, request: Request, slug: str) -> Response:
         campaign = access_campaign_results(user=request.user, slug=slug)
         options = validated(self.QUERY, request.query_params.dict())
@@ -299,6 +301,7 @@ class LengthControlledApi(APIView):
     QUERY = Query()
 
     @extend_schema(parameters=[RATERS_PARAM, EXCLUDE_PARAM, INCLUDE_EXCLUDED_PARAM, Query], responses=dict)
+    @one_report_at_a_slot
     def get(self, request: Request, slug: str) -> Response:
         """AlpacaEval 2's raw and length-controlled win rates of each model against a baseline."""
         campaign = access_campaign_results(user=request.user, slug=slug)
@@ -322,6 +325,7 @@ class AgreementApi(APIView):
     QUERY = Query()
 
     @extend_schema(parameters=[RATERS_PARAM, EXCLUDE_PARAM, INCLUDE_EXCLUDED_PARAM, Query], responses=dict)
+    @one_report_at_a_slot
     def get(self, request: Request, slug: str) -> Response:
         campaign = access_campaign_results(user=request.user, slug=slug)
         options = validated(self.QUERY, request.query_params.dict())
@@ -445,6 +449,7 @@ class ExportManifestApi(APIView):
         description="Return the reproducibility manifest of an export (computed like the download, which it does not "
         "send: the file's SHA-256 and size, the ratings' digest, selection, options, judges, code version).",
     )
+    @one_report_at_a_slot
     def get(self, request: Request, slug: str, dataset: str, file_type: str) -> Response:
         campaign = access_campaign_results(user=request.user, slug=slug)
         aggregate = request.query_params.get("aggregate")
@@ -467,6 +472,7 @@ class ReproduceApi(APIView):
         description="Recompute the result a manifest describes (a leaderboard's, agreement report's or export's "
         "`manifest`, sent as the body) and say whether it is identical, and what changed if not.",
     )
+    @one_report_at_a_slot
     def post(self, request: Request, slug: str) -> Response:
         campaign = access_campaign_results(user=request.user, slug=slug)
         return Response(reproduce(request.data, campaign=campaign))

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from evalplatform.api import validated
 from results.judge_report import MAX_BOOTSTRAP, access_judge_report, build_report
+from results.report_slots import one_report_at_a_slot
 
 
 class JudgeReportApi(APIView):
@@ -27,6 +28,7 @@ class JudgeReportApi(APIView):
     QUERY = Query()
 
     @extend_schema(operation_id="judge_report", parameters=[Query], responses=dict)
+    @one_report_at_a_slot
     def get(self, request: Request, judge: str) -> Response:
         options = validated(self.QUERY, request.query_params.dict())
         found, campaigns = access_judge_report(user=request.user, judge=judge, campaign=options.get("campaign"))

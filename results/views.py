@@ -22,6 +22,7 @@ from results.leaderboards import cache_key, cached, campaign_leaderboard, side_b
 from results.rater_exclusions import parse_include_excluded, with_exclusions
 from results.rater_model import check_rater_options
 from results.raters import RaterSelection, parse_raters
+from results.report_slots import TooManyReports, report_slot
 from results.selectors import check_rater_names, ratings_version
 
 View = Callable[..., HttpResponse]
@@ -51,10 +52,11 @@ def researcher_page(template: str) -> Callable[[PageData], View]:
                 check_rater_names(selection, campaign=campaign)
                 include = parse_include_excluded(request.GET.get("include_excluded"))
                 selection = with_exclusions(selection, campaign, include_excluded=include)
-                context = page_data(campaign, selection)
+                with report_slot(request.user):
+                    context = page_data(campaign, selection)
             except DomainError as exc:
                 refused = {"campaign": campaign, "error": exc.message, "error_field": exc.field}
-                return render(request, template, refused, status=400)
+                return render(request, template, refused, status=429 if isinstance(exc, TooManyReports) else 400)
             return render(request, template, context)
 
         return view
