@@ -15,7 +15,7 @@ from annotation.models import Campaign
 from evalplatform.exceptions import DomainError
 from results import manifest as m
 from results.rater_exclusions import recorded_exclusions
-from results.raters import RaterSelection
+from results.raters import MAX_GLOBS, MAX_NAMES, RaterSelection, check_sizes
 from results.selectors import check_rater_names, fetch_all, ratings_from
 
 MAX_SEED = 2**63 - 1
@@ -130,6 +130,11 @@ def selection_of(data: dict[str, Any]) -> RaterSelection:
     texts = [*(names if isinstance(names, list) else [None]), *(exclude if isinstance(exclude, list) else [None])]
     if kind not in (None, "human", "judge") or not all(isinstance(t, str) and "\x00" not in t for t in texts):
         raise fail("selection must hold kind (null, human or judge), names and exclude (lists of names)", "selection")
+    try:  # the bounds of a selection asked for in a query: a manifest's checksum is no signature
+        check_sizes("names", tuple(names), MAX_NAMES)
+        check_sizes("exclude", tuple(exclude), MAX_GLOBS)
+    except DomainError as exc:
+        raise fail(f"selection.{exc.message}", "selection") from exc
     return RaterSelection(kind=kind, names=tuple(names), exclude=tuple(exclude))
 
 

@@ -193,3 +193,27 @@ def test_a_panel_of_more_members_than_the_bound_is_a_400_naming_members(world: W
     response = _post(bea, "/api/v1/judge-panels/", {"name": "big", "members": [f"j{i}" for i in range(16)]})
     assert response.status_code == 400
     assert "members" in response.json()
+
+
+def _forged(manifest: dict[str, Any], **selection: Any) -> dict[str, Any]:
+    """Return the manifest with its selection changed and its checksum recomputed, as anyone can."""
+    import hashlib
+
+    from results import manifest as m
+
+    body = {key: value for key, value in manifest.items() if key != "checksum"}
+    body["selection"] = {**body["selection"], **selection}
+    return {**body, "checksum": hashlib.sha256(m.canonical(body)).hexdigest()}
+
+
+@pytest.mark.parametrize(
+    "selection", [{"exclude": [f"g{i}*" for i in range(1500)]}, {"names": [f"n{i}" for i in range(MAX_NAMES + 1)]}]
+)
+def test_a_forged_manifest_is_held_to_the_bounds_of_a_selection(ada: Client, selection: dict[str, Any]) -> None:
+    manifest = ada.get(CAMPAIGN + "leaderboard/").json()["manifest"]
+    assert _post(ada, CAMPAIGN + "reproduce/", manifest).json()["identical"] is True
+    started = time.monotonic()
+    response = _post(ada, CAMPAIGN + "reproduce/", _forged(manifest, **selection))
+    assert response.status_code == 400
+    assert response.json()["selection"][0].startswith("manifest: selection.")
+    assert time.monotonic() - started < 2.0
