@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from results.access import access_campaign_results
 from results.api import EXCLUDE_PARAM, INCLUDE_EXCLUDED_PARAM, RATERS_PARAM, selection_from
 from results.categories import campaign_categories
+from results.report_slots import one_report_at_a_slot
 
 
 class CategoryRow(serializers.Serializer[Any]):
@@ -34,6 +35,7 @@ class CategoryListApi(APIView):
         truncated = serializers.BooleanField(help_text="More categories than listed (at most 1,000).")
 
     @extend_schema(parameters=[RATERS_PARAM, EXCLUDE_PARAM, INCLUDE_EXCLUDED_PARAM], responses=Output)
+    @one_report_at_a_slot
     def get(self, request: Request, slug: str) -> Response:
         """List the campaign's categories by battles, each with its prompts and whether it is provisional."""
         campaign = access_campaign_results(user=request.user, slug=slug)

@@ -18,6 +18,7 @@ from results.categories import campaign_categories, check_category
 from results.leaderboards import campaign_leaderboard
 from results.rater_exclusions import parse_include_excluded, with_exclusions
 from results.raters import RaterSelection, parse_raters
+from results.report_slots import TooManyReports, report_slot
 from results.selectors import check_rater_names
 from results.views import worst_rank
 
@@ -36,10 +37,13 @@ def categories_page(request: HttpRequest, slug: str) -> HttpResponse:
         check_rater_names(selection, campaign=campaign)
         include = parse_include_excluded(request.GET.get("include_excluded"))
         selection = with_exclusions(selection, campaign, include_excluded=include)
-        context = categories_context(campaign, selection, request.GET.get("category"))
+        with report_slot(request.user):
+            context = categories_context(campaign, selection, request.GET.get("category"))
     except DomainError as exc:
         refused = {"campaign": campaign, "error": exc.message, "error_field": exc.field}
-        return render(request, "results/categories.html", refused, status=400)
+        return render(
+            request, "results/categories.html", refused, status=429 if isinstance(exc, TooManyReports) else 400
+        )
     return render(request, "results/categories.html", context)
 
 

@@ -16,8 +16,10 @@ from judging.access import usable_judges
 from judging.models import JudgeConfig
 from results.access import access_campaign_results
 from results.judge_report import access_judge_report, build_report, report_campaigns
+from results.report_slots import RETRY_AFTER_SECONDS, TooManyReports, report_slot
 
 PAGE_BOOTSTRAP = 300
+RETRY = {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
 @login_required
@@ -30,7 +32,10 @@ def judge_report_page(request: HttpRequest, slug: str) -> HttpResponse:
         report = None
         if name is not None:
             judge, campaigns = access_judge_report(user=request.user, judge=name, campaign=slug)
-            report = build_report(judge, campaigns, bootstrap=PAGE_BOOTSTRAP)
+            with report_slot(request.user):
+                report = build_report(judge, campaigns, bootstrap=PAGE_BOOTSTRAP)
+    except TooManyReports as exc:
+        return HttpResponse(exc.message, status=429, content_type="text/plain; charset=utf-8", headers=RETRY)
     except NotFound as exc:
         raise Http404(exc.message) from exc
     except PermissionDenied as exc:

@@ -22,6 +22,7 @@ from evalplatform.api import validated
 from evalplatform.jsonbody import BoundedJSONParser
 from results.access import access_campaign_results
 from results.rater_status import rater_rows
+from results.report_slots import one_report_at_a_slot
 
 RECENT_ACTIONS = 50
 
@@ -82,6 +83,7 @@ class RaterListApi(APIView):
         description="Every rater of the campaign (excluded ones too), most suspect first: the anomalous-rater "
         "tests, Dawid-Skene competence, gold accuracy (flagged below the campaign's gold bar) and standing.",
     )
+    @one_report_at_a_slot
     def get(self, request: Request, slug: str) -> Response:
         campaign = access_campaign_results(user=request.user, slug=slug)
         options = validated(self.QUERY, request.query_params.dict())

@@ -27,8 +27,17 @@ REPORTS = [
     "/api/v1/research/campaigns/alpha/length-controlled/?baseline=alpha-secret-model-1",
     "/api/v1/research/campaigns/alpha/export/ratings.jsonl/manifest/",
     "/api/v1/judges/ALPHA-SECRET-judge/report/?bootstrap=10",
+    "/api/v1/research/campaigns/alpha/raters/?alpha=0.01",
+    "/api/v1/research/campaigns/alpha/categories/",
 ]
-PAGES = ["/results/alpha/", "/results/alpha/agreement/", "/results/alpha/style/", "/results/alpha/combined/"]
+PAGES = [
+    "/results/alpha/",
+    "/results/alpha/agreement/",
+    "/results/alpha/style/",
+    "/results/alpha/combined/",
+    "/results/alpha/categories/",
+    "/results/alpha/judge-report/?judge=ALPHA-SECRET-judge",
+]
 
 
 @pytest.fixture
