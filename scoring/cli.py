@@ -396,6 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return the exit status."""
     args = build_parser().parse_args(argv)
     try:
+        _check_file_type(args.command, args.file)
         commands = {"rank": run_rank, "agreement": run_agreement, "raters": run_raters, "lc-winrate": run_lc}
         output = commands[args.command](args)
     except (InputError, ValueError) as exc:
@@ -410,6 +411,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader (e.g. ``head``) went away: not an error of ours.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
+
+
+# File types the project's exports write that a command cannot read (it would report "line 1: invalid JSON").
+UNREADABLE = {
+    "rank": (".csv", ".parquet"),
+    "agreement": (".csv", ".parquet"),
+    "lc-winrate": (".csv", ".parquet"),
+    "raters": (".parquet",),
+}
+
+
+def _check_file_type(command: str, path: str) -> None:
+    """Raise ValueError when FILE's extension names a type the command does not read, saying which it reads."""
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix in UNREADABLE[command]:
+        reads = "JSON Lines, a JSON array or CSV" if command == "raters" else "JSON Lines or a JSON array"
+        export = "" if command == "agreement" else " (manage.py export --out FILE.jsonl or FILE.json writes one)"
+        raise ValueError(f"{path}: {command} reads {reads}, not {suffix[1:]} files{export}")
 
 
 def _one_line(text: str) -> str:

@@ -74,3 +74,36 @@ def test_the_filters_still_work_with_good_values(arena_log: Path) -> None:
 
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["filters"]["language"] == "English"
+
+
+@pytest.mark.parametrize(
+    ("command", "name", "message"),
+    [
+        (["rank"], "arena.parquet", "rank reads JSON Lines or a JSON array, not parquet files (manage.py export"),
+        (["rank"], "arena.csv", "rank reads JSON Lines or a JSON array, not csv files (manage.py export"),
+        (["lc-winrate", "--baseline", "m"], "ae.CSV", "lc-winrate reads JSON Lines or a JSON array, not csv files"),
+        (["raters"], "arena.parquet", "raters reads JSON Lines, a JSON array or CSV, not parquet files"),
+        (["agreement", "--metric", "fleiss_kappa"], "r.csv", "agreement reads JSON Lines or a JSON array, not csv"),
+    ],
+)
+def test_an_export_file_type_a_command_cannot_read_is_named(
+    tmp_path: Path, command: list[str], name: str, message: str
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(b"PAR1\x15\x04\x15" if name.endswith("parquet") else b"model_a,model_b,winner\nx,y,model_a\n")
+
+    done = run(command[0], str(path), *command[1:])
+
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"error: {path}: {message}")
+    assert "invalid JSON" not in done.stderr
+
+
+def test_raters_still_reads_csv(tmp_path: Path) -> None:
+    path = tmp_path / "arena.csv"
+    path.write_text("model_a,model_b,winner,judge\n" + "x,y,model_a,r1\ny,x,model_b,r2\nx,y,tie,r1\n")
+
+    done = run("raters", str(path))
+
+    assert done.returncode == 0, done.stderr
+    assert {row["rater"] for row in json.loads(done.stdout)["raters"]} == {"r1", "r2"}
