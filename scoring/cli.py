@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -345,7 +346,9 @@ def run_agreement(args: argparse.Namespace) -> str:
     """Return the JSON result of the ``agreement`` command."""
     from scoring.agreement_cli import agreement_payload
 
-    return json.dumps(_finite(agreement_payload(args)), indent=1)
+    with _naming_the_file(args.file):
+        payload = agreement_payload(args)
+    return json.dumps(_finite(payload), indent=1)
 
 
 def run_raters(args: argparse.Namespace) -> str:
@@ -359,8 +362,21 @@ def run_lc(args: argparse.Namespace) -> str:
     """Return the raw and length-controlled win rates of the ``lc-winrate`` command."""
     from scoring.lc_cli import lc_payload, lc_table
 
-    payload = lc_payload(args)
+    with _naming_the_file(args.file):
+        payload = lc_payload(args)
     return lc_table(payload) if args.format == "table" else json.dumps(_finite(payload), indent=1)
+
+
+@contextlib.contextmanager
+def _naming_the_file(path: str) -> Iterator[None]:
+    """Prefix FILE to a reader's error about one of its lines or records, as ``rank`` words them."""
+    try:
+        yield
+    except InputError as exc:
+        message = str(exc)
+        if message.startswith(("line ", "record ", "no ratings")):
+            raise InputError(f"{path}: {message}") from None
+        raise
 
 
 def _json_with_matrix(payload: dict[str, Any], path: tuple[str, str]) -> str:

@@ -107,3 +107,16 @@ def test_raters_still_reads_csv(tmp_path: Path) -> None:
 
     assert done.returncode == 0, done.stderr
     assert {row["rater"] for row in json.loads(done.stdout)["raters"]} == {"r1", "r2"}
+
+
+def test_lc_winrate_and_agreement_name_the_file_of_a_bad_line(tmp_path: Path) -> None:
+    path = tmp_path / "annotations.jsonl"
+    path.write_text('{"instruction": "a", "generator_1": 3}\n')
+
+    lc = run("lc-winrate", str(path), "--baseline", "m")
+    agreement = run("agreement", str(path), "--metric", "fleiss_kappa")
+    unknown = run("agreement", str(path), "--metric", "nope")
+
+    assert lc.stderr == f"error: {path}: line 1: 'generator_1' must be a string\n"
+    assert agreement.stderr == f"error: {path}: line 1: missing field 'unit'\n"
+    assert unknown.stderr.startswith("error: unknown metric 'nope'")  # an option's error names no file
