@@ -24,7 +24,7 @@ from results.manifest import leaderboard_with_manifest
 from results.prompt_downsampling import hygiene_lines
 from results.rater_mix import mix_note, rater_mix
 from results.rater_model import check_rater_options, rater_option_lines
-from results.style_leaderboard import style_output
+from results.style_leaderboard import style_output, style_table
 
 
 class Command(BaseCommand):
@@ -109,7 +109,12 @@ class Command(BaseCommand):
                 self.stdout.write(json.dumps(listed, indent=2) if options["json"] else categories_table(listed))
                 return
             if options["style_control"]:
-                self.stdout.write(style_output(campaign, selection, options))
+                # style_output checks the options and fits; its JSON gains the rater line every leaderboard states
+                board = json.loads(style_output(campaign, selection, {**options, "json": True}))
+                board["rater_mix"] = rater_mix(campaign, selection)
+                self.stdout.write(
+                    json.dumps(board, indent=2) if options["json"] else _with_mix(style_table(board), board)
+                )
                 return
             if options["category"] is not None:
                 _check_category(campaign, options["category"])
@@ -127,10 +132,12 @@ class Command(BaseCommand):
                 downsample=options["downsample_high_freq"],
             )
             write_manifest(options["manifest"], board["manifest"])
-            if options["combine"]:
-                self.stdout.write(json.dumps(board, indent=2) if options["json"] else combined_table(board))
-                return
             board["rater_mix"] = rater_mix(campaign, selection)
+            if options["combine"]:
+                self.stdout.write(
+                    json.dumps(board, indent=2) if options["json"] else _with_mix(combined_table(board), board)
+                )
+                return
             board["warnings"] = [_say_what_is_missing(w, board, campaign.slug) for w in board.get("warnings", [])]
             if options["side_by_side"]:
                 board["side_by_side"] = side_by_side(campaign, selection)
@@ -172,6 +179,11 @@ def _say_what_is_missing(warning: str, board: dict[str, Any], slug: str) -> str:
     if mix["default"]:
         return f"{slug} has no ratings yet"
     return f"the raters {mix['raters']} gave no ratings in {slug}"
+
+
+def _with_mix(table: str, board: dict[str, Any]) -> str:
+    """Return the table followed by the line saying which raters it counted (as every leaderboard says)."""
+    return f"{table}\n{mix_note(board['rater_mix'])}"
 
 
 def _number(value: float | None) -> str:
