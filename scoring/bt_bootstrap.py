@@ -25,7 +25,8 @@ TieMode = Literal["half", "davidson"]
 DEFAULT_PRIOR = 1.0
 CHUNK_ROUNDS = 64
 DENSE_BYTES = 8 << 20
-MAX_CHORD_STEPS = 100
+MAX_CHORD_STEPS = 25
+SPREAD_LIMIT = 600.0
 
 Array = NDArray[np.float64]
 Counts = NDArray[np.floating]
@@ -216,7 +217,8 @@ class _ChordSolver:
             refit[check] = ~self._lost_edge_fit_stands(draws, check)
         redo = np.flatnonzero(refit)
         if len(redo):
-            x[redo] = self._newton(draws[:, :, redo], np.repeat(self.x0[None], len(redo), axis=0))
+            some = draws if len(redo) == len(refit) else draws[:, :, redo]
+            x[redo] = self._newton(some, np.repeat(self.x0[None], len(redo), axis=0), x[redo])
         return bt_fit.center(x[:, : self.m], self.fit.labels)
 
     def _lost_edge_fit_stands(self, draws: Counts, rounds: NDArray[np.intp]) -> NDArray[np.bool_]:
@@ -231,11 +233,45 @@ class _ChordSolver:
         strongly connected (Zermelo's condition; a component that split is not either). Checked for all the rounds
         at once: what the first model of each component reaches, and what reaches it, spread along the edges until
         nothing changes (as many passes as the components' diameter). Where chord steps converged for a round that
-        lost an edge, this is what decides whether their fit stands.
+        lost an edge, this is what decides whether their fit stands. Rounds whose every lost edge is bridged by a
+        path of two edges are strongly connected where the data are (``_bridged``) and skip the search.
         """
-        chunk = draws[:, :, rounds]
-        forward = (chunk[0] + chunk[2] > 0).astype(np.float64)  # first model won or tied against the second
-        backward = (chunk[1] + chunk[2] > 0).astype(np.float64)
+        forward = (draws[0] + draws[2] > 0).take(rounds, axis=1)  # first model won or tied against the second
+        backward = (draws[1] + draws[2] > 0).take(rounds, axis=1)
+        out = np.zeros(len(rounds), dtype=bool)
+        search = np.flatnonzero(~self._bridged(forward, backward))
+        if len(search):
+            out[search] = self._not_strongly_connected(forward[:, search], backward[:, search])
+        return out
+
+    def _bridged(self, forward: NDArray[np.bool_], backward: NDArray[np.bool_]) -> NDArray[np.bool_]:
+        """Return the rounds where each 'won or tied against' edge i -> j of the data that vanished has some k
+        with i -> k -> j left: every path of the data then has one in the round. (pairs, rounds) in."""
+        m, rounds = self.m, forward.shape[1]
+        packed = []
+        for tail, head in ((self.pair_i, self.pair_j), (self.pair_j, self.pair_i)):
+            # Row (round, i) holds one bit per model (padded to 64-bit words): i -> k for the successors, k -> i
+            # for the predecessors.
+            edges = np.zeros((rounds, m, -(-m // 64) * 64), dtype=bool)
+            edges[:, tail, head] = forward.T
+            edges[:, head, tail] = backward.T
+            packed.append(np.packbits(edges, axis=2).view(np.uint64))
+        successors, predecessors = packed
+        out = np.ones(rounds, dtype=bool)
+        for kept, had, (tail, head) in (
+            (forward, self.had_forward, (self.pair_i, self.pair_j)),
+            (backward, self.had_backward, (self.pair_j, self.pair_i)),
+        ):
+            pair, round_ = np.nonzero(had & ~kept)
+            if len(pair):
+                bridged = (successors[round_, tail[pair]] & predecessors[round_, head[pair]]).any(axis=1)
+                out[round_[~bridged]] = False
+        return out
+
+    def _not_strongly_connected(self, forward: NDArray[np.bool_], backward: NDArray[np.bool_]) -> NDArray[np.bool_]:
+        """Return the rounds where the 'won or tied against' digraph splits a component of the data."""
+        rounds = np.arange(forward.shape[1])
+        forward, backward = forward.astype(np.float64), backward.astype(np.float64)
         labels = self.fit.labels
         roots = np.zeros(self.m)
         roots[np.unique(labels, return_index=True)[1]] = 1.0
@@ -310,6 +346,13 @@ class _ChordSolver:
             scratch = self.buffers.scratch = np.empty(size)
         return scratch
 
+    def scratch_rows(self, name: str, rows: int, size: int) -> Array:
+        """Return this thread's scratch array ``name`` of ``rows`` x ``size`` doubles (kept between calls)."""
+        arrays: dict[str, Array] = self.buffers.__dict__.setdefault("rows", {})
+        if name not in arrays or arrays[name].shape[0] < rows or arrays[name].shape[1] != size:
+            arrays[name] = np.empty((max(rows, CHUNK_ROUNDS), size))
+        return arrays[name][:rows]
+
     def _davidson_chord(self, draws: Counts) -> tuple[Array, NDArray[np.bool_]]:
         """Iterate chord steps for the Davidson model on dense matrices."""
         wins, ties = self._dense(draws)
@@ -347,73 +390,60 @@ class _ChordSolver:
         ties[:, i, j] = ties[:, j, i] = draws[2].T
         return wins, ties
 
-    def _newton(self, draws: Counts, x: Array) -> Array:
-        """Fit the given rounds by full Newton, with the default prior where their MLE does not exist."""
+    def _newton(self, draws: Counts, x: Array, chord: Array | None = None) -> Array:
+        """Fit the given rounds by full Newton, with the default prior where their MLE does not exist.
+
+        Each round starts from ``x`` or, in half-tie mode, from its unfinished chord iterate in ``chord`` where
+        that is finite and at least as likely: slowly converging chord steps usually end close to the solution.
+        """
         prior = np.full(len(x), self.fit.prior)
         if not self.fit.prior:
             prior[self._without_mle(draws, np.arange(len(x)))] = DEFAULT_PRIOR
         theta0 = x[:, : self.m]
         if self.mode == "half":
-            return self._pair_newton(draws, prior, theta0)
+            return self._pair_newton(draws, prior, theta0, None if chord is None else chord[:, : self.m])
         wins, ties = self._dense(draws)
         result = bt_fit.newton(wins, ties, self.fit.labels, prior, theta0, x[:, self.m], self.tol)
         assert result.log_nu is not None
         return np.concatenate([result.theta, result.log_nu[:, None]], axis=1)
 
-    def _pair_newton(self, draws: Counts, prior: Array, theta0: Array) -> Array:
+    def _pair_newton(self, draws: Counts, prior: Array, theta0: Array, alternative: Array | None = None) -> Array:
         """Fit half-tie rounds by damped Newton steps with the likelihood summed over the pairs that met.
 
         What ``bt_fit.newton`` does on dense (models x models) matrices, at the cost of the pairs: the gradient,
-        the Hessian's entries and the log-likelihood of the backtracking line search come from per-pair arrays;
-        only the linear solve is dense. ``prior`` is per round; returns (rounds, models).
+        the Hessian's entries and the log-likelihood of the backtracking line search come from per-pair arrays
+        (with e = exp(theta), a pair's probability is e_i / (e_i + e_j) and its log-likelihood term needs one
+        logarithm); only the linear solve is dense. ``prior`` is per round; a round starts from ``alternative``
+        rather than ``theta0`` where that is finite and at least as likely. Returns (rounds, models).
         """
-        m, rounds = self.m, draws.shape[2]
-        half = draws[2] * 0.5
-        first, second = draws[0] + half, draws[1] + half
-        battles = first + second
+        likelihood = _PairLikelihood(self, draws, prior)
+        every = np.arange(draws.shape[2])
         theta = np.ascontiguousarray(theta0.T, dtype=np.float64)
-        fixup = bt_fit.centering_matrix(self.fit.labels, 0)
-        constrained = prior == 0.0
-        index = np.arange(m)
-        active = np.ones(rounds, dtype=bool)
-
-        def loglik(values: Array, keep: NDArray[np.intp]) -> Array:
-            # first * log s(d) + second * log s(-d), with log s(-d) = log s(d) - d: one logarithm per pair.
-            diff = values[self.pair_i] - values[self.pair_j]
-            total = (battles[:, keep] * bt_fit.log_sigmoid(diff) - second[:, keep] * diff).sum(axis=0)
-            both = 2.0 * bt_fit.log_sigmoid(values) - values
-            return np.asarray(total + prior[keep] * 0.5 * both.sum(axis=0))
-
-        current = loglik(theta, np.arange(rounds))
-
+        current = likelihood.loglik(theta, every)
+        if alternative is not None:
+            other = np.ascontiguousarray(alternative.T, dtype=np.float64)
+            finite = np.isfinite(other).all(axis=0)
+            other[:, ~finite] = theta[:, ~finite]
+            better = likelihood.loglik(other, every)
+            use = finite & (better >= current)
+            theta[:, use], current[use] = other[:, use], better[use]
+        active = np.ones(draws.shape[2], dtype=bool)
         for _ in range(200):
             keep = np.flatnonzero(active)
             values = theta[:, keep]
-            p = bt_fit.sigmoid(values[self.pair_i] - values[self.pair_j])
-            residual = first[:, keep] - battles[:, keep] * p
-            grad = self.sums.per_model(residual, -residual)
-            weight = battles[:, keep] * p * (1.0 - p)
-            hess = np.zeros((len(keep), m, m))
-            hess[:, self.pair_i, self.pair_j] = -weight.T
-            hess[:, self.pair_j, self.pair_i] = -weight.T
-            sig = bt_fit.sigmoid(values)
-            grad += prior[keep] * (0.5 - sig)
-            diagonal = self.sums.per_model(weight, weight) + prior[keep] * sig * (1.0 - sig)
-            hess[:, index, index] = diagonal.T
-            hess[constrained[keep]] += fixup
-            step = np.linalg.solve(hess, grad.T[:, :, None])[:, :, 0].T
+            step = likelihood.newton_step(values, keep)
             biggest = np.abs(step).max(axis=0)
             step *= np.minimum(1.0, bt_fit.MAX_STEP / np.maximum(biggest, 1e-300))
             before = current[keep]
             scale = np.ones(len(keep))
             for _ in range(60):
-                after = loglik(values + scale * step, keep)
+                after = likelihood.loglik(values + scale * step, keep)
                 worse = after < before - 1e-10 * np.maximum(1.0, np.abs(before))
                 if not worse.any():
                     break
                 scale[worse] /= 2.0
             else:
-                after = loglik(values + scale * step, keep)
+                after = likelihood.loglik(values + scale * step, keep)
             theta[:, keep] = values + scale * step
             current[keep] = after
             done = np.abs(step).max(axis=0) * RATING_SCALE < self.tol
@@ -421,6 +451,73 @@ class _ChordSolver:
             if not active.any():
                 break
         return np.ascontiguousarray(theta.T)
+
+
+class _PairLikelihood:
+    """Half-tie Bradley-Terry log-likelihood of a batch of rounds, summed over the pairs that met.
+
+    Arrays are (models or pairs, rounds); methods take the parameters of the rounds ``keep`` only.
+    """
+
+    def __init__(self, solver: _ChordSolver, draws: Counts, prior: Array) -> None:
+        self.solver, self.prior, self.m = solver, prior, solver.m
+        self.first = draws[0] + draws[2] * 0.5
+        self.battles = draws[0] + draws[1] + draws[2]
+        self.score = solver.sums.per_model(self.first, self.battles - self.first)
+        self.total = self.battles.sum(axis=0)
+        m, pair_i, pair_j = self.m, solver.pair_i, solver.pair_j
+        self.off_diagonal = np.concatenate([pair_i * m + pair_j, pair_j * m + pair_i])
+        self.diagonal = np.arange(m) * (m + 1)
+        self.fixup = bt_fit.centering_matrix(solver.fit.labels, 0).ravel()
+
+    def loglik(self, values: Array, keep: NDArray[np.intp]) -> Array:
+        """Return the log-likelihood (with the rounds' prior) at ``values``."""
+        pair_i, pair_j = self.solver.pair_i, self.solver.pair_j
+        top = values.max(axis=0)
+        if (top - values.min(axis=0)).max() < SPREAD_LIMIT:
+            # log s(theta_i - theta_j) = theta_i - log(e_i + e_j), e scaled by the round's largest.
+            strength = np.exp(values - top)
+            both = strength.take(pair_i, axis=0)
+            both += strength.take(pair_j, axis=0)
+            np.log(both, out=both)
+            battles = self.battles[:, keep]
+            total = (self.score[:, keep] * values).sum(axis=0) - (battles * both).sum(axis=0) - top * self.total[keep]
+        else:  # e would underflow: one log-sigmoid per pair
+            diff = values[pair_i] - values[pair_j]
+            second = self.battles[:, keep] - self.first[:, keep]
+            total = (self.battles[:, keep] * bt_fit.log_sigmoid(diff) - second * diff).sum(axis=0)
+        prior = self.prior[keep]
+        if prior.any():
+            total += prior * 0.5 * (2.0 * bt_fit.log_sigmoid(values) - values).sum(axis=0)
+        return np.asarray(total)
+
+    def newton_step(self, values: Array, keep: NDArray[np.intp]) -> Array:
+        """Return the Newton step (models x rounds) at ``values``."""
+        m, sums, pair_i, pair_j = self.m, self.solver.sums, self.solver.pair_i, self.solver.pair_j
+        top = values.max(axis=0)
+        if (top - values.min(axis=0)).max() < SPREAD_LIMIT:
+            strength = np.exp(values - top)
+            first = strength.take(pair_i, axis=0)
+            p = first / (first + strength.take(pair_j, axis=0))
+        else:
+            p = bt_fit.sigmoid(values[pair_i] - values[pair_j])
+        battles = self.battles[:, keep]
+        expected = battles * p
+        grad = self.score[:, keep] - sums.per_model(expected, battles - expected)
+        weight = expected * (1.0 - p)
+        diagonal = sums.per_model(weight, weight)
+        prior = self.prior[keep]
+        if prior.any():
+            sig = bt_fit.sigmoid(values)
+            grad += prior * (0.5 - sig)
+            diagonal += prior * sig * (1.0 - sig)
+        # Into this thread's scratch rows (no fresh pages), starting from the fix-up or zeros.
+        hess = self.solver.scratch_rows("hess", len(keep), m * m)
+        np.multiply((prior == 0.0)[:, None], self.fixup, out=hess)
+        hess[:, self.off_diagonal] -= np.concatenate([weight, weight]).T
+        hess[:, self.diagonal] += diagonal.T
+        solved = np.linalg.solve(hess.reshape(-1, m, m), grad.T[:, :, None])
+        return np.ascontiguousarray(solved[:, :, 0].T)
 
 
 def _remaining_error(step: Array, last: Array) -> tuple[Array, Array]:

@@ -142,9 +142,9 @@ def test_rounds_that_lose_a_rare_edge_keep_their_chord_fit_unless_it_splits_the_
     refits: list[int] = []
     newton = bt_bootstrap._ChordSolver._newton
 
-    def counted(self: bt_bootstrap._ChordSolver, draws: np.ndarray, x: np.ndarray) -> np.ndarray:
+    def counted(self: bt_bootstrap._ChordSolver, draws: np.ndarray, x: np.ndarray, *chord: np.ndarray) -> np.ndarray:
         refits.append(len(x))
-        return newton(self, draws, x)
+        return newton(self, draws, x, *chord)
 
     monkeypatch.setattr(bt_bootstrap._ChordSolver, "_newton", counted)
     fast = bt_bootstrap.bootstrap_thetas(counts, fit, mode, 128, np.random.default_rng(3))
