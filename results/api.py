@@ -6,6 +6,7 @@ Raters appear by pseudonym (judges and imported raters by name), never by a user
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django.db.models import Count
@@ -56,6 +57,18 @@ def selection_from(request: Request, campaign: Campaign) -> RaterSelection:
     selectors.check_rater_names(selection, campaign=campaign)
     include = parse_include_excluded(request.query_params.get("include_excluded"))
     return with_exclusions(selection, campaign, include_excluded=include)
+
+
+def json_safe(value: Any) -> Any:
+    """Return the report with its non-finite numbers as null: JSON has no NaN, and an undefined figure (a clustered
+    interval over fewer than two clusters, ``scoring.bt_fit.cluster_factor``) would otherwise make the answer a 500."""
+    if isinstance(value, float):  # numpy's float64 too
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return value
 
 
 def public_rater(rating: Rating) -> str:
@@ -266,7 +279,7 @@ class LeaderboardApi(APIView):
             style_control=options["style_control"],
         )
         if options["style_control"]:
-            return Response(style_leaderboard_report(campaign, selection, options))
+            return Response(json_safe(style_leaderboard_report(campaign, selection, options)))
         combine = options.get("combine")
         category = options.get("category")
         if category is not None:
@@ -286,7 +299,7 @@ class LeaderboardApi(APIView):
         )
         if not combine:
             board["side_by_side"] = side_by_side(campaign, selection)
-        return Response(board)
+        return Response(json_safe(board))
 
 
 class LengthControlledApi(APIView):
@@ -307,9 +320,10 @@ class LengthControlledApi(APIView):
         campaign = access_campaign_results(user=request.user, slug=slug)
         options = validated(self.QUERY, request.query_params.dict())
         selection = selection_from(request, campaign)
-        return Response(
-            campaign_lc_winrates(campaign, selection, baseline=options["baseline"], difficulty=options["difficulty"])
+        report = campaign_lc_winrates(
+            campaign, selection, baseline=options["baseline"], difficulty=options["difficulty"]
         )
+        return Response(json_safe(report))
 
 
 class AgreementApi(APIView):
@@ -331,8 +345,10 @@ class AgreementApi(APIView):
         options = validated(self.QUERY, request.query_params.dict())
         selection = selection_from(request, campaign)
         return Response(
-            agreement_with_manifest(
-                campaign, selection, bootstrap=options["bootstrap"], consistent=options["consistent"]
+            json_safe(
+                agreement_with_manifest(
+                    campaign, selection, bootstrap=options["bootstrap"], consistent=options["consistent"]
+                )
             )
         )
 

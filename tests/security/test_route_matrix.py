@@ -584,6 +584,7 @@ def _site_probes(world: World) -> list[Probe]:
         Probe("results-api:export-manifest", "GET", research + "export/dpo.csv/manifest/", research_api, api=True),
         Probe("results-api:reproduce", "POST", research + "reproduce/", research_api_check, api=True, data={}),
         Probe("results-api:rater-list", "GET", research + "raters/", research_api, api=True),
+        *_option_probes(world),
         Probe("judge-run-list", "GET", runs, research_api, api=True),
         *_panel_probes(world),
         Probe("judge-run-detail", "GET", f"{runs}{run}/", research_api, api=True),
@@ -617,6 +618,50 @@ def _site_probes(world: World) -> list[Probe]:
         Probe("frontend:home", "GET", reverse("frontend:home"), signed_in),
         Probe("frontend:rate", "GET", f"/campaigns/{a.campaign.pk}/rate/", rating_page),
     ]
+
+
+# The options of this week's reports (issues 13, 16, 17): each takes its own code path after the access check, so
+# each is tried by every persona too.
+REPORT_OPTIONS = {
+    "results-api:leaderboard": [
+        "leaderboard/?influence=1&downsample=1",
+        "leaderboard/?style_control=1&bootstrap=10",
+        "leaderboard/?cluster=rater",
+        "leaderboard/?cluster=prompt",
+        "leaderboard/?rater_model=1&cluster=rater",
+        "leaderboard/?category=alpha-secret-topic",
+        "leaderboard/?consistent=1&bootstrap=10",
+        "leaderboard/?raters=humans&exclude_raters=x*&include_excluded=1",
+    ],
+    "results-api:category-list": ["categories/?raters=judges"],
+    "results-api:length-controlled": ["length-controlled/?baseline=alpha-secret-model-2&difficulty=none"],
+    "results-api:rater-list": ["raters/?alpha=0.01&correction=holm"],
+    "results-api:agreement": ["agreement/?consistent=1&bootstrap=10"],
+}
+PAGE_OPTIONS = {
+    "results:leaderboard": ["?influence=1&downsample=1", "?cluster=rater&rater_model=1", "?consistent=1"],
+    "results:categories": ["categories/?category=alpha-secret-topic"],
+    "results:agreement": ["agreement/?consistent=1"],
+    "results:style": ["style/?raters=humans"],
+}
+
+
+def _option_probes(world: World) -> list[Probe]:
+    slug = world.a.campaign.slug
+    research = f"/api/v1/research/campaigns/{slug}/"
+    probes = [
+        Probe(route, "GET", research + option, research_api, api=True)
+        for route, options in REPORT_OPTIONS.items()
+        for option in options
+    ]
+    probes += [
+        Probe(route, "GET", f"/results/{slug}/{option}", research_page)
+        for route, options in PAGE_OPTIONS.items()
+        for option in options
+    ]
+    assert world.a.judge is not None
+    report = f"/api/v1/judges/{world.a.judge.pk}/report/?bootstrap=10"  # by id: a name would be echoed in a 404
+    return [*probes, Probe("results-api:judge-report", "GET", report, judge_report_api, api=True)]
 
 
 def judge_panels_post(persona: str) -> Expect:

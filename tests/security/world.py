@@ -70,7 +70,9 @@ def _team(owner: User, *, slug: str, label: str, models: list[str]) -> Team:
     campaign.researchers.add(owner)
     prompts, outputs, comparisons = [], [], []
     for i in range(2):
-        prompt = Prompt.objects.create(campaign=campaign, external_id=f"{label}-p{i}", text=f"{label} prompt {i}?")
+        prompt = Prompt.objects.create(
+            campaign=campaign, external_id=f"{label}-p{i}", text=f"{label} prompt {i}?", tags=[f"{label}-topic".lower()]
+        )
         answers = [Output.objects.create(prompt=prompt, model_name=m, text=f"{label} answer {i}") for m in models]
         prompts.append(prompt)
         outputs += answers
