@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--downsample-high-freq",
         action="store_true",
         help="cap the votes of prompts asked more than the 99.9th percentile of repeats (Arena's dedup; "
-        "prompt = question_id, else conversation_a's user turns)",
+        "prompt = conversation_a's user turns, else question_id)",
     )
     rank.add_argument(
         "--downsample-percentile", type=_percentile, default=0.999, metavar="P", help="with --downsample-high-freq"

@@ -120,3 +120,9 @@ def test_lc_winrate_and_agreement_name_the_file_of_a_bad_line(tmp_path: Path) ->
     assert lc.stderr == f"error: {path}: line 1: 'generator_1' must be a string\n"
     assert agreement.stderr == f"error: {path}: line 1: missing field 'unit'\n"
     assert unknown.stderr.startswith("error: unknown metric 'nope'")  # an option's error names no file
+
+
+def test_the_help_names_the_downsampling_prompt_key_in_the_order_the_code_reads_it() -> None:
+    done = run("rank", "--help")
+
+    assert "prompt = conversation_a's user turns, else question_id" in " ".join(done.stdout.split())
