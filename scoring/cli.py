@@ -28,18 +28,31 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+SEED_HELP = "seed of the random draws (a whole number >= 0; none: fresh draws each run)"
+FORMAT_HELP = "json (default) or a table for people"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``python -m scoring``."""
     parser = _Parser(prog="python -m scoring", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     rank = commands.add_parser("rank", help="Bradley-Terry leaderboard from an Arena battle log")
-    rank.add_argument("file")
-    rank.add_argument("--bootstrap", type=_non_negative, default=0, metavar="N")
-    rank.add_argument("--seed", type=_non_negative, default=None, metavar="S")
-    rank.add_argument("--ties", choices=("half", "davidson"), default="half")
-    rank.add_argument("--anchor", type=_anchor, default=None, metavar="MODEL=RATING")
+    rank.add_argument("file", help="Arena battle log: JSON Lines or a JSON array of model_a, model_b, winner, ...")
+    rank.add_argument(
+        "--bootstrap", type=_non_negative, default=0, metavar="N", help="bootstrap rounds (0: sandwich intervals)"
+    )
+    rank.add_argument("--seed", type=_non_negative, default=None, metavar="S", help=SEED_HELP)
+    rank.add_argument(
+        "--ties",
+        choices=("half", "davidson"),
+        default="half",
+        help="half: a tie is half a win each way (default); davidson: Davidson's tie model",
+    )
+    rank.add_argument(
+        "--anchor", type=_anchor, default=None, metavar="MODEL=RATING", help="pin MODEL's rating (else mean 1000)"
+    )
     rank.add_argument("--elo", action="store_true", help="also report online Elo (K=4)")
-    rank.add_argument("--format", choices=("json", "table"), default="json")
+    rank.add_argument("--format", choices=("json", "table"), default="json", help=FORMAT_HELP)
     rank.add_argument(
         "--combine",
         choices=("ppi",),
@@ -115,21 +128,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     by_category.add_argument("--no-builtin-tags", action="store_true", help="leave out the built-in auto: taggers")
     agreement = commands.add_parser("agreement", help="inter-rater agreement from (unit, rater, value) JSONL")
-    agreement.add_argument("file")
-    agreement.add_argument("--metric", required=True)
+    agreement.add_argument("file", help="JSON Lines (or a JSON array) of unit, rater, value")
+    agreement.add_argument("--metric", required=True, help="krippendorff_alpha, cohen_kappa, fleiss_kappa, ...")
     agreement.add_argument("--level", choices=("nominal", "ordinal", "interval", "ratio"), default=None)
     agreement.add_argument("--weights", choices=("linear", "quadratic"), default=None)
     agreement.add_argument("--categories", type=_categories, default=None, metavar="A,B,C")
     agreement.add_argument("--max-per-unit", type=_non_negative, default=None, metavar="N")
-    agreement.add_argument("--bootstrap", type=_non_negative, default=0, metavar="N")
-    agreement.add_argument("--seed", type=_non_negative, default=None, metavar="S")
+    agreement.add_argument(
+        "--bootstrap", type=_non_negative, default=0, metavar="N", help="bootstrap rounds for a 95%% interval"
+    )
+    agreement.add_argument("--seed", type=_non_negative, default=None, metavar="S", help=SEED_HELP)
     raters = commands.add_parser("raters", help="flag anomalous raters in an Arena battle log or a ratings export")
-    raters.add_argument("file")
-    raters.add_argument("--format", choices=("json", "table"), default="json")
+    raters.add_argument("file", help="Arena battle log (JSON Lines, a JSON array or CSV) or a ratings export")
+    raters.add_argument("--format", choices=("json", "table"), default="json", help=FORMAT_HELP)
     raters.add_argument("--alpha", type=float, default=0.05, metavar="A", help="flag below this corrected p-value")
-    raters.add_argument("--correction", choices=("bh", "holm"), default="bh")
+    raters.add_argument(
+        "--correction", choices=("bh", "holm"), default="bh", help="bh: Benjamini-Hochberg (default); holm: Holm"
+    )
     lc = commands.add_parser("lc-winrate", help="AlpacaEval's raw and length-controlled win rates")
-    lc.add_argument("file")
+    lc.add_argument("file", help="AlpacaEval annotations: JSON Lines or a JSON array")
     lc.add_argument("--baseline", required=True, metavar="NAME", help="the generator every model is compared with")
     lc.add_argument(
         "--difficulty",
@@ -137,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="auto|none|CSV",
         help="instruction difficulty: estimated from the file (auto), left out (none), or read from a CSV",
     )
-    lc.add_argument("--format", choices=("json", "table"), default="json")
+    lc.add_argument("--format", choices=("json", "table"), default="json", help=FORMAT_HELP)
     return parser
 
 
