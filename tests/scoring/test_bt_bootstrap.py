@@ -213,3 +213,103 @@ def test_the_pair_newton_refit_matches_the_dense_newton_fit() -> None:
     pairs = solver._pair_newton(draws.astype(np.float64), prior, start)
     difference = bt_fit.center(dense, fit.labels) - bt_fit.center(pairs, fit.labels)
     assert np.abs(difference).max() * bt_fit.RATING_SCALE < 1e-6
+
+
+def _long_tailed_chunk(n_rounds: int) -> tuple[bt_bootstrap._ChordSolver, np.ndarray, PointFit]:
+    """Return a solver on long-tailed battles with rare pairs (30 models, 6,000 battles) and a chunk of draws."""
+    rng = np.random.default_rng(11)
+    weights = 1.0 / (1.0 + (np.arange(30) / 8.0) ** 3)
+    a = rng.choice(30, 6000, p=weights / weights.sum())
+    b = rng.choice(30, 6000, p=weights / weights.sum())
+    keep = a != b
+    outcome = np.where(rng.random(6000) < 0.1, 2, np.where(rng.random(6000) < 0.5, 0, 1))[keep]
+    labels = ["model_a", "model_b", "tie"]
+    counts = aggregate_battles((f"m{x}", f"m{y}", labels[w]) for x, y, w in zip(a[keep], b[keep], outcome, strict=True))
+    fit = _point_fit(counts, "half", DEFAULT_PRIOR, 1e-6, [])
+    pair_i, pair_j = np.nonzero(np.triu(counts.totals) > 0)
+    cells = np.stack([counts.wins[pair_i, pair_j], counts.wins[pair_j, pair_i], counts.all_ties[pair_i, pair_j]])
+    solver = bt_bootstrap._ChordSolver(counts, fit, "half", pair_i, pair_j, cells, 1e-6)
+    draws = MultinomialSampler(cells.ravel()).draw(n_rounds, np.random.default_rng(2))
+    return solver, draws.reshape(3, len(pair_i), n_rounds).astype(np.float64), fit
+
+
+def _exact_fits(solver: bt_bootstrap._ChordSolver, draws: np.ndarray, fit: PointFit) -> np.ndarray:
+    """Return each round's centred maximum-likelihood fit by dense Newton to 1e-10 points (the prior where the
+    round has no MLE)."""
+    rounds = draws.shape[2]
+    prior = np.zeros(rounds)
+    prior[solver._without_mle(draws, np.arange(rounds))] = DEFAULT_PRIOR
+    wins, ties = solver._dense(draws)
+    start = np.repeat(fit.theta[None], rounds, axis=0)
+    result = bt_fit.newton(wins + ties / 2, None, fit.labels, prior, start, None, 1e-10)
+    assert result.converged.all()
+    return bt_fit.center(result.theta, fit.labels)
+
+
+@pytest.mark.usefixtures("kernels")
+def test_rounds_whose_chord_steps_stop_short_still_reach_their_maximum_likelihood() -> None:
+    # Rare models move a lot in a resample: the point fit's Hessian leaves some rounds unsettled after the capped
+    # chord steps, and those are finished by Newton steps from where the chord steps got to.
+    solver, draws, fit = _long_tailed_chunk(64)
+    unsettled = solver._half_chord(draws)[1]
+    assert 5 <= unsettled.sum() <= 60
+    assert np.abs(solver.solve(draws) - _exact_fits(solver, draws, fit)).max() * bt_fit.RATING_SCALE < 1e-6
+
+
+def test_the_pair_newton_starts_from_another_point_only_where_it_is_finite_and_as_likely() -> None:
+    solver, draws, fit = _long_tailed_chunk(12)
+    start = np.repeat(fit.theta[None], 12, axis=0)
+    other = start.copy()
+    other[:4] = np.nan  # not finite: ignored
+    other[4:8, 0] += 40.0  # far less likely: ignored, and Newton from there would need many damped steps
+    other[8:] = _exact_fits(solver, draws, fit)[8:] + 1e-9  # better: taken
+    solved = bt_fit.center(solver._pair_newton(draws, np.zeros(12), start, other), fit.labels)
+    assert np.abs(solved - _exact_fits(solver, draws, fit)).max() * bt_fit.RATING_SCALE < 1e-6
+
+
+@pytest.mark.parametrize("spread", [3.0, 700.0])
+def test_the_pair_likelihood_matches_the_dense_one(spread: float) -> None:
+    # A spread past SPREAD_LIMIT (exp would underflow) takes the log-sigmoid path.
+    solver, draws, _ = _long_tailed_chunk(6)
+    theta = np.random.default_rng(3).uniform(-spread / 2, spread / 2, size=(6, solver.m))
+    prior = np.array([0.0, 0.0, 0.0, 1.0, 1.0, 0.5])
+    likelihood = bt_bootstrap._PairLikelihood(solver, draws, prior)
+    wins, ties = solver._dense(draws)
+    dense = bt_fit.half_terms(theta, wins + ties / 2, prior)
+    assert np.allclose(likelihood.loglik(theta.T, np.arange(6)), dense.loglik, rtol=1e-12, atol=1e-8)
+
+
+def test_the_pair_newton_step_matches_the_dense_one() -> None:
+    solver, draws, fit = _long_tailed_chunk(6)
+    theta = np.random.default_rng(3).uniform(-1.5, 1.5, size=(6, solver.m))
+    prior = np.array([0.0, 0.0, 0.0, 1.0, 1.0, 0.5])
+    likelihood = bt_bootstrap._PairLikelihood(solver, draws, prior)
+    wins, ties = solver._dense(draws)
+    dense = bt_fit.half_terms(theta, wins + ties / 2, prior)
+    every = np.arange(6)
+    system = dense.neg_hess + np.where(prior[:, None, None] == 0.0, bt_fit.centering_matrix(fit.labels, 0), 0.0)
+    expected = np.linalg.solve(system, dense.grad[:, :, None])[:, :, 0]
+    assert np.allclose(likelihood.newton_step(theta.T, every).T, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_rounds_whose_lost_edges_are_bridged_keep_the_data_strongly_connected() -> None:
+    # Few battles: many rounds lose edges, some without a detour, some splitting the graph.
+    rng = np.random.default_rng(8)
+    weights = 1.0 / (1.0 + (np.arange(25) / 6.0) ** 3)
+    a = rng.choice(25, 1800, p=weights / weights.sum())
+    b = rng.choice(25, 1800, p=weights / weights.sum())
+    keep = a != b
+    outcome = np.where(rng.random(1800) < 0.1, 2, np.where(rng.random(1800) < 0.6, 0, 1))[keep]
+    labels = ["model_a", "model_b", "tie"]
+    counts = aggregate_battles((f"m{x}", f"m{y}", labels[w]) for x, y, w in zip(a[keep], b[keep], outcome, strict=True))
+    fit = _point_fit(counts, "half", DEFAULT_PRIOR, 1e-6, [])
+    pair_i, pair_j = np.nonzero(np.triu(counts.totals) > 0)
+    cells = np.stack([counts.wins[pair_i, pair_j], counts.wins[pair_j, pair_i], counts.all_ties[pair_i, pair_j]])
+    solver = bt_bootstrap._ChordSolver(counts, fit, "half", pair_i, pair_j, cells, 1e-6)
+    draws = MultinomialSampler(cells.ravel()).draw(200, np.random.default_rng(4)).reshape(3, len(pair_i), 200)
+    forward, backward = draws[0] + draws[2] > 0, draws[1] + draws[2] > 0
+    bridged = solver._bridged(forward, backward)
+    split = solver._not_strongly_connected(forward, backward)
+    assert 10 < bridged.sum() < 190
+    assert not (bridged & split).any()
+    assert (~bridged & ~split).any()  # some rounds without a detour still hold together: the search decides
