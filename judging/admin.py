@@ -84,7 +84,10 @@ def _campaigns_for(request: HttpRequest) -> QuerySet[Campaign]:
 
 
 class RunOptionsForm(forms.Form):
-    limit = forms.IntegerField(min_value=1, required=False, help_text="Most comparisons to judge; empty for all.")
+    # at most what the run's limit column holds: past it the insert failed (a 500)
+    limit = forms.IntegerField(
+        min_value=1, max_value=2**31 - 1, required=False, help_text="Most comparisons to judge; empty for all."
+    )
     orders = forms.ChoiceField(choices=ORDER_CHOICES, required=False)
 
 

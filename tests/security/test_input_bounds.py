@@ -217,3 +217,22 @@ def test_a_forged_manifest_is_held_to_the_bounds_of_a_selection(ada: Client, sel
     assert response.status_code == 400
     assert response.json()["selection"][0].startswith("manifest: selection.")
     assert time.monotonic() - started < 2.0
+
+
+@pytest.mark.parametrize("admin_of", ["judgeconfig", "campaign"])
+def test_the_admins_judge_actions_refuse_a_limit_past_the_run_column_and_start_nothing(
+    world: World, ada: Client, admin_of: str
+) -> None:
+    assert world.a.judge is not None
+    chosen = {"campaign": str(world.a.campaign.pk)} if admin_of == "judgeconfig" else {"judge": str(world.a.judge.pk)}
+    selected = world.a.judge.pk if admin_of == "judgeconfig" else world.a.campaign.pk
+    action = "judge_a_campaign" if admin_of == "judgeconfig" else "judge_campaigns"
+    app = "judging" if admin_of == "judgeconfig" else "annotation"
+    runs = JudgeRun.objects.count()
+    response = ada.post(
+        f"/admin/{app}/{admin_of}/",
+        {"action": action, "_selected_action": [str(selected)], "limit": str(2**31), "orders": "", **chosen},
+    )
+    assert response.status_code == 200  # the action's form again, with the error
+    assert "Ensure this value is less than or equal to 2147483647" in response.content.decode()
+    assert JudgeRun.objects.count() == runs
