@@ -257,16 +257,22 @@ JUDGE_PLAN = """
     CROSS JOIN unnest(%s::bigint[]) AS j(rater)
     CROSS JOIN (VALUES (true), (false)) AS o(a_left)
     WHERE c.k > %s AND c.k <= %s"""
-# The humans' assignments, as rating them leaves them: state rated, the side shown on the left drawn at random.
+# The humans' assignments, as rating them leaves them: state rated, the side shown on the left drawn at random, and
+# the 2-3 annotators of a comparison drawn at random (o, o + d, o + 2d modulo H: distinct while 2d < H), as the
+# engine's claims scatter them. (Annotators in a fixed rotation put each one's history in exactly the range of the
+# claim index its next claim walks first: every claim then skipped thousands of its own comparisons.)
 HUMAN_ASSIGNMENTS = """
     INSERT INTO annotation_assignment (comparison_id, rater_id, left_output_id, state, lease_expires_at, created_at,
                                        updated_at)
-    SELECT c.id, (%s::bigint[])[1 + (c.k + s) %% %s],
+    SELECT c.id, (%(humans)s::bigint[])[1 + (r.o + s * r.d) %% %(h)s],
            CASE WHEN random() < 0.5 THEN c.output_a_id ELSE c.output_b_id END, 'rated', now(), now(), now()
-    FROM scale_k c CROSS JOIN generate_series(0, 2) s
-    WHERE c.k > %s AND c.k <= %s AND (s < 2 OR c.k %% 5 = 0)
+    FROM scale_k c
+    CROSS JOIN LATERAL (SELECT floor(random() * %(h)s)::int AS o, 1 + floor(random() * ((%(h)s - 1) / 2))::int AS d
+                        WHERE c.k > 0) r
+    CROSS JOIN generate_series(0, 2) s
+    WHERE c.k > %(start)s AND c.k <= %(end)s AND (s < 2 OR c.k %% 5 = 0)
     ORDER BY c.k, s
-    LIMIT %s"""
+    LIMIT %(rest)s"""
 HUMAN_PLAN = """
     SELECT c.id, c.output_a_id AS a, c.output_b_id AS b, x.rater_id AS rater, 'human' AS kind,
            'annotator' AS source, x.id AS assignment, x.left_output_id = c.output_a_id AS a_left,
@@ -283,7 +289,9 @@ def seed_ratings(cursor: Any, campaign_id: int, judges: list[int], humans: list[
         cursor.execute(RATING_INSERT.replace("{plan}", JUDGE_PLAN), [judges, low, min(low + JUDGE_CHUNK, judged)])
     start = judged - human // 2
     rest = n_ratings - 2 * len(judges) * judged
-    cursor.execute(HUMAN_ASSIGNMENTS, [humans, len(humans), start, start + human, rest])
+    cursor.execute(
+        HUMAN_ASSIGNMENTS, {"humans": humans, "h": len(humans), "start": start, "end": start + human, "rest": rest}
+    )
     cursor.execute(RATING_INSERT.replace("{plan}", HUMAN_PLAN), [campaign_id])
     cursor.execute(
         """UPDATE annotation_comparison c SET gold_verdict = 'win', gold_winner_id = CASE
