@@ -38,7 +38,7 @@ from results.rater_mix import mix_note, rater_mix
 from results.rater_model import check_rater_options
 from results.raters import RaterSelection, parse_raters
 from results.report_slots import one_report_at_a_slot
-from results.reproduce import reproduce
+from results.reproduce import MAX_SEED, reproduce
 
 RATERS_PARAM = OpenApiParameter("raters", str, description="humans, judges, all (default) or NAME,NAME,...")
 EXCLUDE_PARAM = OpenApiParameter("exclude_raters", str, description="Leave out raters whose name matches this glob.")
@@ -215,7 +215,9 @@ class LeaderboardApi(APIView):
         bootstrap = serializers.IntegerField(
             min_value=0, max_value=2000, default=0, help_text="Bootstrap rounds for the intervals (0: sandwich)."
         )
-        seed = serializers.IntegerField(min_value=0, default=0, help_text="Seed of the bootstrap.")
+        seed = serializers.IntegerField(
+            min_value=0, max_value=MAX_SEED, default=0, help_text="Seed of the bootstrap (up to 2^63-1, as a manifest)."
+        )
         combine = serializers.ChoiceField(
             choices=["ppi"],
             required=False,

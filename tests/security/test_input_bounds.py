@@ -236,3 +236,12 @@ def test_the_admins_judge_actions_refuse_a_limit_past_the_run_column_and_start_n
     assert response.status_code == 200  # the action's form again, with the error
     assert "Ensure this value is less than or equal to 2147483647" in response.content.decode()
     assert JudgeRun.objects.count() == runs
+
+
+def test_a_leaderboard_seed_is_one_its_manifest_can_be_reproduced_with(ada: Client) -> None:
+    """A seed past 2^63-1 made a manifest that reproduce/ then refused; now the leaderboard refuses it, on seed."""
+    too_big = _get(ada, CAMPAIGN + "leaderboard/", seed=str(2**63), bootstrap="5")
+    assert too_big.status_code == 400
+    assert "seed" in too_big.json()
+    largest = _get(ada, CAMPAIGN + "leaderboard/", seed=str(2**63 - 1), bootstrap="5").json()
+    assert _post(ada, CAMPAIGN + "reproduce/", largest["manifest"]).json()["identical"] is True
