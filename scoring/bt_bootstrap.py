@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from scoring import bt_fit, compiled, graph
+from scoring import bt_fit, bt_pairs, compiled, graph
 from scoring.battles import BattleCounts
 from scoring.bt_fit import RATING_SCALE
 from scoring.cores import idle_cores, single_threaded_blas
@@ -26,7 +26,6 @@ DEFAULT_PRIOR = 1.0
 CHUNK_ROUNDS = 64
 DENSE_BYTES = 8 << 20
 MAX_CHORD_STEPS = 25
-SPREAD_LIMIT = 600.0
 
 Array = NDArray[np.float64]
 Counts = NDArray[np.floating]
@@ -346,12 +345,12 @@ class _ChordSolver:
             scratch = self.buffers.scratch = np.empty(size)
         return scratch
 
-    def scratch_rows(self, name: str, rows: int, size: int) -> Array:
-        """Return this thread's scratch array ``name`` of ``rows`` x ``size`` doubles (kept between calls)."""
-        arrays: dict[str, Array] = self.buffers.__dict__.setdefault("rows", {})
-        if name not in arrays or arrays[name].shape[0] < rows or arrays[name].shape[1] != size:
-            arrays[name] = np.empty((max(rows, CHUNK_ROUNDS), size))
-        return arrays[name][:rows]
+    def scratch_rows(self, rows: int, size: int) -> Array:
+        """Return this thread's scratch array of ``rows`` x ``size`` doubles (kept between calls: no fresh pages)."""
+        rows_array: Array | None = getattr(self.buffers, "rows", None)
+        if rows_array is None or rows_array.shape[0] < rows or rows_array.shape[1] != size:
+            rows_array = self.buffers.rows = np.empty((max(rows, CHUNK_ROUNDS), size))
+        return rows_array[:rows]
 
     def _davidson_chord(self, draws: Counts) -> tuple[Array, NDArray[np.bool_]]:
         """Iterate chord steps for the Davidson model on dense matrices."""
@@ -408,116 +407,11 @@ class _ChordSolver:
         return np.concatenate([result.theta, result.log_nu[:, None]], axis=1)
 
     def _pair_newton(self, draws: Counts, prior: Array, theta0: Array, alternative: Array | None = None) -> Array:
-        """Fit half-tie rounds by damped Newton steps with the likelihood summed over the pairs that met.
-
-        What ``bt_fit.newton`` does on dense (models x models) matrices, at the cost of the pairs: the gradient,
-        the Hessian's entries and the log-likelihood of the backtracking line search come from per-pair arrays
-        (with e = exp(theta), a pair's probability is e_i / (e_i + e_j) and its log-likelihood term needs one
-        logarithm); only the linear solve is dense. ``prior`` is per round; a round starts from ``alternative``
-        rather than ``theta0`` where that is finite and at least as likely. Returns (rounds, models).
-        """
-        likelihood = _PairLikelihood(self, draws, prior)
-        every = np.arange(draws.shape[2])
-        theta = np.ascontiguousarray(theta0.T, dtype=np.float64)
-        current = likelihood.loglik(theta, every)
-        if alternative is not None:
-            other = np.ascontiguousarray(alternative.T, dtype=np.float64)
-            finite = np.isfinite(other).all(axis=0)
-            other[:, ~finite] = theta[:, ~finite]
-            better = likelihood.loglik(other, every)
-            use = finite & (better >= current)
-            theta[:, use], current[use] = other[:, use], better[use]
-        active = np.ones(draws.shape[2], dtype=bool)
-        for _ in range(200):
-            keep = np.flatnonzero(active)
-            values = theta[:, keep]
-            step = likelihood.newton_step(values, keep)
-            biggest = np.abs(step).max(axis=0)
-            step *= np.minimum(1.0, bt_fit.MAX_STEP / np.maximum(biggest, 1e-300))
-            before = current[keep]
-            scale = np.ones(len(keep))
-            for _ in range(60):
-                after = likelihood.loglik(values + scale * step, keep)
-                worse = after < before - 1e-10 * np.maximum(1.0, np.abs(before))
-                if not worse.any():
-                    break
-                scale[worse] /= 2.0
-            else:
-                after = likelihood.loglik(values + scale * step, keep)
-            theta[:, keep] = values + scale * step
-            current[keep] = after
-            done = np.abs(step).max(axis=0) * RATING_SCALE < self.tol
-            active[keep[done]] = False
-            if not active.any():
-                break
-        return np.ascontiguousarray(theta.T)
-
-
-class _PairLikelihood:
-    """Half-tie Bradley-Terry log-likelihood of a batch of rounds, summed over the pairs that met.
-
-    Arrays are (models or pairs, rounds); methods take the parameters of the rounds ``keep`` only.
-    """
-
-    def __init__(self, solver: _ChordSolver, draws: Counts, prior: Array) -> None:
-        self.solver, self.prior, self.m = solver, prior, solver.m
-        self.first = draws[0] + draws[2] * 0.5
-        self.battles = draws[0] + draws[1] + draws[2]
-        self.score = solver.sums.per_model(self.first, self.battles - self.first)
-        self.total = self.battles.sum(axis=0)
-        m, pair_i, pair_j = self.m, solver.pair_i, solver.pair_j
-        self.off_diagonal = np.concatenate([pair_i * m + pair_j, pair_j * m + pair_i])
-        self.diagonal = np.arange(m) * (m + 1)
-        self.fixup = bt_fit.centering_matrix(solver.fit.labels, 0).ravel()
-
-    def loglik(self, values: Array, keep: NDArray[np.intp]) -> Array:
-        """Return the log-likelihood (with the rounds' prior) at ``values``."""
-        pair_i, pair_j = self.solver.pair_i, self.solver.pair_j
-        top = values.max(axis=0)
-        if (top - values.min(axis=0)).max() < SPREAD_LIMIT:
-            # log s(theta_i - theta_j) = theta_i - log(e_i + e_j), e scaled by the round's largest.
-            strength = np.exp(values - top)
-            both = strength.take(pair_i, axis=0)
-            both += strength.take(pair_j, axis=0)
-            np.log(both, out=both)
-            battles = self.battles[:, keep]
-            total = (self.score[:, keep] * values).sum(axis=0) - (battles * both).sum(axis=0) - top * self.total[keep]
-        else:  # e would underflow: one log-sigmoid per pair
-            diff = values[pair_i] - values[pair_j]
-            second = self.battles[:, keep] - self.first[:, keep]
-            total = (self.battles[:, keep] * bt_fit.log_sigmoid(diff) - second * diff).sum(axis=0)
-        prior = self.prior[keep]
-        if prior.any():
-            total += prior * 0.5 * (2.0 * bt_fit.log_sigmoid(values) - values).sum(axis=0)
-        return np.asarray(total)
-
-    def newton_step(self, values: Array, keep: NDArray[np.intp]) -> Array:
-        """Return the Newton step (models x rounds) at ``values``."""
-        m, sums, pair_i, pair_j = self.m, self.solver.sums, self.solver.pair_i, self.solver.pair_j
-        top = values.max(axis=0)
-        if (top - values.min(axis=0)).max() < SPREAD_LIMIT:
-            strength = np.exp(values - top)
-            first = strength.take(pair_i, axis=0)
-            p = first / (first + strength.take(pair_j, axis=0))
-        else:
-            p = bt_fit.sigmoid(values[pair_i] - values[pair_j])
-        battles = self.battles[:, keep]
-        expected = battles * p
-        grad = self.score[:, keep] - sums.per_model(expected, battles - expected)
-        weight = expected * (1.0 - p)
-        diagonal = sums.per_model(weight, weight)
-        prior = self.prior[keep]
-        if prior.any():
-            sig = bt_fit.sigmoid(values)
-            grad += prior * (0.5 - sig)
-            diagonal += prior * sig * (1.0 - sig)
-        # Into this thread's scratch rows (no fresh pages), starting from the fix-up or zeros.
-        hess = self.solver.scratch_rows("hess", len(keep), m * m)
-        np.multiply((prior == 0.0)[:, None], self.fixup, out=hess)
-        hess[:, self.off_diagonal] -= np.concatenate([weight, weight]).T
-        hess[:, self.diagonal] += diagonal.T
-        solved = np.linalg.solve(hess.reshape(-1, m, m), grad.T[:, :, None])
-        return np.ascontiguousarray(solved[:, :, 0].T)
+        """Fit half-tie rounds (``prior`` per round) by ``bt_pairs.pair_newton``; returns (rounds, models)."""
+        likelihood = bt_pairs.PairLikelihood(
+            self.pair_i, self.pair_j, self.sums.per_model, self.fit.labels, draws, prior, self.scratch_rows
+        )
+        return bt_pairs.pair_newton(likelihood, theta0, self.tol, alternative)
 
 
 def _remaining_error(step: Array, last: Array) -> tuple[Array, Array]:
