@@ -71,3 +71,27 @@ def test_side_by_side_without_humans_says_the_correlation_is_undefined(campaign:
 
     assert "gpt-judge vs humans: spearman n/a, kendall n/a (0 models ranked by both)" in out.getvalue()
     assert "None" not in out.getvalue()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["leaderboard", "{slug}", "--bootstrap", "10", "--seed", "-1"],
+        ["agreement", "{slug}", "--seed", "-1"],
+        ["judge_report", "gpt-judge", "--seed", "-1"],
+    ],
+)
+def test_a_negative_seed_is_refused_naming_the_option_not_a_numpy_traceback(rated: Rated, args: list[str]) -> None:
+    args = [arg.format(slug=rated.campaign.slug) for arg in args]
+
+    assert refusal(*args) == "Error: argument --seed: must be 0 or more, not -1"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("command", ["leaderboard", "agreement"])
+def test_bootstrap_rounds_are_bounded_as_the_api_and_reproduce_bound_them(rated: Rated, command: str) -> None:
+    slug = rated.campaign.slug
+
+    assert refusal(command, slug, "--bootstrap", "-1") == "Error: argument --bootstrap: must be 0 or more, not -1"
+    assert refusal(command, slug, "--bootstrap", "2001") == "Error: argument --bootstrap: at most 2000, not 2001"

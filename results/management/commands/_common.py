@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,28 @@ from evalplatform.exceptions import DomainError
 from results.rater_exclusions import with_exclusions
 from results.raters import RaterSelection, parse_raters
 from results.selectors import check_rater_names
+
+
+def seed(text: str) -> int:
+    """Parse --seed: a whole number >= 0 (numpy refuses a negative seed with a traceback naming no option)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+MAX_BOOTSTRAP = 2000  # the API's bound, and the one manage.py reproduce checks a manifest against
+
+
+def bootstrap_rounds(text: str) -> int:
+    """Parse --bootstrap: 0 to MAX_BOOTSTRAP rounds (more would run unbounded, and reproduce refuses it)."""
+    value = seed(text)
+    if value > MAX_BOOTSTRAP:
+        raise argparse.ArgumentTypeError(f"at most {MAX_BOOTSTRAP}, not {value}")
+    return value
 
 
 def add_rater_arguments(parser: CommandParser) -> None:

@@ -10,9 +10,11 @@ from django.core.management.base import BaseCommand, CommandParser
 from evalplatform.exceptions import DomainError
 from results.management.commands._common import (
     add_rater_arguments,
+    bootstrap_rounds,
     get_campaign,
     get_selection,
     option_error,
+    seed,
     write_manifest,
 )
 from results.manifest import agreement_with_manifest
@@ -26,8 +28,10 @@ class Command(BaseCommand):
         parser.add_argument(
             "--exclude-raters", action="append", help="Leave out raters whose name matches GLOB (e.g. 'author_*')."
         )
-        parser.add_argument("--bootstrap", type=int, default=200, help="Bootstrap rounds for the intervals.")
-        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument(
+            "--bootstrap", type=bootstrap_rounds, default=200, help="Bootstrap rounds for the intervals, 0 to 2000."
+        )
+        parser.add_argument("--seed", type=seed, default=0, help="Seed of the bootstrap (0 or more).")
         parser.add_argument(
             "--consistent",
             action="store_true",

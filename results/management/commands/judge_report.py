@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from annotation.models import Campaign
 from judging.models import JudgeConfig, JudgePanel
 from results.judge_report import MAX_BOOTSTRAP, build_report, report_campaigns
+from results.management.commands._common import seed
 
 MIN_SLOPE_RATINGS = 3  # scoring.judge_audit.logistic_slope: fewer observations give no slope
 
@@ -24,7 +25,7 @@ class Command(BaseCommand):
         parser.add_argument("judge", help="judge name or id")
         parser.add_argument("--campaign", help="one campaign's slug (default: every campaign the judge rated)")
         parser.add_argument("--bootstrap", type=int, default=500, help=f"bootstrap rounds, 0 to {MAX_BOOTSTRAP}")
-        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--seed", type=seed, default=0, help="Seed of the bootstrap (0 or more).")
         parser.add_argument("--json", action="store_true", help="print JSON instead of a summary")
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -15,9 +15,11 @@ from results.categories import campaign_categories, check_category
 from results.leaderboards import side_by_side
 from results.management.commands._common import (
     add_rater_arguments,
+    bootstrap_rounds,
     get_campaign,
     get_selection,
     option_error,
+    seed,
     write_manifest,
 )
 from results.manifest import leaderboard_with_manifest
@@ -32,8 +34,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         add_rater_arguments(parser)
-        parser.add_argument("--bootstrap", type=int, default=0, help="Bootstrap rounds (0: sandwich intervals).")
-        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument(
+            "--bootstrap", type=bootstrap_rounds, default=0, help="Bootstrap rounds, 0 to 2000 (0: sandwich intervals)."
+        )
+        parser.add_argument(
+            "--seed", type=seed, default=0, help="Seed of the bootstrap and the downsampling (0 or more)."
+        )
         parser.add_argument("--exclude-raters", action="append", help="Leave out raters whose name matches GLOB.")
         parser.add_argument("--side-by-side", action="store_true", help="Also rank by humans and each judge.")
         parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
@@ -90,8 +96,6 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         campaign = get_campaign(options["campaign"])
-        if options["bootstrap"] < 0:
-            raise CommandError("--bootstrap must be 0 or more")
         try:
             selection = get_selection(
                 campaign, options["raters"], options["exclude_raters"], include_excluded=options["include_excluded"]
