@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db import transaction
+from django.db.models import Max, QuerySet
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.pagination import LimitOffsetPagination
@@ -17,16 +18,21 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotation.models import Campaign
 from evalplatform.api import validated
+from evalplatform.exceptions import Conflict
 from evalplatform.pagination import BoundedPagination
 from judging import selectors, services
 from judging.access import access_judge_run, access_judges, access_usable_judge
-from judging.models import JudgeRun, JudgeVerdict
+from judging.models import JudgeConfig, JudgeRun, JudgeVerdict
 from results.access import access_campaign_results
 
 OUTCOMES = ["A", "B", "tie", "both_bad"]
 
 MAX_RUN_LIMIT = 2**31 - 1  # a run's limit column (PositiveIntegerField): past it the insert fails
+MAX_ACTIVE_REPEATS = 20  # stability repeats of one judge going at once on a campaign (manage.py judge --repeat's)
+MAX_REPEAT_NUMBER = 32767  # a run's repeat column (PositiveSmallIntegerField)
+ACTIVE_STATUSES = (JudgeRun.Status.QUEUED, JudgeRun.Status.RUNNING)
 
 
 class JudgeListApi(APIView):
@@ -176,19 +182,46 @@ class RunListApi(APIView):
     @extend_schema(
         operation_id="judge_runs_create",
         request=Input,
-        responses={201: RunOutput, 400: OpenApiResponse(description="Field errors: unknown judge, bad limit...")},
+        responses={
+            201: RunOutput,
+            400: OpenApiResponse(description="Field errors: unknown judge, bad limit..."),
+            409: OpenApiResponse(description="repeat: the judge's repeats on the campaign are at their bound."),
+        },
     )
     def post(self, request: Request, slug: str) -> Response:
         campaign = access_campaign_results(user=request.user, slug=slug)
         data = validated(self.Input(), request.data)
         judge = access_usable_judge(user=request.user, name=data["judge"])
         user = request.user if request.user.is_authenticated else None
-        run = services.start_run(
-            campaign=campaign, judge=judge, limit=data.get("limit"), orders=data.get("orders"), requested_by=user,
-            seed=data.get("seed"), repeat=data["repeat"],
-        )  # fmt: skip
+        with transaction.atomic():
+            if data["repeat"]:
+                check_repeat_allowed(judge=judge, campaign=campaign)
+            run = services.start_run(
+                campaign=campaign, judge=judge, limit=data.get("limit"), orders=data.get("orders"),
+                requested_by=user, seed=data.get("seed"), repeat=data["repeat"],
+            )  # fmt: skip
         run.refresh_from_db(fields=["status", "finished_at"])  # a run with nothing new to judge ended on commit
         return run_response(run, status.HTTP_201_CREATED)
+
+
+def check_repeat_allowed(*, judge: JudgeConfig, campaign: Campaign) -> None:
+    """Raise Conflict on ``repeat`` when the judge already has MAX_ACTIVE_REPEATS stability repeats going on the
+    campaign, or has used every repeat number; hold the judge's row so that concurrent requests count each other.
+
+    Each repeat judges every verdict again, bypassing the call cache, at the judge's owner's (or the operator's)
+    expense: without a bound one request after another queued them without end.
+    """
+    JudgeConfig.objects.select_for_update().filter(pk=judge.pk).first()
+    runs = JudgeRun.objects.filter(judge=judge)
+    active = runs.filter(campaign=campaign, repeat__gt=0, status__in=ACTIVE_STATUSES).count()
+    if active >= MAX_ACTIVE_REPEATS:
+        raise Conflict(
+            f"repeat: {judge.name} already has {active} stability repeats running on {campaign.slug}; wait for them "
+            f"to finish or cancel some (at most {MAX_ACTIVE_REPEATS} at a time)",
+            field="repeat",
+        )
+    if (runs.aggregate(last=Max("repeat"))["last"] or 0) >= MAX_REPEAT_NUMBER:
+        raise Conflict(f"repeat: {judge.name} has used all {MAX_REPEAT_NUMBER} repeat numbers", field="repeat")
 
 
 class RunDetailApi(APIView):

@@ -245,3 +245,31 @@ def test_a_leaderboard_seed_is_one_its_manifest_can_be_reproduced_with(ada: Clie
     assert "seed" in too_big.json()
     largest = _get(ada, CAMPAIGN + "leaderboard/", seed=str(2**63 - 1), bootstrap="5").json()
     assert _post(ada, CAMPAIGN + "reproduce/", largest["manifest"]).json()["identical"] is True
+
+
+def test_stability_repeats_of_a_judge_on_a_campaign_are_bounded_while_they_run(world: World, ada: Client) -> None:
+    """Each repeat judges every verdict again at the judge's owner's expense; one POST after another queued them
+    without end before the bound."""
+    from judging.api import MAX_ACTIVE_REPEATS
+
+    assert world.a.judge is not None
+    body = {"judge": world.a.judge.name, "repeat": True}
+    for _ in range(MAX_ACTIVE_REPEATS):
+        assert _post(ada, f"{CAMPAIGN}judge-runs/", body).status_code == 201
+    runs = JudgeRun.objects.count()
+    refused = _post(ada, f"{CAMPAIGN}judge-runs/", body)
+    assert refused.status_code == 409
+    assert refused.json()["repeat"][0].startswith(f"repeat: {world.a.judge.name} already has {MAX_ACTIVE_REPEATS}")
+    assert JudgeRun.objects.count() == runs
+    assert _post(ada, f"{CAMPAIGN}judge-runs/", {"judge": world.a.judge.name}).status_code == 201  # not a repeat
+    oldest = JudgeRun.objects.filter(judge=world.a.judge, repeat=1).get()
+    assert ada.post(f"{CAMPAIGN}judge-runs/{oldest.pk}/cancel/").status_code == 200
+    assert _post(ada, f"{CAMPAIGN}judge-runs/", body).status_code == 201
+
+
+def test_a_judge_past_its_last_repeat_number_is_a_409_not_a_500(world: World, ada: Client) -> None:
+    assert world.a.judge is not None
+    JudgeRun.objects.filter(pk=world.a.run.pk if world.a.run else 0).update(repeat=32767)
+    refused = _post(ada, f"{CAMPAIGN}judge-runs/", {"judge": world.a.judge.name, "repeat": True})
+    assert refused.status_code == 409
+    assert "repeat numbers" in refused.json()["repeat"][0]
