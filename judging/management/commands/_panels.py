@@ -38,13 +38,21 @@ def handle_panel(command: BaseCommand, campaign: Campaign, user: User | None, op
                 campaign=campaign, panel=panel, limit=options["limit"], orders=options["orders"], requested_by=user
             )
     except DomainError as exc:
-        raise CommandError(exc.message) from exc
+        raise option_error(exc) from exc
     runs = ", ".join(f"#{r.pk} {r.judge.name}" for r in run.member_runs.select_related("judge").order_by("pk"))
     command.stdout.write(
         f"panel run #{run.pk}: {panel.name} on {campaign.slug} ({panel.aggregation}); member runs {runs}"
     )
     if options["wait"] or options["watch"] is not None:
         wait(command, run, options)
+
+
+def option_error(exc: DomainError) -> CommandError:
+    """Return a judging service's refusal with its field written as ``manage.py judge``'s option (``--limit: ...``)."""
+    field = exc.field or ""
+    if field in ("judge", "panel", "limit", "orders", "seed") and exc.message.startswith(f"{field}: "):
+        return CommandError(f"--{exc.message}")
+    return CommandError(exc.message)
 
 
 def existing(campaign: Campaign, panel: JudgePanel, run_id: int, option: str) -> PanelRun:

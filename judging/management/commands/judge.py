@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 from argparse import ArgumentParser
 from dataclasses import dataclass
@@ -14,12 +15,13 @@ from django.core.management.base import BaseCommand, CommandError
 from annotation.models import Campaign
 from evalplatform.exceptions import Conflict, DomainError
 from judging import selectors, services
-from judging.management.commands._panels import handle_panel
+from judging.management.commands._panels import handle_panel, option_error
 from judging.models import JudgeConfig, JudgeRun, JudgeVerdict
 from results.access import researcher_campaigns
 
 BAR_WIDTH = 30
 MAX_REPEATS = 20  # stability repeats started at once (each pays for every verdict again)
+MAX_SECONDS = 86_400.0  # --poll and --stall-seconds
 LOG_EVERY_SECONDS = 10.0  # without a terminal: a line when the counts change, else one this often
 sleep = time.sleep  # between polls; tests put a stand-in worker here
 
@@ -77,10 +79,10 @@ class Command(BaseCommand):
         act.add_argument("--watch", type=int, metavar="RUN_ID", help="show this run's progress until it ends")
         act.add_argument("--cancel", type=int, metavar="RUN_ID", help="cancel this run")
         parser.add_argument("--retry-failed", action="store_true", help="with --resume: retry failed verdicts too")
-        parser.add_argument("--poll", type=float, default=1.0, help="seconds between progress updates")
+        parser.add_argument("--poll", type=_seconds, default=1.0, help="seconds between progress updates")
         parser.add_argument(
             "--stall-seconds",
-            type=float,
+            type=_seconds,
             default=60.0,
             help="with --wait: resume when work is due, nothing is in flight and nothing moved for this long",
         )
@@ -169,7 +171,7 @@ class Command(BaseCommand):
                 seed=options["seed"],
             )  # fmt: skip
         except DomainError as exc:
-            raise CommandError(exc.message) from exc
+            raise option_error(exc) from exc
 
     def _start_repeats(
         self, campaign: Campaign, judge: JudgeConfig | None, options: dict[str, Any], user: User | None
@@ -188,7 +190,7 @@ class Command(BaseCommand):
                 )  # fmt: skip
                 runs.append(run)
         except DomainError as exc:
-            raise CommandError(exc.message) from exc
+            raise option_error(exc) from exc
         return runs
 
     def _cancel(self, run: JudgeRun) -> None:
@@ -328,6 +330,17 @@ def _per_comparison(run: JudgeRun) -> str:
     if total == comparisons:
         return f" ({_plural(comparisons, 'comparison')}, one order each)"
     return f" (over {_plural(comparisons, 'comparison')}: both orders, less those this judge already gave)"
+
+
+def _seconds(text: str) -> float:
+    """Parse --poll and --stall-seconds: a number of seconds from 0 to a day."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value <= MAX_SECONDS:  # also refuses nan; time.sleep refuses a negative one with a traceback
+        raise argparse.ArgumentTypeError(f"must be 0 to {MAX_SECONDS:g} seconds, not {text}")
+    return value
 
 
 def _plural(n: int, noun: str) -> str:
