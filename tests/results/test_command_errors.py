@@ -95,3 +95,13 @@ def test_bootstrap_rounds_are_bounded_as_the_api_and_reproduce_bound_them(rated:
 
     assert refusal(command, slug, "--bootstrap", "-1") == "Error: argument --bootstrap: must be 0 or more, not -1"
     assert refusal(command, slug, "--bootstrap", "2001") == "Error: argument --bootstrap: at most 2000, not 2001"
+
+
+@pytest.mark.django_db
+def test_export_into_a_missing_directory_says_so_instead_of_a_traceback(rated: Rated, tmp_path: Path) -> None:
+    out = tmp_path / "missing" / "pairs.jsonl"
+
+    message = refusal("export", rated.campaign.slug, "--format", "dpo", "--out", str(out))
+
+    assert message == f"{out}: cannot write it (No such file or directory)"
+    assert not (tmp_path / "missing").exists()

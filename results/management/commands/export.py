@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from evalplatform.exceptions import DomainError
 from results.exports import AGGREGATES, FORMATS
@@ -65,6 +65,8 @@ class Command(BaseCommand):
             )
         except DomainError as exc:
             raise option_error(exc, options) from exc
+        except OSError as exc:  # a missing directory, no permission, a full disk: the file system's own words
+            raise CommandError(f"{exc.filename or options['out']}: cannot write it ({exc.strerror or exc})") from exc
         self.stderr.write(mix_note(rater_mix(campaign, selection)))
         if written.warning:
             self.stderr.write(f"warning: {written.warning}")
