@@ -105,3 +105,16 @@ def test_export_into_a_missing_directory_says_so_instead_of_a_traceback(rated: R
 
     assert message == f"{out}: cannot write it (No such file or directory)"
     assert not (tmp_path / "missing").exists()
+
+
+@pytest.mark.django_db
+def test_lc_winrate_without_a_rating_against_the_baseline_says_so(rated: Rated) -> None:
+    out = StringIO()
+    baseline = rated.comparisons[0].output_a.model_name or ""
+
+    call_command("lc_winrate", rated.campaign.slug, "--baseline", baseline, "--exclude-raters", "*", stdout=out)
+
+    assert out.getvalue().splitlines()[-1] == (
+        f"no rating by these raters compares {baseline} with another model: choose other --raters, "
+        "or rate comparisons with the baseline"
+    )

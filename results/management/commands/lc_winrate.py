@@ -44,6 +44,11 @@ class Command(BaseCommand):
             return
         table = lc_table({**board, "left_out": 0, "models": [_filled(row) for row in board["models"]]})
         self.stdout.write(table.rsplit("\n", 1)[0] + f"\nbaseline {board['baseline']}, raters {board['raters']}")
+        if not board["models"]:
+            self.stdout.write(
+                f"no rating by these raters compares {board['baseline']} with another model: choose other --raters, "
+                "or rate comparisons with the baseline"
+            )
 
 
 def _filled(row: dict[str, Any]) -> dict[str, Any]:
