@@ -10,26 +10,28 @@ The seed, by SQL (INSERT ... SELECT over generate_series, so its memory does not
 (default N / 10) answered by 3 of --models models each (default 1,000 from 10M ratings, else 100), the 3 pairs of
 each prompt as comparisons; --judges judges rate most of them in both orders (90% of the ratings, imported), --humans
 annotators (accounts of the campaign) a minority through assignments as the rating page leaves them (two per
-comparison, a third on every fifth; `filled` and the claim order columns set to match), half of those comparisons
-also judged; 1% of the human comparisons carry a gold verdict. Verdicts follow a hidden better side per comparison,
-with noise and a slight left bias for judges. The ratings table's secondary indexes are built after the rows are in
-(as a bulk load does), and foreign keys are not checked row by row during it (every id comes from a join of the
-rows just inserted).
+comparison drawn at random, a third on every fifth; `filled` and the claim order columns set to match), half of
+those comparisons also judged; 1% of the human comparisons carry a gold verdict. A campaign of 20,000 ratings is
+seeded after it in the same database: with a single campaign the admin drops its campaign filters. Verdicts follow
+a hidden better side per comparison, with noise and a slight left bias for judges. The ratings table's secondary
+indexes are built after the rows are in (as a bulk load does), and foreign keys are not checked row by row during
+it (every id comes from a join of the rows just inserted).
 
 Then, each in its own child process (so the peak RSS, the process's VmHWM, is its own; "base" is the child's RSS
 before the operation, Django loaded), on the same seeded campaign at each size:
 
 - ``claim``: --claims claim + rating pairs through the services the API calls (``claim_next`` then
   ``submit_rating``, in process, on one connection, no HTTP), by the seeded annotators in turn: wall p50 / p95 of a
-  pair, and the CPU of the child and of its PostgreSQL backend per pair (read from /proc when the server runs on this
-  machine). The pairs are removed again afterwards, so every size measures the same campaign. The HTTP cost on top
-  is bench_assignment.py's.
+  pair, the CPU of the child and of its PostgreSQL backend per pair (read from /proc when the server runs on this
+  machine), and the WAL bytes and buffer hits and reads per pair (pg_stat_database). The pairs are removed again
+  afterwards, so every size measures the same campaign. The HTTP cost on top is bench_assignment.py's.
 - the agreement report (``compute_agreement``, 200 bootstrap rounds) and the old report's first step, every selected
   rating as a ``RatingRow`` object collapsed to tuples (``agreement_rows``);
 - the leaderboard's full recount and its incremental refresh after 1,000 new ratings;
 - each export (rows/s, peak RSS);
-- the admin's campaign list, campaign change page, ratings changelist filtered to the campaign and comparisons
-  changelist filtered to it (the Django test client as a superuser; the second request of the process is timed);
+- the admin's campaign list, campaign change page, ratings changelist filtered to the campaign, to the small
+  campaign (``admin_ratings_small``; ``_before``: as it was before the comparison-id bound, through a second admin
+  site) and comparisons changelist filtered to the campaign (as a superuser; the second request is timed);
 
 and the disk per rating of ``annotation_rating`` with its indexes. The last table prints every operation at each
 size and the ratio of the largest size to the smallest: of the seconds (time), and for ``claim`` of the cost of one
