@@ -4,6 +4,7 @@ runs on it."""
 from __future__ import annotations
 
 import importlib
+import itertools
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,15 @@ def test_the_small_campaigns_list_before_the_bound_is_the_same_page_without_it(
     assert not [q for q in before if '"annotation_rating"."comparison_id" >=' in q["sql"]]
     assert [q for q in before if q["sql"] == 'SELECT COUNT(*) AS "__count" FROM "annotation_rating"']
     assert [q for q in after if '"annotation_rating"."comparison_id" >=' in q["sql"]]
+
+
+def test_an_annotators_history_is_not_where_their_next_claim_looks_first(seeded: Campaign) -> None:
+    """The claim walks the comparisons last given to the next annotator id first: a seed whose annotators rate in a
+    fixed rotation put each one's own comparisons exactly there, so every claim skipped them one by one."""
+    humans = sorted(AnnotatorStatus.objects.filter(campaign=seeded).values_list("rater_id", flat=True))
+    shares = []
+    for mine, theirs in itertools.pairwise(humans):
+        band = Comparison.objects.filter(campaign=seeded, filled=2, last_claimed_by=theirs)
+        rated = band.filter(assignments__rater_id=mine).count()
+        shares.append(rated / max(band.count(), 1))
+    assert max(shares) < 0.6
