@@ -139,9 +139,10 @@ def test_an_annotators_history_is_not_where_their_next_claim_looks_first(seeded:
     """The claim walks the comparisons last given to the next annotator id first: a seed whose annotators rate in a
     fixed rotation put each one's own comparisons exactly there, so every claim skipped them one by one."""
     humans = sorted(AnnotatorStatus.objects.filter(campaign=seeded).values_list("rater_id", flat=True))
-    shares = []
+    rated = walked = 0
     for mine, theirs in itertools.pairwise(humans):
         band = Comparison.objects.filter(campaign=seeded, filled=2, last_claimed_by=theirs)
-        rated = band.filter(assignments__rater_id=mine).count()
-        shares.append(rated / max(band.count(), 1))
-    assert max(shares) < 0.6
+        rated += band.filter(assignments__rater_id=mine).count()
+        walked += band.count()
+    assert walked > 20
+    assert rated / walked < 0.5  # about 1/4 with 10 annotators drawn at random; all of them in a rotation
