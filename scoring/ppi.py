@@ -285,8 +285,29 @@ def ppi_fit(data: PPIData, *, lam: float | None = None) -> PPIFit:
     if lam is not None and not 0.0 <= lam <= 1.0:
         raise ValueError("lam must lie in [0, 1]")
     if lam is None:
-        first = _minimise(data, 1.0)
+        # Any consistent first estimate serves the tuning (PPI++); the lambda = 1 one may not exist (a judge that
+        # disagrees with the humans on pairs the unlabelled comparisons barely constrain), the humans' then does.
+        try:
+            first = _minimise(data, 1.0)
+        except ValueError:
+            first = _minimise(data, 0.0)
         lam = tuned_lambda(data, first)
+        if lam == 0.0:
+            return _fit_at(data, 0.0)
+        try:
+            tuned = _fit_at(data, lam)
+        except ValueError:
+            return _fit_at(data, 0.0)
+        # The tuning (and ppi_py) takes the Hessian over all comparisons once lambda > 0, the humans-only fit over
+        # the humans' own: where the humans rated pairs unlike the judge's (not a random sample of them), a small
+        # tuned lambda can give wider intervals than lambda = 0. Keep whichever is narrower (trace of the
+        # covariance), so the combined leaderboard is never less precise than the humans alone.
+        humans = _fit_at(data, 0.0)
+        return humans if np.trace(humans.cov) < np.trace(tuned.cov) else tuned
+    return _fit_at(data, lam)
+
+
+def _fit_at(data: PPIData, lam: float) -> PPIFit:
     theta = _minimise(data, lam)
     return PPIFit(theta, covariance(data, theta, lam), lam)
 
@@ -350,7 +371,10 @@ def _minimise(data: PPIData, lam: float, tol: float = 1e-10, max_iter: int = 100
     for _ in range(max_iter):
         grad = _gradient(data, theta, lam)
         hess = _hessian(data, theta, (1.0 - lam) / data.n, lam / data.big_n)
-        step = -np.linalg.solve(hess + fixup, grad)
+        try:
+            step = -np.linalg.solve(hess + fixup, grad)
+        except np.linalg.LinAlgError:  # the curvature vanished: ratings running off to infinity
+            break
         step *= min(1.0, 4.0 / max(float(np.abs(step).max()), 1e-300))
         scale = 1.0
         while scale > 1e-12:

@@ -184,3 +184,34 @@ def test_from_arrays_aggregates_like_from_comparisons() -> None:
     assert np.allclose(ppi_fit(arrays).theta, ppi_fit(data).theta, atol=1e-12)
     with pytest.raises(ValueError, match="model indices"):
         PPIData.from_arrays(["x", "y"], (a, b, y, yhat), (ua, ub, uyhat))
+
+
+def unrepresentative_data(seed: int) -> PPIData:
+    """Humans rated mostly the close pair a-b, the weak judge (60% agreement) mostly the lopsided a-c and b-c."""
+    rng = np.random.default_rng(seed)
+    labelled = []
+    for a, b, p in [("a", "b", 0.5)] * 300 + [("a", "c", 0.75)] * 40 + [("b", "c", 0.75)] * 40:
+        y = float(rng.random() < p)
+        labelled.append((a, b, y, y if rng.random() < 0.6 else 1 - y))
+    unlabelled = [(a, "c", float(rng.random() < 0.9)) for a in ("a", "b") * 2500]
+    return PPIData.from_comparisons(labelled, unlabelled)
+
+
+def test_a_tuned_lambda_never_gives_wider_intervals_than_the_humans_alone() -> None:
+    # With the Hessian over all comparisons (as ppi_py takes it once lambda > 0) the tuning picks lambda near 0.66
+    # here, whose covariance is about 7x the humans-only one: the fit keeps lambda = 0 instead.
+    data = unrepresentative_data(0)
+    humans = ppi_fit(data, lam=0.0)
+    tuned = ppi_fit(data, lam=0.66)
+    assert np.trace(tuned.cov) > 3 * np.trace(humans.cov)
+    fit = ppi_fit(data)
+    assert fit.lam == 0.0
+    assert np.allclose(fit.cov, humans.cov)
+
+
+def test_the_tuning_survives_a_lambda_one_estimate_that_does_not_exist() -> None:
+    data = unrepresentative_data(5)
+    with pytest.raises(ValueError, match="does not exist"):
+        ppi_fit(data, lam=1.0)
+    fit = ppi_fit(data)
+    assert np.all(np.isfinite(fit.cov)) and np.all(np.isfinite(fit.theta))
