@@ -214,4 +214,5 @@ def test_the_tuning_survives_a_lambda_one_estimate_that_does_not_exist() -> None
     with pytest.raises(ValueError, match="does not exist"):
         ppi_fit(data, lam=1.0)
     fit = ppi_fit(data)
-    assert np.all(np.isfinite(fit.cov)) and np.all(np.isfinite(fit.theta))
+    assert np.all(np.isfinite(fit.cov))
+    assert np.all(np.isfinite(fit.theta))
