@@ -239,6 +239,7 @@ def arena_query(campaign: Campaign, selection: RaterSelection, aggregate: str, m
         prompt("external_id"),
         "extract(epoch FROM r.created_at)::float8",
         ANONY_SQL,
+        "CASE WHEN r.rater_kind = 'judge' THEN 'llm' ELSE 'human' END",
     )
     named_only = source + " AND xa.model_name IS NOT NULL AND xb.model_name IS NOT NULL"
     return Query(select, named_only, params, "r.id")
@@ -254,6 +255,8 @@ ARENA = ExportFormat(
         ("question_id", STR),
         ("tstamp", FLOAT),
         ("anony", BOOL),
+        # human or llm: what `python -m scoring rank FILE --combine ppi` pairs humans' and judges' votes by.
+        ("rater_kind", STR),
     ),
     query=arena_query,
     gate=one_tie(2, "'tie'"),

@@ -57,7 +57,8 @@ def test_arena_export_gives_battles_with_the_shown_left_model_as_model_a(rated: 
     rows = read_jsonl(export(rated, tmp_path, "arena", "a.jsonl", "--raters", "humans"))
 
     assert len(rows) == 2 * len(rated.comparisons)
-    assert set(rows[0]) == {"model_a", "model_b", "winner", "judge", "question_id", "tstamp", "anony"}
+    assert set(rows[0]) == {"model_a", "model_b", "winner", "judge", "question_id", "tstamp", "anony", "rater_kind"}
+    assert {row["rater_kind"] for row in rows} == {"human"}
     assert {row["anony"] for row in rows} == {True}  # raters here never see model names
     assert rows[0] == {**rows[0], "model_a": "model-y", "model_b": "model-x", "winner": "model_b"}
     assert rows[1]["judge"] == "expert_1"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from annotation.models import Campaign, Comparison, Output, Prompt, Rater
 from results.leaderboards import campaign_leaderboard
 from results.ppi import compute_ppi_leaderboard
 from results.raters import parse_raters
+from scoring import cli as scoring_cli
 from tests import factories
 from tests.results.conftest import rate
 
@@ -153,3 +155,19 @@ def test_site_page_refuses_strangers(mixed: Mixed, other_annotator: User) -> Non
     client = Client()
     client.force_login(other_annotator)
     assert client.get(f"/results/{mixed.campaign.slug}/combined/").status_code in (403, 404)
+
+
+def test_the_arena_export_feeds_scoring_rank_combine_ppi(
+    mixed: Mixed, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "battles.jsonl"
+    call_command("export", mixed.campaign.slug, "--format", "arena", "--out", str(out))
+    kinds = [json.loads(line)["rater_kind"] for line in out.read_text().splitlines()]
+    assert kinds.count("human") == 30 + 8  # the first human on 30 comparisons, the second on every fourth
+    assert kinds.count("llm") == 120 + 40  # the judge on all 120, in the other order on every third
+    capsys.readouterr()
+
+    assert scoring_cli.main(["rank", str(out), "--combine", "ppi", "--format", "json"]) == 0
+    board = json.loads(capsys.readouterr().out)
+    report = compute_ppi_leaderboard(mixed.campaign, parse_raters("all"))
+    assert [row["model"] for row in board["ratings"]] == [row["model"] for row in report["ratings"]]
