@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from arena_logs import write_realistic  # noqa: E402  (this script's directory)
 
+from scoring import style  # noqa: E402
 from scoring.loaders import read_style_battles  # noqa: E402
 from scoring.style import style_leaderboard  # noqa: E402
 
@@ -165,6 +166,7 @@ def run_baseline(path: Path, rounds: int, seed: int, reader: str = "pandas") -> 
         # 0.5, here FastChat's own gradient at our estimate.
         gradient = baseline_loss(ours_params, len(models), matchups, features, outcomes, 0.5)[1]
         OURS["distance_bound"] = float(400 * np.linalg.norm(gradient) / 0.5)
+        OURS["newton_distance"] = newton_distance(models, gradient)
         if len(matchups) <= 250_000:  # beyond, thousands of L-BFGS iterations take longer than the run itself
             close = minimize(
                 baseline_loss,
@@ -187,6 +189,24 @@ def run_baseline(path: Path, rounds: int, seed: int, reader: str = "pandas") -> 
     }
 
 
+def newton_distance(models: list[str], gradient: np.ndarray) -> float:
+    """Return the largest rating change of a Newton step from our estimate with FastChat's gradient there.
+
+    Our Hessian at our estimate, FastChat's gradient (its own code): near the optimum the step is the distance to
+    it, far tighter than |gradient| / reg, which assumes the flattest direction everywhere.
+    """
+    battles = OURS["battles"]
+    features, _, _ = style.standardise(style.raw_features(battles), battles.weights)
+    design = style.build_design(battles, features)
+    m = len(battles.models)
+    params = np.r_[(np.array([OURS["ratings"][name] for name in battles.models]) - 1000) / 400, OURS["beta"]]
+    _, hess = style._terms(design, None, params, design.weights, 0.5)
+    where = {name: i for i, name in enumerate(models)}
+    ours_order = np.r_[[where[name] for name in battles.models], len(models) + np.arange(len(params) - m)]
+    step = np.linalg.solve(hess, gradient[ours_order])
+    return float(400 * np.abs(step[:m]).max())
+
+
 def run_ours(path: Path, rounds: int, seed: int) -> dict[str, Any]:
     """Run ours: read, point fit and bootstrap; return times and the estimates."""
     started, cpu = time.perf_counter(), cpu_seconds()
@@ -207,6 +227,7 @@ def run_ours(path: Path, rounds: int, seed: int) -> dict[str, Any]:
         "iterations": point.iterations,
         "warnings": board.warnings,
         "board": board,
+        "battles": battles,
     }
 
 
@@ -261,7 +282,8 @@ def main() -> None:
     loss_ours, loss_theirs = OURS["losses"]
     print(
         f"FastChat's objective at our estimate {loss_ours:.4f}, at its own (L-BFGS, 100 iterations) {loss_theirs:.4f};"
-        f" our estimate at most {OURS['distance_bound']:.2e} points from its exact optimum (|gradient| / reg)"
+        f" our estimate at most {OURS['distance_bound']:.2e} points from its exact optimum (|gradient| / reg), "
+        f"about {OURS['newton_distance']:.2e} (a Newton step with its gradient)"
     )
     if "converged_gap" in OURS:
         print(f"ours against the same objective minimised to gtol 1e-9: {OURS['converged_gap']:.4f} points")
