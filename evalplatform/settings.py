@@ -229,7 +229,8 @@ IMPORT_LIMITS = {
 
 # Celery: Redis in production (CELERY_BROKER_URL=redis://...). Without it, a broker that needs no server:
 # kombu's SQLAlchemy-free "filesystem" transport in var/celery/, so the demo runs a real worker process.
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
+# (A host in the URL, which the transport ignores, keeps kombu from warning "No hostname was supplied" each time.)
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://localhost/")
 _CELERY_QUEUE_DIR = Path(os.environ.get("EVALPLATFORM_CELERY_DIR", BASE_DIR / "var" / "celery"))
 if CELERY_BROKER_URL.startswith("filesystem://"):
     for sub in ("out", "processed", "control"):
