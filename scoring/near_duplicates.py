@@ -172,21 +172,27 @@ def find_duplicates(
         raise ValueError(f"threshold must be in [{MIN_THRESHOLD}, 1] (the LSH bands' range), got {threshold!r}")
     n = len(texts)
     keys = np.empty(n, dtype=np.uint64)
+    blank = np.zeros(n, dtype=bool)
     signatures = np.empty((n, NUM_PERM), dtype=np.uint16) if near else None
     for start in range(0, n, CHUNK):
         chunk = [normalise(text) for text in texts[start : start + CHUNK]]
         keys[start : start + len(chunk)] = [_key(text) for text in chunk]
+        blank[start : start + len(chunk)] = [not text for text in chunk]
         if signatures is not None:
             signatures[start : start + len(chunk)] = _signatures(chunk, seed)
     distinct, first_index, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    # Every text is linked to the first text of its normalised form...
-    sources, targets = [np.arange(n)], [first_index[inverse]]
+    # Every text is linked to the first text of its normalised form, but for texts with nothing left to compare
+    # (empty, or only punctuation and blanks: imported battles without their conversation) that no one would call
+    # copies of each other...
+    sources, targets = [np.arange(n)], [np.where(blank, np.arange(n), first_index[inverse])]
     if signatures is not None and len(distinct) > 1:
         # ...and different forms to each other when their shingles are similar enough (each form pair checked once).
         pairs = _candidate_pairs(signatures)
         forms = np.unique(np.sort(inverse[pairs], axis=1), axis=0)
         for left, right in forms[forms[:, 0] != forms[:, 1]]:
             first, second = int(first_index[left]), int(first_index[right])
+            if blank[first] or blank[second]:
+                continue
             if jaccard(normalise(texts[first]), normalise(texts[second])) >= threshold:
                 sources.append(np.array([first]))
                 targets.append(np.array([second]))

@@ -67,6 +67,14 @@ def test_exact_duplicates_after_normalisation_form_one_group() -> None:
     assert [(group.kind, group.members) for group in groups] == [("exact", (0, 2, 3))]
 
 
+@pytest.mark.parametrize("near", [False, True])
+def test_empty_prompts_are_nobody_s_duplicates(near: bool) -> None:
+    # An Arena log imported without its conversations leaves every prompt empty: 2,076 of 3,000 were one "exact" group.
+    texts = ["", "  ", "?!", "hello world", "", "Hello, world."]
+    groups = find_duplicates(texts, near=near)
+    assert [(group.kind, group.members) for group in groups] == [("exact", (3, 5))]
+
+
 def _random_text(rng: np.random.Generator, words: int) -> str:
     return " ".join(rng.choice(WORDS, words))
 
