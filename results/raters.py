@@ -85,6 +85,12 @@ def parse_raters(
     names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
     if not names:
         raise DomainError("raters: give humans, judges, all or a comma-separated list of rater names", field="raters")
+    keywords = [name for name in names if name in KINDS or name in ("all", "everyone")]
+    if keywords:
+        raise DomainError(
+            f"raters: {keywords[0]} stands alone (humans, judges or all); with names give only rater names",
+            field="raters",
+        )
     check_sizes("raters", names, MAX_NAMES)
     return RaterSelection(names=names, exclude=globs)
 
