@@ -414,7 +414,7 @@ def _server_counters() -> tuple[float, float, float]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_stat_force_next_flush()")
         cursor.execute(
-            """SELECT pg_current_wal_lsn() - '0/0'::pg_lsn, blks_hit, blks_read FROM pg_stat_database
+            """SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn, blks_hit, blks_read FROM pg_stat_database
                WHERE datname = current_database()"""
         )
         wal, hit, read = cursor.fetchone()
