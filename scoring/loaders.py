@@ -504,11 +504,7 @@ def _scanned_counts(path: str | Path, array: bool, filters: BattleFilter) -> Bat
     except UnicodeDecodeError:
         return None
     other = _tally_distinct_lines(_odd_lines(parts), filters)
-    for part in parts:
-        if part[9] is not None:
-            line, message = part[9]
-            raise InputError(f"line {line}: {message}")
-    if any(part[8] for part in parts):
+    if _parts_fall_back(parts):
         return None
     models = sorted({*(name for part in names for name in part), *(name for a, b, _ in other for name in (a, b))})
     index = {name: i for i, name in enumerate(models)}
@@ -544,6 +540,15 @@ def scan_options(filters: BattleFilter) -> tuple[bool, bytes | None, bool, float
         math.inf if filters.until is None else float(filters.until),
         None if not filters.category else filters.category.encode("utf-8", "surrogatepass"),
     )
+
+
+def _parts_fall_back(parts: list[_Scanned]) -> bool:
+    """Raise the first line error the scanner reported; return whether any part must be read in Python instead."""
+    for part in parts:
+        if part[9] is not None:
+            line, message = part[9]
+            raise InputError(f"line {line}: {message}")
+    return any(part[8] for part in parts)
 
 
 def _scan_parts(path: str | Path, array: bool, filters: BattleFilter, style: bool = False) -> list[_Scanned]:
@@ -784,11 +789,7 @@ def _scanned_style(path: str | Path, array: bool, filters: BattleFilter) -> _Sty
         if row is not None:
             odd_rows.append(row)
             odd_weights.append(int(odd.counts[i]))
-    for part in parts:
-        if part[9] is not None:
-            line, message = part[9]
-            raise InputError(f"line {line}: {message}")
-    if any(part[8] for part in parts):
+    if _parts_fall_back(parts):
         return None
     blocks, weights = [np.array(odd_rows, dtype=np.int64).reshape(-1, 11).T], [np.array(odd_weights, np.int64)]
     for part, part_names in zip(parts, names, strict=True):

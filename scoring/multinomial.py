@@ -38,17 +38,25 @@ IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
 
 
+def checked_counts(counts: NDArray[np.integer]) -> tuple[IntArray, int, float]:
+    """Return the cell counts as int64, their sum n and the Poisson total drawn first (n less OVERSHOOT_SD sds).
+
+    Raises ValueError unless ``counts`` is 1-d, non-negative and sums to less than 2**53 (exact as floats).
+    """
+    checked = np.asarray(counts, dtype=np.int64)
+    if checked.ndim != 1 or (checked < 0).any():
+        raise ValueError("counts must be a 1-d array of non-negative integers")
+    n = int(checked.sum())
+    if n >= _TWO_53:
+        raise ValueError("counts must sum to less than 2**53")
+    return checked, n, max(0.0, n - OVERSHOOT_SD * math.sqrt(n))
+
+
 class MultinomialSampler:
     """Draw rounds of ``Mult(n, counts / n)``, where ``n`` is the sum of ``counts``."""
 
     def __init__(self, counts: NDArray[np.integer]) -> None:
-        self.counts = np.asarray(counts, dtype=np.int64)
-        if self.counts.ndim != 1 or (self.counts < 0).any():
-            raise ValueError("counts must be a 1-d array of non-negative integers")
-        self.n = int(self.counts.sum())
-        if self.n >= _TWO_53:
-            raise ValueError("counts must sum to less than 2**53")
-        self.lam = max(0.0, self.n - OVERSHOOT_SD * math.sqrt(self.n))
+        self.counts, self.n, self.lam = checked_counts(counts)
         # Cells without battles take part as Poisson(0) (always 0), so that draws fill the caller's array directly.
         self.means = self.lam * self.counts / max(self.n, 1)
         self.tables = _PoissonTables.build(self.means) if self.lam > 0 else None

@@ -12,13 +12,11 @@ take the same uniforms in the same order, so both give the same draws.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numpy.typing import NDArray
 
 from scoring import compiled
-from scoring.multinomial import OVERSHOOT_SD, SLICES, _PoissonTables
+from scoring.multinomial import SLICES, _PoissonTables, checked_counts
 
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
@@ -29,13 +27,7 @@ class ClassSampler:
     """Draw rounds of ``Mult(n, counts / n)`` over cells whose counts take few distinct values."""
 
     def __init__(self, counts: NDArray[np.integer]) -> None:
-        self.counts = np.asarray(counts, dtype=np.int64)
-        if self.counts.ndim != 1 or (self.counts < 0).any():
-            raise ValueError("counts must be a 1-d array of non-negative integers")
-        self.n = int(self.counts.sum())
-        if self.n >= _TWO_53:
-            raise ValueError("counts must sum to less than 2**53")
-        self.lam = max(0.0, self.n - OVERSHOOT_SD * math.sqrt(self.n))
+        self.counts, self.n, self.lam = checked_counts(counts)
         values, classes = np.unique(self.counts, return_inverse=True)
         self.classes = classes.ravel().astype(np.int64)
         self.means = self.lam * values / max(self.n, 1)
